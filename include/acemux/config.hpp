@@ -1,0 +1,70 @@
+// The configuration: every option with its default. Parsing checks each key's
+// type and range and reports problems as "file:line:col: message".
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "acemux/log.hpp"
+#include "acemux/net.hpp"
+#include "acemux/reactor.hpp"
+
+namespace acemux {
+
+struct EngineConfig {
+    std::string name;      // defaults to "host:port"
+    std::string host = "127.0.0.1";
+    int port = 6878;
+    int max_streams = 10;
+    bool direct = false;   // api = "direct": GET /ace/getstream?id= streams at once, no JSON step
+    SockAddr addr;
+};
+
+struct RedisConfig {
+    std::string url;       // empty: no Redis, the buffer lives in memory only
+    std::string prefix = "ace_proxy";
+    int ttl = 300;         // seconds
+    size_t max_backlog = 8 * 1024 * 1024;
+    Millis resume_max_age = 30000;
+};
+
+struct Config {
+    std::string path;
+
+    // [server]
+    std::vector<std::string> listen{"0.0.0.0:8000"};
+    std::vector<SockAddr> listen_addrs;
+    int max_connections = 1024;
+    Millis header_timeout = 10000;
+    std::string pidfile;
+    std::string user, group;
+
+    // [log]
+    LogLevel log_level = LogLevel::info;
+    std::string log_target = "stderr"; // or "syslog"
+
+    // [stream]
+    size_t chunk_size = 65424;   // 348 TS packets
+    size_t ring_chunks = 64;
+    int initial_behind = 3;
+    int catchup_behind = 50;
+    size_t wake_bytes = 32 * 1024;
+    Millis wake_delay = 20;
+    Millis keepalive_interval = 500;
+    Millis client_stall_timeout = 30000;
+    Millis grace_period = 5000;
+    Millis connect_timeout = 5000;
+    Millis no_data_timeout = 10000;
+
+    // [[engine]]
+    std::vector<EngineConfig> engines;
+
+    // [redis]
+    RedisConfig redis;
+};
+
+// Parses TOML text; on failure returns false and sets err to "path:line:col: message".
+bool parse_config(const std::string& text, const std::string& path, Config& out, std::string& err);
+bool load_config(const std::string& path, Config& out, std::string& err);
+
+} // namespace acemux

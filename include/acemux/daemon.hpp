@@ -1,0 +1,33 @@
+// The running daemon: the config, the HTTP server and the streams, wired to
+// one reactor. main() builds it; tests may build one in-process.
+#pragma once
+#include <memory>
+#include <string>
+
+#include "acemux/config.hpp"
+#include "acemux/http_server.hpp"
+#include "acemux/reactor.hpp"
+
+namespace acemux {
+
+class Daemon {
+public:
+    Daemon(Reactor& r, Config c);
+    ~Daemon();
+
+    bool start(std::string& err); // binds listeners
+    void reload();                // SIGHUP: re-read the config file, keep the old one if it is bad
+    void shutdown();              // SIGTERM: close everything, then stop the loop
+
+    HttpServer& server() { return server_; }
+    const Config& config() const { return cfg_; }
+
+private:
+    void apply_log_config();
+
+    Reactor& r_;
+    Config cfg_;
+    HttpServer server_;
+};
+
+} // namespace acemux

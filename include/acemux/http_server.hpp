@@ -1,0 +1,128 @@
+// HTTP/1.1 server on llhttp: listeners, connections, one route table.
+//
+// Small responses are written from a per-connection buffer with keep-alive and
+// pipelining. A route may instead take the socket (a player's stream): the
+// server hands over the fd, its connection slot and any bytes still queued.
+#pragma once
+#include <functional>
+#include <list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "acemux/config.hpp"
+#include "acemux/fd.hpp"
+#include "acemux/net.hpp"
+#include "acemux/reactor.hpp"
+
+namespace acemux {
+
+// One of max_connections, held by whoever owns the socket; freed with it.
+class ConnSlot {
+public:
+    ConnSlot() = default;
+    explicit ConnSlot(size_t* count) : count_(count) { ++*count_; }
+    ConnSlot(ConnSlot&& o) noexcept : count_(std::exchange(o.count_, nullptr)) {}
+    ConnSlot& operator=(ConnSlot&& o) noexcept {
+        if (this != &o) {
+            release();
+            count_ = std::exchange(o.count_, nullptr);
+        }
+        return *this;
+    }
+    ~ConnSlot() { release(); }
+
+private:
+    void release() {
+        if (count_) --*count_;
+        count_ = nullptr;
+    }
+    size_t* count_ = nullptr;
+};
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+    std::string method;
+    std::string target;  // as sent
+    std::string path;    // decoded
+    Params query;        // decoded, in order
+    Params headers;      // names lower-cased
+    SockAddr peer;
+    bool keep_alive = false;
+
+    const std::string* param(std::string_view name) const;
+    const std::string* header(std::string_view lower_name) const;
+    bool is_head() const { return method == "HEAD"; }
+};
+
+struct StreamHandoff {
+    Fd fd;
+    ConnSlot slot;
+    std::string queued; // responses to earlier pipelined requests, not yet sent
+    SockAddr peer;
+};
+
+struct HttpResponse {
+    int status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+    Params headers;
+    bool close_delimited = false; // no Content-Length; the connection closes after the headers
+    std::function<void(StreamHandoff&&)> stream; // set: the route takes the socket
+
+    static HttpResponse text(int status, std::string body);
+};
+
+const char* status_reason(int status);
+// Percent-decoding; false on a bad escape or a NUL byte.
+bool url_decode(std::string_view in, std::string& out, bool plus_is_space);
+bool parse_target(std::string_view target, std::string& path, Params& query, std::string& err);
+
+class HttpServer {
+public:
+    using Handler = std::function<HttpResponse(const HttpRequest&)>;
+    static constexpr size_t kMaxTarget = 8 * 1024;
+    static constexpr size_t kMaxHeaders = 16 * 1024;
+
+    HttpServer(Reactor& r, const Config& c);
+    ~HttpServer();
+
+    bool listen(std::string& err);                 // binds every configured address
+    void reconfigure(const Config& c);             // limits and timeouts; listeners stay
+    void route(std::string path, Handler h);       // exact path, GET and HEAD
+    void close_all();                              // listeners and idle/partial connections
+
+    std::vector<SockAddr> bound() const;
+    size_t connections() const { return conn_count_; } // HTTP connections and handed-off streams
+    size_t* conn_counter() { return &conn_count_; }
+    Reactor& reactor() { return r_; }
+
+private:
+    class Conn;
+    class Listener;
+    friend class Conn;
+    friend class Listener;
+
+    void accept_from(int lfd);
+    void refuse(Fd fd, int status, const char* why);
+    void sweep();
+    HttpResponse dispatch(const HttpRequest& req);
+    void touch(Conn& c);
+    void destroy(Conn& c);
+
+    Reactor& r_;
+    Millis header_timeout_;
+    size_t max_connections_;
+    std::vector<SockAddr> addrs_;
+    std::vector<std::unique_ptr<Listener>> listeners_;
+    std::list<Conn> conns_; // ordered by deadline: every touch moves a connection to the back
+    std::vector<std::pair<std::string, Handler>> routes_;
+    size_t conn_count_ = 0;
+    Fd reserve_fd_;         // given up to accept-and-refuse when out of fds (EMFILE)
+    Timer sweep_timer_;
+};
+
+} // namespace acemux

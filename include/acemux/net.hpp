@@ -1,0 +1,35 @@
+// Socket helpers in the spirit of Redis's anet.c: small, non-blocking, no DNS.
+#pragma once
+#include <netinet/in.h>
+#include <string>
+#include <string_view>
+#include <sys/socket.h>
+
+#include "acemux/fd.hpp"
+
+namespace acemux {
+
+struct SockAddr {
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+
+    int family() const { return ss.ss_family; }
+    int port() const;
+    std::string host() const;  // "127.0.0.1", "::1"
+    std::string str() const;   // "127.0.0.1:80", "[::1]:80"
+    const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&ss); }
+    sockaddr* sa() { return reinterpret_cast<sockaddr*>(&ss); }
+};
+
+// Numeric addresses only ("localhost" is taken as 127.0.0.1): resolving names
+// would block the loop.
+bool parse_ip(std::string_view host, int port, SockAddr& out);
+bool parse_hostport(std::string_view s, SockAddr& out, std::string& err); // "1.2.3.4:80", "[::]:80"
+
+Fd listen_tcp(const SockAddr& a, int backlog, std::string& err);
+Fd connect_tcp(const SockAddr& a, std::string& err); // non-blocking; completion shows as writable
+int socket_error(int fd);                             // SO_ERROR
+SockAddr local_addr(int fd);
+SockAddr peer_addr(int fd);
+
+} // namespace acemux

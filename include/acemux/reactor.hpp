@@ -1,0 +1,139 @@
+// The event loop: one epoll, one thread. Everything in acemux runs from here.
+//
+// Watches are indexed by fd (as in Redis's ae.c) so a handler removed during a
+// batch is never called for the rest of that batch. Timers live in a slab with
+// a binary heap over it; a cancelled timer leaves a stale heap entry that is
+// skipped by generation. Signals arrive through one signalfd. Deferred
+// callbacks run after each batch of events, which is where objects that must
+// not die inside their own callback are released.
+#pragma once
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <vector>
+
+#include "acemux/fd.hpp"
+#include "acemux/log.hpp"
+
+namespace acemux {
+
+class IoHandler {
+public:
+    virtual void on_io(uint32_t events) = 0; // EPOLLIN / EPOLLOUT / EPOLLERR / EPOLLHUP bits
+
+protected:
+    ~IoHandler() = default;
+};
+
+using Millis = int64_t;
+
+class Reactor {
+public:
+    using Callback = std::function<void()>;
+
+    Reactor();
+    Reactor(const Reactor&) = delete;
+    Reactor& operator=(const Reactor&) = delete;
+
+    // --- fd watches: interest changes only reach the kernel when they differ.
+    void watch(int fd, IoHandler* h, bool readable, bool writable);
+    void set_interest(int fd, bool readable, bool writable);
+    void unwatch(int fd);
+
+    // --- timers; ids are never 0, so 0 means "no timer".
+    using TimerId = uint64_t;
+    TimerId add_timer(Millis delay, Callback cb, Millis repeat = 0);
+    void cancel_timer(TimerId id);
+
+    // --- signals: blocked for the process, delivered through signalfd.
+    void on_signal(int signo, Callback cb);
+
+    // --- runs after the current batch of events (FIFO).
+    void defer(Callback cb);
+
+    void run();                      // until stop()
+    void run_once(Millis max_wait);  // one batch; max_wait < 0 blocks until an event or timer
+    void stop() { stopping_ = true; }
+    bool stopping() const { return stopping_; }
+
+    Millis now() const { return now_; } // monotonic, updated once per batch
+    void update_time();
+
+    Log& log() { return log_; }
+
+private:
+    struct Slot {
+        IoHandler* handler = nullptr;
+        uint32_t mask = 0;
+    };
+    struct TimerSlot {
+        Callback cb;
+        Millis repeat = 0;
+        uint32_t gen = 0;
+        bool live = false;
+        bool firing = false; // cancelled while its callback runs: freed after
+    };
+    struct HeapEntry {
+        Millis when;
+        uint32_t slot;
+        uint32_t gen;
+    };
+    struct SignalHandler final : IoHandler {
+        Reactor* r = nullptr;
+        void on_io(uint32_t) override;
+    };
+
+    void run_timers();
+    void run_deferred();
+    Millis next_timeout(Millis max_wait) const;
+    void heap_push(HeapEntry e);
+    void heap_pop();
+    void compact_heap();
+
+    Fd epfd_;
+    Fd sigfd_;
+    std::vector<Slot> slots_;
+    std::deque<TimerSlot> timers_; // deque: a running callback may add timers without moving itself
+    std::vector<uint32_t> free_timers_;
+    std::vector<HeapEntry> heap_;
+    size_t live_timers_ = 0;
+    std::vector<std::pair<int, Callback>> signals_;
+    SignalHandler sig_handler_;
+    std::vector<Callback> deferred_, running_deferred_;
+    Millis now_ = 0;
+    bool stopping_ = false;
+    Log log_;
+};
+
+// A timer owned by an object: cancelled when the owner goes away.
+class Timer {
+public:
+    explicit Timer(Reactor& r) : r_(&r) {}
+    Timer(const Timer&) = delete;
+    Timer& operator=(const Timer&) = delete;
+    ~Timer() { stop(); }
+
+    void start(Millis delay, Reactor::Callback cb, Millis repeat = 0) {
+        stop();
+        id_ = r_->add_timer(delay, std::move(cb), repeat);
+    }
+    // Fires once after `delay`; clears itself before running the callback.
+    void once(Millis delay, Reactor::Callback cb) {
+        stop();
+        id_ = r_->add_timer(delay, [this, cb = std::move(cb)] {
+            id_ = 0;
+            cb();
+        });
+    }
+    void stop() {
+        if (id_) r_->cancel_timer(id_);
+        id_ = 0;
+    }
+    bool armed() const { return id_ != 0; }
+
+private:
+    Reactor* r_;
+    Reactor::TimerId id_ = 0;
+};
+
+} // namespace acemux

@@ -1,0 +1,270 @@
+#include "acemux/config.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace acemux {
+
+namespace {
+
+// One key of a table: a setter that checks the node and stores it, or returns
+// a message describing what was wrong.
+struct Problem {
+    std::string msg;                // empty: no problem
+    const toml::node* at = nullptr; // where to point; the key's value when null
+    Problem() = default;
+    Problem(std::string m, const toml::node* n = nullptr) : msg(std::move(m)), at(n) {}
+    Problem(const char* m) : msg(m) {}
+};
+
+struct Field {
+    const char* key;
+    std::function<Problem(const toml::node&)> set;
+};
+
+std::string where(const std::string& path, const toml::source_region& r) {
+    return path + ":" + std::to_string(r.begin.line) + ":" + std::to_string(r.begin.column) + ": ";
+}
+
+const char* type_name(const toml::node& n) {
+    switch (n.type()) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a number";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    default: return "a date/time";
+    }
+}
+
+template <typename T>
+Field integer(const char* key, T& out, long long lo, long long hi) {
+    return {key, [&out, key, lo, hi](const toml::node& n) -> Problem {
+                if (!n.is_integer()) return std::string(key) + " must be an integer, not " + type_name(n);
+                long long v = n.as_integer()->get();
+                if (v < lo || v > hi)
+                    return std::string(key) + " = " + std::to_string(v) + " is out of range (" +
+                           std::to_string(lo) + " to " + std::to_string(hi) + ")";
+                out = static_cast<T>(v);
+                return {};
+            }};
+}
+
+// Durations are written in seconds, fractions allowed: keepalive_interval = 0.5
+Field seconds(const char* key, Millis& out, double lo, double hi) {
+    return {key, [&out, key, lo, hi](const toml::node& n) -> Problem {
+                if (!n.is_number()) return std::string(key) + " must be a number of seconds, not " + type_name(n);
+                double v = n.value<double>().value_or(0);
+                if (!(v >= lo && v <= hi)) {
+                    std::ostringstream m;
+                    m << key << " = " << v << " is out of range (" << lo << " to " << hi << " seconds)";
+                    return m.str();
+                }
+                out = static_cast<Millis>(std::llround(v * 1000));
+                return {};
+            }};
+}
+
+Field string(const char* key, std::string& out, std::vector<std::string> allowed = {}) {
+    return {key, [&out, key, allowed](const toml::node& n) -> Problem {
+                if (!n.is_string()) return std::string(key) + " must be a string, not " + type_name(n);
+                std::string v = n.as_string()->get();
+                if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), v) == allowed.end()) {
+                    std::string m = std::string(key) + " = \"" + v + "\" is not one of";
+                    for (auto& a : allowed) m += " \"" + a + "\"";
+                    return m;
+                }
+                out = v;
+                return {};
+            }};
+}
+
+struct Parser {
+    const std::string& path;
+    std::string err;
+
+    bool fail(const toml::source_region& r, const std::string& msg) {
+        err = where(path, r) + msg;
+        return false;
+    }
+
+    // Applies fields to a table; any key not listed is an error.
+    bool table(const toml::table& t, const std::string& name, const std::vector<Field>& fields) {
+        for (auto&& [k, v] : t) {
+            auto f = std::find_if(fields.begin(), fields.end(), [&](const Field& f) { return k.str() == f.key; });
+            if (f == fields.end()) return fail(k.source(), "unknown key \"" + std::string(k.str()) + "\" in " + name);
+            Problem m = f->set(v);
+            if (!m.msg.empty()) return fail((m.at ? m.at : &v)->source(), m.msg);
+        }
+        return true;
+    }
+
+    bool subtable(const toml::table& root, const char* name, const std::vector<Field>& fields) {
+        const toml::node* n = root.get(name);
+        if (!n) return true;
+        if (!n->is_table()) return fail(n->source(), std::string(name) + " must be a table ([" + name + "])");
+        return table(*n->as_table(), std::string("[") + name + "]", fields);
+    }
+};
+
+Problem parse_listen(const toml::node& n, Config& c) {
+    std::vector<std::string> out;
+    auto add = [&](const toml::node& e) -> Problem {
+        if (!e.is_string()) return {std::string("listen entries must be strings, not ") + type_name(e), &e};
+        SockAddr a;
+        std::string why;
+        if (!parse_hostport(e.as_string()->get(), a, why))
+            return {"listen = \"" + e.as_string()->get() + "\": " + why, &e};
+        out.push_back(e.as_string()->get());
+        c.listen_addrs.push_back(a);
+        return {};
+    };
+    c.listen_addrs.clear();
+    if (n.is_array()) {
+        for (auto& e : *n.as_array())
+            if (Problem pr = add(e); !pr.msg.empty()) return pr;
+    } else if (Problem pr = add(n); !pr.msg.empty()) {
+        return pr;
+    }
+    if (out.empty()) return "listen needs at least one address";
+    c.listen = out;
+    return {};
+}
+
+bool parse_engines(Parser& p, const toml::node& n, Config& c) {
+    if (!n.is_array_of_tables()) return p.fail(n.source(), "engine must be written as [[engine]] tables");
+    for (auto& e : *n.as_array()) {
+        EngineConfig ec;
+        std::string api = "json";
+        std::vector<Field> fields{string("name", ec.name), string("host", ec.host),
+                                  integer("port", ec.port, 1, 65535), integer("max_streams", ec.max_streams, 1, 1000),
+                                  string("api", api, {"json", "direct"})};
+        if (!p.table(*e.as_table(), "[[engine]]", fields)) return false;
+        const toml::node* host = e.as_table()->get("host");
+        if (!parse_ip(ec.host, ec.port, ec.addr))
+            return p.fail((host ? host : &e)->source(), "engine host \"" + ec.host +
+                                          "\" is not an IP address (names are not resolved, so the loop never blocks)");
+        ec.direct = api == "direct";
+        if (ec.name.empty()) ec.name = ec.addr.str();
+        for (auto& other : c.engines)
+            if (other.name == ec.name) return p.fail(e.source(), "engine name \"" + ec.name + "\" is used twice");
+        c.engines.push_back(ec);
+    }
+    return true;
+}
+
+} // namespace
+
+bool parse_config(const std::string& text, const std::string& path, Config& c, std::string& err) {
+    Parser p{path, {}};
+    toml::table root;
+    try {
+        root = toml::parse(text, path);
+    } catch (const toml::parse_error& e) {
+        err = where(path, e.source()) + std::string(e.description());
+        return false;
+    }
+    c = Config{};
+    c.path = path;
+    std::string level = "info";
+    double max_backlog_mib = 8;
+    int chunk_size = static_cast<int>(c.chunk_size), ring_chunks = static_cast<int>(c.ring_chunks);
+    int wake_bytes = static_cast<int>(c.wake_bytes);
+    bool ok = true;
+    for (auto&& [k, v] : root) {
+        std::string key(k.str());
+        if (key == "server") {
+            ok = p.subtable(root, "server", {
+                {"listen", [&](const toml::node& n) { return parse_listen(n, c); }},
+                integer("max_connections", c.max_connections, 1, 1000000),
+                seconds("header_timeout", c.header_timeout, 0.05, 3600),
+                string("pidfile", c.pidfile), string("user", c.user), string("group", c.group)});
+        } else if (key == "log") {
+            ok = p.subtable(root, "log", {string("level", level, {"error", "warn", "info", "debug"}),
+                                          string("target", c.log_target, {"stderr", "syslog"})});
+        } else if (key == "stream") {
+            ok = p.subtable(root, "stream", {
+                integer("chunk_size", chunk_size, 188 * 8, 188 * 10000),
+                integer("ring_chunks", ring_chunks, 4, 4096),
+                integer("initial_behind", c.initial_behind, 0, 4095),
+                integer("catchup_behind", c.catchup_behind, 1, 4095),
+                integer("wake_bytes", wake_bytes, 188, 16 * 1024 * 1024),
+                seconds("wake_delay", c.wake_delay, 0.001, 1),
+                seconds("keepalive_interval", c.keepalive_interval, 0.05, 60),
+                seconds("client_stall_timeout", c.client_stall_timeout, 0.1, 3600),
+                seconds("grace_period", c.grace_period, 0, 3600),
+                seconds("connect_timeout", c.connect_timeout, 0.1, 300),
+                seconds("no_data_timeout", c.no_data_timeout, 0.1, 3600)});
+            if (ok) {
+                const toml::table& t = *v.as_table();
+                auto at = [&](const char* name) { return t.get(name) ? t.get(name)->source() : v.source(); };
+                if (chunk_size % 188) ok = p.fail(at("chunk_size"), "chunk_size must be a multiple of 188 (a TS packet)");
+                else if (c.catchup_behind >= ring_chunks)
+                    ok = p.fail(at("catchup_behind"), "catchup_behind must be less than ring_chunks (" +
+                                                          std::to_string(ring_chunks) + ")");
+                else if (c.initial_behind >= c.catchup_behind)
+                    ok = p.fail(at("initial_behind"), "initial_behind must be less than catchup_behind (" +
+                                                          std::to_string(c.catchup_behind) + ")");
+            }
+        } else if (key == "engine") {
+            ok = parse_engines(p, v, c);
+        } else if (key == "redis") {
+            ok = p.subtable(root, "redis", {
+                string("url", c.redis.url), string("prefix", c.redis.prefix),
+                integer("ttl", c.redis.ttl, 1, 86400 * 7),
+                {"max_backlog_mib", [&](const toml::node& n) -> Problem {
+                     if (!n.is_number()) return Problem(std::string("max_backlog_mib must be a number, not ") + type_name(n));
+                     max_backlog_mib = n.value<double>().value_or(0);
+                     if (!(max_backlog_mib >= 0.0625 && max_backlog_mib <= 1024))
+                         return "max_backlog_mib is out of range (0.0625 to 1024)";
+                     return {};
+                 }},
+                seconds("resume_max_age", c.redis.resume_max_age, 0, 86400)});
+        } else {
+            ok = p.fail(k.source(), "unknown section or key \"" + key + "\"");
+        }
+        if (!ok) break;
+    }
+    if (!ok) {
+        err = p.err;
+        return false;
+    }
+    parse_log_level(level, c.log_level);
+    c.chunk_size = static_cast<size_t>(chunk_size);
+    c.ring_chunks = static_cast<size_t>(ring_chunks);
+    c.wake_bytes = static_cast<size_t>(wake_bytes);
+    c.redis.max_backlog = static_cast<size_t>(max_backlog_mib * 1024 * 1024);
+    if (c.listen_addrs.empty())
+        for (auto& l : c.listen) {
+            SockAddr a;
+            std::string why;
+            parse_hostport(l, a, why);
+            c.listen_addrs.push_back(a);
+        }
+    if (c.engines.empty()) {
+        EngineConfig e;
+        parse_ip(e.host, e.port, e.addr);
+        e.name = e.addr.str();
+        c.engines.push_back(e);
+    }
+    return true;
+}
+
+bool load_config(const std::string& path, Config& out, std::string& err) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) {
+        err = path + ": cannot open: " + std::strerror(errno);
+        return false;
+    }
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return parse_config(ss.str(), path, out, err);
+}
+
+} // namespace acemux

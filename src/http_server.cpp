@@ -1,0 +1,424 @@
+#include "acemux/http_server.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <llhttp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "acemux/version.hpp"
+
+namespace acemux {
+
+// ------------------------------------------------------------ request helpers
+
+const std::string* HttpRequest::param(std::string_view name) const {
+    for (auto& [k, v] : query)
+        if (k == name) return &v;
+    return nullptr;
+}
+
+const std::string* HttpRequest::header(std::string_view lower_name) const {
+    for (auto& [k, v] : headers)
+        if (k == lower_name) return &v;
+    return nullptr;
+}
+
+HttpResponse HttpResponse::text(int status, std::string body) {
+    HttpResponse r;
+    r.status = status;
+    r.body = std::move(body);
+    if (r.body.empty() || r.body.back() != '\n') r.body.push_back('\n');
+    return r;
+}
+
+const char* status_reason(int s) {
+    switch (s) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 414: return "URI Too Long";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+static int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+bool url_decode(std::string_view in, std::string& out, bool plus_is_space) {
+    out.clear();
+    for (size_t i = 0; i < in.size(); i++) {
+        char c = in[i];
+        if (c == '%') {
+            if (i + 2 >= in.size()) return false;
+            int h = hexval(in[i + 1]), l = hexval(in[i + 2]);
+            if (h < 0 || l < 0) return false;
+            c = static_cast<char>(h * 16 + l);
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            c = ' ';
+        }
+        if (c == '\0') return false;
+        out.push_back(c);
+    }
+    return true;
+}
+
+bool parse_target(std::string_view target, std::string& path, Params& query, std::string& err) {
+    query.clear();
+    if (target.empty() || target[0] != '/') {
+        err = "request target must start with /";
+        return false;
+    }
+    size_t q = target.find('?');
+    std::string_view p = target.substr(0, q), qs = q == std::string_view::npos ? "" : target.substr(q + 1);
+    if (!url_decode(p, path, false)) {
+        err = "invalid percent-encoding in path";
+        return false;
+    }
+    while (!qs.empty()) {
+        size_t amp = qs.find('&');
+        std::string_view part = qs.substr(0, amp);
+        qs = amp == std::string_view::npos ? "" : qs.substr(amp + 1);
+        if (part.empty()) continue;
+        size_t eq = part.find('=');
+        std::string k, v;
+        if (!url_decode(part.substr(0, eq), k, true) ||
+            (eq != std::string_view::npos && !url_decode(part.substr(eq + 1), v, true))) {
+            err = "invalid percent-encoding in query";
+            return false;
+        }
+        query.emplace_back(std::move(k), std::move(v));
+    }
+    return true;
+}
+
+// ------------------------------------------------------------ listener
+
+class HttpServer::Listener final : public IoHandler {
+public:
+    Listener(HttpServer& s, Fd fd) : srv_(s), fd_(std::move(fd)) { srv_.r_.watch(fd_.get(), this, true, false); }
+    ~Listener() { srv_.r_.unwatch(fd_.get()); }
+    void on_io(uint32_t) override { srv_.accept_from(fd_.get()); }
+    int fd() const { return fd_.get(); }
+
+private:
+    HttpServer& srv_;
+    Fd fd_;
+};
+
+// ------------------------------------------------------------ connection
+
+class HttpServer::Conn final : public IoHandler {
+public:
+    Conn(HttpServer& s, Fd fd, const SockAddr& peer) : srv(s), fd(std::move(fd)), slot(&s.conn_count_) {
+        req.peer = peer;
+        llhttp_init(&parser, HTTP_REQUEST, &settings());
+        parser.data = this;
+    }
+    ~Conn() { srv.r_.unwatch(fd.get()); }
+
+    void on_io(uint32_t ev) override;
+
+    HttpServer& srv;
+    Fd fd;
+    ConnSlot slot;
+    Millis deadline = 0;
+    std::list<Conn>::iterator self;
+
+private:
+    static constexpr size_t kMaxQueued = 256 * 1024; // stop reading a pipeliner that does not read
+
+    static const llhttp_settings_t& settings();
+    static Conn& of(llhttp_t* p) { return *static_cast<Conn*>(p->data); }
+    int fail(int status, const char* reason) {
+        error_status = status;
+        llhttp_set_error_reason(&parser, reason);
+        return HPE_USER;
+    }
+    void on_readable();
+    void flush();
+    void respond(const HttpResponse& r, bool head, bool keep);
+    void commit_header();
+    int message_complete();
+
+    llhttp_t parser;
+    HttpRequest req;
+    std::string field, value;
+    bool in_value = false;
+    size_t header_bytes = 0;
+    int error_status = 0;
+    std::string out;
+    bool reading = true, closing = false, dead = false;
+    std::function<void(StreamHandoff&&)> handoff;
+};
+
+const llhttp_settings_t& HttpServer::Conn::settings() {
+    static const llhttp_settings_t s = [] {
+        llhttp_settings_t s;
+        llhttp_settings_init(&s);
+        s.on_message_begin = [](llhttp_t* p) {
+            Conn& c = of(p);
+            c.req.target.clear();
+            c.req.headers.clear();
+            c.field.clear();
+            c.value.clear();
+            c.in_value = false;
+            c.header_bytes = 0;
+            return 0;
+        };
+        s.on_url = [](llhttp_t* p, const char* at, size_t n) {
+            Conn& c = of(p);
+            if (c.req.target.size() + n > kMaxTarget) return c.fail(414, "request line longer than 8 KiB");
+            c.req.target.append(at, n);
+            return 0;
+        };
+        s.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
+            Conn& c = of(p);
+            if (c.in_value) c.commit_header();
+            if ((c.header_bytes += n) > kMaxHeaders) return c.fail(431, "request headers larger than 16 KiB");
+            c.field.append(at, n);
+            return 0;
+        };
+        s.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
+            Conn& c = of(p);
+            c.in_value = true;
+            if ((c.header_bytes += n) > kMaxHeaders) return c.fail(431, "request headers larger than 16 KiB");
+            c.value.append(at, n);
+            return 0;
+        };
+        s.on_headers_complete = [](llhttp_t* p) {
+            Conn& c = of(p);
+            if (c.in_value || !c.field.empty()) c.commit_header();
+            return 0;
+        };
+        s.on_message_complete = [](llhttp_t* p) { return of(p).message_complete(); };
+        return s;
+    }();
+    return s;
+}
+
+void HttpServer::Conn::commit_header() {
+    for (auto& ch : field) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    req.headers.emplace_back(std::move(field), std::move(value));
+    field.clear();
+    value.clear();
+    in_value = false;
+}
+
+int HttpServer::Conn::message_complete() {
+    req.method = llhttp_method_name(static_cast<llhttp_method_t>(parser.method));
+    req.keep_alive = llhttp_should_keep_alive(&parser);
+    std::string why;
+    HttpResponse resp = parse_target(req.target, req.path, req.query, why) ? srv.dispatch(req)
+                                                                          : HttpResponse::text(400, why);
+    srv.touch(*this);
+    if (resp.stream && !req.is_head()) {
+        handoff = std::move(resp.stream);
+        return HPE_PAUSED; // the rest of the input belongs to nobody: streams are close-delimited
+    }
+    bool keep = req.keep_alive && !resp.close_delimited;
+    respond(resp, req.is_head(), keep);
+    if (!keep) {
+        closing = true;
+        return HPE_PAUSED;
+    }
+    return 0;
+}
+
+void HttpServer::Conn::respond(const HttpResponse& r, bool head, bool keep) {
+    out += "HTTP/1.1 " + std::to_string(r.status) + " " + status_reason(r.status) + "\r\nServer: acemux/" ACEMUX_VERSION
+           "\r\nContent-Type: " + r.content_type + "\r\n";
+    if (!r.close_delimited) out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
+    for (auto& [k, v] : r.headers) out += k + ": " + v + "\r\n";
+    out += keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+    if (!head) out += r.body;
+}
+
+void HttpServer::Conn::on_readable() {
+    char buf[16384];
+    for (int round = 0; round < 4 && reading; round++) {
+        ssize_t n = ::recv(fd.get(), buf, sizeof buf, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) break;
+        if (n <= 0) {
+            // The peer is gone or half-closed: answer what it asked, then close.
+            reading = false;
+            closing = true;
+            if (out.empty()) dead = true;
+            break;
+        }
+        llhttp_errno_t e = llhttp_execute(&parser, buf, static_cast<size_t>(n));
+        if (e == HPE_PAUSED) {
+            reading = false;
+            break;
+        }
+        if (e != HPE_OK) {
+            int status = e == HPE_USER && error_status ? error_status : 400;
+            const char* why = llhttp_get_error_reason(&parser);
+            srv.r_.log().debug("http %s: %d %s", req.peer.str().c_str(), status, why ? why : "parse error");
+            respond(HttpResponse::text(status, why ? why : "malformed request"), false, false);
+            reading = false;
+            closing = true;
+            break;
+        }
+        if (out.size() > kMaxQueued) break;
+    }
+}
+
+void HttpServer::Conn::flush() {
+    while (!out.empty()) {
+        ssize_t w = ::send(fd.get(), out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0 && errno == EAGAIN) break;
+        if (w < 0) {
+            dead = true;
+            return;
+        }
+        out.erase(0, static_cast<size_t>(w));
+    }
+    if (out.empty() && closing) {
+        dead = true;
+        return;
+    }
+    bool want_read = reading && out.size() <= kMaxQueued;
+    srv.r_.set_interest(fd.get(), want_read, !out.empty());
+}
+
+void HttpServer::Conn::on_io(uint32_t ev) {
+    if (ev & EPOLLERR) dead = true;
+    if (!dead && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))) on_readable();
+    if (!dead && !handoff) flush();
+    if (handoff && !dead) {
+        srv.r_.unwatch(fd.get());
+        StreamHandoff h{std::move(fd), std::move(slot), std::move(out), req.peer};
+        auto take = std::move(handoff);
+        take(std::move(h));
+        dead = true;
+    }
+    if (dead) srv.destroy(*this); // last: this is gone afterwards
+}
+
+// ------------------------------------------------------------ server
+
+HttpServer::HttpServer(Reactor& r, const Config& c)
+    : r_(r), addrs_(c.listen_addrs), reserve_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)), sweep_timer_(r) {
+    reconfigure(c);
+}
+
+HttpServer::~HttpServer() { close_all(); }
+
+void HttpServer::reconfigure(const Config& c) {
+    header_timeout_ = c.header_timeout;
+    max_connections_ = static_cast<size_t>(c.max_connections);
+    Millis every = std::clamp<Millis>(header_timeout_ / 4, 10, 1000);
+    sweep_timer_.start(every, [this] { sweep(); }, every);
+}
+
+bool HttpServer::listen(std::string& err) {
+    for (auto& a : addrs_) {
+        Fd fd = listen_tcp(a, 511, err);
+        if (!fd) return false;
+        listeners_.push_back(std::make_unique<Listener>(*this, std::move(fd)));
+        r_.log().info("listening on http://%s", local_addr(listeners_.back()->fd()).str().c_str());
+    }
+    return true;
+}
+
+std::vector<SockAddr> HttpServer::bound() const {
+    std::vector<SockAddr> v;
+    for (auto& l : listeners_) v.push_back(local_addr(l->fd()));
+    return v;
+}
+
+void HttpServer::close_all() {
+    listeners_.clear();
+    conns_.clear();
+}
+
+void HttpServer::route(std::string path, Handler h) { routes_.emplace_back(std::move(path), std::move(h)); }
+
+HttpResponse HttpServer::dispatch(const HttpRequest& req) {
+    for (auto& [path, h] : routes_) {
+        if (path != req.path) continue;
+        if (req.method != "GET" && req.method != "HEAD") {
+            HttpResponse r = HttpResponse::text(405, req.method + " is not supported here; use GET or HEAD");
+            r.headers.emplace_back("Allow", "GET, HEAD");
+            return r;
+        }
+        return h(req);
+    }
+    return HttpResponse::text(404, "no such resource: " + req.path);
+}
+
+void HttpServer::accept_from(int lfd) {
+    for (int i = 0; i < 64; i++) {
+        SockAddr peer;
+        peer.len = sizeof peer.ss;
+        int fd = ::accept4(lfd, peer.sa(), &peer.len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EMFILE || errno == ENFILE) {
+                // Out of fds: free the reserve to take the connection, tell the
+                // player why, and keep serving the ones we have.
+                r_.log().warn("out of file descriptors: refusing a new connection");
+                reserve_fd_.reset();
+                Fd f(::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+                if (f) refuse(std::move(f), 503, "server is out of file descriptors");
+                reserve_fd_.reset(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+            }
+            return;
+        }
+        Fd f(fd);
+        if (conn_count_ >= max_connections_) {
+            r_.log().warn("refusing %s: max_connections (%zu) reached", peer.str().c_str(), max_connections_);
+            refuse(std::move(f), 503, "too many connections");
+            continue;
+        }
+        conns_.emplace_back(*this, std::move(f), peer);
+        Conn& c = conns_.back();
+        c.self = std::prev(conns_.end());
+        c.deadline = r_.now() + header_timeout_;
+        r_.watch(c.fd.get(), &c, true, false);
+    }
+}
+
+void HttpServer::refuse(Fd fd, int status, const char* why) {
+    std::string body = std::string(why) + "\n";
+    std::string msg = "HTTP/1.1 " + std::to_string(status) + " " + status_reason(status) +
+                      "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
+                      "\r\nRetry-After: 5\r\nConnection: close\r\n\r\n" + body;
+    (void)::send(fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    ::shutdown(fd.get(), SHUT_WR);
+}
+
+void HttpServer::touch(Conn& c) {
+    c.deadline = r_.now() + header_timeout_;
+    conns_.splice(conns_.end(), conns_, c.self);
+}
+
+void HttpServer::sweep() {
+    Millis now = r_.now();
+    while (!conns_.empty() && conns_.front().deadline <= now) {
+        r_.log().debug("http %s: closed, no complete request within header_timeout",
+                       peer_addr(conns_.front().fd.get()).str().c_str());
+        conns_.pop_front();
+    }
+}
+
+void HttpServer::destroy(Conn& c) { conns_.erase(c.self); }
+
+} // namespace acemux

@@ -1,0 +1,127 @@
+// acemux: command line, daemonizing, pidfile and signals around Daemon.
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "acemux/daemon.hpp"
+#include "acemux/version.hpp"
+
+using namespace acemux;
+
+namespace {
+
+const char* const kDefaultConfig = "/etc/acemux/acemux.toml";
+
+void usage(FILE* f) {
+    std::fprintf(f,
+                 "usage: acemux [-c FILE] [-t] [-f | -d] [-p PIDFILE] [-V] [-h]\n"
+                 "  -c FILE     configuration file (default %s)\n"
+                 "  -t          check the configuration and exit (0: valid, 1: not)\n"
+                 "  -f          stay in the foreground (default)\n"
+                 "  -d          detach and run as a daemon\n"
+                 "  -p PIDFILE  write the process id here (overrides server.pidfile)\n"
+                 "  -V          print the version and exit\n"
+                 "  -h          this help\n",
+                 kDefaultConfig);
+}
+
+bool daemonize(std::string& err) {
+    pid_t pid = ::fork();
+    if (pid < 0) return err = std::string("fork: ") + std::strerror(errno), false;
+    if (pid > 0) ::_exit(0);
+    ::setsid();
+    pid = ::fork();
+    if (pid < 0) return err = std::string("fork: ") + std::strerror(errno), false;
+    if (pid > 0) ::_exit(0);
+    if (::chdir("/") < 0) return err = std::string("chdir /: ") + std::strerror(errno), false;
+    ::umask(022);
+    Fd null(::open("/dev/null", O_RDWR));
+    for (int fd = 0; fd <= 2 && null; fd++) ::dup2(null.get(), fd);
+    return true;
+}
+
+// Removes the pidfile when main returns, whatever the path out.
+struct PidFile {
+    std::string path;
+    bool write(std::string& err) {
+        FILE* f = std::fopen(path.c_str(), "w");
+        if (!f) return err = path + ": " + std::strerror(errno), false;
+        std::fprintf(f, "%d\n", static_cast<int>(::getpid()));
+        std::fclose(f);
+        return true;
+    }
+    ~PidFile() {
+        if (!path.empty()) ::unlink(path.c_str());
+    }
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::string config_path = kDefaultConfig, pidfile;
+    bool check = false, detach = false;
+    int opt;
+    while ((opt = ::getopt(argc, argv, "c:tfdp:Vh")) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 't': check = true; break;
+        case 'f': detach = false; break;
+        case 'd': detach = true; break;
+        case 'p': pidfile = optarg; break;
+        case 'V': std::printf("acemux %s\n", ACEMUX_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        std::fprintf(stderr, "acemux: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+
+    Config cfg;
+    std::string err;
+    if (!load_config(config_path, cfg, err)) {
+        std::fprintf(stderr, "%s\n", err.c_str());
+        return 1;
+    }
+    if (check) {
+        std::printf("%s: configuration ok\n", config_path.c_str());
+        return 0;
+    }
+    if (!pidfile.empty()) cfg.pidfile = pidfile;
+
+    std::signal(SIGPIPE, SIG_IGN);
+    Reactor reactor;
+    Daemon daemon(reactor, std::move(cfg));
+    if (!daemon.start(err)) {
+        reactor.log().error("cannot listen: %s", err.c_str());
+        reactor.log().flush();
+        return 1;
+    }
+    if (detach && !daemonize(err)) {
+        reactor.log().error("%s", err.c_str());
+        return 1;
+    }
+    PidFile pid{daemon.config().pidfile};
+    if (!pid.path.empty() && !pid.write(err)) {
+        pid.path.clear();
+        reactor.log().error("pidfile: %s", err.c_str());
+        reactor.log().flush();
+        return 1;
+    }
+    reactor.on_signal(SIGHUP, [&] { daemon.reload(); });
+    reactor.on_signal(SIGTERM, [&] { daemon.shutdown(); });
+    reactor.on_signal(SIGINT, [&] { daemon.shutdown(); });
+    reactor.log().info("acemux %s started (pid %d, config %s)", ACEMUX_VERSION, static_cast<int>(::getpid()),
+                       config_path.c_str());
+    reactor.run();
+    reactor.log().info("stopped");
+    reactor.log().flush();
+    return 0;
+}

@@ -1,0 +1,217 @@
+#include "acemux/reactor.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <ctime>
+#include <stdexcept>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+
+namespace acemux {
+
+namespace {
+constexpr int kBatch = 256;
+
+Millis monotonic_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<Millis>(ts.tv_sec) * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint32_t epoll_mask(bool r, bool w) { return (r ? EPOLLIN | EPOLLRDHUP : 0u) | (w ? EPOLLOUT : 0u); }
+
+bool heap_later(const auto& a, const auto& b) { return a.when > b.when; }
+} // namespace
+
+Reactor::Reactor() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
+    if (!epfd_) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
+    sig_handler_.r = this;
+    update_time();
+}
+
+void Reactor::update_time() { now_ = monotonic_ms(); }
+
+void Reactor::watch(int fd, IoHandler* h, bool readable, bool writable) {
+    if (static_cast<size_t>(fd) >= slots_.size()) slots_.resize(static_cast<size_t>(fd) + 64);
+    Slot& s = slots_[static_cast<size_t>(fd)];
+    epoll_event ev{};
+    ev.events = epoll_mask(readable, writable);
+    ev.data.fd = fd;
+    int op = s.handler ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
+    if (::epoll_ctl(epfd_.get(), op, fd, &ev) < 0)
+        throw std::runtime_error(std::string("epoll_ctl: ") + std::strerror(errno));
+    s.handler = h;
+    s.mask = ev.events;
+}
+
+void Reactor::set_interest(int fd, bool readable, bool writable) {
+    Slot& s = slots_.at(static_cast<size_t>(fd));
+    uint32_t m = epoll_mask(readable, writable);
+    if (m == s.mask) return;
+    epoll_event ev{};
+    ev.events = m;
+    ev.data.fd = fd;
+    if (::epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, fd, &ev) == 0) s.mask = m;
+}
+
+void Reactor::unwatch(int fd) {
+    if (fd < 0 || static_cast<size_t>(fd) >= slots_.size() || !slots_[static_cast<size_t>(fd)].handler) return;
+    ::epoll_ctl(epfd_.get(), EPOLL_CTL_DEL, fd, nullptr);
+    slots_[static_cast<size_t>(fd)] = Slot{};
+}
+
+// ---------------------------------------------------------------- timers
+
+Reactor::TimerId Reactor::add_timer(Millis delay, Callback cb, Millis repeat) {
+    uint32_t idx;
+    if (!free_timers_.empty()) {
+        idx = free_timers_.back();
+        free_timers_.pop_back();
+    } else {
+        idx = static_cast<uint32_t>(timers_.size());
+        timers_.emplace_back();
+    }
+    TimerSlot& t = timers_[idx];
+    t.cb = std::move(cb);
+    t.repeat = repeat;
+    t.live = true;
+    t.firing = false;
+    live_timers_++;
+    heap_push({now_ + std::max<Millis>(delay, 0), idx, t.gen});
+    return (static_cast<uint64_t>(t.gen) << 32 | idx) + 1;
+}
+
+void Reactor::cancel_timer(TimerId id) {
+    if (!id) return;
+    uint32_t idx = static_cast<uint32_t>((id - 1) & 0xffffffffu);
+    uint32_t gen = static_cast<uint32_t>((id - 1) >> 32);
+    if (idx >= timers_.size()) return;
+    TimerSlot& t = timers_[idx];
+    if (!t.live || t.gen != gen) return;
+    t.live = false;
+    t.gen++;
+    live_timers_--;
+    if (t.firing) return; // run_timers frees it once the callback returns
+    t.cb = nullptr;
+    free_timers_.push_back(idx);
+    // Stale heap entries are skipped when they surface; rebuild when they dominate.
+    if (heap_.size() > 64 && heap_.size() > 4 * live_timers_) compact_heap();
+}
+
+void Reactor::heap_push(HeapEntry e) {
+    heap_.push_back(e);
+    std::push_heap(heap_.begin(), heap_.end(), heap_later<HeapEntry, HeapEntry>);
+}
+
+void Reactor::heap_pop() {
+    std::pop_heap(heap_.begin(), heap_.end(), heap_later<HeapEntry, HeapEntry>);
+    heap_.pop_back();
+}
+
+void Reactor::compact_heap() {
+    std::erase_if(heap_, [&](const HeapEntry& e) { return timers_[e.slot].gen != e.gen; });
+    std::make_heap(heap_.begin(), heap_.end(), heap_later<HeapEntry, HeapEntry>);
+}
+
+void Reactor::run_timers() {
+    while (!heap_.empty() && heap_.front().when <= now_) {
+        HeapEntry e = heap_.front();
+        heap_pop();
+        TimerSlot* t = &timers_[e.slot];
+        if (!t->live || t->gen != e.gen) continue;
+        if (t->repeat <= 0) {
+            // One-shot: free the slot first so the callback may add timers freely.
+            Callback cb = std::move(t->cb);
+            t->cb = nullptr;
+            t->live = false;
+            t->gen++;
+            live_timers_--;
+            free_timers_.push_back(e.slot);
+            cb();
+            continue;
+        }
+        t->firing = true;
+        t->cb(); // may add timers (timers_ may grow) or cancel this one
+        t = &timers_[e.slot];
+        t->firing = false;
+        if (t->live) {
+            heap_push({now_ + t->repeat, e.slot, t->gen});
+        } else {
+            t->cb = nullptr;
+            free_timers_.push_back(e.slot);
+        }
+    }
+}
+
+Millis Reactor::next_timeout(Millis max_wait) const {
+    if (!deferred_.empty()) return 0;
+    Millis wait = max_wait;
+    if (!heap_.empty()) {
+        Millis t = std::max<Millis>(heap_.front().when - now_, 0);
+        wait = wait < 0 ? t : std::min(wait, t);
+    }
+    if (log_.pending()) wait = wait < 0 ? 50 : std::min<Millis>(wait, 50);
+    return wait;
+}
+
+// ---------------------------------------------------------------- signals
+
+void Reactor::on_signal(int signo, Callback cb) {
+    signals_.emplace_back(signo, std::move(cb));
+    sigset_t set;
+    sigemptyset(&set);
+    for (auto& s : signals_) sigaddset(&set, s.first);
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+    bool fresh = !sigfd_;
+    int fd = ::signalfd(fresh ? -1 : sigfd_.get(), &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
+    if (fresh) {
+        sigfd_.reset(fd);
+        watch(fd, &sig_handler_, true, false);
+    }
+}
+
+void Reactor::SignalHandler::on_io(uint32_t) {
+    signalfd_siginfo si;
+    while (::read(r->sigfd_.get(), &si, sizeof si) == static_cast<ssize_t>(sizeof si))
+        for (auto& s : r->signals_)
+            if (static_cast<uint32_t>(s.first) == si.ssi_signo) s.second();
+}
+
+// ---------------------------------------------------------------- loop
+
+void Reactor::defer(Callback cb) { deferred_.push_back(std::move(cb)); }
+
+void Reactor::run_deferred() {
+    // Callbacks deferred by deferred callbacks run in the next round, so a
+    // callback that re-defers itself cannot starve the loop.
+    running_deferred_.swap(deferred_);
+    for (auto& cb : running_deferred_) cb();
+    running_deferred_.clear();
+}
+
+void Reactor::run_once(Millis max_wait) {
+    epoll_event evs[kBatch];
+    int n = ::epoll_wait(epfd_.get(), evs, kBatch, static_cast<int>(next_timeout(max_wait)));
+    update_time();
+    for (int i = 0; i < n; i++) {
+        int fd = evs[i].data.fd;
+        if (static_cast<size_t>(fd) >= slots_.size()) continue;
+        IoHandler* h = slots_[static_cast<size_t>(fd)].handler;
+        if (h) h->on_io(evs[i].events);
+    }
+    run_timers();
+    run_deferred();
+    if (log_.pending()) log_.flush();
+}
+
+void Reactor::run() {
+    stopping_ = false;
+    while (!stopping_) run_once(-1);
+    run_deferred();
+    log_.flush();
+}
+
+} // namespace acemux

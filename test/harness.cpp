@@ -1,0 +1,214 @@
+#include "harness.hpp"
+
+#include <cerrno>
+#include <climits>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace acemux::test {
+
+long now_ms() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+std::string bin_dir() {
+    char buf[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
+    std::string p(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    return p.substr(0, p.rfind('/'));
+}
+
+std::string source_dir() { return SOURCE_DIR; }
+
+std::string write_temp(const std::string& content, const char* suffix) {
+    std::string path = "/tmp/acemux-test-XXXXXX" + std::string(suffix);
+    std::vector<char> tmpl(path.begin(), path.end());
+    tmpl.push_back('\0');
+    int fd = ::mkstemps(tmpl.data(), static_cast<int>(std::strlen(suffix)));
+    if (fd < 0) return "";
+    Fd f(fd);
+    (void)!::write(fd, content.data(), content.size());
+    return tmpl.data();
+}
+
+Proc::~Proc() {
+    if (pid_ > 0 && status_ < 0) stop(SIGKILL, 2000);
+}
+
+bool Proc::spawn(const std::vector<std::string>& argv) {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) < 0) return false;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    // The child must not inherit the test's blocked signals (Criterion, signalfd tests).
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    sigset_t none;
+    sigemptyset(&none);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
+    int rc = ::posix_spawn(&pid_, args[0], &fa, &attr, args.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    ::close(p[1]);
+    pipe_.reset(p[0]);
+    ::fcntl(p[0], F_SETFL, O_NONBLOCK);
+    status_ = -1;
+    return rc == 0;
+}
+
+void Proc::drain() {
+    char buf[65536];
+    ssize_t n;
+    while ((n = ::read(pipe_.get(), buf, sizeof buf)) > 0) out_.append(buf, static_cast<size_t>(n));
+}
+
+std::string Proc::wait_line(const std::string& needle, long timeout_ms) {
+    long end = now_ms() + timeout_ms;
+    for (;;) {
+        drain();
+        size_t nl;
+        while ((nl = out_.find('\n', scanned_)) != std::string::npos) {
+            std::string line = out_.substr(scanned_, nl - scanned_);
+            scanned_ = nl + 1;
+            if (line.find(needle) != std::string::npos) return line;
+        }
+        long left = end - now_ms();
+        if (left <= 0) return "";
+        pollfd pfd{pipe_.get(), POLLIN, 0};
+        if (::poll(&pfd, 1, static_cast<int>(std::min(left, 100L))) > 0 && (pfd.revents & POLLHUP) &&
+            !(pfd.revents & POLLIN))
+            return "";
+    }
+}
+
+bool Proc::running() {
+    if (pid_ <= 0 || status_ >= 0) return false;
+    int st;
+    if (::waitpid(pid_, &st, WNOHANG) == pid_) {
+        status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        return false;
+    }
+    return true;
+}
+
+int Proc::stop(int sig, long timeout_ms) {
+    if (pid_ <= 0) return -1;
+    if (status_ >= 0) return status_;
+    ::kill(pid_, sig);
+    long end = now_ms() + timeout_ms;
+    while (now_ms() < end) {
+        drain();
+        if (!running()) return status_;
+        ::usleep(5000);
+    }
+    ::kill(pid_, SIGKILL);
+    int st;
+    ::waitpid(pid_, &st, 0);
+    status_ = 128 + SIGKILL;
+    return -1;
+}
+
+static int port_from(const std::string& line) {
+    size_t c = line.rfind(':');
+    return c == std::string::npos ? 0 : std::atoi(line.c_str() + c + 1);
+}
+
+bool Daemon::start(const std::string& extra, const std::string& server_extra) {
+    std::string text = "[server]\nlisten = [\"127.0.0.1:0\"]\n" + server_extra +
+                       "\n[log]\nlevel = \"debug\"\n" + extra;
+    config = write_temp(text);
+    if (!proc.spawn({bin_dir() + "/acemux", "-f", "-c", config})) return false;
+    port = port_from(proc.wait_line("listening on", 5000));
+    return port > 0;
+}
+
+bool Engine::start(const std::vector<std::string>& args) {
+    std::vector<std::string> argv{bin_dir() + "/engine_sim", "--port", "0"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    if (!proc.spawn(argv)) return false;
+    port = port_from(proc.wait_line("listening on", 5000));
+    return port > 0;
+}
+
+std::string Engine::stats() { return http_get(port, "/sim/stats").body; }
+
+int connect_port(int port) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+bool send_all(int fd, const std::string& s) {
+    if (fd < 0) return false;
+    size_t off = 0;
+    while (off < s.size()) {
+        ssize_t w = ::send(fd, s.data() + off, s.size() - off, MSG_NOSIGNAL);
+        if (w <= 0) return false;
+        off += static_cast<size_t>(w);
+    }
+    return true;
+}
+
+static std::string read_until(int fd, size_t limit, long timeout_ms) {
+    std::string out;
+    long end = now_ms() + timeout_ms;
+    char buf[65536];
+    while (out.size() < limit) {
+        long left = end - now_ms();
+        if (left <= 0) break;
+        pollfd pfd{fd, POLLIN, 0};
+        if (::poll(&pfd, 1, static_cast<int>(left)) <= 0) break;
+        ssize_t n = ::recv(fd, buf, std::min(sizeof buf, limit - out.size()), 0);
+        if (n <= 0) break;
+        out.append(buf, static_cast<size_t>(n));
+    }
+    return out;
+}
+
+std::string read_all(int fd, long timeout_ms) { return read_until(fd, SIZE_MAX, timeout_ms); }
+std::string read_n(int fd, size_t n, long timeout_ms) { return read_until(fd, n, timeout_ms); }
+
+HttpReply parse_reply(const std::string& raw) {
+    HttpReply r;
+    size_t end = raw.find("\r\n\r\n");
+    if (raw.compare(0, 9, "HTTP/1.1 ") != 0 || end == std::string::npos) return r;
+    r.status = std::atoi(raw.c_str() + 9);
+    r.head = raw.substr(0, end + 4);
+    r.body = raw.substr(end + 4);
+    return r;
+}
+
+HttpReply http_get(int port, const std::string& target, long timeout_ms) {
+    Fd fd(connect_port(port));
+    if (!send_all(fd.get(), "GET " + target + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")) return {};
+    return parse_reply(read_all(fd.get(), timeout_ms));
+}
+
+} // namespace acemux::test

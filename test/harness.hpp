@@ -1,0 +1,71 @@
+// Test helpers: child processes with captured output, loopback HTTP, temp files.
+#pragma once
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "acemux/fd.hpp"
+
+namespace acemux::test {
+
+std::string bin_dir();                  // where the test binary (and acemux, engine_sim) live
+std::string source_dir();               // the repository
+std::string write_temp(const std::string& content, const char* suffix = ".toml");
+long now_ms();
+
+class Proc {
+public:
+    Proc() = default;
+    Proc(Proc&&) = default;
+    Proc& operator=(Proc&&) = default;
+    ~Proc();
+
+    bool spawn(const std::vector<std::string>& argv); // stdout and stderr captured together
+    // Reads output until a line contains `needle`; returns that line ("" on timeout or exit).
+    std::string wait_line(const std::string& needle, long timeout_ms);
+    void drain();                                    // reads what is there, without waiting
+    const std::string& output() const { return out_; }
+    bool running();
+    int stop(int sig = 15, long timeout_ms = 10000); // exit status, 128+sig if killed, -1 if it would not die
+    pid_t pid() const { return pid_; }
+
+private:
+    pid_t pid_ = -1;
+    Fd pipe_;
+    std::string out_;
+    size_t scanned_ = 0;
+    int status_ = -1;
+};
+
+// The daemon on 127.0.0.1:<free port>, configured with `extra` appended to a
+// minimal config (listen and log settings are provided).
+struct Daemon {
+    Proc proc;
+    int port = 0;
+    std::string config;
+    bool start(const std::string& extra = "", const std::string& server_extra = "");
+};
+
+struct Engine {
+    Proc proc;
+    int port = 0;
+    bool start(const std::vector<std::string>& args = {});
+    std::string stats(); // GET /sim/stats body
+};
+
+int connect_port(int port);                                  // blocking, -1 on failure
+bool send_all(int fd, const std::string& s);
+// Reads until the peer closes or timeout_ms passes.
+std::string read_all(int fd, long timeout_ms);
+// Reads until `n` bytes or timeout.
+std::string read_n(int fd, size_t n, long timeout_ms);
+
+struct HttpReply {
+    int status = 0;
+    std::string head, body;
+};
+HttpReply parse_reply(const std::string& raw);
+// One request on a fresh connection with "Connection: close".
+HttpReply http_get(int port, const std::string& target, long timeout_ms = 3000);
+
+} // namespace acemux::test

@@ -1,0 +1,91 @@
+// The command line and process behaviour of the daemon binary.
+#include <criterion/criterion.h>
+
+#include <csignal>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.hpp"
+
+using namespace acemux::test;
+
+namespace {
+int run(const std::vector<std::string>& args, std::string& out) {
+    Proc p;
+    std::vector<std::string> argv{bin_dir() + "/acemux"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    cr_assert(p.spawn(argv));
+    int rc = p.stop(0, 5000); // signal 0: just wait for it
+    out = p.output();
+    return rc;
+}
+} // namespace
+
+Test(cli, check_accepts_the_sample_config) {
+    std::string out;
+    std::string path = source_dir() + "/etc/acemux.toml";
+    cr_assert_eq(run({"-t", "-c", path}, out), 0, "%s", out.c_str());
+    cr_assert_eq(out, path + ": configuration ok\n");
+}
+
+Test(cli, check_rejects_unknown_key_with_file_line_and_key) {
+    std::string path = write_temp("[server]\nlisten = [\"127.0.0.1:0\"]\nbogus = 1\n");
+    std::string out;
+    cr_assert_eq(run({"-t", "-c", path}, out), 1);
+    cr_assert_eq(out, path + ":3:1: unknown key \"bogus\" in [server]\n");
+    unlink(path.c_str());
+}
+
+Test(cli, daemon_refuses_to_start_on_a_bad_config) {
+    std::string path = write_temp("[stream]\nring_chunks = 2\n");
+    std::string out;
+    cr_assert_eq(run({"-f", "-c", path}, out), 1);
+    cr_assert(out.find(path + ":2:15: ring_chunks = 2 is out of range") == 0, "%s", out.c_str());
+}
+
+Test(cli, version_help_and_usage_errors) {
+    std::string out;
+    cr_assert_eq(run({"-V"}, out), 0);
+    cr_assert_eq(out.rfind("acemux ", 0), 0u);
+    cr_assert_eq(run({"-h"}, out), 0);
+    cr_assert(out.find("usage: acemux") == 0);
+    cr_assert_eq(run({"-x"}, out), 2);
+    cr_assert_eq(run({"extra"}, out), 2);
+    cr_assert(out.find("unexpected argument \"extra\"") != std::string::npos);
+}
+
+Test(cli, sigterm_exits_zero_and_removes_pidfile) {
+    Daemon d;
+    std::string pid = "/tmp/acemux-test-" + std::to_string(getpid()) + ".pid";
+    cr_assert(d.start("", "pidfile = \"" + pid + "\"\n"));
+    cr_assert(d.proc.wait_line("started", 2000) != "");
+    struct stat st;
+    cr_assert_eq(stat(pid.c_str(), &st), 0, "pidfile written");
+    cr_assert_eq(d.proc.stop(SIGTERM), 0);
+    cr_assert_neq(stat(pid.c_str(), &st), 0, "pidfile removed");
+    cr_assert(d.proc.output().find("shutting down") != std::string::npos);
+}
+
+Test(cli, sighup_reloads_and_keeps_old_config_when_new_is_bad) {
+    Daemon d;
+    cr_assert(d.start());
+    cr_assert(d.proc.wait_line("started", 2000) != "");
+    // A bad file: logged, the daemon keeps serving.
+    FILE* f = fopen(d.config.c_str(), "a");
+    fputs("[server]\nnonsense = true\n", f);
+    fclose(f);
+    kill(d.proc.pid(), SIGHUP);
+    std::string line = d.proc.wait_line("reload:", 2000);
+    cr_assert(line.find("unknown section or key \"server\"") != std::string::npos ||
+                  line.find("keeping the running configuration") != std::string::npos,
+              "%s", line.c_str());
+    cr_assert_eq(http_get(d.port, "/health").status, 200);
+    // A good file: applied.
+    f = fopen(d.config.c_str(), "w");
+    fputs("[server]\nlisten = [\"127.0.0.1:0\"]\nmax_connections = 7\n[log]\nlevel = \"info\"\n", f);
+    fclose(f);
+    kill(d.proc.pid(), SIGHUP);
+    cr_assert(d.proc.wait_line("applied", 2000) != "");
+    cr_assert_eq(http_get(d.port, "/health").status, 200);
+    cr_assert_eq(d.proc.stop(SIGTERM), 0);
+}

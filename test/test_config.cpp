@@ -1,0 +1,136 @@
+#include <criterion/criterion.h>
+
+#include "acemux/config.hpp"
+
+using namespace acemux;
+
+namespace {
+std::string error_of(const std::string& text) {
+    Config c;
+    std::string err;
+    cr_assert(!parse_config(text, "t.toml", c, err), "accepted: %s", text.c_str());
+    return err;
+}
+void expect_error(const std::string& text, const std::string& want) {
+    std::string err = error_of(text);
+    cr_assert_eq(err, want, "got  \"%s\"\nwant \"%s\"", err.c_str(), want.c_str());
+}
+} // namespace
+
+Test(config, sample_file_is_valid_and_matches_defaults) {
+    Config c;
+    std::string err;
+    cr_assert(load_config(SOURCE_DIR "/etc/acemux.toml", c, err), "%s", err.c_str());
+    Config d;
+    parse_config("", "empty.toml", d, err);
+    cr_assert_eq(c.chunk_size, d.chunk_size);
+    cr_assert_eq(c.ring_chunks, d.ring_chunks);
+    cr_assert_eq(c.initial_behind, d.initial_behind);
+    cr_assert_eq(c.catchup_behind, d.catchup_behind);
+    cr_assert_eq(c.keepalive_interval, d.keepalive_interval);
+    cr_assert_eq(c.header_timeout, d.header_timeout);
+    cr_assert_eq(c.max_connections, d.max_connections);
+    cr_assert_eq(c.redis.prefix, d.redis.prefix);
+    cr_assert_eq(c.redis.max_backlog, d.redis.max_backlog);
+    cr_assert_eq(c.engines.size(), 1u);
+    cr_assert_eq(c.engines[0].port, 6878);
+}
+
+Test(config, defaults_without_a_file) {
+    Config c;
+    std::string err;
+    cr_assert(parse_config("", "e.toml", c, err));
+    cr_assert_eq(c.chunk_size, 65424u);
+    cr_assert_eq(c.ring_chunks, 64u);
+    cr_assert_eq(c.initial_behind, 3);
+    cr_assert_eq(c.catchup_behind, 50);
+    cr_assert_eq(c.keepalive_interval, 500);
+    cr_assert_eq(c.grace_period, 5000);
+    cr_assert_eq(c.header_timeout, 10000);
+    cr_assert_eq(c.listen_addrs.size(), 1u);
+    cr_assert_eq(c.listen_addrs[0].port(), 8000);
+    cr_assert_eq(c.redis.ttl, 300);
+    cr_assert(c.redis.url.empty());
+}
+
+Test(config, values_are_read) {
+    Config c;
+    std::string err;
+    cr_assert(parse_config("[server]\nlisten = [\"127.0.0.1:81\", \"[::1]:82\"]\nheader_timeout = 0.25\n"
+                           "[log]\nlevel = \"debug\"\n"
+                           "[stream]\nchunk_size = 1880\nring_chunks = 8\ninitial_behind = 1\ncatchup_behind = 4\n"
+                           "[[engine]]\nhost = \"::1\"\nport = 7000\napi = \"direct\"\n"
+                           "[[engine]]\nname = \"b\"\nhost = \"10.0.0.2\"\nmax_streams = 2\n",
+                           "v.toml", c, err),
+              "%s", err.c_str());
+    cr_assert_eq(c.listen_addrs.size(), 2u);
+    cr_assert_eq(c.listen_addrs[1].str(), "[::1]:82");
+    cr_assert_eq(c.header_timeout, 250);
+    cr_assert_eq(c.log_level, LogLevel::debug);
+    cr_assert_eq(c.chunk_size, 1880u);
+    cr_assert_eq(c.engines.size(), 2u);
+    cr_assert_eq(c.engines[0].name, "[::1]:7000");
+    cr_assert(c.engines[0].direct);
+    cr_assert_eq(c.engines[1].name, "b");
+    cr_assert_eq(c.engines[1].max_streams, 2);
+}
+
+Test(config, unknown_key_names_file_line_and_key) {
+    expect_error("[server]\nmax_connections = 10\nmax_conections = 5\n",
+                 "t.toml:3:1: unknown key \"max_conections\" in [server]");
+}
+
+Test(config, unknown_section) {
+    expect_error("\n[strem]\nchunk_size = 1880\n", "t.toml:2:2: unknown section or key \"strem\"");
+}
+
+Test(config, wrong_type) {
+    expect_error("[server]\nmax_connections = \"many\"\n",
+                 "t.toml:2:19: max_connections must be an integer, not a string");
+    expect_error("[stream]\nkeepalive_interval = \"1s\"\n",
+                 "t.toml:2:22: keepalive_interval must be a number of seconds, not a string");
+}
+
+Test(config, out_of_range) {
+    expect_error("[server]\nmax_connections = 0\n",
+                 "t.toml:2:19: max_connections = 0 is out of range (1 to 1000000)");
+    expect_error("[stream]\nkeepalive_interval = 0.01\n",
+                 "t.toml:2:22: keepalive_interval = 0.01 is out of range (0.05 to 60 seconds)");
+}
+
+Test(config, cross_checks) {
+    expect_error("[stream]\nchunk_size = 2000\n", "t.toml:2:14: chunk_size must be a multiple of 188 (a TS packet)");
+    expect_error("[stream]\nring_chunks = 16\ncatchup_behind = 16\n",
+                 "t.toml:3:18: catchup_behind must be less than ring_chunks (16)");
+    expect_error("[stream]\ncatchup_behind = 3\n", "t.toml:1:1: initial_behind must be less than catchup_behind (3)");
+}
+
+Test(config, choices) {
+    expect_error("[log]\nlevel = \"loud\"\n",
+                 "t.toml:2:9: level = \"loud\" is not one of \"error\" \"warn\" \"info\" \"debug\"");
+    expect_error("[[engine]]\napi = \"xml\"\n", "t.toml:2:7: api = \"xml\" is not one of \"json\" \"direct\"");
+}
+
+Test(config, addresses) {
+    expect_error("[server]\nlisten = [\"example.org:80\"]\n",
+                 "t.toml:2:11: listen = \"example.org:80\": \"example.org\" is not an IP address (names are not resolved)");
+    expect_error("[server]\nlisten = \"1.2.3.4:99999\"\n",
+                 "t.toml:2:10: listen = \"1.2.3.4:99999\": port must be a number from 0 to 65535");
+    expect_error("[[engine]]\nhost = \"engine.lan\"\n",
+                 "t.toml:2:8: engine host \"engine.lan\" is not an IP address (names are not resolved, so the loop "
+                 "never blocks)");
+    expect_error("[[engine]]\nname = \"a\"\n[[engine]]\nname = \"a\"\nport = 1\n",
+                 "t.toml:3:1: engine name \"a\" is used twice");
+}
+
+Test(config, syntax_error) {
+    std::string err = error_of("[server\n");
+    cr_assert_eq(err.rfind("t.toml:1:", 0), 0u, "%s", err.c_str());
+}
+
+Test(config, missing_file) {
+    Config c;
+    std::string err;
+    cr_assert(!load_config("/nonexistent/acemux.toml", c, err));
+    cr_assert_eq(err, "/nonexistent/acemux.toml: cannot open: No such file or directory");
+}

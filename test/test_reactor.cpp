@@ -1,0 +1,179 @@
+#include <criterion/criterion.h>
+
+#include <csignal>
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+#include <vector>
+
+#include "acemux/reactor.hpp"
+
+using namespace acemux;
+
+namespace {
+struct PipeReader final : IoHandler {
+    Fd r, w;
+    int events = 0;
+    std::string got;
+    PipeReader() {
+        int p[2];
+        cr_assert_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+        r.reset(p[0]);
+        w.reset(p[1]);
+    }
+    void on_io(uint32_t ev) override {
+        events++;
+        if (ev & EPOLLIN) {
+            char buf[64];
+            ssize_t n = read(r.get(), buf, sizeof buf);
+            if (n > 0) got.append(buf, static_cast<size_t>(n));
+        }
+    }
+};
+
+void run_for(Reactor& r, Millis ms) {
+    r.update_time();
+    Millis end = r.now() + ms;
+    while (r.now() < end) r.run_once(end - r.now());
+}
+} // namespace
+
+Test(reactor, one_shot_timers_fire_in_deadline_order) {
+    Reactor r;
+    std::vector<int> order;
+    r.add_timer(30, [&] { order.push_back(3); });
+    r.add_timer(10, [&] { order.push_back(1); });
+    r.add_timer(20, [&] { order.push_back(2); });
+    run_for(r, 60);
+    cr_assert_eq(order.size(), 3u);
+    cr_assert(order[0] == 1 && order[1] == 2 && order[2] == 3);
+}
+
+Test(reactor, repeating_timer_repeats_until_cancelled) {
+    Reactor r;
+    int n = 0;
+    Reactor::TimerId id = r.add_timer(5, [&] { n++; }, 5);
+    run_for(r, 60);
+    cr_assert_geq(n, 5, "fired %d times", n);
+    r.cancel_timer(id);
+    int at_cancel = n;
+    run_for(r, 30);
+    cr_assert_eq(n, at_cancel);
+}
+
+Test(reactor, cancelled_timer_never_fires) {
+    Reactor r;
+    bool fired = false;
+    Reactor::TimerId id = r.add_timer(5, [&] { fired = true; });
+    r.cancel_timer(id);
+    run_for(r, 20);
+    cr_assert(!fired);
+}
+
+Test(reactor, repeating_timer_may_cancel_itself_and_add_others) {
+    Reactor r;
+    int n = 0, added = 0;
+    Reactor::TimerId id = 0;
+    id = r.add_timer(2, [&] {
+        n++;
+        for (int i = 0; i < 100; i++) r.add_timer(1, [&] { added++; }); // forces the slab to grow
+        if (n == 3) r.cancel_timer(id);
+    }, 2);
+    run_for(r, 50);
+    cr_assert_eq(n, 3);
+    cr_assert_eq(added, 300);
+}
+
+Test(reactor, timer_object_cancels_on_destruction) {
+    Reactor r;
+    bool fired = false;
+    {
+        Timer t(r);
+        t.once(5, [&] { fired = true; });
+        cr_assert(t.armed());
+    }
+    run_for(r, 20);
+    cr_assert(!fired);
+    Timer t(r);
+    t.once(1, [&] { fired = true; });
+    run_for(r, 10);
+    cr_assert(fired);
+    cr_assert(!t.armed(), "a fired one-shot Timer disarms itself");
+}
+
+Test(reactor, many_cancelled_timers_do_not_accumulate) {
+    Reactor r;
+    for (int i = 0; i < 10000; i++) r.cancel_timer(r.add_timer(100000, [] {}));
+    int fired = 0;
+    r.add_timer(1, [&] { fired++; });
+    run_for(r, 10);
+    cr_assert_eq(fired, 1);
+}
+
+Test(reactor, fd_watch_delivers_readable_and_stops_after_unwatch) {
+    Reactor r;
+    PipeReader p;
+    r.watch(p.r.get(), &p, true, false);
+    cr_assert_eq(write(p.w.get(), "abc", 3), 3);
+    run_for(r, 10);
+    cr_assert_eq(p.got, "abc");
+    r.unwatch(p.r.get());
+    int before = p.events;
+    cr_assert_eq(write(p.w.get(), "d", 1), 1);
+    run_for(r, 10);
+    cr_assert_eq(p.events, before);
+}
+
+Test(reactor, interest_can_be_switched_to_write_only) {
+    Reactor r;
+    PipeReader p;
+    struct W final : IoHandler {
+        int writable = 0;
+        void on_io(uint32_t ev) override { writable += (ev & EPOLLOUT) ? 1 : 0; }
+    } w;
+    r.watch(p.w.get(), &w, false, false);
+    run_for(r, 5);
+    cr_assert_eq(w.writable, 0, "no interest, no events");
+    r.set_interest(p.w.get(), false, true);
+    r.run_once(10);
+    cr_assert_eq(w.writable, 1);
+    r.set_interest(p.w.get(), false, false);
+    run_for(r, 5);
+    cr_assert_eq(w.writable, 1);
+}
+
+Test(reactor, signals_arrive_through_signalfd) {
+    Reactor r;
+    int got = 0;
+    r.on_signal(SIGUSR1, [&] { got++; });
+    r.on_signal(SIGUSR2, [&] { got += 10; });
+    kill(getpid(), SIGUSR1);
+    kill(getpid(), SIGUSR2);
+    run_for(r, 20);
+    cr_assert_eq(got, 11);
+}
+
+Test(reactor, deferred_run_after_the_batch_in_order) {
+    Reactor r;
+    std::vector<int> order;
+    r.add_timer(0, [&] {
+        r.defer([&] { order.push_back(2); });
+        r.defer([&] {
+            order.push_back(3);
+            r.defer([&] { order.push_back(4); }); // next round
+        });
+        order.push_back(1);
+    });
+    r.run_once(10);
+    cr_assert_eq(order.size(), 3u);
+    r.run_once(10);
+    cr_assert_eq(order.size(), 4u);
+    for (int i = 0; i < 4; i++) cr_assert_eq(order[static_cast<size_t>(i)], i + 1);
+}
+
+Test(reactor, stop_ends_run) {
+    Reactor r;
+    r.add_timer(5, [&] { r.stop(); });
+    r.run();
+    cr_assert(r.stopping());
+}
