@@ -29,7 +29,7 @@ LDLIBS   += -ltomlplusplus -lhiredis -lcjson
 
 LIB_SRC    := $(filter-out src/main.cpp,$(wildcard src/*.cpp))
 LIB_OBJ    := $(LIB_SRC:%.cpp=$(BUILD)/%.o) $(patsubst %,$(BUILD)/llhttp/%.o,api http llhttp)
-TEST_SRC   := $(wildcard test/test_*.cpp) test/harness.cpp
+TEST_SRC   := $(wildcard test/test_*.cpp) test/harness.cpp test/player.cpp
 TEST_OBJ   := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o
 
@@ -38,7 +38,7 @@ DEB_TEST_DEPS := libcriterion-dev redis-server
 
 .PHONY: all run test test-asan bench install clean deps deps-test check-tests
 
-all: acemux
+all: acemux $(BUILD)/engine_sim
 
 acemux: $(BUILD)/acemux
 	cp $< $@
@@ -49,7 +49,7 @@ $(BUILD)/acemux: $(BUILD)/src/main.o $(LIB_OBJ)
 $(BUILD)/engine_sim: $(SIM_OBJ) $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/acemux-tests: $(TEST_OBJ) $(LIB_OBJ)
+$(BUILD)/acemux-tests: $(TEST_OBJ) $(BUILD)/test/ts_gen.o $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
 $(BUILD)/%.o: %.cpp
@@ -72,8 +72,8 @@ check-tests: all $(BUILD)/acemux-tests
 	$(BUILD)/acemux-tests --jobs=$$(nproc)
 
 test-asan: deps deps-test
-	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 build/asan/acemux build/asan/acemux-tests
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 build/asan/acemux build/asan/engine_sim build/asan/acemux-tests
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
 		build/asan/acemux-tests --jobs=$$(nproc)
 
 install: all

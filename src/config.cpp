@@ -198,9 +198,11 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                 seconds("wake_delay", c.wake_delay, 0.001, 1),
                 seconds("keepalive_interval", c.keepalive_interval, 0.05, 60),
                 seconds("client_stall_timeout", c.client_stall_timeout, 0.1, 3600),
+                integer("client_sndbuf", c.client_sndbuf, 0, 64 * 1024 * 1024),
                 seconds("grace_period", c.grace_period, 0, 3600),
                 seconds("connect_timeout", c.connect_timeout, 0.1, 300),
-                seconds("no_data_timeout", c.no_data_timeout, 0.1, 3600)});
+                seconds("no_data_timeout", c.no_data_timeout, 0.1, 3600),
+                seconds("failover_timeout", c.failover_timeout, 0.1, 3600)});
             if (ok) {
                 const toml::table& t = *v.as_table();
                 auto at = [&](const char* name) { return t.get(name) ? t.get(name)->source() : v.source(); };
@@ -212,6 +214,10 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                     ok = p.fail(at("initial_behind"), "initial_behind must be less than catchup_behind (" +
                                                           std::to_string(c.catchup_behind) + ")");
             }
+        } else if (key == "engines") {
+            ok = p.subtable(root, "engines", {seconds("health_interval", c.health_interval, 0.05, 3600),
+                                              integer("health_failures", c.health_failures, 1, 100),
+                                              seconds("health_timeout", c.health_timeout, 0.05, 60)});
         } else if (key == "engine") {
             ok = parse_engines(p, v, c);
         } else if (key == "redis") {

@@ -2,9 +2,11 @@
 
 namespace acemux {
 
-Daemon::Daemon(Reactor& r, Config c) : r_(r), cfg_(std::move(c)), server_(r, cfg_) {
+Daemon::Daemon(Reactor& r, Config c)
+    : r_(r), cfg_(std::move(c)), server_(r, cfg_), pool_(r, cfg_), sessions_(r, cfg_, pool_) {
     apply_log_config();
     server_.route("/health", [](const HttpRequest&) { return HttpResponse::text(200, "ok"); });
+    server_.route("/ace/getstream", [this](const HttpRequest& q) { return sessions_.getstream(q); });
 }
 
 Daemon::~Daemon() = default;
@@ -33,12 +35,15 @@ void Daemon::reload() {
     cfg_ = std::move(next);
     apply_log_config();
     server_.reconfigure(cfg_);
+    pool_.reconfigure(cfg_);
+    sessions_.reconfigure(cfg_);
     r_.log().info("reload: %s applied", cfg_.path.c_str());
 }
 
 void Daemon::shutdown() {
     r_.log().info("shutting down");
     server_.close_all();
+    sessions_.close_all();
     r_.stop();
 }
 

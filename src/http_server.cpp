@@ -349,11 +349,12 @@ void HttpServer::close_all() {
     conns_.clear();
 }
 
-void HttpServer::route(std::string path, Handler h) { routes_.emplace_back(std::move(path), std::move(h)); }
+void HttpServer::route(std::string path, Handler h) { routes_.push_back({std::move(path), false, std::move(h)}); }
+void HttpServer::route_prefix(std::string p, Handler h) { routes_.push_back({std::move(p), true, std::move(h)}); }
 
 HttpResponse HttpServer::dispatch(const HttpRequest& req) {
-    for (auto& [path, h] : routes_) {
-        if (path != req.path) continue;
+    for (auto& [path, prefix, h] : routes_) {
+        if (prefix ? req.path.rfind(path, 0) != 0 : path != req.path) continue;
         if (req.method != "GET" && req.method != "HEAD") {
             HttpResponse r = HttpResponse::text(405, req.method + " is not supported here; use GET or HEAD");
             r.headers.emplace_back("Allow", "GET, HEAD");

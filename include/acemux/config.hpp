@@ -52,9 +52,16 @@ struct Config {
     Millis wake_delay = 20;
     Millis keepalive_interval = 500;
     Millis client_stall_timeout = 30000;
+    int client_sndbuf = 256 * 1024; // 0: the kernel's autotuning
     Millis grace_period = 5000;
     Millis connect_timeout = 5000;
     Millis no_data_timeout = 10000;
+    Millis failover_timeout = 60000;
+
+    // [engines]
+    Millis health_interval = 10000;
+    int health_failures = 3;
+    Millis health_timeout = 3000;
 
     // [[engine]]
     std::vector<EngineConfig> engines;

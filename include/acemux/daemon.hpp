@@ -5,8 +5,10 @@
 #include <string>
 
 #include "acemux/config.hpp"
+#include "acemux/engine_pool.hpp"
 #include "acemux/http_server.hpp"
 #include "acemux/reactor.hpp"
+#include "acemux/session.hpp"
 
 namespace acemux {
 
@@ -20,6 +22,7 @@ public:
     void shutdown();              // SIGTERM: close everything, then stop the loop
 
     HttpServer& server() { return server_; }
+    SessionManager& sessions() { return sessions_; }
     const Config& config() const { return cfg_; }
 
 private:
@@ -27,7 +30,9 @@ private:
 
     Reactor& r_;
     Config cfg_;
-    HttpServer server_;
+    HttpServer server_; // before the sessions: players hold its connection slots
+    EnginePool pool_;
+    SessionManager sessions_;
 };
 
 } // namespace acemux

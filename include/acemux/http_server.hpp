@@ -93,6 +93,7 @@ public:
     bool listen(std::string& err);                 // binds every configured address
     void reconfigure(const Config& c);             // limits and timeouts; listeners stay
     void route(std::string path, Handler h);       // exact path, GET and HEAD
+    void route_prefix(std::string prefix, Handler h); // every path that starts with prefix
     void close_all();                              // listeners and idle/partial connections
 
     std::vector<SockAddr> bound() const;
@@ -119,7 +120,12 @@ private:
     std::vector<SockAddr> addrs_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::list<Conn> conns_; // ordered by deadline: every touch moves a connection to the back
-    std::vector<std::pair<std::string, Handler>> routes_;
+    struct Route {
+        std::string path;
+        bool prefix;
+        Handler h;
+    };
+    std::vector<Route> routes_;
     size_t conn_count_ = 0;
     Fd reserve_fd_;         // given up to accept-and-refuse when out of fds (EMFILE)
     Timer sweep_timer_;

@@ -1,0 +1,74 @@
+// The AceStream engines from the config: which are up, how loaded, and where
+// a new stream goes (the up engine with the fewest streams below its
+// max_streams; ties taken in turn).
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "acemux/config.hpp"
+#include "acemux/http_client.hpp"
+#include "acemux/reactor.hpp"
+
+namespace acemux {
+
+struct Engine {
+    EngineConfig cfg;
+    bool up = true;
+    bool removed = false; // gone from the config; kept while streams use it
+    int streams = 0;
+    int misses = 0;       // consecutive failed health checks
+    std::string version;
+};
+
+// A stream's claim on an engine: counts towards its max_streams while held.
+class EngineLease {
+public:
+    EngineLease() = default;
+    explicit EngineLease(std::shared_ptr<Engine> e) : e_(std::move(e)) { e_->streams++; }
+    EngineLease(EngineLease&& o) noexcept = default;
+    EngineLease& operator=(EngineLease&& o) noexcept {
+        if (this != &o) {
+            release();
+            e_ = std::move(o.e_);
+        }
+        return *this;
+    }
+    ~EngineLease() { release(); }
+    Engine* operator->() const { return e_.get(); }
+    Engine* get() const { return e_.get(); }
+    explicit operator bool() const { return static_cast<bool>(e_); }
+    void release() {
+        if (e_) e_->streams--;
+        e_.reset();
+    }
+
+private:
+    std::shared_ptr<Engine> e_;
+};
+
+class EnginePool {
+public:
+    EnginePool(Reactor& r, const Config& c);
+
+    // Least-loaded up engine with room, other than `avoid` when another fits.
+    EngineLease pick(const Engine* avoid = nullptr);
+    void reconfigure(const Config& c); // keeps state of engines that stay; drains removed ones
+    const std::vector<std::shared_ptr<Engine>>& engines() const { return engines_; }
+    bool any_up() const;
+
+private:
+    void check_all();
+    void check(const std::shared_ptr<Engine>& e);
+
+    Reactor& r_;
+    std::vector<std::shared_ptr<Engine>> engines_;
+    size_t turn_ = 0;
+    Millis interval_ = 10000;
+    int failures_ = 3;
+    Millis timeout_ = 5000;
+    Timer timer_;
+    FetchSet checks_;
+};
+
+} // namespace acemux

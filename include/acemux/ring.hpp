@@ -1,0 +1,77 @@
+// The stream buffer: ring_chunks slots of chunk_size bytes, one writer (the
+// upstream), any number of readers (client cursors), no locks, no copies.
+//
+// Chunk indices grow forever; chunk i lives in slot i % ring_chunks. The open
+// chunk (index head()) is written in three zones:
+//
+//   [0, committed)        whole, verified TS packets: readers may send these
+//   [committed, fill)     body bytes not yet verified by the aligner
+//   [fill, stride)        free: the upstream recv()s straight into it
+//
+// A slot is a little longer than chunk_size (the stride): the aligner confirms
+// a packet by the sync byte of the next one, so it must see past a full chunk.
+// What lies beyond chunk_size when a chunk is sealed moves to the next one.
+//
+// A chunk is sealed when it is full; its slot then holds it until the writer
+// comes round again. Readers check first() before reading a chunk.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "acemux/ts.hpp"
+
+namespace acemux {
+
+class Ring {
+public:
+    Ring(size_t chunk_size, size_t nchunks);
+
+    // --- readers
+    uint64_t head() const { return head_; }
+    uint64_t first() const { return head_ - std::min<uint64_t>(head_ - base_, n_ - 1); }
+    size_t length(uint64_t idx) const { return idx == head_ ? committed_ : len_[slot(idx)]; }
+    const uint8_t* data(uint64_t idx) const { return mem_.get() + slot(idx) * stride_; }
+    uint64_t bytes_in() const { return bytes_in_; } // bytes ever committed
+    size_t chunk_size() const { return chunk_size_; }
+    size_t chunks() const { return n_; }
+
+    // --- the writer
+    uint8_t* recv_ptr() { return open() + fill_; }
+    size_t recv_space() const { return stride_ - fill_; }
+    // Adds body bytes. `at` may point into the recv area: the bytes are moved
+    // down to the fill mark (chunked framing removed in place).
+    void append(const uint8_t* at, size_t n);
+    // Runs the aligner over unverified bytes, makes whole packets visible,
+    // seals full chunks. Returns the bytes made visible.
+    size_t commit(ts::Aligner& a);
+    // Drops unverified bytes (the connection they came from is gone).
+    void discard_pending() { fill_ = committed_; }
+    // Seals the open chunk as it is (for a clean cut, e.g. before a splice).
+    void seal_now();
+
+    // Called for every sealed chunk (the Redis mirror).
+    std::function<void(uint64_t idx, const uint8_t* data, size_t len)> on_seal;
+    // Starts numbering at `idx` (resuming a buffer); only on an empty ring.
+    void restart_at(uint64_t idx);
+    // Patches the visible bytes of the open chunk from `from` onwards (splice marking).
+    uint8_t* open_mut() { return open(); }
+    size_t committed() const { return committed_; }
+
+private:
+    size_t slot(uint64_t idx) const { return static_cast<size_t>(idx % n_); }
+    uint8_t* open() { return mem_.get() + slot(head_) * stride_; }
+    void seal();
+
+    static constexpr size_t kSlack = (ts::kLockPackets + 1) * ts::kPacket;
+    size_t chunk_size_, n_, stride_;
+    std::unique_ptr<uint8_t[]> mem_; // not zeroed: pages are touched only when used
+    std::vector<size_t> len_;
+    uint64_t base_ = 0, head_ = 0;
+    size_t committed_ = 0, fill_ = 0;
+    uint64_t bytes_in_ = 0;
+};
+
+} // namespace acemux

@@ -1,0 +1,115 @@
+// One session per content id (the seed's StreamSession): its ring, its
+// upstream and its players; and the manager that finds or creates sessions
+// for /ace/getstream.
+//
+// starting -> running -> (failing -> running) -> draining -> closed.
+// Players get the response header once the engine accepts the id (so an
+// engine's refusal can still be a 502), then ring data, or null packets
+// while the engine prebuffers, stalls or fails over.
+#pragma once
+#include <list>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "acemux/client.hpp"
+#include "acemux/config.hpp"
+#include "acemux/engine_pool.hpp"
+#include "acemux/http_client.hpp"
+#include "acemux/http_server.hpp"
+#include "acemux/ring.hpp"
+#include "acemux/upstream.hpp"
+
+namespace acemux {
+
+class SessionManager;
+
+class Session final : private Upstream::Listener {
+public:
+    enum class State { starting, running, failing, draining, closed };
+    static const char* state_name(State s);
+
+    Session(SessionManager& m, std::string key, std::string id_key, std::string id, EngineLease engine);
+    ~Session();
+
+    void add(StreamHandoff&& h, std::string user_agent);
+    void close(int status, const std::string& why); // status for players still waiting for a header
+
+    // for clients
+    Reactor& reactor();
+    const Config& cfg() const;
+    Ring& ring() { return ring_; }
+    void reap_later();
+    bool accepted() const { return accepted_; }
+
+    // for /stats
+    const std::string& key() const { return key_; }
+    const std::string& id() const { return id_; }
+    State state() const { return st_; }
+    const Engine* engine() const { return engine_.get(); }
+    const std::list<Client>& clients() const { return clients_; }
+    size_t client_count() const { return clients_.size(); }
+    Millis created_at() const { return created_; }
+    uint64_t bytes_in() const { return ring_.bytes_in(); }
+    uint64_t dropped_bytes() const { return up_.aligner().dropped(); }
+    uint64_t reconnects() const { return reconnects_; }
+
+private:
+    void on_upstream_accepted() override;
+    void on_upstream_data(size_t n) override;
+    void on_upstream_failed(const std::string& why, bool rejected) override;
+
+    void connect();
+    void wake_all();
+    void tick();
+    void reap();
+    void later(std::function<void()> f); // deferred, skipped if the session is gone by then
+
+    SessionManager& m_;
+    std::string key_, id_key_, id_, pid_;
+    State st_ = State::starting;
+    Ring ring_;
+    Upstream up_;
+    EngineLease engine_;
+    std::list<Client> clients_;
+    Timer wake_timer_, tick_timer_, grace_timer_, retry_timer_;
+    Millis created_, last_data_, failing_since_ = 0, last_stall_scan_ = 0, backoff_ = 0;
+    uint64_t head_at_wake_ = 0;
+    size_t unwoken_ = 0;
+    int tries_on_engine_ = 0;
+    uint64_t reconnects_ = 0;
+    bool accepted_ = false, reap_pending_ = false;
+    std::shared_ptr<char> life_ = std::make_shared<char>();
+};
+
+class SessionManager {
+public:
+    SessionManager(Reactor& r, const Config& c, EnginePool& pool);
+    ~SessionManager();
+
+    HttpResponse getstream(const HttpRequest& req);
+    void reconfigure(const Config& c) { cfg_ = c; }
+    void close_all();
+
+    // for sessions
+    Reactor& reactor() { return r_; }
+    const Config& cfg() const { return cfg_; }
+    EnginePool& pool() { return pool_; }
+    void send_stop(const Engine& e, const std::string& command_url);
+    void remove(Session& s);
+    uint64_t next_serial() { return ++serial_; }
+
+    const std::map<std::string, std::unique_ptr<Session>>& sessions() const { return sessions_; }
+    size_t client_count() const;
+
+private:
+    Reactor& r_;
+    Config cfg_;
+    EnginePool& pool_;
+    std::map<std::string, std::unique_ptr<Session>> sessions_;
+    std::vector<std::unique_ptr<Session>> closing_;
+    FetchSet commands_;
+    uint64_t serial_ = 0;
+};
+
+} // namespace acemux

@@ -1,0 +1,90 @@
+#include "acemux/engine_pool.hpp"
+
+#include <cjson/cJSON.h>
+
+namespace acemux {
+
+EnginePool::EnginePool(Reactor& r, const Config& c) : r_(r), timer_(r), checks_(r) { reconfigure(c); }
+
+void EnginePool::reconfigure(const Config& c) {
+    std::vector<std::shared_ptr<Engine>> next;
+    for (auto& ec : c.engines) {
+        std::shared_ptr<Engine> e;
+        for (auto& old : engines_)
+            if (!old->removed && old->cfg.name == ec.name && old->cfg.addr.str() == ec.addr.str()) e = old;
+        if (!e) {
+            e = std::make_shared<Engine>();
+            if (!engines_.empty()) r_.log().info("engine %s: added", ec.name.c_str());
+        }
+        e->cfg = ec;
+        next.push_back(std::move(e));
+    }
+    for (auto& old : engines_)
+        if (std::find(next.begin(), next.end(), old) == next.end()) {
+            old->removed = true; // streams keep their lease until they end or fail over
+            r_.log().info("engine %s: removed from the config (%d streams stay until they end)", old->cfg.name.c_str(),
+                          old->streams);
+        }
+    engines_ = std::move(next);
+    interval_ = c.health_interval;
+    failures_ = c.health_failures;
+    timeout_ = c.health_timeout;
+    timer_.start(0, [this] { check_all(); }, interval_);
+}
+
+bool EnginePool::any_up() const {
+    for (auto& e : engines_)
+        if (e->up) return true;
+    return false;
+}
+
+EngineLease EnginePool::pick(const Engine* avoid) {
+    std::shared_ptr<Engine> best;
+    size_t n = engines_.size();
+    for (int pass = 0; pass < 2 && !best; pass++) {
+        for (size_t k = 0; k < n; k++) {
+            auto& e = engines_[(turn_ + k) % n];
+            if (!e->up || e->streams >= e->cfg.max_streams) continue;
+            if (pass == 0 && e.get() == avoid) continue;
+            if (!best || e->streams < best->streams) best = e;
+        }
+    }
+    if (!best) return EngineLease();
+    turn_ = (turn_ + 1) % std::max<size_t>(n, 1);
+    return EngineLease(best);
+}
+
+void EnginePool::check_all() {
+    for (auto& e : engines_) check(e);
+}
+
+void EnginePool::check(const std::shared_ptr<Engine>& e) {
+    std::weak_ptr<Engine> weak = e;
+    checks_.get(e->cfg.addr, "/webui/api/service?method=get_version", timeout_,
+                [this, weak](int status, const std::string& body, const std::string& err) {
+                    auto e = weak.lock();
+                    if (!e || e->removed) return;
+                    if (err.empty() && status / 100 == 2) {
+                        if (cJSON* j = cJSON_Parse(body.c_str())) {
+                            cJSON* res = cJSON_GetObjectItemCaseSensitive(j, "result");
+                            cJSON* v = res ? cJSON_GetObjectItemCaseSensitive(res, "version") : nullptr;
+                            if (cJSON_IsString(v)) e->version = v->valuestring;
+                            cJSON_Delete(j);
+                        }
+                        if (!e->up) r_.log().info("engine %s: up (version %s)", e->cfg.name.c_str(), e->version.c_str());
+                        e->up = true;
+                        e->misses = 0;
+                        return;
+                    }
+                    std::string why = err.empty() ? "HTTP " + std::to_string(status) : err;
+                    if (++e->misses >= failures_ && e->up) {
+                        e->up = false;
+                        r_.log().warn("engine %s: down after %d failed health checks (%s)", e->cfg.name.c_str(),
+                                      e->misses, why.c_str());
+                    } else if (e->up) {
+                        r_.log().debug("engine %s: health check failed (%s)", e->cfg.name.c_str(), why.c_str());
+                    }
+                });
+}
+
+} // namespace acemux

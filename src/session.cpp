@@ -1,0 +1,263 @@
+#include "acemux/session.hpp"
+
+#include <cstdio>
+#include <unistd.h>
+
+namespace acemux {
+
+const char* Session::state_name(State s) {
+    static const char* const names[] = {"starting", "running", "failing", "draining", "closed"};
+    return names[static_cast<int>(s)];
+}
+
+Session::Session(SessionManager& m, std::string key, std::string id_key, std::string id, EngineLease engine)
+    : m_(m), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)),
+      pid_("acemux-" + std::to_string(::getpid()) + "-" + std::to_string(m.next_serial())),
+      ring_(m.cfg().chunk_size, m.cfg().ring_chunks), up_(m.reactor(), ring_, *this), engine_(std::move(engine)),
+      wake_timer_(m.reactor()), tick_timer_(m.reactor()), grace_timer_(m.reactor()), retry_timer_(m.reactor()) {
+    created_ = last_data_ = reactor().now();
+    Millis every = std::max<Millis>(cfg().keepalive_interval / 4, 25);
+    tick_timer_.start(every, [this] { tick(); }, every);
+    reactor().log().info("stream %s: starting on engine %s", id_.c_str(), engine_->cfg.name.c_str());
+    connect();
+}
+
+Session::~Session() = default;
+
+Reactor& Session::reactor() { return m_.reactor(); }
+const Config& Session::cfg() const { return m_.cfg(); }
+
+void Session::later(std::function<void()> f) {
+    reactor().defer([alive = std::weak_ptr<char>(life_), f = std::move(f)] {
+        if (!alive.expired()) f();
+    });
+}
+
+void Session::connect() {
+    last_data_ = reactor().now(); // the no-data clock starts with each attempt
+    up_.start(engine_->cfg, id_key_, id_, pid_, cfg().connect_timeout);
+}
+
+void Session::add(StreamHandoff&& h, std::string user_agent) {
+    clients_.emplace_back(*this, std::move(h), std::move(user_agent), m_.next_serial());
+    Client& c = clients_.back();
+    c.self = std::prev(clients_.end());
+    if (st_ == State::draining) {
+        grace_timer_.stop();
+        st_ = State::running;
+        reactor().log().info("stream %s: player returned within the grace period", id_.c_str());
+    }
+    reactor().log().info("player %s joined stream %s (%zu players)", c.peer().str().c_str(), id_.c_str(),
+                         clients_.size());
+    if (accepted_) c.begin(200, "");
+}
+
+void Session::on_upstream_accepted() {
+    if (accepted_) return;
+    accepted_ = true;
+    reactor().log().info("stream %s: engine %s accepted it", id_.c_str(), engine_->cfg.name.c_str());
+    for (auto& c : clients_)
+        if (!c.started()) c.begin(200, "");
+}
+
+void Session::on_upstream_data(size_t n) {
+    last_data_ = reactor().now();
+    if (st_ == State::starting || st_ == State::failing) {
+        if (st_ == State::failing)
+            reactor().log().info("stream %s: data flowing again from engine %s after %.1f s", id_.c_str(),
+                                 engine_->cfg.name.c_str(), static_cast<double>(last_data_ - failing_since_) / 1000.0);
+        st_ = clients_.empty() ? State::draining : State::running;
+        tries_on_engine_ = 0;
+        backoff_ = 0;
+    }
+    // Batch wake-ups: per wake_bytes or per sealed chunk, else after wake_delay.
+    unwoken_ += n;
+    if (unwoken_ >= cfg().wake_bytes || ring_.head() != head_at_wake_) {
+        wake_all();
+    } else if (!wake_timer_.armed()) {
+        wake_timer_.once(cfg().wake_delay, [this] { wake_all(); });
+    }
+}
+
+void Session::wake_all() {
+    wake_timer_.stop();
+    unwoken_ = 0;
+    head_at_wake_ = ring_.head();
+    for (auto& c : clients_) {
+        if (!c.started()) continue;
+        if (c.blocked()) c.catch_up(); // before the writer laps it; it writes on EPOLLOUT
+        else c.pump();
+    }
+}
+
+void Session::on_upstream_failed(const std::string& why, bool rejected) {
+    if (st_ == State::closed) return;
+    Millis now = reactor().now();
+    const char* engine = engine_->cfg.name.c_str();
+    if (rejected && !accepted_) {
+        reactor().log().warn("stream %s: engine %s refused it: %s", id_.c_str(), engine, why.c_str());
+        return close(502, "engine refused the stream: " + why);
+    }
+    if (st_ != State::failing) failing_since_ = now;
+    st_ = State::failing;
+    if (now - failing_since_ >= cfg().failover_timeout) {
+        reactor().log().error("stream %s: giving up after %.1f s of failures (last: %s)", id_.c_str(),
+                              static_cast<double>(now - failing_since_) / 1000.0, why.c_str());
+        return close(503, "no engine could serve the stream: " + why);
+    }
+    // The same engine gets one more try, then the stream moves to another.
+    if (++tries_on_engine_ >= 2) {
+        EngineLease other = m_.pool().pick(engine_.get());
+        if (other && other.get() != engine_.get()) {
+            reactor().log().warn("stream %s: moving from engine %s to %s", id_.c_str(), engine,
+                                 other->cfg.name.c_str());
+            engine_ = std::move(other);
+            tries_on_engine_ = 0;
+        }
+    }
+    backoff_ = backoff_ ? std::min<Millis>(backoff_ * 2, 4000) : 250;
+    reactor().log().warn("stream %s: %s; retrying on engine %s in %lld ms", id_.c_str(), why.c_str(),
+                         engine_->cfg.name.c_str(), static_cast<long long>(backoff_));
+    reconnects_++;
+    retry_timer_.once(backoff_, [this] { connect(); });
+}
+
+void Session::tick() {
+    Millis now = reactor().now();
+    if (st_ == State::running && now - last_data_ >= cfg().no_data_timeout) {
+        up_.stop();
+        char why[64];
+        std::snprintf(why, sizeof why, "no data for %.1f s", static_cast<double>(now - last_data_) / 1000.0);
+        return on_upstream_failed(why, false);
+    }
+    if (now - last_data_ >= cfg().keepalive_interval)
+        for (auto& c : clients_) c.keepalive();
+    if (now - last_stall_scan_ >= 1000 || cfg().client_stall_timeout < 2000) {
+        last_stall_scan_ = now;
+        for (auto& c : clients_)
+            if (c.blocked() && now - c.last_progress() >= cfg().client_stall_timeout) c.drop("stalled: not reading");
+    }
+}
+
+void Session::reap_later() {
+    if (reap_pending_) return;
+    reap_pending_ = true;
+    later([this] { reap(); });
+}
+
+void Session::reap() {
+    reap_pending_ = false;
+    std::erase_if(clients_, [](const Client& c) { return c.dead(); });
+    if (!clients_.empty() || st_ == State::closed || st_ == State::draining) return;
+    st_ = State::draining;
+    reactor().log().info("stream %s: no players left, stopping in %.1f s unless one returns", id_.c_str(),
+                         static_cast<double>(cfg().grace_period) / 1000.0);
+    grace_timer_.once(cfg().grace_period, [this] { close(503, "stream closed"); });
+}
+
+void Session::close(int status, const std::string& why) {
+    if (st_ == State::closed) return;
+    st_ = State::closed;
+    up_.stop();
+    if (!up_.command_url().empty()) m_.send_stop(*engine_.get(), up_.command_url());
+    for (auto& c : clients_) {
+        if (!c.started()) c.begin(status, why);
+        c.drop(why.c_str());
+    }
+    reactor().log().info("stream %s: closed (%s)", id_.c_str(), why.c_str());
+    engine_.release();
+    m_.remove(*this);
+}
+
+// ------------------------------------------------------------ manager
+
+SessionManager::SessionManager(Reactor& r, const Config& c, EnginePool& pool)
+    : r_(r), cfg_(c), pool_(pool), commands_(r) {}
+
+SessionManager::~SessionManager() = default;
+
+size_t SessionManager::client_count() const {
+    size_t n = 0;
+    for (auto& [k, s] : sessions_) n += s->client_count();
+    return n;
+}
+
+static bool is_content_id(std::string& s) {
+    if (s.size() != 40) return false;
+    for (auto& ch : s) {
+        if (!std::isxdigit(static_cast<unsigned char>(ch))) return false;
+        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    }
+    return true;
+}
+
+HttpResponse SessionManager::getstream(const HttpRequest& req) {
+    std::string id_key, id;
+    for (auto& [k, v] : req.query) {
+        if (k != "id" && k != "infohash") continue;
+        if (!id_key.empty() && (k != id_key || v != id))
+            return HttpResponse::text(400, "give one id (or infohash) parameter, not several");
+        id_key = k;
+        id = v;
+    }
+    if (id_key.empty()) return HttpResponse::text(400, "missing id: use /ace/getstream?id=<40 hex characters>");
+    if (!is_content_id(id)) return HttpResponse::text(400, id_key + " must be 40 hexadecimal characters");
+
+    std::string key = id_key + ":" + id;
+    if (req.is_head()) {
+        HttpResponse r;
+        r.content_type = "video/mp2t";
+        r.close_delimited = true;
+        return r;
+    }
+    if (!sessions_.count(key)) {
+        EngineLease e = pool_.pick();
+        if (!e) {
+            r_.log().warn("stream %s: refused, no engine can take it", id.c_str());
+            HttpResponse r = HttpResponse::text(503, "no engine can take a new stream now");
+            r.headers.emplace_back("Retry-After", "10");
+            return r;
+        }
+        sessions_[key] = std::make_unique<Session>(*this, key, id_key, id, std::move(e));
+    }
+    const std::string* ua = req.header("user-agent");
+    HttpResponse r;
+    r.stream = [this, key, ua = ua ? *ua : std::string()](StreamHandoff&& h) {
+        auto it = sessions_.find(key);
+        if (it != sessions_.end()) it->second->add(std::move(h), ua);
+    };
+    return r;
+}
+
+void SessionManager::send_stop(const Engine& e, const std::string& command_url) {
+    SockAddr to;
+    std::string target;
+    if (!parse_http_url(command_url, to, target)) {
+        to = e.cfg.addr;
+        size_t p = command_url.find('/', command_url.find("//") == std::string::npos ? 0 : command_url.find("//") + 2);
+        target = p == std::string::npos ? "/" : command_url.substr(p);
+    }
+    target += target.find('?') == std::string::npos ? "?method=stop" : "&method=stop";
+    std::string name = e.cfg.name;
+    commands_.get(to, target, cfg_.connect_timeout, [this, name](int status, const std::string&, const std::string& err) {
+        if (!err.empty() || status / 100 != 2)
+            r_.log().warn("engine %s: stop command failed: %s", name.c_str(),
+                          err.empty() ? ("HTTP " + std::to_string(status)).c_str() : err.c_str());
+    });
+}
+
+void SessionManager::remove(Session& s) {
+    auto it = sessions_.find(s.key());
+    if (it == sessions_.end() || it->second.get() != &s) return;
+    // Out of the map at once, so a new request starts a fresh session; freed
+    // later, since we are inside one of the session's own callbacks.
+    closing_.push_back(std::move(it->second));
+    sessions_.erase(it);
+    if (closing_.size() == 1) r_.defer([this] { closing_.clear(); });
+}
+
+void SessionManager::close_all() {
+    while (!sessions_.empty()) sessions_.begin()->second->close(503, "server shutting down");
+}
+
+} // namespace acemux

@@ -1,0 +1,105 @@
+#include "acemux/upstream.hpp"
+
+#include <cjson/cJSON.h>
+
+namespace acemux {
+
+Upstream::Upstream(Reactor& r, Ring& ring, Listener& l) : r_(r), ring_(ring), l_(l), api_(r), play_(r, *this) {}
+
+void Upstream::start(const EngineConfig& e, const std::string& id_key, const std::string& id, const std::string& pid,
+                     Millis timeout) {
+    stop();
+    engine_ = e;
+    timeout_ = timeout;
+    command_url_.clear();
+    aligner_.reset(); // whatever the last connection left half-sent is not ours to finish
+    ring_.discard_pending();
+    if (e.direct) {
+        play(e.addr, "/ace/getstream?" + id_key + "=" + id + "&pid=" + pid);
+        return;
+    }
+    api_.get(e.addr, "/ace/getstream?format=json&" + id_key + "=" + id + "&pid=" + pid, timeout,
+             [this](int status, const std::string& body, const std::string& err) { on_api(status, body, err); });
+}
+
+void Upstream::stop() {
+    api_.cancel();
+    play_.close();
+}
+
+void Upstream::on_api(int status, const std::string& body, const std::string& err) {
+    if (!err.empty()) return l_.on_upstream_failed(err, false);
+    if (status / 100 != 2) return l_.on_upstream_failed("engine answered HTTP " + std::to_string(status), false);
+    cJSON* j = cJSON_Parse(body.c_str());
+    if (!j) return l_.on_upstream_failed("engine answer is not JSON", false);
+    cJSON* error = cJSON_GetObjectItemCaseSensitive(j, "error");
+    cJSON* resp = cJSON_GetObjectItemCaseSensitive(j, "response");
+    cJSON* url = cJSON_IsObject(resp) ? cJSON_GetObjectItemCaseSensitive(resp, "playback_url") : nullptr;
+    cJSON* cmd = cJSON_IsObject(resp) ? cJSON_GetObjectItemCaseSensitive(resp, "command_url") : nullptr;
+    std::string why, playback;
+    bool rejected = false;
+    if (cJSON_IsString(error) && error->valuestring[0]) {
+        why = error->valuestring;
+        for (auto& ch : why) // one line in logs and in the player's 502
+            if (ch == '\n' || ch == '\r') ch = ' ';
+        rejected = true;
+    } else if (!cJSON_IsString(url)) {
+        why = "engine answer has no response.playback_url";
+    } else {
+        playback = url->valuestring;
+        if (cJSON_IsString(cmd)) command_url_ = cmd->valuestring;
+    }
+    cJSON_Delete(j);
+    if (!why.empty()) return l_.on_upstream_failed(why, rejected);
+
+    SockAddr to;
+    std::string target;
+    if (!parse_http_url(playback, to, target)) {
+        // A host name we will not resolve: the engine we asked is the one that serves it.
+        size_t slash = playback.find('/', playback.find("//") == std::string::npos ? 0 : playback.find("//") + 2);
+        if (slash == std::string::npos) return l_.on_upstream_failed("bad playback_url \"" + playback + "\"", false);
+        to = engine_.addr;
+        target = playback.substr(slash);
+    }
+    l_.on_upstream_accepted();
+    play(to, target);
+}
+
+void Upstream::play(const SockAddr& to, const std::string& target) {
+    r_.log().debug("engine %s: GET %s", engine_.name.c_str(), target.c_str());
+    play_.get(to, target, timeout_);
+}
+
+bool Upstream::on_status(int status) {
+    if (status / 100 == 2) {
+        if (engine_.direct) l_.on_upstream_accepted();
+        return true;
+    }
+    return false; // on_end reports it
+}
+
+void Upstream::on_read() {
+    size_t n = ring_.commit(aligner_);
+    // One line per second at most: an engine that interleaves garbage would flood the log.
+    if (aligner_.dropped() != dropped_seen_ && aligner_.synced() && r_.now() - dropped_logged_at_ >= 1000) {
+        r_.log().warn("engine %s: dropped %llu bytes that were not TS packets (%llu in all, %llu resyncs)",
+                      engine_.name.c_str(), static_cast<unsigned long long>(aligner_.dropped() - dropped_seen_),
+                      static_cast<unsigned long long>(aligner_.dropped()),
+                      static_cast<unsigned long long>(aligner_.resyncs()));
+        dropped_seen_ = aligner_.dropped();
+        dropped_logged_at_ = r_.now();
+    }
+    if (n) l_.on_upstream_data(n);
+}
+
+void Upstream::on_end(const std::string& error) {
+    ring_.discard_pending();
+    if (!error.empty()) {
+        if (play_.status() && play_.status() / 100 != 2)
+            return l_.on_upstream_failed("playback answered HTTP " + std::to_string(play_.status()), false);
+        return l_.on_upstream_failed(error, false);
+    }
+    l_.on_upstream_failed("engine ended the stream", false);
+}
+
+} // namespace acemux

@@ -1,0 +1,62 @@
+#include "player.hpp"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+namespace acemux::test {
+
+bool Player::open(int port, const std::string& id, const std::string& extra_headers) {
+    fd.reset(connect_port(port));
+    connected_ms = now_ms();
+    return send_all(fd.get(), "GET /ace/getstream?id=" + id + " HTTP/1.1\r\nHost: t\r\nUser-Agent: test-player\r\n" +
+                                  extra_headers + "\r\n");
+}
+
+void Player::on_data(const char* p, size_t n) {
+    if (!status) {
+        head.append(p, n);
+        size_t end = head.find("\r\n\r\n");
+        if (end == std::string::npos) return;
+        status = std::atoi(head.c_str() + 9);
+        std::string rest = head.substr(end + 4);
+        head.resize(end + 4);
+        if (!rest.empty()) on_data(rest.data(), rest.size());
+        return;
+    }
+    if (first_byte_ms < 0) first_byte_ms = now_ms();
+    if (first_bytes.size() < 188 * 8) first_bytes.append(p, std::min(n, 188 * 8 - first_bytes.size()));
+    body_bytes += n;
+    check.feed(p, n);
+}
+
+void read_players(std::vector<Player*> players, long ms) {
+    long end = now_ms() + ms;
+    std::vector<pollfd> pfds;
+    char buf[65536];
+    for (;;) {
+        long left = end - now_ms();
+        if (left <= 0) return;
+        pfds.clear();
+        std::vector<Player*> live;
+        for (auto* p : players)
+            if (!p->closed && !p->paused) {
+                pfds.push_back({p->fd.get(), POLLIN, 0});
+                live.push_back(p);
+            }
+        if (pfds.empty()) return;
+        if (::poll(pfds.data(), pfds.size(), static_cast<int>(std::min(left, 50L))) <= 0) continue;
+        for (size_t i = 0; i < pfds.size(); i++) {
+            if (!pfds[i].revents) continue;
+            ssize_t n = ::recv(pfds[i].fd, buf, sizeof buf, MSG_DONTWAIT);
+            if (n > 0) live[i]->on_data(buf, static_cast<size_t>(n));
+            else if (n == 0 || (errno != EAGAIN && errno != EINTR)) live[i]->closed = true;
+        }
+    }
+}
+
+long sim_stat(const std::string& json, const std::string& key) {
+    size_t p = json.find("\"" + key + "\":");
+    return p == std::string::npos ? -1 : std::atol(json.c_str() + p + key.size() + 3);
+}
+
+} // namespace acemux::test

@@ -1,0 +1,37 @@
+// A test player: one GET /ace/getstream connection whose TS is checked packet
+// by packet as it arrives. Many players are read together from one poll loop.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "harness.hpp"
+#include "ts_gen.hpp"
+
+namespace acemux::test {
+
+struct Player {
+    Fd fd;
+    std::string head;      // response header, once complete
+    int status = 0;
+    bool closed = false;
+    bool paused = false;   // not read by read_players
+    long connected_ms = 0, first_byte_ms = -1;
+    uint64_t body_bytes = 0;
+    std::string first_bytes; // the first body bytes, for inspection
+    testts::TsCheck check;
+
+    bool open(int port, const std::string& id, const std::string& extra_headers = "");
+    void on_data(const char* p, size_t n);
+};
+
+// Reads every player that is not paused for `ms` milliseconds.
+void read_players(std::vector<Player*> players, long ms);
+inline void read_player(Player& p, long ms) { read_players({&p}, ms); }
+
+inline const std::string kId = "0123456789abcdef0123456789abcdef01234567";
+inline const std::string kId2 = "fedcba9876543210fedcba9876543210fedcba98";
+
+// Parses {"api":1,...} as written by engine_sim.
+long sim_stat(const std::string& json, const std::string& key);
+
+} // namespace acemux::test

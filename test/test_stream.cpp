@@ -1,0 +1,271 @@
+// The streaming core end to end: engine_sim -> acemux -> test players.
+#include <criterion/criterion.h>
+
+#include <csignal>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "player.hpp"
+
+using namespace acemux;
+using namespace acemux::test;
+
+namespace {
+struct Rig {
+    Engine engine;
+    Daemon daemon;
+    void start(const std::vector<std::string>& engine_args = {}, const std::string& stream = "",
+               const std::string& engine_extra = "") {
+        cr_assert(engine.start(engine_args), "engine_sim did not start: %s", engine.proc.output().c_str());
+        std::string cfg = "[stream]\n" + stream + "\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
+                          std::to_string(engine.port) + "\n" + engine_extra;
+        cr_assert(daemon.start(cfg), "acemux did not start: %s", daemon.proc.output().c_str());
+    }
+    std::string log() {
+        daemon.proc.drain();
+        return daemon.proc.output();
+    }
+};
+
+void expect_clean(const Player& p, const char* who) {
+    cr_assert_eq(p.status, 200, "%s: status %d", who, p.status);
+    cr_assert(p.check.clean(), "%s: %s", who, p.check.summary().c_str());
+    cr_assert_gt(p.check.data, 100u, "%s: %s", who, p.check.summary().c_str());
+}
+} // namespace
+
+Test(stream, fifty_players_get_every_packet_once_in_order_from_one_engine_connection, .timeout = 60) {
+    Rig rig;
+    rig.start();
+    std::vector<Player> players(50);
+    std::vector<Player*> all;
+    for (auto& p : players) {
+        cr_assert(p.open(rig.daemon.port, kId));
+        all.push_back(&p);
+    }
+    read_players(all, 2500);
+    uint64_t lo = 0, hi = UINT64_MAX;
+    for (size_t i = 0; i < players.size(); i++) {
+        std::string who = "player " + std::to_string(i);
+        expect_clean(players[i], who.c_str());
+        cr_assert_eq(players[i].check.restarts, 0u);
+        lo = std::max(lo, players[i].check.first_seq);
+        hi = std::min(hi, players[i].check.last_seq);
+    }
+    cr_assert_lt(lo, hi, "all players saw a common stretch of the stream (%llu..%llu)", (unsigned long long)lo,
+                 (unsigned long long)hi);
+    std::string st = rig.engine.stats();
+    cr_assert_eq(sim_stat(st, "api"), 1, "%s", st.c_str());
+    cr_assert_eq(sim_stat(st, "playbacks"), 1, "one engine connection for 50 players: %s", st.c_str());
+}
+
+Test(stream, late_joiner_gets_data_at_once_from_initial_behind_chunks, .timeout = 30) {
+    Rig rig;
+    // 2 KB/packet math: 64 KiB chunks fill every ~87 ms at 6 Mbit/s.
+    rig.start();
+    Player first;
+    cr_assert(first.open(rig.daemon.port, kId));
+    read_player(first, 1500);
+    uint64_t head_seq = first.check.last_seq;
+    Player late;
+    cr_assert(late.open(rig.daemon.port, kId));
+    read_players({&first, &late}, 300);
+    expect_clean(late, "late joiner");
+    long ttfb = late.first_byte_ms - late.connected_ms;
+    cr_log_info("late joiner: first byte after %ld ms, started %llu packets behind", ttfb,
+                (unsigned long long)(head_seq - late.check.first_seq));
+    cr_assert_lt(ttfb, 1000, "data comes from the ring, not from new engine data");
+    // initial_behind = 3 chunks of 348 packets (plus the open chunk and PSI slack).
+    cr_assert_leq(head_seq - late.check.first_seq, 4u * 348, "started within initial_behind chunks");
+    cr_assert_gt(head_seq - late.check.first_seq, 348u, "started behind the head, so it had data at once");
+}
+
+Test(stream, a_player_that_stops_reading_is_dropped_and_costs_the_others_nothing, .timeout = 60) {
+    Rig rig;
+    // 40 Mbit/s into a small ring: a stuck player falls out of it within a second.
+    rig.start({"--bitrate", "40000000"},
+              "chunk_size = 18800\nring_chunks = 16\ninitial_behind = 2\ncatchup_behind = 8\n"
+              "client_stall_timeout = 1\n");
+    std::vector<Player> good(9);
+    std::vector<Player*> readers;
+    for (auto& p : good) {
+        cr_assert(p.open(rig.daemon.port, kId));
+        readers.push_back(&p);
+    }
+    Player stuck;
+    int small = 4096;
+    stuck.fd.reset(connect_port(rig.daemon.port));
+    setsockopt(stuck.fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    cr_assert(send_all(stuck.fd.get(), "GET /ace/getstream?id=" + kId + " HTTP/1.1\r\n\r\n"));
+    long t0 = now_ms();
+    std::string before = rig.engine.stats();
+    read_players(readers, 4000);
+    double secs = static_cast<double>(now_ms() - t0) / 1000.0;
+    std::string after = rig.engine.stats();
+    for (size_t i = 0; i < good.size(); i++) expect_clean(good[i], ("reader " + std::to_string(i)).c_str());
+    cr_assert(rig.log().find("stalled: not reading") != std::string::npos, "the stuck player was dropped");
+    double mbit = static_cast<double>(sim_stat(after, "bytes") - sim_stat(before, "bytes")) * 8 / secs / 1e6;
+    cr_log_info("engine read at %.1f Mbit/s while a player was stuck", mbit);
+    cr_assert_gt(mbit, 30.0, "the engine is read at (nearly) full rate: %.1f Mbit/s", mbit);
+}
+
+Test(stream, a_slow_reader_jumps_forward_on_packet_boundaries, .timeout = 60) {
+    Rig rig;
+    rig.start({"--bitrate", "40000000"},
+              "chunk_size = 18800\nring_chunks = 16\ninitial_behind = 2\ncatchup_behind = 8\n"
+              "client_stall_timeout = 30\n");
+    Player slow, fast;
+    int small = 65536;
+    slow.fd.reset(connect_port(rig.daemon.port));
+    setsockopt(slow.fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    cr_assert(send_all(slow.fd.get(), "GET /ace/getstream?id=" + kId + " HTTP/1.1\r\n\r\n"));
+    cr_assert(fast.open(rig.daemon.port, kId));
+    // The slow one takes 64 KiB every 50 ms, a quarter of the 5 MB/s stream:
+    // once the socket buffers are full its cursor falls behind.
+    read_players({&slow, &fast}, 200);
+    for (int i = 0; i < 80; i++) {
+        char buf[65536];
+        ssize_t n = recv(slow.fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) slow.on_data(buf, static_cast<size_t>(n));
+        read_players({&fast}, 50);
+    }
+    expect_clean(fast, "fast reader");
+    cr_assert(rig.log().find("jumping to chunk") != std::string::npos, "the slow reader jumped: %s\n%s",
+              slow.check.summary().c_str(), rig.log().substr(rig.log().size() > 3000 ? rig.log().size() - 3000 : 0).c_str());
+    cr_assert_gt(slow.check.missing, 0u, "it skipped data: %s", slow.check.summary().c_str());
+    cr_assert_eq(slow.check.bad_sync + slow.check.corrupt, 0u, "but never a torn packet: %s",
+                 slow.check.summary().c_str());
+}
+
+Test(stream, null_packets_fill_an_engine_stall_and_data_resumes, .timeout = 30) {
+    Rig rig;
+    rig.start({"--stall-after", "400000", "--stall", "2000"}, "keepalive_interval = 0.2\n");
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    read_player(p, 1000);
+    uint64_t nulls_before = p.check.nulls;
+    read_player(p, 1500); // inside the stall
+    cr_assert_gt(p.check.nulls, nulls_before, "keepalives during the stall: %s", p.check.summary().c_str());
+    uint64_t seq_in_stall = p.check.last_seq;
+    read_player(p, 1500);
+    cr_assert_gt(p.check.last_seq, seq_in_stall, "data resumed: %s", p.check.summary().c_str());
+    expect_clean(p, "player");
+    cr_assert_eq(p.check.restarts, 0u, "same engine connection throughout");
+}
+
+Test(stream, garbage_between_packets_is_dropped_and_logged, .timeout = 30) {
+    Rig rig;
+    rig.start({"--garbage-every", "40", "--garbage-bytes", "77"});
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    read_player(p, 2000);
+    expect_clean(p, "player");
+    cr_assert(rig.log().find("bytes that were not TS packets") != std::string::npos);
+}
+
+Test(stream, chunked_engine_body_works, .timeout = 30) {
+    Rig rig;
+    rig.start({"--chunked"});
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    read_player(p, 1500);
+    expect_clean(p, "player");
+}
+
+Test(stream, direct_api_streams_without_the_json_step, .timeout = 30) {
+    Rig rig;
+    rig.start({}, "", "api = \"direct\"\n");
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    read_player(p, 1500);
+    expect_clean(p, "player");
+    std::string st = rig.engine.stats();
+    cr_assert_eq(sim_stat(st, "direct"), 1, "%s", st.c_str());
+    cr_assert_eq(sim_stat(st, "api"), 0, "%s", st.c_str());
+}
+
+Test(stream, grace_period_reuses_then_stops_the_engine_stream, .timeout = 30) {
+    Rig rig;
+    rig.start({}, "grace_period = 1\n");
+    {
+        Player a;
+        cr_assert(a.open(rig.daemon.port, kId));
+        read_player(a, 500);
+        expect_clean(a, "first");
+    }
+    usleep(300000); // within the grace period
+    {
+        Player b;
+        cr_assert(b.open(rig.daemon.port, kId));
+        read_player(b, 500);
+        cr_assert_eq(b.status, 200);
+        cr_assert_gt(b.body_bytes, 0u);
+    }
+    std::string st = rig.engine.stats();
+    cr_assert_eq(sim_stat(st, "playbacks"), 1, "reused: %s", st.c_str());
+    cr_assert_eq(sim_stat(st, "stops"), 0, "%s", st.c_str());
+    cr_assert(rig.daemon.proc.wait_line("closed (stream closed)", 3000) != "");
+    usleep(200000);
+    st = rig.engine.stats();
+    cr_assert_eq(sim_stat(st, "stops"), 1, "the engine was told to stop: %s", st.c_str());
+    cr_assert_eq(sim_stat(st, "active"), 0, "%s", st.c_str());
+}
+
+Test(stream, bad_ids_get_400_with_a_reason) {
+    Rig rig;
+    rig.start();
+    struct {
+        const char* target;
+        const char* body;
+    } cases[] = {
+        {"/ace/getstream", "missing id: use /ace/getstream?id=<40 hex characters>\n"},
+        {"/ace/getstream?id=abc", "id must be 40 hexadecimal characters\n"},
+        {"/ace/getstream?id=0123456789abcdef0123456789abcdef0123456g", "id must be 40 hexadecimal characters\n"},
+        {"/ace/getstream?infohash=xyz", "infohash must be 40 hexadecimal characters\n"},
+        {"/ace/getstream?id=0123456789abcdef0123456789abcdef01234567&id=fedcba9876543210fedcba9876543210fedcba98",
+         "give one id (or infohash) parameter, not several\n"},
+        {"/ace/getstream?id=%zz", "invalid percent-encoding in query\n"},
+    };
+    for (auto& c : cases) {
+        HttpReply r = http_get(rig.daemon.port, c.target);
+        cr_assert_eq(r.status, 400, "%s", c.target);
+        cr_assert_eq(r.body, c.body, "%s: %s", c.target, r.body.c_str());
+    }
+    cr_assert_eq(sim_stat(rig.engine.stats(), "api"), 0, "no engine work for bad requests");
+}
+
+Test(stream, head_answers_headers_only) {
+    Rig rig;
+    rig.start();
+    Fd fd(connect_port(rig.daemon.port));
+    cr_assert(send_all(fd.get(), "HEAD /ace/getstream?id=" + kId + " HTTP/1.1\r\n\r\n"));
+    HttpReply r = parse_reply(read_all(fd.get(), 2000));
+    cr_assert_eq(r.status, 200);
+    cr_assert(r.head.find("Content-Type: video/mp2t") != std::string::npos);
+    cr_assert_eq(r.body, "");
+}
+
+Test(stream, two_ids_are_independent, .timeout = 30) {
+    Rig rig;
+    rig.start({}, "grace_period = 0\n");
+    Player a, b;
+    cr_assert(a.open(rig.daemon.port, kId));
+    cr_assert(b.open(rig.daemon.port, kId2));
+    read_players({&a, &b}, 1000);
+    a.fd.reset(); // the first id's only player leaves
+    read_player(b, 1000);
+    expect_clean(b, "second id");
+    std::string st = rig.engine.stats();
+    cr_assert_eq(sim_stat(st, "playbacks"), 2, "%s", st.c_str());
+    cr_assert_eq(sim_stat(st, "stops"), 1, "only the abandoned one stopped: %s", st.c_str());
+    cr_assert_eq(sim_stat(st, "active"), 1, "%s", st.c_str());
+}
+
+Test(stream, engine_refusing_the_id_gives_502_with_its_message) {
+    Rig rig;
+    rig.start({"--reject", kId});
+    HttpReply r = http_get(rig.daemon.port, "/ace/getstream?id=" + kId);
+    cr_assert_eq(r.status, 502);
+    cr_assert_eq(r.body, "engine refused the stream: failed to load content: not found\n");
+    cr_assert(rig.log().find("engine 127.0.0.1") != std::string::npos);
+}

@@ -1,0 +1,137 @@
+#include "ts_gen.hpp"
+
+#include <cstdio>
+#include <cstring>
+
+namespace acemux::testts {
+
+uint32_t crc32_mpeg(const uint8_t* p, size_t n) {
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < n; i++) {
+        crc ^= static_cast<uint32_t>(p[i]) << 24;
+        for (int b = 0; b < 8; b++) crc = (crc & 0x80000000u) ? (crc << 1) ^ 0x04C11DB7u : crc << 1;
+    }
+    return crc;
+}
+
+void TsGen::psi(uint8_t* out, uint16_t pid, uint8_t& cc, const uint8_t* section, size_t len) {
+    out[0] = 0x47;
+    out[1] = static_cast<uint8_t>(0x40 | (pid >> 8));
+    out[2] = static_cast<uint8_t>(pid & 0xFF);
+    out[3] = static_cast<uint8_t>(0x10 | (cc++ & 0x0F));
+    out[4] = 0; // pointer field
+    std::memcpy(out + 5, section, len);
+    uint32_t crc = crc32_mpeg(section, len);
+    uint8_t* c = out + 5 + len;
+    c[0] = static_cast<uint8_t>(crc >> 24), c[1] = static_cast<uint8_t>(crc >> 16);
+    c[2] = static_cast<uint8_t>(crc >> 8), c[3] = static_cast<uint8_t>(crc);
+    std::memset(c + 4, 0xFF, 188 - (5 + len + 4));
+}
+
+void TsGen::pat(uint8_t* out) {
+    const uint8_t s[] = {0x00, 0xB0, 13, 0x00, 0x01, 0xC1, 0x00, 0x00,
+                         0x00, 0x01, static_cast<uint8_t>(0xE0 | (kPmtPid >> 8)), kPmtPid & 0xFF};
+    psi(out, 0, cc_pat_, s, sizeof s);
+}
+
+void TsGen::pmt(uint8_t* out) {
+    // One private-data stream (type 0x06) on kDataPid; it is also the PCR PID.
+    const uint8_t s[] = {0x02, 0xB0, 18, 0x00, 0x01, 0xC1, 0x00, 0x00,
+                         static_cast<uint8_t>(0xE0 | (kDataPid >> 8)), kDataPid & 0xFF, 0xF0, 0x00,
+                         0x06, static_cast<uint8_t>(0xE0 | (kDataPid >> 8)), kDataPid & 0xFF, 0xF0, 0x00};
+    psi(out, kPmtPid, cc_pmt_, s, sizeof s);
+}
+
+void TsGen::data(uint8_t* out) {
+    out[0] = 0x47;
+    out[1] = static_cast<uint8_t>(kDataPid >> 8);
+    out[2] = static_cast<uint8_t>(kDataPid & 0xFF);
+    out[3] = static_cast<uint8_t>(0x10 | (cc_data_++ & 0x0F));
+    uint64_t s = seq_++;
+    for (int i = 0; i < 8; i++) out[4 + i] = static_cast<uint8_t>(s >> (56 - 8 * i));
+    for (int i = 12; i < 188; i++) out[i] = static_cast<uint8_t>(s + static_cast<uint64_t>(i));
+}
+
+void TsCheck::feed(const char* p, size_t n) {
+    partial_.append(p, n);
+    size_t off = 0;
+    while (partial_.size() - off >= 188) {
+        packet(reinterpret_cast<const uint8_t*>(partial_.data() + off));
+        off += 188;
+    }
+    partial_.erase(0, off);
+}
+
+void TsCheck::packet(const uint8_t* p) {
+    packets++;
+    if (p[0] != 0x47) {
+        bad_sync++;
+        return;
+    }
+    uint16_t pid = static_cast<uint16_t>((p[1] & 0x1F) << 8 | p[2]);
+    if (pid == 0x1FFF) {
+        nulls++;
+        return;
+    }
+    if (pid != kDataPid) {
+        psi++;
+        return;
+    }
+    size_t pay = 4;
+    bool disc = false;
+    if (p[3] & 0x20) { // adaptation field: where a splice marks the discontinuity
+        disc = p[4] > 0 && (p[5] & 0x80);
+        pay = 5 + p[4];
+    }
+    if (!(p[3] & 0x10)) { // no payload: an adaptation-field-only marker for the next packet
+        if (disc) pending_disc_ = true;
+        return;
+    }
+    data++;
+    disc = disc || pending_disc_;
+    pending_disc_ = false;
+    if (disc) discontinuity_flags++;
+    int cc = p[3] & 0x0F;
+    uint64_t s = 0;
+    for (int i = 0; i < 8; i++) s = s << 8 | p[pay + static_cast<size_t>(i)];
+    for (size_t k = 0; pay + 8 + k < 188; k++)
+        if (p[pay + 8 + k] != static_cast<uint8_t>(s + 12 + k)) {
+            corrupt++;
+            break;
+        }
+    if (!started) {
+        started = true;
+        first_seq = last_seq = s;
+        last_cc_ = cc;
+        return;
+    }
+    if (s == last_seq + 1) {
+        if (!disc && last_cc_ >= 0 && cc != ((last_cc_ + 1) & 0x0F)) cc_errors++;
+    } else if (s < last_seq && (disc || s == 0)) {
+        restarts++; // a new engine connection: the sequence starts over
+        if (disc) restarts_flagged++;
+    } else if (s == last_seq) {
+        duplicated++;
+    } else if (s < last_seq) {
+        reordered++;
+    } else {
+        missing += s - last_seq - 1;
+    }
+    last_seq = s;
+    last_cc_ = cc;
+}
+
+std::string TsCheck::summary() const {
+    char buf[400];
+    std::snprintf(buf, sizeof buf,
+                  "packets=%llu data=%llu psi=%llu nulls=%llu seq=%llu..%llu missing=%llu dup=%llu reordered=%llu "
+                  "restarts=%llu bad_sync=%llu corrupt=%llu cc_errors=%llu",
+                  (unsigned long long)packets, (unsigned long long)data, (unsigned long long)psi,
+                  (unsigned long long)nulls, (unsigned long long)first_seq, (unsigned long long)last_seq,
+                  (unsigned long long)missing, (unsigned long long)duplicated, (unsigned long long)reordered,
+                  (unsigned long long)restarts, (unsigned long long)bad_sync, (unsigned long long)corrupt,
+                  (unsigned long long)cc_errors);
+    return buf;
+}
+
+} // namespace acemux::testts

@@ -1,0 +1,48 @@
+// Test MPEG-TS: a generator of real packets (PAT, PMT, a data PID whose
+// payload starts with a 64-bit sequence number) and a checker that proves
+// every packet arrived whole, in order, once.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace acemux::testts {
+
+constexpr uint16_t kPmtPid = 0x1000;
+constexpr uint16_t kDataPid = 0x0100;
+
+uint32_t crc32_mpeg(const uint8_t* p, size_t n);
+
+class TsGen {
+public:
+    void pat(uint8_t* out);
+    void pmt(uint8_t* out);
+    void data(uint8_t* out); // next sequence number
+    uint64_t next_seq() const { return seq_; }
+
+private:
+    void psi(uint8_t* out, uint16_t pid, uint8_t& cc, const uint8_t* section, size_t len);
+    uint64_t seq_ = 0;
+    uint8_t cc_pat_ = 0, cc_pmt_ = 0, cc_data_ = 0;
+};
+
+struct TsCheck {
+    uint64_t packets = 0, nulls = 0, psi = 0, data = 0;
+    uint64_t first_seq = 0, last_seq = 0;
+    uint64_t missing = 0, duplicated = 0, reordered = 0, restarts = 0;
+    uint64_t bad_sync = 0, corrupt = 0, cc_errors = 0;
+    uint64_t discontinuity_flags = 0, restarts_flagged = 0;
+    bool started = false;
+
+    void feed(const char* p, size_t n);
+    void feed(const std::string& s) { feed(s.data(), s.size()); }
+    bool clean() const { return !missing && !duplicated && !reordered && !bad_sync && !corrupt && !cc_errors; }
+    std::string summary() const;
+
+private:
+    void packet(const uint8_t* p);
+    std::string partial_;
+    int last_cc_ = -1;
+    bool pending_disc_ = false;
+};
+
+} // namespace acemux::testts
