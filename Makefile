@@ -41,7 +41,7 @@ DEB_TEST_DEPS := libcriterion-dev redis-server
 all: acemux $(BUILD)/engine_sim
 
 acemux: $(BUILD)/acemux
-	cp $< $@
+	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/acemux: $(BUILD)/src/main.o $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)

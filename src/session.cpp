@@ -53,9 +53,9 @@ void Session::add(StreamHandoff&& h, std::string user_agent) {
 }
 
 void Session::on_upstream_accepted() {
+    reactor().log().info("stream %s: engine %s accepted it", id_.c_str(), engine_->cfg.name.c_str());
     if (accepted_) return;
     accepted_ = true;
-    reactor().log().info("stream %s: engine %s accepted it", id_.c_str(), engine_->cfg.name.c_str());
     for (auto& c : clients_)
         if (!c.started()) c.begin(200, "");
 }
@@ -67,8 +67,7 @@ void Session::on_upstream_data(size_t n) {
             reactor().log().info("stream %s: data flowing again from engine %s after %.1f s", id_.c_str(),
                                  engine_->cfg.name.c_str(), static_cast<double>(last_data_ - failing_since_) / 1000.0);
         st_ = clients_.empty() ? State::draining : State::running;
-        tries_on_engine_ = 0;
-        backoff_ = 0;
+        recovered_at_ = last_data_;
     }
     // Batch wake-ups: per wake_bytes or per sealed chunk, else after wake_delay.
     unwoken_ += n;
@@ -98,15 +97,22 @@ void Session::on_upstream_failed(const std::string& why, bool rejected) {
         reactor().log().warn("stream %s: engine %s refused it: %s", id_.c_str(), engine, why.c_str());
         return close(502, "engine refused the stream: " + why);
     }
-    if (st_ != State::failing) failing_since_ = now;
+    if (st_ != State::failing) {
+        failing_since_ = now;
+        // Only a stream that ran a while since its last failure starts with a
+        // clean slate; an engine that recovers briefly and fails again is
+        // left, not retried forever.
+        if (now - recovered_at_ >= kStableMs) tries_on_engine_ = 0, backoff_ = 0;
+    }
     st_ = State::failing;
     if (now - failing_since_ >= cfg().failover_timeout) {
         reactor().log().error("stream %s: giving up after %.1f s of failures (last: %s)", id_.c_str(),
                               static_cast<double>(now - failing_since_) / 1000.0, why.c_str());
         return close(503, "no engine could serve the stream: " + why);
     }
-    // The same engine gets one more try, then the stream moves to another.
-    if (++tries_on_engine_ >= 2) {
+    // The same engine gets one more try, then the stream moves to another;
+    // at once when the engine left the config or failed its health checks.
+    if (++tries_on_engine_ >= 2 || engine_->removed || !engine_->up) {
         EngineLease other = m_.pool().pick(engine_.get());
         if (other && other.get() != engine_.get()) {
             reactor().log().warn("stream %s: moving from engine %s to %s", id_.c_str(), engine,
@@ -119,6 +125,7 @@ void Session::on_upstream_failed(const std::string& why, bool rejected) {
     reactor().log().warn("stream %s: %s; retrying on engine %s in %lld ms", id_.c_str(), why.c_str(),
                          engine_->cfg.name.c_str(), static_cast<long long>(backoff_));
     reconnects_++;
+    up_.splice_next(); // players must resynchronise on whatever the next connection brings
     retry_timer_.once(backoff_, [this] { connect(); });
 }
 

@@ -1,5 +1,6 @@
 #include "acemux/ts.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace acemux::ts {
@@ -10,6 +11,48 @@ void null_packet(uint8_t* out, uint8_t counter) {
     out[2] = static_cast<uint8_t>(kNullPid & 0xFF);
     out[3] = static_cast<uint8_t>(0x10 | (counter & 0x0F)); // payload only
     std::memset(out + 4, 0xFF, kPacket - 4);
+}
+
+size_t payload_offset(const uint8_t* p) {
+    if (!has_payload(p)) return kPacket;
+    if (!has_adaptation(p)) return 4;
+    return std::min<size_t>(5 + p[4], kPacket);
+}
+
+namespace {
+// The section of a PSI packet that starts one: {start, length incl. CRC} or {nullptr, 0}.
+std::pair<const uint8_t*, size_t> section(const uint8_t* p, uint8_t table_id) {
+    if (p[0] != kSync || !payload_start(p)) return {nullptr, 0};
+    size_t off = payload_offset(p);
+    if (off >= kPacket) return {nullptr, 0};
+    off += 1 + p[off]; // pointer_field
+    if (off + 3 > kPacket || p[off] != table_id) return {nullptr, 0};
+    size_t len = static_cast<size_t>((p[off + 1] & 0x0F) << 8 | p[off + 2]);
+    if (off + 3 + len > kPacket || len < 9) return {nullptr, 0};
+    return {p + off, len + 3};
+}
+} // namespace
+
+int pat_pmt_pid(const uint8_t* p) {
+    if (pid(p) != 0) return -1;
+    auto [s, n] = section(p, 0x00);
+    for (size_t i = 8; s && i + 4 <= n - 4; i += 4) {
+        int program = s[i] << 8 | s[i + 1];
+        if (program != 0) return (s[i + 2] & 0x1F) << 8 | s[i + 3];
+    }
+    return -1;
+}
+
+bool pmt_streams(const uint8_t* p, std::vector<Es>& out) {
+    auto [s, n] = section(p, 0x02);
+    if (!s) return false;
+    out.clear();
+    size_t info = static_cast<size_t>((s[10] & 0x0F) << 8 | s[11]);
+    for (size_t i = 12 + info; i + 5 <= n - 4;) {
+        out.push_back({static_cast<uint16_t>((s[i + 1] & 0x1F) << 8 | s[i + 2]), s[i]});
+        i += 5 + static_cast<size_t>((s[i + 3] & 0x0F) << 8 | s[i + 4]);
+    }
+    return true;
 }
 
 namespace {
@@ -86,6 +129,60 @@ Aligner::Result Aligner::scan(uint8_t* buf, size_t len) {
     }
     if (out != in && in < len) std::memmove(buf + out, buf + in, len - in);
     return {out, len - in};
+}
+
+void Splice::arm() {
+    active_ = true;
+    seen_pat_ = false;
+    pmt_pid_ = -1;
+    packets_ = 0;
+    es_.clear();
+    marked_.reset();
+}
+
+void Splice::feed(const uint8_t* pkts, size_t n, std::string& out) {
+    for (size_t off = 0; off + kPacket <= n; off += kPacket) {
+        if (active_) packet(pkts + off, out);
+        else out.append(reinterpret_cast<const char*>(pkts + off), kPacket);
+    }
+}
+
+void Splice::packet(const uint8_t* p, std::string& out) {
+    uint16_t id = pid(p);
+    if (!seen_pat_) {
+        if (id != 0 && ++packets_ < kMaxPackets) {
+            dropped_++;
+            return;
+        }
+        seen_pat_ = true;
+    }
+    if (id == 0 && pmt_pid_ < 0) pmt_pid_ = pat_pmt_pid(p);
+    if (pmt_pid_ >= 0 && id == pmt_pid_ && es_.empty()) pmt_streams(p, es_);
+    size_t at = out.size();
+    out.append(reinterpret_cast<const char*>(p), kPacket);
+    if (id != kNullPid && !marked_[id]) {
+        marked_[id] = true;
+        uint8_t* q = reinterpret_cast<uint8_t*>(out.data()) + at;
+        if (has_adaptation(q) && q[4] > 0) {
+            q[5] |= 0x80;
+        } else {
+            // An adaptation-field-only packet in front; its counter is the one
+            // before the packet's, so the packet itself reads as continuous.
+            uint8_t m[kPacket];
+            m[0] = kSync;
+            m[1] = static_cast<uint8_t>(id >> 8 & 0x1F);
+            m[2] = static_cast<uint8_t>(id & 0xFF);
+            m[3] = static_cast<uint8_t>(0x20 | ((cc(q) + 15) & 0x0F));
+            m[4] = kPacket - 5;
+            m[5] = 0x80;
+            std::memset(m + 6, 0xFF, kPacket - 6);
+            out.insert(at, reinterpret_cast<const char*>(m), kPacket);
+        }
+    }
+    // Done once every stream of the PMT has been marked (or it takes too long).
+    bool all = !es_.empty();
+    for (auto& e : es_) all = all && marked_[e.pid];
+    if (all || ++packets_ >= kMaxPackets) active_ = false;
 }
 
 } // namespace acemux::ts

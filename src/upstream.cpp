@@ -1,6 +1,7 @@
 #include "acemux/upstream.hpp"
 
 #include <cjson/cJSON.h>
+#include <cstring>
 
 namespace acemux {
 
@@ -14,12 +15,41 @@ void Upstream::start(const EngineConfig& e, const std::string& id_key, const std
     command_url_.clear();
     aligner_.reset(); // whatever the last connection left half-sent is not ours to finish
     ring_.discard_pending();
+    staged_.clear();
+    splice_aligner_ = ts::Aligner();
     if (e.direct) {
         play(e.addr, "/ace/getstream?" + id_key + "=" + id + "&pid=" + pid);
         return;
     }
     api_.get(e.addr, "/ace/getstream?format=json&" + id_key + "=" + id + "&pid=" + pid, timeout,
              [this](int status, const std::string& body, const std::string& err) { on_api(status, body, err); });
+}
+
+std::pair<uint8_t*, size_t> Upstream::recv_area() {
+    staging_ = splice_.active();
+    if (!staging_) return {ring_.recv_ptr(), ring_.recv_space()};
+    constexpr size_t kStage = 64 * 1024;
+    if (!stage_buf_) stage_buf_ = std::make_unique_for_overwrite<uint8_t[]>(kStage);
+    return {stage_buf_.get(), kStage};
+}
+
+void Upstream::on_body(const uint8_t* at, size_t n) {
+    received_ += n;
+    if (staging_) staged_.append(reinterpret_cast<const char*>(at), n);
+    else ring_.append(at, n);
+}
+
+void Upstream::to_ring(const uint8_t* p, size_t n) {
+    size_t made = 0;
+    while (n) {
+        size_t k = std::min(n, ring_.recv_space());
+        std::memcpy(ring_.recv_ptr(), p, k);
+        ring_.append(ring_.recv_ptr(), k);
+        made += ring_.commit(aligner_);
+        p += k;
+        n -= k;
+    }
+    if (made) l_.on_upstream_data(made);
 }
 
 void Upstream::stop() {
@@ -79,6 +109,21 @@ bool Upstream::on_status(int status) {
 }
 
 void Upstream::on_read() {
+    if (staging_) {
+        auto r = splice_aligner_.scan(reinterpret_cast<uint8_t*>(staged_.data()), staged_.size());
+        spliced_.clear();
+        splice_.feed(reinterpret_cast<const uint8_t*>(staged_.data()), r.whole, spliced_);
+        staged_.erase(0, r.whole);
+        if (!splice_.active()) { // done: what is left goes the normal way
+            spliced_ += staged_;
+            staged_.clear();
+            splice_aligner_ = ts::Aligner();
+            r_.log().info("engine %s: new stream spliced in (%llu packets before its PAT dropped)",
+                          engine_.name.c_str(), static_cast<unsigned long long>(splice_.dropped()));
+        }
+        to_ring(reinterpret_cast<const uint8_t*>(spliced_.data()), spliced_.size());
+        return;
+    }
     size_t n = ring_.commit(aligner_);
     // One line per second at most: an engine that interleaves garbage would flood the log.
     if (aligner_.dropped() != dropped_seen_ && aligner_.synced() && r_.now() - dropped_logged_at_ >= 1000) {

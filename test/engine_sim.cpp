@@ -101,6 +101,10 @@ public:
             r.status = o_.health_status;
             return r;
         });
+        srv_.route("/sim/set", [this](const HttpRequest& q) {
+            if (const std::string* h = q.param("health")) o_.health_status = std::atoi(h->c_str());
+            return HttpResponse::text(200, "ok");
+        });
         srv_.route("/sim/stats", [this](const HttpRequest&) {
             size_t active = 0;
             for (auto& p : plays_) active += p.dead ? 0 : 1;

@@ -124,3 +124,51 @@ Test(ts, engine_sim_garbage_pattern_loses_nothing) {
     cr_assert_eq(c.psi, 120u, "%s", c.summary().c_str());
     cr_assert_eq(a.dropped(), 600u * 77);
 }
+
+Test(ts, pat_and_pmt_are_parsed) {
+    testts::TsGen g;
+    uint8_t p[188];
+    g.pat(p);
+    cr_assert_eq(ts::pat_pmt_pid(p), testts::kPmtPid);
+    g.pmt(p);
+    std::vector<ts::Es> es;
+    cr_assert(ts::pmt_streams(p, es));
+    cr_assert_eq(es.size(), 1u);
+    cr_assert_eq(es[0].pid, testts::kDataPid);
+    cr_assert_eq(es[0].type, 0x06);
+    g.data(p);
+    cr_assert_eq(ts::pat_pmt_pid(p), -1);
+    cr_assert(!ts::pmt_streams(p, es));
+}
+
+Test(ts, splice_starts_at_pat_and_marks_each_pid_once) {
+    testts::TsGen g;
+    std::string in = packets(g, 5); // before the PAT: dropped
+    uint8_t p[188];
+    g.pat(p);
+    in.append(reinterpret_cast<char*>(p), 188);
+    g.pmt(p);
+    in.append(reinterpret_cast<char*>(p), 188);
+    in += packets(g, 10);
+    ts::Splice s;
+    s.arm();
+    std::string out;
+    s.feed(reinterpret_cast<const uint8_t*>(in.data()), in.size(), out);
+    cr_assert(!s.active(), "done once the PMT's one stream was marked");
+    cr_assert_eq(s.dropped(), 5u);
+    // PAT, PMT and data PID each get one adaptation-field-only marker in front.
+    cr_assert_eq(out.size(), (2 + 10 + 3) * 188u);
+    const uint8_t* o = reinterpret_cast<const uint8_t*>(out.data());
+    cr_assert_eq(ts::pid(o), 0);
+    cr_assert(!ts::has_payload(o) && (o[5] & 0x80), "marker with the discontinuity indicator");
+    cr_assert_eq(ts::pid(o + 188), 0, "then the PAT itself");
+    testts::TsCheck c;
+    c.feed(out);
+    cr_assert_eq(c.discontinuity_flags, 1u, "%s", c.summary().c_str());
+    cr_assert_eq(c.data, 10u);
+    cr_assert(c.clean(), "%s", c.summary().c_str());
+    // Once done, packets pass untouched.
+    std::string more = packets(g, 3), out2;
+    s.feed(reinterpret_cast<const uint8_t*>(more.data()), more.size(), out2);
+    cr_assert_eq(out2, more);
+}

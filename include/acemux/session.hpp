@@ -73,7 +73,8 @@ private:
     EngineLease engine_;
     std::list<Client> clients_;
     Timer wake_timer_, tick_timer_, grace_timer_, retry_timer_;
-    Millis created_, last_data_, failing_since_ = 0, last_stall_scan_ = 0, backoff_ = 0;
+    static constexpr Millis kStableMs = 30000;
+    Millis created_, last_data_, failing_since_ = 0, recovered_at_ = 0, last_stall_scan_ = 0, backoff_ = 0;
     uint64_t head_at_wake_ = 0;
     size_t unwoken_ = 0;
     int tries_on_engine_ = 0;

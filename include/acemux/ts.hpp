@@ -4,6 +4,8 @@
 #include <bitset>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace acemux::ts {
 
@@ -15,6 +17,20 @@ constexpr int kLockPackets = 3; // sync bytes that must line up before a lost st
 inline uint16_t pid(const uint8_t* p) { return static_cast<uint16_t>((p[1] & 0x1F) << 8 | p[2]); }
 inline uint8_t cc(const uint8_t* p) { return p[3] & 0x0F; }
 inline bool payload_start(const uint8_t* p) { return p[1] & 0x40; }
+inline bool has_adaptation(const uint8_t* p) { return p[3] & 0x20; }
+inline bool has_payload(const uint8_t* p) { return p[3] & 0x10; }
+// Offset of the payload in the packet (188 when there is none).
+size_t payload_offset(const uint8_t* p);
+
+// PSI of the single-packet kind carried by every live TS we meet (PAT, PMT).
+// Returns the PMT PID of the first program, or -1.
+int pat_pmt_pid(const uint8_t* p);
+struct Es {
+    uint16_t pid;
+    uint8_t type; // stream_type: 0x1B H.264, 0x24 H.265, 0x02 MPEG-2 video, 0x0F AAC, ...
+};
+// Elementary streams listed by a PMT packet; false when it is not one.
+bool pmt_streams(const uint8_t* p, std::vector<Es>& out);
 
 // A null packet (PID 0x1FFF) with the given continuity counter.
 void null_packet(uint8_t* out, uint8_t cc);
@@ -39,6 +55,30 @@ private:
     std::bitset<8192> seen_; // PIDs of accepted packets
     uint64_t dropped_ = 0;
     uint64_t resyncs_ = 0;
+};
+
+// Marks the first data after an engine switch so players resynchronise: data
+// before the next PAT is dropped (players then get PAT and PMT first), and the
+// first packet of every PID carries the discontinuity indicator, set in its
+// adaptation field or, when it has none, in an adaptation-field-only packet
+// put in front of it (no payload byte is lost).
+class Splice {
+public:
+    static constexpr int kMaxPackets = 20000; // gives up on PIDs that never show
+
+    void arm();
+    bool active() const { return active_; }
+    // Whole packets in; what players should see appended to out.
+    void feed(const uint8_t* pkts, size_t n, std::string& out);
+    uint64_t dropped() const { return dropped_; }
+
+private:
+    void packet(const uint8_t* p, std::string& out);
+    bool active_ = false, seen_pat_ = false;
+    int pmt_pid_ = -1, packets_ = 0;
+    std::vector<Es> es_;
+    std::bitset<8192> marked_;
+    uint64_t dropped_ = 0;
 };
 
 } // namespace acemux::ts

@@ -6,6 +6,7 @@
 // Body bytes are received into the ring's free space and go through the TS
 // aligner before readers can see them.
 #pragma once
+#include <memory>
 #include <string>
 
 #include "acemux/engine_pool.hpp"
@@ -33,6 +34,8 @@ public:
     void start(const EngineConfig& e, const std::string& id_key, const std::string& id, const std::string& pid,
                Millis timeout);
     void stop();                                       // closes quietly
+    void splice_next() { splice_.arm(); }              // mark the next connection's data as a new stream
+    bool splicing() const { return splice_.active(); }
     bool active() const { return api_.active() || play_.active(); }
     const std::string& command_url() const { return command_url_; }
     const ts::Aligner& aligner() const { return aligner_; }
@@ -42,10 +45,11 @@ private:
     void on_api(int status, const std::string& body, const std::string& err);
     void play(const SockAddr& to, const std::string& target);
 
-    std::pair<uint8_t*, size_t> recv_area() override { return {ring_.recv_ptr(), ring_.recv_space()}; }
+    std::pair<uint8_t*, size_t> recv_area() override;
     bool on_status(int status) override;
-    void on_body(const uint8_t* at, size_t n) override { ring_.append(at, n), received_ += n; }
+    void on_body(const uint8_t* at, size_t n) override;
     void on_read() override;
+    void to_ring(const uint8_t* p, size_t n); // copies into the ring and commits
     void on_end(const std::string& error) override;
 
     Reactor& r_;
@@ -54,6 +58,13 @@ private:
     Fetch api_;
     HttpClient play_;
     ts::Aligner aligner_;
+    // While a splice is armed, body bytes are staged, aligned and marked
+    // before they are copied into the ring; otherwise they land there directly.
+    ts::Splice splice_;
+    ts::Aligner splice_aligner_;
+    std::string staged_, spliced_;
+    std::unique_ptr<uint8_t[]> stage_buf_;
+    bool staging_ = false;
     EngineConfig engine_;
     Millis timeout_ = 5000;
     std::string command_url_;

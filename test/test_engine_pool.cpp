@@ -1,0 +1,165 @@
+// Engine placement, health checks, failover and the splice players see.
+#include <criterion/criterion.h>
+
+#include <csignal>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "player.hpp"
+
+using namespace acemux;
+using namespace acemux::test;
+
+namespace {
+std::string engine_entry(const std::string& name, int port, int max_streams = 10) {
+    return "[[engine]]\nname = \"" + name + "\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(port) +
+           "\nmax_streams = " + std::to_string(max_streams) + "\n";
+}
+
+int free_port() {
+    Fd s(socket(AF_INET, SOCK_STREAM, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t l = sizeof a;
+    getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &l);
+    return ntohs(a.sin_port);
+}
+
+const std::string kId3 = "00000000000000000000000000000000000000aa";
+const std::string kFast = "[stream]\nkeepalive_interval = 0.2\nno_data_timeout = 1\nconnect_timeout = 1\n"
+                          "[engines]\nhealth_interval = 0.2\nhealth_failures = 2\n";
+} // namespace
+
+Test(engine_pool, least_loaded_placement_and_max_streams, .timeout = 30) {
+    Engine a, b;
+    cr_assert(a.start() && b.start());
+    Daemon d;
+    cr_assert(d.start(engine_entry("a", a.port, 1) + engine_entry("b", b.port, 1)));
+    Player p1, p2;
+    cr_assert(p1.open(d.port, kId));
+    read_player(p1, 300);
+    cr_assert(p2.open(d.port, kId2));
+    read_players({&p1, &p2}, 500);
+    cr_assert_eq(sim_stat(a.stats(), "active"), 1, "one stream on a");
+    cr_assert_eq(sim_stat(b.stats(), "active"), 1, "the second went to the idle engine b");
+    HttpReply r = http_get(d.port, "/ace/getstream?id=" + kId3);
+    cr_assert_eq(r.status, 503, "both engines at max_streams");
+    cr_assert(r.head.find("Retry-After: ") != std::string::npos);
+    cr_assert_eq(r.body, "no engine can take a new stream now\n");
+    cr_assert(d.proc.wait_line("refused, no engine can take it", 2000).find(kId3) != std::string::npos);
+    // A player on an existing stream is never refused for engine capacity.
+    Player p3;
+    cr_assert(p3.open(d.port, kId));
+    read_player(p3, 300);
+    cr_assert_eq(p3.status, 200);
+}
+
+Test(engine_pool, killed_engine_moves_the_stream_and_players_stay, .timeout = 30) {
+    Engine a, b;
+    cr_assert(a.start() && b.start());
+    Daemon d;
+    cr_assert(d.start(kFast + engine_entry("a", a.port) + engine_entry("b", b.port)));
+    Player p;
+    cr_assert(p.open(d.port, kId));
+    read_player(p, 1000);
+    cr_assert_eq(sim_stat(a.stats(), "active"), 1);
+    uint64_t nulls = p.check.nulls;
+    a.proc.stop(SIGKILL);
+    read_player(p, 3000);
+    cr_assert(!p.closed, "the player kept its connection");
+    cr_assert_gt(p.check.nulls, nulls, "null packets while the stream moved: %s", p.check.summary().c_str());
+    cr_assert_eq(sim_stat(b.stats(), "active"), 1, "now on b");
+    cr_assert_geq(p.check.restarts_flagged, 1u, "the new data is marked: %s", p.check.summary().c_str());
+    cr_assert_eq(p.check.restarts, p.check.restarts_flagged);
+    cr_assert_eq(p.check.bad_sync + p.check.corrupt + p.check.duplicated + p.check.cc_errors, 0u, "%s",
+                 p.check.summary().c_str());
+    d.proc.drain();
+    cr_assert(d.proc.output().find("moving from engine a to b") != std::string::npos);
+    cr_assert(d.proc.output().find("new stream spliced in") != std::string::npos);
+}
+
+Test(engine_pool, stalled_engine_is_detected_by_no_data_timeout, .timeout = 30) {
+    Engine a, b;
+    cr_assert(a.start({"--stall-after", "300000", "--stall", "60000"}) && b.start());
+    Daemon d;
+    cr_assert(d.start(kFast + engine_entry("a", a.port) + engine_entry("b", b.port)));
+    Player p;
+    cr_assert(p.open(d.port, kId));
+    read_player(p, 5000);
+    d.proc.drain();
+    cr_assert(d.proc.output().find("no data for 1.") != std::string::npos, "%s", d.proc.output().c_str());
+    cr_assert_eq(sim_stat(b.stats(), "active"), 1, "moved to b after a stalled twice: %s", d.proc.output().c_str());
+    cr_assert(!p.closed);
+    cr_assert_gt(p.check.nulls, 0u);
+    cr_assert_geq(p.check.restarts_flagged, 1u, "%s", p.check.summary().c_str());
+    cr_assert_eq(p.check.bad_sync + p.check.corrupt + p.check.duplicated, 0u, "%s", p.check.summary().c_str());
+}
+
+Test(engine_pool, all_engines_down_gives_503_then_recovers, .timeout = 30) {
+    int port = free_port();
+    Daemon d;
+    cr_assert(d.start(kFast + engine_entry("only", port)));
+    cr_assert(d.proc.wait_line("engine only: down", 3000) != "");
+    HttpReply r = http_get(d.port, "/ace/getstream?id=" + kId);
+    cr_assert_eq(r.status, 503);
+    cr_assert(r.head.find("Retry-After: ") != std::string::npos);
+    Engine e;
+    cr_assert(e.start({"--port", std::to_string(port)}));
+    cr_assert(d.proc.wait_line("engine only: up", 3000) != "");
+    Player p;
+    cr_assert(p.open(d.port, kId));
+    read_player(p, 800);
+    cr_assert_eq(p.status, 200);
+    cr_assert(p.check.clean() && p.check.data > 0, "%s", p.check.summary().c_str());
+}
+
+Test(engine_pool, health_flapping_does_not_move_a_running_stream, .timeout = 30) {
+    Engine a, b;
+    cr_assert(a.start() && b.start());
+    Daemon d;
+    cr_assert(d.start(kFast + engine_entry("a", a.port) + engine_entry("b", b.port)));
+    Player p;
+    cr_assert(p.open(d.port, kId));
+    read_player(p, 500);
+    http_get(a.port, "/sim/set?health=500");
+    cr_assert(d.proc.wait_line("engine a: down", 3000) != "");
+    read_player(p, 300);
+    http_get(a.port, "/sim/set?health=200");
+    cr_assert(d.proc.wait_line("engine a: up", 3000) != "");
+    read_player(p, 300);
+    cr_assert_eq(sim_stat(a.stats(), "active"), 1, "still on a");
+    cr_assert_eq(sim_stat(b.stats(), "playbacks"), 0, "b never asked");
+    cr_assert(p.check.clean() && p.check.restarts == 0, "%s", p.check.summary().c_str());
+}
+
+Test(engine_pool, sighup_adds_and_removes_engines, .timeout = 30) {
+    Engine a, b;
+    cr_assert(a.start() && b.start());
+    Daemon d;
+    cr_assert(d.start(engine_entry("a", a.port, 1)));
+    Player p1;
+    cr_assert(p1.open(d.port, kId));
+    read_player(p1, 300);
+    cr_assert_eq(http_get(d.port, "/ace/getstream?id=" + kId2).status, 503, "a is full");
+    auto rewrite = [&](const std::string& engines) {
+        FILE* f = fopen(d.config.c_str(), "w");
+        fprintf(f, "[server]\nlisten = [\"127.0.0.1:0\"]\n[log]\nlevel = \"debug\"\n%s", engines.c_str());
+        fclose(f);
+        kill(d.proc.pid(), SIGHUP);
+        cr_assert(d.proc.wait_line("applied", 2000) != "");
+    };
+    rewrite(engine_entry("a", a.port, 1) + engine_entry("b", b.port, 1));
+    Player p2;
+    cr_assert(p2.open(d.port, kId2));
+    read_players({&p1, &p2}, 500);
+    cr_assert_eq(p2.status, 200, "b takes the new stream");
+    cr_assert_eq(sim_stat(b.stats(), "active"), 1);
+    rewrite(engine_entry("b", b.port, 2));
+    cr_assert(d.proc.output().find("engine a: removed from the config (1 streams stay") != std::string::npos);
+    read_players({&p1, &p2}, 500);
+    cr_assert_eq(sim_stat(a.stats(), "active"), 1, "the stream on a is not disturbed");
+    cr_assert(p1.check.clean() && p1.check.restarts == 0, "%s", p1.check.summary().c_str());
+}
