@@ -58,7 +58,7 @@ void Client::begin(int status, const std::string& reason) {
         own_ += "HTTP/1.1 200 OK\r\nServer: acemux/" ACEMUX_VERSION
                 "\r\nContent-Type: video/mp2t\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
         streaming_ = true;
-        cur_ = Cursor::start(s_.ring(), s_.cfg().initial_behind);
+        move_to(s_.join_point());
     } else {
         std::string body = reason + "\n";
         own_ += "HTTP/1.1 " + std::to_string(status) + " " + status_reason(status) +
@@ -85,11 +85,18 @@ void Client::catch_up() {
             s_.reactor().log().warn("player %s: overrun by the writer, one packet padded", peer_.str().c_str());
         }
     }
-    Cursor to = Cursor::start(r, s_.cfg().initial_behind);
-    s_.reactor().log().debug("player %s: %llu chunks behind, jumping to chunk %llu", peer_.str().c_str(),
-                             static_cast<unsigned long long>(cur_.behind(r)), static_cast<unsigned long long>(to.idx));
-    cur_ = to;
+    uint64_t behind = cur_.behind(r);
+    move_to(s_.join_point());
+    s_.reactor().log().debug("player %s: %llu chunks behind, jumping to chunk %llu%s", peer_.str().c_str(),
+                             static_cast<unsigned long long>(behind), static_cast<unsigned long long>(cur_.idx),
+                             cur_.off ? " (a keyframe)" : "");
     jumps_++;
+}
+
+// Starts reading at a join point; a keyframe join sends PAT and PMT first.
+void Client::move_to(const JoinPoint& j) {
+    cur_ = j.at;
+    if (j.psi) own_.append(reinterpret_cast<const char*>(j.psi), 2 * ts::kPacket);
 }
 
 void Client::pump() {

@@ -193,6 +193,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                 integer("chunk_size", chunk_size, 188 * 8, 188 * 10000),
                 integer("ring_chunks", ring_chunks, 4, 4096),
                 integer("initial_behind", c.initial_behind, 0, 4095),
+                seconds("join_behind", c.join_behind, 0, 60),
                 integer("catchup_behind", c.catchup_behind, 1, 4095),
                 integer("wake_bytes", wake_bytes, 188, 16 * 1024 * 1024),
                 seconds("wake_delay", c.wake_delay, 0.001, 1),

@@ -21,6 +21,7 @@ size_t Ring::commit(ts::Aligner& a) {
     for (;;) {
         ts::Aligner::Result r = a.scan(open() + committed_, fill_ - committed_);
         size_t take = std::min(r.whole, chunk_size_ - committed_); // packets past chunk_size go on to the next chunk
+        index(committed_, take);
         committed_ += take;
         fill_ = committed_ + (r.whole - take) + r.rest;
         made += take;
@@ -32,6 +33,20 @@ size_t Ring::commit(ts::Aligner& a) {
             continue; // the carried bytes may now be judged
         }
         return made;
+    }
+}
+
+void Ring::index(size_t from, size_t n) {
+    const uint8_t* base = open();
+    for (size_t off = from; off < from + n; off += ts::kPacket) {
+        if (!scanner_.packet(base + off)) continue;
+        RandomAccess& r = raps_[rap_next_];
+        r.idx = head_;
+        r.off = off;
+        r.pos = bytes_in_ + (off - committed_);
+        std::memcpy(r.psi, scanner_.psi(), sizeof r.psi);
+        rap_next_ = (rap_next_ + 1) % kMaxRaps;
+        rap_count_ = std::min(rap_count_ + 1, kMaxRaps);
     }
 }
 

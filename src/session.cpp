@@ -129,8 +129,31 @@ void Session::on_upstream_failed(const std::string& why, bool rejected) {
     retry_timer_.once(backoff_, [this] { connect(); });
 }
 
+JoinPoint Session::join_point() const {
+    const Config& c = cfg();
+    if (c.join_behind > 0 && byte_rate_ > 0) {
+        uint64_t head = ring_.bytes_in();
+        double need = byte_rate_ * static_cast<double>(c.join_behind) / 1000.0;
+        // Never behind the catch-up limit, or the player would jump at once.
+        uint64_t limit = ring_.head() - std::min<uint64_t>(ring_.head(), static_cast<uint64_t>(c.catchup_behind));
+        const RandomAccess *best = nullptr, *oldest = nullptr;
+        ring_.each_rap([&](const RandomAccess& r) {
+            if (r.idx <= limit && ring_.head() > limit) return;
+            if (!oldest) oldest = &r;
+            if (static_cast<double>(head - r.pos) >= need) best = &r; // oldest first: the last one wins
+        });
+        if (const RandomAccess* r = best ? best : oldest) return {Cursor{r->idx, r->off}, r->psi};
+    }
+    return {Cursor::start(ring_, c.initial_behind), nullptr};
+}
+
 void Session::tick() {
     Millis now = reactor().now();
+    rate_samples_.emplace_back(now, ring_.bytes_in());
+    while (rate_samples_.size() > 2 && now - rate_samples_.front().first > kRateWindowMs) rate_samples_.pop_front();
+    if (Millis span = now - rate_samples_.front().first; span >= 250)
+        byte_rate_ = static_cast<double>(ring_.bytes_in() - rate_samples_.front().second) * 1000.0 /
+                     static_cast<double>(span);
     if (st_ == State::running && now - last_data_ >= cfg().no_data_timeout) {
         up_.stop();
         char why[64];

@@ -131,6 +131,59 @@ Aligner::Result Aligner::scan(uint8_t* buf, size_t len) {
     return {out, len - in};
 }
 
+bool RapScanner::packet(const uint8_t* p) {
+    uint16_t id = pid(p);
+    if (id == 0) {
+        int pmt = pat_pmt_pid(p);
+        if (pmt < 0) return false;
+        if (pmt != pmt_pid_) have_pmt_ = false, video_pid_ = -1;
+        pmt_pid_ = pmt;
+        std::memcpy(psi_, p, kPacket);
+        have_pat_ = true;
+        return false;
+    }
+    if (id == pmt_pid_ && payload_start(p)) {
+        std::vector<Es> es;
+        if (!pmt_streams(p, es)) return false;
+        video_pid_ = -1;
+        for (auto& e : es)
+            if (e.type == 0x1B || e.type == 0x24 || e.type == 0x01 || e.type == 0x02) {
+                video_pid_ = e.pid;
+                video_type_ = e.type;
+                break;
+            }
+        std::memcpy(psi_ + kPacket, p, kPacket);
+        have_pmt_ = true;
+        return false;
+    }
+    return id == video_pid_ && have_pat_ && have_pmt_ && keyframe(p);
+}
+
+bool RapScanner::keyframe(const uint8_t* p) const {
+    if (has_adaptation(p) && p[4] > 0 && (p[5] & 0x40)) return true; // random_access_indicator
+    if (!payload_start(p)) return false;
+    size_t off = payload_offset(p);
+    if (off + 9 > kPacket || p[off] || p[off + 1] || p[off + 2] != 1) return false; // not a PES start
+    size_t es = off + 9 + p[off + 8];
+    // Start codes in what this packet carries of the elementary stream.
+    for (size_t i = es; i + 3 < kPacket; i++) {
+        if (p[i] || p[i + 1] || p[i + 2] != 1) continue;
+        uint8_t b = p[i + 3];
+        if (video_type_ == 0x1B) {
+            int nal = b & 0x1F;
+            if (nal == 5 || nal == 7) return true; // IDR slice, or the SPS in front of one
+            if (nal == 1) return false;            // an ordinary slice: not a keyframe
+        } else if (video_type_ == 0x24) {
+            int nal = (b >> 1) & 0x3F;
+            if ((nal >= 16 && nal <= 21) || nal == 32 || nal == 33) return true;
+            if (nal < 16) return false;
+        } else if (b == 0xB3) { // MPEG-1/2 sequence header
+            return true;
+        }
+    }
+    return false;
+}
+
 void Splice::arm() {
     active_ = true;
     seen_pat_ = false;

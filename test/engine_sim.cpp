@@ -37,6 +37,8 @@ struct Options {
     std::vector<std::string> reject;
     std::string file;
     int health_status = 200;
+    testts::TsGen::Key key = testts::TsGen::Key::off;
+    int key_every = 2000;
     int playback_status = 200;
 };
 
@@ -208,6 +210,7 @@ Playback::Playback(Sim& sim, StreamHandoff&& h, std::string i, std::string s)
     : id(std::move(i)), session(std::move(s)), sim_(sim), fd_(std::move(h.fd)), slot_(std::move(h.slot)),
       out_(std::move(h.queued)) {
     start_ = sim_.r().now();
+    gen_.gop(sim_.o().key, sim_.o().key_every);
     out_ += "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n";
     out_ += sim_.o().chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Connection: close\r\n\r\n";
     sim_.r().watch(fd_.get(), this, true, true);
@@ -329,7 +332,8 @@ void usage() {
                  "usage: engine_sim [--port N] [--bitrate BPS|0] [--chunked] [--delay MS]\n"
                  "                  [--stall-after BYTES --stall MS] [--close-after BYTES]\n"
                  "                  [--garbage-every PACKETS --garbage-bytes N] [--reject ID]...\n"
-                 "                  [--file TS] [--health-status CODE] [--playback-status CODE]\n");
+                 "                  [--file TS] [--health-status CODE] [--playback-status CODE]\n"
+                 "                  [--keyframes rai|idr|none [--key-every PACKETS]]\n");
 }
 
 } // namespace
@@ -341,7 +345,8 @@ int main(int argc, char** argv) {
         {"delay", 1, nullptr, 'd'},         {"stall-after", 1, nullptr, 's'},  {"stall", 1, nullptr, 'S'},
         {"close-after", 1, nullptr, 'x'},   {"garbage-every", 1, nullptr, 'g'}, {"garbage-bytes", 1, nullptr, 'G'},
         {"reject", 1, nullptr, 'r'},        {"file", 1, nullptr, 'f'},         {"health-status", 1, nullptr, 'h'},
-        {"playback-status", 1, nullptr, 'P'}, {nullptr, 0, nullptr, 0}};
+        {"playback-status", 1, nullptr, 'P'}, {"keyframes", 1, nullptr, 'k'},
+        {"key-every", 1, nullptr, 'K'},     {nullptr, 0, nullptr, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
         switch (opt) {
@@ -358,6 +363,15 @@ int main(int argc, char** argv) {
         case 'f': o.file = optarg; break;
         case 'h': o.health_status = std::atoi(optarg); break;
         case 'P': o.playback_status = std::atoi(optarg); break;
+        case 'k': {
+            std::string k = optarg;
+            if (k == "rai") o.key = testts::TsGen::Key::rai;
+            else if (k == "idr") o.key = testts::TsGen::Key::idr;
+            else if (k == "none") o.key = testts::TsGen::Key::none;
+            else return usage(), 2;
+            break;
+        }
+        case 'K': o.key_every = std::atoi(optarg); break;
         default: usage(); return 2;
         }
     }

@@ -1,8 +1,10 @@
 #include <criterion/criterion.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
+#include "acemux/ring.hpp"
 #include "acemux/ts.hpp"
 #include "ts_gen.hpp"
 
@@ -171,4 +173,109 @@ Test(ts, splice_starts_at_pat_and_marks_each_pid_once) {
     std::string more = packets(g, 3), out2;
     s.feed(reinterpret_cast<const uint8_t*>(more.data()), more.size(), out2);
     cr_assert_eq(out2, more);
+}
+
+namespace {
+// A hand-made video packet on PID 0x100: payload_start with a PES header and
+// the given NAL byte after a start code, optionally with an adaptation field.
+void video_packet(uint8_t* p, uint8_t nal, int af_len = 0, uint8_t af_flags = 0) {
+    std::memset(p, 0xFF, 188);
+    p[0] = 0x47, p[1] = 0x41, p[2] = 0x00, p[3] = 0x10;
+    size_t off = 4;
+    if (af_len) {
+        p[3] |= 0x20;
+        p[4] = static_cast<uint8_t>(af_len);
+        p[5] = af_flags;
+        off = 5 + static_cast<size_t>(af_len);
+    }
+    const uint8_t pes[] = {0, 0, 1, 0xE0, 0, 0, 0x80, 0x80, 5, 0x21, 0, 1, 0, 1, 0, 0, 0, 1, 0x09, 0xF0, 0, 0, 0, 1, nal};
+    std::memcpy(p + off, pes, sizeof pes); // PES with a PTS, then an access unit delimiter, then `nal`
+}
+
+ts::RapScanner scanner_with_psi(uint8_t type) {
+    testts::TsGen g;
+    if (type == 0x1B) g.gop(testts::TsGen::Key::idr, 100);
+    uint8_t p[188];
+    ts::RapScanner s;
+    g.pat(p);
+    cr_assert(!s.packet(p));
+    g.pmt(p);
+    cr_assert(!s.packet(p));
+    return s;
+}
+} // namespace
+
+Test(ts, rap_scanner_finds_h264_idr_and_sps_but_not_other_slices) {
+    ts::RapScanner s = scanner_with_psi(0x1B);
+    cr_assert_eq(s.video_pid(), 0x100);
+    uint8_t p[188];
+    video_packet(p, 0x65);
+    cr_assert(s.packet(p), "IDR slice");
+    video_packet(p, 0x67);
+    cr_assert(s.packet(p), "SPS in front of an IDR");
+    video_packet(p, 0x41);
+    cr_assert(!s.packet(p), "non-IDR slice");
+    video_packet(p, 0x65);
+    p[1] = 0x01; // no payload_unit_start: not the start of a PES
+    cr_assert(!s.packet(p));
+    cr_assert_eq(ts::pid(s.psi()), 0, "PAT copy");
+    cr_assert_eq(ts::pid(s.psi() + 188), testts::kPmtPid, "PMT copy");
+}
+
+Test(ts, rap_scanner_uses_the_random_access_indicator) {
+    ts::RapScanner s = scanner_with_psi(0x1B);
+    uint8_t p[188];
+    video_packet(p, 0x41, 7, 0x40);
+    cr_assert(s.packet(p), "RAI set in the adaptation field wins over the slice type");
+    video_packet(p, 0x41, 7, 0x10); // PCR only
+    cr_assert(!s.packet(p));
+    // Adaptation-field-only packet (no payload) without RAI: not a start.
+    std::memset(p, 0xFF, 188);
+    p[0] = 0x47, p[1] = 0x01, p[2] = 0x00, p[3] = 0x20, p[4] = 183, p[5] = 0x00;
+    cr_assert(!s.packet(p));
+}
+
+Test(ts, rap_scanner_ignores_video_until_pat_and_pmt_and_other_pids) {
+    ts::RapScanner s;
+    uint8_t p[188];
+    video_packet(p, 0x65);
+    cr_assert(!s.packet(p), "no PMT yet: no video PID known");
+    ts::RapScanner t = scanner_with_psi(0x06);
+    cr_assert_eq(t.video_pid(), -1, "private data is not video");
+    cr_assert(!t.packet(p));
+}
+
+Test(ts, ring_indexes_keyframes_across_chunk_boundaries) {
+    for (size_t chunks : {32ul, 8ul}) {
+        Ring r(188 * 10, chunks);
+        ts::Aligner a;
+        testts::TsGen g;
+        g.gop(testts::TsGen::Key::idr, 20 * 3); // a keyframe every 60 data packets
+        std::string in;
+        uint8_t p[188];
+        g.pat(p);
+        in.append(reinterpret_cast<char*>(p), 188);
+        g.pmt(p);
+        in.append(reinterpret_cast<char*>(p), 188);
+        for (int i = 0; i < 200; i++) {
+            g.data(p);
+            in.append(reinterpret_cast<char*>(p), 188);
+        }
+        for (size_t off = 0; off < in.size();) { // odd pieces: packets arrive split over reads
+            size_t k = std::min<size_t>({333, in.size() - off, r.recv_space()});
+            std::memcpy(r.recv_ptr(), in.data() + off, k);
+            r.append(r.recv_ptr(), k);
+            r.commit(a);
+            off += k;
+        }
+        std::vector<std::pair<uint64_t, size_t>> found;
+        r.each_rap([&](const RandomAccess& x) { found.emplace_back(x.idx, x.off); });
+        // Keyframes are stream packets 2, 62, 122 and 182 (offsets 2, 2, 2, 2 in
+        // chunks 0, 6, 12, 18); 8 chunks keep only packets 130..200.
+        cr_assert_eq(found.size(), chunks == 32 ? 4u : 1u, "%zu chunks: %zu found", chunks, found.size());
+        for (auto& [idx, off] : found) {
+            cr_assert_eq(off, 2u * 188);
+            cr_assert(testts::is_keyframe(r.data(idx) + off), "chunk %llu", (unsigned long long)idx);
+        }
+    }
 }

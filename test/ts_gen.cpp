@@ -35,21 +35,41 @@ void TsGen::pat(uint8_t* out) {
 }
 
 void TsGen::pmt(uint8_t* out) {
-    // One private-data stream (type 0x06) on kDataPid; it is also the PCR PID.
+    // One stream on kDataPid (also the PCR PID): private data, or H.264 video in GOP mode.
+    const uint8_t type = key_ == Key::off ? 0x06 : 0x1B;
     const uint8_t s[] = {0x02, 0xB0, 18, 0x00, 0x01, 0xC1, 0x00, 0x00,
                          static_cast<uint8_t>(0xE0 | (kDataPid >> 8)), kDataPid & 0xFF, 0xF0, 0x00,
-                         0x06, static_cast<uint8_t>(0xE0 | (kDataPid >> 8)), kDataPid & 0xFF, 0xF0, 0x00};
+                         type, static_cast<uint8_t>(0xE0 | (kDataPid >> 8)), kDataPid & 0xFF, 0xF0, 0x00};
     psi(out, kPmtPid, cc_pmt_, s, sizeof s);
 }
 
 void TsGen::data(uint8_t* out) {
+    uint64_t s = seq_++;
+    bool frame = key_ != Key::off && s % kFramePackets == 0;
+    bool key = frame && key_every_ > 0 && s % static_cast<uint64_t>(key_every_) == 0 && key_ != Key::none;
     out[0] = 0x47;
     out[1] = static_cast<uint8_t>(kDataPid >> 8);
     out[2] = static_cast<uint8_t>(kDataPid & 0xFF);
     out[3] = static_cast<uint8_t>(0x10 | (cc_data_++ & 0x0F));
-    uint64_t s = seq_++;
-    for (int i = 0; i < 8; i++) out[4 + i] = static_cast<uint8_t>(s >> (56 - 8 * i));
-    for (int i = 12; i < 188; i++) out[i] = static_cast<uint8_t>(s + static_cast<uint64_t>(i));
+    size_t pay = 4;
+    if (key && key_ == Key::rai) {
+        out[3] |= 0x20;
+        out[4] = 1;    // adaptation field of one byte:
+        out[5] = 0x40; // random_access_indicator
+        pay = 6;
+    } else if (frame && key_ != Key::rai) {
+        out[1] |= 0x40; // a PES starts here
+        const uint8_t pes[] = {0, 0, 1, 0xE0, 0, 0, 0x80, 0, 0, 0, 0, 0, 1, static_cast<uint8_t>(key ? 0x65 : 0x41)};
+        std::memcpy(out + 4, pes, sizeof pes);
+        pay = 4 + sizeof pes;
+    }
+    for (size_t i = 0; i < 8; i++) out[pay + i] = static_cast<uint8_t>(s >> (56 - 8 * i));
+    for (size_t k = 0; pay + 8 + k < 188; k++) out[pay + 8 + k] = static_cast<uint8_t>(s + 12 + k);
+}
+
+bool is_keyframe(const uint8_t* p) {
+    if ((p[3] & 0x20) && p[4] > 0 && (p[5] & 0x40)) return true;
+    return (p[1] & 0x40) && !(p[3] & 0x20) && p[4] == 0 && p[5] == 0 && p[6] == 1 && p[17] == 0x65;
 }
 
 void TsCheck::feed(const char* p, size_t n) {
@@ -69,6 +89,9 @@ void TsCheck::packet(const uint8_t* p) {
         return;
     }
     uint16_t pid = static_cast<uint16_t>((p[1] & 0x1F) << 8 | p[2]);
+    uint16_t before[2] = {prev_pid_[0], prev_pid_[1]};
+    prev_pid_[0] = prev_pid_[1];
+    prev_pid_[1] = pid;
     if (pid == 0x1FFF) {
         nulls++;
         return;
@@ -83,6 +106,7 @@ void TsCheck::packet(const uint8_t* p) {
         disc = p[4] > 0 && (p[5] & 0x80);
         pay = 5 + p[4];
     }
+    if ((p[1] & 0x40) && pay + 3 < 188 && p[pay] == 0 && p[pay + 1] == 0 && p[pay + 2] == 1) pay += 14; // PES + NAL
     if (!(p[3] & 0x10)) { // no payload: an adaptation-field-only marker for the next packet
         if (disc) pending_disc_ = true;
         return;
@@ -116,6 +140,8 @@ void TsCheck::packet(const uint8_t* p) {
         reordered++;
     } else {
         missing += s - last_seq - 1;
+        gaps++;
+        if (before[0] == 0 && before[1] == kPmtPid && is_keyframe(p)) gaps_on_keyframe++;
     }
     last_seq = s;
     last_cc_ = cc;

@@ -14,6 +14,16 @@ uint32_t crc32_mpeg(const uint8_t* p, size_t n);
 
 class TsGen {
 public:
+    // A GOP-like structure on the data PID: a frame starts every kFramePackets
+    // packets, a keyframe every `key_every` packets, marked as `key`:
+    //   rai:  random_access_indicator in an adaptation field, no PES;
+    //   idr:  a PES start whose first NAL is an H.264 IDR slice (ordinary
+    //         frames start with a non-IDR slice NAL);
+    //   none: frames as in idr, but never a keyframe.
+    enum class Key { off, rai, idr, none };
+    static constexpr int kFramePackets = 20;
+    void gop(Key key, int key_every) { key_ = key, key_every_ = key_every; }
+
     void pat(uint8_t* out);
     void pmt(uint8_t* out);
     void data(uint8_t* out); // next sequence number
@@ -23,7 +33,12 @@ private:
     void psi(uint8_t* out, uint16_t pid, uint8_t& cc, const uint8_t* section, size_t len);
     uint64_t seq_ = 0;
     uint8_t cc_pat_ = 0, cc_pmt_ = 0, cc_data_ = 0;
+    Key key_ = Key::off;
+    int key_every_ = 0;
 };
+
+// True when a data-PID packet starts a keyframe as TsGen writes them.
+bool is_keyframe(const uint8_t* p);
 
 struct TsCheck {
     uint64_t packets = 0, nulls = 0, psi = 0, data = 0;
@@ -31,6 +46,7 @@ struct TsCheck {
     uint64_t missing = 0, duplicated = 0, reordered = 0, restarts = 0;
     uint64_t bad_sync = 0, corrupt = 0, cc_errors = 0;
     uint64_t discontinuity_flags = 0, restarts_flagged = 0;
+    uint64_t gaps = 0, gaps_on_keyframe = 0; // jumps forward, and those landing on PAT, PMT, keyframe
     bool started = false;
 
     void feed(const char* p, size_t n);
@@ -42,6 +58,7 @@ private:
     void packet(const uint8_t* p);
     std::string partial_;
     int last_cc_ = -1;
+    uint16_t prev_pid_[2] = {0xFFFF, 0xFFFF}; // the two packets before this one
     bool pending_disc_ = false;
 };
 

@@ -31,6 +31,12 @@ struct Cursor {
     void advance(const Ring& r, size_t n);
 };
 
+// Where a player starts reading; a keyframe start carries the PAT and PMT to send first.
+struct JoinPoint {
+    Cursor at;
+    const uint8_t* psi = nullptr; // 2 packets, or none
+};
+
 class Session;
 
 class Client final : public IoHandler {
@@ -65,6 +71,7 @@ public:
     std::list<Client>::iterator self;
 
 private:
+    void move_to(const JoinPoint& j);
 
     Session& s_;
     Fd fd_;

@@ -47,6 +47,7 @@ struct Config {
     size_t chunk_size = 65424;   // 348 TS packets
     size_t ring_chunks = 64;
     int initial_behind = 3;
+    Millis join_behind = 1000; // 0: no keyframe joins, the chunk rule only
     int catchup_behind = 50;
     size_t wake_bytes = 32 * 1024;
     Millis wake_delay = 20;

@@ -15,6 +15,7 @@
 // A chunk is sealed when it is full; its slot then holds it until the writer
 // comes round again. Readers check first() before reading a chunk.
 #pragma once
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -24,6 +25,14 @@
 #include "acemux/ts.hpp"
 
 namespace acemux {
+
+// Where a player can start (a keyframe), with the PAT and PMT to send first.
+struct RandomAccess {
+    uint64_t idx = 0; // chunk
+    size_t off = 0;   // offset of the keyframe packet in it
+    uint64_t pos = 0; // bytes_in() at that packet
+    uint8_t psi[2 * ts::kPacket];
+};
 
 class Ring {
 public:
@@ -52,6 +61,16 @@ public:
     // Seals the open chunk as it is (for a clean cut, e.g. before a splice).
     void seal_now();
 
+    // Random-access points still in the ring, oldest first; at most kMaxRaps,
+    // overwritten with the ring.
+    static constexpr size_t kMaxRaps = 32;
+    template <typename F> void each_rap(F f) const {
+        for (size_t i = 0; i < rap_count_; i++) {
+            const RandomAccess& r = raps_[(rap_next_ + kMaxRaps - rap_count_ + i) % kMaxRaps];
+            if (r.idx >= first()) f(r);
+        }
+    }
+
     // Called for every sealed chunk (the Redis mirror).
     std::function<void(uint64_t idx, const uint8_t* data, size_t len)> on_seal;
     // Starts numbering at `idx` (resuming a buffer); only on an empty ring.
@@ -64,6 +83,7 @@ private:
     size_t slot(uint64_t idx) const { return static_cast<size_t>(idx % n_); }
     uint8_t* open() { return mem_.get() + slot(head_) * stride_; }
     void seal();
+    void index(size_t from, size_t n); // scans newly visible packets for keyframes
 
     static constexpr size_t kSlack = (ts::kLockPackets + 1) * ts::kPacket;
     size_t chunk_size_, n_, stride_;
@@ -72,6 +92,9 @@ private:
     uint64_t base_ = 0, head_ = 0;
     size_t committed_ = 0, fill_ = 0;
     uint64_t bytes_in_ = 0;
+    ts::RapScanner scanner_;
+    std::array<RandomAccess, kMaxRaps> raps_;
+    size_t rap_next_ = 0, rap_count_ = 0;
 };
 
 } // namespace acemux

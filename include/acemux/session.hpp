@@ -7,6 +7,7 @@
 // engine's refusal can still be a 502), then ring data, or null packets
 // while the engine prebuffers, stalls or fails over.
 #pragma once
+#include <deque>
 #include <list>
 #include <map>
 #include <memory>
@@ -41,6 +42,10 @@ public:
     Ring& ring() { return ring_; }
     void reap_later();
     bool accepted() const { return accepted_; }
+    // Where a new or jumping player starts: the newest keyframe at least
+    // join_behind back (PAT and PMT copies to send first), else the chunk rule.
+    JoinPoint join_point() const;
+    double byte_rate() const { return byte_rate_; }
 
     // for /stats
     const std::string& key() const { return key_; }
@@ -74,6 +79,9 @@ private:
     std::list<Client> clients_;
     Timer wake_timer_, tick_timer_, grace_timer_, retry_timer_;
     static constexpr Millis kStableMs = 30000;
+    static constexpr Millis kRateWindowMs = 4000;
+    std::deque<std::pair<Millis, uint64_t>> rate_samples_;
+    double byte_rate_ = 0; // bytes per second over the last few seconds
     Millis created_, last_data_, failing_since_ = 0, recovered_at_ = 0, last_stall_scan_ = 0, backoff_ = 0;
     uint64_t head_at_wake_ = 0;
     size_t unwoken_ = 0;

@@ -57,6 +57,24 @@ private:
     uint64_t resyncs_ = 0;
 };
 
+// Finds random-access points: packets of the video PID that begin a keyframe
+// (random_access_indicator, or else an H.264 IDR/SPS, H.265 IRAP/VPS/SPS or
+// MPEG-2 sequence header at the start of a PES). Follows PAT -> PMT -> video
+// PID and keeps copies of the current PAT and PMT packets; copies nothing else.
+class RapScanner {
+public:
+    bool packet(const uint8_t* p); // true: p starts a keyframe and PAT/PMT are known
+    const uint8_t* psi() const { return psi_; } // PAT then PMT, 2 packets
+    int video_pid() const { return video_pid_; }
+
+private:
+    bool keyframe(const uint8_t* p) const;
+    int pmt_pid_ = -1, video_pid_ = -1;
+    uint8_t video_type_ = 0;
+    bool have_pat_ = false, have_pmt_ = false;
+    uint8_t psi_[2 * kPacket];
+};
+
 // Marks the first data after an engine switch so players resynchronise: data
 // before the next PAT is dropped (players then get PAT and PMT first), and the
 // first packet of every PID carries the discontinuity indicator, set in its

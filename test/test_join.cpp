@@ -1,0 +1,113 @@
+// Late joiners and catch-up jumps start on PAT, PMT and a keyframe.
+#include <criterion/criterion.h>
+
+#include <sys/socket.h>
+
+#include "acemux/ts.hpp"
+#include "player.hpp"
+
+using namespace acemux;
+using namespace acemux::test;
+
+namespace {
+struct Rig {
+    Engine engine;
+    Daemon daemon;
+    void start(const std::vector<std::string>& engine_args, const std::string& stream = "") {
+        cr_assert(engine.start(engine_args), "%s", engine.proc.output().c_str());
+        cr_assert(daemon.start("[stream]\n" + stream + "\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
+                               std::to_string(engine.port) + "\n"));
+    }
+};
+
+const uint8_t* packet(const Player& p, int i) {
+    return reinterpret_cast<const uint8_t*>(p.first_bytes.data()) + i * 188;
+}
+
+// At 6 Mbit/s: 3989 packets a second.
+constexpr double kPacketsPerSecond = 6e6 / 8 / 188;
+
+void late_joiner_starts_on_a_keyframe(const char* mode) {
+    Rig rig;
+    rig.start({"--keyframes", mode, "--key-every", "1000"}); // a keyframe every 0.25 s
+    Player first;
+    cr_assert(first.open(rig.daemon.port, kId));
+    read_player(first, 2500);
+    uint64_t head = first.check.last_seq;
+    Player late;
+    cr_assert(late.open(rig.daemon.port, kId));
+    read_players({&first, &late}, 500);
+    cr_assert_eq(late.status, 200);
+    cr_assert_geq(late.first_bytes.size(), 3u * 188);
+    cr_assert_eq(ts::pid(packet(late, 0)), 0, "first packet is the PAT");
+    cr_assert_eq(ts::pid(packet(late, 1)), testts::kPmtPid, "then the PMT");
+    cr_assert(testts::is_keyframe(packet(late, 2)), "then a keyframe (%s mode)", mode);
+    double behind = static_cast<double>(head - late.check.first_seq) / kPacketsPerSecond;
+    cr_log_info("%s: late joiner starts %.2f s behind the head, first byte after %ld ms", mode, behind,
+                late.first_byte_ms - late.connected_ms);
+    cr_assert_geq(behind, 0.9, "at least join_behind (1 s) back: %.2f s", behind);
+    cr_assert_leq(behind, 1.6, "but the newest keyframe that is: %.2f s", behind);
+    cr_assert(late.check.clean(), "%s", late.check.summary().c_str());
+}
+} // namespace
+
+Test(join, late_joiner_starts_on_pat_pmt_keyframe_by_random_access_indicator, .timeout = 30) {
+    late_joiner_starts_on_a_keyframe("rai");
+}
+
+Test(join, late_joiner_starts_on_pat_pmt_keyframe_by_h264_idr, .timeout = 30) {
+    late_joiner_starts_on_a_keyframe("idr");
+}
+
+Test(join, without_keyframes_the_chunk_rule_applies, .timeout = 30) {
+    Rig rig;
+    rig.start({"--keyframes", "none"});
+    Player first;
+    cr_assert(first.open(rig.daemon.port, kId));
+    read_player(first, 2000);
+    uint64_t head = first.check.last_seq;
+    Player late;
+    cr_assert(late.open(rig.daemon.port, kId));
+    read_players({&first, &late}, 300);
+    cr_assert_eq(late.status, 200);
+    cr_assert(late.check.clean(), "%s", late.check.summary().c_str());
+    uint64_t behind = head - late.check.first_seq;
+    cr_assert(behind > 348 && behind <= 4 * 348, "initial_behind chunks back: %llu packets", (unsigned long long)behind);
+}
+
+Test(join, join_behind_zero_turns_keyframe_starts_off, .timeout = 30) {
+    Rig rig;
+    rig.start({"--keyframes", "rai", "--key-every", "1000"}, "join_behind = 0\n");
+    Player first, late;
+    cr_assert(first.open(rig.daemon.port, kId));
+    read_player(first, 1500);
+    cr_assert(late.open(rig.daemon.port, kId));
+    read_players({&first, &late}, 300);
+    cr_assert_eq(late.status, 200);
+    cr_assert_neq(ts::pid(packet(late, 0)) == 0 && testts::is_keyframe(packet(late, 2)), true,
+                  "a chunk start, not a prepared keyframe start");
+}
+
+Test(join, catch_up_jumps_land_on_keyframes, .timeout = 60) {
+    Rig rig;
+    rig.start({"--bitrate", "40000000", "--keyframes", "idr", "--key-every", "200"},
+              "chunk_size = 18800\nring_chunks = 16\ninitial_behind = 2\ncatchup_behind = 8\n");
+    Player slow, fast;
+    int small = 65536;
+    slow.fd.reset(connect_port(rig.daemon.port));
+    setsockopt(slow.fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    cr_assert(send_all(slow.fd.get(), "GET /ace/getstream?id=" + kId + " HTTP/1.1\r\n\r\n"));
+    cr_assert(fast.open(rig.daemon.port, kId));
+    read_players({&slow, &fast}, 200);
+    for (int i = 0; i < 80; i++) {
+        char buf[65536];
+        ssize_t n = recv(slow.fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) slow.on_data(buf, static_cast<size_t>(n));
+        read_players({&fast}, 50);
+    }
+    cr_assert_gt(slow.check.gaps, 0u, "the slow reader jumped: %s", slow.check.summary().c_str());
+    cr_assert_eq(slow.check.gaps_on_keyframe, slow.check.gaps, "every jump lands on PAT, PMT, keyframe: %s",
+                 slow.check.summary().c_str());
+    cr_assert_eq(slow.check.bad_sync + slow.check.corrupt, 0u, "%s", slow.check.summary().c_str());
+    cr_assert(fast.check.clean(), "%s", fast.check.summary().c_str());
+}
