@@ -93,6 +93,10 @@ void Client::catch_up() {
     jumps_++;
 }
 
+void Client::rejoin() {
+    if (streaming_) move_to(s_.join_point());
+}
+
 // Starts reading at a join point; a keyframe join sends PAT and PMT first.
 void Client::move_to(const JoinPoint& j) {
     cur_ = j.at;

@@ -1,12 +1,21 @@
 #include "acemux/daemon.hpp"
 
+#include "acemux/stats.hpp"
+
 namespace acemux {
 
 Daemon::Daemon(Reactor& r, Config c)
-    : r_(r), cfg_(std::move(c)), server_(r, cfg_), pool_(r, cfg_), sessions_(r, cfg_, pool_) {
+    : r_(r), cfg_(std::move(c)), server_(r, cfg_), pool_(r, cfg_), redis_(r, cfg_.redis),
+      sessions_(r, cfg_, pool_, redis_), started_(r.now()) {
     apply_log_config();
     server_.route("/health", [](const HttpRequest&) { return HttpResponse::text(200, "ok"); });
     server_.route("/ace/getstream", [this](const HttpRequest& q) { return sessions_.getstream(q); });
+    server_.route("/stats", [this](const HttpRequest&) {
+        HttpResponse r;
+        r.content_type = "application/json";
+        r.body = stats_json(*this);
+        return r;
+    });
 }
 
 Daemon::~Daemon() = default;
@@ -36,6 +45,7 @@ void Daemon::reload() {
     apply_log_config();
     server_.reconfigure(cfg_);
     pool_.reconfigure(cfg_);
+    redis_.reconfigure(cfg_.redis);
     sessions_.reconfigure(cfg_);
     r_.log().info("reload: %s applied", cfg_.path.c_str());
 }

@@ -50,11 +50,11 @@ void Ring::index(size_t from, size_t n) {
     }
 }
 
-void Ring::seal() {
+void Ring::seal(bool announce) {
     size_t carry = fill_ - committed_;
     const uint8_t* from = open() + committed_;
     len_[slot(head_)] = committed_;
-    if (on_seal) on_seal(head_, open(), committed_);
+    if (announce && on_seal) on_seal(head_, open(), committed_);
     head_++;
     if (carry) std::memmove(open(), from, carry); // different slots: n_ >= 2
     committed_ = 0;
@@ -63,6 +63,20 @@ void Ring::seal() {
 
 void Ring::seal_now() {
     if (committed_) seal();
+}
+
+bool Ring::prime(uint64_t idx, const uint8_t* data, size_t len) {
+    if (committed_ || fill_ || len == 0 || len > chunk_size_ || len % ts::kPacket) return false;
+    for (size_t off = 0; off < len; off += ts::kPacket)
+        if (data[off] != ts::kSync) return false;
+    if (bytes_in_ == 0) restart_at(idx);
+    else if (idx != head_) return false; // only a contiguous run
+    std::memcpy(open(), data, len);
+    index(0, len);
+    committed_ = fill_ = len;
+    bytes_in_ += len;
+    seal(false); // it came from the mirror; no need to write it back
+    return true;
 }
 
 void Ring::restart_at(uint64_t idx) {

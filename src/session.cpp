@@ -19,7 +19,42 @@ Session::Session(SessionManager& m, std::string key, std::string id_key, std::st
     Millis every = std::max<Millis>(cfg().keepalive_interval / 4, 25);
     tick_timer_.start(every, [this] { tick(); }, every);
     reactor().log().info("stream %s: starting on engine %s", id_.c_str(), engine_->cfg.name.c_str());
+    RedisMirror& redis = m_.redis();
+    if (redis.enabled()) {
+        ring_.on_seal = [this, &redis](uint64_t idx, const uint8_t* data, size_t len) {
+            redis.mirror(id_, idx, data, len);
+        };
+        // A recent buffer in Redis (a restart) gives players data before the engine answers.
+        size_t want = std::min<size_t>(cfg().ring_chunks - 1, 16);
+        redis.load(id_, want, [this, alive = std::weak_ptr<char>(life_)](RedisMirror::Chunks c) {
+            if (!alive.expired()) prime(std::move(c));
+        });
+    }
     connect();
+}
+
+void Session::prime(RedisMirror::Chunks chunks) {
+    if (chunks.empty() || st_ == State::closed) return;
+    if (ring_.bytes_in()) {
+        reactor().log().debug("stream %s: engine data came first, not resuming from redis", id_.c_str());
+        return;
+    }
+    size_t bytes = 0;
+    for (auto& [idx, data] : chunks) {
+        if (!ring_.prime(idx, reinterpret_cast<const uint8_t*>(data.data()), data.size())) break;
+        primed_++;
+        bytes += data.size();
+    }
+    if (!primed_) return;
+    reactor().log().info("stream %s: resumed %zu chunks (%zu bytes) from redis, up to chunk %llu", id_.c_str(),
+                         primed_, bytes, static_cast<unsigned long long>(ring_.head() - 1));
+    up_.splice_next(); // the engine's data follows the saved buffer as a new stream
+    accepted_ = true;
+    for (auto& c : clients_) {
+        if (!c.started()) c.begin(200, "");
+        else c.rejoin(); // placed on the empty ring before the buffer arrived
+        c.pump();
+    }
 }
 
 Session::~Session() = default;
@@ -131,7 +166,7 @@ void Session::on_upstream_failed(const std::string& why, bool rejected) {
 
 JoinPoint Session::join_point() const {
     const Config& c = cfg();
-    if (c.join_behind > 0 && byte_rate_ > 0) {
+    if (c.join_behind > 0) {
         uint64_t head = ring_.bytes_in();
         double need = byte_rate_ * static_cast<double>(c.join_behind) / 1000.0;
         // Never behind the catch-up limit, or the player would jump at once.
@@ -140,7 +175,10 @@ JoinPoint Session::join_point() const {
         ring_.each_rap([&](const RandomAccess& r) {
             if (r.idx <= limit && ring_.head() > limit) return;
             if (!oldest) oldest = &r;
-            if (static_cast<double>(head - r.pos) >= need) best = &r; // oldest first: the last one wins
+            // Without a measured rate yet (a resumed buffer), chunks stand in for seconds.
+            bool far_enough = byte_rate_ > 0 ? static_cast<double>(head - r.pos) >= need
+                                             : ring_.head() - r.idx >= static_cast<uint64_t>(c.initial_behind);
+            if (far_enough) best = &r; // oldest first: the last one wins
         });
         if (const RandomAccess* r = best ? best : oldest) return {Cursor{r->idx, r->off}, r->psi};
     }
@@ -201,8 +239,8 @@ void Session::close(int status, const std::string& why) {
 
 // ------------------------------------------------------------ manager
 
-SessionManager::SessionManager(Reactor& r, const Config& c, EnginePool& pool)
-    : r_(r), cfg_(c), pool_(pool), commands_(r) {}
+SessionManager::SessionManager(Reactor& r, const Config& c, EnginePool& pool, RedisMirror& redis)
+    : r_(r), cfg_(c), pool_(pool), redis_(redis), commands_(r) {}
 
 SessionManager::~SessionManager() = default;
 

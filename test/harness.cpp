@@ -7,6 +7,7 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -151,6 +152,59 @@ bool Engine::start(const std::vector<std::string>& args) {
 }
 
 std::string Engine::stats() { return http_get(port, "/sim/stats").body; }
+
+int free_port() {
+    Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t l = sizeof a;
+    ::getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &l);
+    return ntohs(a.sin_port);
+}
+
+bool RedisServer::start(int on_port) {
+    port = on_port ? on_port : free_port();
+    if (!proc.spawn({"/usr/bin/redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
+                     "--appendonly", "no"}))
+        return false;
+    return proc.wait_line("Ready to accept connections", 5000) != "";
+}
+
+static std::string reply_text(const redisReply* r) {
+    if (!r) return "(error)";
+    switch (r->type) {
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR: return std::string(r->str, r->len);
+    case REDIS_REPLY_INTEGER: return std::to_string(r->integer);
+    case REDIS_REPLY_NIL: return "(nil)";
+    case REDIS_REPLY_ARRAY: {
+        std::string s;
+        for (size_t i = 0; i < r->elements; i++) s += (i ? "\n" : "") + reply_text(r->element[i]);
+        return s;
+    }
+    default: return "?";
+    }
+}
+
+std::string RedisServer::cmd(const std::vector<std::string>& args) {
+    timeval tv{2, 0};
+    redisContext* c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (!c || c->err) {
+        if (c) redisFree(c);
+        return "(no connection)";
+    }
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (auto& a : args) argv.push_back(a.data()), lens.push_back(a.size());
+    auto* r = static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    std::string out = reply_text(r);
+    if (r) freeReplyObject(r);
+    redisFree(c);
+    return out;
+}
 
 int connect_port(int port) {
     int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -53,6 +53,18 @@ struct Engine {
     std::string stats(); // GET /sim/stats body
 };
 
+// A real redis-server on a free loopback port, stopped with the object.
+struct RedisServer {
+    Proc proc;
+    int port = 0;
+    bool start(int on_port = 0);
+    std::string url() const { return "redis://127.0.0.1:" + std::to_string(port) + "/0"; }
+    // One command over a fresh blocking connection; the reply as text
+    // (arrays joined by newlines, nil as "(nil)", integers in decimal).
+    std::string cmd(const std::vector<std::string>& args);
+};
+
+int free_port();
 int connect_port(int port);                                  // blocking, -1 on failure
 bool send_all(int fd, const std::string& s);
 // Reads until the peer closes or timeout_ms passes.

@@ -17,17 +17,6 @@ std::string engine_entry(const std::string& name, int port, int max_streams = 10
            "\nmax_streams = " + std::to_string(max_streams) + "\n";
 }
 
-int free_port() {
-    Fd s(socket(AF_INET, SOCK_STREAM, 0));
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t l = sizeof a;
-    getsockname(s.get(), reinterpret_cast<sockaddr*>(&a), &l);
-    return ntohs(a.sin_port);
-}
-
 const std::string kId3 = "00000000000000000000000000000000000000aa";
 const std::string kFast = "[stream]\nkeepalive_interval = 0.2\nno_data_timeout = 1\nconnect_timeout = 1\n"
                           "[engines]\nhealth_interval = 0.2\nhealth_failures = 2\n";

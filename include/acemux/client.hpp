@@ -50,6 +50,7 @@ public:
     void pump();                                        // write what is readable
     void keepalive();                                   // a null packet, if idle and at a boundary
     void catch_up();                                    // jump if too far behind (blocked players too)
+    void rejoin();                                      // the ring was renumbered (primed): start again
     void drop(const char* why);                         // close; the session reaps it
     void on_io(uint32_t ev) override;
 

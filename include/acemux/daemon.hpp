@@ -8,6 +8,7 @@
 #include "acemux/engine_pool.hpp"
 #include "acemux/http_server.hpp"
 #include "acemux/reactor.hpp"
+#include "acemux/redis_mirror.hpp"
 #include "acemux/session.hpp"
 
 namespace acemux {
@@ -23,6 +24,12 @@ public:
 
     HttpServer& server() { return server_; }
     SessionManager& sessions() { return sessions_; }
+    const SessionManager& sessions() const { return sessions_; }
+    const EnginePool& pool() const { return pool_; }
+    const RedisMirror& redis() const { return redis_; }
+    const HttpServer& server() const { return server_; }
+    Millis started_at() const { return started_; }
+    Reactor& reactor() const { return r_; }
     const Config& config() const { return cfg_; }
 
 private:
@@ -32,7 +39,9 @@ private:
     Config cfg_;
     HttpServer server_; // before the sessions: players hold its connection slots
     EnginePool pool_;
+    RedisMirror redis_;
     SessionManager sessions_;
+    Millis started_;
 };
 
 } // namespace acemux

@@ -75,6 +75,10 @@ public:
     std::function<void(uint64_t idx, const uint8_t* data, size_t len)> on_seal;
     // Starts numbering at `idx` (resuming a buffer); only on an empty ring.
     void restart_at(uint64_t idx);
+    // Loads a chunk saved earlier (Redis) as a sealed chunk. The first one sets
+    // the numbering; false when the ring already has data or the bytes are not
+    // whole packets.
+    bool prime(uint64_t idx, const uint8_t* data, size_t len);
     // Patches the visible bytes of the open chunk from `from` onwards (splice marking).
     uint8_t* open_mut() { return open(); }
     size_t committed() const { return committed_; }
@@ -82,7 +86,7 @@ public:
 private:
     size_t slot(uint64_t idx) const { return static_cast<size_t>(idx % n_); }
     uint8_t* open() { return mem_.get() + slot(head_) * stride_; }
-    void seal();
+    void seal(bool announce = true);
     void index(size_t from, size_t n); // scans newly visible packets for keyframes
 
     static constexpr size_t kSlack = (ts::kLockPackets + 1) * ts::kPacket;

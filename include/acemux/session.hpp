@@ -18,6 +18,7 @@
 #include "acemux/engine_pool.hpp"
 #include "acemux/http_client.hpp"
 #include "acemux/http_server.hpp"
+#include "acemux/redis_mirror.hpp"
 #include "acemux/ring.hpp"
 #include "acemux/upstream.hpp"
 
@@ -40,6 +41,7 @@ public:
     Reactor& reactor();
     const Config& cfg() const;
     Ring& ring() { return ring_; }
+    const Ring& ring() const { return ring_; }
     void reap_later();
     bool accepted() const { return accepted_; }
     // Where a new or jumping player starts: the newest keyframe at least
@@ -58,6 +60,7 @@ public:
     uint64_t bytes_in() const { return ring_.bytes_in(); }
     uint64_t dropped_bytes() const { return up_.aligner().dropped(); }
     uint64_t reconnects() const { return reconnects_; }
+    size_t primed_chunks() const { return primed_; }
 
 private:
     void on_upstream_accepted() override;
@@ -65,6 +68,7 @@ private:
     void on_upstream_failed(const std::string& why, bool rejected) override;
 
     void connect();
+    void prime(RedisMirror::Chunks chunks);
     void wake_all();
     void tick();
     void reap();
@@ -87,13 +91,14 @@ private:
     size_t unwoken_ = 0;
     int tries_on_engine_ = 0;
     uint64_t reconnects_ = 0;
+    size_t primed_ = 0;
     bool accepted_ = false, reap_pending_ = false;
     std::shared_ptr<char> life_ = std::make_shared<char>();
 };
 
 class SessionManager {
 public:
-    SessionManager(Reactor& r, const Config& c, EnginePool& pool);
+    SessionManager(Reactor& r, const Config& c, EnginePool& pool, RedisMirror& redis);
     ~SessionManager();
 
     HttpResponse getstream(const HttpRequest& req);
@@ -104,6 +109,7 @@ public:
     Reactor& reactor() { return r_; }
     const Config& cfg() const { return cfg_; }
     EnginePool& pool() { return pool_; }
+    RedisMirror& redis() { return redis_; }
     void send_stop(const Engine& e, const std::string& command_url);
     void remove(Session& s);
     uint64_t next_serial() { return ++serial_; }
@@ -115,6 +121,7 @@ private:
     Reactor& r_;
     Config cfg_;
     EnginePool& pool_;
+    RedisMirror& redis_;
     std::map<std::string, std::unique_ptr<Session>> sessions_;
     std::vector<std::unique_ptr<Session>> closing_;
     FetchSet commands_;

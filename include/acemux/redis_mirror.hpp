@@ -1,0 +1,77 @@
+// Mirror of sealed ring chunks to Redis, on hiredis's async API driven by our
+// reactor (the addRead/delRead/addWrite/delWrite/cleanup hooks).
+//
+// Keys (the seed's layout): <prefix>:buffer:<id>:chunk:<N> with EX ttl, and
+// <prefix>:buffer:<id>:index = N, plus <prefix>:buffer:<id>:time (unix ms of
+// that index) so a restarted daemon knows how fresh a buffer is. Writes are
+// pipelined and never block streaming: while Redis is away nothing is queued,
+// and past max_backlog unacknowledged bytes new chunks are skipped and counted.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "acemux/config.hpp"
+#include "acemux/reactor.hpp"
+
+struct redisAsyncContext;
+struct redisReply;
+
+namespace acemux {
+
+struct RedisTarget {
+    std::string host, unix_path, password;
+    int port = 6379, db = 0;
+};
+// "redis://[:password@]host:port[/db]", "unix:///path/redis.sock[?db=N]" or "/path/redis.sock".
+bool parse_redis_url(const std::string& url, RedisTarget& out, std::string& err);
+
+class RedisMirror final : public IoHandler {
+public:
+    using Chunks = std::vector<std::pair<uint64_t, std::string>>; // oldest first
+
+    RedisMirror(Reactor& r, const RedisConfig& c);
+    ~RedisMirror();
+
+    void reconfigure(const RedisConfig& c);
+    bool enabled() const { return !cfg_.url.empty(); }
+    bool connected() const { return connected_; }
+
+    void mirror(const std::string& id, uint64_t idx, const uint8_t* data, size_t len);
+    // The newest chunks of a buffer younger than resume_max_age (none if older,
+    // absent or Redis is away). `done` is always called, from the loop.
+    void load(const std::string& id, size_t max_chunks, std::function<void(Chunks)> done);
+
+    // for /stats
+    uint64_t written() const { return written_; }
+    uint64_t skipped() const { return skipped_; }
+    uint64_t bytes() const { return bytes_; }
+    size_t backlog() const { return backlog_; }
+    const std::string& last_error() const { return last_error_; }
+
+    void on_io(uint32_t ev) override;
+
+private:
+    static void on_connect(const redisAsyncContext* ac, int status);
+    static void on_disconnect(const redisAsyncContext* ac, int status);
+    void connect();
+    void lost(const std::string& why);
+    void command(std::vector<std::string> args, std::function<void(::redisReply*)> cb);
+    std::string key(const std::string& id, const std::string& what) const;
+
+    friend struct RedisHooks;
+    Reactor& r_;
+    RedisConfig cfg_;
+    RedisTarget target_;
+    redisAsyncContext* ac_ = nullptr; // owned: freed by hiredis after a disconnect, by us otherwise
+    bool connected_ = false, reading_ = false, writing_ = false, watched_ = false;
+    int fd_ = -1;
+    Millis backoff_ = 0;
+    Timer connect_timer_, retry_timer_;
+    size_t backlog_ = 0;
+    uint64_t written_ = 0, skipped_ = 0, bytes_ = 0;
+    std::string last_error_;
+};
+
+} // namespace acemux

@@ -1,0 +1,258 @@
+#include "acemux/redis_mirror.hpp"
+
+#include <chrono>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <memory>
+#include <sys/epoll.h>
+
+namespace acemux {
+
+namespace {
+constexpr Millis kConnectTimeout = 3000;
+constexpr Millis kMaxBackoff = 30000;
+
+int64_t unix_ms() {
+    using namespace std::chrono;
+    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+// A reply callback owned by hiredis until it runs (with nullptr when the
+// connection goes away first).
+using ReplyFn = std::function<void(redisReply*)>;
+void call_reply(redisAsyncContext*, void* reply, void* priv) {
+    std::unique_ptr<ReplyFn> fn(static_cast<ReplyFn*>(priv));
+    (*fn)(static_cast<redisReply*>(reply));
+}
+} // namespace
+
+bool parse_redis_url(const std::string& url, RedisTarget& t, std::string& err) {
+    t = RedisTarget{};
+    auto number = [](const std::string& s, int& out) {
+        if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+        out = std::stoi(s);
+        return true;
+    };
+    if (url.rfind("unix://", 0) == 0 || url.rfind('/', 0) == 0) {
+        std::string p = url.rfind("unix://", 0) == 0 ? url.substr(7) : url;
+        size_t q = p.find("?db=");
+        if (q != std::string::npos && !number(p.substr(q + 4), t.db)) return err = "bad ?db= in " + url, false;
+        t.unix_path = p.substr(0, q);
+        return true;
+    }
+    if (url.rfind("redis://", 0) != 0) return err = "url must start with redis:// or unix:// (or be a socket path)", false;
+    std::string rest = url.substr(8);
+    size_t at = rest.rfind('@');
+    if (at != std::string::npos) {
+        std::string auth = rest.substr(0, at);
+        t.password = auth.substr(auth.find(':') == std::string::npos ? 0 : auth.find(':') + 1);
+        rest = rest.substr(at + 1);
+    }
+    size_t slash = rest.find('/');
+    if (slash != std::string::npos) {
+        if (slash + 1 < rest.size() && !number(rest.substr(slash + 1), t.db)) return err = "bad database number", false;
+        rest = rest.substr(0, slash);
+    }
+    size_t colon = rest.rfind(':');
+    t.host = rest.substr(0, colon);
+    if (colon != std::string::npos && !number(rest.substr(colon + 1), t.port)) return err = "bad port", false;
+    if (t.host.empty()) return err = "no host in " + url, false;
+    if (t.host == "localhost") t.host = "127.0.0.1";
+    return true;
+}
+
+// The reactor adapter: hiredis asks for read/write interest on its fd.
+struct RedisHooks {
+    static RedisMirror& m(void* p) { return *static_cast<RedisMirror*>(p); }
+    static void update(RedisMirror& m) {
+        if (m.fd_ < 0) return;
+        if (!m.watched_) {
+            m.r_.watch(m.fd_, &m, m.reading_, m.writing_);
+            m.watched_ = true;
+        } else {
+            m.r_.set_interest(m.fd_, m.reading_, m.writing_);
+        }
+    }
+    static void add_read(void* p) { m(p).reading_ = true, update(m(p)); }
+    static void del_read(void* p) { m(p).reading_ = false, update(m(p)); }
+    static void add_write(void* p) { m(p).writing_ = true, update(m(p)); }
+    static void del_write(void* p) { m(p).writing_ = false, update(m(p)); }
+    static void cleanup(void* p) {
+        RedisMirror& x = m(p);
+        if (x.watched_) x.r_.unwatch(x.fd_);
+        x.watched_ = x.reading_ = x.writing_ = false;
+        x.fd_ = -1;
+        x.ac_ = nullptr; // hiredis frees the context right after this
+    }
+};
+
+RedisMirror::RedisMirror(Reactor& r, const RedisConfig& c) : r_(r), connect_timer_(r), retry_timer_(r) {
+    reconfigure(c);
+}
+
+RedisMirror::~RedisMirror() {
+    if (ac_) {
+        ac_->onDisconnect = nullptr;
+        redisAsyncFree(ac_); // runs pending reply callbacks with nullptr, then cleanup
+    }
+}
+
+void RedisMirror::reconfigure(const RedisConfig& c) {
+    bool same = c.url == cfg_.url;
+    cfg_ = c;
+    if (same && (ac_ || retry_timer_.armed())) return;
+    if (ac_) {
+        ac_->onDisconnect = nullptr;
+        redisAsyncFree(ac_);
+    }
+    connected_ = false;
+    retry_timer_.stop();
+    if (!enabled()) return;
+    std::string err;
+    if (!parse_redis_url(cfg_.url, target_, err)) {
+        last_error_ = err;
+        r_.log().error("redis: %s; mirroring is off", err.c_str());
+        return;
+    }
+    connect();
+}
+
+std::string RedisMirror::key(const std::string& id, const std::string& what) const {
+    return cfg_.prefix + ":buffer:" + id + ":" + what;
+}
+
+void RedisMirror::connect() {
+    ac_ = target_.unix_path.empty() ? redisAsyncConnect(target_.host.c_str(), target_.port)
+                                    : redisAsyncConnectUnix(target_.unix_path.c_str());
+    if (!ac_ || ac_->err) {
+        std::string why = ac_ ? ac_->errstr : "out of memory";
+        if (ac_) redisAsyncFree(ac_);
+        ac_ = nullptr;
+        return lost(why);
+    }
+    ac_->data = this;
+    fd_ = ac_->c.fd;
+    ac_->ev.data = this;
+    ac_->ev.addRead = RedisHooks::add_read;
+    ac_->ev.delRead = RedisHooks::del_read;
+    ac_->ev.addWrite = RedisHooks::add_write;
+    ac_->ev.delWrite = RedisHooks::del_write;
+    ac_->ev.cleanup = RedisHooks::cleanup;
+    redisAsyncSetConnectCallback(ac_, on_connect);
+    redisAsyncSetDisconnectCallback(ac_, on_disconnect);
+    RedisHooks::add_write(this); // connect() completes as writable
+    connect_timer_.once(kConnectTimeout, [this] {
+        if (!ac_ || connected_) return;
+        redisAsyncContext* ac = ac_;
+        ac_->onConnect = nullptr;
+        redisAsyncFree(ac);
+        lost("connect timed out");
+    });
+    if (!target_.password.empty()) command({"AUTH", target_.password}, [this](redisReply* r) {
+            if (r && r->type == REDIS_REPLY_ERROR) r_.log().error("redis: AUTH failed: %s", r->str);
+        });
+    if (target_.db) command({"SELECT", std::to_string(target_.db)}, [this](redisReply* r) {
+            if (r && r->type == REDIS_REPLY_ERROR) r_.log().error("redis: SELECT failed: %s", r->str);
+        });
+}
+
+void RedisMirror::on_connect(const redisAsyncContext* ac, int status) {
+    auto& m = *static_cast<RedisMirror*>(ac->data);
+    m.connect_timer_.stop();
+    if (status != REDIS_OK) return m.lost(ac->errstr); // hiredis frees the context after this
+    m.connected_ = true;
+    m.backoff_ = 0;
+    m.r_.log().info("redis: connected to %s", m.cfg_.url.c_str());
+}
+
+void RedisMirror::on_disconnect(const redisAsyncContext* ac, int status) {
+    auto& m = *static_cast<RedisMirror*>(ac->data);
+    m.lost(status == REDIS_OK ? "disconnected" : ac->errstr);
+}
+
+// The connection is gone (or never came): nothing is queued meanwhile, and
+// we try again with a capped exponential backoff.
+void RedisMirror::lost(const std::string& why) {
+    bool was = connected_;
+    connected_ = false;
+    backlog_ = 0;
+    last_error_ = why;
+    backoff_ = backoff_ ? std::min(backoff_ * 2, kMaxBackoff) : 250;
+    if (was) r_.log().warn("redis: connection lost (%s); streaming goes on from memory", why.c_str());
+    else r_.log().warn("redis: cannot connect to %s (%s); retrying in %lld ms", cfg_.url.c_str(), why.c_str(),
+                       static_cast<long long>(backoff_));
+    retry_timer_.once(backoff_, [this] {
+        if (!ac_ && enabled()) connect();
+    });
+}
+
+void RedisMirror::on_io(uint32_t ev) {
+    if (ac_ && (ev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) redisAsyncHandleRead(ac_);
+    if (ac_ && (ev & EPOLLOUT)) redisAsyncHandleWrite(ac_);
+}
+
+void RedisMirror::command(std::vector<std::string> args, std::function<void(redisReply*)> cb) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (auto& a : args) argv.push_back(a.data()), lens.push_back(a.size());
+    auto fn = std::make_unique<ReplyFn>(std::move(cb));
+    // hiredis holds the callback until the reply; call_reply takes ownership back.
+    if (redisAsyncCommandArgv(ac_, call_reply, fn.get(), static_cast<int>(argv.size()), argv.data(), lens.data()) ==
+        REDIS_OK)
+        fn.release();
+    else
+        (*fn)(nullptr);
+}
+
+void RedisMirror::mirror(const std::string& id, uint64_t idx, const uint8_t* data, size_t len) {
+    if (!enabled()) return;
+    if (!connected_ || backlog_ + len > cfg_.max_backlog) {
+        skipped_++;
+        return;
+    }
+    backlog_ += len;
+    std::string ttl = std::to_string(cfg_.ttl), n = std::to_string(idx);
+    command({"SET", key(id, "chunk:" + n), std::string(reinterpret_cast<const char*>(data), len), "EX", ttl},
+            [this, len](redisReply* r) {
+                backlog_ -= std::min(backlog_, len);
+                if (r && r->type != REDIS_REPLY_ERROR) written_++, bytes_ += len;
+                else if (r) last_error_ = r->str;
+            });
+    command({"SET", key(id, "index"), n, "EX", ttl}, [](redisReply*) {});
+    command({"SET", key(id, "time"), std::to_string(unix_ms()), "EX", ttl}, [](redisReply*) {});
+}
+
+void RedisMirror::load(const std::string& id, size_t max_chunks, std::function<void(Chunks)> done) {
+    if (!connected_) {
+        r_.defer([done] { done({}); });
+        return;
+    }
+    auto result = std::make_shared<std::function<void(Chunks)>>(std::move(done));
+    command({"MGET", key(id, "index"), key(id, "time")}, [this, id, max_chunks, result](redisReply* r) {
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
+            r->element[1]->type != REDIS_REPLY_STRING)
+            return (*result)({});
+        uint64_t index = std::strtoull(r->element[0]->str, nullptr, 10);
+        int64_t age = unix_ms() - std::strtoll(r->element[1]->str, nullptr, 10);
+        if (age > cfg_.resume_max_age || age < 0) {
+            r_.log().info("redis: buffer of %s is %.1f s old, not resuming from it", id.c_str(),
+                          static_cast<double>(age) / 1000.0);
+            return (*result)({});
+        }
+        uint64_t from = index + 1 - std::min<uint64_t>(index + 1, max_chunks);
+        std::vector<std::string> args{"MGET"};
+        for (uint64_t i = from; i <= index; i++) args.push_back(key(id, "chunk:" + std::to_string(i)));
+        command(std::move(args), [from, result](redisReply* r) {
+            Chunks out;
+            for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+                if (r->element[i]->type == REDIS_REPLY_STRING)
+                    out.emplace_back(from + i, std::string(r->element[i]->str, r->element[i]->len));
+                else
+                    out.clear(); // a hole: keep only the contiguous newest run
+            }
+            (*result)(std::move(out));
+        });
+    });
+}
+
+} // namespace acemux

@@ -1,0 +1,163 @@
+// The Redis mirror against a real redis-server: keys, TTLs, faults, resume.
+#include <criterion/criterion.h>
+
+#include <csignal>
+#include <unistd.h>
+
+#include "acemux/redis_mirror.hpp"
+#include "player.hpp"
+
+using namespace acemux;
+using namespace acemux::test;
+
+namespace {
+struct Rig {
+    RedisServer redis;
+    Engine engine;
+    Daemon daemon;
+    void start(const std::vector<std::string>& engine_args = {}, const std::string& redis_extra = "") {
+        cr_assert(redis.start(), "redis-server did not start: %s", redis.proc.output().c_str());
+        cr_assert(engine.start(engine_args));
+        start_daemon(redis_extra);
+    }
+    void start_daemon(const std::string& redis_extra = "") {
+        daemon = Daemon();
+        cr_assert(daemon.start("[stream]\ngrace_period = 1\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
+                               std::to_string(engine.port) + "\n[redis]\nurl = \"" + redis.url() + "\"\n" +
+                               redis_extra));
+        cr_assert(daemon.proc.wait_line("redis: connected", 3000) != "");
+    }
+    std::string key(const std::string& what) { return "ace_proxy:buffer:" + kId + ":" + what; }
+    long index() { return std::atol(redis.cmd({"GET", key("index")}).c_str()); }
+};
+
+long stat_of(const std::string& json, const std::string& name) {
+    size_t p = json.find("\"" + name + "\":");
+    return p == std::string::npos ? -1 : std::atol(json.c_str() + p + name.size() + 3);
+}
+} // namespace
+
+Test(redis_url, forms) {
+    RedisTarget t;
+    std::string err;
+    cr_assert(parse_redis_url("redis://127.0.0.1:6380/2", t, err));
+    cr_assert(t.host == "127.0.0.1" && t.port == 6380 && t.db == 2 && t.password.empty());
+    cr_assert(parse_redis_url("redis://:s3cret@localhost", t, err));
+    cr_assert(t.host == "127.0.0.1" && t.port == 6379 && t.password == "s3cret");
+    cr_assert(parse_redis_url("/run/redis.sock", t, err));
+    cr_assert_eq(t.unix_path, "/run/redis.sock");
+    cr_assert(parse_redis_url("unix:///run/redis.sock?db=3", t, err));
+    cr_assert(t.unix_path == "/run/redis.sock" && t.db == 3);
+    cr_assert(!parse_redis_url("http://x", t, err));
+    cr_assert(!parse_redis_url("redis://h:99x", t, err));
+}
+
+Test(redis_mirror, chunks_index_and_ttls_are_written, .timeout = 30) {
+    Rig rig;
+    rig.start();
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    read_player(p, 2000); // 6 Mbit/s: about 20 chunks of 64 KiB
+    cr_assert(p.check.clean(), "%s", p.check.summary().c_str());
+    long n = rig.index();
+    cr_assert_geq(n, 10, "index = %ld", n);
+    std::string all;
+    for (long i = 0; i <= n; i++) {
+        std::string k = rig.key("chunk:" + std::to_string(i));
+        long ttl = std::atol(rig.redis.cmd({"TTL", k}).c_str());
+        cr_assert(ttl > 250 && ttl <= 300, "%s TTL %ld", k.c_str(), ttl);
+        std::string chunk = rig.redis.cmd({"GET", k});
+        cr_assert_eq(chunk.size(), 65424u, "%s is a full chunk", k.c_str());
+        all += chunk;
+    }
+    testts::TsCheck c;
+    c.feed(all);
+    cr_assert(c.clean() && c.first_seq == 0, "the mirrored chunks are the stream, whole: %s", c.summary().c_str());
+    long idx_ttl = std::atol(rig.redis.cmd({"TTL", rig.key("index")}).c_str());
+    cr_assert(idx_ttl > 250 && idx_ttl <= 300);
+    std::string st = http_get(rig.daemon.port, "/stats").body;
+    cr_assert_geq(stat_of(st, "chunks_written"), n + 1, "%s", st.c_str());
+    cr_assert(st.find("\"connected\":true") != std::string::npos);
+}
+
+Test(redis_mirror, redis_killed_mid_stream_loses_players_nothing_and_mirroring_resumes, .timeout = 40) {
+    Rig rig;
+    rig.start();
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    read_player(p, 1000);
+    int port = rig.redis.port;
+    rig.redis.proc.stop(SIGKILL);
+    read_player(p, 1500);
+    cr_assert(rig.daemon.proc.wait_line("redis: connection lost", 2000) != "");
+    std::string st = http_get(rig.daemon.port, "/stats").body;
+    cr_assert_gt(stat_of(st, "chunks_skipped"), 0, "chunks skipped while redis is away: %s", st.c_str());
+    RedisServer again;
+    cr_assert(again.start(port));
+    rig.redis = std::move(again);
+    cr_assert(rig.daemon.proc.wait_line("redis: connected", 6000) != "", "reconnected with backoff");
+    read_player(p, 1000);
+    cr_assert_gt(rig.index(), 0, "mirroring resumed");
+    cr_assert(!p.closed);
+    cr_assert(p.check.clean(), "the player lost nothing: %s", p.check.summary().c_str());
+}
+
+Test(redis_mirror, paused_redis_is_capped_by_max_backlog, .timeout = 40) {
+    Rig rig;
+    rig.start({"--bitrate", "20000000"}, "max_backlog_mib = 0.5\n");
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    read_player(p, 500);
+    kill(rig.redis.proc.pid(), SIGSTOP);
+    read_player(p, 2000);
+    std::string st = http_get(rig.daemon.port, "/stats").body;
+    long backlog = stat_of(st, "backlog_bytes");
+    cr_assert_leq(backlog, 512 * 1024, "backlog %ld stays under max_backlog", backlog);
+    cr_assert_gt(stat_of(st, "chunks_skipped"), 10, "%s", st.c_str());
+    kill(rig.redis.proc.pid(), SIGCONT);
+    read_player(p, 500);
+    cr_assert(p.check.clean(), "the player lost nothing: %s", p.check.summary().c_str());
+}
+
+Test(redis_mirror, restarted_daemon_primes_a_new_player_before_the_engine_sends, .timeout = 40) {
+    Rig rig;
+    rig.start();
+    {
+        Player p;
+        cr_assert(p.open(rig.daemon.port, kId));
+        read_player(p, 1500);
+    }
+    cr_assert_eq(rig.daemon.proc.stop(SIGTERM), 0);
+    // The engine now takes 3 s to send its first byte: whatever comes sooner is from Redis.
+    rig.engine.proc.stop(SIGTERM);
+    cr_assert(rig.engine.start({"--port", std::to_string(rig.engine.port), "--delay", "3000"}));
+    rig.start_daemon();
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    read_player(p, 1000);
+    cr_assert_eq(p.status, 200);
+    cr_assert_gt(p.body_bytes, 3u * 65424, "primed chunks arrived: %llu bytes", (unsigned long long)p.body_bytes);
+    long ttfb = p.first_byte_ms - p.connected_ms;
+    cr_log_info("resumed: first byte %ld ms after connecting", ttfb);
+    cr_assert_lt(ttfb, 1000, "before the engine could have sent anything");
+    cr_assert_eq(sim_stat(rig.engine.stats(), "bytes"), 0, "the engine has sent nothing yet");
+    cr_assert(p.check.clean(), "%s", p.check.summary().c_str());
+    rig.daemon.proc.drain();
+    cr_assert(rig.daemon.proc.output().find("from redis") != std::string::npos);
+    // Then the engine's own data follows, marked as a new stream.
+    read_player(p, 3500);
+    cr_assert_geq(p.check.restarts_flagged, 1u, "%s", p.check.summary().c_str());
+}
+
+Test(redis_mirror, unreachable_redis_streams_from_memory, .timeout = 30) {
+    Engine e;
+    cr_assert(e.start());
+    Daemon d;
+    cr_assert(d.start("[[engine]]\nhost = \"127.0.0.1\"\nport = " + std::to_string(e.port) +
+                      "\n[redis]\nurl = \"redis://127.0.0.1:" + std::to_string(free_port()) + "\"\n"));
+    cr_assert(d.proc.wait_line("redis: cannot connect", 3000) != "");
+    Player p;
+    cr_assert(p.open(d.port, kId));
+    read_player(p, 1000);
+    cr_assert(p.check.clean() && p.check.data > 100, "%s", p.check.summary().c_str());
+}
