@@ -48,7 +48,7 @@ void Session::prime(RedisMirror::Chunks chunks) {
     if (!primed_) return;
     reactor().log().info("stream %s: resumed %zu chunks (%zu bytes) from redis, up to chunk %llu", id_.c_str(),
                          primed_, bytes, static_cast<unsigned long long>(ring_.head() - 1));
-    up_.splice_next(); // the engine's data follows the saved buffer as a new stream
+    up_.splice_next(key_wait()); // the engine's data follows the saved buffer as a new stream
     accepted_ = true;
     for (auto& c : clients_) {
         if (!c.started()) c.begin(200, "");
@@ -160,7 +160,7 @@ void Session::on_upstream_failed(const std::string& why, bool rejected) {
     reactor().log().warn("stream %s: %s; retrying on engine %s in %lld ms", id_.c_str(), why.c_str(),
                          engine_->cfg.name.c_str(), static_cast<long long>(backoff_));
     reconnects_++;
-    up_.splice_next(); // players must resynchronise on whatever the next connection brings
+    up_.splice_next(key_wait()); // players must resynchronise on whatever the next connection brings
     retry_timer_.once(backoff_, [this] { connect(); });
 }
 
@@ -183,6 +183,14 @@ JoinPoint Session::join_point() const {
         if (const RandomAccess* r = best ? best : oldest) return {Cursor{r->idx, r->off}, r->psi};
     }
     return {Cursor::start(ring_, c.initial_behind), nullptr};
+}
+
+// Packets a splice may skip waiting for a keyframe: join_behind at the
+// measured rate (at least 2 s of a 6 Mbit/s stream when not measured yet).
+uint64_t Session::key_wait() const {
+    if (cfg().join_behind <= 0) return 0;
+    double rate = byte_rate_ > 0 ? byte_rate_ : 750000 * 2;
+    return static_cast<uint64_t>(rate * static_cast<double>(cfg().join_behind) / 1000.0 / ts::kPacket);
 }
 
 void Session::tick() {

@@ -184,8 +184,10 @@ bool RapScanner::keyframe(const uint8_t* p) const {
     return false;
 }
 
-void Splice::arm() {
+void Splice::arm(uint64_t key_wait) {
     active_ = true;
+    key_wait_ = key_wait;
+    scanner_ = RapScanner();
     seen_pat_ = false;
     pmt_pid_ = -1;
     packets_ = 0;
@@ -211,6 +213,18 @@ void Splice::packet(const uint8_t* p, std::string& out) {
     }
     if (id == 0 && pmt_pid_ < 0) pmt_pid_ = pat_pmt_pid(p);
     if (pmt_pid_ >= 0 && id == pmt_pid_ && es_.empty()) pmt_streams(p, es_);
+    bool key = scanner_.packet(p);
+    if (key_wait_) {
+        bool psi = id == 0 || id == pmt_pid_;
+        bool no_video = !es_.empty() && scanner_.video_pid() < 0;
+        if (key || no_video) {
+            key_wait_ = 0;
+        } else if (!psi) {
+            key_wait_--;
+            dropped_++;
+            return;
+        }
+    }
     size_t at = out.size();
     out.append(reinterpret_cast<const char*>(p), kPacket);
     if (id != kNullPid && !marked_[id]) {

@@ -39,6 +39,7 @@ struct Options {
     int health_status = 200;
     testts::TsGen::Key key = testts::TsGen::Key::off;
     int key_every = 2000;
+    uint64_t start_seq = 0;
     int playback_status = 200;
 };
 
@@ -211,6 +212,7 @@ Playback::Playback(Sim& sim, StreamHandoff&& h, std::string i, std::string s)
       out_(std::move(h.queued)) {
     start_ = sim_.r().now();
     gen_.gop(sim_.o().key, sim_.o().key_every);
+    gen_.start_at(sim_.o().start_seq);
     out_ += "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n";
     out_ += sim_.o().chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Connection: close\r\n\r\n";
     sim_.r().watch(fd_.get(), this, true, true);
@@ -333,7 +335,7 @@ void usage() {
                  "                  [--stall-after BYTES --stall MS] [--close-after BYTES]\n"
                  "                  [--garbage-every PACKETS --garbage-bytes N] [--reject ID]...\n"
                  "                  [--file TS] [--health-status CODE] [--playback-status CODE]\n"
-                 "                  [--keyframes rai|idr|none [--key-every PACKETS]]\n");
+                 "                  [--keyframes rai|idr|none [--key-every PACKETS]] [--start-seq N]\n");
 }
 
 } // namespace
@@ -346,7 +348,7 @@ int main(int argc, char** argv) {
         {"close-after", 1, nullptr, 'x'},   {"garbage-every", 1, nullptr, 'g'}, {"garbage-bytes", 1, nullptr, 'G'},
         {"reject", 1, nullptr, 'r'},        {"file", 1, nullptr, 'f'},         {"health-status", 1, nullptr, 'h'},
         {"playback-status", 1, nullptr, 'P'}, {"keyframes", 1, nullptr, 'k'},
-        {"key-every", 1, nullptr, 'K'},     {nullptr, 0, nullptr, 0}};
+        {"key-every", 1, nullptr, 'K'},     {"start-seq", 1, nullptr, 'q'},   {nullptr, 0, nullptr, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
         switch (opt) {
@@ -372,6 +374,7 @@ int main(int argc, char** argv) {
             break;
         }
         case 'K': o.key_every = std::atoi(optarg); break;
+        case 'q': o.start_seq = std::strtoull(optarg, nullptr, 10); break;
         default: usage(); return 2;
         }
     }

@@ -1,6 +1,7 @@
 // Late joiners and catch-up jumps start on PAT, PMT and a keyframe.
 #include <criterion/criterion.h>
 
+#include <csignal>
 #include <sys/socket.h>
 
 #include "acemux/ts.hpp"
@@ -110,4 +111,24 @@ Test(join, catch_up_jumps_land_on_keyframes, .timeout = 60) {
                  slow.check.summary().c_str());
     cr_assert_eq(slow.check.bad_sync + slow.check.corrupt, 0u, "%s", slow.check.summary().c_str());
     cr_assert(fast.check.clean(), "%s", fast.check.summary().c_str());
+}
+
+Test(join, after_a_failover_the_new_data_starts_on_a_keyframe, .timeout = 30) {
+    Engine a, b;
+    // Keyframes every 1000 packets; b starts its stream mid-GOP (a keyframe only after 400 packets).
+    cr_assert(a.start({"--keyframes", "idr", "--key-every", "1000"}));
+    cr_assert(b.start({"--keyframes", "idr", "--key-every", "1000", "--start-seq", "400"}));
+    Daemon d;
+    cr_assert(d.start("[stream]\nkeepalive_interval = 0.2\nconnect_timeout = 1\n"
+                      "[[engine]]\nname = \"a\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(a.port) +
+                      "\n[[engine]]\nname = \"b\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(b.port) + "\n"));
+    Player p;
+    cr_assert(p.open(d.port, kId));
+    read_player(p, 1500);
+    a.proc.stop(SIGKILL);
+    read_player(p, 3000);
+    cr_assert_geq(p.check.restarts_flagged, 1u, "%s", p.check.summary().c_str());
+    cr_assert_eq(p.check.restarts_on_keyframe, p.check.restarts_flagged,
+                 "the first data after the switch is a keyframe: %s", p.check.summary().c_str());
+    cr_assert_eq(p.check.bad_sync + p.check.corrupt + p.check.duplicated, 0u, "%s", p.check.summary().c_str());
 }

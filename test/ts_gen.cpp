@@ -134,6 +134,7 @@ void TsCheck::packet(const uint8_t* p) {
     } else if (s < last_seq && (disc || s == 0)) {
         restarts++; // a new engine connection: the sequence starts over
         if (disc) restarts_flagged++;
+        if (disc && is_keyframe(p)) restarts_on_keyframe++;
     } else if (s == last_seq) {
         duplicated++;
     } else if (s < last_seq) {

@@ -23,6 +23,7 @@ public:
     enum class Key { off, rai, idr, none };
     static constexpr int kFramePackets = 20;
     void gop(Key key, int key_every) { key_ = key, key_every_ = key_every; }
+    void start_at(uint64_t seq) { seq_ = seq; }
 
     void pat(uint8_t* out);
     void pmt(uint8_t* out);
@@ -46,6 +47,7 @@ struct TsCheck {
     uint64_t missing = 0, duplicated = 0, reordered = 0, restarts = 0;
     uint64_t bad_sync = 0, corrupt = 0, cc_errors = 0;
     uint64_t discontinuity_flags = 0, restarts_flagged = 0;
+    uint64_t restarts_on_keyframe = 0;    // new-stream starts that begin with a keyframe
     uint64_t gaps = 0, gaps_on_keyframe = 0; // jumps forward, and those landing on PAT, PMT, keyframe
     bool started = false;
 

@@ -69,6 +69,7 @@ private:
 
     void connect();
     void prime(RedisMirror::Chunks chunks);
+    uint64_t key_wait() const;
     void wake_all();
     void tick();
     void reap();

@@ -76,15 +76,16 @@ private:
 };
 
 // Marks the first data after an engine switch so players resynchronise: data
-// before the next PAT is dropped (players then get PAT and PMT first), and the
-// first packet of every PID carries the discontinuity indicator, set in its
-// adaptation field or, when it has none, in an adaptation-field-only packet
-// put in front of it (no payload byte is lost).
+// before the next PAT is dropped (players then get PAT and PMT first), then,
+// for up to `key_wait` packets, everything but PSI until the video's first
+// keyframe (so the picture starts clean); the first packet of every PID
+// carries the discontinuity indicator, set in its adaptation field or, when it
+// has none, in an adaptation-field-only packet put in front of it.
 class Splice {
 public:
     static constexpr int kMaxPackets = 20000; // gives up on PIDs that never show
 
-    void arm();
+    void arm(uint64_t key_wait = 0);
     bool active() const { return active_; }
     // Whole packets in; what players should see appended to out.
     void feed(const uint8_t* pkts, size_t n, std::string& out);
@@ -93,6 +94,8 @@ public:
 private:
     void packet(const uint8_t* p, std::string& out);
     bool active_ = false, seen_pat_ = false;
+    RapScanner scanner_;
+    uint64_t key_wait_ = 0; // packets still allowed to be dropped while waiting for a keyframe
     int pmt_pid_ = -1, packets_ = 0;
     std::vector<Es> es_;
     std::bitset<8192> marked_;

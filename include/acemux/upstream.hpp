@@ -34,7 +34,9 @@ public:
     void start(const EngineConfig& e, const std::string& id_key, const std::string& id, const std::string& pid,
                Millis timeout);
     void stop();                                       // closes quietly
-    void splice_next() { splice_.arm(); }              // mark the next connection's data as a new stream
+    // Marks the next connection's data as a new stream, starting at a keyframe
+    // when one comes within `key_wait` packets.
+    void splice_next(uint64_t key_wait) { splice_.arm(key_wait); }
     bool splicing() const { return splice_.active(); }
     bool active() const { return api_.active() || play_.active(); }
     const std::string& command_url() const { return command_url_; }
