@@ -34,7 +34,7 @@ TEST_OBJ   := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o
 
 DEB_DEPS      := g++ make pkg-config libhiredis-dev libtomlplusplus-dev libcjson-dev node-llhttp
-DEB_TEST_DEPS := libcriterion-dev redis-server
+DEB_TEST_DEPS := libcriterion-dev redis-server mandoc
 
 .PHONY: all run test test-asan bench install clean deps deps-test check-tests
 
@@ -82,6 +82,8 @@ install: all
 	install -m 755 acemux $(DESTDIR)$(PREFIX)/sbin/acemux
 	install -m 644 man/acemux.8 $(DESTDIR)$(PREFIX)/share/man/man8/acemux.8
 	install -m 644 man/acemux.toml.5 $(DESTDIR)$(PREFIX)/share/man/man5/acemux.toml.5
+	install -d $(DESTDIR)$(PREFIX)/share/acemux
+	install -m 644 etc/acemux.service etc/acemux.init $(DESTDIR)$(PREFIX)/share/acemux/
 	install -m 644 etc/acemux.toml $(DESTDIR)/etc/acemux/acemux.toml.example
 	test -e $(DESTDIR)/etc/acemux/acemux.toml || install -m 644 etc/acemux.toml $(DESTDIR)/etc/acemux/acemux.toml
 

@@ -159,7 +159,86 @@ bool parse_engines(Parser& p, const toml::node& n, Config& c) {
     return true;
 }
 
+Problem parse_cidrs(const toml::node& n, std::vector<Cidr>& out, const char* key) {
+    if (!n.is_array()) return std::string(key) + " must be an array of \"address/bits\" strings";
+    out.clear();
+    for (auto& e : *n.as_array()) {
+        Cidr c;
+        if (!e.is_string() || !parse_cidr(e.as_string()->get(), c))
+            return {std::string(key) + " entries must be networks like \"192.168.0.0/16\" or \"fd00::/8\"", &e};
+        out.push_back(c);
+    }
+    return {};
+}
+
+bool parse_channels(Parser& p, const toml::node& n, Config& c) {
+    if (!n.is_array_of_tables()) return p.fail(n.source(), "channel must be written as [[channel]] tables");
+    for (auto& e : *n.as_array()) {
+        ChannelConfig ch;
+        if (!p.table(*e.as_table(), "[[channel]]", {string("name", ch.name), string("id", ch.id),
+                                                    string("group", ch.group), string("logo", ch.logo)}))
+            return false;
+        bool hex = ch.id.size() == 40 && ch.id.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+        if (!hex) {
+            const toml::node* id = e.as_table()->get("id");
+            return p.fail((id ? id : &e)->source(), "channel id must be 40 hexadecimal characters");
+        }
+        if (ch.name.empty()) ch.name = ch.id;
+        c.channels.push_back(ch);
+    }
+    return true;
+}
+
 } // namespace
+
+bool Cidr::contains(const SockAddr& a) const {
+    const uint8_t *x, *y;
+    size_t len;
+    sockaddr_in6 mapped;
+    const SockAddr* addr = &a;
+    SockAddr v4;
+    // A v4 client on a [::] listener shows up as ::ffff:a.b.c.d.
+    if (a.family() == AF_INET6 && net.family() == AF_INET) {
+        std::memcpy(&mapped, &a.ss, sizeof mapped);
+        static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+        if (std::memcmp(&mapped.sin6_addr, prefix, 12) != 0) return false;
+        auto* s4 = reinterpret_cast<sockaddr_in*>(&v4.ss);
+        s4->sin_family = AF_INET;
+        std::memcpy(&s4->sin_addr, reinterpret_cast<const uint8_t*>(&mapped.sin6_addr) + 12, 4);
+        addr = &v4;
+    }
+    if (addr->family() != net.family()) return false;
+    if (net.family() == AF_INET) {
+        x = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(&addr->ss)->sin_addr);
+        y = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(&net.ss)->sin_addr);
+        len = 4;
+    } else {
+        x = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in6*>(&addr->ss)->sin6_addr);
+        y = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in6*>(&net.ss)->sin6_addr);
+        len = 16;
+    }
+    (void)len;
+    for (int i = 0; i < bits; i++) {
+        uint8_t m = static_cast<uint8_t>(0x80 >> (i % 8));
+        if ((x[i / 8] & m) != (y[i / 8] & m)) return false;
+    }
+    return true;
+}
+
+bool parse_cidr(const std::string& s, Cidr& out) {
+    size_t slash = s.find('/');
+    std::string host = s.substr(0, slash);
+    if (!parse_ip(host, 0, out.net) || host == "localhost") return false;
+    int max = out.net.family() == AF_INET ? 32 : 128;
+    out.bits = max;
+    if (slash != std::string::npos) {
+        std::string b = s.substr(slash + 1);
+        if (b.empty() || b.size() > 3 || b.find_first_not_of("0123456789") != std::string::npos) return false;
+        out.bits = std::stoi(b);
+        if (out.bits > max) return false;
+    }
+    return true;
+}
 
 bool parse_config(const std::string& text, const std::string& path, Config& c, std::string& err) {
     Parser p{path, {}};
@@ -172,6 +251,13 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
     }
     c = Config{};
     c.path = path;
+    // Loopback and private networks, IPv4 and IPv6: a home LAN, not the Internet.
+    for (const char* net : {"127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+                            "::1/128", "fc00::/7", "fe80::/10"}) {
+        Cidr cidr;
+        parse_cidr(net, cidr);
+        c.allow.push_back(cidr);
+    }
     std::string level = "info";
     double max_backlog_mib = 8;
     int chunk_size = static_cast<int>(c.chunk_size), ring_chunks = static_cast<int>(c.ring_chunks);
@@ -221,6 +307,15 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                                               seconds("health_timeout", c.health_timeout, 0.05, 60)});
         } else if (key == "engine") {
             ok = parse_engines(p, v, c);
+        } else if (key == "channel") {
+            ok = parse_channels(p, v, c);
+        } else if (key == "access") {
+            ok = p.subtable(root, "access", {
+                {"allow", [&](const toml::node& n) { return parse_cidrs(n, c.allow, "allow"); }},
+                {"admin_allow", [&](const toml::node& n) { return parse_cidrs(n, c.admin_allow, "admin_allow"); }},
+                string("token", c.token),
+                integer("max_clients", c.max_clients, 0, 1000000),
+                integer("max_clients_per_ip", c.max_clients_per_ip, 0, 1000000)});
         } else if (key == "redis") {
             ok = p.subtable(root, "redis", {
                 string("url", c.redis.url), string("prefix", c.redis.prefix),

@@ -1,5 +1,6 @@
 #include "acemux/daemon.hpp"
 
+#include "acemux/access.hpp"
 #include "acemux/stats.hpp"
 
 namespace acemux {
@@ -8,19 +9,57 @@ Daemon::Daemon(Reactor& r, Config c)
     : r_(r), cfg_(std::move(c)), server_(r, cfg_), pool_(r, cfg_), redis_(r, cfg_.redis),
       sessions_(r, cfg_, pool_, redis_), started_(r.now()) {
     apply_log_config();
-    server_.route("/health", [](const HttpRequest&) { return HttpResponse::text(200, "ok"); });
-    server_.route("/ace/getstream", [this](const HttpRequest& q) { return sessions_.getstream(q); });
-    server_.route("/stats", [this](const HttpRequest&) {
-        HttpResponse r;
-        r.content_type = "application/json";
-        r.body = stats_json(*this);
-        return r;
+    route("/health", Audience::anyone, [](const HttpRequest&) { return HttpResponse::text(200, "ok"); });
+    route("/ace/getstream", Audience::player, [this](const HttpRequest& q) { return sessions_.getstream(q); });
+    route("/playlist.m3u", Audience::player, [this](const HttpRequest& q) { return playlist(q); });
+    route("/stats", Audience::admin, [this](const HttpRequest&) {
+        return typed("application/json", stats_json(*this));
+    });
+    route("/metrics", Audience::admin, [this](const HttpRequest&) {
+        return typed("text/plain; version=0.0.4; charset=utf-8", metrics_text(*this));
+    });
+    route("/status", Audience::admin, [this](const HttpRequest&) {
+        return typed("text/html; charset=utf-8", status_html(*this));
     });
 }
 
 Daemon::~Daemon() = default;
 
 bool Daemon::start(std::string& err) { return server_.listen(err); }
+
+HttpResponse Daemon::typed(const char* type, std::string body) {
+    HttpResponse r;
+    r.content_type = type;
+    r.body = std::move(body);
+    return r;
+}
+
+// Every route passes the access rules first; a refusal is logged once.
+void Daemon::route(const char* path, Audience who, HttpServer::Handler h) {
+    server_.route(path, [this, who, h = std::move(h)](const HttpRequest& q) {
+        if (auto no = refuse_access(cfg_, q, who)) {
+            r_.log().warn("refused %s %s: %s", q.peer.str().c_str(), q.path.c_str(),
+                          no->body.substr(0, no->body.size() - 1).c_str());
+            return *no;
+        }
+        return h(q);
+    });
+}
+
+// An M3U of the configured channels, pointing back at us as the player reached us.
+HttpResponse Daemon::playlist(const HttpRequest& q) {
+    const std::string* host = q.header("host");
+    std::string base = "http://" + (host && !host->empty() ? *host : server_.bound().front().str());
+    std::string token = cfg_.token.empty() ? "" : "&token=" + cfg_.token;
+    std::string m3u = "#EXTM3U\n";
+    for (auto& ch : cfg_.channels) {
+        m3u += "#EXTINF:-1";
+        if (!ch.logo.empty()) m3u += " tvg-logo=\"" + ch.logo + "\"";
+        if (!ch.group.empty()) m3u += " group-title=\"" + ch.group + "\"";
+        m3u += "," + ch.name + "\n" + base + "/ace/getstream?id=" + ch.id + token + "\n";
+    }
+    return typed("audio/x-mpegurl; charset=utf-8", m3u);
+}
 
 void Daemon::apply_log_config() {
     r_.log().set_level(cfg_.log_level);

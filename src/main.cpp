@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstring>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <string>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -60,6 +62,27 @@ struct PidFile {
     }
 };
 
+// After binding, a daemon started as root runs on as server.user/group. The
+// pidfile is handed over so the daemon can still remove it.
+bool drop_privileges(const Config& c, const std::string& pidfile, std::string& err) {
+    if (c.user.empty() && c.group.empty()) return true;
+    if (::geteuid() != 0) return true; // nothing to drop; the service manager chose the account
+    const passwd* pw = c.user.empty() ? nullptr : ::getpwnam(c.user.c_str());
+    if (!c.user.empty() && !pw) return err = "user \"" + c.user + "\" does not exist", false;
+    gid_t gid = pw ? pw->pw_gid : 0;
+    if (!c.group.empty()) {
+        const group* gr = ::getgrnam(c.group.c_str());
+        if (!gr) return err = "group \"" + c.group + "\" does not exist", false;
+        gid = gr->gr_gid;
+    }
+    uid_t uid = pw ? pw->pw_uid : 0;
+    if (!pidfile.empty() && ::chown(pidfile.c_str(), uid, gid) < 0) { /* best effort */ }
+    if (::setgroups(1, &gid) < 0 || ::setgid(gid) < 0 || (pw && ::setuid(uid) < 0))
+        return err = std::string("cannot switch account: ") + std::strerror(errno), false;
+    if (pw && ::setuid(0) == 0) return err = "still able to regain root after dropping it", false;
+    return true;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -112,6 +135,11 @@ int main(int argc, char** argv) {
     if (!pid.path.empty() && !pid.write(err)) {
         pid.path.clear();
         reactor.log().error("pidfile: %s", err.c_str());
+        reactor.log().flush();
+        return 1;
+    }
+    if (!drop_privileges(daemon.config(), pid.path, err)) {
+        reactor.log().error("%s", err.c_str());
         reactor.log().flush();
         return 1;
     }

@@ -160,6 +160,7 @@ void Session::on_upstream_failed(const std::string& why, bool rejected) {
     reactor().log().warn("stream %s: %s; retrying on engine %s in %lld ms", id_.c_str(), why.c_str(),
                          engine_->cfg.name.c_str(), static_cast<long long>(backoff_));
     reconnects_++;
+    m_.totals.reconnects++;
     up_.splice_next(key_wait()); // players must resynchronise on whatever the next connection brings
     retry_timer_.once(backoff_, [this] { connect(); });
 }
@@ -223,7 +224,10 @@ void Session::reap_later() {
 
 void Session::reap() {
     reap_pending_ = false;
-    std::erase_if(clients_, [](const Client& c) { return c.dead(); });
+    std::erase_if(clients_, [this](const Client& c) {
+        if (c.dead()) m_.totals.closed(c);
+        return c.dead();
+    });
     if (!clients_.empty() || st_ == State::closed || st_ == State::draining) return;
     st_ = State::draining;
     reactor().log().info("stream %s: no players left, stopping in %.1f s unless one returns", id_.c_str(),
@@ -241,6 +245,7 @@ void Session::close(int status, const std::string& why) {
         c.drop(why.c_str());
     }
     reactor().log().info("stream %s: closed (%s)", id_.c_str(), why.c_str());
+    m_.totals.bytes_in += ring_.bytes_in();
     engine_.release();
     m_.remove(*this);
 }
@@ -280,6 +285,23 @@ HttpResponse SessionManager::getstream(const HttpRequest& req) {
     if (!is_content_id(id)) return HttpResponse::text(400, id_key + " must be 40 hexadecimal characters");
 
     std::string key = id_key + ":" + id;
+    if (cfg_.max_clients && client_count() >= static_cast<size_t>(cfg_.max_clients)) {
+        r_.log().warn("refused %s for %s: max_clients (%d) reached", req.peer.str().c_str(), id.c_str(), cfg_.max_clients);
+        HttpResponse r = HttpResponse::text(503, "client limit reached (" + std::to_string(cfg_.max_clients) + ")");
+        r.headers.emplace_back("Retry-After", "30");
+        return r;
+    }
+    if (cfg_.max_clients_per_ip) {
+        size_t mine = 0;
+        for (auto& [k, s] : sessions_)
+            for (auto& c : s->clients()) mine += !c.dead() && c.peer().host() == req.peer.host();
+        if (mine >= static_cast<size_t>(cfg_.max_clients_per_ip)) {
+            r_.log().warn("refused %s for %s: max_clients_per_ip (%d) reached", req.peer.str().c_str(), id.c_str(),
+                          cfg_.max_clients_per_ip);
+            return HttpResponse::text(429, "too many streams from " + req.peer.host() + " (limit " +
+                                               std::to_string(cfg_.max_clients_per_ip) + ")");
+        }
+    }
     if (req.is_head()) {
         HttpResponse r;
         r.content_type = "video/mp2t";
@@ -295,6 +317,7 @@ HttpResponse SessionManager::getstream(const HttpRequest& req) {
             return r;
         }
         sessions_[key] = std::make_unique<Session>(*this, key, id_key, id, std::move(e));
+        totals.streams++;
     }
     const std::string* ua = req.header("user-agent");
     HttpResponse r;

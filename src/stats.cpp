@@ -90,3 +90,140 @@ std::string stats_json(const Daemon& d) {
 }
 
 } // namespace acemux
+
+namespace acemux {
+
+namespace {
+struct Prom {
+    std::string out;
+    void head(const char* name, const char* type, const char* help) {
+        out += std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " " + type + "\n";
+    }
+    void value(const char* name, double v, const std::string& labels = "") {
+        char num[64];
+        std::snprintf(num, sizeof num, "%.17g", v);
+        out += std::string(name) + (labels.empty() ? "" : "{" + labels + "}") + " " + num + "\n";
+    }
+    void one(const char* name, const char* type, const char* help, double v) {
+        head(name, type, help);
+        value(name, v);
+    }
+};
+
+std::string label(const char* k, const std::string& v) {
+    std::string e;
+    for (char c : v) {
+        if (c == '\\' || c == '"') e += '\\';
+        if (c == '\n') {
+            e += "\\n";
+            continue;
+        }
+        e += c;
+    }
+    return std::string(k) + "=\"" + e + "\"";
+}
+
+std::string html(const std::string& s) {
+    std::string o;
+    for (char c : s) {
+        switch (c) {
+        case '<': o += "&lt;"; break;
+        case '>': o += "&gt;"; break;
+        case '&': o += "&amp;"; break;
+        case '"': o += "&quot;"; break;
+        default: o += c;
+        }
+    }
+    return o;
+}
+} // namespace
+
+std::string metrics_text(const Daemon& d) {
+    const SessionManager& sm = d.sessions();
+    const auto& t = sm.totals;
+    uint64_t bytes_in = t.bytes_in, bytes_out = t.bytes_out, jumps = t.jumps, players = t.players;
+    for (auto& [k, s] : sm.sessions()) {
+        bytes_in += s->bytes_in();
+        for (auto& c : s->clients()) bytes_out += c.bytes_sent(), jumps += c.jumps(), players += !c.dead();
+    }
+    Prom p;
+    p.head("acemux_info", "gauge", "Version of the running daemon.");
+    p.value("acemux_info", 1, label("version", ACEMUX_VERSION));
+    p.one("acemux_uptime_seconds", "gauge", "Seconds since the daemon started.",
+          seconds(d.reactor().now() - d.started_at()));
+    p.one("acemux_streams", "gauge", "Streams open now.", static_cast<double>(sm.sessions().size()));
+    p.one("acemux_clients", "gauge", "Players connected now.", static_cast<double>(sm.client_count()));
+    p.one("acemux_connections", "gauge", "Open HTTP connections, players included.",
+          static_cast<double>(d.server().connections()));
+    p.one("acemux_streams_started_total", "counter", "Streams started.", static_cast<double>(t.streams));
+    p.one("acemux_stream_reconnects_total", "counter", "Engine reconnects and failovers.",
+          static_cast<double>(t.reconnects));
+    p.one("acemux_players_total", "counter", "Players served.", static_cast<double>(players));
+    p.one("acemux_received_bytes_total", "counter", "TS bytes received from engines.", static_cast<double>(bytes_in));
+    p.one("acemux_sent_bytes_total", "counter", "Bytes sent to players.", static_cast<double>(bytes_out));
+    p.one("acemux_client_jumps_total", "counter", "Catch-up jumps of players that fell behind.",
+          static_cast<double>(jumps));
+    p.head("acemux_stream_clients", "gauge", "Players of a stream.");
+    for (auto& [k, s] : sm.sessions()) p.value("acemux_stream_clients", static_cast<double>(s->client_count()), label("id", s->id()));
+    p.head("acemux_stream_bitrate_bits", "gauge", "Bits per second received for a stream.");
+    for (auto& [k, s] : sm.sessions()) p.value("acemux_stream_bitrate_bits", s->byte_rate() * 8, label("id", s->id()));
+    p.head("acemux_engine_up", "gauge", "1 when the engine passes its health checks.");
+    for (auto& e : d.pool().engines()) p.value("acemux_engine_up", e->up ? 1 : 0, label("engine", e->cfg.name));
+    p.head("acemux_engine_streams", "gauge", "Streams on the engine.");
+    for (auto& e : d.pool().engines()) p.value("acemux_engine_streams", e->streams, label("engine", e->cfg.name));
+    const RedisMirror& r = d.redis();
+    p.one("acemux_redis_connected", "gauge", "1 when the Redis mirror is connected.", r.connected() ? 1 : 0);
+    p.one("acemux_redis_chunks_written_total", "counter", "Chunks mirrored to Redis.", static_cast<double>(r.written()));
+    p.one("acemux_redis_chunks_skipped_total", "counter", "Chunks not mirrored (Redis away or slow).",
+          static_cast<double>(r.skipped()));
+    p.one("acemux_log_lines_dropped_total", "counter", "Log lines lost because the log could not keep up.",
+          static_cast<double>(d.reactor().log().dropped()));
+    return p.out;
+}
+
+std::string status_html(const Daemon& d) {
+    Millis now = d.reactor().now();
+    const SessionManager& sm = d.sessions();
+    char buf[512];
+    std::string h = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">"
+                    "<title>acemux</title><style>body{font:14px sans-serif;margin:1em}table{border-collapse:collapse;"
+                    "margin-bottom:1em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
+                    "th{background:#eee}</style></head><body>";
+    std::snprintf(buf, sizeof buf, "<h1>acemux %s</h1><p>up %.0f s &middot; %zu streams &middot; %zu players</p>",
+                  ACEMUX_VERSION, seconds(now - d.started_at()), sm.sessions().size(), sm.client_count());
+    h += buf;
+    h += "<h2>Streams</h2><table><tr><th>id</th><th>engine</th><th>state</th><th>up</th><th>Mbit/s in</th>"
+         "<th>players</th></tr>";
+    for (auto& [k, s] : sm.sessions()) {
+        std::snprintf(buf, sizeof buf, "<td>%s</td><td>%.0f s</td><td>%.2f</td><td>%zu</td></tr>",
+                      Session::state_name(s->state()), seconds(now - s->created_at()), s->byte_rate() * 8 / 1e6,
+                      s->client_count());
+        h += "<tr><td>" + html(s->id()) + "</td><td>" + html(s->engine() ? s->engine()->cfg.name : "") + "</td>" + buf;
+    }
+    h += "</table><h2>Players</h2><table><tr><th>address</th><th>player</th><th>stream</th><th>MB sent</th>"
+         "<th>lag (chunks)</th><th>jumps</th></tr>";
+    for (auto& [k, s] : sm.sessions())
+        for (auto& c : s->clients()) {
+            if (c.dead()) continue;
+            std::snprintf(buf, sizeof buf, "<td>%.1f</td><td>%llu</td><td>%llu</td></tr>",
+                          static_cast<double>(c.bytes_sent()) / 1e6,
+                          static_cast<unsigned long long>(c.started() ? c.cursor().behind(s->ring()) : 0),
+                          static_cast<unsigned long long>(c.jumps()));
+            h += "<tr><td>" + html(c.peer().str()) + "</td><td>" + html(c.user_agent()) + "</td><td>" +
+                 html(s->id().substr(0, 8)) + "&hellip;</td>" + buf;
+        }
+    h += "</table><h2>Engines</h2><table><tr><th>name</th><th>address</th><th>state</th><th>streams</th></tr>";
+    for (auto& e : d.pool().engines()) {
+        std::snprintf(buf, sizeof buf, "<td>%s</td><td>%d / %d</td></tr>", e->up ? "up" : "down", e->streams,
+                      e->cfg.max_streams);
+        h += "<tr><td>" + html(e->cfg.name) + "</td><td>" + html(e->cfg.addr.str()) + "</td>" + buf;
+    }
+    const RedisMirror& r = d.redis();
+    std::snprintf(buf, sizeof buf, "</table><h2>Redis</h2><p>%s &middot; %llu chunks written &middot; %llu skipped</p>",
+                  !r.enabled() ? "not configured" : r.connected() ? "connected" : "not connected",
+                  static_cast<unsigned long long>(r.written()), static_cast<unsigned long long>(r.skipped()));
+    h += buf;
+    return h + "</body></html>\n";
+}
+
+} // namespace acemux

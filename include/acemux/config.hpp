@@ -28,6 +28,17 @@ struct RedisConfig {
     Millis resume_max_age = 30000;
 };
 
+struct Cidr {
+    SockAddr net; // port unused
+    int bits = 0;
+    bool contains(const SockAddr& a) const;
+};
+bool parse_cidr(const std::string& s, Cidr& out);
+
+struct ChannelConfig {
+    std::string name, id, group, logo;
+};
+
 struct Config {
     std::string path;
 
@@ -69,6 +80,16 @@ struct Config {
 
     // [redis]
     RedisConfig redis;
+
+    // [access]
+    std::vector<Cidr> allow;       // who may use acemux at all
+    std::vector<Cidr> admin_allow; // who may read /stats, /metrics, /status (empty: same as allow)
+    std::string token;             // when set, every request but /health carries it
+    int max_clients = 0;           // players at once, 0: only max_connections limits them
+    int max_clients_per_ip = 0;
+
+    // [[channel]]
+    std::vector<ChannelConfig> channels;
 };
 
 // Parses TOML text; on failure returns false and sets err to "path:line:col: message".

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "acemux/access.hpp"
 #include "acemux/config.hpp"
 #include "acemux/engine_pool.hpp"
 #include "acemux/http_server.hpp"
@@ -34,6 +35,9 @@ public:
 
 private:
     void apply_log_config();
+    void route(const char* path, Audience who, HttpServer::Handler h);
+    HttpResponse playlist(const HttpRequest& q);
+    static HttpResponse typed(const char* type, std::string body);
 
     Reactor& r_;
     Config cfg_;

@@ -118,6 +118,12 @@ public:
     const std::map<std::string, std::unique_ptr<Session>>& sessions() const { return sessions_; }
     size_t client_count() const;
 
+    // Counters over the daemon's life (players that left add theirs here).
+    struct Totals {
+        uint64_t streams = 0, reconnects = 0, players = 0, bytes_in = 0, bytes_out = 0, jumps = 0;
+        void closed(const Client& c) { players++, bytes_out += c.bytes_sent(), jumps += c.jumps(); }
+    } totals;
+
 private:
     Reactor& r_;
     Config cfg_;

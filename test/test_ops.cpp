@@ -1,0 +1,228 @@
+// Operations: access rules, limits, /stats, /metrics, /status, playlist,
+// pidfile and privilege drop, man pages.
+#include <criterion/criterion.h>
+
+#include <cjson/cJSON.h>
+#include <csignal>
+#include <fstream>
+#include <map>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "player.hpp"
+
+using namespace acemux;
+using namespace acemux::test;
+
+namespace {
+struct Rig {
+    Engine engine;
+    Daemon daemon;
+    void start(const std::string& extra = "") {
+        cr_assert(engine.start());
+        cr_assert(daemon.start("[[engine]]\nhost = \"127.0.0.1\"\nport = " + std::to_string(engine.port) + "\n" +
+                               extra));
+    }
+};
+
+HttpReply get(int port, const std::string& target, const std::string& headers = "") {
+    Fd fd(connect_port(port));
+    send_all(fd.get(), "GET " + target + " HTTP/1.1\r\nHost: tv.lan:8000\r\n" + headers + "Connection: close\r\n\r\n");
+    return parse_reply(read_all(fd.get(), 3000));
+}
+
+int run(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+} // namespace
+
+Test(access, loopback_is_allowed_by_default_and_other_networks_are_not) {
+    Rig rig;
+    rig.start("[access]\nallow = [\"10.0.0.0/8\"]\n");
+    HttpReply r = get(rig.daemon.port, "/ace/getstream?id=" + kId);
+    cr_assert_eq(r.status, 403);
+    cr_assert_eq(r.body, "address 127.0.0.1 is not allowed\n");
+    cr_assert(rig.daemon.proc.wait_line("refused 127.0.0.1", 2000) != "");
+    Rig open;
+    open.start();
+    cr_assert_eq(get(open.daemon.port, "/health").status, 200);
+}
+
+Test(access, admin_endpoints_can_be_restricted_separately, .timeout = 20) {
+    Rig rig;
+    rig.start("[access]\nadmin_allow = [\"10.0.0.0/8\"]\n");
+    cr_assert_eq(get(rig.daemon.port, "/stats").status, 403);
+    cr_assert_eq(get(rig.daemon.port, "/metrics").status, 403);
+    cr_assert_eq(get(rig.daemon.port, "/status").status, 403);
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    read_player(p, 300);
+    cr_assert_eq(p.status, 200, "players are not admin");
+}
+
+Test(access, token_missing_wrong_and_right, .timeout = 20) {
+    Rig rig;
+    rig.start("[access]\ntoken = \"s3cret\"\n");
+    HttpReply r = get(rig.daemon.port, "/ace/getstream?id=" + kId);
+    cr_assert_eq(r.status, 403);
+    cr_assert_eq(r.body, "token required (?token= or X-Acemux-Token)\n");
+    r = get(rig.daemon.port, "/ace/getstream?id=" + kId + "&token=nope");
+    cr_assert_eq(r.status, 403);
+    cr_assert_eq(r.body, "wrong token\n");
+    cr_assert_eq(get(rig.daemon.port, "/stats", "X-Acemux-Token: s3cret\r\n").status, 200);
+    cr_assert_eq(get(rig.daemon.port, "/stats", "Authorization: Bearer s3cret\r\n").status, 200);
+    cr_assert_eq(get(rig.daemon.port, "/health").status, 200, "health checks need no token");
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId + "&token=s3cret"));
+    read_player(p, 300);
+    cr_assert_eq(p.status, 200);
+}
+
+Test(access, per_ip_and_total_client_limits, .timeout = 20) {
+    Rig rig;
+    rig.start("[access]\nmax_clients_per_ip = 2\n");
+    Player a, b;
+    cr_assert(a.open(rig.daemon.port, kId));
+    cr_assert(b.open(rig.daemon.port, kId2));
+    read_players({&a, &b}, 300);
+    HttpReply r = get(rig.daemon.port, "/ace/getstream?id=" + kId);
+    cr_assert_eq(r.status, 429);
+    cr_assert_eq(r.body, "too many streams from 127.0.0.1 (limit 2)\n");
+    Rig total;
+    total.start("[access]\nmax_clients = 1\n");
+    Player c;
+    cr_assert(c.open(total.daemon.port, kId));
+    read_player(c, 300);
+    r = get(total.daemon.port, "/ace/getstream?id=" + kId);
+    cr_assert_eq(r.status, 503);
+    cr_assert_eq(r.body, "client limit reached (1)\n");
+    cr_assert(r.head.find("Retry-After:") != std::string::npos);
+}
+
+Test(observability, stats_json_describes_a_stream_with_three_players, .timeout = 20) {
+    Rig rig;
+    rig.start();
+    Player p[3];
+    for (auto& x : p) cr_assert(x.open(rig.daemon.port, kId));
+    read_players({&p[0], &p[1], &p[2]}, 1500);
+    HttpReply r = get(rig.daemon.port, "/stats");
+    cr_assert_eq(r.status, 200);
+    cr_assert(r.head.find("application/json") != std::string::npos);
+    cJSON* j = cJSON_Parse(r.body.c_str());
+    cr_assert(j, "valid JSON: %s", r.body.c_str());
+    cJSON* streams = cJSON_GetObjectItem(j, "streams");
+    cr_assert_eq(cJSON_GetArraySize(streams), 1);
+    cJSON* s = cJSON_GetArrayItem(streams, 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "id")->valuestring, kId.c_str());
+    cr_assert_str_eq(cJSON_GetObjectItem(s, "state")->valuestring, "running");
+    double mbit = cJSON_GetObjectItem(s, "bitrate_in")->valuedouble / 1e6;
+    cr_assert(mbit > 4 && mbit < 8, "6 Mbit/s in: %.2f", mbit);
+    cJSON* clients = cJSON_GetObjectItem(s, "clients");
+    cr_assert_eq(cJSON_GetArraySize(clients), 3);
+    for (int i = 0; i < 3; i++) {
+        cJSON* c = cJSON_GetArrayItem(clients, i);
+        cr_assert_str_eq(cJSON_GetObjectItem(c, "user_agent")->valuestring, "test-player");
+        cr_assert_gt(cJSON_GetObjectItem(c, "bytes")->valuedouble, 100000);
+        cr_assert(cJSON_GetObjectItem(c, "lag_chunks") && cJSON_GetObjectItem(c, "jumps"));
+    }
+    cJSON* e = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "engines"), 0);
+    cr_assert_str_eq(cJSON_GetObjectItem(e, "state")->valuestring, "up");
+    cr_assert_eq(cJSON_GetObjectItem(e, "streams")->valueint, 1);
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "totals"), "clients")->valueint, 3);
+    cJSON_Delete(j);
+}
+
+Test(observability, metrics_are_valid_prometheus_text, .timeout = 20) {
+    Rig rig;
+    rig.start();
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    read_player(p, 800);
+    HttpReply r = get(rig.daemon.port, "/metrics");
+    cr_assert_eq(r.status, 200);
+    std::regex sample(R"(^(acemux_[a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (-?[0-9.eE+]+|NaN)$)");
+    std::regex meta(R"(^# (HELP|TYPE) (acemux_[a-z_]+) (.+)$)");
+    std::istringstream in(r.body);
+    std::string line;
+    std::set<std::string> typed;
+    std::map<std::string, double> values;
+    int samples = 0;
+    while (std::getline(in, line)) {
+        std::smatch m;
+        if (std::regex_match(line, m, meta)) {
+            if (m[1] == "TYPE") {
+                cr_assert(m[3] == "counter" || m[3] == "gauge", "%s", line.c_str());
+                typed.insert(m[2]);
+            }
+            continue;
+        }
+        cr_assert(std::regex_match(line, m, sample), "not a sample: \"%s\"", line.c_str());
+        cr_assert(typed.count(m[1]), "sample before its TYPE: %s", line.c_str());
+        values[m[1].str() + m[2].str()] = std::stod(m[4]);
+        samples++;
+    }
+    cr_assert_gt(samples, 15);
+    cr_assert_eq(values["acemux_streams"], 1);
+    cr_assert_eq(values["acemux_clients"], 1);
+    cr_assert_gt(values["acemux_sent_bytes_total"], 100000);
+    cr_assert_eq(values["acemux_engine_up{engine=\"127.0.0.1:" + std::to_string(rig.engine.port) + "\"}"], 1);
+}
+
+Test(observability, status_page_is_self_contained_html, .timeout = 20) {
+    Rig rig;
+    rig.start();
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    read_player(p, 500);
+    HttpReply r = get(rig.daemon.port, "/status");
+    cr_assert_eq(r.status, 200);
+    cr_assert(r.head.find("text/html") != std::string::npos);
+    cr_assert(r.body.find("<table>") != std::string::npos && r.body.find(kId) != std::string::npos);
+    cr_assert(r.body.find("test-player") != std::string::npos);
+    for (const char* ext : {"://", "src=", "<link", "<script"})
+        cr_assert_eq(r.body.find(ext), std::string::npos, "no external assets (%s)", ext);
+}
+
+Test(playlist, channels_point_back_at_the_host_asked) {
+    Rig rig;
+    rig.start("[[channel]]\nname = \"News\"\nid = \"" + kId + "\"\ngroup = \"Info\"\nlogo = \"http://l/n.png\"\n"
+              "[[channel]]\nname = \"Sport\"\nid = \"" + kId2 + "\"\n");
+    HttpReply r = get(rig.daemon.port, "/playlist.m3u");
+    cr_assert_eq(r.status, 200);
+    cr_assert_eq(r.body, "#EXTM3U\n#EXTINF:-1 tvg-logo=\"http://l/n.png\" group-title=\"Info\",News\n"
+                         "http://tv.lan:8000/ace/getstream?id=" + kId + "\n#EXTINF:-1,Sport\n"
+                         "http://tv.lan:8000/ace/getstream?id=" + kId2 + "\n");
+}
+
+Test(daemon, pidfile_and_privilege_drop_when_root) {
+    if (geteuid() != 0) cr_skip_test("not running as root: no privileges to drop");
+    std::string pid = "/tmp/acemux-priv-" + std::to_string(getpid()) + ".pid";
+    Daemon d;
+    cr_assert(d.start("", "user = \"nobody\"\npidfile = \"" + pid + "\"\n"));
+    cr_assert(d.proc.wait_line("started", 2000) != "");
+    std::ifstream st("/proc/" + std::to_string(d.proc.pid()) + "/status");
+    std::string line, uid;
+    while (std::getline(st, line))
+        if (line.rfind("Uid:", 0) == 0) uid = line;
+    cr_assert(uid.find("65534") != std::string::npos && uid.find("\t0\t") == std::string::npos, "%s", uid.c_str());
+    cr_assert_eq(http_get(d.port, "/health").status, 200, "still serving on its port");
+    cr_assert_eq(d.proc.stop(SIGTERM), 0);
+    struct stat sb;
+    cr_assert_neq(stat(pid.c_str(), &sb), 0, "pidfile removed by the unprivileged daemon");
+}
+
+Test(daemon, unknown_user_is_refused) {
+    if (geteuid() != 0) cr_skip_test("not running as root");
+    Daemon d;
+    d.start("", "user = \"no-such-user-here\"\n");
+    cr_assert(d.proc.wait_line("does not exist", 3000) != "");
+    cr_assert_eq(d.proc.stop(0), 1);
+}
+
+Test(man, pages_lint_clean) {
+    for (const char* page : {"/man/acemux.8", "/man/acemux.toml.5"}) {
+        std::string cmd = "mandoc -Tlint -W warning " + source_dir() + page;
+        cr_assert_eq(run(cmd), 0, "%s", cmd.c_str());
+    }
+}
