@@ -49,6 +49,15 @@ $(BUILD)/acemux: $(BUILD)/src/main.o $(LIB_OBJ)
 $(BUILD)/engine_sim: $(SIM_OBJ) $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/swarm: $(BUILD)/bench/swarm.o $(BUILD)/test/ts_gen.o
+	$(CXX) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/baseline: $(BUILD)/bench/baseline.o
+	$(CXX) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/benchmark: $(BUILD)/bench/bench.o $(BUILD)/test/harness.o $(BUILD)/test/ts_gen.o $(LIB_OBJ)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/acemux-tests: $(TEST_OBJ) $(BUILD)/test/ts_gen.o $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
@@ -75,6 +84,10 @@ test-asan: deps deps-test
 	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 build/asan/acemux build/asan/engine_sim build/asan/acemux-tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
 		build/asan/acemux-tests --jobs=$$(nproc)
+
+# Speed and memory figures (a few minutes); FULL=1 for every size (longer).
+bench: deps all $(BUILD)/swarm $(BUILD)/baseline $(BUILD)/benchmark
+	$(BUILD)/benchmark $(if $(FULL),--full) --out bench/results/latest.json
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \

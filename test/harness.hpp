@@ -2,6 +2,7 @@
 #pragma once
 #include <string>
 #include <sys/types.h>
+#include <utility>
 #include <vector>
 
 #include "acemux/fd.hpp"
@@ -16,8 +17,19 @@ long now_ms();
 class Proc {
 public:
     Proc() = default;
-    Proc(Proc&&) = default;
-    Proc& operator=(Proc&&) = default;
+    // The process belongs to one Proc at a time: a moved-from one forgets it.
+    Proc(Proc&& o) noexcept { *this = std::move(o); }
+    Proc& operator=(Proc&& o) noexcept {
+        if (this != &o) {
+            if (pid_ > 0 && status_ < 0) stop(9, 2000);
+            pid_ = std::exchange(o.pid_, -1);
+            pipe_ = std::move(o.pipe_);
+            out_ = std::move(o.out_);
+            scanned_ = o.scanned_;
+            status_ = o.status_;
+        }
+        return *this;
+    }
     ~Proc();
 
     bool spawn(const std::vector<std::string>& argv); // stdout and stderr captured together

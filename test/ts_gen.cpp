@@ -118,7 +118,7 @@ void TsCheck::packet(const uint8_t* p) {
     int cc = p[3] & 0x0F;
     uint64_t s = 0;
     for (int i = 0; i < 8; i++) s = s << 8 | p[pay + static_cast<size_t>(i)];
-    for (size_t k = 0; pay + 8 + k < 188; k++)
+    for (size_t k = 0; check_payload && pay + 8 + k < 188; k++)
         if (p[pay + 8 + k] != static_cast<uint8_t>(s + 12 + k)) {
             corrupt++;
             break;

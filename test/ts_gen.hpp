@@ -50,6 +50,7 @@ struct TsCheck {
     uint64_t restarts_on_keyframe = 0;    // new-stream starts that begin with a keyframe
     uint64_t gaps = 0, gaps_on_keyframe = 0; // jumps forward, and those landing on PAT, PMT, keyframe
     bool started = false;
+    bool check_payload = true; // compare every payload byte (the swarm checks sequence numbers only)
 
     void feed(const char* p, size_t n);
     void feed(const std::string& s) { feed(s.data(), s.size()); }

@@ -1,0 +1,243 @@
+// bench: runs the scenarios of bench/README.md against acemux and the
+// baseline with the same engine_sim and swarm, prints a table and writes one
+// JSON object per run to --out.
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <getopt.h>
+#include <sstream>
+#include <string>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <vector>
+
+#include "../test/harness.hpp"
+
+using namespace acemux::test;
+
+namespace {
+
+const char* const kIds[] = {"0123456789abcdef0123456789abcdef01234567"};
+
+std::string id_n(int i) {
+    char b[41];
+    std::snprintf(b, sizeof b, "%040x", i + 1);
+    return b;
+}
+
+double cpu_seconds(pid_t pid) { // on-CPU time in ns from schedstat, ticks from stat as a fallback
+    std::ifstream f("/proc/" + std::to_string(pid) + "/schedstat");
+    double ns = 0;
+    if (f >> ns) return ns / 1e9;
+    std::ifstream s("/proc/" + std::to_string(pid) + "/stat");
+    std::string tok;
+    double ticks = 0;
+    for (int i = 1; s >> tok && i <= 15; i++)
+        if (i == 14 || i == 15) ticks += std::atof(tok.c_str());
+    return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+double rss_mib(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
+    return 0;
+}
+
+double json_num(const std::string& j, const std::string& k) {
+    size_t p = j.find("\"" + k + "\":");
+    return p == std::string::npos ? -1 : std::atof(j.c_str() + p + k.size() + 3);
+}
+
+struct Run {
+    std::string scenario, target;
+    int players = 0;
+    double mbit_per_player = 0, seconds = 0, gbit = 0, cpu = 0, cpu_per_gb = 0, rss = 0, engine_mbit = 0;
+    double lost = 0, ttfb50 = -1, ttfb99 = -1;
+    std::string note;
+};
+
+struct Target {
+    Proc proc;
+    int port = 0;
+};
+
+// acemux (or the baseline) in front of a fresh engine.
+bool start_target(const std::string& which, Engine& engine, Target& t, const std::string& extra = "") {
+    if (which == "acemux") {
+        Daemon d;
+        if (!d.start("[stream]\ngrace_period = 30\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
+                         std::to_string(engine.port) + "\napi = \"direct\"\nmax_streams = 1000\n" + extra,
+                     "max_connections = 8192\n"))
+            return false;
+        t.proc = std::move(d.proc);
+        t.port = d.port;
+        return true;
+    }
+    if (!t.proc.spawn({bin_dir() + "/baseline", "--engine-port", std::to_string(engine.port), "--id", kIds[0]}))
+        return false;
+    std::string line = t.proc.wait_line("listening on", 5000);
+    t.port = std::atoi(line.c_str() + line.rfind(':') + 1);
+    return t.port > 0;
+}
+
+std::string swarm(int port, const std::vector<std::string>& ids, int clients, double secs, int late, bool stall_one) {
+    std::vector<std::string> argv{bin_dir() + "/swarm", "--port", std::to_string(port), "--clients",
+                                  std::to_string(clients), "--duration", std::to_string(secs), "--late",
+                                  std::to_string(late)};
+    for (auto& id : ids) argv.insert(argv.end(), {"--id", id});
+    if (stall_one) argv.push_back("--stall-one");
+    Proc p;
+    p.spawn(argv);
+    p.stop(0, static_cast<long>(secs * 1000) + 30000);
+    p.drain();
+    return p.output();
+}
+
+Run measure(const std::string& scenario, const std::string& target, int players, double bitrate, double secs,
+            int late, bool stall_one, int streams = 1) {
+    Run r;
+    r.scenario = scenario;
+    r.target = target;
+    r.players = players;
+    r.mbit_per_player = bitrate / 1e6;
+    Engine engine;
+    if (!engine.start({"--bitrate", std::to_string(static_cast<long>(bitrate))})) return r.note = "engine failed", r;
+    Target t;
+    if (!start_target(target, engine, t)) return r.note = "target failed", r;
+    std::vector<std::string> ids;
+    for (int i = 0; i < streams; i++) ids.push_back(streams == 1 ? kIds[0] : id_n(i));
+    long e0 = static_cast<long>(json_num(engine.stats(), "bytes"));
+    double c0 = cpu_seconds(t.proc.pid());
+    long t0 = now_ms();
+    std::string out = swarm(t.port, ids, players, secs, late, stall_one);
+    double wall = static_cast<double>(now_ms() - t0) / 1000.0;
+    r.cpu = cpu_seconds(t.proc.pid()) - c0;
+    r.rss = rss_mib(t.proc.pid());
+    long e1 = static_cast<long>(json_num(engine.stats(), "bytes"));
+    r.engine_mbit = static_cast<double>(e1 - e0) * 8 / wall / 1e6;
+    r.seconds = json_num(out, "seconds");
+    double bytes = json_num(out, "bytes");
+    r.gbit = json_num(out, "gbit_s");
+    r.cpu_per_gb = bytes > 0 ? r.cpu / (bytes / 1e9) : -1;
+    r.lost = json_num(out, "lost_bytes") + 188 * (json_num(out, "duplicated") + json_num(out, "reordered"));
+    r.ttfb50 = json_num(out, "ttfb_p50_ms");
+    r.ttfb99 = json_num(out, "ttfb_p99_ms");
+    if (json_num(out, "silent") > 0) r.note = "players without data: " + std::to_string(static_cast<int>(json_num(out, "silent")));
+    t.proc.stop();
+    return r;
+}
+
+void print(const Run& r) {
+    std::printf("%-10s %-8s %6d %7.1f %8.3f %9.2f %8.1f %9.1f %10.0f %7.2f/%-7.2f %s\n", r.scenario.c_str(),
+                r.target.c_str(), r.players, r.engine_mbit, r.gbit, r.cpu_per_gb, r.rss, r.cpu, r.lost, r.ttfb50,
+                r.ttfb99, r.note.c_str());
+    std::fflush(stdout);
+}
+
+std::string json(const Run& r) {
+    char b[1024];
+    std::snprintf(b, sizeof b,
+                  "{\"scenario\":\"%s\",\"target\":\"%s\",\"players\":%d,\"engine_mbit_s\":%.2f,\"delivered_gbit_s\":%.4f,"
+                  "\"cpu_s\":%.4f,\"cpu_s_per_gb\":%.4f,\"rss_mib\":%.2f,\"lost_bytes\":%.0f,\"ttfb_p50_ms\":%.2f,"
+                  "\"ttfb_p99_ms\":%.2f,\"note\":\"%s\"}",
+                  r.scenario.c_str(), r.target.c_str(), r.players, r.engine_mbit, r.gbit, r.cpu, r.cpu_per_gb, r.rss,
+                  r.lost, r.ttfb50, r.ttfb99, r.note.c_str());
+    return b;
+}
+
+std::string cpu_model() {
+    std::ifstream f("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("model name", 0) == 0) return line.substr(line.find(':') + 2);
+    return "unknown";
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    bool full = false;
+    std::string out = "bench/results/latest.json";
+    static const option opts[] = {{"full", 0, nullptr, 'f'}, {"out", 1, nullptr, 'o'}, {nullptr, 0, nullptr, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "", opts, nullptr)) != -1) {
+        if (o == 'f') full = true;
+        else if (o == 'o') out = optarg;
+        else return std::fprintf(stderr, "usage: bench [--full] [--out FILE]\n"), 2;
+    }
+    double secs = full ? 15 : 5;
+    std::vector<Run> runs;
+    std::printf("machine: %s, %ld cores\n", cpu_model().c_str(), sysconf(_SC_NPROCESSORS_ONLN));
+    std::printf("%-10s %-8s %6s %7s %8s %9s %8s %9s %10s %15s\n", "scenario", "target", "N", "eng_Mb/s", "out_Gb/s",
+                "cpu_s/GB", "rss_MiB", "cpu_s", "lost_B", "ttfb_p50/p99_ms");
+    auto add = [&](Run r) {
+        print(r);
+        runs.push_back(r);
+    };
+    std::vector<int> sizes = full ? std::vector<int>{1, 10, 100, 500, 1000} : std::vector<int>{1, 10, 100};
+    for (int n : sizes)
+        for (const char* t : {"acemux", "baseline"}) add(measure("steady", t, n, 6e6, secs, 10, false));
+    for (const char* t : {"acemux", "baseline"}) add(measure("saturate", t, 100, 0, secs, 0, false));
+    for (const char* t : {"acemux", "baseline"}) add(measure("slow", t, 99, 6e6, secs, 0, true));
+    add(measure("streams50", "acemux", 200, 2e6, secs, 0, false, 50));
+
+    // Memory: RSS with no stream, with one stream and no player, and per player.
+    Run mem;
+    mem.scenario = "memory";
+    mem.target = "acemux";
+    {
+        Engine engine;
+        engine.start();
+        Target t;
+        start_target("acemux", engine, t);
+        usleep(300000);
+        double idle = rss_mib(t.proc.pid());
+        {
+            acemux::Fd fd(connect_port(t.port));
+            send_all(fd.get(), std::string("GET /ace/getstream?id=") + kIds[0] + " HTTP/1.1\r\n\r\n");
+            read_n(fd.get(), 5 << 20, 6000); // the ring fills: 64 chunks at 6 Mbit/s is ~5.6 s
+        }
+        usleep(300000);
+        double one_stream = rss_mib(t.proc.pid());
+        t.proc.stop();
+        // per player: from the two largest steady runs of acemux
+        const Run *a = nullptr, *b = nullptr;
+        for (auto& r : runs)
+            if (r.scenario == "steady" && r.target == "acemux") a = b, b = &r;
+        double per_player_kib = a && b ? (b->rss - a->rss) * 1024 / (b->players - a->players) : -1;
+        std::string bin = bin_dir() + "/acemux", stripped = "/tmp/acemux-stripped-" + std::to_string(getpid());
+        std::system(("strip -o " + stripped + " " + bin).c_str());
+        struct stat st {};
+        stat(stripped.c_str(), &st);
+        unlink(stripped.c_str());
+        char note[256];
+        std::snprintf(note, sizeof note,
+                      "idle %.2f MiB; one stream, no player %.2f MiB; %.2f KiB per player; stripped binary %lld KiB",
+                      idle, one_stream, per_player_kib, static_cast<long long>(st.st_size / 1024));
+        mem.rss = idle;
+        mem.note = note;
+        std::printf("memory     acemux   %s\n", note);
+        runs.push_back(mem);
+    }
+    // Ratios against the baseline, the figure the targets are stated in.
+    std::printf("\nacemux / baseline:\n");
+    for (auto& a : runs) {
+        if (a.target != "acemux") continue;
+        for (auto& b : runs)
+            if (b.target == "baseline" && b.scenario == a.scenario && b.players == a.players)
+                std::printf("  %-9s N=%-5d cpu/GB %.2fx   delivered %.2fx\n", a.scenario.c_str(), a.players,
+                            b.cpu_per_gb > 0 ? a.cpu_per_gb / b.cpu_per_gb : -1, b.gbit > 0 ? a.gbit / b.gbit : -1);
+    }
+    mkdir("bench/results", 0755);
+    std::ofstream f(out);
+    f << "{\"machine\":{\"cpu\":\"" << cpu_model() << "\",\"cores\":" << sysconf(_SC_NPROCESSORS_ONLN)
+      << "},\"full\":" << (full ? "true" : "false") << ",\"runs\":[\n";
+    for (size_t i = 0; i < runs.size(); i++) f << "  " << json(runs[i]) << (i + 1 < runs.size() ? ",\n" : "\n");
+    f << "]}\n";
+    std::printf("\nwrote %s\n", out.c_str());
+    return 0;
+}

@@ -1,0 +1,178 @@
+// swarm: N players from one epoll process. Each sends GET <path><id>, skips
+// the response header and checks the TS it receives packet by packet (every
+// sequence number once, in order). Late joiners are timed from connect to
+// their first body byte. Prints one JSON object.
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <string>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <vector>
+
+#include "../test/ts_gen.hpp"
+
+namespace {
+
+long now_us() {
+    timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+struct Player {
+    int fd = -1;
+    bool header_done = false, stalled = false, closed = false, late = false;
+    std::string head;
+    long connected_us = 0, first_us = -1;
+    uint64_t bytes = 0;
+    acemux::testts::TsCheck check;
+};
+
+int connect_to(int port, bool small_rcvbuf) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (small_rcvbuf) {
+        int s = 4096;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &s, sizeof s);
+    }
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    int port = 0, clients = 10, late = 0;
+    double duration = 5;
+    bool stall_one = false;
+    std::vector<std::string> ids;
+    std::string path = "/ace/getstream?id=";
+    static const option opts[] = {{"port", 1, nullptr, 'p'},     {"clients", 1, nullptr, 'n'},
+                                  {"duration", 1, nullptr, 'd'}, {"late", 1, nullptr, 'l'},
+                                  {"stall-one", 0, nullptr, 's'}, {"id", 1, nullptr, 'i'},
+                                  {"path", 1, nullptr, 'P'},     {nullptr, 0, nullptr, 0}};
+    int o;
+    while ((o = getopt_long(argc, argv, "", opts, nullptr)) != -1) {
+        switch (o) {
+        case 'p': port = std::atoi(optarg); break;
+        case 'n': clients = std::atoi(optarg); break;
+        case 'd': duration = std::atof(optarg); break;
+        case 'l': late = std::atoi(optarg); break;
+        case 's': stall_one = true; break;
+        case 'i': ids.push_back(optarg); break;
+        case 'P': path = optarg; break;
+        default:
+            std::fprintf(stderr, "usage: swarm --port P --id ID [--id ID]... [--clients N] [--duration S] [--late K] "
+                                 "[--stall-one] [--path /ace/getstream?id=]\n");
+            return 2;
+        }
+    }
+    if (!port || ids.empty()) return std::fprintf(stderr, "swarm: --port and --id are required\n"), 2;
+    rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+
+    int ep = epoll_create1(0);
+    std::vector<Player> players(static_cast<size_t>(clients + late + (stall_one ? 1 : 0)));
+    auto open_player = [&](size_t i, bool is_late, bool stalled) {
+        Player& p = players[i];
+        p.late = is_late;
+        p.stalled = stalled;
+        p.check.check_payload = false;
+        p.fd = connect_to(port, stalled);
+        p.connected_us = now_us();
+        if (p.fd < 0) {
+            p.closed = true;
+            return;
+        }
+        std::string req = "GET " + path + ids[i % ids.size()] + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: swarm\r\n\r\n";
+        (void)!write(p.fd, req.data(), req.size());
+        if (stalled) return; // never read
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.u64 = i;
+        epoll_ctl(ep, EPOLL_CTL_ADD, p.fd, &ev);
+    };
+    for (int i = 0; i < clients; i++) open_player(static_cast<size_t>(i), false, false);
+    if (stall_one) open_player(static_cast<size_t>(clients + late), false, true);
+
+    long start = now_us(), end = start + static_cast<long>(duration * 1e6);
+    // Late joiners spread over the middle third of the run.
+    long late_from = start + static_cast<long>(duration * 1e6 / 3), late_step = late ? static_cast<long>(duration * 1e6 / 3 / late) : 0;
+    int late_opened = 0;
+    static char buf[1 << 16];
+    epoll_event evs[256];
+    while (now_us() < end) {
+        while (late_opened < late && now_us() >= late_from + late_step * late_opened)
+            open_player(static_cast<size_t>(clients + late_opened++), true, false);
+        int n = epoll_wait(ep, evs, 256, 10);
+        for (int k = 0; k < n; k++) {
+            Player& p = players[evs[k].data.u64];
+            ssize_t r = recv(p.fd, buf, sizeof buf, 0);
+            if (r <= 0) {
+                if (r == 0 || errno != EAGAIN) {
+                    p.closed = true;
+                    epoll_ctl(ep, EPOLL_CTL_DEL, p.fd, nullptr);
+                }
+                continue;
+            }
+            const char* data = buf;
+            size_t len = static_cast<size_t>(r);
+            if (!p.header_done) {
+                p.head.append(buf, len);
+                size_t e = p.head.find("\r\n\r\n");
+                if (e == std::string::npos) continue;
+                p.header_done = true;
+                std::string rest = p.head.substr(e + 4);
+                if (rest.empty()) continue;
+                p.bytes += rest.size();
+                if (p.first_us < 0) p.first_us = now_us();
+                p.check.feed(rest.data(), rest.size());
+                continue;
+            }
+            if (p.first_us < 0) p.first_us = now_us();
+            p.bytes += len;
+            p.check.feed(data, len);
+        }
+    }
+    uint64_t bytes = 0, missing = 0, dup = 0, reord = 0, bad = 0, closed = 0, silent = 0;
+    std::vector<double> ttfb;
+    for (auto& p : players) {
+        if (p.stalled) continue;
+        bytes += p.bytes;
+        missing += p.check.missing;
+        dup += p.check.duplicated;
+        reord += p.check.reordered;
+        bad += p.check.bad_sync;
+        closed += p.closed;
+        silent += p.bytes == 0;
+        if (p.late && p.first_us > 0) ttfb.push_back(static_cast<double>(p.first_us - p.connected_us) / 1000.0);
+    }
+    std::sort(ttfb.begin(), ttfb.end());
+    auto pct = [&](double q) { return ttfb.empty() ? -1.0 : ttfb[std::min(ttfb.size() - 1, static_cast<size_t>(q * static_cast<double>(ttfb.size())))]; };
+    double secs = static_cast<double>(now_us() - start) / 1e6;
+    std::printf("{\"clients\":%zu,\"seconds\":%.2f,\"bytes\":%llu,\"gbit_s\":%.4f,\"missing_packets\":%llu,"
+                "\"lost_bytes\":%llu,\"duplicated\":%llu,\"reordered\":%llu,\"bad_sync\":%llu,\"closed\":%llu,"
+                "\"silent\":%llu,\"ttfb_p50_ms\":%.2f,\"ttfb_p99_ms\":%.2f,\"late\":%zu}\n",
+                players.size() - (stall_one ? 1 : 0), secs, (unsigned long long)bytes,
+                static_cast<double>(bytes) * 8 / secs / 1e9, (unsigned long long)missing,
+                (unsigned long long)(missing * 188), (unsigned long long)dup, (unsigned long long)reord,
+                (unsigned long long)bad, (unsigned long long)closed, (unsigned long long)silent, pct(0.5), pct(0.99),
+                ttfb.size());
+    return 0;
+}
