@@ -35,8 +35,9 @@ SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o
 
 DEB_DEPS      := g++ make pkg-config libhiredis-dev libtomlplusplus-dev libcjson-dev node-llhttp
 DEB_TEST_DEPS := libcriterion-dev redis-server mandoc
+DEB_FUZZ_DEPS := clang libclang-rt-14-dev
 
-.PHONY: all run test test-asan bench install clean deps deps-test check-tests
+.PHONY: all run test test-asan bench fuzz soak install clean deps deps-test deps-fuzz check-tests
 
 all: acemux $(BUILD)/engine_sim
 
@@ -89,6 +90,36 @@ test-asan: deps deps-test
 bench: deps all $(BUILD)/swarm $(BUILD)/baseline $(BUILD)/benchmark
 	$(BUILD)/benchmark $(if $(FULL),--full) --out bench/results/latest.json
 
+# libFuzzer targets under ASan+UBSan, each run for FUZZ_SECONDS on a copy of
+# its seed corpus (test/fuzz/corpus/); a crash fails the target and leaves
+# its input in build/fuzz/.
+FUZZ_TARGETS := http_request engine_answer ts config
+FUZZ_SECONDS ?= 60
+FUZZ_DIR     := build/fuzz
+FUZZ_FLAGS   := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_LIB_OBJ := $(LIB_SRC:%.cpp=$(FUZZ_DIR)/%.o) $(patsubst %,$(FUZZ_DIR)/llhttp/%.o,api http llhttp)
+
+$(FUZZ_DIR)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	clang++ $(CPPFLAGS) -std=c++20 -Wall -Wextra -Werror $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_DIR)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(dir $@)
+	clang $(CPPFLAGS) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/test/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
+	clang++ $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+
+fuzz: deps deps-fuzz
+	$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_DIR)/corpus-$$t && cp -n test/fuzz/corpus/$$t/* $(FUZZ_DIR)/corpus-$$t/ ; \
+		$(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/$$t- \
+			$(FUZZ_DIR)/corpus-$$t > $(FUZZ_DIR)/$$t.log 2>&1 || { tail -40 $(FUZZ_DIR)/$$t.log; exit 1; } ; \
+		echo "fuzz_$$t: $$(grep -o 'stat::number_of_executed_units: [0-9]*' $(FUZZ_DIR)/$$t.log | cut -d' ' -f2) runs," \
+			"$(FUZZ_SECONDS) s, no crash"; \
+	done
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \
 		$(DESTDIR)/etc/acemux
@@ -118,5 +149,8 @@ deps:
 
 deps-test:
 	$(call install_missing,$(DEB_TEST_DEPS))
+
+deps-fuzz:
+	$(call install_missing,$(DEB_FUZZ_DEPS))
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -97,7 +97,8 @@ struct Parser {
     // Applies fields to a table; any key not listed is an error.
     bool table(const toml::table& t, const std::string& name, const std::vector<Field>& fields) {
         for (auto&& [k, v] : t) {
-            auto f = std::find_if(fields.begin(), fields.end(), [&](const Field& f) { return k.str() == f.key; });
+            std::string_view key = k.str(); // (clang 14 cannot capture a structured binding)
+            auto f = std::find_if(fields.begin(), fields.end(), [&](const Field& f) { return key == f.key; });
             if (f == fields.end()) return fail(k.source(), "unknown key \"" + std::string(k.str()) + "\" in " + name);
             Problem m = f->set(v);
             if (!m.msg.empty()) return fail((m.at ? m.at : &v)->source(), m.msg);
@@ -292,7 +293,8 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                 seconds("failover_timeout", c.failover_timeout, 0.1, 3600)});
             if (ok) {
                 const toml::table& t = *v.as_table();
-                auto at = [&](const char* name) { return t.get(name) ? t.get(name)->source() : v.source(); };
+                const toml::source_region whole = v.source();
+                auto at = [&](const char* name) { return t.get(name) ? t.get(name)->source() : whole; };
                 if (chunk_size % 188) ok = p.fail(at("chunk_size"), "chunk_size must be a multiple of 188 (a TS packet)");
                 else if (c.catchup_behind >= ring_chunks)
                     ok = p.fail(at("catchup_behind"), "catchup_behind must be less than ring_chunks (" +

@@ -49,7 +49,7 @@ void Daemon::route(const char* path, Audience who, HttpServer::Handler h) {
 // An M3U of the configured channels, pointing back at us as the player reached us.
 HttpResponse Daemon::playlist(const HttpRequest& q) {
     const std::string* host = q.header("host");
-    std::string base = "http://" + (host && !host->empty() ? *host : server_.bound().front().str());
+    std::string base = "http://" + (host && !host->empty() ? *host : q.local.str());
     std::string token = cfg_.token.empty() ? "" : "&token=" + cfg_.token;
     std::string m3u = "#EXTM3U\n";
     for (auto& ch : cfg_.channels) {

@@ -38,10 +38,19 @@ const llhttp_settings_t& HttpClient::settings() {
 }
 
 void HttpClient::get(const SockAddr& to, const std::string& target, Millis timeout) {
-    close();
     std::string err;
-    peer_ = to.str();
-    fd_ = connect_tcp(to, err);
+    Fd fd = connect_tcp(to, err);
+    start(std::move(fd), to.str(), target, timeout, err);
+}
+
+void HttpClient::get_on(Fd connected, const std::string& target, Millis timeout) {
+    start(std::move(connected), "peer", target, timeout, "");
+}
+
+void HttpClient::start(Fd fd, const std::string& peer, const std::string& target, Millis timeout, std::string err) {
+    close();
+    peer_ = peer;
+    fd_ = std::move(fd);
     req_ = "GET " + target + " HTTP/1.1\r\nHost: " + peer_ + "\r\nUser-Agent: acemux/" ACEMUX_VERSION
            "\r\nAccept: */*\r\nConnection: close\r\n\r\n";
     sent_ = 0;
@@ -144,6 +153,20 @@ bool parse_http_url(const std::string& url, SockAddr& addr, std::string& target)
         hostport += ":80";
     std::string err;
     return parse_hostport(hostport, addr, err);
+}
+
+} // namespace acemux
+
+namespace acemux {
+
+bool resolve_http_url(const std::string& url, const SockAddr& fallback, SockAddr& addr, std::string& target) {
+    if (parse_http_url(url, addr, target)) return true;
+    size_t host = url.find("//");
+    size_t slash = url.find('/', host == std::string::npos ? 0 : host + 2);
+    if (slash == std::string::npos) return false;
+    addr = fallback;
+    target = url.substr(slash);
+    return true;
 }
 
 } // namespace acemux

@@ -126,6 +126,7 @@ class HttpServer::Conn final : public IoHandler {
 public:
     Conn(HttpServer& s, Fd fd, const SockAddr& peer) : srv(s), fd(std::move(fd)), slot(&s.conn_count_) {
         req.peer = peer;
+        req.local = local_addr(this->fd.get());
         llhttp_init(&parser, HTTP_REQUEST, &settings());
         parser.data = this;
     }
@@ -375,7 +376,10 @@ void HttpServer::accept_from(int lfd) {
             if (errno == EMFILE || errno == ENFILE) {
                 // Out of fds: free the reserve to take the connection, tell the
                 // player why, and keep serving the ones we have.
-                r_.log().warn("out of file descriptors: refusing a new connection");
+                if (r_.now() - emfile_logged_ >= 1000) {
+                    r_.log().warn("out of file descriptors: refusing new connections, serving the open ones");
+                    emfile_logged_ = r_.now();
+                }
                 reserve_fd_.reset();
                 Fd f(::accept4(lfd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
                 if (f) refuse(std::move(f), 503, "server is out of file descriptors");
@@ -389,12 +393,16 @@ void HttpServer::accept_from(int lfd) {
             refuse(std::move(f), 503, "too many connections");
             continue;
         }
-        conns_.emplace_back(*this, std::move(f), peer);
-        Conn& c = conns_.back();
-        c.self = std::prev(conns_.end());
-        c.deadline = r_.now() + header_timeout_;
-        r_.watch(c.fd.get(), &c, true, false);
+        adopt(std::move(f), peer);
     }
+}
+
+void HttpServer::adopt(Fd fd, const SockAddr& peer) {
+    conns_.emplace_back(*this, std::move(fd), peer);
+    Conn& c = conns_.back();
+    c.self = std::prev(conns_.end());
+    c.deadline = r_.now() + header_timeout_;
+    r_.watch(c.fd.get(), &c, true, false);
 }
 
 void HttpServer::refuse(Fd fd, int status, const char* why) {

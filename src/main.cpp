@@ -7,6 +7,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <string>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -120,6 +121,11 @@ int main(int argc, char** argv) {
     if (!pidfile.empty()) cfg.pidfile = pidfile;
 
     std::signal(SIGPIPE, SIG_IGN);
+    // Every player is an fd: take what the hard limit allows.
+    if (rlimit rl; ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &rl);
+    }
     Reactor reactor;
     Daemon daemon(reactor, std::move(cfg));
     if (!daemon.start(err)) {

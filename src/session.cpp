@@ -331,11 +331,7 @@ HttpResponse SessionManager::getstream(const HttpRequest& req) {
 void SessionManager::send_stop(const Engine& e, const std::string& command_url) {
     SockAddr to;
     std::string target;
-    if (!parse_http_url(command_url, to, target)) {
-        to = e.cfg.addr;
-        size_t p = command_url.find('/', command_url.find("//") == std::string::npos ? 0 : command_url.find("//") + 2);
-        target = p == std::string::npos ? "/" : command_url.substr(p);
-    }
+    if (!resolve_http_url(command_url, e.cfg.addr, to, target)) target = "/";
     target += target.find('?') == std::string::npos ? "?method=stop" : "&method=stop";
     std::string name = e.cfg.name;
     commands_.get(to, target, cfg_.connect_timeout, [this, name](int status, const std::string&, const std::string& err) {

@@ -60,39 +60,40 @@ void Upstream::stop() {
 void Upstream::on_api(int status, const std::string& body, const std::string& err) {
     if (!err.empty()) return l_.on_upstream_failed(err, false);
     if (status / 100 != 2) return l_.on_upstream_failed("engine answered HTTP " + std::to_string(status), false);
+    EngineAnswer a = parse_engine_answer(body);
+    if (!a.error.empty()) return l_.on_upstream_failed(a.error, a.rejected);
+    command_url_ = a.command_url;
+    const std::string& playback = a.playback_url;
+
+    SockAddr to;
+    std::string target;
+    if (!resolve_http_url(playback, engine_.addr, to, target))
+        return l_.on_upstream_failed("bad playback_url \"" + playback.substr(0, 200) + "\"", false);
+    l_.on_upstream_accepted();
+    play(to, target);
+}
+
+EngineAnswer parse_engine_answer(const std::string& body) {
+    EngineAnswer a;
     cJSON* j = cJSON_Parse(body.c_str());
-    if (!j) return l_.on_upstream_failed("engine answer is not JSON", false);
+    if (!j) return a.error = "engine answer is not JSON", a;
     cJSON* error = cJSON_GetObjectItemCaseSensitive(j, "error");
     cJSON* resp = cJSON_GetObjectItemCaseSensitive(j, "response");
     cJSON* url = cJSON_IsObject(resp) ? cJSON_GetObjectItemCaseSensitive(resp, "playback_url") : nullptr;
     cJSON* cmd = cJSON_IsObject(resp) ? cJSON_GetObjectItemCaseSensitive(resp, "command_url") : nullptr;
-    std::string why, playback;
-    bool rejected = false;
     if (cJSON_IsString(error) && error->valuestring[0]) {
-        why = error->valuestring;
-        for (auto& ch : why) // one line in logs and in the player's 502
+        a.error = std::string(error->valuestring).substr(0, 300);
+        for (auto& ch : a.error) // one line in logs and in the player's 502
             if (ch == '\n' || ch == '\r') ch = ' ';
-        rejected = true;
+        a.rejected = true;
     } else if (!cJSON_IsString(url)) {
-        why = "engine answer has no response.playback_url";
+        a.error = "engine answer has no response.playback_url";
     } else {
-        playback = url->valuestring;
-        if (cJSON_IsString(cmd)) command_url_ = cmd->valuestring;
+        a.playback_url = url->valuestring;
+        if (cJSON_IsString(cmd)) a.command_url = cmd->valuestring;
     }
     cJSON_Delete(j);
-    if (!why.empty()) return l_.on_upstream_failed(why, rejected);
-
-    SockAddr to;
-    std::string target;
-    if (!parse_http_url(playback, to, target)) {
-        // A host name we will not resolve: the engine we asked is the one that serves it.
-        size_t slash = playback.find('/', playback.find("//") == std::string::npos ? 0 : playback.find("//") + 2);
-        if (slash == std::string::npos) return l_.on_upstream_failed("bad playback_url \"" + playback + "\"", false);
-        to = engine_.addr;
-        target = playback.substr(slash);
-    }
-    l_.on_upstream_accepted();
-    play(to, target);
+    return a;
 }
 
 void Upstream::play(const SockAddr& to, const std::string& target) {

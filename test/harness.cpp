@@ -57,6 +57,7 @@ bool Proc::spawn(const std::vector<std::string>& argv) {
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_adddup2(&fa, p[1], 1);
     posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 3); // nothing of the test runner's leaks into the child
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
@@ -136,11 +137,12 @@ static int port_from(const std::string& line) {
 
 bool Daemon::start(const std::string& extra, const std::string& server_extra) {
     std::string text = "[server]\nlisten = [\"127.0.0.1:0\"]\n" + server_extra +
-                       "\n[log]\nlevel = \"debug\"\n" + extra;
+                       (extra.find("[log]") == std::string::npos ? "\n[log]\nlevel = \"debug\"\n" : "\n") + extra;
     config = write_temp(text);
     if (!proc.spawn({bin_dir() + "/acemux", "-f", "-c", config})) return false;
     port = port_from(proc.wait_line("listening on", 5000));
-    return port > 0;
+    // "started" comes once the signal handlers are in place.
+    return port > 0 && proc.wait_line("started (pid", 5000) != "";
 }
 
 bool Engine::start(const std::vector<std::string>& args) {

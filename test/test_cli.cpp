@@ -58,7 +58,6 @@ Test(cli, sigterm_exits_zero_and_removes_pidfile) {
     Daemon d;
     std::string pid = "/tmp/acemux-test-" + std::to_string(getpid()) + ".pid";
     cr_assert(d.start("", "pidfile = \"" + pid + "\"\n"));
-    cr_assert(d.proc.wait_line("started", 2000) != "");
     struct stat st;
     cr_assert_eq(stat(pid.c_str(), &st), 0, "pidfile written");
     cr_assert_eq(d.proc.stop(SIGTERM), 0);
@@ -69,7 +68,6 @@ Test(cli, sigterm_exits_zero_and_removes_pidfile) {
 Test(cli, sighup_reloads_and_keeps_old_config_when_new_is_bad) {
     Daemon d;
     cr_assert(d.start());
-    cr_assert(d.proc.wait_line("started", 2000) != "");
     // A bad file: logged, the daemon keeps serving.
     FILE* f = fopen(d.config.c_str(), "a");
     fputs("[server]\nnonsense = true\n", f);

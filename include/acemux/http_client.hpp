@@ -36,6 +36,7 @@ public:
 
     // `timeout` covers connecting and the response headers; the body has none.
     void get(const SockAddr& to, const std::string& target, Millis timeout);
+    void get_on(Fd connected, const std::string& target, Millis timeout); // over a socket already connected
     void close(); // silently: no callback
     bool active() const { return static_cast<bool>(fd_); }
     int status() const { return status_; }
@@ -44,7 +45,7 @@ public:
 
 private:
     enum class Phase { idle, connecting, sending, reading };
-    void fail(const std::string& why);
+    void start(Fd fd, const std::string& peer, const std::string& target, Millis timeout, std::string err);
     void finish(const std::string& error);
     static const llhttp_settings_t& settings();
 
@@ -74,6 +75,12 @@ public:
         client_.get(to, target, timeout);
     }
     void cancel() { client_.close(); }
+    void get_on(Fd connected, const std::string& target, Millis timeout, Done done) {
+        done_ = std::move(done);
+        body_.clear();
+        too_big_ = false;
+        client_.get_on(std::move(connected), target, timeout);
+    }
     bool active() const { return client_.active(); }
 
 private:
@@ -102,5 +109,8 @@ private:
 // "http://1.2.3.4:6878/ace/r/x/y" -> address and target. Names are refused
 // (no DNS); the caller then falls back to the engine's configured address.
 bool parse_http_url(const std::string& url, SockAddr& addr, std::string& target);
+// The same, but a URL naming a host by name goes to `fallback` (the engine we
+// asked is the one that serves it); false only when there is no path at all.
+bool resolve_http_url(const std::string& url, const SockAddr& fallback, SockAddr& addr, std::string& target);
 
 } // namespace acemux

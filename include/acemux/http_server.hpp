@@ -51,6 +51,7 @@ struct HttpRequest {
     Params query;        // decoded, in order
     Params headers;      // names lower-cased
     SockAddr peer;
+    SockAddr local; // the address the client reached (not 0.0.0.0 on a wildcard listener)
     bool keep_alive = false;
 
     const std::string* param(std::string_view name) const;
@@ -95,6 +96,7 @@ public:
     void route(std::string path, Handler h);       // exact path, GET and HEAD
     void route_prefix(std::string prefix, Handler h); // every path that starts with prefix
     void close_all();                              // listeners and idle/partial connections
+    void adopt(Fd fd, const SockAddr& peer);       // serve an already connected socket
 
     std::vector<SockAddr> bound() const;
     size_t connections() const { return conn_count_; } // HTTP connections and handed-off streams
@@ -128,6 +130,7 @@ private:
     std::vector<Route> routes_;
     size_t conn_count_ = 0;
     Fd reserve_fd_;         // given up to accept-and-refuse when out of fds (EMFILE)
+    Millis emfile_logged_ = -1000000;
     Timer sweep_timer_;
 };
 

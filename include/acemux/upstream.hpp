@@ -16,6 +16,14 @@
 
 namespace acemux {
 
+// What an engine said to /ace/getstream?format=json.
+struct EngineAnswer {
+    std::string playback_url, command_url;
+    std::string error;     // the engine's refusal, one line; or why the answer is unusable
+    bool rejected = false; // the engine refused the id (as opposed to a broken answer)
+};
+EngineAnswer parse_engine_answer(const std::string& body);
+
 class Upstream final : private HttpClient::Sink {
 public:
     struct Listener {

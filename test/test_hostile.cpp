@@ -1,0 +1,165 @@
+// Hostile and broken clients against a running daemon: it answers each
+// clearly, keeps serving real players, and gives its fds back.
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "player.hpp"
+
+using namespace acemux;
+using namespace acemux::test;
+
+namespace {
+struct Rig {
+    Engine engine;
+    Daemon daemon;
+    void start(const std::string& server = "") {
+        rlimit rl;
+        getrlimit(RLIMIT_NOFILE, &rl);
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        cr_assert(engine.start());
+        // No periodic health checks: their sockets would blur the fd counts.
+        cr_assert(daemon.start("[log]\nlevel = \"info\"\n[engines]\nhealth_interval = 3600\n"
+                               "[[engine]]\nhost = \"127.0.0.1\"\nport = " +
+                                   std::to_string(engine.port) + "\n",
+                               server));
+    }
+};
+
+int fds_of(pid_t pid) {
+    int n = 0;
+    DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+    while (d && readdir(d)) n++;
+    if (d) closedir(d);
+    return n - 2;
+}
+
+bool wait_fds(pid_t pid, int want, long ms) {
+    long end = now_ms() + ms;
+    while (now_ms() < end) {
+        if (fds_of(pid) <= want) return true;
+        usleep(20000);
+    }
+    return false;
+}
+
+std::string ask(int port, const std::string& raw) {
+    Fd fd(connect_port(port));
+    send_all(fd.get(), raw);
+    shutdown(fd.get(), SHUT_WR);
+    return read_all(fd.get(), 3000);
+}
+} // namespace
+
+Test(hostile, slowloris_connections_are_closed_and_a_player_is_served_meanwhile, .timeout = 60) {
+    Rig rig;
+    rig.start("header_timeout = 1\nmax_connections = 4096\n");
+    int base = fds_of(rig.daemon.proc.pid());
+    std::vector<Fd> loris;
+    for (int i = 0; i < 1000; i++) {
+        Fd fd(connect_port(rig.daemon.port));
+        cr_assert(fd, "connection %d", i);
+        send_all(fd.get(), "GET /health HTTP/1.1\r\nX-Slow: ");
+        loris.push_back(std::move(fd));
+    }
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    for (int round = 0; round < 25; round++) { // trickle a byte each, never finishing
+        for (auto& fd : loris) send(fd.get(), "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        read_player(p, 100);
+    }
+    cr_assert(p.check.clean() && p.check.data > 500, "the player is served: %s", p.check.summary().c_str());
+    // All 1000 were closed by the daemon (header_timeout), the player stays.
+    int closed = 0;
+    for (auto& fd : loris) {
+        char c;
+        closed += recv(fd.get(), &c, 1, MSG_DONTWAIT) == 0;
+    }
+    cr_assert_eq(closed, 1000, "closed by header_timeout: %d of 1000", closed);
+    loris.clear();
+    p.fd.reset();
+    cr_assert(wait_fds(rig.daemon.proc.pid(), base + 2, 5000), "fds back to baseline: %d (was %d)",
+              fds_of(rig.daemon.proc.pid()), base);
+}
+
+Test(hostile, a_flood_past_max_connections_is_refused_and_fds_return, .timeout = 30) {
+    Rig rig;
+    rig.start("max_connections = 50\n");
+    int base = fds_of(rig.daemon.proc.pid());
+    std::vector<Fd> held;
+    for (int i = 0; i < 50; i++) held.push_back(Fd(connect_port(rig.daemon.port)));
+    usleep(200000);
+    int refused = 0;
+    for (int i = 0; i < 200; i++) {
+        Fd fd(connect_port(rig.daemon.port));
+        refused += parse_reply(read_all(fd.get(), 1000)).status == 503;
+    }
+    cr_assert_eq(refused, 200);
+    held.clear();
+    cr_assert(wait_fds(rig.daemon.proc.pid(), base, 5000), "fds: %d, baseline %d", fds_of(rig.daemon.proc.pid()), base);
+    cr_assert_eq(http_get(rig.daemon.port, "/health").status, 200);
+}
+
+Test(hostile, odd_requests_get_clear_answers, .timeout = 30) {
+    Rig rig;
+    rig.start();
+    struct Case {
+        std::string raw;
+        int status;
+    } cases[] = {
+        {"GET /ace/getstream?" + std::string(8000, '&') + " HTTP/1.1\r\n\r\n", 400},
+        {"GET /ace/getstream?id=" + kId + "&id=" + kId2 + " HTTP/1.1\r\n\r\n", 400},
+        {"GET /ace/getstream?id=%G0 HTTP/1.1\r\n\r\n", 400},
+        {"GET /ace/getstream?id=%00" + kId.substr(3) + " HTTP/1.1\r\n\r\n", 400},
+        {std::string("GET /health\0 HTTP/1.1\r\n\r\n", 25), 400},
+        {"GET /health HTTP/1.1\r\nX: " + std::string(20000, 'x') + "\r\n\r\n", 431},
+        {"GET /" + std::string(9000, 'p') + " HTTP/1.1\r\n\r\n", 414},
+        {"GET /health HTTP/1.0\r\n\r\n", 200},
+        {"GET /health HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 200},
+        {"GET /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 200},
+        {"BREW /health HTTP/1.1\r\n\r\n", 400},
+        {"GET http://evil/ HTTP/1.1\r\n\r\n", 400},
+        {"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400}, // a TLS ClientHello
+    };
+    for (auto& c : cases) {
+        HttpReply r = parse_reply(ask(rig.daemon.port, c.raw));
+        cr_assert_eq(r.status, c.status, "%.60s...: got %d", c.raw.c_str(), r.status);
+        if (c.status != 200) cr_assert(!r.body.empty() && r.body.back() == '\n', "a one-line reason");
+    }
+    // Pipelined: the stream request after two small ones is served after them.
+    Fd fd(connect_port(rig.daemon.port));
+    send_all(fd.get(), "GET /health HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\nGET /ace/getstream?id=" + kId +
+                           " HTTP/1.1\r\n\r\n");
+    std::string got = read_n(fd.get(), 100000, 3000);
+    size_t a = got.find("200 OK"), b = got.find("404 Not Found"), c = got.find("video/mp2t");
+    cr_assert(a < b && b < c && c != std::string::npos, "in order");
+    cr_assert_eq(http_get(rig.daemon.port, "/health").status, 200, "still serving");
+}
+
+Test(hostile, out_of_fds_refuses_new_clients_keeps_the_old_and_recovers, .timeout = 60) {
+    Engine engine;
+    cr_assert(engine.start());
+    // The daemon under a 64-fd limit.
+    std::string cfg = write_temp("[server]\nlisten = [\"127.0.0.1:0\"]\nmax_connections = 1000\n[[engine]]\nhost = "
+                                 "\"127.0.0.1\"\nport = " + std::to_string(engine.port) + "\n");
+    Proc d;
+    cr_assert(d.spawn({"/usr/bin/prlimit", "--nofile=64:64", "--", bin_dir() + "/acemux", "-c", cfg}));
+    std::string line = d.wait_line("listening on", 5000);
+    int port = std::atoi(line.c_str() + line.rfind(':') + 1);
+    Player p;
+    cr_assert(p.open(port, kId));
+    read_player(p, 500);
+    std::vector<Fd> idle;
+    for (int i = 0; i < 80; i++) idle.push_back(Fd(connect_port(port)));
+    cr_assert(d.wait_line("out of file descriptors", 3000) != "");
+    read_player(p, 500);
+    cr_assert(!p.closed && p.check.clean(), "the player goes on: %s", p.check.summary().c_str());
+    idle.clear();
+    usleep(300000);
+    cr_assert_eq(http_get(port, "/health").status, 200, "serving again once fds are free");
+    cr_assert_eq(d.stop(), 0);
+}
