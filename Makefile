@@ -59,6 +59,9 @@ $(BUILD)/baseline: $(BUILD)/bench/baseline.o
 $(BUILD)/benchmark: $(BUILD)/bench/bench.o $(BUILD)/test/harness.o $(BUILD)/test/ts_gen.o $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/soak: $(BUILD)/bench/soak.o $(BUILD)/test/harness.o
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/acemux-tests: $(TEST_OBJ) $(BUILD)/test/ts_gen.o $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
@@ -119,6 +122,11 @@ fuzz: deps deps-fuzz
 		echo "fuzz_$$t: $$(grep -o 'stat::number_of_executed_units: [0-9]*' $(FUZZ_DIR)/$$t.log | cut -d' ' -f2) runs," \
 			"$(FUZZ_SECONDS) s, no crash"; \
 	done
+
+# Players joining and leaving at random for SOAK_SECONDS; RSS and fds over time.
+SOAK_SECONDS ?= 600
+soak: deps all $(BUILD)/soak
+	$(BUILD)/soak --seconds $(SOAK_SECONDS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \

@@ -107,16 +107,20 @@ void HttpClient::on_io(uint32_t ev) {
         if (n < 0 && errno == EINTR) continue;
         if (n < 0 && errno == EAGAIN) return;
         if (n < 0) return finish("recv from " + peer_ + ": " + std::strerror(errno));
-        llhttp_errno_t e = n == 0 ? llhttp_finish(&parser_)
-                                  : llhttp_execute(&parser_, reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
-        if (n > 0) sink_.on_read();
+        if (n == 0) {
+            llhttp_finish(&parser_); // completes a close-delimited body
+            if (complete_) return finish("");
+            return finish("connection closed by " + peer_ +
+                          (headers_done_ ? " in the middle of the body" : " before the headers"));
+        }
+        llhttp_errno_t e = llhttp_execute(&parser_, reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
+        sink_.on_read();
         if (complete_) return finish("");
         if (aborted_) return finish("aborted after status " + std::to_string(status_));
         if (e != HPE_OK) {
             const char* why = llhttp_get_error_reason(&parser_);
             return finish("bad HTTP from " + peer_ + ": " + (why ? why : llhttp_errno_name(e)));
         }
-        if (n == 0) return finish("connection closed by " + peer_ + (headers_done_ ? "" : " before the headers"));
     }
 }
 

@@ -140,6 +140,12 @@ void Upstream::on_read() {
 
 void Upstream::on_end(const std::string& error) {
     ring_.discard_pending();
+    if (uint64_t junk = aligner_.dropped() - dropped_seen_; junk && !aligner_.synced()) {
+        dropped_seen_ = aligner_.dropped();
+        return l_.on_upstream_failed("engine sent " + std::to_string(junk) + " bytes that were not TS packets (" +
+                                         (error.empty() ? "then ended the stream" : error) + ")",
+                                     false);
+    }
     if (!error.empty()) {
         if (play_.status() && play_.status() / 100 != 2)
             return l_.on_upstream_failed("playback answered HTTP " + std::to_string(play_.status()), false);

@@ -41,6 +41,8 @@ struct Options {
     int key_every = 2000;
     uint64_t start_seq = 0;
     int playback_status = 200;
+    // A broken engine: chunk-truncated, chunk-huge, no-packets, json-10mb, close-mid-header.
+    std::string fault;
 };
 
 struct Counters {
@@ -152,6 +154,7 @@ private:
         std::string session = std::to_string(++sessions_);
         if (fmt && *fmt == "json") {
             c_.api++;
+            if (o_.fault == "json-10mb") return json("{\"response\":{\"x\":\"" + std::string(10 << 20, 'a') + "\"}}");
             std::string base = "http://" + srv_.bound()[0].str();
             return json(R"({"response":{"playback_url":")" + base + "/ace/r/" + *id + "/" + session +
                         R"(","stat_url":")" + base + "/ace/stat/" + *id + "/" + session + R"(","command_url":")" +
@@ -168,6 +171,7 @@ private:
         if (slash == std::string::npos) return HttpResponse::text(404, "no such playback");
         c_.playbacks++;
         if (o_.playback_status != 200) return HttpResponse::text(o_.playback_status, "playback refused");
+        if (!o_.fault.empty() && o_.fault != "json-10mb") return fault();
         return stream(rest.substr(0, slash), rest.substr(slash + 1));
     }
 
@@ -175,6 +179,22 @@ private:
         HttpResponse r;
         r.stream = [this, id, session](StreamHandoff&& h) {
             plays_.emplace_back(*this, std::move(h), id, session);
+        };
+        return r;
+    }
+
+    // Canned broken answers, written raw.
+    HttpResponse fault() {
+        HttpResponse r;
+        std::string f = o_.fault;
+        r.stream = [f](StreamHandoff&& h) {
+            std::string out = "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n";
+            if (f == "chunk-truncated") out += "Transfer-Encoding: chunked\r\n\r\n1f";
+            else if (f == "chunk-huge") out += "Transfer-Encoding: chunked\r\n\r\n8000000000000000\r\n" + std::string(4096, 'x');
+            else if (f == "no-packets") out += "\r\n" + std::string(1 << 20, '\x01');
+            else if (f == "close-mid-header") out = "HTTP/1.1 200 OK\r\nContent-Ty";
+            (void)!::send(h.fd.get(), out.data(), out.size(), MSG_NOSIGNAL);
+            // h.fd closes here: the engine goes away after its broken answer
         };
         return r;
     }
@@ -335,7 +355,8 @@ void usage() {
                  "                  [--stall-after BYTES --stall MS] [--close-after BYTES]\n"
                  "                  [--garbage-every PACKETS --garbage-bytes N] [--reject ID]...\n"
                  "                  [--file TS] [--health-status CODE] [--playback-status CODE]\n"
-                 "                  [--keyframes rai|idr|none [--key-every PACKETS]] [--start-seq N]\n");
+                 "                  [--keyframes rai|idr|none [--key-every PACKETS]] [--start-seq N]\n"
+                 "                  [--fault chunk-truncated|chunk-huge|no-packets|json-10mb|close-mid-header]\n");
 }
 
 } // namespace
@@ -348,7 +369,8 @@ int main(int argc, char** argv) {
         {"close-after", 1, nullptr, 'x'},   {"garbage-every", 1, nullptr, 'g'}, {"garbage-bytes", 1, nullptr, 'G'},
         {"reject", 1, nullptr, 'r'},        {"file", 1, nullptr, 'f'},         {"health-status", 1, nullptr, 'h'},
         {"playback-status", 1, nullptr, 'P'}, {"keyframes", 1, nullptr, 'k'},
-        {"key-every", 1, nullptr, 'K'},     {"start-seq", 1, nullptr, 'q'},   {nullptr, 0, nullptr, 0}};
+        {"key-every", 1, nullptr, 'K'},     {"start-seq", 1, nullptr, 'q'},   {"fault", 1, nullptr, 'F'},
+        {nullptr, 0, nullptr, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
         switch (opt) {
@@ -375,6 +397,7 @@ int main(int argc, char** argv) {
         }
         case 'K': o.key_every = std::atoi(optarg); break;
         case 'q': o.start_seq = std::strtoull(optarg, nullptr, 10); break;
+        case 'F': o.fault = optarg; break;
         default: usage(); return 2;
         }
     }

@@ -163,3 +163,40 @@ Test(hostile, out_of_fds_refuses_new_clients_keeps_the_old_and_recovers, .timeou
     cr_assert_eq(http_get(port, "/health").status, 200, "serving again once fds are free");
     cr_assert_eq(d.stop(), 0);
 }
+
+namespace {
+// A broken engine next to a good one: the stream on the broken one fails over
+// with a clear log line, and a stream on the good one never notices.
+void engine_fault(const char* fault, const char* expect_log) {
+    Engine bad, good;
+    cr_assert(bad.start({"--fault", fault}) && good.start());
+    Daemon d;
+    cr_assert(d.start("[stream]\nkeepalive_interval = 0.2\nconnect_timeout = 1\nno_data_timeout = 1\n"
+                      "[engines]\nhealth_interval = 3600\n"
+                      "[[engine]]\nname = \"bad\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(bad.port) +
+                      "\nmax_streams = 1\n[[engine]]\nname = \"good\"\nhost = \"127.0.0.1\"\nport = " +
+                      std::to_string(good.port) + "\nmax_streams = 1\n"));
+    Player victim, bystander;
+    cr_assert(victim.open(d.port, kId)); // goes to "bad" (first, both idle)
+    read_player(victim, 200);
+    cr_assert(bystander.open(d.port, kId2)); // "good"
+    read_players({&victim, &bystander}, 4000);
+    d.proc.drain();
+    cr_assert(d.proc.output().find(expect_log) != std::string::npos, "%s: no \"%s\" in\n%s", fault, expect_log,
+              d.proc.output().c_str());
+    cr_assert(bystander.check.clean() && bystander.check.data > 1000 && bystander.check.restarts == 0,
+              "the other stream is undisturbed: %s", bystander.check.summary().c_str());
+    cr_assert_eq(victim.check.bad_sync + victim.check.corrupt, 0u, "no garbage reaches a player: %s",
+                 victim.check.summary().c_str());
+    cr_assert(d.proc.running(), "the daemon is alive");
+    cr_assert_eq(http_get(d.port, "/health").status, 200);
+}
+} // namespace
+
+Test(engine_faults, truncated_chunk_header, .timeout = 30) { engine_fault("chunk-truncated", "in the middle of the body"); }
+Test(engine_faults, chunk_size_of_2_pow_63, .timeout = 30) { engine_fault("chunk-huge", "bytes that were not TS packets (connection closed by"); }
+Test(engine_faults, body_without_a_single_packet, .timeout = 30) { engine_fault("no-packets", "bytes that were not TS packets"); }
+Test(engine_faults, json_answer_of_10_mb, .timeout = 30) { engine_fault("json-10mb", "answer larger than 1 MiB"); }
+Test(engine_faults, close_in_the_middle_of_the_headers, .timeout = 30) {
+    engine_fault("close-mid-header", "before the headers");
+}

@@ -6,7 +6,6 @@
 #include <csignal>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <sys/stat.h>
@@ -35,6 +34,34 @@ HttpReply get(int port, const std::string& target, const std::string& headers = 
 }
 
 int run(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+
+// One Prometheus text-format sample: acemux_name{k="v",...} number.
+// Fills name (with its labels) and value; false when the line is not one.
+bool prom_sample(const std::string& line, std::string& name, std::string& key, double& value) {
+    size_t i = 0;
+    if (line.rfind("acemux_", 0) != 0) return false;
+    while (i < line.size() && (std::islower(static_cast<unsigned char>(line[i])) || line[i] == '_')) i++;
+    name = line.substr(0, i);
+    if (i < line.size() && line[i] == '{') {
+        for (i++;;) {
+            size_t k = i;
+            while (i < line.size() && (std::islower(static_cast<unsigned char>(line[i])) || line[i] == '_')) i++;
+            if (i == k || line.compare(i, 2, "=\"") != 0) return false;
+            for (i += 2; i < line.size() && line[i] != '"'; i++)
+                if (line[i] == '\\') i++;
+            if (i >= line.size()) return false;
+            i++;
+            if (i < line.size() && line[i] == ',') { i++; continue; }
+            if (i < line.size() && line[i] == '}') { i++; break; }
+            return false;
+        }
+    }
+    key = line.substr(0, i);
+    if (i >= line.size() || line[i] != ' ') return false;
+    char* end = nullptr;
+    value = std::strtod(line.c_str() + i + 1, &end);
+    return end && *end == '\0' && end != line.c_str() + i + 1;
+}
 } // namespace
 
 Test(access, loopback_is_allowed_by_default_and_other_networks_are_not) {
@@ -141,25 +168,24 @@ Test(observability, metrics_are_valid_prometheus_text, .timeout = 20) {
     read_player(p, 800);
     HttpReply r = get(rig.daemon.port, "/metrics");
     cr_assert_eq(r.status, 200);
-    std::regex sample(R"(^(acemux_[a-z_]+)(\{[a-z_]+="[^"]*"(,[a-z_]+="[^"]*")*\})? (-?[0-9.eE+]+|NaN)$)");
-    std::regex meta(R"(^# (HELP|TYPE) (acemux_[a-z_]+) (.+)$)");
     std::istringstream in(r.body);
     std::string line;
     std::set<std::string> typed;
     std::map<std::string, double> values;
     int samples = 0;
     while (std::getline(in, line)) {
-        std::smatch m;
-        if (std::regex_match(line, m, meta)) {
-            if (m[1] == "TYPE") {
-                cr_assert(m[3] == "counter" || m[3] == "gauge", "%s", line.c_str());
-                typed.insert(m[2]);
-            }
+        if (line.rfind("# HELP acemux_", 0) == 0) continue;
+        if (line.rfind("# TYPE acemux_", 0) == 0) {
+            std::string type = line.substr(line.rfind(' ') + 1);
+            cr_assert(type == "counter" || type == "gauge", "%s", line.c_str());
+            typed.insert(line.substr(7, line.rfind(' ') - 7));
             continue;
         }
-        cr_assert(std::regex_match(line, m, sample), "not a sample: \"%s\"", line.c_str());
-        cr_assert(typed.count(m[1]), "sample before its TYPE: %s", line.c_str());
-        values[m[1].str() + m[2].str()] = std::stod(m[4]);
+        std::string name, key;
+        double v = 0;
+        cr_assert(prom_sample(line, name, key, v), "not a sample: \"%s\"", line.c_str());
+        cr_assert(typed.count(name), "sample before its TYPE: %s", line.c_str());
+        values[key] = v;
         samples++;
     }
     cr_assert_gt(samples, 15);
