@@ -39,12 +39,15 @@ double cpu_seconds(pid_t pid) { // on-CPU time in ns from schedstat, ticks from 
     return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
-double rss_mib(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+double rss_mib(pid_t pid) { return rss_kib(pid) / 1024; }
+
+// Proportional and private memory: RSS counts every shared library page too.
+double smaps_kib(pid_t pid, const char* field) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/smaps_rollup");
     std::string line;
     while (std::getline(f, line))
-        if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6) / 1024.0;
-    return 0;
+        if (line.rfind(field, 0) == 0) return std::atof(line.c_str() + std::strlen(field));
+    return -1;
 }
 
 double json_num(const std::string& j, const std::string& k) {
@@ -196,6 +199,7 @@ int main(int argc, char** argv) {
         start_target("acemux", engine, t);
         usleep(300000);
         double idle = rss_mib(t.proc.pid());
+        double idle_pss = smaps_kib(t.proc.pid(), "Pss:") / 1024, idle_private = smaps_kib(t.proc.pid(), "Private_Dirty:") / 1024;
         {
             acemux::Fd fd(connect_port(t.port));
             send_all(fd.get(), std::string("GET /ace/getstream?id=") + kIds[0] + " HTTP/1.1\r\n\r\n");
@@ -214,10 +218,11 @@ int main(int argc, char** argv) {
         struct stat st {};
         stat(stripped.c_str(), &st);
         unlink(stripped.c_str());
-        char note[256];
+        char note[384];
         std::snprintf(note, sizeof note,
-                      "idle %.2f MiB; one stream, no player %.2f MiB; %.2f KiB per player; stripped binary %lld KiB",
-                      idle, one_stream, per_player_kib, static_cast<long long>(st.st_size / 1024));
+                      "idle RSS %.2f MiB (PSS %.2f, private dirty %.2f); one stream, no player %.2f MiB; "
+                      "%.2f KiB per player; stripped binary %lld KiB",
+                      idle, idle_pss, idle_private, one_stream, per_player_kib, static_cast<long long>(st.st_size / 1024));
         mem.rss = idle;
         mem.note = note;
         std::printf("memory     acemux   %s\n", note);

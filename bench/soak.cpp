@@ -3,7 +3,6 @@
 //   build/soak [--seconds S] [--max-players N]
 #include <cstdio>
 #include <cstdlib>
-#include <dirent.h>
 #include <fstream>
 #include <getopt.h>
 #include <random>
@@ -17,23 +16,6 @@
 
 using namespace acemux::test;
 
-namespace {
-double rss_kib(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-    std::string line;
-    while (std::getline(f, line))
-        if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6);
-    return 0;
-}
-
-int fds(pid_t pid) {
-    int n = 0;
-    DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
-    while (d && readdir(d)) n++;
-    if (d) closedir(d);
-    return n - 2;
-}
-} // namespace
 
 int main(int argc, char** argv) {
     double seconds = 600;
@@ -47,7 +29,7 @@ int main(int argc, char** argv) {
     }
     Engine engine;
     Daemon daemon;
-    if (!engine.start() || !daemon.start("[log]\nlevel = \"warn\"\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
+    if (!engine.start() || !daemon.start("[log]\nlevel = \"info\"\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
                                          std::to_string(engine.port) + "\n"))
         return std::fprintf(stderr, "soak: could not start engine_sim and acemux\n"), 1;
     pid_t pid = daemon.proc.pid();
@@ -86,7 +68,7 @@ int main(int argc, char** argv) {
         }
         if (now >= next_sample) {
             next_sample = now + sample_every;
-            samples.emplace_back(rss_kib(pid), fds(pid));
+            samples.emplace_back(rss_kib(pid), fd_count(pid));
             std::printf("%8.0f %10.0f %6d %8zu %8llu\n", static_cast<double>(now - start) / 1000, samples.back().first,
                         samples.back().second, players.size(), static_cast<unsigned long long>(joins));
             std::fflush(stdout);
@@ -97,7 +79,7 @@ int main(int argc, char** argv) {
     }
     for (int fd : players) close(fd);
     usleep(500000);
-    std::printf("end: rss %.0f KiB, fds %d with no players (%llu joins, %llu leaves)\n", rss_kib(pid), fds(pid),
+    std::printf("end: rss %.0f KiB, fds %d with no players (%llu joins, %llu leaves)\n", rss_kib(pid), fd_count(pid),
                 static_cast<unsigned long long>(joins), static_cast<unsigned long long>(leaves));
     if (samples.size() >= 4) {
         auto& warm = samples[samples.size() / 4];

@@ -6,7 +6,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <dirent.h>
 #include <fcntl.h>
+#include <fstream>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -154,6 +156,22 @@ bool Engine::start(const std::vector<std::string>& args) {
 }
 
 std::string Engine::stats() { return http_get(port, "/sim/stats").body; }
+
+int fd_count(pid_t pid) {
+    int n = 0;
+    DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
+    while (d && ::readdir(d)) n++;
+    if (d) ::closedir(d);
+    return n - 2; // . and ..
+}
+
+double rss_kib(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+    std::string line;
+    while (std::getline(f, line))
+        if (line.rfind("VmRSS:", 0) == 0) return std::atof(line.c_str() + 6);
+    return 0;
+}
 
 int free_port() {
     Fd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));

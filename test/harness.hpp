@@ -77,6 +77,8 @@ struct RedisServer {
 };
 
 int free_port();
+int fd_count(pid_t pid);     // open fds of a process
+double rss_kib(pid_t pid);   // its resident set
 int connect_port(int port);                                  // blocking, -1 on failure
 bool send_all(int fd, const std::string& s);
 // Reads until the peer closes or timeout_ms passes.

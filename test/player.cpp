@@ -1,5 +1,7 @@
 #include "player.hpp"
 
+#include <criterion/criterion.h>
+
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -51,6 +53,37 @@ void read_players(std::vector<Player*> players, long ms) {
             if (n > 0) live[i]->on_data(buf, static_cast<size_t>(n));
             else if (n == 0 || (errno != EAGAIN && errno != EINTR)) live[i]->closed = true;
         }
+    }
+}
+
+void Rig::start(const std::vector<std::string>& engine_args, const std::string& stream, const std::string& extra,
+                const std::string& server) {
+    cr_assert(engine.start(engine_args), "engine_sim did not start: %s", engine.proc.output().c_str());
+    cr_assert(daemon.start("[stream]\n" + stream + "\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
+                               std::to_string(engine.port) + "\n" + extra,
+                           server),
+              "acemux did not start: %s", daemon.proc.output().c_str());
+}
+
+std::string Rig::log() {
+    daemon.proc.drain();
+    return daemon.proc.output();
+}
+
+bool open_small(Player& p, int port, const std::string& id, int rcvbuf) {
+    p.fd.reset(connect_port(port));
+    ::setsockopt(p.fd.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
+    p.connected_ms = now_ms();
+    return send_all(p.fd.get(), "GET /ace/getstream?id=" + id + " HTTP/1.1\r\n\r\n");
+}
+
+void sip(Player& slow, Player& fast, int rounds) {
+    read_players({&slow, &fast}, 200);
+    for (int i = 0; i < rounds; i++) {
+        char buf[65536];
+        ssize_t n = ::recv(slow.fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n > 0) slow.on_data(buf, static_cast<size_t>(n));
+        read_players({&fast}, 50);
     }
 }
 

@@ -24,6 +24,22 @@ struct Player {
     void on_data(const char* p, size_t n);
 };
 
+// An engine_sim and the daemon in front of it. `stream` goes into [stream];
+// `extra` follows the [[engine]] entry (more of its keys, or other tables);
+// `server` goes into [server].
+struct Rig {
+    Engine engine;
+    Daemon daemon;
+    void start(const std::vector<std::string>& engine_args = {}, const std::string& stream = "",
+               const std::string& extra = "", const std::string& server = "");
+    std::string log(); // everything the daemon wrote so far
+};
+
+// A player with a small receive buffer, so that the daemon sees it lag.
+bool open_small(Player& p, int port, const std::string& id, int rcvbuf);
+// The slow one takes 64 KiB every 50 ms for `rounds` rounds; the fast one reads everything.
+void sip(Player& slow, Player& fast, int rounds);
+
 // Reads every player that is not paused for `ms` milliseconds.
 void read_players(std::vector<Player*> players, long ms);
 inline void read_player(Player& p, long ms) { read_players({&p}, ms); }

@@ -2,7 +2,6 @@
 // clearly, keeps serving real players, and gives its fds back.
 #include <criterion/criterion.h>
 
-#include <dirent.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -13,35 +12,20 @@ using namespace acemux;
 using namespace acemux::test;
 
 namespace {
-struct Rig {
-    Engine engine;
-    Daemon daemon;
-    void start(const std::string& server = "") {
-        rlimit rl;
-        getrlimit(RLIMIT_NOFILE, &rl);
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-        cr_assert(engine.start());
-        // No periodic health checks: their sockets would blur the fd counts.
-        cr_assert(daemon.start("[log]\nlevel = \"info\"\n[engines]\nhealth_interval = 3600\n"
-                               "[[engine]]\nhost = \"127.0.0.1\"\nport = " +
-                                   std::to_string(engine.port) + "\n",
-                               server));
-    }
-};
-
-int fds_of(pid_t pid) {
-    int n = 0;
-    DIR* d = opendir(("/proc/" + std::to_string(pid) + "/fd").c_str());
-    while (d && readdir(d)) n++;
-    if (d) closedir(d);
-    return n - 2;
+// A daemon that logs less and runs no periodic health checks (their sockets
+// would blur the fd counts), for a test process allowed many fds.
+void start_quiet(Rig& rig, const std::string& server) {
+    rlimit rl;
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    rig.start({}, "", "[log]\nlevel = \"info\"\n[engines]\nhealth_interval = 3600\n", server);
 }
 
 bool wait_fds(pid_t pid, int want, long ms) {
     long end = now_ms() + ms;
     while (now_ms() < end) {
-        if (fds_of(pid) <= want) return true;
+        if (fd_count(pid) <= want) return true;
         usleep(20000);
     }
     return false;
@@ -57,8 +41,8 @@ std::string ask(int port, const std::string& raw) {
 
 Test(hostile, slowloris_connections_are_closed_and_a_player_is_served_meanwhile, .timeout = 60) {
     Rig rig;
-    rig.start("header_timeout = 1\nmax_connections = 4096\n");
-    int base = fds_of(rig.daemon.proc.pid());
+    start_quiet(rig, "header_timeout = 1\nmax_connections = 4096\n");
+    int base = fd_count(rig.daemon.proc.pid());
     std::vector<Fd> loris;
     for (int i = 0; i < 1000; i++) {
         Fd fd(connect_port(rig.daemon.port));
@@ -83,13 +67,13 @@ Test(hostile, slowloris_connections_are_closed_and_a_player_is_served_meanwhile,
     loris.clear();
     p.fd.reset();
     cr_assert(wait_fds(rig.daemon.proc.pid(), base + 2, 5000), "fds back to baseline: %d (was %d)",
-              fds_of(rig.daemon.proc.pid()), base);
+              fd_count(rig.daemon.proc.pid()), base);
 }
 
 Test(hostile, a_flood_past_max_connections_is_refused_and_fds_return, .timeout = 30) {
     Rig rig;
-    rig.start("max_connections = 50\n");
-    int base = fds_of(rig.daemon.proc.pid());
+    start_quiet(rig, "max_connections = 50\n");
+    int base = fd_count(rig.daemon.proc.pid());
     std::vector<Fd> held;
     for (int i = 0; i < 50; i++) held.push_back(Fd(connect_port(rig.daemon.port)));
     usleep(200000);
@@ -100,13 +84,13 @@ Test(hostile, a_flood_past_max_connections_is_refused_and_fds_return, .timeout =
     }
     cr_assert_eq(refused, 200);
     held.clear();
-    cr_assert(wait_fds(rig.daemon.proc.pid(), base, 5000), "fds: %d, baseline %d", fds_of(rig.daemon.proc.pid()), base);
+    cr_assert(wait_fds(rig.daemon.proc.pid(), base, 5000), "fds: %d, baseline %d", fd_count(rig.daemon.proc.pid()), base);
     cr_assert_eq(http_get(rig.daemon.port, "/health").status, 200);
 }
 
 Test(hostile, odd_requests_get_clear_answers, .timeout = 30) {
     Rig rig;
-    rig.start();
+    start_quiet(rig, "");
     struct Case {
         std::string raw;
         int status;

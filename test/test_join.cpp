@@ -11,15 +11,6 @@ using namespace acemux;
 using namespace acemux::test;
 
 namespace {
-struct Rig {
-    Engine engine;
-    Daemon daemon;
-    void start(const std::vector<std::string>& engine_args, const std::string& stream = "") {
-        cr_assert(engine.start(engine_args), "%s", engine.proc.output().c_str());
-        cr_assert(daemon.start("[stream]\n" + stream + "\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
-                               std::to_string(engine.port) + "\n"));
-    }
-};
 
 const uint8_t* packet(const Player& p, int i) {
     return reinterpret_cast<const uint8_t*>(p.first_bytes.data()) + i * 188;
@@ -94,18 +85,9 @@ Test(join, catch_up_jumps_land_on_keyframes, .timeout = 60) {
     rig.start({"--bitrate", "40000000", "--keyframes", "idr", "--key-every", "200"},
               "chunk_size = 18800\nring_chunks = 16\ninitial_behind = 2\ncatchup_behind = 8\n");
     Player slow, fast;
-    int small = 65536;
-    slow.fd.reset(connect_port(rig.daemon.port));
-    setsockopt(slow.fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    cr_assert(send_all(slow.fd.get(), "GET /ace/getstream?id=" + kId + " HTTP/1.1\r\n\r\n"));
+    cr_assert(open_small(slow, rig.daemon.port, kId, 65536));
     cr_assert(fast.open(rig.daemon.port, kId));
-    read_players({&slow, &fast}, 200);
-    for (int i = 0; i < 80; i++) {
-        char buf[65536];
-        ssize_t n = recv(slow.fd.get(), buf, sizeof buf, MSG_DONTWAIT);
-        if (n > 0) slow.on_data(buf, static_cast<size_t>(n));
-        read_players({&fast}, 50);
-    }
+    sip(slow, fast, 80);
     cr_assert_gt(slow.check.gaps, 0u, "the slow reader jumped: %s", slow.check.summary().c_str());
     cr_assert_eq(slow.check.gaps_on_keyframe, slow.check.gaps, "every jump lands on PAT, PMT, keyframe: %s",
                  slow.check.summary().c_str());

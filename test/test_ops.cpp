@@ -17,15 +17,6 @@ using namespace acemux;
 using namespace acemux::test;
 
 namespace {
-struct Rig {
-    Engine engine;
-    Daemon daemon;
-    void start(const std::string& extra = "") {
-        cr_assert(engine.start());
-        cr_assert(daemon.start("[[engine]]\nhost = \"127.0.0.1\"\nport = " + std::to_string(engine.port) + "\n" +
-                               extra));
-    }
-};
 
 HttpReply get(int port, const std::string& target, const std::string& headers = "") {
     Fd fd(connect_port(port));
@@ -66,7 +57,7 @@ bool prom_sample(const std::string& line, std::string& name, std::string& key, d
 
 Test(access, loopback_is_allowed_by_default_and_other_networks_are_not) {
     Rig rig;
-    rig.start("[access]\nallow = [\"10.0.0.0/8\"]\n");
+    rig.start({}, "", "[access]\nallow = [\"10.0.0.0/8\"]\n");
     HttpReply r = get(rig.daemon.port, "/ace/getstream?id=" + kId);
     cr_assert_eq(r.status, 403);
     cr_assert_eq(r.body, "address 127.0.0.1 is not allowed\n");
@@ -78,7 +69,7 @@ Test(access, loopback_is_allowed_by_default_and_other_networks_are_not) {
 
 Test(access, admin_endpoints_can_be_restricted_separately, .timeout = 20) {
     Rig rig;
-    rig.start("[access]\nadmin_allow = [\"10.0.0.0/8\"]\n");
+    rig.start({}, "", "[access]\nadmin_allow = [\"10.0.0.0/8\"]\n");
     cr_assert_eq(get(rig.daemon.port, "/stats").status, 403);
     cr_assert_eq(get(rig.daemon.port, "/metrics").status, 403);
     cr_assert_eq(get(rig.daemon.port, "/status").status, 403);
@@ -90,7 +81,7 @@ Test(access, admin_endpoints_can_be_restricted_separately, .timeout = 20) {
 
 Test(access, token_missing_wrong_and_right, .timeout = 20) {
     Rig rig;
-    rig.start("[access]\ntoken = \"s3cret\"\n");
+    rig.start({}, "", "[access]\ntoken = \"s3cret\"\n");
     HttpReply r = get(rig.daemon.port, "/ace/getstream?id=" + kId);
     cr_assert_eq(r.status, 403);
     cr_assert_eq(r.body, "token required (?token= or X-Acemux-Token)\n");
@@ -108,7 +99,7 @@ Test(access, token_missing_wrong_and_right, .timeout = 20) {
 
 Test(access, per_ip_and_total_client_limits, .timeout = 20) {
     Rig rig;
-    rig.start("[access]\nmax_clients_per_ip = 2\n");
+    rig.start({}, "", "[access]\nmax_clients_per_ip = 2\n");
     Player a, b;
     cr_assert(a.open(rig.daemon.port, kId));
     cr_assert(b.open(rig.daemon.port, kId2));
@@ -117,7 +108,7 @@ Test(access, per_ip_and_total_client_limits, .timeout = 20) {
     cr_assert_eq(r.status, 429);
     cr_assert_eq(r.body, "too many streams from 127.0.0.1 (limit 2)\n");
     Rig total;
-    total.start("[access]\nmax_clients = 1\n");
+    total.start({}, "", "[access]\nmax_clients = 1\n");
     Player c;
     cr_assert(c.open(total.daemon.port, kId));
     read_player(c, 300);
@@ -212,7 +203,7 @@ Test(observability, status_page_is_self_contained_html, .timeout = 20) {
 
 Test(playlist, channels_point_back_at_the_host_asked) {
     Rig rig;
-    rig.start("[[channel]]\nname = \"News\"\nid = \"" + kId + "\"\ngroup = \"Info\"\nlogo = \"http://l/n.png\"\n"
+    rig.start({}, "", "[[channel]]\nname = \"News\"\nid = \"" + kId + "\"\ngroup = \"Info\"\nlogo = \"http://l/n.png\"\n"
               "[[channel]]\nname = \"Sport\"\nid = \"" + kId2 + "\"\n");
     HttpReply r = get(rig.daemon.port, "/playlist.m3u");
     cr_assert_eq(r.status, 200);
@@ -224,7 +215,7 @@ Test(playlist, channels_point_back_at_the_host_asked) {
 Test(playlist, without_a_host_header_the_address_the_player_reached_is_used) {
     // Found by fuzz_http_request: an HTTP/1.0 request without Host.
     Rig rig;
-    rig.start("[[channel]]\nname = \"News\"\nid = \"" + kId + "\"\n");
+    rig.start({}, "", "[[channel]]\nname = \"News\"\nid = \"" + kId + "\"\n");
     std::string raw = [&] {
         Fd fd(connect_port(rig.daemon.port));
         send_all(fd.get(), "GET /playlist.m3u HTTP/1.0\r\n\r\n");

@@ -11,7 +11,7 @@ using namespace acemux;
 using namespace acemux::test;
 
 namespace {
-struct Rig {
+struct RedisRig {
     RedisServer redis;
     Engine engine;
     Daemon daemon;
@@ -53,7 +53,7 @@ Test(redis_url, forms) {
 }
 
 Test(redis_mirror, chunks_index_and_ttls_are_written, .timeout = 30) {
-    Rig rig;
+    RedisRig rig;
     rig.start();
     Player p;
     cr_assert(p.open(rig.daemon.port, kId));
@@ -81,7 +81,7 @@ Test(redis_mirror, chunks_index_and_ttls_are_written, .timeout = 30) {
 }
 
 Test(redis_mirror, redis_killed_mid_stream_loses_players_nothing_and_mirroring_resumes, .timeout = 40) {
-    Rig rig;
+    RedisRig rig;
     rig.start();
     Player p;
     cr_assert(p.open(rig.daemon.port, kId));
@@ -103,7 +103,7 @@ Test(redis_mirror, redis_killed_mid_stream_loses_players_nothing_and_mirroring_r
 }
 
 Test(redis_mirror, paused_redis_is_capped_by_max_backlog, .timeout = 40) {
-    Rig rig;
+    RedisRig rig;
     rig.start({"--bitrate", "20000000"}, "max_backlog_mib = 0.5\n");
     Player p;
     cr_assert(p.open(rig.daemon.port, kId));
@@ -120,7 +120,7 @@ Test(redis_mirror, paused_redis_is_capped_by_max_backlog, .timeout = 40) {
 }
 
 Test(redis_mirror, restarted_daemon_primes_a_new_player_before_the_engine_sends, .timeout = 40) {
-    Rig rig;
+    RedisRig rig;
     rig.start();
     {
         Player p;

@@ -11,21 +11,6 @@ using namespace acemux;
 using namespace acemux::test;
 
 namespace {
-struct Rig {
-    Engine engine;
-    Daemon daemon;
-    void start(const std::vector<std::string>& engine_args = {}, const std::string& stream = "",
-               const std::string& engine_extra = "") {
-        cr_assert(engine.start(engine_args), "engine_sim did not start: %s", engine.proc.output().c_str());
-        std::string cfg = "[stream]\n" + stream + "\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
-                          std::to_string(engine.port) + "\n" + engine_extra;
-        cr_assert(daemon.start(cfg), "acemux did not start: %s", daemon.proc.output().c_str());
-    }
-    std::string log() {
-        daemon.proc.drain();
-        return daemon.proc.output();
-    }
-};
 
 void expect_clean(const Player& p, const char* who) {
     cr_assert_eq(p.status, 200, "%s: status %d", who, p.status);
@@ -93,10 +78,7 @@ Test(stream, a_player_that_stops_reading_is_dropped_and_costs_the_others_nothing
         readers.push_back(&p);
     }
     Player stuck;
-    int small = 4096;
-    stuck.fd.reset(connect_port(rig.daemon.port));
-    setsockopt(stuck.fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    cr_assert(send_all(stuck.fd.get(), "GET /ace/getstream?id=" + kId + " HTTP/1.1\r\n\r\n"));
+    cr_assert(open_small(stuck, rig.daemon.port, kId, 4096));
     long t0 = now_ms();
     std::string before = rig.engine.stats();
     read_players(readers, 4000);
@@ -115,20 +97,10 @@ Test(stream, a_slow_reader_jumps_forward_on_packet_boundaries, .timeout = 60) {
               "chunk_size = 18800\nring_chunks = 16\ninitial_behind = 2\ncatchup_behind = 8\n"
               "client_stall_timeout = 30\n");
     Player slow, fast;
-    int small = 65536;
-    slow.fd.reset(connect_port(rig.daemon.port));
-    setsockopt(slow.fd.get(), SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-    cr_assert(send_all(slow.fd.get(), "GET /ace/getstream?id=" + kId + " HTTP/1.1\r\n\r\n"));
+    cr_assert(open_small(slow, rig.daemon.port, kId, 65536));
     cr_assert(fast.open(rig.daemon.port, kId));
-    // The slow one takes 64 KiB every 50 ms, a quarter of the 5 MB/s stream:
-    // once the socket buffers are full its cursor falls behind.
-    read_players({&slow, &fast}, 200);
-    for (int i = 0; i < 80; i++) {
-        char buf[65536];
-        ssize_t n = recv(slow.fd.get(), buf, sizeof buf, MSG_DONTWAIT);
-        if (n > 0) slow.on_data(buf, static_cast<size_t>(n));
-        read_players({&fast}, 50);
-    }
+    // A quarter of the 5 MB/s stream: once the socket buffers are full its cursor falls behind.
+    sip(slow, fast, 80);
     expect_clean(fast, "fast reader");
     cr_assert(rig.log().find("jumping to chunk") != std::string::npos, "the slow reader jumped: %s\n%s",
               slow.check.summary().c_str(), rig.log().substr(rig.log().size() > 3000 ? rig.log().size() - 3000 : 0).c_str());
