@@ -20,6 +20,17 @@ std::string engine_entry(const std::string& name, int port, int max_streams = 10
 const std::string kId3 = "00000000000000000000000000000000000000aa";
 const std::string kFast = "[stream]\nkeepalive_interval = 0.2\nno_data_timeout = 1\nconnect_timeout = 1\n"
                           "[engines]\nhealth_interval = 0.2\nhealth_failures = 2\n";
+// Engines a and b with fast failure detection, and one player on a.
+struct TwoEngines {
+    Engine a, b;
+    Daemon d;
+    Player p;
+    void start(const std::vector<std::string>& a_args = {}) {
+        cr_assert(a.start(a_args) && b.start());
+        cr_assert(d.start(kFast + engine_entry("a", a.port) + engine_entry("b", b.port)));
+        cr_assert(p.open(d.port, kId));
+    }
+};
 } // namespace
 
 Test(engine_pool, least_loaded_placement_and_max_streams, .timeout = 30) {
@@ -47,12 +58,9 @@ Test(engine_pool, least_loaded_placement_and_max_streams, .timeout = 30) {
 }
 
 Test(engine_pool, killed_engine_moves_the_stream_and_players_stay, .timeout = 30) {
-    Engine a, b;
-    cr_assert(a.start() && b.start());
-    Daemon d;
-    cr_assert(d.start(kFast + engine_entry("a", a.port) + engine_entry("b", b.port)));
-    Player p;
-    cr_assert(p.open(d.port, kId));
+    TwoEngines t;
+    t.start();
+    auto& [a, b, d, p] = t;
     read_player(p, 1000);
     cr_assert_eq(sim_stat(a.stats(), "active"), 1);
     uint64_t nulls = p.check.nulls;
@@ -71,12 +79,9 @@ Test(engine_pool, killed_engine_moves_the_stream_and_players_stay, .timeout = 30
 }
 
 Test(engine_pool, stalled_engine_is_detected_by_no_data_timeout, .timeout = 30) {
-    Engine a, b;
-    cr_assert(a.start({"--stall-after", "300000", "--stall", "60000"}) && b.start());
-    Daemon d;
-    cr_assert(d.start(kFast + engine_entry("a", a.port) + engine_entry("b", b.port)));
-    Player p;
-    cr_assert(p.open(d.port, kId));
+    TwoEngines t;
+    t.start({"--stall-after", "300000", "--stall", "60000"});
+    auto& [a, b, d, p] = t;
     read_player(p, 5000);
     d.proc.drain();
     cr_assert(d.proc.output().find("no data for 1.") != std::string::npos, "%s", d.proc.output().c_str());
@@ -106,12 +111,9 @@ Test(engine_pool, all_engines_down_gives_503_then_recovers, .timeout = 30) {
 }
 
 Test(engine_pool, health_flapping_does_not_move_a_running_stream, .timeout = 30) {
-    Engine a, b;
-    cr_assert(a.start() && b.start());
-    Daemon d;
-    cr_assert(d.start(kFast + engine_entry("a", a.port) + engine_entry("b", b.port)));
-    Player p;
-    cr_assert(p.open(d.port, kId));
+    TwoEngines t;
+    t.start();
+    auto& [a, b, d, p] = t;
     read_player(p, 500);
     http_get(a.port, "/sim/set?health=500");
     cr_assert(d.proc.wait_line("engine a: down", 3000) != "");
