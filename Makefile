@@ -5,6 +5,11 @@ PREFIX  ?= /usr/local
 DESTDIR ?=
 CROSS   ?=
 BUILD   ?= build
+
+# Build in parallel; sub-makes share the top level's job slots.
+ifeq ($(MAKELEVEL),0)
+MAKEFLAGS += -j$(shell nproc)
+endif
 SAN     ?=
 
 ifeq ($(origin CXX),default)
@@ -73,24 +78,27 @@ $(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
-run: deps all
+# Installing comes first and alone (dpkg takes one apt-get at a time), then the build.
+run: deps
+	$(MAKE) --no-print-directory all
 	./acemux -f -c etc/acemux.toml
 
 # The suite, then the same suite under AddressSanitizer + UBSan (+ LeakSanitizer).
-test: deps deps-test
+test: deps-test
 	$(MAKE) --no-print-directory check-tests
 	$(MAKE) --no-print-directory test-asan
 
 check-tests: all $(BUILD)/acemux-tests
 	$(BUILD)/acemux-tests --jobs=$$(nproc)
 
-test-asan: deps deps-test
+test-asan: deps-test
 	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 build/asan/acemux build/asan/engine_sim build/asan/acemux-tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
 		build/asan/acemux-tests --jobs=$$(nproc)
 
 # Speed and memory figures (a few minutes); FULL=1 for every size (longer).
-bench: deps all $(BUILD)/swarm $(BUILD)/baseline $(BUILD)/benchmark
+bench: deps
+	$(MAKE) --no-print-directory all $(BUILD)/swarm $(BUILD)/baseline $(BUILD)/benchmark
 	$(BUILD)/benchmark $(if $(FULL),--full) --out bench/results/latest.json
 
 # libFuzzer targets under ASan+UBSan, each run for FUZZ_SECONDS on a copy of
@@ -113,7 +121,7 @@ $(FUZZ_DIR)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/test/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
 	clang++ $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
 
-fuzz: deps deps-fuzz
+fuzz: deps-fuzz
 	$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
 	@for t in $(FUZZ_TARGETS); do \
 		mkdir -p $(FUZZ_DIR)/corpus-$$t && cp -n test/fuzz/corpus/$$t/* $(FUZZ_DIR)/corpus-$$t/ ; \
@@ -125,7 +133,8 @@ fuzz: deps deps-fuzz
 
 # Players joining and leaving at random for SOAK_SECONDS; RSS and fds over time.
 SOAK_SECONDS ?= 600
-soak: deps all $(BUILD)/soak
+soak: deps
+	$(MAKE) --no-print-directory all $(BUILD)/soak
 	$(BUILD)/soak --seconds $(SOAK_SECONDS)
 
 install: all
@@ -155,10 +164,10 @@ endef
 deps:
 	$(call install_missing,$(DEB_DEPS))
 
-deps-test:
+deps-test: deps
 	$(call install_missing,$(DEB_TEST_DEPS))
 
-deps-fuzz:
+deps-fuzz: deps
 	$(call install_missing,$(DEB_FUZZ_DEPS))
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
