@@ -23,7 +23,7 @@ LLHTTP_DIR := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
 comma    := ,
-SANFLAGS := $(if $(SAN),-fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+SANFLAGS := $(if $(SAN),-O1 -fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
 CPPFLAGS += -Iinclude -I$(LLHTTP_INC) -DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1 -MMD -MP
 CXXFLAGS ?= -O2 -g
 CXXFLAGS += -std=c++20 -Wall -Wextra -Werror $(SANFLAGS)

@@ -1,6 +1,7 @@
 #include "acemux/http_server.hpp"
 
 #include <cerrno>
+#include <new>
 #include <cstring>
 #include <fcntl.h>
 #include <llhttp.h>
@@ -393,12 +394,16 @@ void HttpServer::accept_from(int lfd) {
             refuse(std::move(f), 503, "too many connections");
             continue;
         }
-        adopt(std::move(f), peer);
+        try {
+            adopt(std::move(f), peer);
+        } catch (const std::bad_alloc&) {
+            r_.log().error("out of memory: refusing %s", peer.str().c_str());
+        }
     }
 }
 
 void HttpServer::adopt(Fd fd, const SockAddr& peer) {
-    conns_.emplace_back(*this, std::move(fd), peer);
+    conns_.emplace_back(*this, std::move(fd), peer); // on bad_alloc the fd closes with the unwinding
     Conn& c = conns_.back();
     c.self = std::prev(conns_.end());
     c.deadline = r_.now() + header_timeout_;

@@ -1,6 +1,7 @@
 #include "acemux/session.hpp"
 
 #include <cstdio>
+#include <new>
 #include <unistd.h>
 
 namespace acemux {
@@ -316,14 +317,29 @@ HttpResponse SessionManager::getstream(const HttpRequest& req) {
             r.headers.emplace_back("Retry-After", "10");
             return r;
         }
-        sessions_[key] = std::make_unique<Session>(*this, key, id_key, id, std::move(e));
+        // A ring is megabytes: when memory runs out, this stream is refused
+        // and every other one goes on.
+        try {
+            sessions_[key] = std::make_unique<Session>(*this, key, id_key, id, std::move(e));
+        } catch (const std::bad_alloc&) {
+            sessions_.erase(key);
+            r_.log().error("stream %s: refused, out of memory for its buffer", id.c_str());
+            HttpResponse r = HttpResponse::text(503, "out of memory for a new stream");
+            r.headers.emplace_back("Retry-After", "30");
+            return r;
+        }
         totals.streams++;
     }
     const std::string* ua = req.header("user-agent");
     HttpResponse r;
     r.stream = [this, key, ua = ua ? *ua : std::string()](StreamHandoff&& h) {
         auto it = sessions_.find(key);
-        if (it != sessions_.end()) it->second->add(std::move(h), ua);
+        if (it == sessions_.end()) return;
+        try {
+            it->second->add(std::move(h), ua);
+        } catch (const std::bad_alloc&) { // the player's socket closes with the handoff
+            r_.log().error("stream %s: a player refused, out of memory", it->second->id().c_str());
+        }
     };
     return r;
 }

@@ -2,6 +2,7 @@
 // clearly, keeps serving real players, and gives its fds back.
 #include <criterion/criterion.h>
 
+#include <fstream>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -183,4 +184,43 @@ Test(engine_faults, body_without_a_single_packet, .timeout = 30) { engine_fault(
 Test(engine_faults, json_answer_of_10_mb, .timeout = 30) { engine_fault("json-10mb", "answer larger than 1 MiB"); }
 Test(engine_faults, close_in_the_middle_of_the_headers, .timeout = 30) {
     engine_fault("close-mid-header", "before the headers");
+}
+
+Test(hostile, out_of_memory_refuses_a_new_stream_and_keeps_the_others, .timeout = 60) {
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip_test("AddressSanitizer reserves terabytes of address space: an address-space limit cannot model ENOMEM");
+#endif
+    Engine engine;
+    cr_assert(engine.start());
+    // Rings of 512 x 64 KiB (33 MB): the address-space limit leaves room for one.
+    std::string cfg = write_temp("[server]\nlisten = [\"127.0.0.1:0\"]\n[stream]\nring_chunks = 512\n"
+                                 "[[engine]]\nhost = \"127.0.0.1\"\nport = " + std::to_string(engine.port) + "\n");
+    long vm_kib = 0;
+    {
+        Proc probe;
+        cr_assert(probe.spawn({bin_dir() + "/acemux", "-c", cfg}));
+        cr_assert(probe.wait_line("started (pid", 5000) != "");
+        std::ifstream st("/proc/" + std::to_string(probe.pid()) + "/status");
+        std::string line;
+        while (std::getline(st, line))
+            if (line.rfind("VmSize:", 0) == 0) vm_kib = std::atol(line.c_str() + 7);
+        probe.stop();
+    }
+    cr_assert_gt(vm_kib, 0);
+    long limit = (vm_kib + 50 * 1024) * 1024;
+    Proc d;
+    cr_assert(d.spawn({"/usr/bin/prlimit", "--as=" + std::to_string(limit), "--", bin_dir() + "/acemux", "-c", cfg}));
+    std::string line = d.wait_line("listening on", 5000);
+    int port = std::atoi(line.c_str() + line.rfind(':') + 1);
+    Player p;
+    cr_assert(p.open(port, kId));
+    read_player(p, 500);
+    cr_assert_eq(p.status, 200, "the first stream fits");
+    HttpReply r = http_get(port, "/ace/getstream?id=" + kId2);
+    cr_assert_eq(r.status, 503, "no memory for a second ring");
+    cr_assert_eq(r.body, "out of memory for a new stream\n");
+    read_player(p, 500);
+    cr_assert(!p.closed && p.check.clean() && p.check.data > 500, "the first goes on: %s", p.check.summary().c_str());
+    cr_assert_eq(http_get(port, "/health").status, 200);
+    cr_assert_eq(d.stop(), 0);
 }
