@@ -70,6 +70,14 @@ std::string Rig::log() {
     return daemon.proc.output();
 }
 
+void LateJoin::run(int port, long watch_ms, long late_ms) {
+    cr_assert(first.open(port, kId));
+    read_player(first, watch_ms);
+    head = first.check.last_seq;
+    cr_assert(late.open(port, kId));
+    read_players({&first, &late}, late_ms);
+}
+
 bool open_small(Player& p, int port, const std::string& id, int rcvbuf) {
     p.fd.reset(connect_port(port));
     ::setsockopt(p.fd.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);

@@ -35,6 +35,15 @@ struct Rig {
     std::string log(); // everything the daemon wrote so far
 };
 
+// A first player watches for `watch_ms`, then a second joins and both read
+// for `late_ms`. `head` is the first player's newest sequence number when the
+// second joined.
+struct LateJoin {
+    Player first, late;
+    uint64_t head = 0;
+    void run(int port, long watch_ms, long late_ms);
+};
+
 // A player with a small receive buffer, so that the daemon sees it lag.
 bool open_small(Player& p, int port, const std::string& id, int rcvbuf);
 // The slow one takes 64 KiB every 50 ms for `rounds` rounds; the fast one reads everything.

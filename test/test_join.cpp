@@ -22,13 +22,9 @@ constexpr double kPacketsPerSecond = 6e6 / 8 / 188;
 void late_joiner_starts_on_a_keyframe(const char* mode) {
     Rig rig;
     rig.start({"--keyframes", mode, "--key-every", "1000"}); // a keyframe every 0.25 s
-    Player first;
-    cr_assert(first.open(rig.daemon.port, kId));
-    read_player(first, 2500);
-    uint64_t head = first.check.last_seq;
-    Player late;
-    cr_assert(late.open(rig.daemon.port, kId));
-    read_players({&first, &late}, 500);
+    LateJoin j;
+    j.run(rig.daemon.port, 2500, 500);
+    auto& [first, late, head] = j;
     cr_assert_eq(late.status, 200);
     cr_assert_geq(late.first_bytes.size(), 3u * 188);
     cr_assert_eq(ts::pid(packet(late, 0)), 0, "first packet is the PAT");
@@ -54,13 +50,9 @@ Test(join, late_joiner_starts_on_pat_pmt_keyframe_by_h264_idr, .timeout = 30) {
 Test(join, without_keyframes_the_chunk_rule_applies, .timeout = 30) {
     Rig rig;
     rig.start({"--keyframes", "none"});
-    Player first;
-    cr_assert(first.open(rig.daemon.port, kId));
-    read_player(first, 2000);
-    uint64_t head = first.check.last_seq;
-    Player late;
-    cr_assert(late.open(rig.daemon.port, kId));
-    read_players({&first, &late}, 300);
+    LateJoin j;
+    j.run(rig.daemon.port, 2000, 300);
+    auto& [first, late, head] = j;
     cr_assert_eq(late.status, 200);
     cr_assert(late.check.clean(), "%s", late.check.summary().c_str());
     uint64_t behind = head - late.check.first_seq;
@@ -70,11 +62,9 @@ Test(join, without_keyframes_the_chunk_rule_applies, .timeout = 30) {
 Test(join, join_behind_zero_turns_keyframe_starts_off, .timeout = 30) {
     Rig rig;
     rig.start({"--keyframes", "rai", "--key-every", "1000"}, "join_behind = 0\n");
-    Player first, late;
-    cr_assert(first.open(rig.daemon.port, kId));
-    read_player(first, 1500);
-    cr_assert(late.open(rig.daemon.port, kId));
-    read_players({&first, &late}, 300);
+    LateJoin j;
+    j.run(rig.daemon.port, 1500, 300);
+    Player& late = j.late;
     cr_assert_eq(late.status, 200);
     cr_assert_neq(ts::pid(packet(late, 0)) == 0 && testts::is_keyframe(packet(late, 2)), true,
                   "a chunk start, not a prepared keyframe start");

@@ -48,13 +48,10 @@ Test(stream, late_joiner_gets_data_at_once_from_initial_behind_chunks, .timeout 
     Rig rig;
     // 2 KB/packet math: 64 KiB chunks fill every ~87 ms at 6 Mbit/s.
     rig.start();
-    Player first;
-    cr_assert(first.open(rig.daemon.port, kId));
-    read_player(first, 1500);
-    uint64_t head_seq = first.check.last_seq;
-    Player late;
-    cr_assert(late.open(rig.daemon.port, kId));
-    read_players({&first, &late}, 300);
+    LateJoin j;
+    j.run(rig.daemon.port, 1500, 300);
+    Player& late = j.late;
+    uint64_t head_seq = j.head;
     expect_clean(late, "late joiner");
     long ttfb = late.first_byte_ms - late.connected_ms;
     cr_log_info("late joiner: first byte after %ld ms, started %llu packets behind", ttfb,
