@@ -1,6 +1,8 @@
 #include <criterion/criterion.h>
 
 #include <csignal>
+#include <cstdlib>
+#include <new>
 #include <fcntl.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -176,4 +178,44 @@ Test(reactor, stop_ends_run) {
     r.add_timer(5, [&] { r.stop(); });
     r.run();
     cr_assert(r.stopping());
+}
+
+// Every allocation in this test binary is counted (it only counts).
+static size_t g_allocations = 0;
+void* operator new(size_t n) {
+    g_allocations++;
+    if (void* p = std::malloc(n ? n : 1)) return p;
+    throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, size_t) noexcept { std::free(p); }
+
+Test(reactor, steady_state_events_and_timer_rearms_allocate_nothing) {
+    Reactor r;
+    Timer t(r);
+    struct Drain final : IoHandler {
+        Fd rd, wr;
+        int reads = 0;
+        void on_io(uint32_t) override {
+            char buf[64];
+            while (read(rd.get(), buf, sizeof buf) > 0) reads++;
+        }
+    } d;
+    int p[2];
+    cr_assert_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+    d.rd.reset(p[0]);
+    d.wr.reset(p[1]);
+    r.watch(d.rd.get(), &d, true, false);
+    int fired = 0;
+    auto round = [&] {
+        t.once(0, [&fired] { fired++; }); // what a session does after each engine read
+        cr_assert_eq(write(d.wr.get(), "x", 1), 1);
+        r.run_once(10);
+    };
+    for (int i = 0; i < 100; i++) round(); // warm-up: slabs and vectors reach their size
+    size_t before = g_allocations;
+    for (int i = 0; i < 1000; i++) round();
+    cr_assert_eq(g_allocations - before, 0u, "%zu allocations in 1000 rounds", g_allocations - before);
+    cr_assert_eq(fired, 1100);
+    cr_assert_eq(d.reads, 1100);
 }

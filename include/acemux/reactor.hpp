@@ -105,7 +105,9 @@ private:
     Log log_;
 };
 
-// A timer owned by an object: cancelled when the owner goes away.
+// A timer owned by an object: cancelled when the owner goes away. It keeps
+// its callback itself and hands the reactor only [this], which fits in
+// std::function's inline storage: re-arming allocates nothing.
 class Timer {
 public:
     explicit Timer(Reactor& r) : r_(&r) {}
@@ -115,16 +117,12 @@ public:
 
     void start(Millis delay, Reactor::Callback cb, Millis repeat = 0) {
         stop();
-        id_ = r_->add_timer(delay, std::move(cb), repeat);
+        cb_ = std::move(cb);
+        repeat_ = repeat;
+        id_ = r_->add_timer(delay, [this] { fire(); }, repeat);
     }
-    // Fires once after `delay`; clears itself before running the callback.
-    void once(Millis delay, Reactor::Callback cb) {
-        stop();
-        id_ = r_->add_timer(delay, [this, cb = std::move(cb)] {
-            id_ = 0;
-            cb();
-        });
-    }
+    // Fires once after `delay`; disarmed before the callback runs.
+    void once(Millis delay, Reactor::Callback cb) { start(delay, std::move(cb), 0); }
     void stop() {
         if (id_) r_->cancel_timer(id_);
         id_ = 0;
@@ -132,8 +130,24 @@ public:
     bool armed() const { return id_ != 0; }
 
 private:
+    void fire() {
+        // The callback may re-arm this timer (replacing cb_), so it runs from a
+        // local. A one-shot's owner may even be gone afterwards: touch nothing.
+        Reactor::Callback cb = std::move(cb_);
+        cb_ = nullptr;
+        if (!repeat_) {
+            id_ = 0;
+            cb();
+            return;
+        }
+        cb();
+        if (!cb_ && id_) cb_ = std::move(cb); // still the same repeating timer
+    }
+
     Reactor* r_;
     Reactor::TimerId id_ = 0;
+    Millis repeat_ = 0;
+    Reactor::Callback cb_;
 };
 
 } // namespace acemux
