@@ -41,9 +41,9 @@ void Cursor::advance(const Ring& r, size_t n) {
 
 // ------------------------------------------------------------ client
 
-Client::Client(Session& s, StreamHandoff&& h, std::string user_agent, uint64_t serial)
+Client::Client(Session& s, StreamHandoff&& h, std::string user_agent)
     : s_(s), fd_(std::move(h.fd)), slot_(std::move(h.slot)), peer_(h.peer), ua_(std::move(user_agent)),
-      serial_(serial), own_(std::move(h.queued)) {
+      own_(std::move(h.queued)) {
     since_ = last_progress_ = last_write_ = s_.reactor().now();
     if (int sndbuf = s_.cfg().client_sndbuf)
         ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);

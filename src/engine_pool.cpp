@@ -32,12 +32,6 @@ void EnginePool::reconfigure(const Config& c) {
     timer_.start(0, [this] { check_all(); }, interval_);
 }
 
-bool EnginePool::any_up() const {
-    for (auto& e : engines_)
-        if (e->up) return true;
-    return false;
-}
-
 EngineLease EnginePool::pick(const Engine* avoid) {
     std::shared_ptr<Engine> best;
     size_t n = engines_.size();

@@ -61,10 +61,6 @@ void Ring::seal(bool announce) {
     fill_ = carry;
 }
 
-void Ring::seal_now() {
-    if (committed_) seal();
-}
-
 bool Ring::prime(uint64_t idx, const uint8_t* data, size_t len) {
     if (committed_ || fill_ || len == 0 || len > chunk_size_ || len % ts::kPacket) return false;
     for (size_t off = 0; off < len; off += ts::kPacket)

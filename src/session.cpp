@@ -75,7 +75,7 @@ void Session::connect() {
 }
 
 void Session::add(StreamHandoff&& h, std::string user_agent) {
-    clients_.emplace_back(*this, std::move(h), std::move(user_agent), m_.next_serial());
+    clients_.emplace_back(*this, std::move(h), std::move(user_agent));
     Client& c = clients_.back();
     c.self = std::prev(clients_.end());
     if (st_ == State::draining) {

@@ -34,7 +34,6 @@ std::pair<uint8_t*, size_t> Upstream::recv_area() {
 }
 
 void Upstream::on_body(const uint8_t* at, size_t n) {
-    received_ += n;
     if (staging_) staged_.append(reinterpret_cast<const char*>(at), n);
     else ring_.append(at, n);
 }

@@ -41,7 +41,7 @@ class Session;
 
 class Client final : public IoHandler {
 public:
-    Client(Session& s, StreamHandoff&& h, std::string user_agent, uint64_t serial);
+    Client(Session& s, StreamHandoff&& h, std::string user_agent);
     ~Client();
     Client(const Client&) = delete;
     Client& operator=(const Client&) = delete;
@@ -64,7 +64,6 @@ public:
     // for /stats
     const SockAddr& peer() const { return peer_; }
     const std::string& user_agent() const { return ua_; }
-    uint64_t serial() const { return serial_; }
     uint64_t bytes_sent() const { return sent_; }
     uint64_t jumps() const { return jumps_; }
     Millis connected_at() const { return since_; }
@@ -79,7 +78,6 @@ private:
     ConnSlot slot_;
     SockAddr peer_;
     std::string ua_;
-    uint64_t serial_;
     std::string own_; // header and null packets, sent before ring bytes
     size_t own_off_ = 0;
     Cursor cur_;

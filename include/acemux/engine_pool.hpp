@@ -55,7 +55,6 @@ public:
     EngineLease pick(const Engine* avoid = nullptr);
     void reconfigure(const Config& c); // keeps state of engines that stay; drains removed ones
     const std::vector<std::shared_ptr<Engine>>& engines() const { return engines_; }
-    bool any_up() const;
 
 private:
     void check_all();

@@ -100,7 +100,6 @@ public:
 
     std::vector<SockAddr> bound() const;
     size_t connections() const { return conn_count_; } // HTTP connections and handed-off streams
-    size_t* conn_counter() { return &conn_count_; }
     Reactor& reactor() { return r_; }
 
 private:

@@ -58,8 +58,6 @@ public:
     size_t commit(ts::Aligner& a);
     // Drops unverified bytes (the connection they came from is gone).
     void discard_pending() { fill_ = committed_; }
-    // Seals the open chunk as it is (for a clean cut, e.g. before a splice).
-    void seal_now();
 
     // Random-access points still in the ring, oldest first; at most kMaxRaps,
     // overwritten with the ring.
@@ -79,9 +77,6 @@ public:
     // the numbering; false when the ring already has data or the bytes are not
     // whole packets.
     bool prime(uint64_t idx, const uint8_t* data, size_t len);
-    // Patches the visible bytes of the open chunk from `from` onwards (splice marking).
-    uint8_t* open_mut() { return open(); }
-    size_t committed() const { return committed_; }
 
 private:
     size_t slot(uint64_t idx) const { return static_cast<size_t>(idx % n_); }

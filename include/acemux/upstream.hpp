@@ -45,11 +45,9 @@ public:
     // Marks the next connection's data as a new stream, starting at a keyframe
     // when one comes within `key_wait` packets.
     void splice_next(uint64_t key_wait) { splice_.arm(key_wait); }
-    bool splicing() const { return splice_.active(); }
     bool active() const { return api_.active() || play_.active(); }
     const std::string& command_url() const { return command_url_; }
     const ts::Aligner& aligner() const { return aligner_; }
-    uint64_t bytes_received() const { return received_; }
 
 private:
     void on_api(int status, const std::string& body, const std::string& err);
@@ -78,7 +76,7 @@ private:
     EngineConfig engine_;
     Millis timeout_ = 5000;
     std::string command_url_;
-    uint64_t received_ = 0, dropped_seen_ = 0;
+    uint64_t dropped_seen_ = 0;
     Millis dropped_logged_at_ = -1000000;
 };
 
