@@ -44,7 +44,7 @@ void Cursor::advance(const Ring& r, size_t n) {
 Client::Client(Session& s, StreamHandoff&& h, std::string user_agent)
     : s_(s), fd_(std::move(h.fd)), slot_(std::move(h.slot)), peer_(h.peer), ua_(std::move(user_agent)),
       own_(std::move(h.queued)) {
-    since_ = last_progress_ = last_write_ = s_.reactor().now();
+    since_ = last_progress_ = s_.reactor().now();
     if (int sndbuf = s_.cfg().client_sndbuf)
         ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     s_.reactor().watch(fd_.get(), this, true, false);
@@ -124,7 +124,7 @@ void Client::pump() {
     }
     size_t took = static_cast<size_t>(w);
     if (took) {
-        last_progress_ = last_write_ = s_.reactor().now();
+        last_progress_ = s_.reactor().now();
         sent_ += took;
     }
     size_t from_own = std::min(took, own_left);
@@ -139,7 +139,7 @@ void Client::pump() {
 
 void Client::keepalive() {
     if (dead() || !streaming_ || blocked_ || !own_.empty() || !cur_.at_head(s_.ring())) return;
-    if (s_.reactor().now() - last_write_ < s_.cfg().keepalive_interval) return;
+    if (s_.reactor().now() - last_progress_ < s_.cfg().keepalive_interval) return;
     own_.resize(ts::kPacket);
     ts::null_packet(reinterpret_cast<uint8_t*>(own_.data()), null_cc_++);
     pump();

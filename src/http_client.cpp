@@ -25,8 +25,10 @@ const llhttp_settings_t& HttpClient::settings() {
             return 0;
         };
         s.on_body = [](llhttp_t* p, const char* at, size_t n) {
-            static_cast<HttpClient*>(p->data)->sink_.on_body(reinterpret_cast<const uint8_t*>(at), n);
-            return 0;
+            auto* c = static_cast<HttpClient*>(p->data);
+            if (c->sink_.on_body(reinterpret_cast<const uint8_t*>(at), n)) return 0;
+            c->aborted_ = true;
+            return -1;
         };
         s.on_message_complete = [](llhttp_t* p) -> int {
             static_cast<HttpClient*>(p->data)->complete_ = true;
@@ -124,12 +126,10 @@ void HttpClient::on_io(uint32_t ev) {
     }
 }
 
-void Fetch::on_body(const uint8_t* at, size_t n) {
-    if (body_.size() + n > kMaxBody) {
-        too_big_ = true;
-        return;
-    }
+bool Fetch::on_body(const uint8_t* at, size_t n) {
+    if (body_.size() + n > kMaxBody) return too_big_ = true, false; // no point reading the rest
     body_.append(reinterpret_cast<const char*>(at), n);
+    return true;
 }
 
 void Fetch::on_end(const std::string& error) {

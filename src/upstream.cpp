@@ -33,9 +33,10 @@ std::pair<uint8_t*, size_t> Upstream::recv_area() {
     return {stage_buf_.get(), kStage};
 }
 
-void Upstream::on_body(const uint8_t* at, size_t n) {
+bool Upstream::on_body(const uint8_t* at, size_t n) {
     if (staging_) staged_.append(reinterpret_cast<const char*>(at), n);
     else ring_.append(at, n);
+    return true;
 }
 
 void Upstream::to_ring(const uint8_t* p, size_t n) {

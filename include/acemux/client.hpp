@@ -57,8 +57,7 @@ public:
     bool dead() const { return !fd_; }
     bool started() const { return started_; }
     bool blocked() const { return blocked_; }
-    Millis last_progress() const { return last_progress_; }
-    Millis last_write() const { return last_write_; }
+    Millis last_progress() const { return last_progress_; } // when the kernel last took a byte
     const Cursor& cursor() const { return cur_; }
 
     // for /stats
@@ -83,7 +82,7 @@ private:
     Cursor cur_;
     bool started_ = false, streaming_ = false, blocked_ = false;
     uint8_t null_cc_ = 0;
-    Millis since_, last_progress_, last_write_;
+    Millis since_, last_progress_;
     uint64_t sent_ = 0, jumps_ = 0;
 };
 

@@ -21,7 +21,7 @@ public:
     struct Sink {
         virtual std::pair<uint8_t*, size_t> recv_area() { return {nullptr, 0}; } // {nullptr,0}: internal buffer
         virtual bool on_status(int /*status*/) { return true; }                 // false aborts
-        virtual void on_body(const uint8_t* at, size_t n) = 0;
+        virtual bool on_body(const uint8_t* at, size_t n) = 0; // false: stop, the response is unwanted
         virtual void on_read() {}                          // after each recv()'s bytes were parsed
         virtual void on_end(const std::string& error) = 0; // "" when the response completed; may destroy the client
 
@@ -84,7 +84,7 @@ public:
     bool active() const { return client_.active(); }
 
 private:
-    void on_body(const uint8_t* at, size_t n) override;
+    bool on_body(const uint8_t* at, size_t n) override;
     void on_end(const std::string& error) override;
 
     HttpClient client_;

@@ -44,7 +44,6 @@ public:
     size_t length(uint64_t idx) const { return idx == head_ ? committed_ : len_[slot(idx)]; }
     const uint8_t* data(uint64_t idx) const { return mem_.get() + slot(idx) * stride_; }
     uint64_t bytes_in() const { return bytes_in_; } // bytes ever committed
-    size_t chunk_size() const { return chunk_size_; }
     size_t chunks() const { return n_; }
 
     // --- the writer

@@ -43,7 +43,6 @@ public:
     Ring& ring() { return ring_; }
     const Ring& ring() const { return ring_; }
     void reap_later();
-    bool accepted() const { return accepted_; }
     // Where a new or jumping player starts: the newest keyframe at least
     // join_behind back (PAT and PMT copies to send first), else the chunk rule.
     JoinPoint join_point() const;

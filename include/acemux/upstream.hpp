@@ -55,7 +55,7 @@ private:
 
     std::pair<uint8_t*, size_t> recv_area() override;
     bool on_status(int status) override;
-    void on_body(const uint8_t* at, size_t n) override;
+    bool on_body(const uint8_t* at, size_t n) override;
     void on_read() override;
     void to_ring(const uint8_t* p, size_t n); // copies into the ring and commits
     void on_end(const std::string& error) override;

@@ -16,7 +16,7 @@ struct RingSink final : HttpClient::Sink {
     ts::Aligner aligner;
     bool done = false;
     std::pair<uint8_t*, size_t> recv_area() override { return {ring.recv_ptr(), ring.recv_space()}; }
-    void on_body(const uint8_t* at, size_t n) override { ring.append(at, n); }
+    bool on_body(const uint8_t* at, size_t n) override { return ring.append(at, n), true; }
     void on_read() override { ring.commit(aligner); }
     void on_end(const std::string&) override { done = true; }
 };
