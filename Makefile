@@ -4,7 +4,19 @@
 PREFIX  ?= /usr/local
 DESTDIR ?=
 CROSS   ?=
+STATIC  ?=
+
+# Router builds: STATIC=1 links one self-contained binary, CROSS=<triplet>-
+# (e.g. aarch64-linux-gnu-) builds with Debian's cross toolchain. Neither can
+# lean on this machine's shared libraries, so toml++ is used header-only and
+# cJSON and hiredis are compiled in from Debian's own source packages, at the
+# versions installed here (apt fetches and checks them: see DEBSRC below).
+ROUTER  := $(if $(or $(STATIC),$(CROSS)),1)
+ifneq ($(ROUTER),)
+BUILD   ?= build/$(or $(CROSS:%-=%),native)
+endif
 BUILD   ?= build
+DEBSRC  := build/debsrc
 
 # Build in parallel; sub-makes share the top level's job slots.
 ifeq ($(MAKELEVEL),0)
@@ -24,16 +36,31 @@ LLHTTP_INC := /usr/share/include/llhttp
 
 comma    := ,
 SANFLAGS := $(if $(SAN),-O1 -fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
-CPPFLAGS += -Iinclude -I$(LLHTTP_INC) -DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1 -MMD -MP
+override CPPFLAGS += -Iinclude -I$(LLHTTP_INC) -MMD -MP
 CXXFLAGS ?= -O2 -g
-CXXFLAGS += -std=c++20 -Wall -Wextra -Werror $(SANFLAGS)
+override CXXFLAGS += -std=c++20 -Wall -Wextra -Werror $(SANFLAGS)
 CFLAGS   ?= -O2 -g
-CFLAGS   += -Wall -Werror $(SANFLAGS)
-LDFLAGS  += $(SANFLAGS)
-LDLIBS   += -ltomlplusplus -lhiredis -lcjson
+override CFLAGS   += -Wall -Werror $(SANFLAGS)
+override LDFLAGS  += $(SANFLAGS)
 
 LIB_SRC    := $(filter-out src/main.cpp,$(wildcard src/*.cpp))
 LIB_OBJ    := $(LIB_SRC:%.cpp=$(BUILD)/%.o) $(patsubst %,$(BUILD)/llhttp/%.o,api http llhttp)
+
+ifeq ($(ROUTER),)
+override CPPFLAGS += -DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1
+override LDLIBS   += -ltomlplusplus -lhiredis -lcjson
+else
+BUNDLED  := cjson/cJSON $(patsubst %,hiredis/%,net hiredis sds async read alloc)
+LIB_OBJ  += $(BUNDLED:%=$(BUILD)/debsrc/%.o)
+override CPPFLAGS += -I$(DEBSRC)/include -DTOML_HEADER_ONLY=1 -DACEMUX_ROUTER=1
+# Each function in its own section, so the linker drops what nothing calls:
+# a router's flash is small (the static binary shrinks by a sixth).
+SECTIONS := -ffunction-sections -fdata-sections
+override CXXFLAGS += $(SECTIONS)
+override CFLAGS   += $(SECTIONS)
+override LDFLAGS  += -s -Wl,--gc-sections
+ROUTER_BIN := $(BUILD)/acemux$(if $(STATIC),-static)
+endif
 TEST_SRC   := $(wildcard test/test_*.cpp) test/harness.cpp test/player.cpp
 TEST_OBJ   := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o
@@ -41,16 +68,27 @@ SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o
 DEB_DEPS      := g++ make pkg-config libhiredis-dev libtomlplusplus-dev libcjson-dev node-llhttp
 DEB_TEST_DEPS := libcriterion-dev redis-server mandoc
 DEB_FUZZ_DEPS := clang libclang-rt-14-dev
+DEB_ROUTER_DEPS := dpkg-dev $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)
 
-.PHONY: all run test test-asan bench fuzz soak install clean deps deps-test deps-fuzz check-tests
+.PHONY: all run test test-asan bench fuzz soak install clean deps deps-test deps-fuzz deps-router check-tests
 
+ifeq ($(ROUTER),)
 all: acemux $(BUILD)/engine_sim
+else
+all: deps-router
+	$(MAKE) --no-print-directory $(ROUTER_BIN)
+	@echo "router build: $(ROUTER_BIN)"
+endif
 
 acemux: $(BUILD)/acemux
 	cp $< $@.tmp && mv -f $@.tmp $@
 
 $(BUILD)/acemux: $(BUILD)/src/main.o $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Same objects, linked with everything in: runs on a router with no libraries.
+$(BUILD)/acemux-static: $(BUILD)/src/main.o $(LIB_OBJ)
+	$(CXX) $(LDFLAGS) -static -o $@ $^ $(LDLIBS)
 
 $(BUILD)/engine_sim: $(SIM_OBJ) $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -169,5 +207,46 @@ deps-test: deps
 
 deps-fuzz: deps
 	$(call install_missing,$(DEB_FUZZ_DEPS))
+
+deps-router: deps
+	$(call install_missing,$(DEB_ROUTER_DEPS))
+
+# Debian's source of a library, at the version of its installed -dev package,
+# unpacked with Debian's patches into $(DEBSRC)/<name>. apt reads a private
+# deb-src list, so the machine's own apt configuration is left alone.
+APT_SRC := -o Dir::Etc::SourceList=$(CURDIR)/$(DEBSRC)/apt/sources -o Dir::Etc::SourceParts=/dev/null \
+	-o Dir::State::Lists=$(CURDIR)/$(DEBSRC)/apt/lists -o Dir::Cache=$(CURDIR)/$(DEBSRC)/apt/cache
+DEBIAN_SUITE = $(shell . /etc/os-release && echo $$VERSION_CODENAME)
+DEBIAN_KEY   := [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg]
+
+$(DEBSRC)/apt/.updated:
+	mkdir -p $(DEBSRC)/apt/lists/partial $(DEBSRC)/apt/cache
+	for s in $(DEBIAN_SUITE) $(DEBIAN_SUITE)-updates; do echo "deb-src $(DEBIAN_KEY) http://deb.debian.org/debian $$s main"; done \
+		> $(DEBSRC)/apt/sources
+	echo "deb-src $(DEBIAN_KEY) http://deb.debian.org/debian-security $(DEBIAN_SUITE)-security main" >> $(DEBSRC)/apt/sources
+	apt-get $(APT_SRC) -qq update
+	touch $@
+
+$(DEBSRC)/%/.unpacked: $(DEBSRC)/apt/.updated
+	rm -rf $(DEBSRC)/$* $(DEBSRC)/dl-$* && mkdir -p $(DEBSRC)/dl-$* $(DEBSRC)/include
+	cd $(DEBSRC)/dl-$* && apt-get $(APT_SRC) -qq source --download-only \
+		$*=$$(dpkg-query -W -f='$${Version}' lib$*-dev) 2>&1 | grep -v 'unsandboxed as root' || true
+	@# apt has checked the files against the archive's signed index; the
+	@# uploader's key, which dpkg-source would look for, is not on the machine.
+	dpkg-source -q --no-check -x $(DEBSRC)/dl-$*/$*_*.dsc $(DEBSRC)/$*
+	ln -sfn ../$* $(DEBSRC)/include/$*
+	touch $@
+
+# Their code is theirs: built as Debian builds it, warnings not ours to fix.
+$(BUILD)/debsrc/cjson/%.o: $(DEBSRC)/cjson/.unpacked
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -w $(SECTIONS) -c -o $@ $(DEBSRC)/cjson/$*.c
+$(BUILD)/debsrc/hiredis/%.o: $(DEBSRC)/hiredis/.unpacked
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -w $(SECTIONS) -c -o $@ $(DEBSRC)/hiredis/$*.c
+
+ifneq ($(ROUTER),)
+$(BUILD)/src/main.o $(LIB_OBJ): | $(DEBSRC)/cjson/.unpacked $(DEBSRC)/hiredis/.unpacked
+endif
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

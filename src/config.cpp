@@ -192,6 +192,43 @@ bool parse_channels(Parser& p, const toml::node& n, Config& c) {
 
 } // namespace
 
+bool parse_redis_url(const std::string& url, RedisTarget& t, std::string& err) {
+    t = RedisTarget{};
+    auto number = [](const std::string& s, int& out) {
+        if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+        out = std::stoi(s);
+        return true;
+    };
+    if (url.rfind("unix://", 0) == 0 || url.rfind('/', 0) == 0) {
+        std::string p = url.rfind("unix://", 0) == 0 ? url.substr(7) : url;
+        size_t q = p.find("?db=");
+        if (q != std::string::npos && !number(p.substr(q + 4), t.db)) return err = "bad ?db= in " + url, false;
+        t.unix_path = p.substr(0, q);
+        return true;
+    }
+    if (url.rfind("redis://", 0) != 0) return err = "url must start with redis:// or unix:// (or be a socket path)", false;
+    std::string rest = url.substr(8);
+    size_t at = rest.rfind('@');
+    if (at != std::string::npos) {
+        std::string auth = rest.substr(0, at);
+        t.password = auth.substr(auth.find(':') == std::string::npos ? 0 : auth.find(':') + 1);
+        rest = rest.substr(at + 1);
+    }
+    size_t slash = rest.find('/');
+    if (slash != std::string::npos) {
+        if (slash + 1 < rest.size() && !number(rest.substr(slash + 1), t.db)) return err = "bad database number", false;
+        rest = rest.substr(0, slash);
+    }
+    if (rest.empty()) return err = "no host in " + url, false;
+    // hiredis would resolve a name with a blocking getaddrinfo() in the loop.
+    bool has_port = rest.back() != ']' && rest.find(':') != std::string::npos;
+    SockAddr addr;
+    if (!parse_hostport(has_port ? rest : rest + ":6379", addr, err)) return err = url + ": " + err, false;
+    t.host = addr.host();
+    t.port = addr.port();
+    return true;
+}
+
 bool Cidr::contains(const SockAddr& a) const {
     const uint8_t *x, *y;
     size_t len;
@@ -320,7 +357,14 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                 integer("max_clients_per_ip", c.max_clients_per_ip, 0, 1000000)});
         } else if (key == "redis") {
             ok = p.subtable(root, "redis", {
-                string("url", c.redis.url), string("prefix", c.redis.prefix),
+                {"url", [&](const toml::node& n) -> Problem {
+                     if (!n.is_string()) return Problem(std::string("url must be a string, not ") + type_name(n));
+                     c.redis.url = n.as_string()->get();
+                     std::string why;
+                     if (!c.redis.url.empty() && !parse_redis_url(c.redis.url, c.redis.target, why)) return why;
+                     return {};
+                 }},
+                string("prefix", c.redis.prefix),
                 integer("ttl", c.redis.ttl, 1, 86400 * 7),
                 {"max_backlog_mib", [&](const toml::node& n) -> Problem {
                      if (!n.is_number()) return Problem(std::string("max_backlog_mib must be a number, not ") + type_name(n));

@@ -63,16 +63,38 @@ struct PidFile {
     }
 };
 
+#ifdef ACEMUX_ROUTER
+// A static binary cannot load glibc's NSS modules (a router has none to give
+// it), so router builds read the account files directly, as busybox does.
+const passwd* find_user(const char* name) {
+    FILE* f = std::fopen("/etc/passwd", "re");
+    const passwd* pw = nullptr;
+    while (f && (pw = ::fgetpwent(f)) && std::strcmp(pw->pw_name, name) != 0) {}
+    if (f) std::fclose(f);
+    return pw;
+}
+const group* find_group(const char* name) {
+    FILE* f = std::fopen("/etc/group", "re");
+    const group* gr = nullptr;
+    while (f && (gr = ::fgetgrent(f)) && std::strcmp(gr->gr_name, name) != 0) {}
+    if (f) std::fclose(f);
+    return gr;
+}
+#else
+const passwd* find_user(const char* name) { return ::getpwnam(name); }
+const group* find_group(const char* name) { return ::getgrnam(name); }
+#endif
+
 // After binding, a daemon started as root runs on as server.user/group. The
 // pidfile is handed over so the daemon can still remove it.
 bool drop_privileges(const Config& c, const std::string& pidfile, std::string& err) {
     if (c.user.empty() && c.group.empty()) return true;
     if (::geteuid() != 0) return true; // nothing to drop; the service manager chose the account
-    const passwd* pw = c.user.empty() ? nullptr : ::getpwnam(c.user.c_str());
+    const passwd* pw = c.user.empty() ? nullptr : find_user(c.user.c_str());
     if (!c.user.empty() && !pw) return err = "user \"" + c.user + "\" does not exist", false;
     gid_t gid = pw ? pw->pw_gid : 0;
     if (!c.group.empty()) {
-        const group* gr = ::getgrnam(c.group.c_str());
+        const group* gr = find_group(c.group.c_str());
         if (!gr) return err = "group \"" + c.group + "\" does not exist", false;
         gid = gr->gr_gid;
     }

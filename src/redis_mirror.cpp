@@ -1,5 +1,4 @@
 #include "acemux/redis_mirror.hpp"
-
 #include <chrono>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
@@ -25,41 +24,6 @@ void call_reply(redisAsyncContext*, void* reply, void* priv) {
     (*fn)(static_cast<redisReply*>(reply));
 }
 } // namespace
-
-bool parse_redis_url(const std::string& url, RedisTarget& t, std::string& err) {
-    t = RedisTarget{};
-    auto number = [](const std::string& s, int& out) {
-        if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos) return false;
-        out = std::stoi(s);
-        return true;
-    };
-    if (url.rfind("unix://", 0) == 0 || url.rfind('/', 0) == 0) {
-        std::string p = url.rfind("unix://", 0) == 0 ? url.substr(7) : url;
-        size_t q = p.find("?db=");
-        if (q != std::string::npos && !number(p.substr(q + 4), t.db)) return err = "bad ?db= in " + url, false;
-        t.unix_path = p.substr(0, q);
-        return true;
-    }
-    if (url.rfind("redis://", 0) != 0) return err = "url must start with redis:// or unix:// (or be a socket path)", false;
-    std::string rest = url.substr(8);
-    size_t at = rest.rfind('@');
-    if (at != std::string::npos) {
-        std::string auth = rest.substr(0, at);
-        t.password = auth.substr(auth.find(':') == std::string::npos ? 0 : auth.find(':') + 1);
-        rest = rest.substr(at + 1);
-    }
-    size_t slash = rest.find('/');
-    if (slash != std::string::npos) {
-        if (slash + 1 < rest.size() && !number(rest.substr(slash + 1), t.db)) return err = "bad database number", false;
-        rest = rest.substr(0, slash);
-    }
-    size_t colon = rest.rfind(':');
-    t.host = rest.substr(0, colon);
-    if (colon != std::string::npos && !number(rest.substr(colon + 1), t.port)) return err = "bad port", false;
-    if (t.host.empty()) return err = "no host in " + url, false;
-    if (t.host == "localhost") t.host = "127.0.0.1";
-    return true;
-}
 
 // The reactor adapter: hiredis asks for read/write interest on its fd.
 struct RedisHooks {
@@ -108,12 +72,6 @@ void RedisMirror::reconfigure(const RedisConfig& c) {
     connected_ = false;
     retry_timer_.stop();
     if (!enabled()) return;
-    std::string err;
-    if (!parse_redis_url(cfg_.url, target_, err)) {
-        last_error_ = err;
-        r_.log().error("redis: %s; mirroring is off", err.c_str());
-        return;
-    }
     connect();
 }
 
@@ -122,8 +80,8 @@ std::string RedisMirror::key(const std::string& id, const std::string& what) con
 }
 
 void RedisMirror::connect() {
-    ac_ = target_.unix_path.empty() ? redisAsyncConnect(target_.host.c_str(), target_.port)
-                                    : redisAsyncConnectUnix(target_.unix_path.c_str());
+    ac_ = cfg_.target.unix_path.empty() ? redisAsyncConnect(cfg_.target.host.c_str(), cfg_.target.port)
+                                    : redisAsyncConnectUnix(cfg_.target.unix_path.c_str());
     if (!ac_ || ac_->err) {
         std::string why = ac_ ? ac_->errstr : "out of memory";
         if (ac_) redisAsyncFree(ac_);
@@ -148,10 +106,10 @@ void RedisMirror::connect() {
         redisAsyncFree(ac);
         lost("connect timed out");
     });
-    if (!target_.password.empty()) command({"AUTH", target_.password}, [this](redisReply* r) {
+    if (!cfg_.target.password.empty()) command({"AUTH", cfg_.target.password}, [this](redisReply* r) {
             if (r && r->type == REDIS_REPLY_ERROR) r_.log().error("redis: AUTH failed: %s", r->str);
         });
-    if (target_.db) command({"SELECT", std::to_string(target_.db)}, [this](redisReply* r) {
+    if (cfg_.target.db) command({"SELECT", std::to_string(cfg_.target.db)}, [this](redisReply* r) {
             if (r && r->type == REDIS_REPLY_ERROR) r_.log().error("redis: SELECT failed: %s", r->str);
         });
 }

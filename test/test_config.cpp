@@ -121,6 +121,10 @@ Test(config, addresses) {
                  "never blocks)");
     expect_error("[[engine]]\nname = \"a\"\n[[engine]]\nname = \"a\"\nport = 1\n",
                  "t.toml:3:1: engine name \"a\" is used twice");
+    expect_error("[redis]\nurl = \"redis://cache.lan:6379\"\n",
+                 "t.toml:2:7: redis://cache.lan:6379: \"cache.lan\" is not an IP address (names are not resolved)");
+    expect_error("[redis]\nurl = \"http://127.0.0.1\"\n",
+                 "t.toml:2:7: url must start with redis:// or unix:// (or be a socket path)");
 }
 
 Test(config, syntax_error) {

@@ -50,6 +50,11 @@ Test(redis_url, forms) {
     cr_assert(t.unix_path == "/run/redis.sock" && t.db == 3);
     cr_assert(!parse_redis_url("http://x", t, err));
     cr_assert(!parse_redis_url("redis://h:99x", t, err));
+    cr_assert(parse_redis_url("redis://[::1]", t, err));
+    cr_assert(t.host == "::1" && t.port == 6379);
+    // A name would be resolved by a blocking getaddrinfo() inside the loop.
+    cr_assert(!parse_redis_url("redis://cache.lan:6379", t, err));
+    cr_assert(err.find("not an IP address") != std::string::npos, "%s", err.c_str());
 }
 
 Test(redis_mirror, chunks_index_and_ttls_are_written, .timeout = 30) {

@@ -20,8 +20,16 @@ struct EngineConfig {
     SockAddr addr;
 };
 
+struct RedisTarget {
+    std::string host, unix_path, password;
+    int port = 6379, db = 0;
+};
+// "redis://[:password@]host:port[/db]", "unix:///path/redis.sock[?db=N]" or "/path/redis.sock".
+bool parse_redis_url(const std::string& url, RedisTarget& out, std::string& err);
+
 struct RedisConfig {
     std::string url;       // empty: no Redis, the buffer lives in memory only
+    RedisTarget target;    // url, parsed
     std::string prefix = "ace_proxy";
     int ttl = 300;         // seconds
     size_t max_backlog = 8 * 1024 * 1024;

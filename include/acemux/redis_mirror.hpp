@@ -20,13 +20,6 @@ struct redisReply;
 
 namespace acemux {
 
-struct RedisTarget {
-    std::string host, unix_path, password;
-    int port = 6379, db = 0;
-};
-// "redis://[:password@]host:port[/db]", "unix:///path/redis.sock[?db=N]" or "/path/redis.sock".
-bool parse_redis_url(const std::string& url, RedisTarget& out, std::string& err);
-
 class RedisMirror final : public IoHandler {
 public:
     using Chunks = std::vector<std::pair<uint64_t, std::string>>; // oldest first
@@ -63,7 +56,6 @@ private:
     friend struct RedisHooks;
     Reactor& r_;
     RedisConfig cfg_;
-    RedisTarget target_;
     redisAsyncContext* ac_ = nullptr; // owned: freed by hiredis after a disconnect, by us otherwise
     bool connected_ = false, reading_ = false, writing_ = false, watched_ = false;
     int fd_ = -1;
