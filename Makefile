@@ -178,7 +178,7 @@ soak: deps
 install: all
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \
 		$(DESTDIR)/etc/acemux
-	install -m 755 acemux $(DESTDIR)$(PREFIX)/sbin/acemux
+	install -m 755 $(if $(ROUTER),$(ROUTER_BIN),acemux) $(DESTDIR)$(PREFIX)/sbin/acemux
 	install -m 644 man/acemux.8 $(DESTDIR)$(PREFIX)/share/man/man8/acemux.8
 	install -m 644 man/acemux.toml.5 $(DESTDIR)$(PREFIX)/share/man/man5/acemux.toml.5
 	install -d $(DESTDIR)$(PREFIX)/share/acemux
