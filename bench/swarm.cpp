@@ -2,6 +2,9 @@
 // the response header and checks the TS it receives packet by packet (every
 // sequence number once, in order). Late joiners are timed from connect to
 // their first body byte. Prints one JSON object.
+// With --warmup S the first S seconds are not counted (the stream starting,
+// its buffer filling); "measuring" is printed when counting starts, so the
+// caller can read the daemon's CPU time at the same moment.
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -57,14 +60,15 @@ int connect_to(int port, bool small_rcvbuf) {
 
 int main(int argc, char** argv) {
     int port = 0, clients = 10, late = 0;
-    double duration = 5;
+    double duration = 5, warmup = 0;
     bool stall_one = false;
     std::vector<std::string> ids;
     std::string path = "/ace/getstream?id=";
     static const option opts[] = {{"port", 1, nullptr, 'p'},     {"clients", 1, nullptr, 'n'},
                                   {"duration", 1, nullptr, 'd'}, {"late", 1, nullptr, 'l'},
                                   {"stall-one", 0, nullptr, 's'}, {"id", 1, nullptr, 'i'},
-                                  {"path", 1, nullptr, 'P'},     {nullptr, 0, nullptr, 0}};
+                                  {"path", 1, nullptr, 'P'},     {"warmup", 1, nullptr, 'w'},
+                                  {nullptr, 0, nullptr, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, nullptr)) != -1) {
         switch (o) {
@@ -75,9 +79,10 @@ int main(int argc, char** argv) {
         case 's': stall_one = true; break;
         case 'i': ids.push_back(optarg); break;
         case 'P': path = optarg; break;
+        case 'w': warmup = std::atof(optarg); break;
         default:
             std::fprintf(stderr, "usage: swarm --port P --id ID [--id ID]... [--clients N] [--duration S] [--late K] "
-                                 "[--stall-one] [--path /ace/getstream?id=]\n");
+                                 "[--stall-one] [--path /ace/getstream?id=] [--warmup S]\n");
             return 2;
         }
     }
@@ -111,13 +116,20 @@ int main(int argc, char** argv) {
     for (int i = 0; i < clients; i++) open_player(static_cast<size_t>(i), false, false);
     if (stall_one) open_player(static_cast<size_t>(clients + late), false, true);
 
-    long start = now_us(), end = start + static_cast<long>(duration * 1e6);
+    long start = now_us() + static_cast<long>(warmup * 1e6), end = start + static_cast<long>(duration * 1e6);
+    bool counting = warmup <= 0;
+    if (counting) std::printf("measuring\n"), std::fflush(stdout);
     // Late joiners spread over the middle third of the run.
     long late_from = start + static_cast<long>(duration * 1e6 / 3), late_step = late ? static_cast<long>(duration * 1e6 / 3 / late) : 0;
     int late_opened = 0;
     static char buf[1 << 16];
     epoll_event evs[256];
     while (now_us() < end) {
+        if (!counting && now_us() >= start) {
+            counting = true;
+            std::printf("measuring\n");
+            std::fflush(stdout);
+        }
         while (late_opened < late && now_us() >= late_from + late_step * late_opened)
             open_player(static_cast<size_t>(clients + late_opened++), true, false);
         int n = epoll_wait(ep, evs, 256, 10);
@@ -140,13 +152,13 @@ int main(int argc, char** argv) {
                 p.header_done = true;
                 std::string rest = p.head.substr(e + 4);
                 if (rest.empty()) continue;
-                p.bytes += rest.size();
+                if (counting) p.bytes += rest.size();
                 if (p.first_us < 0) p.first_us = now_us();
                 p.check.feed(rest.data(), rest.size());
                 continue;
             }
             if (p.first_us < 0) p.first_us = now_us();
-            p.bytes += len;
+            if (counting) p.bytes += len;
             p.check.feed(data, len);
         }
     }

@@ -145,8 +145,11 @@ void Reactor::run_timers() {
     }
 }
 
-Millis Reactor::next_timeout(Millis max_wait) const {
+Millis Reactor::next_timeout(Millis max_wait) {
     if (!deferred_.empty()) return 0;
+    // A cancelled timer on top would wake the loop for nothing (a wake-up
+    // timer re-armed per engine read does that dozens of times a second).
+    while (!heap_.empty() && timers_[heap_.front().slot].gen != heap_.front().gen) heap_pop();
     Millis wait = max_wait;
     if (!heap_.empty()) {
         Millis t = std::max<Millis>(heap_.front().when - now_, 0);

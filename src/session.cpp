@@ -105,18 +105,22 @@ void Session::on_upstream_data(size_t n) {
         st_ = clients_.empty() ? State::draining : State::running;
         recovered_at_ = last_data_;
     }
-    // Batch wake-ups: per wake_bytes or per sealed chunk, else after wake_delay.
+    // Batch wake-ups: per wake_bytes, per sealed chunk, or once wake_delay
+    // has passed since the last one. The timer is only a backstop for an
+    // engine that pauses: most waits end with the next read, not a wake-up
+    // of the loop of their own.
     unwoken_ += n;
-    if (unwoken_ >= cfg().wake_bytes || ring_.head() != head_at_wake_) {
+    if (unwoken_ >= cfg().wake_bytes || ring_.head() != head_at_wake_ || last_data_ - woken_at_ >= cfg().wake_delay) {
         wake_all();
-    } else if (!wake_timer_.armed()) {
-        wake_timer_.once(cfg().wake_delay, [this] { wake_all(); });
+    } else if (!wake_timer_.armed() && !clients_.empty()) {
+        wake_timer_.once(woken_at_ + cfg().wake_delay - last_data_, [this] { wake_all(); });
     }
 }
 
 void Session::wake_all() {
     wake_timer_.stop();
     unwoken_ = 0;
+    woken_at_ = reactor().now();
     head_at_wake_ = ring_.head();
     for (auto& c : clients_) {
         if (!c.started()) continue;

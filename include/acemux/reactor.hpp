@@ -85,7 +85,7 @@ private:
 
     void run_timers();
     void run_deferred();
-    Millis next_timeout(Millis max_wait) const;
+    Millis next_timeout(Millis max_wait);
     void heap_push(HeapEntry e);
     void heap_pop();
     void compact_heap();

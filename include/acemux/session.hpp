@@ -89,6 +89,7 @@ private:
     Millis created_, last_data_, failing_since_ = 0, recovered_at_ = 0, last_stall_scan_ = 0, backoff_ = 0;
     uint64_t head_at_wake_ = 0;
     size_t unwoken_ = 0;
+    Millis woken_at_ = 0;
     int tries_on_engine_ = 0;
     uint64_t reconnects_ = 0;
     size_t primed_ = 0;
