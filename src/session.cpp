@@ -17,8 +17,7 @@ Session::Session(SessionManager& m, std::string key, std::string id_key, std::st
       ring_(m.cfg().chunk_size, m.cfg().ring_chunks), up_(m.reactor(), ring_, *this), engine_(std::move(engine)),
       wake_timer_(m.reactor()), tick_timer_(m.reactor()), grace_timer_(m.reactor()), retry_timer_(m.reactor()) {
     created_ = last_data_ = reactor().now();
-    Millis every = std::max<Millis>(cfg().keepalive_interval / 4, 25);
-    tick_timer_.start(every, [this] { tick(); }, every);
+    arm_tick();
     reactor().log().info("stream %s: starting on engine %s", id_.c_str(), engine_->cfg.name.c_str());
     RedisMirror& redis = m_.redis();
     if (redis.enabled()) {
@@ -97,23 +96,25 @@ void Session::on_upstream_accepted() {
 }
 
 void Session::on_upstream_data(size_t n) {
-    last_data_ = reactor().now();
+    Millis now = reactor().now();
+    last_data_ = now;
     if (st_ == State::starting || st_ == State::failing) {
         if (st_ == State::failing)
             reactor().log().info("stream %s: data flowing again from engine %s after %.1f s", id_.c_str(),
-                                 engine_->cfg.name.c_str(), static_cast<double>(last_data_ - failing_since_) / 1000.0);
+                                 engine_->cfg.name.c_str(), static_cast<double>(now - failing_since_) / 1000.0);
         st_ = clients_.empty() ? State::draining : State::running;
-        recovered_at_ = last_data_;
+        recovered_at_ = now;
     }
-    // Batch wake-ups: per wake_bytes, per sealed chunk, or once wake_delay
-    // has passed since the last one. The timer is only a backstop for an
-    // engine that pauses: most waits end with the next read, not a wake-up
-    // of the loop of their own.
+    // Batch wake-ups: per wake_bytes, per sealed chunk, or on the first
+    // engine read wake_delay after the last one. The loop wakes for every
+    // read anyway; a timer of its own would cost one more pass of the loop
+    // (a context switch, dearer than a send on a small or virtual CPU), so
+    // the timer is only the backstop for an engine that pauses.
     unwoken_ += n;
-    if (unwoken_ >= cfg().wake_bytes || ring_.head() != head_at_wake_ || last_data_ - woken_at_ >= cfg().wake_delay) {
+    if (unwoken_ >= cfg().wake_bytes || ring_.head() != head_at_wake_ || now - woken_at_ >= cfg().wake_delay) {
         wake_all();
     } else if (!wake_timer_.armed() && !clients_.empty()) {
-        wake_timer_.once(woken_at_ + cfg().wake_delay - last_data_, [this] { wake_all(); });
+        wake_timer_.once(woken_at_ + kWakeBackstop * cfg().wake_delay - now, [this] { wake_all(); });
     }
 }
 
@@ -199,7 +200,18 @@ uint64_t Session::key_wait() const {
     return static_cast<uint64_t>(rate * static_cast<double>(cfg().join_behind) / 1000.0 / ts::kPacket);
 }
 
+// While the engine sends, a tick only samples the rate and looks for stuck
+// players, so it comes once per keepalive_interval (a second at most): every
+// wake-up of its own costs the loop a pass. Once data stops, it comes four
+// times as often, for keepalives and the no-data timeout.
+void Session::arm_tick() {
+    Millis now = reactor().now(), ka = cfg().keepalive_interval;
+    Millis next = now - last_data_ < ka ? last_data_ + std::min<Millis>(ka, 1000) - now : std::max<Millis>(ka / 4, 25);
+    tick_timer_.once(std::max<Millis>(next, 1), [this] { tick(); });
+}
+
 void Session::tick() {
+    arm_tick();
     Millis now = reactor().now();
     rate_samples_.emplace_back(now, ring_.bytes_in());
     while (rate_samples_.size() > 2 && now - rate_samples_.front().first > kRateWindowMs) rate_samples_.pop_front();

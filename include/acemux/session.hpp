@@ -70,6 +70,7 @@ private:
     void prime(RedisMirror::Chunks chunks);
     uint64_t key_wait() const;
     void wake_all();
+    void arm_tick();
     void tick();
     void reap();
     void later(std::function<void()> f); // deferred, skipped if the session is gone by then
@@ -83,6 +84,7 @@ private:
     std::list<Client> clients_;
     Timer wake_timer_, tick_timer_, grace_timer_, retry_timer_;
     static constexpr Millis kStableMs = 30000;
+    static constexpr Millis kWakeBackstop = 4; // x wake_delay: when a paused engine's last bytes go out
     static constexpr Millis kRateWindowMs = 4000;
     std::deque<std::pair<Millis, uint64_t>> rate_samples_;
     double byte_rate_ = 0; // bytes per second over the last few seconds
