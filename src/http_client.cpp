@@ -102,31 +102,29 @@ void HttpClient::on_io(uint32_t ev) {
     }
     if (!(ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;
     uint8_t local[16384];
-    // Read again only when the last read filled its buffer: anything less
-    // means the socket is empty, and asking costs a recv() that says EAGAIN.
-    // A few rounds at most, so a fast engine cannot starve the players.
-    for (int round = 0; round < 4; round++) {
-        auto [buf, cap] = sink_.recv_area();
-        if (!buf) buf = local, cap = sizeof local;
-        ssize_t n = ::recv(fd_.get(), buf, cap, 0);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) return;
-        if (n < 0) return finish("recv from " + peer_ + ": " + std::strerror(errno));
-        if (n == 0) {
-            llhttp_finish(&parser_); // completes a close-delimited body
-            if (complete_) return finish("");
-            return finish("connection closed by " + peer_ +
-                          (headers_done_ ? " in the middle of the body" : " before the headers"));
-        }
-        llhttp_errno_t e = llhttp_execute(&parser_, reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
-        sink_.on_read();
+    // One read per event: epoll is level-triggered and reports the socket
+    // again while it holds data, so the players get their turn in between
+    // and an engine sending faster than they take cannot crowd them out.
+    auto [buf, cap] = sink_.recv_area();
+    if (!buf) buf = local, cap = sizeof local;
+    ssize_t n = ::recv(fd_.get(), buf, cap, 0);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR) return;
+        return finish("recv from " + peer_ + ": " + std::strerror(errno));
+    }
+    if (n == 0) {
+        llhttp_finish(&parser_); // completes a close-delimited body
         if (complete_) return finish("");
-        if (aborted_) return finish("aborted after status " + std::to_string(status_));
-        if (e != HPE_OK) {
-            const char* why = llhttp_get_error_reason(&parser_);
-            return finish("bad HTTP from " + peer_ + ": " + (why ? why : llhttp_errno_name(e)));
-        }
-        if (static_cast<size_t>(n) < cap) return;
+        return finish("connection closed by " + peer_ +
+                      (headers_done_ ? " in the middle of the body" : " before the headers"));
+    }
+    llhttp_errno_t e = llhttp_execute(&parser_, reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
+    sink_.on_read();
+    if (complete_) return finish("");
+    if (aborted_) return finish("aborted after status " + std::to_string(status_));
+    if (e != HPE_OK) {
+        const char* why = llhttp_get_error_reason(&parser_);
+        return finish("bad HTTP from " + peer_ + ": " + (why ? why : llhttp_errno_name(e)));
     }
 }
 

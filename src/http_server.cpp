@@ -408,6 +408,9 @@ void HttpServer::adopt(Fd fd, const SockAddr& peer) {
     c.self = std::prev(conns_.end());
     c.deadline = r_.now() + header_timeout_;
     r_.watch(c.fd.get(), &c, true, false);
+    // A player sends its request right after connecting, so it is usually
+    // here already: read it now rather than a loop pass later.
+    c.on_io(EPOLLIN); // last: may close and destroy c
 }
 
 void HttpServer::refuse(Fd fd, int status, const char* why) {
