@@ -22,7 +22,8 @@ Millis monotonic_ms() {
 
 uint32_t epoll_mask(bool r, bool w) { return (r ? EPOLLIN | EPOLLRDHUP : 0u) | (w ? EPOLLOUT : 0u); }
 
-bool heap_later(const auto& a, const auto& b) { return a.when > b.when; }
+// Equal times keep the order the timers were added in.
+bool heap_later(const auto& a, const auto& b) { return a.when != b.when ? a.when > b.when : a.seq > b.seq; }
 } // namespace
 
 Reactor::Reactor() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
@@ -79,7 +80,7 @@ Reactor::TimerId Reactor::add_timer(Millis delay, Callback cb, Millis repeat) {
     t.live = true;
     t.firing = false;
     live_timers_++;
-    heap_push({now_ + std::max<Millis>(delay, 0), idx, t.gen});
+    heap_push({now_ + std::max<Millis>(delay, 0), next_seq_++, idx, t.gen});
     return (static_cast<uint64_t>(t.gen) << 32 | idx) + 1;
 }
 
@@ -116,7 +117,10 @@ void Reactor::compact_heap() {
 }
 
 void Reactor::run_timers() {
-    while (!heap_.empty() && heap_.front().when <= now_) {
+    // Timers added from here on wait for the next pass, even with delay 0:
+    // work split into slices lets the loop poll its sockets in between.
+    uint64_t added_before = next_seq_;
+    while (!heap_.empty() && heap_.front().when <= now_ && heap_.front().seq < added_before) {
         HeapEntry e = heap_.front();
         heap_pop();
         TimerSlot* t = &timers_[e.slot];
@@ -137,7 +141,7 @@ void Reactor::run_timers() {
         t = &timers_[e.slot];
         t->firing = false;
         if (t->live) {
-            heap_push({now_ + t->repeat, e.slot, t->gen});
+            heap_push({now_ + t->repeat, next_seq_++, e.slot, t->gen});
         } else {
             t->cb = nullptr;
             free_timers_.push_back(e.slot);

@@ -15,7 +15,7 @@ Session::Session(SessionManager& m, std::string key, std::string id_key, std::st
     : m_(m), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)),
       pid_("acemux-" + std::to_string(::getpid()) + "-" + std::to_string(m.next_serial())),
       ring_(m.cfg().chunk_size, m.cfg().ring_chunks), up_(m.reactor(), ring_, *this), engine_(std::move(engine)),
-      wake_timer_(m.reactor()), tick_timer_(m.reactor()), grace_timer_(m.reactor()), retry_timer_(m.reactor()) {
+      wake_timer_(m.reactor()), slice_timer_(m.reactor()), tick_timer_(m.reactor()), grace_timer_(m.reactor()), retry_timer_(m.reactor()) {
     created_ = last_data_ = reactor().now();
     arm_tick();
     reactor().log().info("stream %s: starting on engine %s", id_.c_str(), engine_->cfg.name.c_str());
@@ -118,16 +118,37 @@ void Session::on_upstream_data(size_t n) {
     }
 }
 
+// Players behind their own full socket are checked at once (no system call:
+// catch_up must run before the writer laps them). The others are written to
+// kWakeSlice at a time, one slice per pass of the loop, so a thousand players
+// never hold up a new player's accept, an engine read or a /stats request.
 void Session::wake_all() {
     wake_timer_.stop();
     unwoken_ = 0;
     woken_at_ = reactor().now();
     head_at_wake_ = ring_.head();
-    for (auto& c : clients_) {
-        if (!c.started()) continue;
-        if (c.blocked()) c.catch_up(); // before the writer laps it; it writes on EPOLLOUT
-        else c.pump();
+    for (auto& c : clients_)
+        if (c.started() && c.blocked()) c.catch_up(); // it writes on EPOLLOUT
+    if (sweep_ != clients_.end()) {
+        sweep_again_ = true; // those already passed in this sweep have more to take
+        return;
     }
+    sweep_ = clients_.begin();
+    pump_slice();
+}
+
+void Session::pump_slice() {
+    for (size_t n = 0; n < kWakeSlice && sweep_ != clients_.end(); ++sweep_) {
+        Client& c = *sweep_;
+        if (!c.started() || c.blocked()) continue;
+        c.pump();
+        n++;
+    }
+    if (sweep_ == clients_.end() && sweep_again_) {
+        sweep_again_ = false;
+        sweep_ = clients_.begin();
+    }
+    if (sweep_ != clients_.end()) slice_timer_.once(0, [this] { pump_slice(); });
 }
 
 void Session::on_upstream_failed(const std::string& why, bool rejected) {
@@ -241,10 +262,15 @@ void Session::reap_later() {
 
 void Session::reap() {
     reap_pending_ = false;
-    std::erase_if(clients_, [this](const Client& c) {
-        if (c.dead()) m_.totals.closed(c);
-        return c.dead();
-    });
+    for (auto it = clients_.begin(); it != clients_.end();) {
+        if (!it->dead()) {
+            ++it;
+            continue;
+        }
+        m_.totals.closed(*it);
+        if (it == sweep_) ++sweep_; // the sweep goes on from the next one
+        it = clients_.erase(it);
+    }
     if (!clients_.empty() || st_ == State::closed || st_ == State::draining) return;
     st_ = State::draining;
     reactor().log().info("stream %s: no players left, stopping in %.1f s unless one returns", id_.c_str(),

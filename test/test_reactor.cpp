@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <new>
 #include <fcntl.h>
+#include <functional>
 #include <sys/epoll.h>
 #include <unistd.h>
 #include <vector>
@@ -110,6 +111,27 @@ Test(reactor, many_cancelled_timers_do_not_accumulate) {
     r.add_timer(1, [&] { fired++; });
     run_for(r, 10);
     cr_assert_eq(fired, 1);
+}
+
+// Work split into slices re-arms a zero-delay timer from its own callback;
+// each slice must wait for the next pass, so sockets are polled in between
+// (before, one pass ran every slice and starved the sockets).
+Test(reactor, zero_delay_timer_rearmed_from_its_callback_lets_sockets_in_between, .timeout = 5) {
+    Reactor r;
+    PipeReader p;
+    r.watch(p.r.get(), &p, true, false);
+    Timer slice(r);
+    int slices = 0;
+    std::function<void()> next = [&] {
+        slices++;
+        slice.once(0, next);
+    };
+    slice.once(0, next);
+    cr_assert_eq(write(p.w.get(), "x", 1), 1);
+    for (int pass = 0; pass < 3; pass++) r.run_once(-1);
+    cr_assert_eq(p.got, "x", "the socket was served while the slices went on");
+    cr_assert_leq(slices, 3, "one slice per pass, ran %d", slices);
+    cr_assert_geq(slices, 2);
 }
 
 Test(reactor, fd_watch_delivers_readable_and_stops_after_unwatch) {

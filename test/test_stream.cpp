@@ -1,6 +1,8 @@
 // The streaming core end to end: engine_sim -> acemux -> test players.
 #include <criterion/criterion.h>
 
+#include <deque>
+#include <memory>
 #include <csignal>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -42,6 +44,45 @@ Test(stream, fifty_players_get_every_packet_once_in_order_from_one_engine_connec
     std::string st = rig.engine.stats();
     cr_assert_eq(sim_stat(st, "api"), 1, "%s", st.c_str());
     cr_assert_eq(sim_stat(st, "playbacks"), 1, "one engine connection for 50 players: %s", st.c_str());
+}
+
+// More players than one wake-up slice (64): they are written to over several
+// passes of the loop while players keep leaving and joining, so the slice
+// boundaries land on players that leave.
+Test(stream, players_woken_in_slices_get_every_packet_while_others_come_and_go, .timeout = 60) {
+    Rig rig;
+    rig.start({"--bitrate", "20000000"}); // wake-ups come often, so leavers meet a sweep
+    std::deque<std::unique_ptr<Player>> players;
+    auto join = [&](int n) {
+        for (int i = 0; i < n; i++) {
+            players.push_back(std::make_unique<Player>());
+            cr_assert(players.back()->open(rig.daemon.port, kId));
+        }
+    };
+    auto read_all = [&](long ms) {
+        std::vector<Player*> all;
+        for (auto& p : players) all.push_back(p.get());
+        read_players(all, ms);
+    };
+    join(130);
+    int checked = 0;
+    for (int round = 0; round < 20; round++) {
+        read_all(100);
+        for (int i = 0; i < 13; i++, checked++) { // players anywhere in the list leave, mid-stream
+            auto it = players.begin() + static_cast<long>((round * 37 + i * 11) % players.size());
+            std::string who = "leaver " + std::to_string(checked);
+            cr_assert((*it)->check.clean(), "%s: %s", who.c_str(), (*it)->check.summary().c_str());
+            cr_assert_gt((*it)->check.data, 0u, "%s got nothing", who.c_str());
+            players.erase(it);
+        }
+        join(13);
+    }
+    read_all(500);
+    for (size_t i = 0; i < players.size(); i++) {
+        std::string who = "player " + std::to_string(i);
+        expect_clean(*players[i], who.c_str());
+        cr_assert_eq(players[i]->check.restarts, 0u, "%s: %s", who.c_str(), players[i]->check.summary().c_str());
+    }
 }
 
 Test(stream, late_joiner_gets_data_at_once_from_initial_behind_chunks, .timeout = 30) {

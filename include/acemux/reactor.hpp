@@ -75,6 +75,7 @@ private:
     };
     struct HeapEntry {
         Millis when;
+        uint64_t seq; // order of adding, among equal times
         uint32_t slot;
         uint32_t gen;
     };
@@ -97,6 +98,7 @@ private:
     std::vector<uint32_t> free_timers_;
     std::vector<HeapEntry> heap_;
     size_t live_timers_ = 0;
+    uint64_t next_seq_ = 0;
     std::vector<std::pair<int, Callback>> signals_;
     SignalHandler sig_handler_;
     std::vector<Callback> deferred_, running_deferred_;

@@ -70,6 +70,7 @@ private:
     void prime(RedisMirror::Chunks chunks);
     uint64_t key_wait() const;
     void wake_all();
+    void pump_slice();
     void arm_tick();
     void tick();
     void reap();
@@ -82,8 +83,11 @@ private:
     Upstream up_;
     EngineLease engine_;
     std::list<Client> clients_;
-    Timer wake_timer_, tick_timer_, grace_timer_, retry_timer_;
+    std::list<Client>::iterator sweep_ = clients_.end(); // next player of a wake-up in slices
+    bool sweep_again_ = false;
+    Timer wake_timer_, slice_timer_, tick_timer_, grace_timer_, retry_timer_;
     static constexpr Millis kStableMs = 30000;
+    static constexpr size_t kWakeSlice = 64; // players written per pass of the loop
     static constexpr Millis kWakeBackstop = 4; // x wake_delay: when a paused engine's last bytes go out
     static constexpr Millis kRateWindowMs = 4000;
     std::deque<std::pair<Millis, uint64_t>> rate_samples_;
