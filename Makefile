@@ -135,8 +135,10 @@ test-asan: deps-test
 		build/asan/acemux-tests --jobs=$$(nproc)
 
 # Speed and memory figures (a few minutes); FULL=1 for every size (longer).
+# The static router build is measured too (its idle memory and size).
 bench: deps
 	$(MAKE) --no-print-directory all $(BUILD)/swarm $(BUILD)/baseline $(BUILD)/benchmark
+	$(MAKE) --no-print-directory STATIC=1
 	$(BUILD)/benchmark $(if $(FULL),--full) --out bench/results/latest.json
 
 # libFuzzer targets under ASan+UBSan, each run for FUZZ_SECONDS on a copy of

@@ -5,6 +5,7 @@
 // A new player starts at the next packet boundary.
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -39,6 +40,7 @@ int main(int argc, char** argv) {
         else if (o == 'i') id = optarg;
         else return std::fprintf(stderr, "usage: baseline --engine-port P --id ID [--port L]\n"), 2;
     }
+    signal(SIGPIPE, SIG_IGN); // a player that leaves must not take the program with it
     rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max;

@@ -55,6 +55,7 @@ struct Daemon {
     Proc proc;
     int port = 0;
     std::string config;
+    std::string binary; // default: the acemux next to this program
     bool start(const std::string& extra = "", const std::string& server_extra = "");
 };
 
