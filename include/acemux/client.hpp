@@ -1,6 +1,6 @@
 // A player (the seed's StreamGenerator): a cursor into the ring and a socket.
 //
-// On a wake-up the client writev()s every readable byte between its cursor
+// On a wake-up the client sends every readable byte between its cursor
 // and the ring's head as iovecs pointing into ring memory, and advances by
 // what the kernel took. Its own small buffer carries the HTTP header and
 // keepalive null packets; ring bytes are only sent once it is empty, and null
