@@ -35,7 +35,11 @@ LLHTTP_DIR := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 
 comma    := ,
-SANFLAGS := $(if $(SAN),-O1 -fsanitize=address$(comma)undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+# No vptr check: UBSan tests a vtable by writing it to a pipe it opens, and
+# with every fd in use (the out-of-fds test does that on purpose) it reports a
+# sound object as invalid. ASan still catches calls on freed objects.
+SANFLAGS := $(if $(SAN),-O1 -fsanitize=address$(comma)undefined -fno-sanitize=vptr -fno-omit-frame-pointer \
+	-fno-sanitize-recover=undefined)
 override CPPFLAGS += -Iinclude -I$(LLHTTP_INC) -MMD -MP
 CXXFLAGS ?= -O2 -g
 override CXXFLAGS += -std=c++20 -Wall -Wextra -Werror $(SANFLAGS)
