@@ -234,11 +234,13 @@ void Session::arm_tick() {
 void Session::tick() {
     arm_tick();
     Millis now = reactor().now();
-    rate_samples_.emplace_back(now, ring_.bytes_in());
-    while (rate_samples_.size() > 2 && now - rate_samples_.front().first > kRateWindowMs) rate_samples_.pop_front();
-    if (Millis span = now - rate_samples_.front().first; span >= 250)
-        byte_rate_ = static_cast<double>(ring_.bytes_in() - rate_samples_.front().second) * 1000.0 /
-                     static_cast<double>(span);
+    rate_samples_.push_back({now, ring_.bytes_in(), bytes_out()});
+    while (rate_samples_.size() > 2 && now - rate_samples_.front().at > kRateWindowMs) rate_samples_.pop_front();
+    if (Millis span = now - rate_samples_.front().at; span >= 250) {
+        const RateSample &a = rate_samples_.front(), &b = rate_samples_.back();
+        byte_rate_ = static_cast<double>(b.in - a.in) * 1000.0 / static_cast<double>(span);
+        out_rate_ = static_cast<double>(b.out - a.out) * 1000.0 / static_cast<double>(span);
+    }
     if (st_ == State::running && now - last_data_ >= cfg().no_data_timeout) {
         up_.stop();
         char why[64];
@@ -252,6 +254,12 @@ void Session::tick() {
         for (auto& c : clients_)
             if (c.blocked() && now - c.last_progress() >= cfg().client_stall_timeout) c.drop("stalled: not reading");
     }
+}
+
+uint64_t Session::bytes_out() const {
+    uint64_t n = sent_by_gone_;
+    for (auto& c : clients_) n += c.bytes_sent();
+    return n;
 }
 
 void Session::reap_later() {
@@ -268,6 +276,7 @@ void Session::reap() {
             continue;
         }
         m_.totals.closed(*it);
+        sent_by_gone_ += it->bytes_sent();
         if (it == sweep_) ++sweep_; // the sweep goes on from the next one
         it = clients_.erase(it);
     }

@@ -34,9 +34,8 @@ cJSON* session_json(const Session& s, Millis now) {
     cJSON_AddNumberToObject(o, "uptime_s", seconds(now - s.created_at()));
     cJSON_AddNumberToObject(o, "bytes_in", static_cast<double>(s.bytes_in()));
     cJSON_AddNumberToObject(o, "bitrate_in", s.byte_rate() * 8);
-    uint64_t out_bytes = 0;
-    for (auto& c : s.clients()) out_bytes += c.bytes_sent();
-    cJSON_AddNumberToObject(o, "bytes_out", static_cast<double>(out_bytes));
+    cJSON_AddNumberToObject(o, "bytes_out", static_cast<double>(s.bytes_out()));
+    cJSON_AddNumberToObject(o, "bitrate_out", s.out_rate() * 8);
     cJSON_AddNumberToObject(o, "ring_chunks", static_cast<double>(ring.head() - ring.first() + 1));
     cJSON_AddNumberToObject(o, "ring_size", static_cast<double>(ring.chunks()));
     cJSON_AddNumberToObject(o, "dropped_bytes", static_cast<double>(s.dropped_bytes()));
@@ -167,6 +166,8 @@ std::string metrics_text(const Daemon& d) {
     for (auto& [k, s] : sm.sessions()) p.value("acemux_stream_clients", static_cast<double>(s->client_count()), label("id", s->id()));
     p.head("acemux_stream_bitrate_bits", "gauge", "Bits per second received for a stream.");
     for (auto& [k, s] : sm.sessions()) p.value("acemux_stream_bitrate_bits", s->byte_rate() * 8, label("id", s->id()));
+    p.head("acemux_stream_out_bitrate_bits", "gauge", "Bits per second sent to a stream's players, together.");
+    for (auto& [k, s] : sm.sessions()) p.value("acemux_stream_out_bitrate_bits", s->out_rate() * 8, label("id", s->id()));
     p.head("acemux_engine_up", "gauge", "1 when the engine passes its health checks.");
     for (auto& e : d.pool().engines()) p.value("acemux_engine_up", e->up ? 1 : 0, label("engine", e->cfg.name));
     p.head("acemux_engine_streams", "gauge", "Streams on the engine.");
@@ -193,11 +194,11 @@ std::string status_html(const Daemon& d) {
                   ACEMUX_VERSION, seconds(now - d.started_at()), sm.sessions().size(), sm.client_count());
     h += buf;
     h += "<h2>Streams</h2><table><tr><th>id</th><th>engine</th><th>state</th><th>up</th><th>Mbit/s in</th>"
-         "<th>players</th></tr>";
+         "<th>Mbit/s out</th><th>players</th></tr>";
     for (auto& [k, s] : sm.sessions()) {
-        std::snprintf(buf, sizeof buf, "<td>%s</td><td>%.0f s</td><td>%.2f</td><td>%zu</td></tr>",
+        std::snprintf(buf, sizeof buf, "<td>%s</td><td>%.0f s</td><td>%.2f</td><td>%.2f</td><td>%zu</td></tr>",
                       Session::state_name(s->state()), seconds(now - s->created_at()), s->byte_rate() * 8 / 1e6,
-                      s->client_count());
+                      s->out_rate() * 8 / 1e6, s->client_count());
         h += "<tr><td>" + html(s->id()) + "</td><td>" + html(s->engine() ? s->engine()->cfg.name : "") + "</td>" + buf;
     }
     h += "</table><h2>Players</h2><table><tr><th>address</th><th>player</th><th>stream</th><th>MB sent</th>"

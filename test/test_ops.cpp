@@ -136,6 +136,8 @@ Test(observability, stats_json_describes_a_stream_with_three_players, .timeout =
     cr_assert_str_eq(cJSON_GetObjectItem(s, "state")->valuestring, "running");
     double mbit = cJSON_GetObjectItem(s, "bitrate_in")->valuedouble / 1e6;
     cr_assert(mbit > 4 && mbit < 8, "6 Mbit/s in: %.2f", mbit);
+    double out = cJSON_GetObjectItem(s, "bitrate_out")->valuedouble / 1e6;
+    cr_assert_gt(out, 2.5 * mbit, "three players take three times what comes in: %.2f out, %.2f in", out, mbit);
     cJSON* clients = cJSON_GetObjectItem(s, "clients");
     cr_assert_eq(cJSON_GetArraySize(clients), 3);
     for (int i = 0; i < 3; i++) {

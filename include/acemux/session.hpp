@@ -47,6 +47,7 @@ public:
     // join_behind back (PAT and PMT copies to send first), else the chunk rule.
     JoinPoint join_point() const;
     double byte_rate() const { return byte_rate_; }
+    double out_rate() const { return out_rate_; } // to all its players
 
     // for /stats
     const std::string& key() const { return key_; }
@@ -57,6 +58,7 @@ public:
     size_t client_count() const { return clients_.size(); }
     Millis created_at() const { return created_; }
     uint64_t bytes_in() const { return ring_.bytes_in(); }
+    uint64_t bytes_out() const; // to its players, those that left included
     uint64_t dropped_bytes() const { return up_.aligner().dropped(); }
     uint64_t reconnects() const { return reconnects_; }
     size_t primed_chunks() const { return primed_; }
@@ -90,8 +92,13 @@ private:
     static constexpr size_t kWakeSlice = 64; // players written per pass of the loop
     static constexpr Millis kWakeBackstop = 4; // x wake_delay: when a paused engine's last bytes go out
     static constexpr Millis kRateWindowMs = 4000;
-    std::deque<std::pair<Millis, uint64_t>> rate_samples_;
-    double byte_rate_ = 0; // bytes per second over the last few seconds
+    struct RateSample {
+        Millis at;
+        uint64_t in, out;
+    };
+    std::deque<RateSample> rate_samples_;
+    double byte_rate_ = 0, out_rate_ = 0; // bytes per second over the last few seconds
+    uint64_t sent_by_gone_ = 0;           // by players that left
     Millis created_, last_data_, failing_since_ = 0, recovered_at_ = 0, last_stall_scan_ = 0, backoff_ = 0;
     uint64_t head_at_wake_ = 0;
     size_t unwoken_ = 0;
