@@ -31,11 +31,12 @@ void Log::use_stderr() {
 }
 
 // syslog(3) may block on a full /dev/log; our own datagram socket cannot.
-bool Log::use_syslog(const char* ident) {
+bool Log::use_syslog(const char* ident, const char* socket_path) {
     Fd s(::socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
-    std::strcpy(sa.sun_path, "/dev/log");
+    if (std::strlen(socket_path) >= sizeof sa.sun_path) return false;
+    std::strcpy(sa.sun_path, socket_path);
     if (!s || ::connect(s.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) return false;
     fd_ = std::move(s);
     syslog_ = true;

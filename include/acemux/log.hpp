@@ -27,7 +27,8 @@ public:
     bool enabled(LogLevel l) const { return l <= level_; }
 
     void use_stderr();
-    bool use_syslog(const char* ident); // false when /dev/log is unreachable
+    // false when the socket is unreachable
+    bool use_syslog(const char* ident, const char* socket_path = "/dev/log");
 
     void write(LogLevel l, const char* fmt, ...) __attribute__((format(printf, 3, 4)));
     void error(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
