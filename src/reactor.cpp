@@ -112,7 +112,7 @@ void Reactor::heap_pop() {
 }
 
 void Reactor::compact_heap() {
-    std::erase_if(heap_, [&](const HeapEntry& e) { return timers_[e.slot].gen != e.gen; });
+    std::erase_if(heap_, [&](const HeapEntry& e) { return stale(e); });
     std::make_heap(heap_.begin(), heap_.end(), heap_later<HeapEntry, HeapEntry>);
 }
 
@@ -123,8 +123,8 @@ void Reactor::run_timers() {
     while (!heap_.empty() && heap_.front().when <= now_ && heap_.front().seq < added_before) {
         HeapEntry e = heap_.front();
         heap_pop();
+        if (stale(e)) continue;
         TimerSlot* t = &timers_[e.slot];
-        if (!t->live || t->gen != e.gen) continue;
         if (t->repeat <= 0) {
             // One-shot: free the slot first so the callback may add timers freely.
             Callback cb = std::move(t->cb);
@@ -153,7 +153,7 @@ Millis Reactor::next_timeout(Millis max_wait) {
     if (!deferred_.empty()) return 0;
     // A cancelled timer on top would wake the loop for nothing (a wake-up
     // timer re-armed per engine read does that dozens of times a second).
-    while (!heap_.empty() && timers_[heap_.front().slot].gen != heap_.front().gen) heap_pop();
+    while (!heap_.empty() && stale(heap_.front())) heap_pop();
     Millis wait = max_wait;
     if (!heap_.empty()) {
         Millis t = std::max<Millis>(heap_.front().when - now_, 0);

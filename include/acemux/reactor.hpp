@@ -84,6 +84,8 @@ private:
         void on_io(uint32_t) override;
     };
 
+    // A cancelled or fired timer's slot has moved on to a new generation.
+    bool stale(const HeapEntry& e) const { return timers_[e.slot].gen != e.gen; }
     void run_timers();
     void run_deferred();
     Millis next_timeout(Millis max_wait);
