@@ -52,7 +52,7 @@ LIB_OBJ    := $(LIB_SRC:%.cpp=$(BUILD)/%.o) $(patsubst %,$(BUILD)/llhttp/%.o,api
 
 ifeq ($(ROUTER),)
 override CPPFLAGS += -DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1
-override LDLIBS   += -ltomlplusplus -lhiredis -lcjson
+override LDLIBS   += -ltomlplusplus -lhiredis -lcjson -lcares
 else
 BUNDLED  := cjson/cJSON $(patsubst %,hiredis/%,net hiredis sds async read alloc)
 LIB_OBJ  += $(BUNDLED:%=$(BUILD)/debsrc/%.o)
@@ -69,7 +69,7 @@ TEST_SRC   := $(wildcard test/test_*.cpp) test/harness.cpp test/player.cpp
 TEST_OBJ   := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o
 
-DEB_DEPS      := g++ make pkg-config libhiredis-dev libtomlplusplus-dev libcjson-dev node-llhttp
+DEB_DEPS      := g++ make pkg-config libhiredis-dev libtomlplusplus-dev libcjson-dev libc-ares-dev node-llhttp
 DEB_TEST_DEPS := libcriterion-dev redis-server mandoc
 DEB_FUZZ_DEPS := clang libclang-rt-14-dev
 DEB_ROUTER_DEPS := dpkg-dev $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)

@@ -144,7 +144,7 @@ void Client::pump() {
 
 void Client::keepalive() {
     if (dead() || !streaming_ || blocked_ || !own_.empty() || !cur_.at_head(s_.ring())) return;
-    if (s_.reactor().now() - last_progress_ < s_.cfg().keepalive_interval) return;
+    if (s_.reactor().now() - last_progress_ < s_.cfg().keepalive_interval / 2) return;
     own_.resize(ts::kPacket);
     ts::null_packet(reinterpret_cast<uint8_t*>(own_.data()), null_cc_++);
     pump();

@@ -1,5 +1,6 @@
 #include "acemux/config.hpp"
 
+#include <arpa/inet.h>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -148,11 +149,11 @@ bool parse_engines(Parser& p, const toml::node& n, Config& c) {
                                   string("api", api, {"json", "direct"})};
         if (!p.table(*e.as_table(), "[[engine]]", fields)) return false;
         const toml::node* host = e.as_table()->get("host");
-        if (!parse_ip(ec.host, ec.port, ec.addr))
-            return p.fail((host ? host : &e)->source(), "engine host \"" + ec.host +
-                                          "\" is not an IP address (names are not resolved, so the loop never blocks)");
+        if (!valid_host(ec.host))
+            return p.fail((host ? host : &e)->source(),
+                          "engine host \"" + ec.host + "\" is neither an IP address nor a host name");
         ec.direct = api == "direct";
-        if (ec.name.empty()) ec.name = ec.addr.str();
+        if (ec.name.empty()) ec.name = ec.address();
         for (auto& other : c.engines)
             if (other.name == ec.name) return p.fail(e.source(), "engine name \"" + ec.name + "\" is used twice");
         c.engines.push_back(ec);
@@ -192,6 +193,24 @@ bool parse_channels(Parser& p, const toml::node& n, Config& c) {
 
 } // namespace
 
+bool valid_host(const std::string& h) {
+    if (h.empty() || h.size() > 253) return false;
+    in6_addr a;
+    if (inet_pton(AF_INET6, h.c_str(), &a) == 1) return true;
+    // RFC 1123 labels; '_' too, since Docker and Compose service names use it.
+    size_t label = 0;
+    for (char ch : h) {
+        if (ch == '.') {
+            if (label == 0) return false;
+            label = 0;
+            continue;
+        }
+        if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-' && ch != '_') return false;
+        if (++label > 63) return false;
+    }
+    return h.front() != '-';
+}
+
 bool parse_redis_url(const std::string& url, RedisTarget& t, std::string& err) {
     t = RedisTarget{};
     auto number = [](const std::string& s, int& out) {
@@ -220,12 +239,23 @@ bool parse_redis_url(const std::string& url, RedisTarget& t, std::string& err) {
         rest = rest.substr(0, slash);
     }
     if (rest.empty()) return err = "no host in " + url, false;
-    // hiredis would resolve a name with a blocking getaddrinfo() in the loop.
-    bool has_port = rest.back() != ']' && rest.find(':') != std::string::npos;
-    SockAddr addr;
-    if (!parse_hostport(has_port ? rest : rest + ":6379", addr, err)) return err = url + ": " + err, false;
-    t.host = addr.host();
-    t.port = addr.port();
+    // A name is resolved on the loop before hiredis connects to the address.
+    std::string port = "6379";
+    if (rest[0] == '[') {
+        size_t close = rest.find(']');
+        if (close == std::string::npos) return err = "unclosed [ in " + url, false;
+        t.host = rest.substr(1, close - 1);
+        if (close + 1 < rest.size()) {
+            if (rest[close + 1] != ':') return err = "expected :port after ] in " + url, false;
+            port = rest.substr(close + 2);
+        }
+    } else {
+        size_t colon = rest.find(':');
+        t.host = rest.substr(0, colon);
+        if (colon != std::string::npos) port = rest.substr(colon + 1);
+    }
+    if (!number(port, t.port) || t.port < 1 || t.port > 65535) return err = "bad port in " + url, false;
+    if (!valid_host(t.host)) return err = "\"" + t.host + "\" is neither an IP address nor a host name", false;
     return true;
 }
 
@@ -327,7 +357,8 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                 seconds("grace_period", c.grace_period, 0, 3600),
                 seconds("connect_timeout", c.connect_timeout, 0.1, 300),
                 seconds("no_data_timeout", c.no_data_timeout, 0.1, 3600),
-                seconds("failover_timeout", c.failover_timeout, 0.1, 3600)});
+                seconds("failover_timeout", c.failover_timeout, 0.1, 3600),
+                seconds("no_peers_timeout", c.no_peers_timeout, 1, 3600)});
             if (ok) {
                 const toml::table& t = *v.as_table();
                 const toml::source_region whole = v.source();
@@ -397,8 +428,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
         }
     if (c.engines.empty()) {
         EngineConfig e;
-        parse_ip(e.host, e.port, e.addr);
-        e.name = e.addr.str();
+        e.name = e.address();
         c.engines.push_back(e);
     }
     return true;

@@ -7,7 +7,7 @@ namespace acemux {
 
 Daemon::Daemon(Reactor& r, Config c)
     : r_(r), cfg_(std::move(c)), server_(r, cfg_), pool_(r, cfg_), redis_(r, cfg_.redis),
-      sessions_(r, cfg_, pool_, redis_), started_(r.now()) {
+      sessions_(r, cfg_, pool_, redis_), started_(r.now()), shutdown_timer_(r) {
     apply_log_config();
     route("/health", Audience::anyone, [](const HttpRequest&) { return HttpResponse::text(200, "ok"); });
     route("/ace/getstream", Audience::player, [this](const HttpRequest& q) { return sessions_.getstream(q); });
@@ -89,11 +89,22 @@ void Daemon::reload() {
     r_.log().info("reload: %s applied", cfg_.path.c_str());
 }
 
+// Engines are told to stop their sessions on the way out: the loop runs on
+// until those commands are answered, for a second at most.
 void Daemon::shutdown() {
     r_.log().info("shutting down");
     server_.close_all();
     sessions_.close_all();
-    r_.stop();
+    Millis deadline = r_.now() + kStopDeadline;
+    auto check = [this, deadline] {
+        if (!sessions_.stops_pending() || r_.now() >= deadline) {
+            if (sessions_.stops_pending())
+                r_.log().warn("%zu engine stop commands unanswered at exit", sessions_.stops_pending());
+            r_.stop();
+        }
+    };
+    check();
+    if (!r_.stopping()) shutdown_timer_.start(10, check, 10);
 }
 
 } // namespace acemux

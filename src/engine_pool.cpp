@@ -11,7 +11,7 @@ void EnginePool::reconfigure(const Config& c) {
     for (auto& ec : c.engines) {
         std::shared_ptr<Engine> e;
         for (auto& old : engines_)
-            if (!old->removed && old->cfg.name == ec.name && old->cfg.addr.str() == ec.addr.str()) e = old;
+            if (!old->removed && old->cfg.name == ec.name && old->cfg.address() == ec.address()) e = old;
         if (!e) {
             e = std::make_shared<Engine>();
             if (!engines_.empty()) r_.log().info("engine %s: added", ec.name.c_str());
@@ -21,9 +21,8 @@ void EnginePool::reconfigure(const Config& c) {
     }
     for (auto& old : engines_)
         if (std::find(next.begin(), next.end(), old) == next.end()) {
-            old->removed = true; // streams keep their lease until they end or fail over
-            r_.log().info("engine %s: removed from the config (%d streams stay until they end)", old->cfg.name.c_str(),
-                          old->streams);
+            old->removed = true; // streams keep their lease until they move to another engine or end
+            r_.log().info("engine %s: removed from the config (%d streams on it)", old->cfg.name.c_str(), old->streams);
         }
     engines_ = std::move(next);
     interval_ = c.health_interval;
@@ -54,7 +53,7 @@ void EnginePool::check_all() {
 
 void EnginePool::check(const std::shared_ptr<Engine>& e) {
     std::weak_ptr<Engine> weak = e;
-    checks_.get(e->cfg.addr, "/webui/api/service?method=get_version", timeout_,
+    checks_.get(Url{e->cfg.host, e->cfg.port, "/webui/api/service?method=get_version"}, timeout_,
                 [this, weak](int status, const std::string& body, const std::string& err) {
                     auto e = weak.lock();
                     if (!e || e->removed) return;

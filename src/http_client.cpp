@@ -1,7 +1,9 @@
 #include "acemux/http_client.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -9,16 +11,113 @@
 
 namespace acemux {
 
+// ------------------------------------------------------------ URLs
+
+std::string Url::authority() const {
+    bool v6 = host.find(':') != std::string::npos;
+    return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::string Url::str() const { return "http://" + authority() + target; }
+
+bool parse_url(std::string_view s, Url& out) {
+    if (s.substr(0, 7) != "http://") return false;
+    s.remove_prefix(7);
+    size_t slash = s.find_first_of("/?#");
+    std::string_view hostport = s.substr(0, slash);
+    std::string_view rest = slash == std::string_view::npos ? "" : s.substr(slash);
+    if (hostport.find('@') != std::string_view::npos || hostport.empty()) return false;
+    Url u;
+    std::string_view port;
+    if (hostport[0] == '[') {
+        size_t close = hostport.find(']');
+        if (close == std::string_view::npos) return false;
+        u.host = std::string(hostport.substr(1, close - 1));
+        if (close + 1 < hostport.size()) {
+            if (hostport[close + 1] != ':') return false;
+            port = hostport.substr(close + 2);
+        }
+    } else {
+        size_t colon = hostport.find(':');
+        u.host = std::string(hostport.substr(0, colon));
+        if (colon != std::string_view::npos) port = hostport.substr(colon + 1);
+    }
+    if (u.host.empty() || u.host.find_first_of(" \t\r\n") != std::string::npos) return false;
+    if (!port.empty()) {
+        if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
+        u.port = std::stoi(std::string(port));
+        if (u.port < 1 || u.port > 65535) return false;
+    }
+    rest = rest.substr(0, rest.find('#'));
+    u.target = rest.empty() || rest[0] != '/' ? "/" + std::string(rest) : std::string(rest);
+    if (u.target.find_first_of(" \r\n") != std::string::npos) return false;
+    out = std::move(u);
+    return true;
+}
+
+bool resolve_location(const Url& base, std::string_view loc, Url& out) {
+    if (loc.empty() || loc.find_first_of(" \r\n") != std::string_view::npos) return false;
+    if (loc.substr(0, 2) == "//") return parse_url("http:" + std::string(loc), out);
+    if (loc.find("://") != std::string_view::npos) return parse_url(loc, out);
+    out = base;
+    if (loc[0] == '/') {
+        out.target = std::string(loc);
+    } else { // relative to the directory of the base path
+        std::string dir = base.target.substr(0, base.target.find('?'));
+        out.target = dir.substr(0, dir.rfind('/') + 1) + std::string(loc);
+    }
+    return true;
+}
+
+// ------------------------------------------------------------ client
+
+namespace {
+bool is_redirect(int status) {
+    return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
+}
+} // namespace
+
 const llhttp_settings_t& HttpClient::settings() {
     static const llhttp_settings_t s = [] {
         llhttp_settings_t s;
         llhttp_settings_init(&s);
+        // Only Location and Content-Type are kept; names may arrive in pieces.
+        s.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
+            auto* c = static_cast<HttpClient*>(p->data);
+            if (c->in_location_ || c->in_type_) c->field_.clear();
+            c->in_location_ = c->in_type_ = false;
+            if (c->field_.size() < 64) c->field_.append(at, n);
+            return 0;
+        };
+        s.on_header_value = [](llhttp_t* p, const char* at, size_t n) {
+            auto* c = static_cast<HttpClient*>(p->data);
+            if (!c->in_location_ && !c->in_type_) {
+                c->in_location_ = strcasecmp(c->field_.c_str(), "location") == 0;
+                c->in_type_ = strcasecmp(c->field_.c_str(), "content-type") == 0;
+                if (c->in_location_) c->location_.clear();
+                if (c->in_type_) c->content_type_.clear();
+                if (!c->in_location_ && !c->in_type_) c->field_.clear();
+            }
+            std::string& v = c->in_location_ ? c->location_ : c->content_type_;
+            if ((c->in_location_ || c->in_type_) && v.size() + n <= 4096) v.append(at, n);
+            return 0;
+        };
+        s.on_header_value_complete = [](llhttp_t* p) {
+            auto* c = static_cast<HttpClient*>(p->data);
+            c->in_location_ = c->in_type_ = false;
+            c->field_.clear();
+            return 0;
+        };
         s.on_headers_complete = [](llhttp_t* p) {
             auto* c = static_cast<HttpClient*>(p->data);
             c->status_ = p->status_code;
+            if (is_redirect(c->status_) && !c->location_.empty()) {
+                c->redirect_ = true; // followed from on_io; this body is never read
+                return -1;
+            }
             c->headers_done_ = true;
             c->timer_.stop();
-            if (!c->sink_.on_status(c->status_)) {
+            if (!c->sink_.on_status(c->status_, c->content_type_)) {
                 c->aborted_ = true;
                 return -1;
             }
@@ -39,44 +138,71 @@ const llhttp_settings_t& HttpClient::settings() {
     return s;
 }
 
-void HttpClient::get(const SockAddr& to, const std::string& target, Millis timeout) {
-    std::string err;
-    Fd fd = connect_tcp(to, err);
-    start(std::move(fd), to.str(), target, timeout, err);
-}
-
-void HttpClient::get_on(Fd connected, const std::string& target, Millis timeout) {
-    start(std::move(connected), "peer", target, timeout, "");
-}
-
-void HttpClient::start(Fd fd, const std::string& peer, const std::string& target, Millis timeout, std::string err) {
+void HttpClient::get(const Url& url, Millis timeout) {
     close();
-    peer_ = peer;
+    url_ = url;
+    timeout_ = timeout;
+    visited_.assign(1, url.str());
+    hop();
+}
+
+void HttpClient::get_on(Fd connected, const Url& url, Millis timeout) {
+    close();
+    url_ = url;
+    timeout_ = timeout;
+    visited_.assign(1, url.str());
+    start(std::move(connected));
+}
+
+void HttpClient::arm_timeout() {
+    timer_.once(timeout_, [this] {
+        const char* what = phase_ == Phase::resolving  ? "cannot resolve "
+                           : phase_ == Phase::reading ? "no response headers from "
+                                                      : "cannot connect to ";
+        finish(what + url_.authority() + " within the timeout");
+    });
+}
+
+// One request of the chain: resolve, connect, send, read the headers.
+void HttpClient::hop() {
+    phase_ = Phase::resolving;
+    arm_timeout();
+    r_.resolver().resolve(url_.host, url_.port, lookup_,
+                          [this](const std::vector<SockAddr>& a, const std::string& err) { on_resolved(a, err); });
+}
+
+void HttpClient::on_resolved(const std::vector<SockAddr>& addrs, const std::string& err) {
+    if (!err.empty()) return finish(err);
+    std::string why;
+    Fd fd = connect_tcp(addrs.front(), why);
+    if (!fd) {
+        r_.resolver().forget(url_.host);
+        return finish("connect " + url_.authority() + ": " + why);
+    }
+    start(std::move(fd));
+}
+
+void HttpClient::start(Fd fd) {
     fd_ = std::move(fd);
-    req_ = "GET " + target + " HTTP/1.1\r\nHost: " + peer_ + "\r\nUser-Agent: acemux/" ACEMUX_VERSION
-           "\r\nAccept: */*\r\nConnection: close\r\n\r\n";
+    req_ = "GET " + url_.target + " HTTP/1.1\r\nHost: " + url_.authority() +
+           "\r\nUser-Agent: acemux/" ACEMUX_VERSION "\r\nAccept: */*\r\nConnection: close\r\n\r\n";
     sent_ = 0;
     status_ = 0;
-    headers_done_ = complete_ = aborted_ = false;
+    field_.clear(), location_.clear(), content_type_.clear();
+    in_location_ = in_type_ = false;
+    headers_done_ = complete_ = aborted_ = redirect_ = false;
     llhttp_init(&parser_, HTTP_RESPONSE, &settings());
     parser_.data = this;
     phase_ = Phase::connecting;
-    if (!fd_) {
-        // Report from the loop, never from inside the caller's own call.
-        timer_.once(0, [this, err] { finish("connect " + peer_ + ": " + err); });
-        return;
-    }
+    if (!timer_.armed()) arm_timeout();
     r_.watch(fd_.get(), this, false, true);
-    timer_.once(timeout, [this] {
-        finish(std::string(phase_ == Phase::reading ? "no response headers from " : "cannot connect to ") + peer_ +
-               " within the timeout");
-    });
 }
 
 void HttpClient::close() {
     if (fd_) r_.unwatch(fd_.get());
     fd_.reset();
     timer_.stop();
+    lookup_.cancel();
     phase_ = Phase::idle;
 }
 
@@ -85,15 +211,38 @@ void HttpClient::finish(const std::string& error) {
     sink_.on_end(error); // last: the sink may destroy us
 }
 
+// A 3xx with a Location: the next hop, on a new connection.
+void HttpClient::follow() {
+    Url next;
+    if (!resolve_location(url_, location_, next))
+        return finish("HTTP " + std::to_string(status_) + " from " + url_.authority() + " with a bad Location \"" +
+                      location_.substr(0, 200) + "\"");
+    if (static_cast<int>(visited_.size()) > kMaxRedirects)
+        return finish("more than " + std::to_string(kMaxRedirects) + " redirects, last to " + next.str());
+    if (std::find(visited_.begin(), visited_.end(), next.str()) != visited_.end())
+        return finish("redirect loop at " + next.str());
+    visited_.push_back(next.str());
+    int status = status_;
+    if (fd_) r_.unwatch(fd_.get());
+    fd_.reset();
+    timer_.stop();
+    url_ = next;
+    sink_.on_redirect(status, url_);
+    hop();
+}
+
 void HttpClient::on_io(uint32_t ev) {
     if (phase_ == Phase::connecting) {
         int e = socket_error(fd_.get());
-        if (e) return finish("connect " + peer_ + ": " + std::strerror(e));
+        if (e) {
+            r_.resolver().forget(url_.host);
+            return finish("connect " + url_.authority() + ": " + std::strerror(e));
+        }
         phase_ = Phase::sending;
     }
     if (phase_ == Phase::sending) {
         ssize_t w = ::send(fd_.get(), req_.data() + sent_, req_.size() - sent_, MSG_NOSIGNAL);
-        if (w < 0 && errno != EAGAIN) return finish("send to " + peer_ + ": " + std::strerror(errno));
+        if (w < 0 && errno != EAGAIN) return finish("send to " + url_.authority() + ": " + std::strerror(errno));
         if (w > 0) sent_ += static_cast<size_t>(w);
         if (sent_ < req_.size()) return;
         phase_ = Phase::reading;
@@ -110,21 +259,22 @@ void HttpClient::on_io(uint32_t ev) {
     ssize_t n = ::recv(fd_.get(), buf, cap, 0);
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR) return;
-        return finish("recv from " + peer_ + ": " + std::strerror(errno));
+        return finish("recv from " + url_.authority() + ": " + std::strerror(errno));
     }
     if (n == 0) {
         llhttp_finish(&parser_); // completes a close-delimited body
         if (complete_) return finish("");
-        return finish("connection closed by " + peer_ +
+        return finish("connection closed by " + url_.authority() +
                       (headers_done_ ? " in the middle of the body" : " before the headers"));
     }
     llhttp_errno_t e = llhttp_execute(&parser_, reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
+    if (redirect_) return follow();
     sink_.on_read();
     if (complete_) return finish("");
     if (aborted_) return finish("aborted after status " + std::to_string(status_));
     if (e != HPE_OK) {
         const char* why = llhttp_get_error_reason(&parser_);
-        return finish("bad HTTP from " + peer_ + ": " + (why ? why : llhttp_errno_name(e)));
+        return finish("bad HTTP from " + url_.authority() + ": " + (why ? why : llhttp_errno_name(e)));
     }
 }
 
@@ -140,39 +290,14 @@ void Fetch::on_end(const std::string& error) {
     done(client_.status(), body_, err);
 }
 
-void FetchSet::get(const SockAddr& to, const std::string& target, Millis timeout, Fetch::Done done) {
+void FetchSet::get(const Url& url, Millis timeout, Fetch::Done done) {
     live_.emplace_front(r_);
     auto it = live_.begin();
-    it->get(to, target, timeout, [this, it, done = std::move(done)](int status, const std::string& body,
-                                                                     const std::string& err) {
+    it->get(url, timeout, [this, it, done = std::move(done)](int status, const std::string& body,
+                                                             const std::string& err) {
         done(status, body, err);
         r_.defer([this, it] { live_.erase(it); });
     });
-}
-
-bool parse_http_url(const std::string& url, SockAddr& addr, std::string& target) {
-    if (url.rfind("http://", 0) != 0) return false;
-    size_t host_start = 7, slash = url.find('/', host_start);
-    std::string hostport = url.substr(host_start, slash == std::string::npos ? std::string::npos : slash - host_start);
-    target = slash == std::string::npos ? "/" : url.substr(slash);
-    if (hostport.find(':') == std::string::npos || (hostport[0] == '[' && hostport.back() == ']'))
-        hostport += ":80";
-    std::string err;
-    return parse_hostport(hostport, addr, err);
-}
-
-} // namespace acemux
-
-namespace acemux {
-
-bool resolve_http_url(const std::string& url, const SockAddr& fallback, SockAddr& addr, std::string& target) {
-    if (parse_http_url(url, addr, target)) return true;
-    size_t host = url.find("//");
-    size_t slash = url.find('/', host == std::string::npos ? 0 : host + 2);
-    if (slash == std::string::npos) return false;
-    addr = fallback;
-    target = url.substr(slash);
-    return true;
 }
 
 } // namespace acemux

@@ -1,5 +1,7 @@
 #include "acemux/reactor.hpp"
 
+#include "acemux/resolver.hpp"
+
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
@@ -30,6 +32,14 @@ Reactor::Reactor() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
     if (!epfd_) throw std::runtime_error(std::string("epoll_create1: ") + std::strerror(errno));
     sig_handler_.r = this;
     update_time();
+}
+
+// The resolver goes first: its timers and watches live in this reactor.
+Reactor::~Reactor() { resolver_.reset(); }
+
+Resolver& Reactor::resolver() {
+    if (!resolver_) resolver_ = std::make_unique<Resolver>(*this);
+    return *resolver_;
 }
 
 void Reactor::update_time() { now_ = monotonic_ms(); }

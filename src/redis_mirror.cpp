@@ -64,13 +64,14 @@ RedisMirror::~RedisMirror() {
 void RedisMirror::reconfigure(const RedisConfig& c) {
     bool same = c.url == cfg_.url;
     cfg_ = c;
-    if (same && (ac_ || retry_timer_.armed())) return;
+    if (same && (ac_ || retry_timer_.armed() || lookup_.pending())) return;
     if (ac_) {
         ac_->onDisconnect = nullptr;
         redisAsyncFree(ac_);
     }
     connected_ = false;
     retry_timer_.stop();
+    lookup_.cancel();
     if (!enabled()) return;
     connect();
 }
@@ -79,9 +80,20 @@ std::string RedisMirror::key(const std::string& id, const std::string& what) con
     return cfg_.prefix + ":buffer:" + id + ":" + what;
 }
 
+// hiredis would resolve a name with a blocking getaddrinfo(): it is given
+// the address our resolver found instead.
 void RedisMirror::connect() {
-    ac_ = cfg_.target.unix_path.empty() ? redisAsyncConnect(cfg_.target.host.c_str(), cfg_.target.port)
-                                    : redisAsyncConnectUnix(cfg_.target.unix_path.c_str());
+    if (!cfg_.target.unix_path.empty()) return connect_to("");
+    r_.resolver().resolve(cfg_.target.host, cfg_.target.port, lookup_,
+                          [this](const std::vector<SockAddr>& a, const std::string& err) {
+                              if (!err.empty()) return lost(err);
+                              connect_to(a.front().host());
+                          });
+}
+
+void RedisMirror::connect_to(const std::string& ip) {
+    ac_ = cfg_.target.unix_path.empty() ? redisAsyncConnect(ip.c_str(), cfg_.target.port)
+                                        : redisAsyncConnectUnix(cfg_.target.unix_path.c_str());
     if (!ac_ || ac_->err) {
         std::string why = ac_ ? ac_->errstr : "out of memory";
         if (ac_) redisAsyncFree(ac_);
@@ -135,12 +147,13 @@ void RedisMirror::lost(const std::string& why) {
     connected_ = false;
     backlog_ = 0;
     last_error_ = why;
+    if (!cfg_.target.host.empty()) r_.resolver().forget(cfg_.target.host); // it may have moved
     backoff_ = backoff_ ? std::min(backoff_ * 2, kMaxBackoff) : 250;
     if (was) r_.log().warn("redis: connection lost (%s); streaming goes on from memory", why.c_str());
     else r_.log().warn("redis: cannot connect to %s (%s); retrying in %lld ms", cfg_.url.c_str(), why.c_str(),
                        static_cast<long long>(backoff_));
     retry_timer_.once(backoff_, [this] {
-        if (!ac_ && enabled()) connect();
+        if (!ac_ && !lookup_.pending() && enabled()) connect();
     });
 }
 

@@ -37,8 +37,9 @@ size_t Ring::commit(ts::Aligner& a) {
 }
 
 void Ring::index(size_t from, size_t n) {
-    const uint8_t* base = open();
+    uint8_t* base = open();
     for (size_t off = from; off < from + n; off += ts::kPacket) {
+        cc_.packet(base + off);
         if (!scanner_.packet(base + off)) continue;
         RandomAccess& r = raps_[rap_next_];
         r.idx = head_;

@@ -12,9 +12,7 @@ const char* Session::state_name(State s) {
 }
 
 Session::Session(SessionManager& m, std::string key, std::string id_key, std::string id, EngineLease engine)
-    : m_(m), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)),
-      pid_("acemux-" + std::to_string(::getpid()) + "-" + std::to_string(m.next_serial())),
-      ring_(m.cfg().chunk_size, m.cfg().ring_chunks), up_(m.reactor(), ring_, *this), engine_(std::move(engine)),
+    : m_(m), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)), ring_(m.cfg().chunk_size, m.cfg().ring_chunks), up_(m.reactor(), ring_, *this), engine_(std::move(engine)),
       wake_timer_(m.reactor()), slice_timer_(m.reactor()), tick_timer_(m.reactor()), grace_timer_(m.reactor()), retry_timer_(m.reactor()) {
     created_ = last_data_ = reactor().now();
     arm_tick();
@@ -69,8 +67,18 @@ void Session::later(std::function<void()> f) {
 }
 
 void Session::connect() {
-    last_data_ = reactor().now(); // the no-data clock starts with each attempt
-    up_.start(engine_->cfg, id_key_, id_, pid_, cfg().connect_timeout);
+    let_go();
+    waiting_since_ = reactor().now(); // the no-data clock starts with each attempt
+    attempt_data_ = prebuf_logged_ = false;
+    up_.start(engine_->cfg, id_key_, id_, cfg().connect_timeout);
+}
+
+// Whenever we leave an engine session (retry, failover, close), the engine
+// is told, so it does not go on downloading for nobody.
+void Session::let_go() {
+    up_.stop();
+    std::string url = up_.take_command_url();
+    if (!url.empty()) m_.send_stop(engine_->cfg, url);
 }
 
 void Session::add(StreamHandoff&& h, std::string user_agent) {
@@ -88,6 +96,7 @@ void Session::add(StreamHandoff&& h, std::string user_agent) {
 }
 
 void Session::on_upstream_accepted() {
+    waiting_since_ = reactor().now(); // and again from the engine's yes
     reactor().log().info("stream %s: engine %s accepted it", id_.c_str(), engine_->cfg.name.c_str());
     if (accepted_) return;
     accepted_ = true;
@@ -97,7 +106,8 @@ void Session::on_upstream_accepted() {
 
 void Session::on_upstream_data(size_t n) {
     Millis now = reactor().now();
-    last_data_ = now;
+    last_data_ = waiting_since_ = now;
+    attempt_data_ = true;
     if (st_ == State::starting || st_ == State::failing) {
         if (st_ == State::failing)
             reactor().log().info("stream %s: data flowing again from engine %s after %.1f s", id_.c_str(),
@@ -153,12 +163,16 @@ void Session::pump_slice() {
 
 void Session::on_upstream_failed(const std::string& why, bool rejected) {
     if (st_ == State::closed) return;
-    Millis now = reactor().now();
-    const char* engine = engine_->cfg.name.c_str();
-    if (rejected && !accepted_) {
-        reactor().log().warn("stream %s: engine %s refused it: %s", id_.c_str(), engine, why.c_str());
+    let_go();
+    // The engine's error is about the content, not the engine: another
+    // engine would say the same, so the stream ends at once.
+    if (rejected) {
+        reactor().log().warn("stream %s: engine %s refused it: %s", id_.c_str(), engine_->cfg.name.c_str(),
+                             why.c_str());
         return close(502, "engine refused the stream: " + why);
     }
+    Millis now = reactor().now();
+    const char* engine = engine_->cfg.name.c_str();
     if (st_ != State::failing) {
         failing_since_ = now;
         // Only a stream that ran a while since its last failure starts with a
@@ -172,24 +186,51 @@ void Session::on_upstream_failed(const std::string& why, bool rejected) {
                               static_cast<double>(now - failing_since_) / 1000.0, why.c_str());
         return close(503, "no engine could serve the stream: " + why);
     }
-    // The same engine gets one more try, then the stream moves to another;
-    // at once when the engine left the config or failed its health checks.
-    if (++tries_on_engine_ >= 2 || engine_->removed || !engine_->up) {
+    // An attempt that brought no packets is its engine's failure: the next
+    // one goes to another engine at once. One that streamed gets one more
+    // try on its engine first (a dropped connection is often a blip). The
+    // stream moves at once, too, when its engine left the config or failed
+    // its health checks.
+    bool moved = false;
+    if (!attempt_data_ || ++tries_on_engine_ >= 2 || engine_->removed || !engine_->up) {
         EngineLease other = m_.pool().pick(engine_.get());
         if (other && other.get() != engine_.get()) {
             reactor().log().warn("stream %s: moving from engine %s to %s", id_.c_str(), engine,
                                  other->cfg.name.c_str());
             engine_ = std::move(other);
             tries_on_engine_ = 0;
+            moved = true;
         }
     }
-    backoff_ = backoff_ ? std::min<Millis>(backoff_ * 2, 4000) : 250;
+    // A fresh engine is tried at once, but only once in a row: two bad
+    // engines must not bounce a stream between them in a tight loop.
+    Millis delay = 0;
+    if (moved && backoff_ == 0) backoff_ = 125;
+    else delay = backoff_ = backoff_ ? std::min<Millis>(backoff_ * 2, 4000) : 250;
     reactor().log().warn("stream %s: %s; retrying on engine %s in %lld ms", id_.c_str(), why.c_str(),
-                         engine_->cfg.name.c_str(), static_cast<long long>(backoff_));
+                         engine_->cfg.name.c_str(), static_cast<long long>(delay));
     reconnects_++;
     m_.totals.reconnects++;
     up_.splice_next(key_wait()); // players must resynchronise on whatever the next connection brings
-    retry_timer_.once(backoff_, [this] { connect(); });
+    retry_timer_.once(delay, [this] { connect(); });
+}
+
+void Session::move_off_engine() {
+    if (st_ == State::closed || !engine_->removed) return;
+    EngineLease other = m_.pool().pick(engine_.get());
+    if (!other || other.get() == engine_.get()) {
+        reactor().log().warn("stream %s: engine %s left the config, but no other engine can take the stream yet",
+                             id_.c_str(), engine_->cfg.name.c_str());
+        return;
+    }
+    reactor().log().info("stream %s: engine %s left the config, moving to %s", id_.c_str(),
+                         engine_->cfg.name.c_str(), other->cfg.name.c_str());
+    let_go();
+    engine_ = std::move(other);
+    tries_on_engine_ = 0;
+    retry_timer_.stop();
+    up_.splice_next(key_wait());
+    connect();
 }
 
 JoinPoint Session::join_point() const {
@@ -222,38 +263,72 @@ uint64_t Session::key_wait() const {
 }
 
 // While the engine sends, a tick only samples the rate and looks for stuck
-// players, so it comes once per keepalive_interval (a second at most): every
-// wake-up of its own costs the loop a pass. Once data stops, it comes four
-// times as often, for keepalives and the no-data timeout.
+// players, so it comes half a keepalive_interval after the newest data:
+// every wake-up of its own costs the loop a pass. Once data stops, it comes
+// every quarter interval, so a caught-up player's first null packet leaves
+// within three quarters of keepalive_interval after the last engine byte.
 void Session::arm_tick() {
-    Millis now = reactor().now(), ka = cfg().keepalive_interval;
-    Millis next = now - last_data_ < ka ? last_data_ + std::min<Millis>(ka, 1000) - now : std::max<Millis>(ka / 4, 25);
+    Millis now = reactor().now(), half = std::min<Millis>(cfg().keepalive_interval / 2, 500);
+    Millis next = now - last_data_ < half ? last_data_ + half - now : std::max<Millis>(half / 2, 25);
     tick_timer_.once(std::max<Millis>(next, 1), [this] { tick(); });
 }
 
 void Session::tick() {
     arm_tick();
     Millis now = reactor().now();
-    rate_samples_.push_back({now, ring_.bytes_in(), bytes_out()});
+    // The rate counts from the first byte: an engine's prebuffer is not a slow stream.
+    if (ring_.bytes_in()) rate_samples_.push_back({now, ring_.bytes_in(), bytes_out()});
     while (rate_samples_.size() > 2 && now - rate_samples_.front().at > kRateWindowMs) rate_samples_.pop_front();
-    if (Millis span = now - rate_samples_.front().at; span >= 250) {
+    if (Millis span = rate_samples_.empty() ? 0 : now - rate_samples_.front().at; span >= 250) {
         const RateSample &a = rate_samples_.front(), &b = rate_samples_.back();
         byte_rate_ = static_cast<double>(b.in - a.in) * 1000.0 / static_cast<double>(span);
         out_rate_ = static_cast<double>(b.out - a.out) * 1000.0 / static_cast<double>(span);
     }
-    if (st_ == State::running && now - last_data_ >= cfg().no_data_timeout) {
-        up_.stop();
-        char why[64];
-        std::snprintf(why, sizeof why, "no data for %.1f s", static_cast<double>(now - last_data_) / 1000.0);
-        return on_upstream_failed(why, false);
-    }
-    if (now - last_data_ >= cfg().keepalive_interval)
-        for (auto& c : clients_) c.keepalive();
+    check_engine(now);
+    if (st_ == State::closed) return;
+    for (auto& c : clients_) c.keepalive(); // each decides: caught up and idle for half an interval
     if (now - last_stall_scan_ >= 1000 || cfg().client_stall_timeout < 2000) {
         last_stall_scan_ = now;
         for (auto& c : clients_)
             if (c.blocked() && now - c.last_progress() >= cfg().client_stall_timeout) c.drop("stalled: not reading");
     }
+}
+
+// Judges the attempt in progress: data, an engine that says it is still
+// prebuffering (given time, unless it has no peer at all), or silence.
+void Session::check_engine(Millis now) {
+    if (!up_.active()) return; // between attempts: the retry timer runs
+    Millis quiet = now - waiting_since_;
+    const EngineStatus& es = up_.status();
+    bool fresh = es.at && now - es.at <= 3 * Upstream::kStatEvery;
+    bool prebuffering = !attempt_data_ && fresh && (es.status == "prebuf" || es.status == "idle");
+    if (prebuffering) {
+        if (up_.peerless_for(now) >= cfg().no_peers_timeout) {
+            char why[96];
+            std::snprintf(why, sizeof why, "engine found no peers for the content in %.0f s",
+                          static_cast<double>(up_.peerless_for(now)) / 1000.0);
+            reactor().log().warn("stream %s: %s (engine %s)", id_.c_str(), why, engine_->cfg.name.c_str());
+            return close(502, why);
+        }
+        if (!prebuf_logged_) {
+            prebuf_logged_ = true;
+            reactor().log().info("stream %s: engine %s prebuffering (%s, %ld peers)", id_.c_str(),
+                                 engine_->cfg.name.c_str(), es.status.c_str(), es.peers);
+        }
+        if (quiet < cfg().failover_timeout) return; // it is working on it
+    }
+    // Health checks found the engine down while it sends nothing: no point
+    // waiting out no_data_timeout.
+    bool down = !engine_->up && quiet >= cfg().keepalive_interval;
+    if (quiet < cfg().no_data_timeout && !down) return;
+    char why[96];
+    if (down)
+        std::snprintf(why, sizeof why, "engine down and no data for %.1f s", static_cast<double>(quiet) / 1000.0);
+    else if (!attempt_data_)
+        std::snprintf(why, sizeof why, "no TS packets from the engine in %.1f s", static_cast<double>(quiet) / 1000.0);
+    else
+        std::snprintf(why, sizeof why, "no data for %.1f s", static_cast<double>(quiet) / 1000.0);
+    on_upstream_failed(why, false);
 }
 
 uint64_t Session::bytes_out() const {
@@ -290,8 +365,8 @@ void Session::reap() {
 void Session::close(int status, const std::string& why) {
     if (st_ == State::closed) return;
     st_ = State::closed;
-    up_.stop();
-    if (!up_.command_url().empty()) m_.send_stop(*engine_.get(), up_.command_url());
+    let_go();
+    m_.closed(*this, why);
     for (auto& c : clients_) {
         if (!c.started()) c.begin(status, why);
         c.drop(why.c_str());
@@ -325,18 +400,19 @@ static bool is_content_id(std::string& s) {
 }
 
 HttpResponse SessionManager::getstream(const HttpRequest& req) {
+    // The engine's own names, in the order the engine prefers them; the
+    // engine is asked with the name the player used.
     std::string id_key, id;
-    for (auto& [k, v] : req.query) {
-        if (k != "id" && k != "infohash") continue;
-        if (!id_key.empty() && (k != id_key || v != id))
-            return HttpResponse::text(400, "give one id (or infohash) parameter, not several");
-        id_key = k;
-        id = v;
-    }
-    if (id_key.empty()) return HttpResponse::text(400, "missing id: use /ace/getstream?id=<40 hex characters>");
+    for (const char* name : {"content_id", "id", "infohash"})
+        if (const std::string* v = req.param(name); v && id_key.empty()) id_key = name, id = *v;
+    for (auto& [k, v] : req.query)
+        if (k == id_key && v != id) return HttpResponse::text(400, "give one " + id_key + ", not several");
+    if (id_key.empty())
+        return HttpResponse::text(400, "missing content id: use /ace/getstream?content_id=<40 hex characters>");
     if (!is_content_id(id)) return HttpResponse::text(400, id_key + " must be 40 hexadecimal characters");
 
-    std::string key = id_key + ":" + id;
+    // content_id and id name the same thing; an infohash is another namespace.
+    std::string key = (id_key == "infohash" ? "infohash:" : "id:") + id;
     if (cfg_.max_clients && client_count() >= static_cast<size_t>(cfg_.max_clients)) {
         r_.log().warn("refused %s for %s: max_clients (%d) reached", req.peer.str().c_str(), id.c_str(), cfg_.max_clients);
         HttpResponse r = HttpResponse::text(503, "client limit reached (" + std::to_string(cfg_.max_clients) + ")");
@@ -395,17 +471,34 @@ HttpResponse SessionManager::getstream(const HttpRequest& req) {
     return r;
 }
 
-void SessionManager::send_stop(const Engine& e, const std::string& command_url) {
-    SockAddr to;
-    std::string target;
-    if (!resolve_http_url(command_url, e.cfg.addr, to, target)) target = "/";
-    target += target.find('?') == std::string::npos ? "?method=stop" : "&method=stop";
-    std::string name = e.cfg.name;
-    commands_.get(to, target, cfg_.connect_timeout, [this, name](int status, const std::string&, const std::string& err) {
+void SessionManager::send_stop(const EngineConfig& e, const std::string& command_url) {
+    Url u;
+    if (!engine_url(e, command_url, u)) {
+        r_.log().warn("engine %s: cannot stop its session, bad command_url \"%s\"", e.name.c_str(),
+                      command_url.substr(0, 200).c_str());
+        return;
+    }
+    u.target += u.target.find('?') == std::string::npos ? "?method=stop" : "&method=stop";
+    std::string name = e.name;
+    r_.log().debug("engine %s: GET %s", name.c_str(), u.str().c_str());
+    commands_.get(u, cfg_.connect_timeout, [this, name](int status, const std::string&, const std::string& err) {
         if (!err.empty() || status / 100 != 2)
             r_.log().warn("engine %s: stop command failed: %s", name.c_str(),
                           err.empty() ? ("HTTP " + std::to_string(status)).c_str() : err.c_str());
     });
+}
+
+void SessionManager::closed(const Session& s, const std::string& why) {
+    ended_.push_back({s.id(), s.engine() ? s.engine()->cfg.name : "", why, r_.now()});
+    if (ended_.size() > kEndedKept) ended_.pop_front();
+}
+
+void SessionManager::reconfigure(const Config& c) {
+    cfg_ = c;
+    std::vector<Session*> moving;
+    for (auto& [k, s] : sessions_)
+        if (s->engine() && s->engine()->removed) moving.push_back(s.get());
+    for (Session* s : moving) s->move_off_engine();
 }
 
 void SessionManager::remove(Session& s) {

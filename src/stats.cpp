@@ -41,6 +41,20 @@ cJSON* session_json(const Session& s, Millis now) {
     cJSON_AddNumberToObject(o, "dropped_bytes", static_cast<double>(s.dropped_bytes()));
     cJSON_AddNumberToObject(o, "reconnects", static_cast<double>(s.reconnects()));
     cJSON_AddNumberToObject(o, "resumed_chunks", static_cast<double>(s.primed_chunks()));
+    // What the engine says of its download (stat_url); null until it has said.
+    const EngineStatus& es = s.engine_status();
+    if (!es.at) {
+        cJSON_AddNullToObject(o, "engine_status");
+    } else {
+        cJSON* e = cJSON_AddObjectToObject(o, "engine_status");
+        cJSON_AddStringToObject(e, "status", es.status.c_str());
+        cJSON_AddNumberToObject(e, "peers", static_cast<double>(es.peers));
+        cJSON_AddNumberToObject(e, "speed_down", static_cast<double>(es.speed_down));
+        cJSON_AddNumberToObject(e, "speed_up", static_cast<double>(es.speed_up));
+        cJSON_AddNumberToObject(e, "downloaded", static_cast<double>(es.downloaded));
+        cJSON_AddNumberToObject(e, "uploaded", static_cast<double>(es.uploaded));
+        cJSON_AddNumberToObject(e, "age_s", seconds(now - es.at));
+    }
     cJSON* clients = cJSON_AddArrayToObject(o, "clients");
     for (auto& c : s.clients())
         if (!c.dead()) cJSON_AddItemToArray(clients, client_json(c, ring, now));
@@ -57,11 +71,21 @@ std::string stats_json(const Daemon& d) {
     cJSON* streams = cJSON_AddArrayToObject(root.get(), "streams");
     for (auto& [key, s] : d.sessions().sessions()) cJSON_AddItemToArray(streams, session_json(*s, now));
 
+    cJSON* ended = cJSON_AddArrayToObject(root.get(), "ended");
+    for (auto& e : d.sessions().ended()) {
+        cJSON* o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", e.id.c_str());
+        cJSON_AddStringToObject(o, "engine", e.engine.c_str());
+        cJSON_AddStringToObject(o, "reason", e.why.c_str());
+        cJSON_AddNumberToObject(o, "ago_s", seconds(now - e.at));
+        cJSON_AddItemToArray(ended, o);
+    }
+
     cJSON* engines = cJSON_AddArrayToObject(root.get(), "engines");
     for (auto& e : d.pool().engines()) {
         cJSON* o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", e->cfg.name.c_str());
-        cJSON_AddStringToObject(o, "address", e->cfg.addr.str().c_str());
+        cJSON_AddStringToObject(o, "address", e->cfg.address().c_str());
         cJSON_AddStringToObject(o, "state", e->up ? "up" : "down");
         cJSON_AddNumberToObject(o, "streams", e->streams);
         cJSON_AddNumberToObject(o, "max_streams", e->cfg.max_streams);
@@ -168,6 +192,21 @@ std::string metrics_text(const Daemon& d) {
     for (auto& [k, s] : sm.sessions()) p.value("acemux_stream_bitrate_bits", s->byte_rate() * 8, label("id", s->id()));
     p.head("acemux_stream_out_bitrate_bits", "gauge", "Bits per second sent to a stream's players, together.");
     for (auto& [k, s] : sm.sessions()) p.value("acemux_stream_out_bitrate_bits", s->out_rate() * 8, label("id", s->id()));
+    p.head("acemux_stream_engine_peers", "gauge", "Peers the engine reports for a stream.");
+    for (auto& [k, s] : sm.sessions())
+        if (s->engine_status().at) p.value("acemux_stream_engine_peers", static_cast<double>(s->engine_status().peers), label("id", s->id()));
+    p.head("acemux_stream_engine_speed_down_kibibytes", "gauge", "Download speed the engine reports for a stream (KiB/s).");
+    for (auto& [k, s] : sm.sessions())
+        if (s->engine_status().at)
+            p.value("acemux_stream_engine_speed_down_kibibytes", static_cast<double>(s->engine_status().speed_down), label("id", s->id()));
+    p.head("acemux_stream_engine_downloaded_bytes", "gauge", "Bytes the engine reports downloaded for a stream.");
+    for (auto& [k, s] : sm.sessions())
+        if (s->engine_status().at)
+            p.value("acemux_stream_engine_downloaded_bytes", static_cast<double>(s->engine_status().downloaded), label("id", s->id()));
+    p.head("acemux_stream_engine_status", "gauge", "1 for the status the engine reports for a stream (prebuf, dl, ...).");
+    for (auto& [k, s] : sm.sessions())
+        if (s->engine_status().at)
+            p.value("acemux_stream_engine_status", 1, label("id", s->id()) + "," + label("status", s->engine_status().status));
     p.head("acemux_engine_up", "gauge", "1 when the engine passes its health checks.");
     for (auto& e : d.pool().engines()) p.value("acemux_engine_up", e->up ? 1 : 0, label("engine", e->cfg.name));
     p.head("acemux_engine_streams", "gauge", "Streams on the engine.");
@@ -194,12 +233,28 @@ std::string status_html(const Daemon& d) {
                   ACEMUX_VERSION, seconds(now - d.started_at()), sm.sessions().size(), sm.client_count());
     h += buf;
     h += "<h2>Streams</h2><table><tr><th>id</th><th>engine</th><th>state</th><th>up</th><th>Mbit/s in</th>"
-         "<th>Mbit/s out</th><th>players</th></tr>";
+         "<th>Mbit/s out</th><th>players</th><th>engine status</th><th>peers</th><th>KiB/s down</th>"
+         "<th>MB downloaded</th></tr>";
     for (auto& [k, s] : sm.sessions()) {
-        std::snprintf(buf, sizeof buf, "<td>%s</td><td>%.0f s</td><td>%.2f</td><td>%.2f</td><td>%zu</td></tr>",
+        const EngineStatus& es = s->engine_status();
+        std::snprintf(buf, sizeof buf, "<td>%s</td><td>%.0f s</td><td>%.2f</td><td>%.2f</td><td>%zu</td>",
                       Session::state_name(s->state()), seconds(now - s->created_at()), s->byte_rate() * 8 / 1e6,
                       s->out_rate() * 8 / 1e6, s->client_count());
         h += "<tr><td>" + html(s->id()) + "</td><td>" + html(s->engine() ? s->engine()->cfg.name : "") + "</td>" + buf;
+        if (es.at)
+            std::snprintf(buf, sizeof buf, "</td><td>%ld</td><td>%ld</td><td>%.1f</td></tr>", es.peers, es.speed_down,
+                          static_cast<double>(es.downloaded) / 1e6);
+        else
+            std::snprintf(buf, sizeof buf, "</td><td></td><td></td><td></td></tr>");
+        h += "<td>" + html(es.status) + buf;
+    }
+    if (!sm.ended().empty()) {
+        h += "</table><h2>Ended</h2><table><tr><th>id</th><th>engine</th><th>ago</th><th>why</th></tr>";
+        for (auto it = sm.ended().rbegin(); it != sm.ended().rend(); ++it) {
+            std::snprintf(buf, sizeof buf, "<td>%.0f s</td>", seconds(now - it->at));
+            h += "<tr><td>" + html(it->id) + "</td><td>" + html(it->engine) + "</td>" + buf + "<td>" + html(it->why) +
+                 "</td></tr>";
+        }
     }
     h += "</table><h2>Players</h2><table><tr><th>address</th><th>player</th><th>stream</th><th>MB sent</th>"
          "<th>lag (chunks)</th><th>jumps</th></tr>";
@@ -217,7 +272,7 @@ std::string status_html(const Daemon& d) {
     for (auto& e : d.pool().engines()) {
         std::snprintf(buf, sizeof buf, "<td>%s</td><td>%d / %d</td></tr>", e->up ? "up" : "down", e->streams,
                       e->cfg.max_streams);
-        h += "<tr><td>" + html(e->cfg.name) + "</td><td>" + html(e->cfg.addr.str()) + "</td>" + buf;
+        h += "<tr><td>" + html(e->cfg.name) + "</td><td>" + html(e->cfg.address()) + "</td>" + buf;
     }
     const RedisMirror& r = d.redis();
     std::snprintf(buf, sizeof buf, "</table><h2>Redis</h2><p>%s &middot; %llu chunks written &middot; %llu skipped</p>",

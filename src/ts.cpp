@@ -131,6 +131,23 @@ Aligner::Result Aligner::scan(uint8_t* buf, size_t len) {
     return {out, len - in};
 }
 
+void Continuity::packet(uint8_t* p) {
+    uint16_t id = pid(p);
+    if (id == kNullPid) return;
+    int c = cc(p);
+    if (pending_[id]) {
+        pending_[id] = false;
+        // A packet without payload repeats the counter; one with payload adds one.
+        int want = last_[id] < 0 ? c : (last_[id] + (has_payload(p) ? 1 : 0)) & 0x0F;
+        shift_[id] = static_cast<uint8_t>((want - c) & 0x0F);
+    }
+    if (shift_[id]) {
+        c = (c + shift_[id]) & 0x0F;
+        p[3] = static_cast<uint8_t>((p[3] & 0xF0) | c);
+    }
+    last_[id] = static_cast<int8_t>(c);
+}
+
 bool RapScanner::packet(const uint8_t* p) {
     uint16_t id = pid(p);
     if (id == 0) {

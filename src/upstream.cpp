@@ -1,28 +1,72 @@
 #include "acemux/upstream.hpp"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <sys/random.h>
+#include <unistd.h>
 
 namespace acemux {
 
-Upstream::Upstream(Reactor& r, Ring& ring, Listener& l) : r_(r), ring_(ring), l_(l), api_(r), play_(r, *this) {}
+Upstream::Upstream(Reactor& r, Ring& ring, Listener& l)
+    : r_(r), ring_(ring), l_(l), api_(r), stat_(r), play_(r, *this), stat_timer_(r) {}
 
-void Upstream::start(const EngineConfig& e, const std::string& id_key, const std::string& id, const std::string& pid,
-                     Millis timeout) {
+std::string engine_pid() {
+    uint8_t b[16];
+    if (::getrandom(b, sizeof b, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof b)) {
+        // A router early after boot may have no entropy yet: the clocks,
+        // the process and this frame's address still differ per call.
+        timespec t1, t2;
+        clock_gettime(CLOCK_REALTIME, &t1);
+        clock_gettime(CLOCK_MONOTONIC, &t2);
+        uint64_t x = static_cast<uint64_t>(t1.tv_sec) * 1000000007u ^ static_cast<uint64_t>(t1.tv_nsec) ^
+                     static_cast<uint64_t>(t2.tv_nsec) << 21 ^ static_cast<uint64_t>(::getpid()) << 40 ^
+                     reinterpret_cast<uintptr_t>(&b);
+        for (auto& byte : b) { // splitmix64
+            x += 0x9E3779B97F4A7C15ull;
+            uint64_t z = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+            byte = static_cast<uint8_t>((z ^ (z >> 27)) * 0x94D049BB133111EBull >> 56);
+        }
+    }
+    b[6] = static_cast<uint8_t>((b[6] & 0x0F) | 0x40); // version 4
+    b[8] = static_cast<uint8_t>((b[8] & 0x3F) | 0x80); // RFC 4122 variant
+    char out[37];
+    std::snprintf(out, sizeof out, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+                  b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+    return out;
+}
+
+void Upstream::start(const EngineConfig& e, const std::string& id_key, const std::string& id, Millis timeout) {
     stop();
     engine_ = e;
     timeout_ = timeout;
     command_url_.clear();
+    status_ = EngineStatus{};
+    peerless_since_ = 0;
+    packets_ = 0;
+    garbage_ = json_answer_ = false;
+    json_body_.clear();
+    dropped_at_start_ = aligner_.dropped();
     aligner_.reset(); // whatever the last connection left half-sent is not ours to finish
     ring_.discard_pending();
+    ring_.splice();
     staged_.clear();
     splice_aligner_ = ts::Aligner();
-    if (e.direct) {
-        play(e.addr, "/ace/getstream?" + id_key + "=" + id + "&pid=" + pid);
-        return;
-    }
-    api_.get(e.addr, "/ace/getstream?format=json&" + id_key + "=" + id + "&pid=" + pid, timeout,
+    // A pid of its own per attempt: the engine serves one reader per pid and
+    // would cut off another stream (or our own earlier attempt) sharing it.
+    std::string query = id_key + "=" + id + "&pid=" + engine_pid();
+    if (e.direct) return play(Url{e.host, e.port, "/ace/getstream?" + query});
+    api_.get(Url{e.host, e.port, "/ace/getstream?format=json&" + query}, timeout,
              [this](int status, const std::string& body, const std::string& err) { on_api(status, body, err); });
+}
+
+void Upstream::stop() {
+    api_.cancel();
+    play_.close();
+    stat_.cancel();
+    stat_timer_.stop();
 }
 
 std::pair<uint8_t*, size_t> Upstream::recv_area() {
@@ -34,6 +78,12 @@ std::pair<uint8_t*, size_t> Upstream::recv_area() {
 }
 
 bool Upstream::on_body(const uint8_t* at, size_t n) {
+    if (json_answer_) {
+        json_body_.append(reinterpret_cast<const char*>(at), std::min<size_t>(n, 65536 - json_body_.size()));
+        return json_body_.size() < 65536;
+    }
+    // Megabytes and not one packet: whatever this is, it is not a stream.
+    if (!packets_ && aligner_.dropped() - dropped_at_start_ >= kGarbageLimit) return garbage_ = true, false;
     if (staging_) staged_.append(reinterpret_cast<const char*>(at), n);
     else ring_.append(at, n);
     return true;
@@ -49,12 +99,26 @@ void Upstream::to_ring(const uint8_t* p, size_t n) {
         p += k;
         n -= k;
     }
+    packets_ += made / ts::kPacket;
     if (made) l_.on_upstream_data(made);
 }
 
-void Upstream::stop() {
-    api_.cancel();
-    play_.close();
+bool engine_url(const EngineConfig& e, const std::string& url, Url& out) {
+    if (!parse_url(url, out)) {
+        // Not absolute: a path on the engine itself.
+        if (url.empty() || url[0] != '/') return false;
+        out = Url{e.host, e.port, url};
+        return true;
+    }
+    auto loopback = [](const std::string& h) {
+        in6_addr a6;
+        in_addr a4;
+        if (h == "localhost") return true;
+        if (inet_pton(AF_INET, h.c_str(), &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+        return inet_pton(AF_INET6, h.c_str(), &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+    };
+    if (loopback(out.host) && !loopback(e.host)) out.host = e.host;
+    return true;
 }
 
 void Upstream::on_api(int status, const std::string& body, const std::string& err) {
@@ -63,14 +127,45 @@ void Upstream::on_api(int status, const std::string& body, const std::string& er
     EngineAnswer a = parse_engine_answer(body);
     if (!a.error.empty()) return l_.on_upstream_failed(a.error, a.rejected);
     command_url_ = a.command_url;
-    const std::string& playback = a.playback_url;
-
-    SockAddr to;
-    std::string target;
-    if (!resolve_http_url(playback, engine_.addr, to, target))
-        return l_.on_upstream_failed("bad playback_url \"" + playback.substr(0, 200) + "\"", false);
+    Url playback;
+    if (!engine_url(engine_, a.playback_url, playback))
+        return l_.on_upstream_failed("bad playback_url \"" + a.playback_url.substr(0, 200) + "\"", false);
+    if (engine_url(engine_, a.stat_url, stat_url_)) poll_stat();
     l_.on_upstream_accepted();
-    play(to, target);
+    play(playback);
+}
+
+void Upstream::play(const Url& url) {
+    r_.log().debug("engine %s: GET %s", engine_.name.c_str(), url.str().c_str());
+    play_.get(url, timeout_);
+}
+
+void Upstream::on_redirect(int status, const Url& to) {
+    r_.log().info("engine %s: playback redirected (HTTP %d) to %s", engine_.name.c_str(), status, to.str().c_str());
+}
+
+// The engine's view of the download; never needed for streaming, so a
+// failed poll only leaves the last answer standing.
+void Upstream::poll_stat() {
+    stat_.get(stat_url_, timeout_, [this](int status, const std::string& body, const std::string& err) {
+        EngineStatus s;
+        bool ok = err.empty() && status / 100 == 2 && parse_engine_status(body, s);
+        // The first answer is empty ({}); the next one soon says something.
+        stat_timer_.once(ok && s.status.empty() ? kStatEvery / 4 : kStatEvery, [this] { poll_stat(); });
+        if (!ok) {
+            r_.log().debug("engine %s: stat_url: %s", engine_.name.c_str(),
+                           err.empty() ? ("HTTP " + std::to_string(status)).c_str() : err.c_str());
+            return;
+        }
+        s.at = r_.now();
+        if (s.status != status_.status && !s.status.empty())
+            r_.log().info("engine %s: status %s, %ld peers, %lld bytes downloaded", engine_.name.c_str(),
+                          s.status.c_str(), s.peers, s.downloaded);
+        bool peerless = (s.status == "prebuf" || s.status == "idle" || s.status == "starting") && s.peers <= 0;
+        if (!peerless) peerless_since_ = 0;
+        else if (!peerless_since_) peerless_since_ = r_.now();
+        status_ = s;
+    });
 }
 
 EngineAnswer parse_engine_answer(const std::string& body) {
@@ -79,37 +174,57 @@ EngineAnswer parse_engine_answer(const std::string& body) {
     if (!j) return a.error = "engine answer is not JSON", a;
     cJSON* error = cJSON_GetObjectItemCaseSensitive(j, "error");
     cJSON* resp = cJSON_GetObjectItemCaseSensitive(j, "response");
-    cJSON* url = cJSON_IsObject(resp) ? cJSON_GetObjectItemCaseSensitive(resp, "playback_url") : nullptr;
-    cJSON* cmd = cJSON_IsObject(resp) ? cJSON_GetObjectItemCaseSensitive(resp, "command_url") : nullptr;
+    auto field = [resp](const char* name) -> std::string {
+        cJSON* v = cJSON_IsObject(resp) ? cJSON_GetObjectItemCaseSensitive(resp, name) : nullptr;
+        return cJSON_IsString(v) ? v->valuestring : "";
+    };
     if (cJSON_IsString(error) && error->valuestring[0]) {
         a.error = std::string(error->valuestring).substr(0, 300);
         for (auto& ch : a.error) // one line in logs and in the player's 502
             if (ch == '\n' || ch == '\r') ch = ' ';
         a.rejected = true;
-    } else if (!cJSON_IsString(url)) {
+    } else if (a.playback_url = field("playback_url"); a.playback_url.empty()) {
         a.error = "engine answer has no response.playback_url";
     } else {
-        a.playback_url = url->valuestring;
-        if (cJSON_IsString(cmd)) a.command_url = cmd->valuestring;
+        a.stat_url = field("stat_url");
+        a.command_url = field("command_url");
     }
     cJSON_Delete(j);
     return a;
 }
 
-void Upstream::play(const SockAddr& to, const std::string& target) {
-    r_.log().debug("engine %s: GET %s", engine_.name.c_str(), target.c_str());
-    play_.get(to, target, timeout_);
+bool parse_engine_status(const std::string& body, EngineStatus& out) {
+    cJSON* j = cJSON_Parse(body.c_str());
+    if (!j) return false;
+    cJSON* resp = cJSON_GetObjectItemCaseSensitive(j, "response");
+    bool ok = cJSON_IsObject(resp);
+    if (ok) {
+        auto num = [resp](const char* name) -> double {
+            cJSON* v = cJSON_GetObjectItemCaseSensitive(resp, name);
+            return cJSON_IsNumber(v) ? v->valuedouble : -1;
+        };
+        cJSON* st = cJSON_GetObjectItemCaseSensitive(resp, "status");
+        out.status = cJSON_IsString(st) ? std::string(st->valuestring).substr(0, 32) : "";
+        out.peers = static_cast<long>(num("peers"));
+        out.speed_down = static_cast<long>(num("speed_down"));
+        out.speed_up = static_cast<long>(num("speed_up"));
+        out.downloaded = static_cast<long long>(num("downloaded"));
+        out.uploaded = static_cast<long long>(num("uploaded"));
+    }
+    cJSON_Delete(j);
+    return ok;
 }
 
-bool Upstream::on_status(int status) {
-    if (status / 100 == 2) {
-        if (engine_.direct) l_.on_upstream_accepted();
-        return true;
-    }
-    return false; // on_end reports it
+bool Upstream::on_status(int status, const std::string& content_type) {
+    if (status / 100 != 2) return false; // on_end reports it
+    // An engine reports errors as JSON on HTTP 200, in direct mode too.
+    json_answer_ = content_type.rfind("application/json", 0) == 0;
+    if (engine_.direct && !json_answer_) l_.on_upstream_accepted();
+    return true;
 }
 
 void Upstream::on_read() {
+    if (json_answer_) return;
     if (staging_) {
         auto r = splice_aligner_.scan(reinterpret_cast<uint8_t*>(staged_.data()), staged_.size());
         spliced_.clear();
@@ -126,6 +241,7 @@ void Upstream::on_read() {
         return;
     }
     size_t n = ring_.commit(aligner_);
+    packets_ += n / ts::kPacket;
     // One line per second at most: an engine that interleaves garbage would flood the log.
     if (aligner_.dropped() != dropped_seen_ && aligner_.synced() && r_.now() - dropped_logged_at_ >= 1000) {
         r_.log().warn("engine %s: dropped %llu bytes that were not TS packets (%llu in all, %llu resyncs)",
@@ -140,14 +256,20 @@ void Upstream::on_read() {
 
 void Upstream::on_end(const std::string& error) {
     ring_.discard_pending();
-    if (uint64_t junk = aligner_.dropped() - dropped_seen_; junk && !aligner_.synced()) {
+    if (json_answer_) {
+        EngineAnswer a = parse_engine_answer(json_body_);
+        return l_.on_upstream_failed(a.error.empty() ? "engine answered JSON instead of a stream" : a.error,
+                                     a.rejected);
+    }
+    uint64_t junk = aligner_.dropped() - dropped_seen_;
+    if (garbage_ || (junk && !aligner_.synced())) {
         dropped_seen_ = aligner_.dropped();
         return l_.on_upstream_failed("engine sent " + std::to_string(junk) + " bytes that were not TS packets (" +
-                                         (error.empty() ? "then ended the stream" : error) + ")",
+                                         (garbage_ ? "and no packet at all" : error.empty() ? "then ended the stream" : error) + ")",
                                      false);
     }
     if (!error.empty()) {
-        if (play_.status() && play_.status() / 100 != 2)
+        if (play_.status() / 100 == 1 || play_.status() / 100 >= 4) // a 3xx not followed explains itself
             return l_.on_upstream_failed("playback answered HTTP " + std::to_string(play_.status()), false);
         return l_.on_upstream_failed(error, false);
     }

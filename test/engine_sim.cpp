@@ -1,10 +1,20 @@
 // engine_sim: a simulated AceStream engine for tests and benchmarks.
 //
-// Speaks the engine's HTTP API (getstream in json and direct mode, playback
-// URLs, command_url?method=stop, the version call) and streams real 188-byte
-// TS packets: PAT and PMT every 100 ms and a data PID whose payload carries a
-// sequence number (see ts_gen.hpp), or a TS file in a loop. Faults on demand:
-// delay, stall, close, garbage, rejected ids. GET /sim/stats counts what it saw.
+// By default it behaves like a real engine 3.1.74 (see DESIGN.md, "The
+// engine's real protocol"): /ace/getstream?format=json answers after about
+// half a second with playback_url, stat_url and command_url built from the
+// request's Host header; content errors come on HTTP 200 as
+// {"response": null, "error": "failed to load content"} after about 4 s;
+// the playback_url answers 302 to /content/<infohash>/<token> with no
+// Content-Length and holds that connection open; /content/ serves the TS
+// after a prebuffer; a second reader with the same pid cuts off the first;
+// stat_url answers {} first, then prebuf -> dl with peers, speeds and bytes.
+// Without parameters /ace/getstream answers HTTP 500.
+//
+// The TS is real 188-byte packets: PAT and PMT every 100 ms, an SDT every
+// 500 ms and a data PID whose payload carries a sequence number (see
+// ts_gen.hpp), or a TS file in a loop. Shortcuts of older tests and faults
+// are flags; /sim/set changes faults at run time; /sim/stats counts what it saw.
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -13,6 +23,7 @@
 #include <fstream>
 #include <getopt.h>
 #include <list>
+#include <map>
 #include <sstream>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -28,7 +39,14 @@ struct Options {
     int port = 0;
     double bitrate = 6e6; // bits/s; 0 = as fast as the socket takes it
     bool chunked = false;
-    Millis delay = 0;
+    Millis delay = 500;       // prebuffer: /content/ request to first body byte (stat says prebuf meanwhile)
+    Millis api_delay = 500;   // the JSON answer
+    Millis error_delay = 4000; // an error answer ("failed to load content")
+    bool redirect = true;     // playback_url answers 302 to /content/ (--no-redirect: streams itself)
+    bool pid_rule = true;     // one reader per pid
+    int redirect_hops = 1;    // 302s from playback_url to /content/ (the first ones relative)
+    bool redirect_loop = false; // /content/ sends the reader back to the playback_url
+    int peers = 8;            // 0: prebuffers forever with no peers, sends nothing
     uint64_t stall_after = 0;
     Millis stall = 0;
     uint64_t close_after = 0;
@@ -41,26 +59,35 @@ struct Options {
     int key_every = 2000;
     uint64_t start_seq = 0;
     int playback_status = 200;
-    // A broken engine: chunk-truncated, chunk-huge, no-packets, json-10mb, close-mid-header.
+    // A broken engine: silent (accepts, never answers), headers-only, garbage
+    // (not TS, forever), chunk-truncated, chunk-huge, no-packets, json-10mb, close-mid-header.
     std::string fault;
 };
 
 struct Counters {
-    uint64_t api = 0, playbacks = 0, direct = 0, stops = 0, health = 0, bytes = 0;
+    uint64_t api = 0, playbacks = 0, content = 0, direct = 0, stops = 0, health = 0, bytes = 0, stat_polls = 0,
+             pid_kicks = 0, errors = 0, by_content_id = 0, by_id = 0, by_infohash = 0;
+};
+
+// What an engine keeps per getstream call.
+struct EngineSession {
+    std::string id, infohash, pid;
+    Millis created = 0, first_byte = -1; // -1: not streaming yet
+    uint64_t polls = 0;
 };
 
 class Sim;
 
 class Playback final : public IoHandler {
 public:
-    Playback(Sim& sim, StreamHandoff&& h, std::string id, std::string session);
+    Playback(Sim& sim, StreamHandoff&& h, std::string id, std::string session, std::string pid);
     ~Playback();
     void on_io(uint32_t ev) override;
     void pump();
     void close() { dead = true; }
 
     bool dead = false;
-    std::string id, session;
+    std::string id, session, pid;
 
 private:
     void generate(size_t bytes);
@@ -75,12 +102,62 @@ private:
     Millis start_;
     Millis paused_ = 0, stall_until_ = 0;
     bool stalled_once_ = false;
+    bool headers_only_ = false, garbage_ = false;
     uint64_t body_ = 0;       // body bytes generated (before chunk framing)
     uint64_t since_psi_ = 0;  // bytes since the last PAT/PMT
+    int psi_rounds_ = 0;
     uint64_t data_since_garbage_ = 0;
+    uint64_t junk_state_ = 0x2545F4914F6CDD1Dull;
     size_t file_off_ = 0;
-    bool headers_sent_ = false;
 };
+
+// A connection the engine keeps open without finishing its answer (the 302
+// of a playback_url, or anything when it is silent), until the peer closes.
+class Held final : public IoHandler {
+public:
+    Held(Reactor& r, StreamHandoff&& h, std::string out) : r_(r), fd_(std::move(h.fd)), slot_(std::move(h.slot)) {
+        out = h.queued + out;
+        if (!out.empty()) (void)!::send(fd_.get(), out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        r_.watch(fd_.get(), this, true, false);
+    }
+    ~Held() { r_.unwatch(fd_.get()); }
+    void on_io(uint32_t) override {
+        char buf[512];
+        ssize_t n = ::recv(fd_.get(), buf, sizeof buf, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) dead = true;
+    }
+    bool dead = false;
+
+private:
+    Reactor& r_;
+    Fd fd_;
+    ConnSlot slot_;
+};
+
+// An answer written after a delay (the engine thinks before it speaks).
+struct Later {
+    Fd fd;
+    ConnSlot slot;
+    std::string out;
+    Millis due;
+    size_t off = 0; // written so far (a large answer takes several ticks)
+};
+
+std::string raw_response(int status, const char* type, const std::string& body) {
+    return "HTTP/1.1 " + std::to_string(status) + " " + status_reason(status) + "\r\nContent-Type: " + type +
+           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+}
+
+// The engine's infohash differs from the content id; any fixed mapping will do.
+std::string infohash_of(const std::string& id) {
+    const char* hex = "0123456789abcdef";
+    std::string h;
+    for (char c : id) {
+        const char* p = std::strchr(hex, std::tolower(static_cast<unsigned char>(c)));
+        h += p && *p ? hex[(p - hex + 1) % 16] : '0';
+    }
+    return h;
+}
 
 class Sim {
 public:
@@ -94,11 +171,12 @@ public:
         }
         srv_.route("/ace/getstream", [this](const HttpRequest& q) { return getstream(q); });
         srv_.route_prefix("/ace/r/", [this](const HttpRequest& q) { return playback(q); });
+        srv_.route_prefix("/content/", [this](const HttpRequest& q) { return content(q); });
+        srv_.route_prefix("/hop/", [this](const HttpRequest& q) { return hop(q); });
         srv_.route_prefix("/ace/cmd/", [this](const HttpRequest& q) { return command(q); });
-        srv_.route_prefix("/ace/stat/", [](const HttpRequest&) {
-            return json(R"({"response":{"status":"dl","peers":3,"speed_down":800},"error":null})");
-        });
+        srv_.route_prefix("/ace/stat/", [this](const HttpRequest& q) { return stat(q); });
         srv_.route("/webui/api/service", [this](const HttpRequest& q) {
+            if (o_.fault == "silent") return hold("");
             c_.health++;
             const std::string* m = q.param("method");
             if (!m || *m != "get_version") return HttpResponse::text(400, "unknown method");
@@ -106,19 +184,31 @@ public:
             r.status = o_.health_status;
             return r;
         });
+        srv_.route("/server/api", [](const HttpRequest&) { return HttpResponse::text(200, "access denied"); });
         srv_.route("/sim/set", [this](const HttpRequest& q) {
             if (const std::string* h = q.param("health")) o_.health_status = std::atoi(h->c_str());
+            if (const std::string* f = q.param("fault")) o_.fault = *f;
+            if (const std::string* d = q.param("delay")) o_.delay = std::atoll(d->c_str());
+            if (q.param("drop")) { // an engine restart: every reader is cut off
+                for (auto& p : plays_) p.close();
+                std::fprintf(stderr, "sim: dropped every playback\n");
+            }
             return HttpResponse::text(200, "ok");
         });
         srv_.route("/sim/stats", [this](const HttpRequest&) {
             size_t active = 0;
             for (auto& p : plays_) active += p.dead ? 0 : 1;
-            char buf[256];
+            char buf[512];
             std::snprintf(buf, sizeof buf,
-                          R"({"api":%llu,"playbacks":%llu,"direct":%llu,"stops":%llu,"health":%llu,"active":%zu,"bytes":%llu})",
-                          (unsigned long long)c_.api, (unsigned long long)c_.playbacks, (unsigned long long)c_.direct,
-                          (unsigned long long)c_.stops, (unsigned long long)c_.health, active,
-                          (unsigned long long)c_.bytes);
+                          R"({"api":%llu,"playbacks":%llu,"content":%llu,"direct":%llu,"stops":%llu,"health":%llu,)"
+                          R"("active":%zu,"bytes":%llu,"stat_polls":%llu,"pid_kicks":%llu,"errors":%llu,)"
+                          R"("by_content_id":%llu,"by_id":%llu,"by_infohash":%llu})",
+                          (unsigned long long)c_.api, (unsigned long long)c_.playbacks, (unsigned long long)c_.content,
+                          (unsigned long long)c_.direct, (unsigned long long)c_.stops, (unsigned long long)c_.health,
+                          active, (unsigned long long)c_.bytes, (unsigned long long)c_.stat_polls,
+                          (unsigned long long)c_.pid_kicks, (unsigned long long)c_.errors,
+                          (unsigned long long)c_.by_content_id, (unsigned long long)c_.by_id,
+                          (unsigned long long)c_.by_infohash);
             return json(buf);
         });
         tick_.start(5, [this] { tick(); }, 5);
@@ -129,8 +219,9 @@ public:
     const Options& o() const { return o_; }
     Counters& c() { return c_; }
     const std::string& file() const { return file_; }
-    void reap() {
-        plays_.remove_if([](const Playback& p) { return p.dead; });
+    EngineSession* session(const std::string& s) {
+        auto it = sessions_.find(s);
+        return it == sessions_.end() ? nullptr : &it->second;
     }
 
 private:
@@ -141,44 +232,131 @@ private:
         return r;
     }
 
+    // The engine names itself as the client reached it.
+    std::string base(const HttpRequest& q) const {
+        const std::string* host = q.header("host");
+        return "http://" + (host && !host->empty() ? *host : srv_.bound()[0].str());
+    }
+
+    HttpResponse later(int status, const char* type, std::string body, Millis delay) {
+        HttpResponse r;
+        r.stream = [this, out = raw_response(status, type, body), delay](StreamHandoff&& h) {
+            later_.push_back(Later{std::move(h.fd), std::move(h.slot), h.queued + out, r_.now() + delay});
+        };
+        return r;
+    }
+
+    HttpResponse hold(std::string out) {
+        HttpResponse r;
+        r.stream = [this, out = std::move(out)](StreamHandoff&& h) { held_.emplace_back(r_, std::move(h), out); };
+        return r;
+    }
+
     HttpResponse getstream(const HttpRequest& q) {
-        const std::string* id = q.param("id");
-        if (!id) id = q.param("infohash");
-        if (!id) return json(R"({"response":null,"error":"missing content id"})");
+        if (o_.fault == "silent") return hold("");
+        const std::string* id = q.param("content_id");
+        uint64_t* by = &c_.by_content_id;
+        if (!id) id = q.param("id"), by = &c_.by_id;
+        if (!id) id = q.param("infohash"), by = &c_.by_infohash;
+        if (!id) return HttpResponse::text(500, "Internal Server Error");
+        ++*by;
+        const std::string* fmt = q.param("format");
+        bool as_json = fmt && *fmt == "json";
+        as_json ? c_.api++ : c_.direct++;
         for (auto& bad : o_.reject)
             if (bad == *id) {
-                c_.api++;
-                return json(R"({"response":null,"error":"failed to load content: not found"})");
+                c_.errors++;
+                return later(200, "application/json", R"({"response": null, "error": "failed to load content"})",
+                             o_.error_delay);
             }
-        const std::string* fmt = q.param("format");
-        std::string session = std::to_string(++sessions_);
-        if (fmt && *fmt == "json") {
-            c_.api++;
-            if (o_.fault == "json-10mb") return json("{\"response\":{\"x\":\"" + std::string(10 << 20, 'a') + "\"}}");
-            std::string base = "http://" + srv_.bound()[0].str();
-            return json(R"({"response":{"playback_url":")" + base + "/ace/r/" + *id + "/" + session +
-                        R"(","stat_url":")" + base + "/ace/stat/" + *id + "/" + session + R"(","command_url":")" +
-                        base + "/ace/cmd/" + *id + "/" + session + R"(","playback_session_id":")" + session +
-                        R"(","is_live":1},"error":null})");
+        const std::string* pid = q.param("pid");
+        std::string session = std::to_string(++serial_);
+        EngineSession& es = sessions_[session];
+        es.id = *id;
+        es.infohash = infohash_of(*id);
+        es.pid = pid ? *pid : "";
+        es.created = r_.now();
+        std::string b = base(q), path = es.infohash + "/" + session;
+        if (!as_json) { // the old direct form: straight to the playback
+            if (!o_.redirect) return stream(session);
+            c_.playbacks++;
+            return redirect(b, path);
         }
-        c_.direct++;
-        return stream(*id, session);
+        if (o_.fault == "json-10mb")
+            return later(200, "application/json", "{\"response\":{\"x\":\"" + std::string(10 << 20, 'a') + "\"}}",
+                         o_.api_delay);
+        return later(200, "application/json",
+                     R"({"response": {"playback_url": ")" + b + "/ace/r/" + path + R"(", "stat_url": ")" + b +
+                         "/ace/stat/" + path + R"(", "command_url": ")" + b + "/ace/cmd/" + path +
+                         R"(", "playback_session_id": ")" + session + R"(", "infohash": ")" + es.infohash +
+                         R"(", "is_live": 1, "is_encrypted": 0, "client_session_id": -1}, "error": null})",
+                     o_.api_delay);
+    }
+
+    // 302 without Content-Length, connection held: reading its body hangs.
+    HttpResponse redirect(const std::string& b, const std::string& path, int hop = 0) {
+        std::string to = hop + 1 < o_.redirect_hops ? "/hop/" + std::to_string(hop + 1) + "/" + path // relative
+                                                    : b + "/content/" + path + "/" + std::to_string(++serial_);
+        return hold("HTTP/1.1 302 Found\r\nServer: BaseHTTP/0.3 Python/2.7\r\nLocation: " + to + "\r\n\r\n");
+    }
+
+    // /hop/<n>/<infohash>/<session>: one more redirect on the way to /content/
+    HttpResponse hop(const HttpRequest& q) {
+        std::string rest = q.path.substr(5);
+        int n = std::atoi(rest.c_str());
+        return redirect(base(q), rest.substr(rest.find('/') + 1), n);
+    }
+
+    // /ace/r/<infohash>/<session> and /content/<infohash>/<session>[/<token>]
+    static std::string session_of(const std::string& rest) {
+        size_t a = rest.find('/');
+        if (a == std::string::npos) return "";
+        std::string s = rest.substr(a + 1);
+        return s.substr(0, s.find('/'));
     }
 
     HttpResponse playback(const HttpRequest& q) {
-        std::string rest = q.path.substr(7); // after /ace/r/
-        size_t slash = rest.find('/');
-        if (slash == std::string::npos) return HttpResponse::text(404, "no such playback");
+        if (o_.fault == "silent") return hold("");
+        std::string session = session_of(q.path.substr(7)); // after /ace/r/
+        if (!this->session(session)) return HttpResponse::text(404, "no such playback");
         c_.playbacks++;
         if (o_.playback_status != 200) return HttpResponse::text(o_.playback_status, "playback refused");
-        if (!o_.fault.empty() && o_.fault != "json-10mb") return fault();
-        return stream(rest.substr(0, slash), rest.substr(slash + 1));
+        if (!o_.redirect) return serve(session);
+        return redirect(base(q), q.path.substr(7));
     }
 
-    HttpResponse stream(std::string id, std::string session) {
+    HttpResponse content(const HttpRequest& q) {
+        if (o_.fault == "silent") return hold("");
+        std::string session = session_of(q.path.substr(9)); // after /content/
+        if (!this->session(session)) return HttpResponse::text(404, "no such content");
+        if (o_.redirect_loop) {
+            std::string rest = q.path.substr(9);
+            return hold("HTTP/1.1 302 Found\r\nLocation: " + base(q) + "/ace/r/" + rest.substr(0, rest.rfind('/')) +
+                        "\r\n\r\n");
+        }
+        return serve(session);
+    }
+
+    HttpResponse serve(const std::string& session) {
+        c_.content++;
+        const std::string& f = o_.fault;
+        if (f == "chunk-truncated" || f == "chunk-huge" || f == "no-packets" || f == "close-mid-header") return fault();
+        return stream(session);
+    }
+
+    HttpResponse stream(const std::string& session) {
         HttpResponse r;
-        r.stream = [this, id, session](StreamHandoff&& h) {
-            plays_.emplace_back(*this, std::move(h), id, session);
+        r.stream = [this, session](StreamHandoff&& h) {
+            EngineSession& es = *this->session(session);
+            // One reader per pid: a new one cuts off whoever held it.
+            for (auto& p : plays_)
+                if (o_.pid_rule && !p.dead && !es.pid.empty() && p.pid == es.pid) {
+                    std::fprintf(stderr, "sim: pid %s read again, cutting off session %s\n", es.pid.c_str(),
+                                 p.session.c_str());
+                    c_.pid_kicks++;
+                    p.close();
+                }
+            plays_.emplace_back(*this, std::move(h), es.id, session, es.pid);
         };
         return r;
     }
@@ -199,22 +377,56 @@ private:
         return r;
     }
 
+    HttpResponse stat(const HttpRequest& q) {
+        c_.stat_polls++;
+        EngineSession* es = session(session_of(q.path.substr(10))); // after /ace/stat/
+        if (!es) return json(R"({"response": null, "error": "unknown playback session id"})");
+        if (es->polls++ == 0) return json(R"({"response": {}, "error": null})");
+        // A broken engine (headers only, garbage) still claims to download.
+        bool dl = es->first_byte >= 0 || o_.fault == "headers-only" || o_.fault == "garbage";
+        if (dl && es->first_byte < 0) es->first_byte = r_.now();
+        long peers = o_.peers;
+        double secs = dl ? static_cast<double>(r_.now() - es->first_byte) / 1000.0 : 0;
+        long long down = dl ? static_cast<long long>(secs * o_.bitrate / 8) : 0;
+        char buf[512];
+        std::snprintf(buf, sizeof buf,
+                      R"({"response": {"status": "%s", "peers": %ld, "speed_down": %ld, "speed_up": %ld, )"
+                      R"("downloaded": %lld, "uploaded": %lld, "total_progress": 0, )"
+                      R"("livepos": {"pos": "%lld", "live_first": "%lld", "live_last": "%lld"}}, "error": null})",
+                      dl ? "dl" : "prebuf", peers, dl ? static_cast<long>(o_.bitrate / 8 / 1024) : 0,
+                      dl ? static_cast<long>(o_.bitrate / 8 / 4096) : 0, down, down / 4, (long long)r_.now() / 1000,
+                      (long long)r_.now() / 1000 - 600, (long long)r_.now() / 1000);
+        return json(buf);
+    }
+
     HttpResponse command(const HttpRequest& q) {
         const std::string* m = q.param("method");
-        if (!m || *m != "stop") return json(R"({"response":null,"error":"unknown method"})");
-        std::string rest = q.path.substr(9); // after /ace/cmd/
-        std::string session = rest.substr(rest.find('/') + 1);
+        if (!m || *m != "stop") return json(R"({"response": null, "error": "unknown method"})");
+        std::string session = session_of(q.path.substr(9)); // after /ace/cmd/
         c_.stops++;
         for (auto& p : plays_)
             if (p.session == session) p.close();
-        std::fprintf(stderr, "sim: stop %s\n", rest.c_str());
-        return json(R"({"response":"ok","error":null})");
+        std::fprintf(stderr, "sim: stop %s\n", session.c_str());
+        return json(R"({"response": "ok", "error": null})");
     }
 
     void tick() {
         for (auto& p : plays_)
             if (!p.dead) p.pump();
-        reap();
+        plays_.remove_if([](const Playback& p) { return p.dead; });
+        held_.remove_if([](const Held& h) { return h.dead; });
+        for (auto it = later_.begin(); it != later_.end();) {
+            if (it->due > r_.now()) {
+                ++it;
+                continue;
+            }
+            ssize_t w = ::send(it->fd.get(), it->out.data() + it->off, it->out.size() - it->off,
+                               MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w > 0) it->off += static_cast<size_t>(w);
+            bool failed = w < 0 && errno != EAGAIN && errno != EINTR;
+            if (failed || it->off == it->out.size()) it = later_.erase(it);
+            else ++it;
+        }
     }
 
     Reactor& r_;
@@ -223,20 +435,25 @@ private:
     Timer tick_;
     Counters c_;
     std::list<Playback> plays_;
-    uint64_t sessions_ = 0;
+    std::list<Held> held_;
+    std::list<Later> later_;
+    std::map<std::string, EngineSession> sessions_;
+    uint64_t serial_ = 0;
     std::string file_;
 };
 
-Playback::Playback(Sim& sim, StreamHandoff&& h, std::string i, std::string s)
-    : id(std::move(i)), session(std::move(s)), sim_(sim), fd_(std::move(h.fd)), slot_(std::move(h.slot)),
-      out_(std::move(h.queued)) {
+Playback::Playback(Sim& sim, StreamHandoff&& h, std::string i, std::string s, std::string p)
+    : id(std::move(i)), session(std::move(s)), pid(std::move(p)), sim_(sim), fd_(std::move(h.fd)),
+      slot_(std::move(h.slot)), out_(std::move(h.queued)) {
     start_ = sim_.r().now();
+    headers_only_ = sim_.o().fault == "headers-only";
+    garbage_ = sim_.o().fault == "garbage";
     gen_.gop(sim_.o().key, sim_.o().key_every);
     gen_.start_at(sim_.o().start_seq);
     out_ += "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n";
     out_ += sim_.o().chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Connection: close\r\n\r\n";
     sim_.r().watch(fd_.get(), this, true, true);
-    std::fprintf(stderr, "sim: playback %s/%s started\n", id.c_str(), session.c_str());
+    std::fprintf(stderr, "sim: playback %s/%s started (pid %s)\n", id.c_str(), session.c_str(), pid.c_str());
 }
 
 Playback::~Playback() { sim_.r().unwatch(fd_.get()); }
@@ -281,6 +498,14 @@ void Playback::generate(size_t bytes) {
     testts::TsGen& g = gen_;
     for (size_t made = 0; made < bytes; made += 188) {
         if (o.close_after && body_ >= o.close_after) return;
+        if (garbage_) { // bytes, but never three sync bytes a packet apart
+            for (auto& b : pkt) {
+                junk_state_ ^= junk_state_ << 13, junk_state_ ^= junk_state_ >> 7, junk_state_ ^= junk_state_ << 17;
+                b = static_cast<uint8_t>(junk_state_) == 0x47 ? 0x48 : static_cast<uint8_t>(junk_state_);
+            }
+            emit(pkt, 188);
+            continue;
+        }
         if (!sim_.file().empty()) {
             emit(reinterpret_cast<const uint8_t*>(sim_.file().data()) + file_off_, 188);
             file_off_ = (file_off_ + 188) % sim_.file().size();
@@ -293,6 +518,11 @@ void Playback::generate(size_t bytes) {
             emit(pkt, 188);
             g.pmt(pkt);
             emit(pkt, 188);
+            if (psi_rounds_++ % 5 == 0) { // an SDT every 500 ms, as a broadcast carries one
+                g.sdt(pkt);
+                emit(pkt, 188);
+                made += 188;
+            }
             since_psi_ = 0;
             made += 376;
         }
@@ -312,7 +542,10 @@ void Playback::generate(size_t bytes) {
 void Playback::pump() {
     const Options& o = sim_.o();
     Millis now = sim_.r().now();
-    bool first_due = now - start_ >= o.delay;
+    // Prebuffering: nothing until the delay is over, and never without peers.
+    bool first_due = now - start_ >= o.delay && o.peers > 0 && !headers_only_;
+    if (first_due && body_ == 0)
+        if (EngineSession* es = sim_.session(session); es && es->first_byte < 0) es->first_byte = now;
     if (first_due && out_.size() - out_off_ < 256 * 1024) {
         if (o.stall_after && !stalled_once_ && body_ >= o.stall_after) {
             stalled_once_ = true;
@@ -345,18 +578,22 @@ void Playback::pump() {
         std::fprintf(stderr, "sim: closing %s after %llu bytes\n", session.c_str(), (unsigned long long)body_);
         dead = true;
     }
-    bool want_write = out_off_ < out_.size() || o.bitrate <= 0;
+    bool want_write = out_off_ < out_.size() || (o.bitrate <= 0 && first_due);
     sim_.r().set_interest(fd_.get(), true, want_write);
 }
 
 void usage() {
     std::fprintf(stderr,
-                 "usage: engine_sim [--port N] [--bitrate BPS|0] [--chunked] [--delay MS]\n"
+                 "usage: engine_sim [--port N] [--bitrate BPS|0] [--chunked] [--delay MS (prebuffer, 500)]\n"
+                 "                  [--api-delay MS (500)] [--error-delay MS (4000)] [--no-redirect] [--no-pid-rule]\n"
+                 "                  [--peers N (8; 0: prebuffers forever)] [--redirect-hops N (1)] [--redirect-loop]\n"
                  "                  [--stall-after BYTES --stall MS] [--close-after BYTES]\n"
                  "                  [--garbage-every PACKETS --garbage-bytes N] [--reject ID]...\n"
                  "                  [--file TS] [--health-status CODE] [--playback-status CODE]\n"
                  "                  [--keyframes rai|idr|none [--key-every PACKETS]] [--start-seq N]\n"
-                 "                  [--fault chunk-truncated|chunk-huge|no-packets|json-10mb|close-mid-header]\n");
+                 "                  [--fault silent|headers-only|garbage|chunk-truncated|chunk-huge|no-packets|\n"
+                 "                           json-10mb|close-mid-header]\n"
+                 "At run time: GET /sim/set?fault=F&delay=MS&health=CODE&drop=1, GET /sim/stats.\n");
 }
 
 } // namespace
@@ -370,6 +607,9 @@ int main(int argc, char** argv) {
         {"reject", 1, nullptr, 'r'},        {"file", 1, nullptr, 'f'},         {"health-status", 1, nullptr, 'h'},
         {"playback-status", 1, nullptr, 'P'}, {"keyframes", 1, nullptr, 'k'},
         {"key-every", 1, nullptr, 'K'},     {"start-seq", 1, nullptr, 'q'},   {"fault", 1, nullptr, 'F'},
+        {"api-delay", 1, nullptr, 'A'},     {"error-delay", 1, nullptr, 'E'}, {"no-redirect", 0, nullptr, 'R'},
+        {"no-pid-rule", 0, nullptr, 'I'},   {"peers", 1, nullptr, 'N'},       {"redirect-hops", 1, nullptr, 'H'},
+        {"redirect-loop", 0, nullptr, 'L'},
         {nullptr, 0, nullptr, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
@@ -398,6 +638,13 @@ int main(int argc, char** argv) {
         case 'K': o.key_every = std::atoi(optarg); break;
         case 'q': o.start_seq = std::strtoull(optarg, nullptr, 10); break;
         case 'F': o.fault = optarg; break;
+        case 'A': o.api_delay = std::atoll(optarg); break;
+        case 'E': o.error_delay = std::atoll(optarg); break;
+        case 'R': o.redirect = false; break;
+        case 'I': o.pid_rule = false; break;
+        case 'N': o.peers = std::atoi(optarg); break;
+        case 'H': o.redirect_hops = std::atoi(optarg); break;
+        case 'L': o.redirect_loop = true; break;
         default: usage(); return 2;
         }
     }

@@ -25,10 +25,19 @@ void Player::on_data(const char* p, size_t n) {
         if (!rest.empty()) on_data(rest.data(), rest.size());
         return;
     }
-    if (first_byte_ms < 0) first_byte_ms = now_ms();
+    long now = now_ms();
+    if (first_byte_ms < 0) first_byte_ms = now;
+    if (last_byte_ms >= 0) max_silence_ms = std::max(max_silence_ms, now - last_byte_ms);
+    last_byte_ms = now;
     if (first_bytes.size() < 188 * 8) first_bytes.append(p, std::min(n, 188 * 8 - first_bytes.size()));
     body_bytes += n;
+    uint64_t data = check.data, restarts = check.restarts;
     check.feed(p, n);
+    if (check.data > data) {
+        if (last_data_ms >= 0) max_data_gap_ms = std::max(max_data_gap_ms, now - last_data_ms);
+        last_data_ms = now;
+    }
+    if (check.restarts > restarts) restart_ms = now;
 }
 
 void read_players(std::vector<Player*> players, long ms) {
@@ -56,6 +65,27 @@ void read_players(std::vector<Player*> players, long ms) {
     }
 }
 
+bool wait_status(Player& p, long ms) {
+    long end = now_ms() + ms;
+    while (!p.status && !p.closed && now_ms() < end) read_player(p, 10);
+    return p.status != 0;
+}
+
+bool wait_data(std::vector<Player*> players, long ms, uint64_t packets) {
+    long end = now_ms() + ms;
+    auto done = [&] {
+        for (auto* p : players)
+            if (p->check.data < packets && !p->closed) return false;
+        return true;
+    };
+    while (!done() && now_ms() < end) read_players(players, 10);
+    for (auto* p : players)
+        if (p->check.data < packets) return false;
+    return true;
+}
+
+bool wait_data(Player& p, long ms, uint64_t packets) { return wait_data(std::vector<Player*>{&p}, ms, packets); }
+
 void Rig::start(const std::vector<std::string>& engine_args, const std::string& stream, const std::string& extra,
                 const std::string& server) {
     cr_assert(engine.start(engine_args), "engine_sim did not start: %s", engine.proc.output().c_str());
@@ -72,6 +102,7 @@ std::string Rig::log() {
 
 void LateJoin::run(int port, long watch_ms, long late_ms) {
     cr_assert(first.open(port, kId));
+    cr_assert(wait_data(first), "the stream started: %s", first.check.summary().c_str());
     read_player(first, watch_ms);
     head = first.check.last_seq;
     cr_assert(late.open(port, kId));

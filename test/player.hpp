@@ -16,6 +16,10 @@ struct Player {
     bool closed = false;
     bool paused = false;   // not read by read_players
     long connected_ms = 0, first_byte_ms = -1;
+    // When bytes came: the longest silence, and the longest time without a
+    // data packet (null packets fill an engine's failure, data does not).
+    long last_byte_ms = -1, max_silence_ms = 0, last_data_ms = -1, max_data_gap_ms = 0;
+    long restart_ms = -1; // when the newest restart (a new engine connection) arrived
     uint64_t body_bytes = 0;
     std::string first_bytes; // the first body bytes, for inspection
     testts::TsCheck check;
@@ -48,6 +52,14 @@ struct LateJoin {
 bool open_small(Player& p, int port, const std::string& id, int rcvbuf);
 // The slow one takes 64 KiB every 50 ms for `rounds` rounds; the fast one reads everything.
 void sip(Player& slow, Player& fast, int rounds);
+
+// The engine answers after about half a second and prebuffers before its
+// first byte, as a real one does: these read until something has happened.
+// Until the player has its response header (false on timeout).
+bool wait_status(Player& p, long ms = 5000);
+// Until the player has `packets` data packets (false on timeout).
+bool wait_data(Player& p, long ms = 8000, uint64_t packets = 1);
+bool wait_data(std::vector<Player*> players, long ms = 8000, uint64_t packets = 1);
 
 // Reads every player that is not paused for `ms` milliseconds.
 void read_players(std::vector<Player*> players, long ms);

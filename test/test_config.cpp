@@ -116,13 +116,22 @@ Test(config, addresses) {
                  "t.toml:2:11: listen = \"example.org:80\": \"example.org\" is not an IP address (names are not resolved)");
     expect_error("[server]\nlisten = \"1.2.3.4:99999\"\n",
                  "t.toml:2:10: listen = \"1.2.3.4:99999\": port must be a number from 0 to 65535");
-    expect_error("[[engine]]\nhost = \"engine.lan\"\n",
-                 "t.toml:2:8: engine host \"engine.lan\" is not an IP address (names are not resolved, so the loop "
-                 "never blocks)");
+    expect_error("[[engine]]\nhost = \"engine lan\"\n",
+                 "t.toml:2:8: engine host \"engine lan\" is neither an IP address nor a host name");
+    expect_error("[[engine]]\nhost = \"-x..y\"\n",
+                 "t.toml:2:8: engine host \"-x..y\" is neither an IP address nor a host name");
+    // Names are taken (resolved on the loop when used): Docker's service names among them.
+    Config c;
+    std::string err;
+    cr_assert(parse_config("[[engine]]\nhost = \"acestream\"\n[redis]\nurl = \"redis://cache.lan:6380\"\n", "t.toml",
+                           c, err), "%s", err.c_str());
+    cr_assert_eq(c.engines[0].host, "acestream");
+    cr_assert_eq(c.engines[0].name, "acestream:6878");
+    cr_assert(c.redis.target.host == "cache.lan" && c.redis.target.port == 6380);
     expect_error("[[engine]]\nname = \"a\"\n[[engine]]\nname = \"a\"\nport = 1\n",
                  "t.toml:3:1: engine name \"a\" is used twice");
-    expect_error("[redis]\nurl = \"redis://cache.lan:6379\"\n",
-                 "t.toml:2:7: redis://cache.lan:6379: \"cache.lan\" is not an IP address (names are not resolved)");
+    expect_error("[redis]\nurl = \"redis://cache lan:6379\"\n",
+                 "t.toml:2:7: \"cache lan\" is neither an IP address nor a host name");
     expect_error("[redis]\nurl = \"http://127.0.0.1\"\n",
                  "t.toml:2:7: url must start with redis:// or unix:// (or be a socket path)");
 }

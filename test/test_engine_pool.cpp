@@ -18,7 +18,7 @@ std::string engine_entry(const std::string& name, int port, int max_streams = 10
 }
 
 const std::string kId3 = "00000000000000000000000000000000000000aa";
-const std::string kFast = "[stream]\nkeepalive_interval = 0.2\nno_data_timeout = 1\nconnect_timeout = 1\n"
+const std::string kFast = "[stream]\nkeepalive_interval = 0.2\nno_data_timeout = 1.5\nconnect_timeout = 1.5\n"
                           "[engines]\nhealth_interval = 0.2\nhealth_failures = 2\n";
 // Engines a and b with fast failure detection, and one player on a.
 struct TwoEngines {
@@ -29,6 +29,7 @@ struct TwoEngines {
         cr_assert(a.start(a_args) && b.start());
         cr_assert(d.start(kFast + engine_entry("a", a.port) + engine_entry("b", b.port)));
         cr_assert(p.open(d.port, kId));
+        cr_assert(wait_data(p), "%s", p.check.summary().c_str());
     }
 };
 } // namespace
@@ -40,9 +41,8 @@ Test(engine_pool, least_loaded_placement_and_max_streams, .timeout = 30) {
     cr_assert(d.start(engine_entry("a", a.port, 1) + engine_entry("b", b.port, 1)));
     Player p1, p2;
     cr_assert(p1.open(d.port, kId));
-    read_player(p1, 300);
     cr_assert(p2.open(d.port, kId2));
-    read_players({&p1, &p2}, 500);
+    cr_assert(wait_data({&p1, &p2}));
     cr_assert_eq(sim_stat(a.stats(), "active"), 1, "one stream on a");
     cr_assert_eq(sim_stat(b.stats(), "active"), 1, "the second went to the idle engine b");
     HttpReply r = http_get(d.port, "/ace/getstream?id=" + kId3);
@@ -53,7 +53,7 @@ Test(engine_pool, least_loaded_placement_and_max_streams, .timeout = 30) {
     // A player on an existing stream is never refused for engine capacity.
     Player p3;
     cr_assert(p3.open(d.port, kId));
-    read_player(p3, 300);
+    cr_assert(wait_status(p3));
     cr_assert_eq(p3.status, 200);
 }
 
@@ -82,7 +82,9 @@ Test(engine_pool, stalled_engine_is_detected_by_no_data_timeout, .timeout = 30) 
     TwoEngines t;
     t.start({"--stall-after", "300000", "--stall", "60000"});
     auto& [a, b, d, p] = t;
-    read_player(p, 5000);
+    // a stalls, gets one more try (it had streamed), stalls again: then b.
+    for (long end = now_ms() + 10000; now_ms() < end && sim_stat(b.stats(), "active") < 1;) read_player(p, 200);
+    read_player(p, 1000);
     d.proc.drain();
     cr_assert(d.proc.output().find("no data for 1.") != std::string::npos, "%s", d.proc.output().c_str());
     cr_assert_eq(sim_stat(b.stats(), "active"), 1, "moved to b after a stalled twice: %s", d.proc.output().c_str());
@@ -105,7 +107,7 @@ Test(engine_pool, all_engines_down_gives_503_then_recovers, .timeout = 30) {
     cr_assert(d.proc.wait_line("engine only: up", 3000) != "");
     Player p;
     cr_assert(p.open(d.port, kId));
-    read_player(p, 800);
+    cr_assert(wait_data(p));
     cr_assert_eq(p.status, 200);
     cr_assert(p.check.clean() && p.check.data > 0, "%s", p.check.summary().c_str());
 }
@@ -133,7 +135,7 @@ Test(engine_pool, sighup_adds_and_removes_engines, .timeout = 30) {
     cr_assert(d.start(engine_entry("a", a.port, 1)));
     Player p1;
     cr_assert(p1.open(d.port, kId));
-    read_player(p1, 300);
+    cr_assert(wait_data(p1));
     cr_assert_eq(http_get(d.port, "/ace/getstream?id=" + kId2).status, 503, "a is full");
     auto rewrite = [&](const std::string& engines) {
         FILE* f = fopen(d.config.c_str(), "w");
@@ -145,12 +147,24 @@ Test(engine_pool, sighup_adds_and_removes_engines, .timeout = 30) {
     rewrite(engine_entry("a", a.port, 1) + engine_entry("b", b.port, 1));
     Player p2;
     cr_assert(p2.open(d.port, kId2));
-    read_players({&p1, &p2}, 500);
+    cr_assert(wait_data(p2));
+    read_player(p1, 100);
     cr_assert_eq(p2.status, 200, "b takes the new stream");
     cr_assert_eq(sim_stat(b.stats(), "active"), 1);
+    // Removing a moves its stream to b; a is told to stop its session.
     rewrite(engine_entry("b", b.port, 2));
-    cr_assert(d.proc.output().find("engine a: removed from the config (1 streams stay") != std::string::npos);
-    read_players({&p1, &p2}, 500);
-    cr_assert_eq(sim_stat(a.stats(), "active"), 1, "the stream on a is not disturbed");
-    cr_assert(p1.check.clean() && p1.check.restarts == 0, "%s", p1.check.summary().c_str());
+    cr_assert(d.proc.output().find("engine a: removed from the config (1 streams on it)") != std::string::npos);
+    cr_assert(d.proc.output().find("left the config, moving to b") != std::string::npos, "%s", d.proc.output().c_str());
+    uint64_t restarts = p1.check.restarts;
+    long end = now_ms() + 5000;
+    while (p1.check.restarts == restarts && now_ms() < end) read_players({&p1, &p2}, 50);
+    read_players({&p1, &p2}, 300);
+    cr_assert_eq(sim_stat(a.stats(), "stops"), 1, "a stopped the session it no longer serves");
+    cr_assert_eq(sim_stat(a.stats(), "active"), 0);
+    cr_assert_eq(sim_stat(b.stats(), "active"), 2, "both streams on b");
+    cr_assert(!p1.closed && p1.check.restarts == restarts + 1 && p1.check.restarts_flagged == p1.check.restarts,
+              "the player stayed and the new data is marked: %s", p1.check.summary().c_str());
+    cr_assert_eq(p1.check.bad_sync + p1.check.corrupt + p1.check.duplicated + p1.check.other_cc_errors, 0u, "%s",
+                 p1.check.summary().c_str());
+    cr_assert(p2.check.clean() && p2.check.restarts == 0, "%s", p2.check.summary().c_str());
 }

@@ -137,7 +137,7 @@ Test(hostile, out_of_fds_refuses_new_clients_keeps_the_old_and_recovers, .timeou
     int port = std::atoi(line.c_str() + line.rfind(':') + 1);
     Player p;
     cr_assert(p.open(port, kId));
-    read_player(p, 500);
+    cr_assert(wait_data(p));
     std::vector<Fd> idle;
     for (int i = 0; i < 80; i++) idle.push_back(Fd(connect_port(port)));
     cr_assert(d.wait_line("out of file descriptors", 3000) != "");
@@ -165,7 +165,7 @@ void engine_fault(const char* fault, const char* expect_log) {
     cr_assert(victim.open(d.port, kId)); // goes to "bad" (first, both idle)
     read_player(victim, 200);
     cr_assert(bystander.open(d.port, kId2)); // "good"
-    read_players({&victim, &bystander}, 4000);
+    read_players({&victim, &bystander}, 4500);
     d.proc.drain();
     cr_assert(d.proc.output().find(expect_log) != std::string::npos, "%s: no \"%s\" in\n%s", fault, expect_log,
               d.proc.output().c_str());
@@ -214,7 +214,7 @@ Test(hostile, out_of_memory_refuses_a_new_stream_and_keeps_the_others, .timeout 
     int port = std::atoi(line.c_str() + line.rfind(':') + 1);
     Player p;
     cr_assert(p.open(port, kId));
-    read_player(p, 500);
+    cr_assert(wait_data(p));
     cr_assert_eq(p.status, 200, "the first stream fits");
     HttpReply r = http_get(port, "/ace/getstream?id=" + kId2);
     cr_assert_eq(r.status, 503, "no memory for a second ring");

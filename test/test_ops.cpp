@@ -75,7 +75,7 @@ Test(access, admin_endpoints_can_be_restricted_separately, .timeout = 20) {
     cr_assert_eq(get(rig.daemon.port, "/status").status, 403);
     Player p;
     cr_assert(p.open(rig.daemon.port, kId));
-    read_player(p, 300);
+    cr_assert(wait_status(p));
     cr_assert_eq(p.status, 200, "players are not admin");
 }
 
@@ -93,7 +93,7 @@ Test(access, token_missing_wrong_and_right, .timeout = 20) {
     cr_assert_eq(get(rig.daemon.port, "/health").status, 200, "health checks need no token");
     Player p;
     cr_assert(p.open(rig.daemon.port, kId + "&token=s3cret"));
-    read_player(p, 300);
+    cr_assert(wait_status(p));
     cr_assert_eq(p.status, 200);
 }
 
@@ -123,8 +123,14 @@ Test(observability, stats_json_describes_a_stream_with_three_players, .timeout =
     rig.start();
     Player p[3];
     for (auto& x : p) cr_assert(x.open(rig.daemon.port, kId));
+    cr_assert(wait_data({&p[0], &p[1], &p[2]}));
     read_players({&p[0], &p[1], &p[2]}, 1500);
-    HttpReply r = get(rig.daemon.port, "/stats");
+    // The engine's own view comes from its stat_url, polled every few seconds.
+    HttpReply r;
+    for (long end = now_ms() + 5000; now_ms() < end; read_players({&p[0], &p[1], &p[2]}, 100)) {
+        r = get(rig.daemon.port, "/stats");
+        if (r.body.find("\"status\":\"dl\"") != std::string::npos) break;
+    }
     cr_assert_eq(r.status, 200);
     cr_assert(r.head.find("application/json") != std::string::npos);
     cJSON* j = cJSON_Parse(r.body.c_str());
@@ -138,6 +144,12 @@ Test(observability, stats_json_describes_a_stream_with_three_players, .timeout =
     cr_assert(mbit > 4 && mbit < 8, "6 Mbit/s in: %.2f", mbit);
     double out = cJSON_GetObjectItem(s, "bitrate_out")->valuedouble / 1e6;
     cr_assert_gt(out, 2.5 * mbit, "three players take three times what comes in: %.2f out, %.2f in", out, mbit);
+    cJSON* es = cJSON_GetObjectItem(s, "engine_status");
+    cr_assert(cJSON_IsObject(es), "engine status: %s", r.body.c_str());
+    cr_assert_str_eq(cJSON_GetObjectItem(es, "status")->valuestring, "dl");
+    cr_assert_eq(cJSON_GetObjectItem(es, "peers")->valueint, 8, "the engine_sim's peers");
+    cr_assert_gt(cJSON_GetObjectItem(es, "downloaded")->valuedouble, 100000);
+    cr_assert_gt(cJSON_GetObjectItem(es, "speed_down")->valuedouble, 0);
     cJSON* clients = cJSON_GetObjectItem(s, "clients");
     cr_assert_eq(cJSON_GetArraySize(clients), 3);
     for (int i = 0; i < 3; i++) {
@@ -158,6 +170,7 @@ Test(observability, metrics_are_valid_prometheus_text, .timeout = 20) {
     rig.start();
     Player p;
     cr_assert(p.open(rig.daemon.port, kId));
+    cr_assert(wait_data(p));
     read_player(p, 800);
     HttpReply r = get(rig.daemon.port, "/metrics");
     cr_assert_eq(r.status, 200);
@@ -186,6 +199,7 @@ Test(observability, metrics_are_valid_prometheus_text, .timeout = 20) {
     cr_assert_eq(values["acemux_clients"], 1);
     cr_assert_gt(values["acemux_sent_bytes_total"], 100000);
     cr_assert_eq(values["acemux_engine_up{engine=\"127.0.0.1:" + std::to_string(rig.engine.port) + "\"}"], 1);
+    cr_assert_eq(values["acemux_stream_engine_peers{id=\"" + kId + "\"}"], 8, "peers as the engine reports them");
 }
 
 Test(observability, status_page_is_self_contained_html, .timeout = 20) {
@@ -193,7 +207,7 @@ Test(observability, status_page_is_self_contained_html, .timeout = 20) {
     rig.start();
     Player p;
     cr_assert(p.open(rig.daemon.port, kId));
-    read_player(p, 500);
+    cr_assert(wait_data(p));
     HttpReply r = get(rig.daemon.port, "/status");
     cr_assert_eq(r.status, 200);
     cr_assert(r.head.find("text/html") != std::string::npos);

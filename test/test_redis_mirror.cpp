@@ -43,7 +43,7 @@ Test(redis_url, forms) {
     cr_assert(parse_redis_url("redis://127.0.0.1:6380/2", t, err));
     cr_assert(t.host == "127.0.0.1" && t.port == 6380 && t.db == 2 && t.password.empty());
     cr_assert(parse_redis_url("redis://:s3cret@localhost", t, err));
-    cr_assert(t.host == "127.0.0.1" && t.port == 6379 && t.password == "s3cret");
+    cr_assert(t.host == "localhost" && t.port == 6379 && t.password == "s3cret");
     cr_assert(parse_redis_url("/run/redis.sock", t, err));
     cr_assert_eq(t.unix_path, "/run/redis.sock");
     cr_assert(parse_redis_url("unix:///run/redis.sock?db=3", t, err));
@@ -52,9 +52,11 @@ Test(redis_url, forms) {
     cr_assert(!parse_redis_url("redis://h:99x", t, err));
     cr_assert(parse_redis_url("redis://[::1]", t, err));
     cr_assert(t.host == "::1" && t.port == 6379);
-    // A name would be resolved by a blocking getaddrinfo() inside the loop.
-    cr_assert(!parse_redis_url("redis://cache.lan:6379", t, err));
-    cr_assert(err.find("not an IP address") != std::string::npos, "%s", err.c_str());
+    // Names are resolved on the loop before hiredis connects, never by hiredis.
+    cr_assert(parse_redis_url("redis://cache.lan:6379", t, err));
+    cr_assert_eq(t.host, "cache.lan");
+    cr_assert(!parse_redis_url("redis://bad host:6379", t, err));
+    cr_assert(err.find("neither an IP address nor a host name") != std::string::npos, "%s", err.c_str());
 }
 
 Test(redis_mirror, chunks_index_and_ttls_are_written, .timeout = 30) {
@@ -90,6 +92,7 @@ Test(redis_mirror, redis_killed_mid_stream_loses_players_nothing_and_mirroring_r
     rig.start();
     Player p;
     cr_assert(p.open(rig.daemon.port, kId));
+    cr_assert(wait_data(p));
     read_player(p, 1000);
     int port = rig.redis.port;
     rig.redis.proc.stop(SIGKILL);
@@ -163,6 +166,7 @@ Test(redis_mirror, unreachable_redis_streams_from_memory, .timeout = 30) {
     cr_assert(d.proc.wait_line("redis: cannot connect", 3000) != "");
     Player p;
     cr_assert(p.open(d.port, kId));
+    cr_assert(wait_data(p));
     read_player(p, 1000);
     cr_assert(p.check.clean() && p.check.data > 100, "%s", p.check.summary().c_str());
 }

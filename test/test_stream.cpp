@@ -65,6 +65,11 @@ Test(stream, players_woken_in_slices_get_every_packet_while_others_come_and_go, 
         read_players(all, ms);
     };
     join(130);
+    {
+        std::vector<Player*> all;
+        for (auto& p : players) all.push_back(p.get());
+        cr_assert(wait_data(all), "the stream started");
+    }
     int checked = 0;
     for (int round = 0; round < 20; round++) {
         read_all(100);
@@ -115,6 +120,7 @@ Test(stream, a_player_that_stops_reading_is_dropped_and_costs_the_others_nothing
         cr_assert(p.open(rig.daemon.port, kId));
         readers.push_back(&p);
     }
+    cr_assert(wait_data(readers));
     Player stuck;
     cr_assert(open_small(stuck, rig.daemon.port, kId, 4096));
     long t0 = now_ms();
@@ -200,6 +206,7 @@ Test(stream, grace_period_reuses_then_stops_the_engine_stream, .timeout = 30) {
     {
         Player a;
         cr_assert(a.open(rig.daemon.port, kId));
+        cr_assert(wait_data(a));
         read_player(a, 500);
         expect_clean(a, "first");
     }
@@ -228,12 +235,13 @@ Test(stream, bad_ids_get_400_with_a_reason) {
         const char* target;
         const char* body;
     } cases[] = {
-        {"/ace/getstream", "missing id: use /ace/getstream?id=<40 hex characters>\n"},
+        {"/ace/getstream", "missing content id: use /ace/getstream?content_id=<40 hex characters>\n"},
+        {"/ace/getstream?content_id=abc", "content_id must be 40 hexadecimal characters\n"},
         {"/ace/getstream?id=abc", "id must be 40 hexadecimal characters\n"},
         {"/ace/getstream?id=0123456789abcdef0123456789abcdef0123456g", "id must be 40 hexadecimal characters\n"},
         {"/ace/getstream?infohash=xyz", "infohash must be 40 hexadecimal characters\n"},
         {"/ace/getstream?id=0123456789abcdef0123456789abcdef01234567&id=fedcba9876543210fedcba9876543210fedcba98",
-         "give one id (or infohash) parameter, not several\n"},
+         "give one id, not several\n"},
         {"/ace/getstream?id=%zz", "invalid percent-encoding in query\n"},
     };
     for (auto& c : cases) {
@@ -271,11 +279,21 @@ Test(stream, two_ids_are_independent, .timeout = 30) {
     cr_assert_eq(sim_stat(st, "active"), 1, "%s", st.c_str());
 }
 
-Test(stream, engine_refusing_the_id_gives_502_with_its_message) {
+// The engine says "failed to load content" on HTTP 200, after about 4 s: the
+// player hears it at once, and no other engine is tried (it would say the same).
+Test(stream, engine_refusing_the_id_gives_502_with_its_message, .timeout = 30) {
+    Engine other;
+    cr_assert(other.start());
     Rig rig;
-    rig.start({"--reject", kId});
-    HttpReply r = http_get(rig.daemon.port, "/ace/getstream?id=" + kId);
+    rig.start({"--reject", kId}, "", "[[engine]]\nhost = \"127.0.0.1\"\nport = " + std::to_string(other.port) + "\n");
+    long t0 = now_ms();
+    HttpReply r = http_get(rig.daemon.port, "/ace/getstream?id=" + kId, 10000);
+    long took = now_ms() - t0;
+    cr_log_info("engine error: 502 after %ld ms (the engine answers after 4000 ms)", took);
     cr_assert_eq(r.status, 502);
-    cr_assert_eq(r.body, "engine refused the stream: failed to load content: not found\n");
+    cr_assert_eq(r.body, "engine refused the stream: failed to load content\n");
+    cr_assert(took >= 3900 && took < 5000, "within a second of the engine's answer: %ld ms", took);
     cr_assert(rig.log().find("engine 127.0.0.1") != std::string::npos);
+    cr_assert_eq(sim_stat(rig.engine.stats(), "api"), 1, "asked once: no failover loop");
+    cr_assert_eq(sim_stat(other.stats(), "api"), 0, "the other engine was not asked");
 }

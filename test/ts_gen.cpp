@@ -43,6 +43,12 @@ void TsGen::pmt(uint8_t* out) {
     psi(out, kPmtPid, cc_pmt_, s, sizeof s);
 }
 
+void TsGen::sdt(uint8_t* out) {
+    // One running service, no descriptors: what a real multiplex carries on PID 0x11.
+    const uint8_t s[] = {0x42, 0xF0, 17, 0x00, 0x01, 0xC1, 0x00, 0x00, 0x00, 0x01, 0xFF, 0x00, 0x01, 0xFC, 0x80, 0x00};
+    psi(out, kSdtPid, cc_sdt_, s, sizeof s);
+}
+
 void TsGen::data(uint8_t* out) {
     uint64_t s = seq_++;
     bool frame = key_ != Key::off && s % kFramePackets == 0;
@@ -98,6 +104,16 @@ void TsCheck::packet(const uint8_t* p) {
     }
     if (pid != kDataPid) {
         psi++;
+        if (!pid_init_) std::memset(pid_cc_, 0xFF, sizeof pid_cc_), pid_init_ = true;
+        bool flag = (p[3] & 0x20) && p[4] > 0 && (p[5] & 0x80);
+        if (!(p[3] & 0x10)) { // no payload: the counter stays; a flag covers the next packet
+            pid_disc_[pid] = pid_disc_[pid] || flag;
+            return;
+        }
+        int c = p[3] & 0x0F, last = pid_cc_[pid];
+        if (last >= 0 && c != ((last + 1) & 0x0F) && !flag && !pid_disc_[pid]) other_cc_errors++, other_cc_pid = pid;
+        pid_disc_[pid] = false;
+        pid_cc_[pid] = c;
         return;
     }
     size_t pay = 4;
@@ -152,12 +168,12 @@ std::string TsCheck::summary() const {
     char buf[400];
     std::snprintf(buf, sizeof buf,
                   "packets=%llu data=%llu psi=%llu nulls=%llu seq=%llu..%llu missing=%llu dup=%llu reordered=%llu "
-                  "restarts=%llu bad_sync=%llu corrupt=%llu cc_errors=%llu",
+                  "restarts=%llu bad_sync=%llu corrupt=%llu cc_errors=%llu other_cc_errors=%llu (pid 0x%x)",
                   (unsigned long long)packets, (unsigned long long)data, (unsigned long long)psi,
                   (unsigned long long)nulls, (unsigned long long)first_seq, (unsigned long long)last_seq,
                   (unsigned long long)missing, (unsigned long long)duplicated, (unsigned long long)reordered,
                   (unsigned long long)restarts, (unsigned long long)bad_sync, (unsigned long long)corrupt,
-                  (unsigned long long)cc_errors);
+                  (unsigned long long)cc_errors, (unsigned long long)other_cc_errors, other_cc_pid);
     return buf;
 }
 

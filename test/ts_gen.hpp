@@ -3,12 +3,14 @@
 // every packet arrived whole, in order, once.
 #pragma once
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 namespace acemux::testts {
 
 constexpr uint16_t kPmtPid = 0x1000;
 constexpr uint16_t kDataPid = 0x0100;
+constexpr uint16_t kSdtPid = 0x0011;
 
 uint32_t crc32_mpeg(const uint8_t* p, size_t n);
 
@@ -27,13 +29,14 @@ public:
 
     void pat(uint8_t* out);
     void pmt(uint8_t* out);
+    void sdt(uint8_t* out);
     void data(uint8_t* out); // next sequence number
     uint64_t next_seq() const { return seq_; }
 
 private:
     void psi(uint8_t* out, uint16_t pid, uint8_t& cc, const uint8_t* section, size_t len);
     uint64_t seq_ = 0;
-    uint8_t cc_pat_ = 0, cc_pmt_ = 0, cc_data_ = 0;
+    uint8_t cc_pat_ = 0, cc_pmt_ = 0, cc_sdt_ = 0, cc_data_ = 0;
     Key key_ = Key::off;
     int key_every_ = 0;
 };
@@ -46,6 +49,8 @@ struct TsCheck {
     uint64_t first_seq = 0, last_seq = 0;
     uint64_t missing = 0, duplicated = 0, reordered = 0, restarts = 0;
     uint64_t bad_sync = 0, corrupt = 0, cc_errors = 0;
+    uint64_t other_cc_errors = 0; // on every PID but the data PID (PAT, PMT, SDT), unless flagged
+    uint16_t other_cc_pid = 0;    // the last PID one was seen on
     uint64_t discontinuity_flags = 0, restarts_flagged = 0;
     uint64_t restarts_on_keyframe = 0;    // new-stream starts that begin with a keyframe
     uint64_t gaps = 0, gaps_on_keyframe = 0; // jumps forward, and those landing on PAT, PMT, keyframe
@@ -61,6 +66,9 @@ private:
     void packet(const uint8_t* p);
     std::string partial_;
     int last_cc_ = -1;
+    int pid_cc_[8192];
+    bool pid_disc_[8192] = {};
+    bool pid_init_ = false;
     uint16_t prev_pid_[2] = {0xFFFF, 0xFFFF}; // the two packets before this one
     bool pending_disc_ = false;
 };

@@ -13,18 +13,21 @@ namespace acemux {
 
 struct EngineConfig {
     std::string name;      // defaults to "host:port"
-    std::string host = "127.0.0.1";
+    std::string host = "127.0.0.1"; // an IP address or a name (resolved on the loop)
     int port = 6878;
     int max_streams = 10;
     bool direct = false;   // api = "direct": GET /ace/getstream?id= streams at once, no JSON step
-    SockAddr addr;
+    std::string address() const { return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port); }
 };
+
+// An IP literal or a DNS name (letters, digits, '-', '_', dots).
+bool valid_host(const std::string& h);
 
 struct RedisTarget {
     std::string host, unix_path, password;
     int port = 6379, db = 0;
 };
-// "redis://[:password@]host:port[/db]", "unix:///path/redis.sock[?db=N]" or "/path/redis.sock".
+// "redis://[:password@]host[:port][/db]" (host: an IP or a name), "unix:///path/redis.sock[?db=N]" or "/path/redis.sock".
 bool parse_redis_url(const std::string& url, RedisTarget& out, std::string& err);
 
 struct RedisConfig {
@@ -77,6 +80,7 @@ struct Config {
     Millis connect_timeout = 5000;
     Millis no_data_timeout = 10000;
     Millis failover_timeout = 60000;
+    Millis no_peers_timeout = 30000; // engine still prebuffering with 0 peers: the content is dead
 
     // [engines]
     Millis health_interval = 10000;

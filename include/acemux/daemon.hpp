@@ -46,6 +46,8 @@ private:
     RedisMirror redis_;
     SessionManager sessions_;
     Millis started_;
+    static constexpr Millis kStopDeadline = 1000;
+    Timer shutdown_timer_;
 };
 
 } // namespace acemux

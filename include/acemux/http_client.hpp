@@ -1,4 +1,5 @@
-// Non-blocking HTTP/1.1 GET on llhttp: one request, one response.
+// Non-blocking HTTP/1.1 GET on llhttp: one request, one response (after
+// following redirects).
 //
 // The body goes to a Sink as it arrives; the Sink may also say where to
 // recv() (the upstream hands out the ring's free space, so stream bytes land
@@ -8,19 +9,40 @@
 #include <list>
 #include <llhttp.h>
 #include <string>
+#include <string_view>
+#include <vector>
 #include <utility>
 
 #include "acemux/fd.hpp"
 #include "acemux/net.hpp"
 #include "acemux/reactor.hpp"
+#include "acemux/resolver.hpp"
 
 namespace acemux {
 
+// An http:// URL taken apart; the host is a name or an IP literal, resolved
+// only when a request goes out.
+struct Url {
+    std::string host;         // without [] for IPv6
+    int port = 80;
+    std::string target = "/"; // path and query
+    std::string authority() const; // "host:port", "[::1]:port": the Host header
+    std::string str() const;
+};
+// Absolute http:// URLs only (https is refused: engines serve plain HTTP).
+bool parse_url(std::string_view s, Url& out);
+// A Location header: absolute, scheme-relative, absolute-path or relative to `base`.
+bool resolve_location(const Url& base, std::string_view loc, Url& out);
+
 class HttpClient final : public IoHandler {
 public:
+    static constexpr int kMaxRedirects = 5;
+
     struct Sink {
         virtual std::pair<uint8_t*, size_t> recv_area() { return {nullptr, 0}; } // {nullptr,0}: internal buffer
-        virtual bool on_status(int /*status*/) { return true; }                 // false aborts
+        // The final response's status (after redirects); false aborts.
+        virtual bool on_status(int /*status*/, const std::string& /*content_type*/) { return true; }
+        virtual void on_redirect(int /*status*/, const Url& /*to*/) {} // about to follow a 3xx
         virtual bool on_body(const uint8_t* at, size_t n) = 0; // false: stop, the response is unwanted
         virtual void on_read() {}                          // after each recv()'s bytes were parsed
         virtual void on_end(const std::string& error) = 0; // "" when the response completed; may destroy the client
@@ -34,18 +56,26 @@ public:
     HttpClient(const HttpClient&) = delete;
     HttpClient& operator=(const HttpClient&) = delete;
 
-    // `timeout` covers connecting and the response headers; the body has none.
-    void get(const SockAddr& to, const std::string& target, Millis timeout);
-    void get_on(Fd connected, const std::string& target, Millis timeout); // over a socket already connected
+    // `timeout` covers resolving, connecting and the response headers, per
+    // hop: a 301/302/303/307/308 is followed on its headers (its body is never
+    // read; an engine holds a 302 open) up to kMaxRedirects times, a loop is
+    // an error. The body has no timeout.
+    void get(const Url& url, Millis timeout);
+    void get_on(Fd connected, const Url& url, Millis timeout); // first hop over a socket already connected
     void close(); // silently: no callback
-    bool active() const { return static_cast<bool>(fd_); }
+    bool active() const { return phase_ != Phase::idle; }
     int status() const { return status_; }
+    const Url& url() const { return url_; } // the one answering (after redirects)
 
     void on_io(uint32_t ev) override;
 
 private:
-    enum class Phase { idle, connecting, sending, reading };
-    void start(Fd fd, const std::string& peer, const std::string& target, Millis timeout, std::string err);
+    enum class Phase { idle, resolving, connecting, sending, reading };
+    void hop();
+    void arm_timeout();
+    void on_resolved(const std::vector<SockAddr>& addrs, const std::string& err);
+    void start(Fd fd);
+    void follow();
     void finish(const std::string& error);
     static const llhttp_settings_t& settings();
 
@@ -53,12 +83,18 @@ private:
     Sink& sink_;
     Fd fd_;
     Timer timer_;
+    Resolver::Lookup lookup_;
     Phase phase_ = Phase::idle;
-    std::string req_, peer_;
+    Url url_;
+    Millis timeout_ = 5000;
+    std::vector<std::string> visited_; // this request's hops, for loop detection
+    std::string req_;
     size_t sent_ = 0;
     llhttp_t parser_;
     int status_ = 0;
-    bool headers_done_ = false, complete_ = false, aborted_ = false;
+    std::string field_, location_, content_type_;
+    bool in_location_ = false, in_type_ = false;
+    bool headers_done_ = false, complete_ = false, aborted_ = false, redirect_ = false;
 };
 
 // GET with the body gathered into a string, for engine JSON and commands.
@@ -68,22 +104,23 @@ public:
     static constexpr size_t kMaxBody = 1024 * 1024;
 
     explicit Fetch(Reactor& r) : client_(r, *this) {}
-    void get(const SockAddr& to, const std::string& target, Millis timeout, Done done) {
-        done_ = std::move(done);
-        body_.clear();
-        too_big_ = false;
-        client_.get(to, target, timeout);
+    void get(const Url& url, Millis timeout, Done done) {
+        reset(std::move(done));
+        client_.get(url, timeout);
+    }
+    void get_on(Fd connected, const Url& url, Millis timeout, Done done) {
+        reset(std::move(done));
+        client_.get_on(std::move(connected), url, timeout);
     }
     void cancel() { client_.close(); }
-    void get_on(Fd connected, const std::string& target, Millis timeout, Done done) {
-        done_ = std::move(done);
-        body_.clear();
-        too_big_ = false;
-        client_.get_on(std::move(connected), target, timeout);
-    }
     bool active() const { return client_.active(); }
 
 private:
+    void reset(Done done) {
+        done_ = std::move(done);
+        body_.clear();
+        too_big_ = false;
+    }
     bool on_body(const uint8_t* at, size_t n) override;
     void on_end(const std::string& error) override;
 
@@ -98,19 +135,12 @@ private:
 class FetchSet {
 public:
     explicit FetchSet(Reactor& r) : r_(r) {}
-    void get(const SockAddr& to, const std::string& target, Millis timeout, Fetch::Done done);
+    void get(const Url& url, Millis timeout, Fetch::Done done);
     size_t size() const { return live_.size(); }
 
 private:
     Reactor& r_;
     std::list<Fetch> live_;
 };
-
-// "http://1.2.3.4:6878/ace/r/x/y" -> address and target. Names are refused
-// (no DNS); the caller then falls back to the engine's configured address.
-bool parse_http_url(const std::string& url, SockAddr& addr, std::string& target);
-// The same, but a URL naming a host by name goes to `fallback` (the engine we
-// asked is the one that serves it); false only when there is no path at all.
-bool resolve_http_url(const std::string& url, const SockAddr& fallback, SockAddr& addr, std::string& target);
 
 } // namespace acemux

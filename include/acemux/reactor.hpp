@@ -10,12 +10,15 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "acemux/fd.hpp"
 #include "acemux/log.hpp"
 
 namespace acemux {
+
+class Resolver;
 
 class IoHandler {
 public:
@@ -32,6 +35,7 @@ public:
     using Callback = std::function<void()>;
 
     Reactor();
+    ~Reactor();
     Reactor(const Reactor&) = delete;
     Reactor& operator=(const Reactor&) = delete;
 
@@ -60,6 +64,8 @@ public:
     void update_time();
 
     Log& log() { return log_; }
+    // Host names for everything the loop connects to (made on first use).
+    Resolver& resolver();
 
 private:
     struct Slot {
@@ -107,6 +113,7 @@ private:
     Millis now_ = 0;
     bool stopping_ = false;
     Log log_;
+    std::unique_ptr<Resolver> resolver_;
 };
 
 // A timer owned by an object: cancelled when the owner goes away. It keeps

@@ -14,6 +14,7 @@
 
 #include "acemux/config.hpp"
 #include "acemux/reactor.hpp"
+#include "acemux/resolver.hpp"
 
 struct redisAsyncContext;
 struct redisReply;
@@ -49,6 +50,7 @@ private:
     static void on_connect(const redisAsyncContext* ac, int status);
     static void on_disconnect(const redisAsyncContext* ac, int status);
     void connect();
+    void connect_to(const std::string& ip);
     void lost(const std::string& why);
     void command(std::vector<std::string> args, std::function<void(::redisReply*)> cb);
     std::string key(const std::string& id, const std::string& what) const;
@@ -61,6 +63,7 @@ private:
     int fd_ = -1;
     Millis backoff_ = 0;
     Timer connect_timer_, retry_timer_;
+    Resolver::Lookup lookup_;
     size_t backlog_ = 0;
     uint64_t written_ = 0, skipped_ = 0, bytes_ = 0;
     std::string last_error_;

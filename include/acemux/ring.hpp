@@ -57,6 +57,9 @@ public:
     size_t commit(ts::Aligner& a);
     // Drops unverified bytes (the connection they came from is gone).
     void discard_pending() { fill_ = committed_; }
+    // What comes next is another connection's stream: its continuity
+    // counters are shifted to follow on from what came before.
+    void splice() { cc_.splice(); }
 
     // Random-access points still in the ring, oldest first; at most kMaxRaps,
     // overwritten with the ring.
@@ -81,7 +84,7 @@ private:
     size_t slot(uint64_t idx) const { return static_cast<size_t>(idx % n_); }
     uint8_t* open() { return mem_.get() + slot(head_) * stride_; }
     void seal(bool announce = true);
-    void index(size_t from, size_t n); // scans newly visible packets for keyframes
+    void index(size_t from, size_t n); // newly visible packets: counters made continuous, keyframes found
 
     static constexpr size_t kSlack = (ts::kLockPackets + 1) * ts::kPacket;
     size_t chunk_size_, n_, stride_;
@@ -91,6 +94,7 @@ private:
     size_t committed_ = 0, fill_ = 0;
     uint64_t bytes_in_ = 0;
     ts::RapScanner scanner_;
+    ts::Continuity cc_;
     std::array<RandomAccess, kMaxRaps> raps_;
     size_t rap_next_ = 0, rap_count_ = 0;
 };

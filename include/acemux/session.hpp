@@ -36,6 +36,8 @@ public:
 
     void add(StreamHandoff&& h, std::string user_agent);
     void close(int status, const std::string& why); // status for players still waiting for a header
+    // Its engine left the config: carry on on another one, if one can take it.
+    void move_off_engine();
 
     // for clients
     Reactor& reactor();
@@ -61,6 +63,7 @@ public:
     uint64_t bytes_out() const; // to its players, those that left included
     uint64_t dropped_bytes() const { return up_.aligner().dropped(); }
     uint64_t reconnects() const { return reconnects_; }
+    const EngineStatus& engine_status() const { return up_.status(); }
     size_t primed_chunks() const { return primed_; }
 
 private:
@@ -69,6 +72,9 @@ private:
     void on_upstream_failed(const std::string& why, bool rejected) override;
 
     void connect();
+    void let_go();            // stops the engine session we leave (command_url)
+    void check_engine(Millis now);
+    void fail_over(const std::string& why, bool moved_by_health);
     void prime(RedisMirror::Chunks chunks);
     uint64_t key_wait() const;
     void wake_all();
@@ -79,7 +85,7 @@ private:
     void later(std::function<void()> f); // deferred, skipped if the session is gone by then
 
     SessionManager& m_;
-    std::string key_, id_key_, id_, pid_;
+    std::string key_, id_key_, id_;
     State st_ = State::starting;
     Ring ring_;
     Upstream up_;
@@ -99,7 +105,9 @@ private:
     std::deque<RateSample> rate_samples_;
     double byte_rate_ = 0, out_rate_ = 0; // bytes per second over the last few seconds
     uint64_t sent_by_gone_ = 0;           // by players that left
-    Millis created_, last_data_, failing_since_ = 0, recovered_at_ = 0, last_stall_scan_ = 0, backoff_ = 0;
+    // last_data_: the newest packets; waiting_since_: what the no-data timeout counts from
+    // (the newest packets, the attempt's start or the engine's yes).
+    Millis created_, last_data_, waiting_since_ = 0, failing_since_ = 0, recovered_at_ = 0, last_stall_scan_ = 0, backoff_ = 0;
     uint64_t head_at_wake_ = 0;
     size_t unwoken_ = 0;
     Millis woken_at_ = 0;
@@ -107,6 +115,8 @@ private:
     uint64_t reconnects_ = 0;
     size_t primed_ = 0;
     bool accepted_ = false, reap_pending_ = false;
+    bool attempt_data_ = false;  // the current attempt has brought whole packets
+    bool prebuf_logged_ = false;
     std::shared_ptr<char> life_ = std::make_shared<char>();
 };
 
@@ -116,7 +126,7 @@ public:
     ~SessionManager();
 
     HttpResponse getstream(const HttpRequest& req);
-    void reconfigure(const Config& c) { cfg_ = c; }
+    void reconfigure(const Config& c);
     void close_all();
 
     // for sessions
@@ -124,9 +134,10 @@ public:
     const Config& cfg() const { return cfg_; }
     EnginePool& pool() { return pool_; }
     RedisMirror& redis() { return redis_; }
-    void send_stop(const Engine& e, const std::string& command_url);
+    void send_stop(const EngineConfig& e, const std::string& command_url);
+    size_t stops_pending() const { return commands_.size(); }
+    void closed(const Session& s, const std::string& why); // remembered for /stats
     void remove(Session& s);
-    uint64_t next_serial() { return ++serial_; }
 
     const std::map<std::string, std::unique_ptr<Session>>& sessions() const { return sessions_; }
     size_t client_count() const;
@@ -136,6 +147,14 @@ public:
         uint64_t streams = 0, reconnects = 0, players = 0, bytes_in = 0, bytes_out = 0, jumps = 0;
         void closed(const Client& c) { players++, bytes_out += c.bytes_sent(), jumps += c.jumps(); }
     } totals;
+    // The last streams that ended, newest last, and why: a user asking why a
+    // channel did not play finds the engine's answer here.
+    struct Ended {
+        std::string id, engine, why;
+        Millis at;
+    };
+    static constexpr size_t kEndedKept = 16;
+    const std::deque<Ended>& ended() const { return ended_; }
 
 private:
     Reactor& r_;
@@ -144,8 +163,8 @@ private:
     RedisMirror& redis_;
     std::map<std::string, std::unique_ptr<Session>> sessions_;
     std::vector<std::unique_ptr<Session>> closing_;
+    std::deque<Ended> ended_;
     FetchSet commands_;
-    uint64_t serial_ = 0;
 };
 
 } // namespace acemux

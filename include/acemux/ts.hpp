@@ -1,6 +1,7 @@
 // MPEG-TS packet facts and the aligner that turns an engine's byte stream
 // into whole 188-byte packets.
 #pragma once
+#include <array>
 #include <bitset>
 #include <cstddef>
 #include <cstdint>
@@ -55,6 +56,25 @@ private:
     std::bitset<8192> seen_; // PIDs of accepted packets
     uint64_t dropped_ = 0;
     uint64_t resyncs_ = 0;
+};
+
+// Keeps every PID's continuity counter running across a splice, so a player
+// sees one stream, not two glued together: after splice(), the first packet
+// of each PID fixes a shift that makes its counter follow the last one
+// players saw of that PID, and every later packet of the PID moves by the
+// same shift. Works in place on packets entering the ring. PIDs that appear
+// only after the splice (an SDT every few seconds) are covered as well as
+// the ones the PMT lists.
+class Continuity {
+public:
+    Continuity() { last_.fill(-1), shift_.fill(0); }
+    void splice() { pending_.set(); }
+    void packet(uint8_t* p);
+
+private:
+    std::array<int8_t, 8192> last_;  // counter of the last packet out, -1: none yet
+    std::array<uint8_t, 8192> shift_;
+    std::bitset<8192> pending_;
 };
 
 // Finds random-access points: packets of the video PID that begin a keyframe

@@ -1,15 +1,17 @@
 // One stream's connection to an engine (the seed's StreamManager).
 //
-// json mode: GET /ace/getstream?format=json&id=...&pid=..., read
+// json mode: GET /ace/getstream?format=json&content_id=...&pid=..., read
 // response.playback_url / stat_url / command_url (or error), then GET the
-// playback URL. direct mode: GET /ace/getstream?id=... streams at once.
+// playback URL, following the engine's 302 to its /content/ URL. direct
+// mode: GET /ace/getstream?content_id=... streams (after the same redirect).
 // Body bytes are received into the ring's free space and go through the TS
-// aligner before readers can see them.
+// aligner before readers can see them. While an attempt lives, the engine's
+// stat_url is polled for its status and peers.
 #pragma once
 #include <memory>
 #include <string>
 
-#include "acemux/engine_pool.hpp"
+#include "acemux/config.hpp"
 #include "acemux/http_client.hpp"
 #include "acemux/ring.hpp"
 #include "acemux/ts.hpp"
@@ -18,18 +20,39 @@ namespace acemux {
 
 // What an engine said to /ace/getstream?format=json.
 struct EngineAnswer {
-    std::string playback_url, command_url;
+    std::string playback_url, stat_url, command_url;
     std::string error;     // the engine's refusal, one line; or why the answer is unusable
-    bool rejected = false; // the engine refused the id (as opposed to a broken answer)
+    bool rejected = false; // the engine refused the content (as opposed to a broken answer)
 };
 EngineAnswer parse_engine_answer(const std::string& body);
 
+// What the engine's stat_url said last.
+struct EngineStatus {
+    std::string status; // "" until the engine has said: idle, prebuf, dl, ...
+    long peers = -1, speed_down = -1, speed_up = -1; // speeds in KiB/s as the engine gives them
+    long long downloaded = -1, uploaded = -1;
+    Millis at = 0;      // when it was read (0: never)
+};
+// false when the body is not a stat answer; an empty first answer gives an empty status.
+bool parse_engine_status(const std::string& body, EngineStatus& out);
+
+// A random (version 4) UUID: the player id an engine attempt sends.
+std::string engine_pid();
+
+// An address the engine handed out (playback, stat, command), as we can reach
+// it: an engine behind Docker or NAT names itself by a loopback address, which
+// from here is the engine's own host.
+bool engine_url(const EngineConfig& e, const std::string& url, Url& out);
+
 class Upstream final : private HttpClient::Sink {
 public:
+    static constexpr Millis kStatEvery = 2000;
+    static constexpr uint64_t kGarbageLimit = 1 << 20; // not-TS bytes before any packet: not an MPEG-TS engine
+
     struct Listener {
         virtual void on_upstream_accepted() = 0;           // the engine agreed to stream
         virtual void on_upstream_data(size_t bytes) = 0;   // whole packets were added to the ring
-        // The attempt is over. `rejected`: the engine refused the id (its message in `why`).
+        // The attempt is over. `rejected`: the engine refused the content (its message in `why`).
         virtual void on_upstream_failed(const std::string& why, bool rejected) = 0;
 
     protected:
@@ -38,23 +61,28 @@ public:
 
     Upstream(Reactor& r, Ring& ring, Listener& l);
 
-    // id_key is "id" or "infohash".
-    void start(const EngineConfig& e, const std::string& id_key, const std::string& id, const std::string& pid,
-               Millis timeout);
-    void stop();                                       // closes quietly
+    // id_key is the parameter name the player used: content_id, id or infohash.
+    void start(const EngineConfig& e, const std::string& id_key, const std::string& id, Millis timeout);
+    void stop(); // closes quietly; the engine session's command_url stays for take_command_url()
+    // The engine session to stop (once): "" when there is none.
+    std::string take_command_url() { return std::exchange(command_url_, std::string()); }
     // Marks the next connection's data as a new stream, starting at a keyframe
     // when one comes within `key_wait` packets.
     void splice_next(uint64_t key_wait) { splice_.arm(key_wait); }
     bool active() const { return api_.active() || play_.active(); }
-    const std::string& command_url() const { return command_url_; }
     const ts::Aligner& aligner() const { return aligner_; }
+    const EngineStatus& status() const { return status_; }
+    // How long the engine has said it is prebuffering with no peer (0: it has not).
+    Millis peerless_for(Millis now) const { return peerless_since_ ? now - peerless_since_ : 0; }
 
 private:
     void on_api(int status, const std::string& body, const std::string& err);
-    void play(const SockAddr& to, const std::string& target);
+    void play(const Url& url);
+    void poll_stat();
 
     std::pair<uint8_t*, size_t> recv_area() override;
-    bool on_status(int status) override;
+    bool on_status(int status, const std::string& content_type) override;
+    void on_redirect(int status, const Url& to) override;
     bool on_body(const uint8_t* at, size_t n) override;
     void on_read() override;
     void to_ring(const uint8_t* p, size_t n); // copies into the ring and commits
@@ -63,8 +91,9 @@ private:
     Reactor& r_;
     Ring& ring_;
     Listener& l_;
-    Fetch api_;
+    Fetch api_, stat_;
     HttpClient play_;
+    Timer stat_timer_;
     ts::Aligner aligner_;
     // While a splice is armed, body bytes are staged, aligned and marked
     // before they are copied into the ring; otherwise they land there directly.
@@ -76,6 +105,15 @@ private:
     EngineConfig engine_;
     Millis timeout_ = 5000;
     std::string command_url_;
+    Url stat_url_;
+    EngineStatus status_;
+    Millis peerless_since_ = 0;
+    // direct mode: an engine that answers JSON (an error on HTTP 200) instead of TS
+    bool json_answer_ = false;
+    std::string json_body_;
+    uint64_t packets_ = 0;         // whole packets this attempt
+    uint64_t dropped_at_start_ = 0;
+    bool garbage_ = false;
     uint64_t dropped_seen_ = 0;
     Millis dropped_logged_at_ = -1000000;
 };

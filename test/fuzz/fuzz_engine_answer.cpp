@@ -38,17 +38,20 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     bool fetched = false;
     Fetch f(r);
     serve(r, data, size, [&](Fd fd) {
-        f.get_on(std::move(fd), "/ace/getstream?format=json&id=x", 1000,
+        f.get_on(std::move(fd), Url{"127.0.0.1", 6878, "/ace/getstream?format=json&id=x"}, 1000,
                  [&](int, const std::string& body, const std::string&) {
                      parse_engine_answer(body);
-                     SockAddr a, fallback;
-                     std::string t;
-                     resolve_http_url(body, fallback, a, t);
+                     EngineStatus st;
+                     parse_engine_status(body, st);
+                     Url u;
+                     EngineConfig e;
+                     engine_url(e, body, u);
+                     resolve_location(Url{}, body, u);
                      fetched = true;
                  });
     }, fetched);
     RingSink sink;
     HttpClient c(r, sink);
-    serve(r, data, size, [&](Fd fd) { c.get_on(std::move(fd), "/ace/r/x/1", 1000); }, sink.done);
+    serve(r, data, size, [&](Fd fd) { c.get_on(std::move(fd), Url{"127.0.0.1", 6878, "/ace/r/x/1"}, 1000); }, sink.done);
     return 0;
 }

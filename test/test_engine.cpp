@@ -1,0 +1,283 @@
+// The engine's real protocol, against engine_sim's realistic default: the 302
+// to /content/, pids, the names of a content id, errors on HTTP 200, stat_url,
+// stop commands, host names; and engines that die or misbehave.
+#include <criterion/criterion.h>
+
+#include <csignal>
+#include <cjson/cJSON.h>
+#include <set>
+
+#include "player.hpp"
+
+using namespace acemux;
+using namespace acemux::test;
+
+namespace {
+std::string engine_entry(const std::string& name, int port, const std::string& host = "127.0.0.1") {
+    return "[[engine]]\nname = \"" + name + "\"\nhost = \"" + host + "\"\nport = " + std::to_string(port) + "\n";
+}
+
+// Every pid the engine saw, from its log ("started (pid ...)").
+std::vector<std::string> pids_seen(Proc& engine) {
+    engine.drain();
+    std::vector<std::string> out;
+    const std::string& log = engine.output();
+    for (size_t at = log.find("(pid "); at != std::string::npos; at = log.find("(pid ", at + 1))
+        out.push_back(log.substr(at + 5, log.find(')', at) - at - 5));
+    return out;
+}
+
+bool uuid_shaped(const std::string& s) {
+    if (s.size() != 36) return false;
+    for (size_t i = 0; i < s.size(); i++)
+        if ((i == 8 || i == 13 || i == 18 || i == 23) ? s[i] != '-' : !std::isxdigit(static_cast<unsigned char>(s[i])))
+            return false;
+    return s[14] == '4';
+}
+} // namespace
+
+Test(engine, playback_redirect_to_content_is_followed, .timeout = 30) {
+    Rig rig;
+    rig.start();
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    cr_assert(wait_data(p), "%s", rig.log().c_str());
+    long ttfb = p.first_byte_ms - p.connected_ms;
+    read_player(p, 1000);
+    cr_assert(p.check.clean() && p.check.data > 1000, "%s", p.check.summary().c_str());
+    std::string want = "playback redirected (HTTP 302) to http://127.0.0.1:" + std::to_string(rig.engine.port) + "/content/";
+    cr_assert(rig.log().find(want) != std::string::npos, "%s", rig.log().c_str());
+    std::string st = rig.engine.stats();
+    cr_assert_eq(sim_stat(st, "playbacks"), 1, "%s", st.c_str());
+    cr_assert_eq(sim_stat(st, "content"), 1, "%s", st.c_str());
+    // The 302's body is never read (the engine holds it open): the first byte
+    // comes with the engine's, after its answer (0.5 s) and prebuffer (0.5 s).
+    cr_log_info("first byte %ld ms after the request", ttfb);
+    cr_assert_lt(ttfb, 2500, "%ld ms", ttfb);
+}
+
+Test(engine, redirect_chains_are_followed_up_to_five, .timeout = 30) {
+    Rig rig;
+    rig.start({"--redirect-hops", "5"}); // four of them relative (/hop/...), the last absolute
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    cr_assert(wait_data(p), "%s", rig.log().c_str());
+    cr_assert(p.check.clean(), "%s", p.check.summary().c_str());
+    cr_assert(rig.log().find("/hop/4/") != std::string::npos, "%s", rig.log().c_str());
+}
+
+Test(engine, too_many_redirects_and_loops_are_errors, .timeout = 30) {
+    Rig six, loop;
+    six.start({"--redirect-hops", "6"});
+    loop.start({"--redirect-loop"});
+    Player a, b;
+    cr_assert(a.open(six.daemon.port, kId));
+    cr_assert(b.open(loop.daemon.port, kId));
+    cr_assert(six.daemon.proc.wait_line("more than 5 redirects", 5000) != "", "%s", six.log().c_str());
+    cr_assert(loop.daemon.proc.wait_line("redirect loop at http://127.0.0.1:", 5000) != "", "%s", loop.log().c_str());
+    read_players({&a, &b}, 200);
+    cr_assert_eq(a.check.data + b.check.data, 0u);
+    cr_assert(!a.closed && !b.closed, "players wait on null packets while the stream is retried");
+}
+
+Test(engine, every_attempt_sends_its_own_pid, .timeout = 40) {
+    // Two acemux on one engine that serves one reader per pid: neither cuts the other off.
+    Engine engine;
+    cr_assert(engine.start());
+    Daemon d1, d2;
+    std::string cfg = "[stream]\nkeepalive_interval = 0.2\n" + engine_entry("e", engine.port);
+    cr_assert(d1.start(cfg) && d2.start(cfg));
+    Player p1, p2;
+    cr_assert(p1.open(d1.port, kId + "&pid=player-chosen"));
+    cr_assert(p2.open(d2.port, kId + "&pid=player-chosen"));
+    cr_assert(wait_data({&p1, &p2}));
+    read_players({&p1, &p2}, 2000);
+    // An engine restart: both reconnect, each with a fresh pid again.
+    http_get(engine.port, "/sim/set?drop=1");
+    uint64_t r1 = p1.check.restarts, r2 = p2.check.restarts;
+    for (long end = now_ms() + 8000; now_ms() < end && (p1.check.restarts == r1 || p2.check.restarts == r2);)
+        read_players({&p1, &p2}, 50);
+    read_players({&p1, &p2}, 1000);
+    std::string st = engine.stats();
+    cr_log_info("two daemons, one engine: %s", st.c_str());
+    cr_assert_eq(sim_stat(st, "pid_kicks"), 0, "nobody was cut off: %s", st.c_str());
+    for (Player* p : {&p1, &p2}) {
+        cr_assert(!p->closed && p->check.restarts == 1 && p->check.restarts_flagged == 1, "%s",
+                  p->check.summary().c_str());
+        cr_assert_eq(p->check.missing + p->check.duplicated + p->check.bad_sync + p->check.corrupt, 0u, "%s",
+                     p->check.summary().c_str());
+    }
+    std::vector<std::string> pids = pids_seen(engine.proc);
+    cr_assert_eq(pids.size(), 4u, "two playbacks, then two more: %s", engine.proc.output().c_str());
+    cr_assert_eq(std::set<std::string>(pids.begin(), pids.end()).size(), 4u, "all different");
+    for (auto& pid : pids) cr_assert(uuid_shaped(pid), "a UUID, not the player's own pid: %s", pid.c_str());
+}
+
+Test(engine, content_id_id_and_infohash_reach_the_engine_by_name, .timeout = 30) {
+    Rig rig;
+    rig.start();
+    Player a, b, c;
+    cr_assert(send_all((a.fd = Fd(connect_port(rig.daemon.port))).get(),
+                       "GET /ace/getstream?content_id=" + kId + " HTTP/1.1\r\n\r\n"));
+    cr_assert(wait_data(a));
+    cr_assert(b.open(rig.daemon.port, kId)); // id=: the same content, the same stream
+    cr_assert(send_all((c.fd = Fd(connect_port(rig.daemon.port))).get(),
+                       "GET /ace/getstream?infohash=" + kId2 + " HTTP/1.1\r\n\r\n"));
+    cr_assert(wait_data({&a, &b, &c}));
+    std::string st = rig.engine.stats();
+    cr_assert_eq(sim_stat(st, "api"), 2, "content_id= and id= share a stream: %s", st.c_str());
+    cr_assert_eq(sim_stat(st, "by_content_id"), 1, "%s", st.c_str());
+    cr_assert_eq(sim_stat(st, "by_infohash"), 1, "%s", st.c_str());
+    cr_assert_eq(sim_stat(st, "by_id"), 0, "%s", st.c_str());
+}
+
+Test(engine, no_peers_gives_the_stream_up_with_that_reason, .timeout = 30) {
+    Rig rig;
+    rig.start({"--peers", "0"}, "no_peers_timeout = 2\n");
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    long t0 = now_ms();
+    for (long end = t0 + 8000; now_ms() < end && !p.closed;) read_player(p, 50);
+    cr_assert(p.closed, "the player was let go");
+    cr_log_info("no peers: player closed after %ld ms", now_ms() - t0);
+    cr_assert(rig.log().find("engine 127.0.0.1:" + std::to_string(rig.engine.port) + " prebuffering (prebuf, 0 peers)") !=
+              std::string::npos, "%s", rig.log().c_str());
+    cr_assert(rig.log().find("engine found no peers for the content in 2 s") != std::string::npos, "%s",
+              rig.log().c_str());
+    std::string st = http_get(rig.daemon.port, "/stats").body;
+    cr_assert(st.find("\"reason\":\"engine found no peers for the content in 2 s\"") != std::string::npos, "%s",
+              st.c_str());
+    cr_assert_eq(sim_stat(rig.engine.stats(), "stops"), 1, "the engine session was stopped");
+}
+
+Test(engine, engine_named_by_host_name, .timeout = 30) {
+    Engine e;
+    cr_assert(e.start());
+    Daemon d;
+    cr_assert(d.start(engine_entry("docker", e.port, "localhost")));
+    Player p;
+    cr_assert(p.open(d.port, kId));
+    cr_assert(wait_data(p), "%s", d.proc.output().c_str());
+    cr_assert(p.check.clean(), "%s", p.check.summary().c_str());
+    d.proc.drain();
+    cr_assert(d.proc.output().find("resolver: localhost is 127.0.0.1") != std::string::npos, "%s",
+              d.proc.output().c_str());
+    // The engine named itself as we reached it: its URLs carry the name too.
+    cr_assert(d.proc.output().find("to http://localhost:" + std::to_string(e.port) + "/content/") != std::string::npos,
+              "%s", d.proc.output().c_str());
+}
+
+Test(engine, unknown_host_name_is_reported, .timeout = 30) {
+    Daemon d;
+    cr_assert(d.start("[engines]\nhealth_interval = 0.5\nhealth_failures = 1\n" +
+                      engine_entry("gone", 6878, "no-such-engine.invalid")));
+    cr_assert(d.proc.wait_line("cannot resolve no-such-engine.invalid", 8000) != "", "%s", d.proc.output().c_str());
+    cr_assert(d.proc.wait_line("engine gone: down", 8000) != "", "%s", d.proc.output().c_str());
+}
+
+Test(engine, stop_commands_on_failover_and_on_shutdown, .timeout = 40) {
+    Engine a, b;
+    cr_assert(a.start() && b.start());
+    Daemon d;
+    cr_assert(d.start("[stream]\nno_data_timeout = 2\nconnect_timeout = 2\n[engines]\nhealth_interval = 60\n" +
+                      engine_entry("a", a.port) + engine_entry("b", b.port)));
+    Player p, q;
+    cr_assert(p.open(d.port, kId));
+    cr_assert(q.open(d.port, kId2)); // on b
+    cr_assert(wait_data({&p, &q}));
+    // a goes silent after a restart: the stream moves to b, and a is told to stop.
+    http_get(a.port, "/sim/set?fault=silent&drop=1");
+    for (long end = now_ms() + 10000; now_ms() < end && p.check.restarts == 0;) read_players({&p, &q}, 50);
+    cr_assert_eq(p.check.restarts, 1u, "%s", d.proc.output().c_str());
+    cr_assert_geq(sim_stat(a.stats(), "stops"), 1, "a stopped: %s", a.stats().c_str());
+    cr_assert_eq(sim_stat(b.stats(), "stops"), 0);
+    cr_assert_eq(d.proc.stop(SIGTERM), 0);
+    cr_assert_eq(sim_stat(b.stats(), "stops"), 2, "both of b's sessions stopped on the way out: %s",
+                 b.stats().c_str());
+}
+
+namespace {
+// Players on engine a (and a bystander on b) while a fails in one way; the
+// stream must end up on b with its players never left without bytes for
+// more than keepalive_interval, every PID's counters continuous, and the new
+// data marked.
+struct Failover {
+    Engine a, b;
+    Daemon d;
+    Player p, bystander;
+    long fault_at = 0;
+
+    void start(const std::string& extra = "") {
+        cr_assert(a.start() && b.start());
+        cr_assert(d.start("[stream]\nno_data_timeout = 2\nconnect_timeout = 2\n" + extra +
+                          "[engines]\nhealth_interval = 60\n" + engine_entry("a", a.port) + engine_entry("b", b.port)));
+        cr_assert(p.open(d.port, kId));
+        cr_assert(bystander.open(d.port, kId2)); // b
+        cr_assert(wait_data({&p, &bystander}));
+        read_players({&p, &bystander}, 1000);
+        p.max_silence_ms = p.max_data_gap_ms = 0;
+        fault_at = now_ms();
+    }
+    // Reads until the stream runs on b; returns ms from the fault to b's first data.
+    long until_moved(long limit_ms) {
+        for (long end = now_ms() + limit_ms; now_ms() < end && p.check.restarts == 0;) read_players({&p, &bystander}, 20);
+        cr_assert_eq(p.check.restarts, 1u, "moved to b: %s\n%s", p.check.summary().c_str(), d.proc.output().c_str());
+        long took = p.restart_ms - fault_at;
+        read_players({&p, &bystander}, 1000);
+        return took;
+    }
+    void check(const char* what, long took) {
+        cr_log_info("%s: real data from b %ld ms after the fault; longest silence at the player %ld ms, "
+                    "longest without data %ld ms; %s",
+                    what, took, p.max_silence_ms, p.max_data_gap_ms, p.check.summary().c_str());
+        cr_assert(!p.closed);
+        cr_assert_leq(p.max_silence_ms, 500, "%s: null packets within keepalive_interval: %ld ms", what,
+                      p.max_silence_ms);
+        cr_assert_eq(p.check.restarts_flagged, 1u, "%s", p.check.summary().c_str());
+        cr_assert_eq(p.check.cc_errors + p.check.other_cc_errors, 0u, "%s: every PID continuous: %s", what,
+                     p.check.summary().c_str());
+        cr_assert_eq(p.check.bad_sync + p.check.corrupt + p.check.duplicated, 0u, "%s", p.check.summary().c_str());
+        cr_assert(bystander.check.clean() && bystander.check.restarts == 0, "bystander: %s",
+                  bystander.check.summary().c_str());
+        cr_assert_eq(sim_stat(b.stats(), "active"), 2, "both streams on b");
+    }
+};
+} // namespace
+
+Test(engine_failover, killed_engine, .timeout = 40) {
+    Failover f;
+    f.start();
+    f.a.proc.stop(SIGKILL);
+    f.check("killed", f.until_moved(8000));
+}
+
+Test(engine_failover, engine_back_after_a_reset_but_silent, .timeout = 40) {
+    Failover f;
+    f.start();
+    http_get(f.a.port, "/sim/set?fault=silent&drop=1");
+    long took = f.until_moved(10000);
+    f.check("silent", took);
+    cr_assert_lt(took, 2000 + 2000 + 1500, "within connect_timeout of the retry, then b's start: %ld ms", took);
+}
+
+Test(engine_failover, engine_back_after_a_reset_with_headers_only, .timeout = 40) {
+    Failover f;
+    f.start();
+    http_get(f.a.port, "/sim/set?fault=headers-only&drop=1");
+    long took = f.until_moved(10000);
+    f.check("headers only", took);
+    cr_assert_lt(took, 2000 + 2000 + 1500, "within no_data_timeout of the retry, then b's start: %ld ms", took);
+}
+
+Test(engine_failover, engine_back_after_a_reset_sending_garbage, .timeout = 40) {
+    Failover f;
+    f.start();
+    http_get(f.a.port, "/sim/set?fault=garbage&drop=1");
+    long took = f.until_moved(10000);
+    f.check("garbage", took);
+    cr_assert_lt(took, 2000 + 2000 + 1500, "%ld ms", took);
+    f.d.proc.drain();
+    cr_assert(f.d.proc.output().find("bytes that were not TS packets") != std::string::npos ||
+                  f.d.proc.output().find("no TS packets from the engine") != std::string::npos,
+              "%s", f.d.proc.output().c_str());
+}
