@@ -9,8 +9,8 @@ STATIC  ?=
 # Router builds: STATIC=1 links one self-contained binary, CROSS=<triplet>-
 # (e.g. aarch64-linux-gnu-) builds with Debian's cross toolchain. Neither can
 # lean on this machine's shared libraries, so toml++ is used header-only and
-# cJSON and hiredis are compiled in from Debian's own source packages, at the
-# versions installed here (apt fetches and checks them: see DEBSRC below).
+# cJSON, hiredis and c-ares are compiled in from Debian's own source packages,
+# at the versions installed here (apt fetches and checks them: see DEBSRC below).
 ROUTER  := $(if $(or $(STATIC),$(CROSS)),1)
 ifneq ($(ROUTER),)
 BUILD   ?= build/$(or $(CROSS:%-=%),native)
@@ -55,8 +55,10 @@ override CPPFLAGS += -DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1
 override LDLIBS   += -ltomlplusplus -lhiredis -lcjson -lcares
 else
 BUNDLED  := cjson/cJSON $(patsubst %,hiredis/%,net hiredis sds async read alloc)
-LIB_OBJ  += $(BUNDLED:%=$(BUILD)/debsrc/%.o)
-override CPPFLAGS += -I$(DEBSRC)/include -DTOML_HEADER_ONLY=1 -DACEMUX_ROUTER=1
+CARES_BUILD := $(BUILD)/debsrc/c-ares
+LIB_OBJ  += $(BUNDLED:%=$(BUILD)/debsrc/%.o) $(CARES_BUILD)/lib/libcares.a
+override CPPFLAGS += -I$(DEBSRC)/include -I$(CARES_BUILD) -I$(DEBSRC)/c-ares/include -DTOML_HEADER_ONLY=1 \
+	-DACEMUX_ROUTER=1
 # Each function in its own section, so the linker drops what nothing calls:
 # a router's flash is small (the static binary shrinks by a sixth).
 SECTIONS := -ffunction-sections -fdata-sections
@@ -72,7 +74,7 @@ SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o
 DEB_DEPS      := g++ make pkg-config libhiredis-dev libtomlplusplus-dev libcjson-dev libc-ares-dev node-llhttp
 DEB_TEST_DEPS := libcriterion-dev redis-server mandoc
 DEB_FUZZ_DEPS := clang libclang-rt-14-dev
-DEB_ROUTER_DEPS := dpkg-dev $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)
+DEB_ROUTER_DEPS := dpkg-dev cmake $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)
 
 .PHONY: all run test test-asan bench fuzz soak install clean deps deps-test deps-fuzz deps-router check-tests
 
@@ -251,8 +253,17 @@ $(BUILD)/debsrc/hiredis/%.o: $(DEBSRC)/hiredis/.unpacked
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -w $(SECTIONS) -c -o $@ $(DEBSRC)/hiredis/$*.c
 
+# c-ares is built by its own CMake files (they generate its configuration).
+$(CARES_BUILD)/lib/libcares.a: $(DEBSRC)/c-ares/.unpacked
+	mkdir -p $(CARES_BUILD)
+	cmake -S $(DEBSRC)/c-ares -B $(CARES_BUILD) -DCMAKE_C_COMPILER=$(CC) -DCMAKE_BUILD_TYPE=Release \
+		$(if $(CROSS),-DCMAKE_SYSTEM_NAME=Linux) -DCMAKE_C_FLAGS="$(SECTIONS)" -DCARES_STATIC=ON \
+		-DCARES_SHARED=OFF -DCARES_BUILD_TOOLS=OFF -DCARES_BUILD_TESTS=OFF -DCARES_INSTALL=OFF > $(CARES_BUILD).log
+	cmake --build $(CARES_BUILD) >> $(CARES_BUILD).log
+
 ifneq ($(ROUTER),)
-$(BUILD)/src/main.o $(LIB_OBJ): | $(DEBSRC)/cjson/.unpacked $(DEBSRC)/hiredis/.unpacked
+$(BUILD)/src/main.o $(filter %.o,$(LIB_OBJ)): | $(DEBSRC)/cjson/.unpacked $(DEBSRC)/hiredis/.unpacked \
+	$(CARES_BUILD)/lib/libcares.a
 endif
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

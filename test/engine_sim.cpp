@@ -609,7 +609,7 @@ int main(int argc, char** argv) {
         {"key-every", 1, nullptr, 'K'},     {"start-seq", 1, nullptr, 'q'},   {"fault", 1, nullptr, 'F'},
         {"api-delay", 1, nullptr, 'A'},     {"error-delay", 1, nullptr, 'E'}, {"no-redirect", 0, nullptr, 'R'},
         {"no-pid-rule", 0, nullptr, 'I'},   {"peers", 1, nullptr, 'N'},       {"redirect-hops", 1, nullptr, 'H'},
-        {"redirect-loop", 0, nullptr, 'L'},
+        {"redirect-loop", 0, nullptr, 'L'}, {"help", 0, nullptr, 'u'},
         {nullptr, 0, nullptr, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
@@ -645,6 +645,7 @@ int main(int argc, char** argv) {
         case 'N': o.peers = std::atoi(optarg); break;
         case 'H': o.redirect_hops = std::atoi(optarg); break;
         case 'L': o.redirect_loop = true; break;
+        case 'u': usage(); return 0;
         default: usage(); return 2;
         }
     }
