@@ -202,11 +202,11 @@ void Session::on_upstream_failed(const std::string& why, bool rejected) {
             moved = true;
         }
     }
-    // A fresh engine is tried at once, but only once in a row: two bad
-    // engines must not bounce a stream between them in a tight loop.
+    // A fresh engine is tried at once, but two bad engines must not bounce
+    // a stream between them in a tight loop: moves close together back off.
     Millis delay = 0;
-    if (moved && backoff_ == 0) backoff_ = 125;
-    else delay = backoff_ = backoff_ ? std::min<Millis>(backoff_ * 2, 4000) : 250;
+    if (!moved || now - moved_at_ < kBounceMs) delay = backoff_ = backoff_ ? std::min<Millis>(backoff_ * 2, 4000) : 250;
+    if (moved) moved_at_ = now;
     reactor().log().warn("stream %s: %s; retrying on engine %s in %lld ms", id_.c_str(), why.c_str(),
                          engine_->cfg.name.c_str(), static_cast<long long>(delay));
     reconnects_++;

@@ -83,7 +83,8 @@ bool Upstream::on_body(const uint8_t* at, size_t n) {
         return json_body_.size() < 65536;
     }
     // Megabytes and not one packet: whatever this is, it is not a stream.
-    if (!packets_ && aligner_.dropped() - dropped_at_start_ >= kGarbageLimit) return garbage_ = true, false;
+    uint64_t junk = aligner_.dropped() - dropped_at_start_ + splice_aligner_.dropped();
+    if (!packets_ && junk >= kGarbageLimit) return garbage_ = true, false;
     if (staging_) staged_.append(reinterpret_cast<const char*>(at), n);
     else ring_.append(at, n);
     return true;
@@ -151,7 +152,10 @@ void Upstream::poll_stat() {
         EngineStatus s;
         bool ok = err.empty() && status / 100 == 2 && parse_engine_status(body, s);
         // The first answer is empty ({}); the next one soon says something.
-        stat_timer_.once(ok && s.status.empty() ? kStatEvery / 4 : kStatEvery, [this] { poll_stat(); });
+        // Once the stream flows the status matters less: a poll costs the
+        // loop a connection, so it comes less often.
+        Millis next = ok && s.status.empty() ? kStatEvery / 4 : packets_ ? kStatEvery * 5 / 2 : kStatEvery;
+        stat_timer_.once(next, [this] { poll_stat(); });
         if (!ok) {
             r_.log().debug("engine %s: stat_url: %s", engine_.name.c_str(),
                            err.empty() ? ("HTTP " + std::to_string(status)).c_str() : err.c_str());
@@ -227,6 +231,7 @@ void Upstream::on_read() {
     if (json_answer_) return;
     if (staging_) {
         auto r = splice_aligner_.scan(reinterpret_cast<uint8_t*>(staged_.data()), staged_.size());
+        staged_.resize(r.whole + r.rest); // the aligner squeezed garbage out in place
         spliced_.clear();
         splice_.feed(reinterpret_cast<const uint8_t*>(staged_.data()), r.whole, spliced_);
         staged_.erase(0, r.whole);

@@ -95,6 +95,7 @@ private:
     bool sweep_again_ = false;
     Timer wake_timer_, slice_timer_, tick_timer_, grace_timer_, retry_timer_;
     static constexpr Millis kStableMs = 30000;
+    static constexpr Millis kBounceMs = 2000; // moves closer together than this back off
     static constexpr size_t kWakeSlice = 64; // players written per pass of the loop
     static constexpr Millis kWakeBackstop = 4; // x wake_delay: when a paused engine's last bytes go out
     static constexpr Millis kRateWindowMs = 4000;
@@ -107,7 +108,7 @@ private:
     uint64_t sent_by_gone_ = 0;           // by players that left
     // last_data_: the newest packets; waiting_since_: what the no-data timeout counts from
     // (the newest packets, the attempt's start or the engine's yes).
-    Millis created_, last_data_, waiting_since_ = 0, failing_since_ = 0, recovered_at_ = 0, last_stall_scan_ = 0, backoff_ = 0;
+    Millis created_, last_data_, waiting_since_ = 0, moved_at_ = -kBounceMs, failing_since_ = 0, recovered_at_ = 0, last_stall_scan_ = 0, backoff_ = 0;
     uint64_t head_at_wake_ = 0;
     size_t unwoken_ = 0;
     Millis woken_at_ = 0;

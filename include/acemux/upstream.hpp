@@ -47,7 +47,9 @@ bool engine_url(const EngineConfig& e, const std::string& url, Url& out);
 class Upstream final : private HttpClient::Sink {
 public:
     static constexpr Millis kStatEvery = 2000;
-    static constexpr uint64_t kGarbageLimit = 1 << 20; // not-TS bytes before any packet: not an MPEG-TS engine
+    // Not-TS bytes before any packet that make an engine's answer garbage (a
+    // real stream locks within three packets).
+    static constexpr uint64_t kGarbageLimit = 256 * 1024;
 
     struct Listener {
         virtual void on_upstream_accepted() = 0;           // the engine agreed to stream
