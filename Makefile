@@ -132,13 +132,17 @@ test: deps-test
 	$(MAKE) --no-print-directory check-tests
 	$(MAKE) --no-print-directory test-asan
 
+# Two tests per core: most of a test's time is spent waiting on engines and
+# players (a real engine takes a second to start a stream), not computing.
+TEST_JOBS ?= $(shell echo $$(( $$(nproc) * 2 )))
+
 check-tests: all $(BUILD)/acemux-tests
-	$(BUILD)/acemux-tests --jobs=$$(nproc)
+	$(BUILD)/acemux-tests --jobs=$(TEST_JOBS)
 
 test-asan: deps-test
 	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 build/asan/acemux build/asan/engine_sim build/asan/acemux-tests
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
-		build/asan/acemux-tests --jobs=$$(nproc)
+		build/asan/acemux-tests --jobs=$(TEST_JOBS)
 
 # Speed and memory figures (a few minutes); FULL=1 for every size (longer).
 # The static router build is measured too (its idle memory and size).

@@ -356,6 +356,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                 integer("client_sndbuf", c.client_sndbuf, 0, 64 * 1024 * 1024),
                 seconds("grace_period", c.grace_period, 0, 3600),
                 seconds("connect_timeout", c.connect_timeout, 0.1, 300),
+                seconds("answer_timeout", c.answer_timeout, 0.1, 600),
                 seconds("no_data_timeout", c.no_data_timeout, 0.1, 3600),
                 seconds("failover_timeout", c.failover_timeout, 0.1, 3600),
                 seconds("no_peers_timeout", c.no_peers_timeout, 1, 3600)});

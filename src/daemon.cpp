@@ -11,6 +11,9 @@ Daemon::Daemon(Reactor& r, Config c)
     apply_log_config();
     route("/health", Audience::anyone, [](const HttpRequest&) { return HttpResponse::text(200, "ok"); });
     route("/ace/getstream", Audience::player, [this](const HttpRequest& q) { return sessions_.getstream(q); });
+    // The engine's JSON API, for tools that speak it (/ace/getstream?format=json points here).
+    route("/ace/stat/", Audience::player, [this](const HttpRequest& q) { return sessions_.engine_stat(q); }, true);
+    route("/ace/cmd/", Audience::player, [this](const HttpRequest& q) { return sessions_.engine_command(q); }, true);
     route("/playlist.m3u", Audience::player, [this](const HttpRequest& q) { return playlist(q); });
     route("/stats", Audience::admin, [this](const HttpRequest&) {
         return typed("application/json", stats_json(*this));
@@ -35,15 +38,17 @@ HttpResponse Daemon::typed(const char* type, std::string body) {
 }
 
 // Every route passes the access rules first; a refusal is logged once.
-void Daemon::route(const char* path, Audience who, HttpServer::Handler h) {
-    server_.route(path, [this, who, h = std::move(h)](const HttpRequest& q) {
+void Daemon::route(const char* path, Audience who, HttpServer::Handler h, bool prefix) {
+    auto checked = [this, who, h = std::move(h)](const HttpRequest& q) {
         if (auto no = refuse_access(cfg_, q, who)) {
             r_.log().warn("refused %s %s: %s", q.peer.str().c_str(), q.path.c_str(),
                           no->body.substr(0, no->body.size() - 1).c_str());
             return *no;
         }
         return h(q);
-    });
+    };
+    if (prefix) server_.route_prefix(path, std::move(checked));
+    else server_.route(path, std::move(checked));
 }
 
 // An M3U of the configured channels, pointing back at us as the player reached us.

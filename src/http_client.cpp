@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <strings.h>
 #include <sys/epoll.h>
@@ -138,10 +139,11 @@ const llhttp_settings_t& HttpClient::settings() {
     return s;
 }
 
-void HttpClient::get(const Url& url, Millis timeout) {
+void HttpClient::get(const Url& url, Millis connect, Millis answer) {
     close();
     url_ = url;
-    timeout_ = timeout;
+    connect_timeout_ = connect;
+    answer_timeout_ = answer > 0 ? answer : connect;
     visited_.assign(1, url.str());
     hop();
 }
@@ -149,24 +151,26 @@ void HttpClient::get(const Url& url, Millis timeout) {
 void HttpClient::get_on(Fd connected, const Url& url, Millis timeout) {
     close();
     url_ = url;
-    timeout_ = timeout;
+    connect_timeout_ = answer_timeout_ = timeout;
     visited_.assign(1, url.str());
     start(std::move(connected));
 }
 
-void HttpClient::arm_timeout() {
-    timer_.once(timeout_, [this] {
+void HttpClient::arm_timeout(Millis ms) {
+    timer_.once(ms, [this, ms] {
         const char* what = phase_ == Phase::resolving  ? "cannot resolve "
                            : phase_ == Phase::reading ? "no response headers from "
                                                       : "cannot connect to ";
-        finish(what + url_.authority() + " within the timeout");
+        char within[48];
+        std::snprintf(within, sizeof within, " within %.1f s", static_cast<double>(ms) / 1000.0);
+        finish(what + url_.authority() + within);
     });
 }
 
 // One request of the chain: resolve, connect, send, read the headers.
 void HttpClient::hop() {
     phase_ = Phase::resolving;
-    arm_timeout();
+    arm_timeout(connect_timeout_);
     r_.resolver().resolve(url_.host, url_.port, lookup_,
                           [this](const std::vector<SockAddr>& a, const std::string& err) { on_resolved(a, err); });
 }
@@ -194,7 +198,7 @@ void HttpClient::start(Fd fd) {
     llhttp_init(&parser_, HTTP_RESPONSE, &settings());
     parser_.data = this;
     phase_ = Phase::connecting;
-    if (!timer_.armed()) arm_timeout();
+    if (!timer_.armed()) arm_timeout(connect_timeout_);
     r_.watch(fd_.get(), this, false, true);
 }
 
@@ -246,6 +250,7 @@ void HttpClient::on_io(uint32_t ev) {
         if (w > 0) sent_ += static_cast<size_t>(w);
         if (sent_ < req_.size()) return;
         phase_ = Phase::reading;
+        arm_timeout(answer_timeout_); // connected and asked: now the engine may take its time
         r_.set_interest(fd_.get(), true, false);
         return;
     }
@@ -290,14 +295,16 @@ void Fetch::on_end(const std::string& error) {
     done(client_.status(), body_, err);
 }
 
-void FetchSet::get(const Url& url, Millis timeout, Fetch::Done done) {
+void FetchSet::get(const Url& url, Millis connect, Fetch::Done done, Millis answer) {
     live_.emplace_front(r_);
     auto it = live_.begin();
-    it->get(url, timeout, [this, it, done = std::move(done)](int status, const std::string& body,
-                                                             const std::string& err) {
-        done(status, body, err);
-        r_.defer([this, it] { live_.erase(it); });
-    });
+    it->get(
+        url, connect,
+        [this, it, done = std::move(done)](int status, const std::string& body, const std::string& err) {
+            done(status, body, err);
+            r_.defer([this, it] { live_.erase(it); });
+        },
+        answer);
 }
 
 } // namespace acemux

@@ -78,8 +78,34 @@ bool url_decode(std::string_view in, std::string& out, bool plus_is_space) {
     return true;
 }
 
+std::string url_encode(std::string_view in) {
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : in) {
+        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
 bool parse_target(std::string_view target, std::string& path, Params& query, std::string& err) {
     query.clear();
+    // The absolute form (a proxy-style request line, "GET http://host/path")
+    // that some players send: the path is what follows the authority.
+    for (std::string_view scheme : {"http://", "https://"})
+        if (target.substr(0, scheme.size()) == scheme) {
+            size_t slash = target.find_first_of("/?", scheme.size());
+            target = slash == std::string_view::npos ? "/" : target.substr(slash);
+            if (target[0] == '?') {
+                err = "request target has no path";
+                return false;
+            }
+        }
     if (target.empty() || target[0] != '/') {
         err = "request target must start with /";
         return false;
@@ -355,8 +381,11 @@ void HttpServer::route(std::string path, Handler h) { routes_.push_back({std::mo
 void HttpServer::route_prefix(std::string p, Handler h) { routes_.push_back({std::move(p), true, std::move(h)}); }
 
 HttpResponse HttpServer::dispatch(const HttpRequest& req) {
+    // "/ace/getstream/" is "/ace/getstream": players and apps write both.
+    std::string_view want = req.path;
+    if (want.size() > 1 && want.back() == '/') want.remove_suffix(1);
     for (auto& [path, prefix, h] : routes_) {
-        if (prefix ? req.path.rfind(path, 0) != 0 : path != req.path) continue;
+        if (prefix ? req.path.rfind(path, 0) != 0 : path != want) continue;
         if (req.method != "GET" && req.method != "HEAD") {
             HttpResponse r = HttpResponse::text(405, req.method + " is not supported here; use GET or HEAD");
             r.headers.emplace_back("Allow", "GET, HEAD");

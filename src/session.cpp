@@ -1,5 +1,6 @@
 #include "acemux/session.hpp"
 
+#include <cjson/cJSON.h>
 #include <cstdio>
 #include <new>
 #include <unistd.h>
@@ -12,7 +13,7 @@ const char* Session::state_name(State s) {
 }
 
 Session::Session(SessionManager& m, std::string key, std::string id_key, std::string id, EngineLease engine)
-    : m_(m), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)), ring_(m.cfg().chunk_size, m.cfg().ring_chunks), up_(m.reactor(), ring_, *this), engine_(std::move(engine)),
+    : m_(m), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)), ring_(m.cfg().chunk_size, m.cfg().ring_chunks), up_(m.reactor(), ring_, *this, m.detached()), engine_(std::move(engine)),
       wake_timer_(m.reactor()), slice_timer_(m.reactor()), tick_timer_(m.reactor()), grace_timer_(m.reactor()), retry_timer_(m.reactor()) {
     created_ = last_data_ = reactor().now();
     arm_tick();
@@ -70,7 +71,7 @@ void Session::connect() {
     let_go();
     waiting_since_ = reactor().now(); // the no-data clock starts with each attempt
     attempt_data_ = prebuf_logged_ = false;
-    up_.start(engine_->cfg, id_key_, id_, cfg().connect_timeout);
+    up_.start(engine_->cfg, id_key_, id_, {cfg().connect_timeout, cfg().answer_timeout});
 }
 
 // Whenever we leave an engine session (retry, failover, close), the engine
@@ -87,7 +88,7 @@ void Session::add(StreamHandoff&& h, std::string user_agent) {
     c.self = std::prev(clients_.end());
     if (st_ == State::draining) {
         grace_timer_.stop();
-        st_ = State::running;
+        st_ = failing_since_ ? State::failing : State::running;
         reactor().log().info("stream %s: player returned within the grace period", id_.c_str());
     }
     reactor().log().info("player %s joined stream %s (%zu players)", c.peer().str().c_str(), id_.c_str(),
@@ -97,7 +98,10 @@ void Session::add(StreamHandoff&& h, std::string user_agent) {
 
 void Session::on_upstream_accepted() {
     waiting_since_ = reactor().now(); // and again from the engine's yes
-    reactor().log().info("stream %s: engine %s accepted it", id_.c_str(), engine_->cfg.name.c_str());
+    // Said once per engine: a retry on the same engine is no news.
+    reactor().log().write(accepted_by_ == engine_.get() ? LogLevel::debug : LogLevel::info,
+                          "stream %s: engine %s accepted it", id_.c_str(), engine_->cfg.name.c_str());
+    accepted_by_ = engine_.get();
     if (accepted_) return;
     accepted_ = true;
     for (auto& c : clients_)
@@ -108,12 +112,15 @@ void Session::on_upstream_data(size_t n) {
     Millis now = reactor().now();
     last_data_ = waiting_since_ = now;
     attempt_data_ = true;
-    if (st_ == State::starting || st_ == State::failing) {
-        if (st_ == State::failing)
-            reactor().log().info("stream %s: data flowing again from engine %s after %.1f s", id_.c_str(),
-                                 engine_->cfg.name.c_str(), static_cast<double>(now - failing_since_) / 1000.0);
-        st_ = clients_.empty() ? State::draining : State::running;
+    if (failing_since_) {
+        reactor().log().info("stream %s: data flowing again from engine %s after %.1f s", id_.c_str(),
+                             engine_->cfg.name.c_str(), static_cast<double>(now - failing_since_) / 1000.0);
+        failing_since_ = 0;
         recovered_at_ = now;
+    }
+    if (st_ == State::starting || st_ == State::failing) {
+        if (st_ == State::starting) recovered_at_ = now;
+        st_ = clients_.empty() ? State::draining : State::running;
     }
     // Batch wake-ups: per wake_bytes, per sealed chunk, or on the first
     // engine read wake_delay after the last one. The loop wakes for every
@@ -173,14 +180,16 @@ void Session::on_upstream_failed(const std::string& why, bool rejected) {
     }
     Millis now = reactor().now();
     const char* engine = engine_->cfg.name.c_str();
-    if (st_ != State::failing) {
+    // The failure clock runs from the first failure until data flows again,
+    // whoever comes and goes meanwhile.
+    if (!failing_since_) {
         failing_since_ = now;
         // Only a stream that ran a while since its last failure starts with a
         // clean slate; an engine that recovers briefly and fails again is
         // left, not retried forever.
         if (now - recovered_at_ >= kStableMs) tries_on_engine_ = 0, backoff_ = 0;
     }
-    st_ = State::failing;
+    if (st_ != State::draining) st_ = State::failing;
     if (now - failing_since_ >= cfg().failover_timeout) {
         reactor().log().error("stream %s: giving up after %.1f s of failures (last: %s)", id_.c_str(),
                               static_cast<double>(now - failing_since_) / 1000.0, why.c_str());
@@ -324,6 +333,8 @@ void Session::check_engine(Millis now) {
     char why[96];
     if (down)
         std::snprintf(why, sizeof why, "engine down and no data for %.1f s", static_cast<double>(quiet) / 1000.0);
+    else if (up_.waiting_answer())
+        std::snprintf(why, sizeof why, "no answer from the engine in %.1f s", static_cast<double>(quiet) / 1000.0);
     else if (!attempt_data_)
         std::snprintf(why, sizeof why, "no TS packets from the engine in %.1f s", static_cast<double>(quiet) / 1000.0);
     else
@@ -357,6 +368,7 @@ void Session::reap() {
     }
     if (!clients_.empty() || st_ == State::closed || st_ == State::draining) return;
     st_ = State::draining;
+    idle_since_ = reactor().now();
     reactor().log().info("stream %s: no players left, stopping in %.1f s unless one returns", id_.c_str(),
                          static_cast<double>(cfg().grace_period) / 1000.0);
     grace_timer_.once(cfg().grace_period, [this] { close(503, "stream closed"); });
@@ -413,6 +425,7 @@ HttpResponse SessionManager::getstream(const HttpRequest& req) {
 
     // content_id and id name the same thing; an infohash is another namespace.
     std::string key = (id_key == "infohash" ? "infohash:" : "id:") + id;
+    if (const std::string* f = req.param("format"); f && *f == "json") return engine_answer(req, id_key, id);
     if (cfg_.max_clients && client_count() >= static_cast<size_t>(cfg_.max_clients)) {
         r_.log().warn("refused %s for %s: max_clients (%d) reached", req.peer.str().c_str(), id.c_str(), cfg_.max_clients);
         HttpResponse r = HttpResponse::text(503, "client limit reached (" + std::to_string(cfg_.max_clients) + ")");
@@ -438,6 +451,10 @@ HttpResponse SessionManager::getstream(const HttpRequest& req) {
     }
     if (!sessions_.count(key)) {
         EngineLease e = pool_.pick();
+        // Streams in their grace period hold engine slots nobody watches: the
+        // one idle longest gives its slot up (zapping through channels must
+        // not run the engines out of slots).
+        while (!e && close_idle_stream()) e = pool_.pick();
         if (!e) {
             r_.log().warn("stream %s: refused, no engine can take it", id.c_str());
             HttpResponse r = HttpResponse::text(503, "no engine can take a new stream now");
@@ -471,21 +488,97 @@ HttpResponse SessionManager::getstream(const HttpRequest& req) {
     return r;
 }
 
-void SessionManager::send_stop(const EngineConfig& e, const std::string& command_url) {
-    Url u;
-    if (!engine_url(e, command_url, u)) {
-        r_.log().warn("engine %s: cannot stop its session, bad command_url \"%s\"", e.name.c_str(),
-                      command_url.substr(0, 200).c_str());
-        return;
+namespace {
+HttpResponse json_reply(cJSON* root) {
+    std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(root), cJSON_free);
+    cJSON_Delete(root);
+    HttpResponse r;
+    r.content_type = "application/json";
+    r.body = std::string(text.get()) + "\n";
+    return r;
+}
+} // namespace
+
+// What an engine answers to format=json, pointing back at us: a tool that
+// speaks the engine's API gets a playback_url that is our stream.
+HttpResponse SessionManager::engine_answer(const HttpRequest& req, const std::string& id_key, const std::string& id) {
+    const std::string* host = req.header("host");
+    std::string base = "http://" + (host && !host->empty() ? *host : req.local.str());
+    std::string token = cfg_.token.empty() ? "" : "?token=" + url_encode(cfg_.token);
+    std::string path = (id_key == "infohash" ? "infohash/" : "content_id/") + id;
+    cJSON* root = cJSON_CreateObject();
+    cJSON* resp = cJSON_AddObjectToObject(root, "response");
+    cJSON_AddStringToObject(resp, "playback_url", (base + "/ace/getstream?" + id_key + "=" + id +
+                                                   (token.empty() ? "" : "&" + token.substr(1))).c_str());
+    cJSON_AddStringToObject(resp, "stat_url", (base + "/ace/stat/" + path + token).c_str());
+    cJSON_AddStringToObject(resp, "command_url", (base + "/ace/cmd/" + path + token).c_str());
+    cJSON_AddStringToObject(resp, "playback_session_id", path.c_str());
+    cJSON_AddStringToObject(resp, "infohash", id.c_str());
+    cJSON_AddNumberToObject(resp, "is_live", 1);
+    cJSON_AddNumberToObject(resp, "is_encrypted", 0);
+    cJSON_AddNullToObject(root, "error");
+    return json_reply(root);
+}
+
+Session* SessionManager::find(const std::string& key) {
+    auto it = sessions_.find(key);
+    return it == sessions_.end() ? nullptr : it->second.get();
+}
+
+// /ace/stat/<content_id|infohash>/<id>: the engine's status of our stream.
+HttpResponse SessionManager::engine_stat(const HttpRequest& req) {
+    std::string rest = req.path.substr(std::string("/ace/stat/").size());
+    std::string key = (rest.rfind("infohash/", 0) == 0 ? "infohash:" : "id:") + rest.substr(rest.find('/') + 1);
+    cJSON* root = cJSON_CreateObject();
+    Session* s = find(key);
+    if (!s) {
+        cJSON_AddNullToObject(root, "response");
+        cJSON_AddStringToObject(root, "error", "no such stream (it starts with its first player)");
+        return json_reply(root);
     }
-    u.target += u.target.find('?') == std::string::npos ? "?method=stop" : "&method=stop";
-    std::string name = e.name;
-    r_.log().debug("engine %s: GET %s", name.c_str(), u.str().c_str());
-    commands_.get(u, cfg_.connect_timeout, [this, name](int status, const std::string&, const std::string& err) {
-        if (!err.empty() || status / 100 != 2)
-            r_.log().warn("engine %s: stop command failed: %s", name.c_str(),
-                          err.empty() ? ("HTTP " + std::to_string(status)).c_str() : err.c_str());
-    });
+    const EngineStatus& es = s->engine_status();
+    cJSON* resp = cJSON_AddObjectToObject(root, "response");
+    cJSON_AddStringToObject(resp, "status", es.status.empty() ? (s->bytes_in() ? "dl" : "prebuf") : es.status.c_str());
+    cJSON_AddNumberToObject(resp, "peers", static_cast<double>(es.peers));
+    cJSON_AddNumberToObject(resp, "speed_down", static_cast<double>(es.speed_down));
+    cJSON_AddNumberToObject(resp, "speed_up", static_cast<double>(es.speed_up));
+    cJSON_AddNumberToObject(resp, "downloaded", static_cast<double>(es.downloaded));
+    cJSON_AddNumberToObject(resp, "uploaded", static_cast<double>(es.uploaded));
+    cJSON_AddNumberToObject(resp, "players", static_cast<double>(s->client_count()));
+    cJSON_AddNullToObject(root, "error");
+    return json_reply(root);
+}
+
+// /ace/cmd/...?method=stop: the stream is shared, so a stop means nothing
+// more than this caller being done; the stream ends with its last player.
+HttpResponse SessionManager::engine_command(const HttpRequest& req) {
+    const std::string* m = req.param("method");
+    cJSON* root = cJSON_CreateObject();
+    if (!m || *m != "stop") {
+        cJSON_AddNullToObject(root, "response");
+        cJSON_AddStringToObject(root, "error", "unknown method (only stop is known)");
+    } else {
+        cJSON_AddStringToObject(root, "response", "ok");
+        cJSON_AddNullToObject(root, "error");
+    }
+    return json_reply(root);
+}
+
+bool SessionManager::close_idle_stream() {
+    Session* oldest = nullptr;
+    for (auto& [k, s] : sessions_)
+        if (s->state() == Session::State::draining && s->engine() && s->engine()->up &&
+            (!oldest || s->idle_since() < oldest->idle_since()))
+            oldest = s.get();
+    if (!oldest) return false;
+    r_.log().info("stream %s: idle, gives its engine slot on %s to a new stream", oldest->id().c_str(),
+                  oldest->engine()->cfg.name.c_str());
+    oldest->close(503, "idle stream gave its engine slot to a new one");
+    return true;
+}
+
+void SessionManager::send_stop(const EngineConfig& e, const std::string& command_url) {
+    Upstream::stop_session(commands_, e, command_url, cfg_.connect_timeout);
 }
 
 void SessionManager::closed(const Session& s, const std::string& why) {

@@ -10,8 +10,25 @@
 
 namespace acemux {
 
-Upstream::Upstream(Reactor& r, Ring& ring, Listener& l)
-    : r_(r), ring_(ring), l_(l), api_(r), stat_(r), play_(r, *this), stat_timer_(r) {}
+Upstream::Upstream(Reactor& r, Ring& ring, Listener& l, FetchSet& detached)
+    : r_(r), ring_(ring), l_(l), detached_(detached), stat_(r), play_(r, *this), stat_timer_(r) {}
+
+void Upstream::stop_session(FetchSet& via, const EngineConfig& e, const std::string& command_url, Millis timeout) {
+    Url u;
+    Reactor& r = via.reactor();
+    if (!engine_url(e, command_url, u)) {
+        r.log().warn("engine %s: cannot stop its session, bad command_url \"%s\"", e.name.c_str(),
+                     command_url.substr(0, 200).c_str());
+        return;
+    }
+    u.target += u.target.find('?') == std::string::npos ? "?method=stop" : "&method=stop";
+    r.log().debug("engine %s: GET %s", e.name.c_str(), u.str().c_str());
+    via.get(u, timeout, [&r, name = e.name](int status, const std::string&, const std::string& err) {
+        if (!err.empty() || status / 100 != 2)
+            r.log().warn("engine %s: stop command failed: %s", name.c_str(),
+                         err.empty() ? ("HTTP " + std::to_string(status)).c_str() : err.c_str());
+    });
+}
 
 std::string engine_pid() {
     uint8_t b[16];
@@ -38,10 +55,10 @@ std::string engine_pid() {
     return out;
 }
 
-void Upstream::start(const EngineConfig& e, const std::string& id_key, const std::string& id, Millis timeout) {
+void Upstream::start(const EngineConfig& e, const std::string& id_key, const std::string& id, Timeouts t) {
     stop();
     engine_ = e;
-    timeout_ = timeout;
+    timeouts_ = t;
     command_url_.clear();
     status_ = EngineStatus{};
     peerless_since_ = 0;
@@ -58,12 +75,22 @@ void Upstream::start(const EngineConfig& e, const std::string& id_key, const std
     // would cut off another stream (or our own earlier attempt) sharing it.
     std::string query = id_key + "=" + id + "&pid=" + engine_pid();
     if (e.direct) return play(Url{e.host, e.port, "/ace/getstream?" + query});
-    api_.get(Url{e.host, e.port, "/ace/getstream?format=json&" + query}, timeout,
-             [this](int status, const std::string& body, const std::string& err) { on_api(status, body, err); });
+    attempt_ = std::make_shared<char>();
+    asking_ = true;
+    detached_.get(Url{e.host, e.port, "/ace/getstream?format=json&" + query}, t.connect,
+                  [this, mine = std::weak_ptr<char>(attempt_), e, t, &via = detached_](
+                      int status, const std::string& body, const std::string& err) {
+                      if (!mine.expired()) return on_api(status, body, err);
+                      // Abandoned while the engine thought: whatever it opened is stopped.
+                      EngineAnswer a = err.empty() ? parse_engine_answer(body) : EngineAnswer{};
+                      if (!a.command_url.empty()) stop_session(via, e, a.command_url, t.connect);
+                  },
+                  t.answer);
 }
 
 void Upstream::stop() {
-    api_.cancel();
+    attempt_.reset();
+    asking_ = false;
     play_.close();
     stat_.cancel();
     stat_timer_.stop();
@@ -123,6 +150,7 @@ bool engine_url(const EngineConfig& e, const std::string& url, Url& out) {
 }
 
 void Upstream::on_api(int status, const std::string& body, const std::string& err) {
+    asking_ = false;
     if (!err.empty()) return l_.on_upstream_failed(err, false);
     if (status / 100 != 2) return l_.on_upstream_failed("engine answered HTTP " + std::to_string(status), false);
     EngineAnswer a = parse_engine_answer(body);
@@ -138,7 +166,7 @@ void Upstream::on_api(int status, const std::string& body, const std::string& er
 
 void Upstream::play(const Url& url) {
     r_.log().debug("engine %s: GET %s", engine_.name.c_str(), url.str().c_str());
-    play_.get(url, timeout_);
+    play_.get(url, timeouts_.connect, timeouts_.answer);
 }
 
 void Upstream::on_redirect(int status, const Url& to) {
@@ -148,7 +176,7 @@ void Upstream::on_redirect(int status, const Url& to) {
 // The engine's view of the download; never needed for streaming, so a
 // failed poll only leaves the last answer standing.
 void Upstream::poll_stat() {
-    stat_.get(stat_url_, timeout_, [this](int status, const std::string& body, const std::string& err) {
+    stat_.get(stat_url_, timeouts_.connect, [this](int status, const std::string& body, const std::string& err) {
         EngineStatus s;
         bool ok = err.empty() && status / 100 == 2 && parse_engine_status(body, s);
         // The first answer is empty ({}); the next one soon says something.

@@ -102,7 +102,7 @@ private:
     Millis start_;
     Millis paused_ = 0, stall_until_ = 0;
     bool stalled_once_ = false;
-    bool headers_only_ = false, garbage_ = false;
+    bool headers_only_ = false, garbage_ = false, headers_sent_ = false;
     uint64_t body_ = 0;       // body bytes generated (before chunk framing)
     uint64_t since_psi_ = 0;  // bytes since the last PAT/PMT
     int psi_rounds_ = 0;
@@ -450,8 +450,6 @@ Playback::Playback(Sim& sim, StreamHandoff&& h, std::string i, std::string s, st
     garbage_ = sim_.o().fault == "garbage";
     gen_.gop(sim_.o().key, sim_.o().key_every);
     gen_.start_at(sim_.o().start_seq);
-    out_ += "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n";
-    out_ += sim_.o().chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Connection: close\r\n\r\n";
     sim_.r().watch(fd_.get(), this, true, true);
     std::fprintf(stderr, "sim: playback %s/%s started (pid %s)\n", id.c_str(), session.c_str(), pid.c_str());
 }
@@ -546,6 +544,12 @@ void Playback::pump() {
     bool first_due = now - start_ >= o.delay && o.peers > 0 && !headers_only_;
     if (first_due && body_ == 0)
         if (EngineSession* es = sim_.session(session); es && es->first_byte < 0) es->first_byte = now;
+    // The engine answers once it has prebuffered (a cold channel: seconds later).
+    if (!headers_sent_ && (first_due || headers_only_)) {
+        headers_sent_ = true;
+        out_ += "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n";
+        out_ += o.chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Connection: close\r\n\r\n";
+    }
     if (first_due && out_.size() - out_off_ < 256 * 1024) {
         if (o.stall_after && !stalled_once_ && body_ >= o.stall_after) {
             stalled_once_ = true;

@@ -141,7 +141,10 @@ bool Daemon::start(const std::string& extra, const std::string& server_extra) {
     std::string text = "[server]\nlisten = [\"127.0.0.1:0\"]\n" + server_extra +
                        (extra.find("[log]") == std::string::npos ? "\n[log]\nlevel = \"debug\"\n" : "\n") + extra;
     config = write_temp(text);
-    if (!proc.spawn({binary.empty() ? bin_dir() + "/acemux" : binary, "-f", "-c", config})) return false;
+    std::vector<std::string> argv = wrap;
+    for (std::string a : {binary.empty() ? bin_dir() + "/acemux" : binary, std::string("-f"), std::string("-c"), config})
+        argv.push_back(a);
+    if (!proc.spawn(argv)) return false;
     port = port_from(proc.wait_line("listening on", 5000));
     // "started" comes once the signal handlers are in place.
     return port > 0 && proc.wait_line("started (pid", 5000) != "";

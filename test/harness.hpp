@@ -56,6 +56,7 @@ struct Daemon {
     int port = 0;
     std::string config;
     std::string binary; // default: the acemux next to this program
+    std::vector<std::string> wrap; // a command to run it under (unshare, prlimit)
     bool start(const std::string& extra = "", const std::string& server_extra = "");
 };
 

@@ -78,6 +78,7 @@ struct Config {
     int client_sndbuf = 256 * 1024; // 0: the kernel's autotuning
     Millis grace_period = 5000;
     Millis connect_timeout = 5000;
+    Millis answer_timeout = 30000; // an engine's answer headers (a cold channel prebuffers first)
     Millis no_data_timeout = 10000;
     Millis failover_timeout = 60000;
     Millis no_peers_timeout = 30000; // engine still prebuffering with 0 peers: the content is dead

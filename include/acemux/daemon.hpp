@@ -35,7 +35,7 @@ public:
 
 private:
     void apply_log_config();
-    void route(const char* path, Audience who, HttpServer::Handler h);
+    void route(const char* path, Audience who, HttpServer::Handler h, bool prefix = false);
     HttpResponse playlist(const HttpRequest& q);
     static HttpResponse typed(const char* type, std::string body);
 

@@ -56,15 +56,17 @@ public:
     HttpClient(const HttpClient&) = delete;
     HttpClient& operator=(const HttpClient&) = delete;
 
-    // `timeout` covers resolving, connecting and the response headers, per
-    // hop: a 301/302/303/307/308 is followed on its headers (its body is never
-    // read; an engine holds a 302 open) up to kMaxRedirects times, a loop is
-    // an error. The body has no timeout.
-    void get(const Url& url, Millis timeout);
+    // Per hop, `connect` bounds resolving and connecting, `answer` (default:
+    // the same) the wait for the response headers: an engine prebuffering a
+    // cold channel answers late. A 301/302/303/307/308 is followed on its
+    // headers (its body is never read; an engine holds a 302 open) up to
+    // kMaxRedirects times; a loop is an error. The body has no timeout.
+    void get(const Url& url, Millis connect, Millis answer = 0);
     void get_on(Fd connected, const Url& url, Millis timeout); // first hop over a socket already connected
     void close(); // silently: no callback
     bool active() const { return phase_ != Phase::idle; }
     int status() const { return status_; }
+    bool answered() const { return headers_done_; } // the final response's headers are in
     const Url& url() const { return url_; } // the one answering (after redirects)
 
     void on_io(uint32_t ev) override;
@@ -72,7 +74,7 @@ public:
 private:
     enum class Phase { idle, resolving, connecting, sending, reading };
     void hop();
-    void arm_timeout();
+    void arm_timeout(Millis ms);
     void on_resolved(const std::vector<SockAddr>& addrs, const std::string& err);
     void start(Fd fd);
     void follow();
@@ -86,7 +88,7 @@ private:
     Resolver::Lookup lookup_;
     Phase phase_ = Phase::idle;
     Url url_;
-    Millis timeout_ = 5000;
+    Millis connect_timeout_ = 5000, answer_timeout_ = 5000;
     std::vector<std::string> visited_; // this request's hops, for loop detection
     std::string req_;
     size_t sent_ = 0;
@@ -104,9 +106,9 @@ public:
     static constexpr size_t kMaxBody = 1024 * 1024;
 
     explicit Fetch(Reactor& r) : client_(r, *this) {}
-    void get(const Url& url, Millis timeout, Done done) {
+    void get(const Url& url, Millis connect, Done done, Millis answer = 0) {
         reset(std::move(done));
-        client_.get(url, timeout);
+        client_.get(url, connect, answer);
     }
     void get_on(Fd connected, const Url& url, Millis timeout, Done done) {
         reset(std::move(done));
@@ -135,8 +137,9 @@ private:
 class FetchSet {
 public:
     explicit FetchSet(Reactor& r) : r_(r) {}
-    void get(const Url& url, Millis timeout, Fetch::Done done);
+    void get(const Url& url, Millis connect, Fetch::Done done, Millis answer = 0);
     size_t size() const { return live_.size(); }
+    Reactor& reactor() { return r_; }
 
 private:
     Reactor& r_;

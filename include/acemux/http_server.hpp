@@ -80,6 +80,8 @@ struct HttpResponse {
 const char* status_reason(int status);
 // Percent-decoding; false on a bad escape or a NUL byte.
 bool url_decode(std::string_view in, std::string& out, bool plus_is_space);
+// Percent-encodes everything but RFC 3986's unreserved characters (for a query value).
+std::string url_encode(std::string_view in);
 bool parse_target(std::string_view target, std::string& path, Params& query, std::string& err);
 
 class HttpServer {

@@ -59,6 +59,7 @@ public:
     const std::list<Client>& clients() const { return clients_; }
     size_t client_count() const { return clients_.size(); }
     Millis created_at() const { return created_; }
+    Millis idle_since() const { return idle_since_; } // when the last player left (draining)
     uint64_t bytes_in() const { return ring_.bytes_in(); }
     uint64_t bytes_out() const; // to its players, those that left included
     uint64_t dropped_bytes() const { return up_.aligner().dropped(); }
@@ -108,6 +109,7 @@ private:
     uint64_t sent_by_gone_ = 0;           // by players that left
     // last_data_: the newest packets; waiting_since_: what the no-data timeout counts from
     // (the newest packets, the attempt's start or the engine's yes).
+    Millis idle_since_ = 0;
     Millis created_, last_data_, waiting_since_ = 0, moved_at_ = -kBounceMs, failing_since_ = 0, recovered_at_ = 0, last_stall_scan_ = 0, backoff_ = 0;
     uint64_t head_at_wake_ = 0;
     size_t unwoken_ = 0;
@@ -117,6 +119,7 @@ private:
     size_t primed_ = 0;
     bool accepted_ = false, reap_pending_ = false;
     bool attempt_data_ = false;  // the current attempt has brought whole packets
+    const Engine* accepted_by_ = nullptr; // the engine that last said yes (logged once)
     bool prebuf_logged_ = false;
     std::shared_ptr<char> life_ = std::make_shared<char>();
 };
@@ -127,6 +130,10 @@ public:
     ~SessionManager();
 
     HttpResponse getstream(const HttpRequest& req);
+    // The engine's JSON API over our streams: /ace/getstream?format=json, and
+    // the stat_url and command_url it hands out.
+    HttpResponse engine_stat(const HttpRequest& req);
+    HttpResponse engine_command(const HttpRequest& req);
     void reconfigure(const Config& c);
     void close_all();
 
@@ -137,7 +144,15 @@ public:
     RedisMirror& redis() { return redis_; }
     void send_stop(const EngineConfig& e, const std::string& command_url);
     size_t stops_pending() const { return commands_.size(); }
+    FetchSet& detached() { return commands_; } // engine requests that outlive their stream
     void closed(const Session& s, const std::string& why); // remembered for /stats
+    bool close_idle_stream(); // the one in its grace period longest; false when there is none
+
+private:
+    HttpResponse engine_answer(const HttpRequest& req, const std::string& id_key, const std::string& id);
+    Session* find(const std::string& key);
+
+public:
     void remove(Session& s);
 
     const std::map<std::string, std::unique_ptr<Session>>& sessions() const { return sessions_; }

@@ -61,17 +61,28 @@ public:
         ~Listener() = default;
     };
 
-    Upstream(Reactor& r, Ring& ring, Listener& l);
+    // `detached` carries requests that must finish even if this upstream
+    // goes first: the JSON request (an engine session it opens is stopped
+    // when nobody wants it any more) and stop commands.
+    Upstream(Reactor& r, Ring& ring, Listener& l, FetchSet& detached);
+
+    // Tells an engine to end a session (command_url?method=stop); fire and forget.
+    static void stop_session(FetchSet& via, const EngineConfig& e, const std::string& command_url, Millis timeout);
 
     // id_key is the parameter name the player used: content_id, id or infohash.
-    void start(const EngineConfig& e, const std::string& id_key, const std::string& id, Millis timeout);
+    struct Timeouts {
+        Millis connect, answer;
+    };
+    void start(const EngineConfig& e, const std::string& id_key, const std::string& id, Timeouts t);
     void stop(); // closes quietly; the engine session's command_url stays for take_command_url()
     // The engine session to stop (once): "" when there is none.
     std::string take_command_url() { return std::exchange(command_url_, std::string()); }
     // Marks the next connection's data as a new stream, starting at a keyframe
     // when one comes within `key_wait` packets.
     void splice_next(uint64_t key_wait) { splice_.arm(key_wait); }
-    bool active() const { return api_.active() || play_.active(); }
+    bool active() const { return asking_ || play_.active(); }
+    // Still waiting for the engine to answer (its JSON, or the playback's headers).
+    bool waiting_answer() const { return asking_ || (play_.active() && !play_.answered()); }
     const ts::Aligner& aligner() const { return aligner_; }
     const EngineStatus& status() const { return status_; }
     // How long the engine has said it is prebuffering with no peer (0: it has not).
@@ -93,7 +104,10 @@ private:
     Reactor& r_;
     Ring& ring_;
     Listener& l_;
-    Fetch api_, stat_;
+    FetchSet& detached_;
+    std::shared_ptr<char> attempt_; // replaced per attempt: an answer to an older one is not ours
+    bool asking_ = false;           // the JSON request is out
+    Fetch stat_;
     HttpClient play_;
     Timer stat_timer_;
     ts::Aligner aligner_;
@@ -105,7 +119,7 @@ private:
     std::unique_ptr<uint8_t[]> stage_buf_;
     bool staging_ = false;
     EngineConfig engine_;
-    Millis timeout_ = 5000;
+    Timeouts timeouts_{5000, 30000};
     std::string command_url_;
     Url stat_url_;
     EngineStatus status_;
