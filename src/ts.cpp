@@ -244,7 +244,13 @@ void Splice::packet(const uint8_t* p, std::string& out) {
     }
     size_t at = out.size();
     out.append(reinterpret_cast<const char*>(p), kPacket);
-    if (id != kNullPid && !marked_[id]) {
+    // Only the elementary streams carry the discontinuity indicator: their
+    // clocks and timestamps jump. Tables (PAT, PMT, SDT) need no mark, since
+    // the ring keeps every PID's counter continuous (ts::Continuity), and
+    // a PSI parser (VLC's libdvbpsi, GStreamer's) counts an inserted
+    // adaptation-only packet on a table PID as a discontinuity of its own.
+    bool es = std::any_of(es_.begin(), es_.end(), [id](const Es& e) { return e.pid == id; });
+    if (es && !marked_[id]) {
         marked_[id] = true;
         uint8_t* q = reinterpret_cast<uint8_t*>(out.data()) + at;
         if (has_adaptation(q) && q[4] > 0) {

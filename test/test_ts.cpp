@@ -143,7 +143,7 @@ Test(ts, pat_and_pmt_are_parsed) {
     cr_assert(!ts::pmt_streams(p, es));
 }
 
-Test(ts, splice_starts_at_pat_and_marks_each_pid_once) {
+Test(ts, splice_starts_at_pat_and_marks_each_elementary_stream_once) {
     testts::TsGen g;
     std::string in = packets(g, 5); // before the PAT: dropped
     uint8_t p[188];
@@ -158,12 +158,14 @@ Test(ts, splice_starts_at_pat_and_marks_each_pid_once) {
     s.feed(reinterpret_cast<const uint8_t*>(in.data()), in.size(), out);
     cr_assert(!s.active(), "done once the PMT's one stream was marked");
     cr_assert_eq(s.dropped(), 5u);
-    // PAT, PMT and data PID each get one adaptation-field-only marker in front.
-    cr_assert_eq(out.size(), (2 + 10 + 3) * 188u);
+    // The data PID gets one adaptation-field-only marker in front; the
+    // tables none (their counters are kept running by ts::Continuity).
+    cr_assert_eq(out.size(), (2 + 1 + 10) * 188u);
     const uint8_t* o = reinterpret_cast<const uint8_t*>(out.data());
-    cr_assert_eq(ts::pid(o), 0);
-    cr_assert(!ts::has_payload(o) && (o[5] & 0x80), "marker with the discontinuity indicator");
-    cr_assert_eq(ts::pid(o + 188), 0, "then the PAT itself");
+    cr_assert(ts::pid(o) == 0 && ts::has_payload(o), "the PAT itself, unmarked");
+    cr_assert(ts::pid(o + 188) == testts::kPmtPid && ts::has_payload(o + 188), "the PMT, unmarked");
+    cr_assert(ts::pid(o + 376) == testts::kDataPid && !ts::has_payload(o + 376) && (o[376 + 5] & 0x80),
+              "a marker with the discontinuity indicator before the first data packet");
     testts::TsCheck c;
     c.feed(out);
     cr_assert_eq(c.discontinuity_flags, 1u, "%s", c.summary().c_str());
@@ -278,4 +280,57 @@ Test(ts, ring_indexes_keyframes_across_chunk_boundaries) {
             cr_assert(testts::is_keyframe(r.data(idx) + off), "chunk %llu", (unsigned long long)idx);
         }
     }
+}
+
+// Two streams glued together (a failover) read as one: every PID's counter
+// runs on, whatever counter the new engine started its PIDs at.
+Test(ts, continuity_runs_on_across_a_splice_for_every_pid) {
+    testts::TsGen first, second;
+    uint8_t p[188];
+    for (int i = 0; i < 7; i++) second.data(p), second.pat(p), second.sdt(p); // the new engine's counters differ
+    ts::Continuity cc;
+    std::string out;
+    auto put = [&](uint8_t* pkt) {
+        cc.packet(pkt);
+        out.append(reinterpret_cast<char*>(pkt), 188);
+    };
+    for (int i = 0; i < 20; i++) {
+        first.pat(p), put(p);
+        first.pmt(p), put(p);
+        first.sdt(p), put(p);
+        first.data(p), put(p);
+    }
+    cc.splice();
+    second.start_at(0);
+    for (int i = 0; i < 20; i++) {
+        second.pat(p), put(p);
+        second.pmt(p);
+        if (i == 5) { // a marker as Splice puts it: no payload, the counter before the packet's
+            uint8_t m[188];
+            std::memcpy(m, p, 188);
+            m[3] = static_cast<uint8_t>(0x20 | ((m[3] + 15) & 0x0F));
+            m[4] = 183, m[5] = 0;
+            put(m);
+            cr_assert_eq(ts::cc(m), ts::cc(reinterpret_cast<const uint8_t*>(out.data()) + out.size() - 5 * 188),
+                         "it repeats the PMT counter players saw last");
+        }
+        put(p);
+        second.sdt(p), put(p);
+        second.data(p), put(p);
+    }
+    testts::TsCheck c;
+    c.feed(out);
+    cr_assert_eq(c.other_cc_errors, 0u, "%s", c.summary().c_str());
+    cr_assert_eq(c.restarts, 1u, "%s", c.summary().c_str());
+    cr_assert_eq(c.cc_errors, 0u, "the data PID too: %s", c.summary().c_str());
+    // Without it the same bytes show the breaks.
+    std::string raw = out;
+    testts::TsGen a, b;
+    raw.clear();
+    for (int i = 0; i < 7; i++) b.data(p), b.pat(p), b.sdt(p);
+    for (int i = 0; i < 20; i++) a.pat(p), raw.append(reinterpret_cast<char*>(p), 188), a.sdt(p), raw.append(reinterpret_cast<char*>(p), 188);
+    for (int i = 0; i < 20; i++) b.pat(p), raw.append(reinterpret_cast<char*>(p), 188), b.sdt(p), raw.append(reinterpret_cast<char*>(p), 188);
+    testts::TsCheck broken;
+    broken.feed(raw);
+    cr_assert_gt(broken.other_cc_errors, 0u, "the check sees a break: %s", broken.summary().c_str());
 }

@@ -98,9 +98,10 @@ private:
 // Marks the first data after an engine switch so players resynchronise: data
 // before the next PAT is dropped (players then get PAT and PMT first), then,
 // for up to `key_wait` packets, everything but PSI until the video's first
-// keyframe (so the picture starts clean); the first packet of every PID
-// carries the discontinuity indicator, set in its adaptation field or, when it
-// has none, in an adaptation-field-only packet put in front of it.
+// keyframe (so the picture starts clean); the first packet of every
+// elementary stream of the PMT carries the discontinuity indicator, set in its
+// adaptation field or, when it has none, in an adaptation-field-only packet put
+// in front of it. Tables are left alone: their counters run on (Continuity).
 class Splice {
 public:
     static constexpr int kMaxPackets = 20000; // gives up on PIDs that never show
