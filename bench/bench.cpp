@@ -77,7 +77,7 @@ bool start_target(const std::string& which, Engine& engine, Target& t, const std
         d.binary = binary;
         if (!d.start("[stream]\ngrace_period = 30\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
                          std::to_string(engine.port) + "\napi = \"direct\"\nmax_streams = 1000\n",
-                     "max_connections = 8192\n"))
+                     "max_connections = 8192\nmax_connections_per_ip = 0\n"))
             return false;
         t.proc = std::move(d.proc);
         t.port = d.port;

@@ -30,7 +30,7 @@ int main(int argc, char** argv) {
     Engine engine;
     Daemon daemon;
     if (!engine.start() || !daemon.start("[log]\nlevel = \"info\"\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
-                                         std::to_string(engine.port) + "\n"))
+                                         std::to_string(engine.port) + "\n", "max_connections_per_ip = 0\n"))
         return std::fprintf(stderr, "soak: could not start engine_sim and acemux\n"), 1;
     pid_t pid = daemon.proc.pid();
     const std::string ids[] = {"0123456789abcdef0123456789abcdef01234567", "fedcba9876543210fedcba9876543210fedcba98"};

@@ -336,7 +336,8 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
         if (key == "server") {
             ok = p.subtable(root, "server", {
                 {"listen", [&](const toml::node& n) { return parse_listen(n, c); }},
-                integer("max_connections", c.max_connections, 1, 1000000),
+                integer("max_connections_per_ip", c.max_connections_per_ip, 0, 1000000),
+                                   integer("max_connections", c.max_connections, 1, 1000000),
                 seconds("header_timeout", c.header_timeout, 0.05, 3600),
                 string("pidfile", c.pidfile), string("user", c.user), string("group", c.group)});
         } else if (key == "log") {

@@ -42,7 +42,9 @@ const char* status_reason(int s) {
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
     case 414: return "URI Too Long";
+    case 417: return "Expectation Failed";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
     case 500: return "Internal Server Error";
@@ -151,7 +153,8 @@ private:
 
 class HttpServer::Conn final : public IoHandler {
 public:
-    Conn(HttpServer& s, Fd fd, const SockAddr& peer) : srv(s), fd(std::move(fd)), slot(&s.conn_count_) {
+    Conn(HttpServer& s, Fd fd, const SockAddr& peer, size_t* per_ip)
+        : srv(s), fd(std::move(fd)), slot(&s.conn_count_, per_ip) {
         req.peer = peer;
         req.local = local_addr(this->fd.get());
         llhttp_init(&parser, HTTP_REQUEST, &settings());
@@ -172,24 +175,26 @@ private:
 
     static const llhttp_settings_t& settings();
     static Conn& of(llhttp_t* p) { return *static_cast<Conn*>(p->data); }
-    int fail(int status, const char* reason) {
+    // llhttp reports a callback's error by its own name: ours is kept here.
+    int fail(int status, std::string reason) {
         error_status = status;
-        llhttp_set_error_reason(&parser, reason);
+        error_reason = std::move(reason);
         return HPE_USER;
     }
     void on_readable();
     void flush();
     void respond(const HttpResponse& r, bool head, bool keep);
     void commit_header();
+    int headers_complete();
     int message_complete();
 
     llhttp_t parser;
     HttpRequest req;
     std::string field, value;
     bool in_value = false;
-    size_t header_bytes = 0;
+    size_t header_bytes = 0, header_lines = 0, body_bytes = 0;
     int error_status = 0;
-    std::string out;
+    std::string out, error_reason;
     bool reading = true, closing = false, dead = false;
     std::function<void(StreamHandoff&&)> handoff;
 };
@@ -205,7 +210,7 @@ const llhttp_settings_t& HttpServer::Conn::settings() {
             c.field.clear();
             c.value.clear();
             c.in_value = false;
-            c.header_bytes = 0;
+            c.header_bytes = c.header_lines = 0;
             return 0;
         };
         s.on_url = [](llhttp_t* p, const char* at, size_t n) {
@@ -217,6 +222,10 @@ const llhttp_settings_t& HttpServer::Conn::settings() {
         s.on_header_field = [](llhttp_t* p, const char* at, size_t n) {
             Conn& c = of(p);
             if (c.in_value) c.commit_header();
+            if (c.field.empty()) { // a new line: its ": " and CRLF count too
+                if (++c.header_lines > kMaxHeaderLines) return c.fail(431, "more than 100 request headers");
+                c.header_bytes += 4;
+            }
             if ((c.header_bytes += n) > kMaxHeaders) return c.fail(431, "request headers larger than 16 KiB");
             c.field.append(at, n);
             return 0;
@@ -231,6 +240,11 @@ const llhttp_settings_t& HttpServer::Conn::settings() {
         s.on_headers_complete = [](llhttp_t* p) {
             Conn& c = of(p);
             if (c.in_value || !c.field.empty()) c.commit_header();
+            return c.headers_complete();
+        };
+        s.on_body = [](llhttp_t* p, const char*, size_t n) {
+            Conn& c = of(p);
+            if ((c.body_bytes += n) > kMaxBody) return c.fail(413, "request body larger than 16 KiB");
             return 0;
         };
         s.on_message_complete = [](llhttp_t* p) { return of(p).message_complete(); };
@@ -245,6 +259,23 @@ void HttpServer::Conn::commit_header() {
     field.clear();
     value.clear();
     in_value = false;
+}
+
+// Everything that can be judged from the head is answered now, never after
+// waiting for a body nobody will read.
+int HttpServer::Conn::headers_complete() {
+    body_bytes = 0;
+    if (parser.http_major == 0) return fail(400, "HTTP/0.9 is not supported: use HTTP/1.0 or 1.1");
+    auto method = static_cast<llhttp_method_t>(parser.method);
+    if (method != HTTP_GET && method != HTTP_HEAD) {
+        return fail(405, std::string(llhttp_method_name(method)) + " is not supported; use GET or HEAD");
+    }
+    if (const std::string* e = req.header("expect"); e && !e->empty())
+        return fail(417, "Expect is not supported: send the request without it");
+    // Content-Length is known now; a chunked body is counted as it comes.
+    if (!(parser.flags & F_CHUNKED) && parser.content_length > kMaxBody)
+        return fail(413, "request body larger than 16 KiB");
+    return 0;
 }
 
 int HttpServer::Conn::message_complete() {
@@ -290,15 +321,26 @@ void HttpServer::Conn::on_readable() {
             break;
         }
         llhttp_errno_t e = llhttp_execute(&parser, buf, static_cast<size_t>(n));
+        // A request line without a version (HTTP/0.9) leaves the parser
+        // waiting for headers its sender will never write: answer now.
+        if (e == HPE_OK && parser.http_major == 0 && parser.http_minor == 9 && !req.target.empty() &&
+            !error_status) {
+            error_status = 400;
+            error_reason = "HTTP/0.9 is not supported: use HTTP/1.0 or 1.1";
+            e = HPE_USER;
+        }
         if (e == HPE_PAUSED) {
             reading = false;
             break;
         }
         if (e != HPE_OK) {
-            int status = e == HPE_USER && error_status ? error_status : 400;
-            const char* why = llhttp_get_error_reason(&parser);
-            srv.r_.log().debug("http %s: %d %s", req.peer.str().c_str(), status, why ? why : "parse error");
-            respond(HttpResponse::text(status, why ? why : "malformed request"), false, false);
+            int status = error_status ? error_status : 400;
+            const char* reason = llhttp_get_error_reason(&parser);
+            std::string why = error_status ? error_reason : reason ? reason : "malformed request";
+            srv.r_.log().debug("http %s: %d %s", req.peer.str().c_str(), status, why.c_str());
+            HttpResponse r = HttpResponse::text(status, why);
+            if (status == 405) r.headers.emplace_back("Allow", "GET, HEAD");
+            respond(r, false, false);
             reading = false;
             closing = true;
             break;
@@ -352,6 +394,7 @@ HttpServer::~HttpServer() { close_all(); }
 void HttpServer::reconfigure(const Config& c) {
     header_timeout_ = c.header_timeout;
     max_connections_ = static_cast<size_t>(c.max_connections);
+    max_per_ip_ = static_cast<size_t>(c.max_connections_per_ip);
     Millis every = std::clamp<Millis>(header_timeout_ / 4, 10, 1000);
     sweep_timer_.start(every, [this] { sweep(); }, every);
 }
@@ -419,20 +462,40 @@ void HttpServer::accept_from(int lfd) {
         }
         Fd f(fd);
         if (conn_count_ >= max_connections_) {
-            r_.log().warn("refusing %s: max_connections (%zu) reached", peer.str().c_str(), max_connections_);
+            log_refusal(peer, "max_connections reached");
             refuse(std::move(f), 503, "too many connections");
             continue;
         }
+        // One address cannot take every slot (slow readers, unfinished
+        // requests): the others, and /health, stay served.
+        size_t* mine = &per_ip_[peer.host()];
+        if (max_per_ip_ && *mine >= max_per_ip_) {
+            log_refusal(peer, "max_connections_per_ip reached");
+            refuse(std::move(f), 503, "too many connections from your address");
+            continue;
+        }
         try {
-            adopt(std::move(f), peer);
+            adopt(std::move(f), peer, mine);
         } catch (const std::bad_alloc&) {
             r_.log().error("out of memory: refusing %s", peer.str().c_str());
         }
     }
 }
 
-void HttpServer::adopt(Fd fd, const SockAddr& peer) {
-    conns_.emplace_back(*this, std::move(fd), peer); // on bad_alloc the fd closes with the unwinding
+// One line a second at most: a flood must not flood the log as well.
+void HttpServer::log_refusal(const SockAddr& peer, const char* why) {
+    refused_++;
+    if (r_.now() - refused_logged_ < 1000) return;
+    r_.log().warn("refusing connections: %s (%llu refused in the last %.0f s, the last from %s)", why,
+                  static_cast<unsigned long long>(refused_),
+                  std::min<double>(static_cast<double>(r_.now() - refused_logged_) / 1000.0, 999), peer.host().c_str());
+    refused_ = 0;
+    refused_logged_ = r_.now();
+}
+
+void HttpServer::adopt(Fd fd, const SockAddr& peer, size_t* per_ip) {
+    if (!per_ip) per_ip = &per_ip_[peer.host()];
+    conns_.emplace_back(*this, std::move(fd), peer, per_ip); // on bad_alloc the fd closes with the unwinding
     Conn& c = conns_.back();
     c.self = std::prev(conns_.end());
     c.deadline = r_.now() + header_timeout_;
@@ -461,8 +524,14 @@ void HttpServer::sweep() {
     while (!conns_.empty() && conns_.front().deadline <= now) {
         r_.log().debug("http %s: closed, no complete request within header_timeout",
                        peer_addr(conns_.front().fd.get()).str().c_str());
+        // Told why, once, without waiting for it to read.
+        static const char msg[] = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                                  "Content-Length: 37\r\nConnection: close\r\n\r\n"
+                                  "request headers not complete in time\n";
+        (void)!::send(conns_.front().fd.get(), msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
         conns_.pop_front();
     }
+    std::erase_if(per_ip_, [](const auto& kv) { return kv.second == 0; }); // no slot points at a zero
 }
 
 void HttpServer::destroy(Conn& c) { conns_.erase(c.self); }

@@ -1,5 +1,7 @@
 #include "harness.hpp"
 
+#include <arpa/inet.h>
+
 #include <cerrno>
 #include <climits>
 #include <csignal>
@@ -227,6 +229,23 @@ std::string RedisServer::cmd(const std::vector<std::string>& args) {
     if (r) freeReplyObject(r);
     redisFree(c);
     return out;
+}
+
+int connect_port_from(int port, const char* source_ip) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in src{};
+    src.sin_family = AF_INET;
+    inet_pton(AF_INET, source_ip, &src.sin_addr);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(port));
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) < 0 ||
+        ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+        ::close(fd);
+        return -1;
+    }
+    return fd;
 }
 
 int connect_port(int port) {

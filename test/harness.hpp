@@ -82,6 +82,7 @@ int free_port();
 int fd_count(pid_t pid);     // open fds of a process
 double rss_kib(pid_t pid);   // its resident set
 int connect_port(int port);                                  // blocking, -1 on failure
+int connect_port_from(int port, const char* source_ip);      // from another loopback address (127.0.0.2)
 bool send_all(int fd, const std::string& s);
 // Reads until the peer closes or timeout_ms passes.
 std::string read_all(int fd, long timeout_ms);

@@ -42,7 +42,7 @@ std::string ask(int port, const std::string& raw) {
 
 Test(hostile, slowloris_connections_are_closed_and_a_player_is_served_meanwhile, .timeout = 60) {
     Rig rig;
-    start_quiet(rig, "header_timeout = 1\nmax_connections = 4096\n");
+    start_quiet(rig, "header_timeout = 1\nmax_connections = 4096\nmax_connections_per_ip = 0\n");
     int base = fd_count(rig.daemon.proc.pid());
     std::vector<Fd> loris;
     for (int i = 0; i < 1000; i++) {
@@ -60,9 +60,10 @@ Test(hostile, slowloris_connections_are_closed_and_a_player_is_served_meanwhile,
     cr_assert(p.check.clean() && p.check.data > 500, "the player is served: %s", p.check.summary().c_str());
     // All 1000 were closed by the daemon (header_timeout), the player stays.
     int closed = 0;
-    for (auto& fd : loris) {
-        char c;
-        closed += recv(fd.get(), &c, 1, MSG_DONTWAIT) == 0;
+    for (auto& fd : loris) { // told why (408), then closed
+        char buf[512];
+        ssize_t n = recv(fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+        closed += n > 12 && std::string(buf, 12) == "HTTP/1.1 408" && recv(fd.get(), buf, sizeof buf, MSG_DONTWAIT) == 0;
     }
     cr_assert_eq(closed, 1000, "closed by header_timeout: %d of 1000", closed);
     loris.clear();
@@ -224,4 +225,111 @@ Test(hostile, out_of_memory_refuses_a_new_stream_and_keeps_the_others, .timeout 
     cr_assert(!p.closed && p.check.clean() && p.check.data > 500, "the first goes on: %s", p.check.summary().c_str());
     cr_assert_eq(http_get(port, "/health").status, 200);
     cr_assert_eq(d.stop(), 0);
+}
+
+namespace {
+// Sends `raw` and reads without closing our side: the answer must come
+// because of what was sent, not because the daemon saw the end of it.
+HttpReply ask_open(int port, const std::string& raw, long& took_ms) {
+    Fd fd(connect_port(port));
+    long t0 = now_ms();
+    send_all(fd.get(), raw);
+    std::string got = read_all(fd.get(), 3000);
+    took_ms = now_ms() - t0;
+    return parse_reply(got);
+}
+} // namespace
+
+Test(hostile, requests_that_cannot_be_served_are_answered_at_once, .timeout = 30) {
+    Rig rig;
+    start_quiet(rig, "");
+    struct Case {
+        std::string raw;
+        int status;
+        const char* body;
+    } cases[] = {
+        {"POST /ace/getstream HTTP/1.1\r\nContent-Length: 99999999\r\n\r\n", 405,
+         "POST is not supported; use GET or HEAD\n"},
+        {"PUT /health HTTP/1.1\r\nContent-Length: 5\r\n\r\n", 405, "PUT is not supported; use GET or HEAD\n"},
+        {"CONNECT evil:443 HTTP/1.1\r\n\r\n", 405, "CONNECT is not supported; use GET or HEAD\n"},
+        {"GET /health HTTP/1.1\r\nContent-Length: 99999\r\n\r\n", 413, "request body larger than 16 KiB\n"},
+        {"GET /health HTTP/1.1\r\nExpect: 100-continue\r\n\r\n", 417,
+         "Expect is not supported: send the request without it\n"},
+        {"GET /health\r\n", 400, "HTTP/0.9 is not supported: use HTTP/1.0 or 1.1\n"},
+    };
+    for (auto& c : cases) {
+        long took = 0;
+        HttpReply r = ask_open(rig.daemon.port, c.raw, took);
+        cr_log_info("%.45s -> %d in %ld ms: %s", c.raw.c_str(), r.status, took, r.body.c_str());
+        cr_assert_eq(r.status, c.status, "%.60s: got %d", c.raw.c_str(), r.status);
+        cr_assert_eq(r.body, c.body, "%.60s: %s", c.raw.c_str(), r.body.c_str());
+        cr_assert_lt(took, 1000, "at once, not on a timeout: %ld ms", took);
+        cr_assert_eq(r.head.find("HTTP/1.1", 1), std::string::npos, "one answer");
+    }
+    cr_assert_eq(http_get(rig.daemon.port, "/health").status, 200);
+}
+
+// 1000 connections each sending 16,000 empty header lines and holding: each
+// is cut off after 100 lines, so memory stays where it was.
+Test(hostile, a_header_flood_costs_no_memory, .timeout = 60) {
+    Rig rig;
+    start_quiet(rig, "max_connections = 4096\nmax_connections_per_ip = 0\n");
+    pid_t pid = rig.daemon.proc.pid();
+    double before = rss_kib(pid);
+    std::string flood = "GET /health HTTP/1.1\r\n";
+    for (int i = 0; i < 16000; i++) flood += "a:\r\n";
+    std::vector<Fd> held;
+    int answered = 0;
+    for (int i = 0; i < 1000; i++) {
+        Fd fd(connect_port(rig.daemon.port));
+        (void)!::send(fd.get(), flood.data(), flood.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        held.push_back(std::move(fd));
+    }
+    usleep(500000);
+    double after = rss_kib(pid);
+    for (auto& fd : held) {
+        char buf[64];
+        answered += ::recv(fd.get(), buf, sizeof buf, MSG_DONTWAIT) > 0 && std::string(buf, 12) == "HTTP/1.1 431";
+    }
+    cr_log_info("header flood: RSS %.1f MiB before, %.1f MiB with 1000 flooding connections; %d answered 431",
+                before / 1024, after / 1024, answered);
+    cr_assert_gt(answered, 900, "%d", answered);
+    cr_assert_lt(after - before, 32 * 1024, "RSS grew %.1f MiB", (after - before) / 1024);
+    cr_assert_eq(http_get(rig.daemon.port, "/health").status, 200);
+}
+
+// One address holding connections open cannot starve the others.
+Test(hostile, one_address_cannot_take_every_connection, .timeout = 30) {
+    Rig rig;
+    start_quiet(rig, "max_connections_per_ip = 8\n");
+    std::vector<Fd> hog;
+    for (int i = 0; i < 8; i++) {
+        hog.push_back(Fd(connect_port(rig.daemon.port)));
+        send_all(hog.back().get(), "GET /health HTTP/1.1\r\nX-Slow: "); // never finished
+    }
+    usleep(100000);
+    int refused = 0;
+    for (int i = 0; i < 200; i++) {
+        Fd fd(connect_port(rig.daemon.port));
+        HttpReply r = parse_reply(read_all(fd.get(), 1000));
+        refused += r.status == 503 && r.body == "too many connections from your address\n";
+    }
+    cr_assert_eq(refused, 200);
+    // Another address is served: /health and a player.
+    Fd other(connect_port_from(rig.daemon.port, "127.0.0.2"));
+    cr_assert(other, "127.0.0.2 is a loopback address");
+    send_all(other.get(), "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
+    cr_assert_eq(parse_reply(read_all(other.get(), 2000)).status, 200);
+    Player p;
+    p.fd.reset(connect_port_from(rig.daemon.port, "127.0.0.2"));
+    cr_assert(send_all(p.fd.get(), "GET /ace/getstream?id=" + kId + " HTTP/1.1\r\n\r\n"));
+    cr_assert(wait_data(p), "%s", p.check.summary().c_str());
+    // 200 refusals in a second or two: a line or two in the log, not 200.
+    std::string log = rig.log();
+    size_t lines = 0;
+    for (size_t at = log.find("refusing connections"); at != std::string::npos; at = log.find("refusing connections", at + 1))
+        lines++;
+    cr_log_info("200 refused connections: %zu log lines", lines);
+    cr_assert_leq(lines, 4u, "%zu", lines);
+    hog.clear();
 }

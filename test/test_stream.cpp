@@ -51,7 +51,7 @@ Test(stream, fifty_players_get_every_packet_once_in_order_from_one_engine_connec
 // boundaries land on players that leave.
 Test(stream, players_woken_in_slices_get_every_packet_while_others_come_and_go, .timeout = 60) {
     Rig rig;
-    rig.start({"--bitrate", "20000000"}); // wake-ups come often, so leavers meet a sweep
+    rig.start({"--bitrate", "20000000"}, "", "", "max_connections_per_ip = 0\n"); // wake-ups come often, so leavers meet a sweep
     std::deque<std::unique_ptr<Player>> players;
     auto join = [&](int n) {
         for (int i = 0; i < n; i++) {

@@ -57,6 +57,7 @@ struct Config {
     std::vector<std::string> listen{"0.0.0.0:8000"};
     std::vector<SockAddr> listen_addrs;
     int max_connections = 1024;
+    int max_connections_per_ip = 64; // 0: no limit
     Millis header_timeout = 10000;
     std::string pidfile;
     std::string user, group;

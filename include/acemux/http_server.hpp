@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -19,16 +20,22 @@
 
 namespace acemux {
 
-// One of max_connections, held by whoever owns the socket; freed with it.
+// One of max_connections (and of its address's max_connections_per_ip),
+// held by whoever owns the socket; freed with it.
 class ConnSlot {
 public:
     ConnSlot() = default;
-    explicit ConnSlot(size_t* count) : count_(count) { ++*count_; }
-    ConnSlot(ConnSlot&& o) noexcept : count_(std::exchange(o.count_, nullptr)) {}
+    explicit ConnSlot(size_t* count, size_t* per_ip = nullptr) : count_(count), per_ip_(per_ip) {
+        ++*count_;
+        if (per_ip_) ++*per_ip_;
+    }
+    ConnSlot(ConnSlot&& o) noexcept
+        : count_(std::exchange(o.count_, nullptr)), per_ip_(std::exchange(o.per_ip_, nullptr)) {}
     ConnSlot& operator=(ConnSlot&& o) noexcept {
         if (this != &o) {
             release();
             count_ = std::exchange(o.count_, nullptr);
+            per_ip_ = std::exchange(o.per_ip_, nullptr);
         }
         return *this;
     }
@@ -37,9 +44,11 @@ public:
 private:
     void release() {
         if (count_) --*count_;
-        count_ = nullptr;
+        if (per_ip_) --*per_ip_;
+        count_ = per_ip_ = nullptr;
     }
     size_t* count_ = nullptr;
+    size_t* per_ip_ = nullptr;
 };
 
 using Params = std::vector<std::pair<std::string, std::string>>;
@@ -88,7 +97,12 @@ class HttpServer {
 public:
     using Handler = std::function<HttpResponse(const HttpRequest&)>;
     static constexpr size_t kMaxTarget = 8 * 1024;
+    // What a request may cost: its header section as sent (names, values and
+    // their separators) and the number of header lines. 16,000 empty "a:"
+    // lines are 64 KB on the wire but a megabyte as parsed headers.
     static constexpr size_t kMaxHeaders = 16 * 1024;
+    static constexpr size_t kMaxHeaderLines = 100;
+    static constexpr size_t kMaxBody = 16 * 1024; // a GET may carry a small body, read and ignored
 
     HttpServer(Reactor& r, const Config& c);
     ~HttpServer();
@@ -98,7 +112,7 @@ public:
     void route(std::string path, Handler h);       // exact path, GET and HEAD
     void route_prefix(std::string prefix, Handler h); // every path that starts with prefix
     void close_all();                              // listeners and idle/partial connections
-    void adopt(Fd fd, const SockAddr& peer);       // serve an already connected socket
+    void adopt(Fd fd, const SockAddr& peer, size_t* per_ip = nullptr); // serve an already connected socket
 
     std::vector<SockAddr> bound() const;
     size_t connections() const { return conn_count_; } // HTTP connections and handed-off streams
@@ -130,6 +144,11 @@ private:
     };
     std::vector<Route> routes_;
     size_t conn_count_ = 0;
+    size_t max_per_ip_ = 0;
+    std::unordered_map<std::string, size_t> per_ip_; // nodes are stable: slots point at the counts
+    uint64_t refused_ = 0;                            // since the last "refused" log line
+    Millis refused_logged_ = -1000000;
+    void log_refusal(const SockAddr& peer, const char* why);
     Fd reserve_fd_;         // given up to accept-and-refuse when out of fds (EMFILE)
     Millis emfile_logged_ = -1000000;
     Timer sweep_timer_;
