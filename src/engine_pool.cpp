@@ -47,6 +47,13 @@ EngineLease EnginePool::pick(const Engine* avoid) {
     return EngineLease(best);
 }
 
+void EnginePool::probe(const Engine* e, std::function<void(bool)> done) {
+    checks_.get(Url{e->cfg.host, e->cfg.port, "/webui/api/service?method=get_version"}, std::min<Millis>(timeout_, 1000),
+                [done = std::move(done)](int status, const std::string&, const std::string& err) {
+                    done(err.empty() && status / 100 == 2);
+                });
+}
+
 void EnginePool::check_all() {
     for (auto& e : engines_) check(e);
 }

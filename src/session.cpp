@@ -69,6 +69,7 @@ void Session::later(std::function<void()> f) {
 
 void Session::connect() {
     let_go();
+    attempts_++;
     waiting_since_ = reactor().now(); // the no-data clock starts with each attempt
     attempt_data_ = prebuf_logged_ = false;
     up_.start(engine_->cfg, id_key_, id_, {cfg().connect_timeout, cfg().answer_timeout});
@@ -329,7 +330,10 @@ void Session::check_engine(Millis now) {
     // Health checks found the engine down while it sends nothing: no point
     // waiting out no_data_timeout.
     bool down = !engine_->up && quiet >= cfg().keepalive_interval;
-    if (quiet < cfg().no_data_timeout && !down) return;
+    if (quiet < cfg().no_data_timeout && !down) {
+        if (quiet >= kProbeAfter && !probing_ && now - probed_at_ >= kProbeAfter) probe();
+        return;
+    }
     char why[96];
     if (down)
         std::snprintf(why, sizeof why, "engine down and no data for %.1f s", static_cast<double>(quiet) / 1000.0);
@@ -339,7 +343,23 @@ void Session::check_engine(Millis now) {
         std::snprintf(why, sizeof why, "no TS packets from the engine in %.1f s", static_cast<double>(quiet) / 1000.0);
     else
         std::snprintf(why, sizeof why, "no data for %.1f s", static_cast<double>(quiet) / 1000.0);
+    attempt_data_ = false; // silence is the engine's failure: the stream moves, not back to it
     on_upstream_failed(why, false);
+}
+
+// Silent for a couple of seconds: ask the engine for its version, which a
+// working engine answers at once, busy or not. No answer to that either: it
+// hangs, and the stream moves now rather than after no_data_timeout.
+void Session::probe() {
+    probing_ = true;
+    probed_at_ = reactor().now();
+    m_.pool().probe(engine_.get(), [this, alive = std::weak_ptr<char>(life_), attempt = attempts_](bool answered) {
+        if (alive.expired()) return;
+        probing_ = false;
+        if (answered || attempt != attempts_ || !up_.active() || st_ == State::closed) return;
+        attempt_data_ = false;
+        on_upstream_failed("engine answers nothing, not even its version", false);
+    });
 }
 
 uint64_t Session::bytes_out() const {

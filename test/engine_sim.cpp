@@ -85,6 +85,7 @@ public:
     void on_io(uint32_t ev) override;
     void pump();
     void close() { dead = true; }
+    void stall_for(Millis ms); // sends nothing for this long, connection held
 
     bool dead = false;
     std::string id, session, pid;
@@ -189,6 +190,8 @@ public:
             if (const std::string* h = q.param("health")) o_.health_status = std::atoi(h->c_str());
             if (const std::string* f = q.param("fault")) o_.fault = *f;
             if (const std::string* d = q.param("delay")) o_.delay = std::atoll(d->c_str());
+            if (const std::string* st = q.param("stall")) // a hang: readers get nothing, connections stay
+                for (auto& p : plays_) p.stall_for(std::atoll(st->c_str()));
             if (q.param("drop")) { // an engine restart: every reader is cut off
                 for (auto& p : plays_) p.close();
                 std::fprintf(stderr, "sim: dropped every playback\n");
@@ -456,6 +459,11 @@ Playback::Playback(Sim& sim, StreamHandoff&& h, std::string i, std::string s, st
 
 Playback::~Playback() { sim_.r().unwatch(fd_.get()); }
 
+void Playback::stall_for(Millis ms) {
+    stall_until_ = sim_.r().now() + ms;
+    std::fprintf(stderr, "sim: stalling %s for %lld ms\n", session.c_str(), static_cast<long long>(ms));
+}
+
 void Playback::on_io(uint32_t ev) {
     if (ev & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) {
         dead = true;
@@ -597,7 +605,7 @@ void usage() {
                  "                  [--keyframes rai|idr|none [--key-every PACKETS]] [--start-seq N]\n"
                  "                  [--fault silent|headers-only|garbage|chunk-truncated|chunk-huge|no-packets|\n"
                  "                           json-10mb|close-mid-header]\n"
-                 "At run time: GET /sim/set?fault=F&delay=MS&health=CODE&drop=1, GET /sim/stats.\n");
+                 "At run time: GET /sim/set?fault=F&delay=MS&health=CODE&drop=1&stall=MS, GET /sim/stats.\n");
 }
 
 } // namespace

@@ -207,9 +207,9 @@ struct Failover {
     Player p, bystander;
     long fault_at = 0;
 
-    void start(const std::string& extra = "") {
+    void start(const std::string& stream = "no_data_timeout = 2\nconnect_timeout = 2\n") {
         cr_assert(a.start() && b.start());
-        cr_assert(d.start("[stream]\nno_data_timeout = 2\nconnect_timeout = 2\n" + extra +
+        cr_assert(d.start("[stream]\n" + stream +
                           "[engines]\nhealth_interval = 60\n" + engine_entry("a", a.port) + engine_entry("b", b.port)));
         cr_assert(p.open(d.port, kId));
         cr_assert(bystander.open(d.port, kId2)); // b
@@ -279,4 +279,27 @@ Test(engine_failover, engine_back_after_a_reset_with_headers_only, .timeout = 40
 
 Test(engine_failover, engine_back_after_a_reset_sending_garbage, .timeout = 40) {
     back_broken("garbage", "garbage", "bytes that were not TS packets (and no packet at all)");
+}
+
+// With the default timeouts (no_data_timeout 10 s, answer_timeout 30 s): an
+// engine that hangs is asked for its version after 2 s of silence; when that
+// goes unanswered too, the stream moves at once.
+static void hung_with_defaults(const char* set, const char* what) {
+    Failover f;
+    f.start("");
+    http_get(f.a.port, set);
+    long took = f.until_moved(10000);
+    f.check(what, took);
+    cr_assert_lt(took, 2000 + 1000 + 250 + 1500, "%s: %ld ms, well before no_data_timeout", what, took);
+    f.d.proc.drain();
+    cr_assert(f.d.proc.output().find("engine answers nothing, not even its version") != std::string::npos, "%s",
+              f.d.proc.output().c_str());
+}
+
+Test(engine_failover, engine_that_accepts_and_never_answers_with_default_timeouts, .timeout = 40) {
+    hung_with_defaults("/sim/set?fault=silent&drop=1", "accepts, never answers");
+}
+
+Test(engine_failover, engine_hung_mid_stream_with_default_timeouts, .timeout = 40) {
+    hung_with_defaults("/sim/set?fault=silent&stall=60000", "hung mid-stream");
 }

@@ -2,6 +2,7 @@
 // a new stream goes (the up engine with the fewest streams below its
 // max_streams; ties taken in turn).
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -54,6 +55,9 @@ public:
     // Least-loaded up engine with room, other than `avoid` when another fits.
     EngineLease pick(const Engine* avoid = nullptr);
     void reconfigure(const Config& c); // keeps state of engines that stay; drains removed ones
+    // Asks one engine something it answers at once (its version), now:
+    // `done(true)` when it did within a second.
+    void probe(const Engine* e, std::function<void(bool answered)> done);
     const std::vector<std::shared_ptr<Engine>>& engines() const { return engines_; }
 
 private:

@@ -75,6 +75,7 @@ private:
     void connect();
     void let_go();            // stops the engine session we leave (command_url)
     void check_engine(Millis now);
+    void probe();
     void fail_over(const std::string& why, bool moved_by_health);
     void prime(RedisMirror::Chunks chunks);
     uint64_t key_wait() const;
@@ -120,6 +121,10 @@ private:
     bool accepted_ = false, reap_pending_ = false;
     bool attempt_data_ = false;  // the current attempt has brought whole packets
     const Engine* accepted_by_ = nullptr; // the engine that last said yes (logged once)
+    uint64_t attempts_ = 0;
+    bool probing_ = false;
+    Millis probed_at_ = -1000000;
+    static constexpr Millis kProbeAfter = 2000; // silence before the engine is asked whether it lives
     bool prebuf_logged_ = false;
     std::shared_ptr<char> life_ = std::make_shared<char>();
 };
