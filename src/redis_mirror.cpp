@@ -9,7 +9,10 @@ namespace acemux {
 
 namespace {
 constexpr Millis kConnectTimeout = 3000;
-constexpr Millis kMaxBackoff = 30000;
+// Redis coming back should be used again within the time a player notices
+// nothing (a few seconds); a wrong password will not mend itself that fast.
+constexpr Millis kMaxBackoff = 2000;
+constexpr Millis kAuthRetry = 30000;
 
 int64_t unix_ms() {
     using namespace std::chrono;
@@ -119,7 +122,13 @@ void RedisMirror::connect_to(const std::string& ip) {
         lost("connect timed out");
     });
     if (!cfg_.target.password.empty()) command({"AUTH", cfg_.target.password}, [this](redisReply* r) {
-            if (r && r->type == REDIS_REPLY_ERROR) r_.log().error("redis: AUTH failed: %s", r->str);
+            if (!r) return;
+            if (r->type != REDIS_REPLY_ERROR) return ready();
+            auth_failed_ = true;
+            last_error_ = "authentication failed";
+            r_.log().error("redis: authentication failed at %s (%.100s); check the password in [redis] url, "
+                           "retrying in %lld s", shown_url().c_str(), r->str, static_cast<long long>(kAuthRetry / 1000));
+            if (ac_) redisAsyncDisconnect(ac_);
         });
     if (cfg_.target.db) command({"SELECT", std::to_string(cfg_.target.db)}, [this](redisReply* r) {
             if (r && r->type == REDIS_REPLY_ERROR) r_.log().error("redis: SELECT failed: %s", r->str);
@@ -131,8 +140,21 @@ void RedisMirror::on_connect(const redisAsyncContext* ac, int status) {
     m.connect_timer_.stop();
     if (status != REDIS_OK) return m.lost(ac->errstr); // hiredis frees the context after this
     m.connected_ = true;
-    m.backoff_ = 0;
-    m.r_.log().info("redis: connected to %s", m.cfg_.url.c_str());
+    if (m.cfg_.target.password.empty()) m.ready(); // else once AUTH is answered
+}
+
+void RedisMirror::ready() {
+    backoff_ = 0;
+    last_error_.clear();
+    r_.log().info("redis: connected to %s", shown_url().c_str());
+}
+
+// The URL as logs and /stats show it: never the password.
+std::string RedisMirror::shown_url() const {
+    const std::string& pw = cfg_.target.password;
+    std::string u = cfg_.url;
+    if (size_t at = pw.empty() ? std::string::npos : u.rfind(pw + "@"); at != std::string::npos) u.replace(at, pw.size(), "***");
+    return u;
 }
 
 void RedisMirror::on_disconnect(const redisAsyncContext* ac, int status) {
@@ -148,11 +170,18 @@ void RedisMirror::lost(const std::string& why) {
     backlog_ = 0;
     last_error_ = why;
     if (!cfg_.target.host.empty()) r_.resolver().forget(cfg_.target.host); // it may have moved
-    backoff_ = backoff_ ? std::min(backoff_ * 2, kMaxBackoff) : 250;
-    if (was) r_.log().warn("redis: connection lost (%s); streaming goes on from memory", why.c_str());
-    else r_.log().warn("redis: cannot connect to %s (%s); retrying in %lld ms", cfg_.url.c_str(), why.c_str(),
-                       static_cast<long long>(backoff_));
-    retry_timer_.once(backoff_, [this] {
+    Millis delay = backoff_ = backoff_ ? std::min(backoff_ * 2, kMaxBackoff) : 250;
+    if (auth_failed_) { // said already; the password will not change until a reload
+        auth_failed_ = false;
+        last_error_ = "authentication failed";
+        delay = kAuthRetry;
+    } else if (was) {
+        r_.log().warn("redis: connection lost (%s); streaming goes on from memory", why.c_str());
+    } else {
+        r_.log().warn("redis: cannot connect to %s (%s); retrying in %lld ms", shown_url().c_str(), why.c_str(),
+                      static_cast<long long>(delay));
+    }
+    retry_timer_.once(delay, [this] {
         if (!ac_ && !lookup_.pending() && enabled()) connect();
     });
 }

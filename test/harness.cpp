@@ -189,11 +189,12 @@ int free_port() {
     return ntohs(a.sin_port);
 }
 
-bool RedisServer::start(int on_port) {
+bool RedisServer::start(int on_port, const std::vector<std::string>& extra) {
     port = on_port ? on_port : free_port();
-    if (!proc.spawn({"/usr/bin/redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1", "--save", "",
-                     "--appendonly", "no"}))
-        return false;
+    std::vector<std::string> argv{"/usr/bin/redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1",
+                                  "--save", "", "--appendonly", "no"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    if (!proc.spawn(argv)) return false;
     return proc.wait_line("Ready to accept connections", 5000) != "";
 }
 

@@ -71,7 +71,7 @@ struct Engine {
 struct RedisServer {
     Proc proc;
     int port = 0;
-    bool start(int on_port = 0);
+    bool start(int on_port = 0, const std::vector<std::string>& extra = {});
     std::string url() const { return "redis://127.0.0.1:" + std::to_string(port) + "/0"; }
     // One command over a fresh blocking connection; the reply as text
     // (arrays joined by newlines, nil as "(nil)", integers in decimal).

@@ -64,6 +64,7 @@ Test(redis_mirror, chunks_index_and_ttls_are_written, .timeout = 30) {
     rig.start();
     Player p;
     cr_assert(p.open(rig.daemon.port, kId));
+    cr_assert(wait_data(p));
     read_player(p, 2000); // 6 Mbit/s: about 20 chunks of 64 KiB
     cr_assert(p.check.clean(), "%s", p.check.summary().c_str());
     long n = rig.index();
@@ -169,4 +170,35 @@ Test(redis_mirror, unreachable_redis_streams_from_memory, .timeout = 30) {
     cr_assert(wait_data(p));
     read_player(p, 1000);
     cr_assert(p.check.clean() && p.check.data > 100, "%s", p.check.summary().c_str());
+}
+
+// The password is never written to the log; a wrong one is said once and
+// retried slowly, not every 0.3 s.
+Test(redis_mirror, passwords_stay_out_of_the_log_and_a_wrong_one_backs_off, .timeout = 30) {
+    RedisServer redis;
+    cr_assert(redis.start(0, {"--requirepass", "s3cr3t-pw"}));
+    Daemon good, bad;
+    std::string url = "redis://:s3cr3t-pw@127.0.0.1:" + std::to_string(redis.port);
+    cr_assert(good.start("[redis]\nurl = \"" + url + "\"\n"));
+    cr_assert(bad.start("[redis]\nurl = \"redis://:wrong-pw@127.0.0.1:" + std::to_string(redis.port) + "\"\n"));
+    std::string line = good.proc.wait_line("redis: connected", 3000);
+    cr_assert(line.find("redis://:***@127.0.0.1:") != std::string::npos, "%s", line.c_str());
+    cr_assert(bad.proc.wait_line("redis: authentication failed", 3000) != "");
+    usleep(3000000);
+    good.proc.drain();
+    bad.proc.drain();
+    for (Daemon* d : {&good, &bad}) {
+        cr_assert(d->proc.output().find("s3cr3t-pw") == std::string::npos, "%s", d->proc.output().c_str());
+        cr_assert(d->proc.output().find("wrong-pw") == std::string::npos, "%s", d->proc.output().c_str());
+    }
+    const std::string& log = bad.proc.output();
+    size_t fails = 0;
+    for (size_t at = log.find("authentication failed"); at != std::string::npos; at = log.find("authentication failed", at + 1))
+        fails++;
+    cr_log_info("wrong password: %zu log lines in 3 s", fails);
+    cr_assert_eq(fails, 1u, "said once, then a slow retry:\n%s", log.c_str());
+    std::string st = http_get(bad.port, "/stats").body;
+    cr_assert(st.find("\"last_error\":\"authentication failed\"") != std::string::npos, "%s", st.c_str());
+    st = http_get(good.port, "/stats").body;
+    cr_assert(st.find("\"last_error\":\"\"") != std::string::npos, "cleared once connected: %s", st.c_str());
 }

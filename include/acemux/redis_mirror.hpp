@@ -51,6 +51,8 @@ private:
     static void on_disconnect(const redisAsyncContext* ac, int status);
     void connect();
     void connect_to(const std::string& ip);
+    void ready(); // connected (and authenticated)
+    std::string shown_url() const;
     void lost(const std::string& why);
     void command(std::vector<std::string> args, std::function<void(::redisReply*)> cb);
     std::string key(const std::string& id, const std::string& what) const;
@@ -59,7 +61,7 @@ private:
     Reactor& r_;
     RedisConfig cfg_;
     redisAsyncContext* ac_ = nullptr; // owned: freed by hiredis after a disconnect, by us otherwise
-    bool connected_ = false, reading_ = false, writing_ = false, watched_ = false;
+    bool connected_ = false, reading_ = false, writing_ = false, watched_ = false, auth_failed_ = false;
     int fd_ = -1;
     Millis backoff_ = 0;
     Timer connect_timer_, retry_timer_;
