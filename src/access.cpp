@@ -1,5 +1,8 @@
 #include "acemux/access.hpp"
 
+#include <algorithm>
+#include <strings.h>
+
 namespace acemux {
 
 static bool in(const std::vector<Cidr>& nets, const SockAddr& a) {
@@ -11,8 +14,18 @@ static bool in(const std::vector<Cidr>& nets, const SockAddr& a) {
 static std::string presented_token(const HttpRequest& q) {
     if (const std::string* t = q.param("token")) return *t;
     if (const std::string* t = q.header("x-acemux-token")) return *t;
-    if (const std::string* a = q.header("authorization"); a && a->rfind("Bearer ", 0) == 0) return a->substr(7);
+    // RFC 7235: the scheme is case-insensitive ("bearer", "BEARER").
+    if (const std::string* a = q.header("authorization"); a && a->size() > 7 && strncasecmp(a->c_str(), "bearer ", 7) == 0)
+        return a->substr(a->find_first_not_of(' ', 7));
     return {};
+}
+
+// Compares every byte whatever the first difference, so the time taken
+// tells nothing about how much of a guess was right.
+static bool same_secret(const std::string& a, const std::string& b) {
+    unsigned char diff = a.size() == b.size() ? 0 : 1;
+    for (size_t i = 0; i < a.size(); i++) diff |= static_cast<unsigned char>(a[i] ^ b[i % std::max<size_t>(b.size(), 1)]);
+    return diff == 0 && !b.empty();
 }
 
 std::optional<HttpResponse> refuse_access(const Config& c, const HttpRequest& q, Audience who) {
@@ -22,7 +35,7 @@ std::optional<HttpResponse> refuse_access(const Config& c, const HttpRequest& q,
     if (who != Audience::anyone && !c.token.empty()) {
         std::string t = presented_token(q);
         if (t.empty()) return HttpResponse::text(403, "token required (?token= or X-Acemux-Token)");
-        if (t != c.token) return HttpResponse::text(403, "wrong token");
+        if (!same_secret(t, c.token)) return HttpResponse::text(403, "wrong token");
     }
     return std::nullopt;
 }

@@ -376,7 +376,14 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
         } else if (key == "engines") {
             ok = p.subtable(root, "engines", {seconds("health_interval", c.health_interval, 0.05, 3600),
                                               integer("health_failures", c.health_failures, 1, 100),
-                                              seconds("health_timeout", c.health_timeout, 0.05, 60)});
+                                              seconds("health_timeout", c.health_timeout, 0.05, 60),
+                                              {"allow_other_hosts", [&c](const toml::node& n) -> Problem {
+                                                   if (!n.is_boolean())
+                                                       return std::string("allow_other_hosts must be true or false, not ") +
+                                                              type_name(n);
+                                                   c.allow_other_hosts = n.as_boolean()->get();
+                                                   return {};
+                                               }}});
         } else if (key == "engine") {
             ok = parse_engines(p, v, c);
         } else if (key == "channel") {
@@ -417,6 +424,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
         return false;
     }
     parse_log_level(level, c.log_level);
+    for (auto& e : c.engines) e.allow_other_hosts = c.allow_other_hosts;
     c.chunk_size = static_cast<size_t>(chunk_size);
     c.ring_chunks = static_cast<size_t>(ring_chunks);
     c.wake_bytes = static_cast<size_t>(wake_bytes);
@@ -430,6 +438,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
         }
     if (c.engines.empty()) {
         EngineConfig e;
+        e.allow_other_hosts = c.allow_other_hosts;
         e.name = e.address();
         c.engines.push_back(e);
     }

@@ -226,12 +226,12 @@ void HttpClient::follow() {
     if (std::find(visited_.begin(), visited_.end(), next.str()) != visited_.end())
         return finish("redirect loop at " + next.str());
     visited_.push_back(next.str());
-    int status = status_;
+    if (!sink_.on_redirect(status_, next))
+        return finish("HTTP " + std::to_string(status_) + " to " + next.str() + " not followed: not the engine's own host");
     if (fd_) r_.unwatch(fd_.get());
     fd_.reset();
     timer_.stop();
     url_ = next;
-    sink_.on_redirect(status, url_);
     hop();
 }
 

@@ -4,6 +4,7 @@
 #include <ares.h>
 #include <arpa/inet.h>
 #include <cstring>
+#include <strings.h>
 #include <sys/epoll.h>
 
 namespace acemux {
@@ -163,5 +164,14 @@ void Resolver::on_answer(void* arg, int status, int, ares_addrinfo* res) {
 }
 
 void Resolver::forget(const std::string& host) { cache_.erase(host); }
+
+bool Resolver::known_as(const std::string& host, const std::string& ip) const {
+    if (strcasecmp(host.c_str(), ip.c_str()) == 0) return true;
+    auto it = cache_.find(host);
+    if (it == cache_.end()) return false;
+    for (auto& a : it->second.addrs)
+        if (a.host() == ip) return true;
+    return false;
+}
 
 } // namespace acemux

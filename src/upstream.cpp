@@ -16,8 +16,8 @@ Upstream::Upstream(Reactor& r, Ring& ring, Listener& l, FetchSet& detached)
 void Upstream::stop_session(FetchSet& via, const EngineConfig& e, const std::string& command_url, Millis timeout) {
     Url u;
     Reactor& r = via.reactor();
-    if (!engine_url(e, command_url, u)) {
-        r.log().warn("engine %s: cannot stop its session, bad command_url \"%s\"", e.name.c_str(),
+    if (!engine_url(e, command_url, u) || !engine_own(r, e, u)) {
+        r.log().warn("engine %s: cannot stop its session, command_url \"%s\" is not the engine's", e.name.c_str(),
                      command_url.substr(0, 200).c_str());
         return;
     }
@@ -159,7 +159,11 @@ void Upstream::on_api(int status, const std::string& body, const std::string& er
     Url playback;
     if (!engine_url(engine_, a.playback_url, playback))
         return l_.on_upstream_failed("bad playback_url \"" + a.playback_url.substr(0, 200) + "\"", false);
-    if (engine_url(engine_, a.stat_url, stat_url_)) poll_stat();
+    if (!engine_own(r_, engine_, playback))
+        return l_.on_upstream_failed("playback_url on another host (" + playback.host +
+                                         "), not followed ([engines] allow_other_hosts allows it)",
+                                     false);
+    if (engine_url(engine_, a.stat_url, stat_url_) && engine_own(r_, engine_, stat_url_)) poll_stat();
     l_.on_upstream_accepted();
     play(playback);
 }
@@ -169,8 +173,18 @@ void Upstream::play(const Url& url) {
     play_.get(url, timeouts_.connect, timeouts_.answer);
 }
 
-void Upstream::on_redirect(int status, const Url& to) {
+bool Upstream::on_redirect(int status, const Url& to) {
+    if (!engine_own(r_, engine_, to)) {
+        r_.log().warn("engine %s: not following its redirect (HTTP %d) to %s, another host "
+                      "([engines] allow_other_hosts allows it)", engine_.name.c_str(), status, to.str().c_str());
+        return false;
+    }
     r_.log().info("engine %s: playback redirected (HTTP %d) to %s", engine_.name.c_str(), status, to.str().c_str());
+    return true;
+}
+
+bool engine_own(Reactor& r, const EngineConfig& e, const Url& u) {
+    return e.allow_other_hosts || r.resolver().known_as(e.host, u.host);
 }
 
 // The engine's view of the download; never needed for streaming, so a

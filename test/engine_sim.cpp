@@ -45,6 +45,7 @@ struct Options {
     bool redirect = true;     // playback_url answers 302 to /content/ (--no-redirect: streams itself)
     bool pid_rule = true;     // one reader per pid
     int redirect_hops = 1;    // 302s from playback_url to /content/ (the first ones relative)
+    std::string redirect_host; // the host the last 302 names ("": the one the client asked)
     bool redirect_loop = false; // /content/ sends the reader back to the playback_url
     int peers = 8;            // 0: prebuffers forever with no peers, sends nothing
     uint64_t stall_after = 0;
@@ -298,8 +299,9 @@ private:
 
     // 302 without Content-Length, connection held: reading its body hangs.
     HttpResponse redirect(const std::string& b, const std::string& path, int hop = 0) {
+        std::string host = o_.redirect_host.empty() ? b : "http://" + o_.redirect_host + ":" + std::to_string(srv_.bound()[0].port());
         std::string to = hop + 1 < o_.redirect_hops ? "/hop/" + std::to_string(hop + 1) + "/" + path // relative
-                                                    : b + "/content/" + path + "/" + std::to_string(++serial_);
+                                                    : host + "/content/" + path + "/" + std::to_string(++serial_);
         return hold("HTTP/1.1 302 Found\r\nServer: BaseHTTP/0.3 Python/2.7\r\nLocation: " + to + "\r\n\r\n");
     }
 
@@ -599,6 +601,7 @@ void usage() {
                  "usage: engine_sim [--port N] [--bitrate BPS|0] [--chunked] [--delay MS (prebuffer, 500)]\n"
                  "                  [--api-delay MS (500)] [--error-delay MS (4000)] [--no-redirect] [--no-pid-rule]\n"
                  "                  [--peers N (8; 0: prebuffers forever)] [--redirect-hops N (1)] [--redirect-loop]\n"
+                 "                  [--redirect-host H (the 302 names another host)]\n"
                  "                  [--stall-after BYTES --stall MS] [--close-after BYTES]\n"
                  "                  [--garbage-every PACKETS --garbage-bytes N] [--reject ID]...\n"
                  "                  [--file TS] [--health-status CODE] [--playback-status CODE]\n"
@@ -621,7 +624,7 @@ int main(int argc, char** argv) {
         {"key-every", 1, nullptr, 'K'},     {"start-seq", 1, nullptr, 'q'},   {"fault", 1, nullptr, 'F'},
         {"api-delay", 1, nullptr, 'A'},     {"error-delay", 1, nullptr, 'E'}, {"no-redirect", 0, nullptr, 'R'},
         {"no-pid-rule", 0, nullptr, 'I'},   {"peers", 1, nullptr, 'N'},       {"redirect-hops", 1, nullptr, 'H'},
-        {"redirect-loop", 0, nullptr, 'L'}, {"help", 0, nullptr, 'u'},
+        {"redirect-loop", 0, nullptr, 'L'}, {"help", 0, nullptr, 'u'},     {"redirect-host", 1, nullptr, 'Z'},
         {nullptr, 0, nullptr, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
@@ -658,6 +661,7 @@ int main(int argc, char** argv) {
         case 'H': o.redirect_hops = std::atoi(optarg); break;
         case 'L': o.redirect_loop = true; break;
         case 'u': usage(); return 0;
+        case 'Z': o.redirect_host = optarg; break;
         default: usage(); return 2;
         }
     }

@@ -303,3 +303,18 @@ Test(engine_failover, engine_that_accepts_and_never_answers_with_default_timeout
 Test(engine_failover, engine_hung_mid_stream_with_default_timeouts, .timeout = 40) {
     hung_with_defaults("/sim/set?fault=silent&stall=60000", "hung mid-stream");
 }
+
+// A playback URL or redirect to a host that is not the engine is not
+// followed, unless the config says so.
+Test(engine, redirects_elsewhere_are_followed_only_when_allowed, .timeout = 30) {
+    Rig strict, lenient;
+    strict.start({"--redirect-host", "localhost"}); // the engine is 127.0.0.1: "localhost" is another name
+    lenient.start({"--redirect-host", "localhost"}, "", "[engines]\nallow_other_hosts = true\n");
+    Player a, b;
+    cr_assert(a.open(strict.daemon.port, kId) && b.open(lenient.daemon.port, kId));
+    cr_assert(wait_data(b), "%s", lenient.log().c_str());
+    read_player(a, 500);
+    cr_assert_eq(a.check.data, 0u);
+    cr_assert(strict.log().find("not following its redirect (HTTP 302) to http://localhost:") != std::string::npos,
+              "%s", strict.log().c_str());
+}

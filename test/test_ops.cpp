@@ -90,6 +90,9 @@ Test(access, token_missing_wrong_and_right, .timeout = 20) {
     cr_assert_eq(r.body, "wrong token\n");
     cr_assert_eq(get(rig.daemon.port, "/stats", "X-Acemux-Token: s3cret\r\n").status, 200);
     cr_assert_eq(get(rig.daemon.port, "/stats", "Authorization: Bearer s3cret\r\n").status, 200);
+    cr_assert_eq(get(rig.daemon.port, "/stats", "Authorization: bearer s3cret\r\n").status, 200, "any case");
+    cr_assert_eq(get(rig.daemon.port, "/stats", "Authorization: Bearer s3cre\r\n").status, 403, "a prefix is wrong");
+    cr_assert_eq(get(rig.daemon.port, "/stats", "Authorization: Bearer s3cretX\r\n").status, 403);
     cr_assert_eq(get(rig.daemon.port, "/health").status, 200, "health checks need no token");
     Player p;
     cr_assert(p.open(rig.daemon.port, kId + "&token=s3cret"));
@@ -127,9 +130,12 @@ Test(observability, stats_json_describes_a_stream_with_three_players, .timeout =
     read_players({&p[0], &p[1], &p[2]}, 1500);
     // The engine's own view comes from its stat_url, polled every few seconds.
     HttpReply r;
-    for (long end = now_ms() + 5000; now_ms() < end; read_players({&p[0], &p[1], &p[2]}, 100)) {
+    for (long end = now_ms() + 9000; now_ms() < end; read_players({&p[0], &p[1], &p[2]}, 100)) {
         r = get(rig.daemon.port, "/stats");
-        if (r.body.find("\"status\":\"dl\"") != std::string::npos) break;
+        size_t d = r.body.find("\"downloaded\":");
+        if (r.body.find("\"status\":\"dl\"") != std::string::npos && d != std::string::npos &&
+            std::atof(r.body.c_str() + d + 13) > 100000)
+            break;
     }
     cr_assert_eq(r.status, 200);
     cr_assert(r.head.find("application/json") != std::string::npos);

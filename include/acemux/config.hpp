@@ -17,6 +17,7 @@ struct EngineConfig {
     int port = 6878;
     int max_streams = 10;
     bool direct = false;   // api = "direct": GET /ace/getstream?id= streams at once, no JSON step
+    bool allow_other_hosts = false; // follow URLs the engine hands out to hosts other than itself
     std::string address() const { return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port); }
 };
 
@@ -88,6 +89,7 @@ struct Config {
     Millis health_interval = 10000;
     int health_failures = 3;
     Millis health_timeout = 3000;
+    bool allow_other_hosts = false;
 
     // [[engine]]
     std::vector<EngineConfig> engines;

@@ -42,7 +42,7 @@ public:
         virtual std::pair<uint8_t*, size_t> recv_area() { return {nullptr, 0}; } // {nullptr,0}: internal buffer
         // The final response's status (after redirects); false aborts.
         virtual bool on_status(int /*status*/, const std::string& /*content_type*/) { return true; }
-        virtual void on_redirect(int /*status*/, const Url& /*to*/) {} // about to follow a 3xx
+        virtual bool on_redirect(int /*status*/, const Url& /*to*/) { return true; } // false: not followed
         virtual bool on_body(const uint8_t* at, size_t n) = 0; // false: stop, the response is unwanted
         virtual void on_read() {}                          // after each recv()'s bytes were parsed
         virtual void on_end(const std::string& error) = 0; // "" when the response completed; may destroy the client

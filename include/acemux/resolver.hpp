@@ -49,6 +49,8 @@ public:
     void resolve(const std::string& host, int port, Lookup& l, Done done);
     // A connection to what `host` resolved to failed: ask DNS again next time.
     void forget(const std::string& host);
+    // Whether `ip` is one of the addresses `host` resolved to (or is `host`).
+    bool known_as(const std::string& host, const std::string& ip) const;
 
     static bool numeric(const std::string& host); // an IPv4 or IPv6 literal
 

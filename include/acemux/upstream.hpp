@@ -43,6 +43,10 @@ std::string engine_pid();
 // it: an engine behind Docker or NAT names itself by a loopback address, which
 // from here is the engine's own host.
 bool engine_url(const EngineConfig& e, const std::string& url, Url& out);
+// Whether a URL the engine handed out (or redirected to) leads back to that
+// engine: the host it is configured with, or an address that name resolved
+// to; any host when the config allows others.
+bool engine_own(Reactor& r, const EngineConfig& e, const Url& u);
 
 class Upstream final : private HttpClient::Sink {
 public:
@@ -95,7 +99,7 @@ private:
 
     std::pair<uint8_t*, size_t> recv_area() override;
     bool on_status(int status, const std::string& content_type) override;
-    void on_redirect(int status, const Url& to) override;
+    bool on_redirect(int status, const Url& to) override;
     bool on_body(const uint8_t* at, size_t n) override;
     void on_read() override;
     void to_ring(const uint8_t* p, size_t n); // copies into the ring and commits
