@@ -51,17 +51,25 @@ void Daemon::route(const char* path, Audience who, HttpServer::Handler h, bool p
     else server_.route(path, std::move(checked));
 }
 
-// An M3U of the configured channels, pointing back at us as the player reached us.
+// An M3U of the configured channels, pointing back at us as the player
+// reached us. M3U has no escapes: what would end an attribute or a line is
+// replaced, and a Host header that is not a plain host[:port] is not used.
 HttpResponse Daemon::playlist(const HttpRequest& q) {
     const std::string* host = q.header("host");
-    std::string base = "http://" + (host && !host->empty() ? *host : q.local.str());
-    std::string token = cfg_.token.empty() ? "" : "&token=" + cfg_.token;
+    std::string base = "http://" + (host && valid_host_header(*host) ? *host : q.local.str());
+    std::string token = cfg_.token.empty() ? "" : "&token=" + url_encode(cfg_.token);
+    auto text = [](std::string s, bool attribute) {
+        for (auto& c : s)
+            if (c == '\r' || c == '\n') c = ' ';
+            else if (attribute && c == '"') c = '\'';
+        return s;
+    };
     std::string m3u = "#EXTM3U\n";
     for (auto& ch : cfg_.channels) {
         m3u += "#EXTINF:-1";
-        if (!ch.logo.empty()) m3u += " tvg-logo=\"" + ch.logo + "\"";
-        if (!ch.group.empty()) m3u += " group-title=\"" + ch.group + "\"";
-        m3u += "," + ch.name + "\n" + base + "/ace/getstream?id=" + ch.id + token + "\n";
+        if (!ch.logo.empty()) m3u += " tvg-logo=\"" + text(ch.logo, true) + "\"";
+        if (!ch.group.empty()) m3u += " group-title=\"" + text(ch.group, true) + "\"";
+        m3u += "," + text(ch.name, false) + "\n" + base + "/ace/getstream?id=" + ch.id + token + "\n";
     }
     return typed("audio/x-mpegurl; charset=utf-8", m3u);
 }

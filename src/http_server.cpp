@@ -95,6 +95,33 @@ std::string url_encode(std::string_view in) {
     return out;
 }
 
+std::string printable(std::string_view in, size_t max) {
+    std::string out;
+    for (size_t i = 0; i < in.size() && out.size() < max;) {
+        auto c = static_cast<unsigned char>(in[i]);
+        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        bool ok = len && i + len <= in.size() && out.size() + len <= max;
+        for (size_t k = 1; ok && k < len; k++) ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
+        if (ok && len == 2) ok = c >= 0xC2; // no overlong forms
+        if (ok && len == 1) ok = c >= 0x20 && c != 0x7F;
+        if (!ok) {
+            out += '?';
+            i++;
+            continue;
+        }
+        out.append(in.substr(i, len));
+        i += len;
+    }
+    return out;
+}
+
+bool valid_host_header(std::string_view h) {
+    if (h.empty() || h.size() > 255) return false;
+    for (char c : h)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && !std::strchr(".-_:[]", c)) return false;
+    return true;
+}
+
 bool parse_target(std::string_view target, std::string& path, Params& query, std::string& err) {
     query.clear();
     // The absolute form (a proxy-style request line, "GET http://host/path")

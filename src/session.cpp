@@ -496,7 +496,7 @@ HttpResponse SessionManager::getstream(const HttpRequest& req) {
     }
     const std::string* ua = req.header("user-agent");
     HttpResponse r;
-    r.stream = [this, key, ua = ua ? *ua : std::string()](StreamHandoff&& h) {
+    r.stream = [this, key, ua = ua ? printable(*ua, 200) : std::string()](StreamHandoff&& h) {
         auto it = sessions_.find(key);
         if (it == sessions_.end()) return;
         try {
@@ -523,7 +523,7 @@ HttpResponse json_reply(cJSON* root) {
 // speaks the engine's API gets a playback_url that is our stream.
 HttpResponse SessionManager::engine_answer(const HttpRequest& req, const std::string& id_key, const std::string& id) {
     const std::string* host = req.header("host");
-    std::string base = "http://" + (host && !host->empty() ? *host : req.local.str());
+    std::string base = "http://" + (host && valid_host_header(*host) ? *host : req.local.str());
     std::string token = cfg_.token.empty() ? "" : "?token=" + url_encode(cfg_.token);
     std::string path = (id_key == "infohash" ? "infohash/" : "content_id/") + id;
     cJSON* root = cJSON_CreateObject();

@@ -234,6 +234,46 @@ Test(playlist, channels_point_back_at_the_host_asked) {
                          "http://tv.lan:8000/ace/getstream?id=" + kId2 + "\n");
 }
 
+// A token with URL characters, names with quotes and line breaks, a Host
+// header with markup: the M3U stays an M3U and every URL in it works.
+Test(playlist, odd_tokens_names_and_hosts_are_encoded, .timeout = 20) {
+    Rig rig;
+    rig.start({}, "",
+              "[[channel]]\nname = \"News\\nLate\"\nid = \"" + kId + "\"\ngroup = 'A\"B'\nlogo = \"http://l/\\\"x.png\"\n"
+              "[access]\ntoken = \"a+b&c#d %\"\n");
+    HttpReply r = get(rig.daemon.port, "/playlist.m3u", "X-Acemux-Token: a+b&c#d %\r\n");
+    cr_assert_eq(r.status, 200, "%s", r.body.c_str());
+    std::string url = "http://tv.lan:8000/ace/getstream?id=" + kId + "&token=a%2Bb%26c%23d%20%25";
+    cr_assert_eq(r.body, "#EXTM3U\n#EXTINF:-1 tvg-logo=\"http://l/'x.png\" group-title=\"A'B\",News Late\n" + url + "\n",
+                 "%s", r.body.c_str());
+    Player p;
+    cr_assert(p.open(rig.daemon.port, kId + "&token=a%2Bb%26c%23d%20%25"));
+    cr_assert(wait_status(p));
+    cr_assert_eq(p.status, 200, "the playlist's URL is accepted: %s", p.head.c_str());
+    // A Host header that is not a host name is not copied into the playlist.
+    Fd fd(connect_port(rig.daemon.port));
+    send_all(fd.get(), "GET /playlist.m3u HTTP/1.1\r\nHost: x\"><b>\r\nX-Acemux-Token: a+b&c#d %\r\n"
+                       "Connection: close\r\n\r\n");
+    HttpReply h = parse_reply(read_all(fd.get(), 3000));
+    cr_assert(h.body.find("http://127.0.0.1:" + std::to_string(rig.daemon.port) + "/ace/getstream") != std::string::npos,
+              "%s", h.body.c_str());
+    cr_assert(h.body.find("<b>") == std::string::npos);
+}
+
+// A User-Agent with bytes that are not UTF-8 is shown, but as valid UTF-8.
+Test(observability, stats_stay_valid_utf8_whatever_the_user_agent, .timeout = 20) {
+    Rig rig;
+    rig.start();
+    Player p;
+    p.fd.reset(connect_port(rig.daemon.port));
+    cr_assert(send_all(p.fd.get(), "GET /ace/getstream?id=" + kId + " HTTP/1.1\r\nUser-Agent: caf\xc3\xa9 \xff\xfe\xc0\xaftv\r\n\r\n"));
+    cr_assert(wait_status(p));
+    cr_assert_eq(p.status, 200);
+    std::string st = get(rig.daemon.port, "/stats").body;
+    cr_assert(st.find("\"user_agent\":\"caf\xc3\xa9 ????tv\"") != std::string::npos, "%s", st.c_str());
+    cr_assert(st.find('\xff') == std::string::npos && st.find('\xfe') == std::string::npos);
+}
+
 Test(playlist, without_a_host_header_the_address_the_player_reached_is_used) {
     // Found by fuzz_http_request: an HTTP/1.0 request without Host.
     Rig rig;

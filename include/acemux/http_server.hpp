@@ -91,6 +91,11 @@ const char* status_reason(int status);
 bool url_decode(std::string_view in, std::string& out, bool plus_is_space);
 // Percent-encodes everything but RFC 3986's unreserved characters (for a query value).
 std::string url_encode(std::string_view in);
+// What a client sent, fit to show (logs, JSON, HTML): valid UTF-8 kept,
+// other bytes and control characters as '?', at most `max` bytes.
+std::string printable(std::string_view in, size_t max = 256);
+// A Host header that is a host name or address with an optional port.
+bool valid_host_header(std::string_view h);
 bool parse_target(std::string_view target, std::string& path, Params& query, std::string& err);
 
 class HttpServer {
