@@ -75,7 +75,7 @@ void Client::begin(int status, const std::string& reason) {
 // wake-up too, so this runs before the writer can overwrite their chunk.
 void Client::catch_up() {
     const Ring& r = s_.ring();
-    if (!streaming_ || cur_.behind(r) <= static_cast<uint64_t>(s_.cfg().catchup_behind)) return;
+    if (!streaming_ || cur_.behind(r) <= static_cast<uint64_t>(s_.catchup_behind())) return;
     if (!cur_.packet_aligned()) {
         size_t rest = ts::kPacket - cur_.off % ts::kPacket;
         if (cur_.idx >= r.first()) {

@@ -249,19 +249,19 @@ JoinPoint Session::join_point() const {
         uint64_t head = ring_.bytes_in();
         double need = byte_rate_ * static_cast<double>(c.join_behind) / 1000.0;
         // Never behind the catch-up limit, or the player would jump at once.
-        uint64_t limit = ring_.head() - std::min<uint64_t>(ring_.head(), static_cast<uint64_t>(c.catchup_behind));
+        uint64_t limit = ring_.head() - std::min<uint64_t>(ring_.head(), static_cast<uint64_t>(catchup_behind()));
         const RandomAccess *best = nullptr, *oldest = nullptr;
         ring_.each_rap([&](const RandomAccess& r) {
             if (r.idx <= limit && ring_.head() > limit) return;
             if (!oldest) oldest = &r;
             // Without a measured rate yet (a resumed buffer), chunks stand in for seconds.
             bool far_enough = byte_rate_ > 0 ? static_cast<double>(head - r.pos) >= need
-                                             : ring_.head() - r.idx >= static_cast<uint64_t>(c.initial_behind);
+                                             : ring_.head() - r.idx >= static_cast<uint64_t>(initial_behind());
             if (far_enough) best = &r; // oldest first: the last one wins
         });
         if (const RandomAccess* r = best ? best : oldest) return {Cursor{r->idx, r->off}, r->psi};
     }
-    return {Cursor::start(ring_, c.initial_behind), nullptr};
+    return {Cursor::start(ring_, initial_behind()), nullptr};
 }
 
 // Packets a splice may skip waiting for a keyframe: join_behind at the

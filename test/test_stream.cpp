@@ -297,3 +297,38 @@ Test(stream, engine_refusing_the_id_gives_502_with_its_message, .timeout = 30) {
     cr_assert_eq(sim_stat(rig.engine.stats(), "api"), 1, "asked once: no failover loop");
     cr_assert_eq(sim_stat(other.stats(), "api"), 0, "the other engine was not asked");
 }
+
+// A reload that makes rings and catchup_behind larger: a running stream keeps
+// rules its own (small) ring can hold, so a slow player still jumps forward
+// before the writer laps it, and never gets overwritten data.
+Test(stream, a_reload_keeps_each_stream_rules_its_ring_can_hold, .timeout = 60) {
+    Rig rig;
+    rig.start({"--bitrate", "40000000"},
+              "chunk_size = 18800\nring_chunks = 8\ninitial_behind = 2\ncatchup_behind = 5\nclient_stall_timeout = 30\n");
+    Player slow, fast;
+    cr_assert(open_small(slow, rig.daemon.port, kId, 65536));
+    cr_assert(fast.open(rig.daemon.port, kId));
+    cr_assert(wait_data(fast));
+    // The new config: rings of 64, catchup_behind 50.
+    FILE* f = fopen(rig.daemon.config.c_str(), "w");
+    fprintf(f, "[server]\nlisten = [\"127.0.0.1:0\"]\n[log]\nlevel = \"debug\"\n[stream]\nchunk_size = 18800\n"
+               "ring_chunks = 64\ninitial_behind = 2\ncatchup_behind = 50\nclient_stall_timeout = 30\n"
+               "[[engine]]\nhost = \"127.0.0.1\"\nport = %d\n", rig.engine.port);
+    fclose(f);
+    kill(rig.daemon.proc.pid(), SIGHUP);
+    cr_assert(rig.daemon.proc.wait_line("applied", 3000) != "");
+    long worst = 0;
+    for (int round = 0; round < 10; round++) {
+        sip(slow, fast, 8);
+        std::string st = http_get(rig.daemon.port, "/stats").body;
+        for (size_t at = st.find("\"lag_chunks\":"); at != std::string::npos; at = st.find("\"lag_chunks\":", at + 1))
+            worst = std::max(worst, std::atol(st.c_str() + at + 13));
+    }
+    cr_log_info("after the reload: worst lag %ld chunks on an 8-chunk ring; slow player %s", worst,
+                slow.check.summary().c_str());
+    cr_assert_leq(worst, 6, "lag within the stream's own ring (catchup_behind 5 on 8 chunks): %ld", worst);
+    cr_assert(rig.log().find("jumping to chunk") != std::string::npos, "the slow player still jumped");
+    cr_assert_eq(slow.check.bad_sync + slow.check.corrupt, 0u, "never overwritten data: %s", slow.check.summary().c_str());
+    expect_clean(fast, "fast reader");
+}
+

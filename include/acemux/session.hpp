@@ -49,6 +49,10 @@ public:
     // join_behind back (PAT and PMT copies to send first), else the chunk rule.
     JoinPoint join_point() const;
     double byte_rate() const { return byte_rate_; }
+    // The config's rules as this stream's own ring can keep them: a reload
+    // may bring a larger catchup_behind than a ring made before it holds.
+    int catchup_behind() const { return std::min<int>(cfg().catchup_behind, static_cast<int>(ring_.chunks()) - 3); }
+    int initial_behind() const { return std::min(cfg().initial_behind, catchup_behind() - 1); }
     double out_rate() const { return out_rate_; } // to all its players
 
     // for /stats
