@@ -318,3 +318,23 @@ Test(engine, redirects_elsewhere_are_followed_only_when_allowed, .timeout = 30) 
     cr_assert(strict.log().find("not following its redirect (HTTP 302) to http://localhost:") != std::string::npos,
               "%s", strict.log().c_str());
 }
+
+// SIGTERM: every engine session is told to stop before the daemon exits.
+Test(engine, sigterm_stops_every_engine_session, .timeout = 40) {
+    Rig rig;
+    rig.start();
+    std::vector<Player> players(10);
+    std::vector<Player*> all;
+    for (int i = 0; i < 10; i++) {
+        char id[41];
+        std::snprintf(id, sizeof id, "%040x", 0xabc00 + i);
+        cr_assert(players[i].open(rig.daemon.port, id));
+        all.push_back(&players[i]);
+    }
+    cr_assert(wait_data(all));
+    cr_assert_eq(sim_stat(rig.engine.stats(), "active"), 10);
+    cr_assert_eq(rig.daemon.proc.stop(SIGTERM), 0);
+    std::string st = rig.engine.stats();
+    cr_log_info("SIGTERM with 10 streams: engine %s", st.c_str());
+    cr_assert_eq(sim_stat(st, "stops"), 10, "%s", st.c_str());
+}
