@@ -126,6 +126,11 @@ void sip(Player& slow, Player& fast, int rounds) {
     }
 }
 
+std::string engine_entry(const std::string& name, int port, int max_streams, const std::string& host) {
+    return "[[engine]]\nname = \"" + name + "\"\nhost = \"" + host + "\"\nport = " + std::to_string(port) +
+           "\nmax_streams = " + std::to_string(max_streams) + "\n";
+}
+
 long sim_stat(const std::string& json, const std::string& key) {
     size_t p = json.find("\"" + key + "\":");
     return p == std::string::npos ? -1 : std::atol(json.c_str() + p + key.size() + 3);

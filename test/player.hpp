@@ -68,6 +68,9 @@ inline void read_player(Player& p, long ms) { read_players({&p}, ms); }
 inline const std::string kId = "0123456789abcdef0123456789abcdef01234567";
 inline const std::string kId2 = "fedcba9876543210fedcba9876543210fedcba98";
 
+// An [[engine]] table for a config.
+std::string engine_entry(const std::string& name, int port, int max_streams = 10, const std::string& host = "127.0.0.1");
+
 // Parses {"api":1,...} as written by engine_sim.
 long sim_stat(const std::string& json, const std::string& key);
 

@@ -13,10 +13,6 @@ using namespace acemux;
 using namespace acemux::test;
 
 namespace {
-std::string engine_entry(const std::string& name, int port, const std::string& host = "127.0.0.1") {
-    return "[[engine]]\nname = \"" + name + "\"\nhost = \"" + host + "\"\nport = " + std::to_string(port) + "\n";
-}
-
 // Every pid the engine saw, from its log ("started (pid ...)").
 std::vector<std::string> pids_seen(Proc& engine) {
     engine.drain();
@@ -154,7 +150,7 @@ Test(engine, engine_named_by_host_name, .timeout = 30) {
     Engine e;
     cr_assert(e.start());
     Daemon d;
-    cr_assert(d.start(engine_entry("docker", e.port, "localhost")));
+    cr_assert(d.start(engine_entry("docker", e.port, 10, "localhost")));
     Player p;
     cr_assert(p.open(d.port, kId));
     cr_assert(wait_data(p), "%s", d.proc.output().c_str());
@@ -170,7 +166,7 @@ Test(engine, engine_named_by_host_name, .timeout = 30) {
 Test(engine, unknown_host_name_is_reported, .timeout = 30) {
     Daemon d;
     cr_assert(d.start("[engines]\nhealth_interval = 0.5\nhealth_failures = 1\n" +
-                      engine_entry("gone", 6878, "no-such-engine.invalid")));
+                      engine_entry("gone", 6878, 10, "no-such-engine.invalid")));
     cr_assert(d.proc.wait_line("cannot resolve no-such-engine.invalid", 8000) != "", "%s", d.proc.output().c_str());
     cr_assert(d.proc.wait_line("engine gone: down", 8000) != "", "%s", d.proc.output().c_str());
 }

@@ -12,11 +12,6 @@ using namespace acemux;
 using namespace acemux::test;
 
 namespace {
-std::string engine_entry(const std::string& name, int port, int max_streams = 10) {
-    return "[[engine]]\nname = \"" + name + "\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(port) +
-           "\nmax_streams = " + std::to_string(max_streams) + "\n";
-}
-
 const std::string kId3 = "00000000000000000000000000000000000000aa";
 const std::string kFast = "[stream]\nkeepalive_interval = 0.2\nno_data_timeout = 1.5\nconnect_timeout = 1.5\n"
                           "[engines]\nhealth_interval = 0.2\nhealth_failures = 2\n";

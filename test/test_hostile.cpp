@@ -159,10 +159,8 @@ void engine_fault(const char* fault, const char* expect_log) {
     cr_assert(bad.start({"--fault", fault}) && good.start());
     Daemon d;
     cr_assert(d.start("[stream]\nkeepalive_interval = 0.2\nconnect_timeout = 1\nno_data_timeout = 1\n"
-                      "[engines]\nhealth_interval = 3600\n"
-                      "[[engine]]\nname = \"bad\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(bad.port) +
-                      "\nmax_streams = 1\n[[engine]]\nname = \"good\"\nhost = \"127.0.0.1\"\nport = " +
-                      std::to_string(good.port) + "\nmax_streams = 1\n"));
+                      "[engines]\nhealth_interval = 3600\n" +
+                      engine_entry("bad", bad.port, 1) + engine_entry("good", good.port, 1)));
     Player victim, bystander;
     cr_assert(victim.open(d.port, kId)); // goes to "bad" (first, both idle)
     read_player(victim, 200);

@@ -91,9 +91,8 @@ Test(join, after_a_failover_the_new_data_starts_on_a_keyframe, .timeout = 30) {
     cr_assert(a.start({"--keyframes", "idr", "--key-every", "1000"}));
     cr_assert(b.start({"--keyframes", "idr", "--key-every", "1000", "--start-seq", "400"}));
     Daemon d;
-    cr_assert(d.start("[stream]\nkeepalive_interval = 0.2\nconnect_timeout = 1\n"
-                      "[[engine]]\nname = \"a\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(a.port) +
-                      "\n[[engine]]\nname = \"b\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(b.port) + "\n"));
+    cr_assert(d.start("[stream]\nkeepalive_interval = 0.2\nconnect_timeout = 1\n" +
+                      engine_entry("a", a.port) + engine_entry("b", b.port)));
     Player p;
     cr_assert(p.open(d.port, kId));
     read_player(p, 1500);

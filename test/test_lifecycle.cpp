@@ -123,9 +123,8 @@ Test(lifecycle, a_stalled_stream_on_an_engine_marked_down_moves_at_once, .timeou
     Engine a, b;
     cr_assert(a.start({"--stall-after", "600000", "--stall", "60000"}) && b.start());
     Daemon d;
-    cr_assert(d.start("[stream]\nno_data_timeout = 10\n[engines]\nhealth_interval = 0.2\nhealth_failures = 2\n"
-                      "[[engine]]\nname = \"a\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(a.port) +
-                      "\n[[engine]]\nname = \"b\"\nhost = \"127.0.0.1\"\nport = " + std::to_string(b.port) + "\n"));
+    cr_assert(d.start("[stream]\nno_data_timeout = 10\n[engines]\nhealth_interval = 0.2\nhealth_failures = 2\n" +
+                      engine_entry("a", a.port) + engine_entry("b", b.port)));
     Player p;
     cr_assert(p.open(d.port, kId));
     cr_assert(wait_data(p));
