@@ -513,9 +513,8 @@ void HttpServer::accept_from(int lfd) {
 void HttpServer::log_refusal(const SockAddr& peer, const char* why) {
     refused_++;
     if (r_.now() - refused_logged_ < 1000) return;
-    r_.log().warn("refusing connections: %s (%llu refused in the last %.0f s, the last from %s)", why,
-                  static_cast<unsigned long long>(refused_),
-                  std::min<double>(static_cast<double>(r_.now() - refused_logged_) / 1000.0, 999), peer.host().c_str());
+    r_.log().warn("refusing connections: %s (%llu refused since the last such line, the last from %s)", why,
+                  static_cast<unsigned long long>(refused_), peer.host().c_str());
     refused_ = 0;
     refused_logged_ = r_.now();
 }
