@@ -366,9 +366,9 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                 const toml::source_region whole = v.source();
                 auto at = [&](const char* name) { return t.get(name) ? t.get(name)->source() : whole; };
                 if (chunk_size % 188) ok = p.fail(at("chunk_size"), "chunk_size must be a multiple of 188 (a TS packet)");
-                else if (c.catchup_behind > ring_chunks - 3)
-                    ok = p.fail(at("catchup_behind"), "catchup_behind must be at most ring_chunks - 3 (" +
-                                                          std::to_string(ring_chunks - 3) +
+                else if (c.catchup_behind > ring_chunks - 2)
+                    ok = p.fail(at("catchup_behind"), "catchup_behind must be at most ring_chunks - 2 (" +
+                                                          std::to_string(ring_chunks - 2) +
                                                           "): the chunk a player jumps from must still be in the ring");
                 else if (c.initial_behind >= c.catchup_behind)
                     ok = p.fail(at("initial_behind"), "initial_behind must be less than catchup_behind (" +

@@ -145,8 +145,11 @@ void Session::wake_all() {
     unwoken_ = 0;
     woken_at_ = reactor().now();
     head_at_wake_ = ring_.head();
+    // Every player is checked, not only those behind a full socket: one
+    // that a sweep in progress has already passed is not written again
+    // until the next pass, and the writer may seal a chunk before that.
     for (auto& c : clients_)
-        if (c.started() && c.blocked()) c.catch_up(); // it writes on EPOLLOUT
+        if (c.started()) c.catch_up();
     if (sweep_ != clients_.end()) {
         sweep_again_ = true; // those already passed in this sweep have more to take
         return;

@@ -100,8 +100,8 @@ Test(config, out_of_range) {
 
 Test(config, cross_checks) {
     expect_error("[stream]\nchunk_size = 2000\n", "t.toml:2:14: chunk_size must be a multiple of 188 (a TS packet)");
-    expect_error("[stream]\nring_chunks = 16\ncatchup_behind = 14\n",
-                 "t.toml:3:18: catchup_behind must be at most ring_chunks - 3 (13): the chunk a player jumps from "
+    expect_error("[stream]\nring_chunks = 16\ncatchup_behind = 15\n",
+                 "t.toml:3:18: catchup_behind must be at most ring_chunks - 2 (14): the chunk a player jumps from "
                  "must still be in the ring");
     expect_error("[stream]\ncatchup_behind = 3\n", "t.toml:1:1: initial_behind must be less than catchup_behind (3)");
 }

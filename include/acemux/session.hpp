@@ -51,7 +51,7 @@ public:
     double byte_rate() const { return byte_rate_; }
     // The config's rules as this stream's own ring can keep them: a reload
     // may bring a larger catchup_behind than a ring made before it holds.
-    int catchup_behind() const { return std::min<int>(cfg().catchup_behind, static_cast<int>(ring_.chunks()) - 3); }
+    int catchup_behind() const { return std::min<int>(cfg().catchup_behind, static_cast<int>(ring_.chunks()) - 2); }
     int initial_behind() const { return std::min(cfg().initial_behind, catchup_behind() - 1); }
     double out_rate() const { return out_rate_; } // to all its players
 
