@@ -55,16 +55,11 @@ Client::~Client() { s_.reactor().unwatch(fd_.get()); }
 void Client::begin(int status, const std::string& reason) {
     started_ = true;
     if (status == 200) {
-        own_ += "HTTP/1.1 200 OK\r\nServer: acemux/" ACEMUX_VERSION
-                "\r\nContent-Type: video/mp2t\r\nCache-Control: no-cache\r\nConnection: close\r\n\r\n";
+        own_ += response_head(200, "video/mp2t", -1, {{"Cache-Control", "no-cache"}}, false);
         streaming_ = true;
         move_to(s_.join_point());
     } else {
-        std::string body = reason + "\n";
-        own_ += "HTTP/1.1 " + std::to_string(status) + " " + status_reason(status) +
-                "\r\nServer: acemux/" ACEMUX_VERSION "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
-                std::to_string(body.size()) + (status == 503 ? "\r\nRetry-After: 5" : "") +
-                "\r\nConnection: close\r\n\r\n" + body;
+        own_ += response_bytes(status == 503 ? HttpResponse::unavailable(reason, 5) : HttpResponse::text(status, reason));
     }
     pump();
 }

@@ -12,156 +12,6 @@
 
 namespace acemux {
 
-// ------------------------------------------------------------ request helpers
-
-const std::string* HttpRequest::param(std::string_view name) const {
-    for (auto& [k, v] : query)
-        if (k == name) return &v;
-    return nullptr;
-}
-
-const std::string* HttpRequest::header(std::string_view lower_name) const {
-    for (auto& [k, v] : headers)
-        if (k == lower_name) return &v;
-    return nullptr;
-}
-
-HttpResponse HttpResponse::text(int status, std::string body) {
-    HttpResponse r;
-    r.status = status;
-    r.body = std::move(body);
-    if (r.body.empty() || r.body.back() != '\n') r.body.push_back('\n');
-    return r;
-}
-
-const char* status_reason(int s) {
-    switch (s) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
-    }
-}
-
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-bool url_decode(std::string_view in, std::string& out, bool plus_is_space) {
-    out.clear();
-    for (size_t i = 0; i < in.size(); i++) {
-        char c = in[i];
-        if (c == '%') {
-            if (i + 2 >= in.size()) return false;
-            int h = hexval(in[i + 1]), l = hexval(in[i + 2]);
-            if (h < 0 || l < 0) return false;
-            c = static_cast<char>(h * 16 + l);
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            c = ' ';
-        }
-        if (c == '\0') return false;
-        out.push_back(c);
-    }
-    return true;
-}
-
-std::string url_encode(std::string_view in) {
-    static const char hex[] = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : in) {
-        if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
-}
-
-std::string printable(std::string_view in, size_t max) {
-    std::string out;
-    for (size_t i = 0; i < in.size() && out.size() < max;) {
-        auto c = static_cast<unsigned char>(in[i]);
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        bool ok = len && i + len <= in.size() && out.size() + len <= max;
-        for (size_t k = 1; ok && k < len; k++) ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
-        if (ok && len == 2) ok = c >= 0xC2; // no overlong forms
-        if (ok && len == 1) ok = c >= 0x20 && c != 0x7F;
-        if (!ok) {
-            out += '?';
-            i++;
-            continue;
-        }
-        out.append(in.substr(i, len));
-        i += len;
-    }
-    return out;
-}
-
-bool valid_host_header(std::string_view h) {
-    if (h.empty() || h.size() > 255) return false;
-    for (char c : h)
-        if (!std::isalnum(static_cast<unsigned char>(c)) && !std::strchr(".-_:[]", c)) return false;
-    return true;
-}
-
-bool parse_target(std::string_view target, std::string& path, Params& query, std::string& err) {
-    query.clear();
-    // The absolute form (a proxy-style request line, "GET http://host/path")
-    // that some players send: the path is what follows the authority.
-    for (std::string_view scheme : {"http://", "https://"})
-        if (target.substr(0, scheme.size()) == scheme) {
-            size_t slash = target.find_first_of("/?", scheme.size());
-            target = slash == std::string_view::npos ? "/" : target.substr(slash);
-            if (target[0] == '?') {
-                err = "request target has no path";
-                return false;
-            }
-        }
-    if (target.empty() || target[0] != '/') {
-        err = "request target must start with /";
-        return false;
-    }
-    size_t q = target.find('?');
-    std::string_view p = target.substr(0, q), qs = q == std::string_view::npos ? "" : target.substr(q + 1);
-    if (!url_decode(p, path, false)) {
-        err = "invalid percent-encoding in path";
-        return false;
-    }
-    while (!qs.empty()) {
-        size_t amp = qs.find('&');
-        std::string_view part = qs.substr(0, amp);
-        qs = amp == std::string_view::npos ? "" : qs.substr(amp + 1);
-        if (part.empty()) continue;
-        size_t eq = part.find('=');
-        std::string k, v;
-        if (!url_decode(part.substr(0, eq), k, true) ||
-            (eq != std::string_view::npos && !url_decode(part.substr(eq + 1), v, true))) {
-            err = "invalid percent-encoding in query";
-            return false;
-        }
-        query.emplace_back(std::move(k), std::move(v));
-    }
-    return true;
-}
-
 // ------------------------------------------------------------ listener
 
 class HttpServer::Listener final : public IoHandler {
@@ -326,11 +176,8 @@ int HttpServer::Conn::message_complete() {
 }
 
 void HttpServer::Conn::respond(const HttpResponse& r, bool head, bool keep) {
-    out += "HTTP/1.1 " + std::to_string(r.status) + " " + status_reason(r.status) + "\r\nServer: acemux/" ACEMUX_VERSION
-           "\r\nContent-Type: " + r.content_type + "\r\n";
-    if (!r.close_delimited) out += "Content-Length: " + std::to_string(r.body.size()) + "\r\n";
-    for (auto& [k, v] : r.headers) out += k + ": " + v + "\r\n";
-    out += keep ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+    out += response_head(r.status, r.content_type, r.close_delimited ? -1 : static_cast<long long>(r.body.size()),
+                         r.headers, keep);
     if (!head) out += r.body;
 }
 
@@ -532,10 +379,9 @@ void HttpServer::adopt(Fd fd, const SockAddr& peer, size_t* per_ip) {
 }
 
 void HttpServer::refuse(Fd fd, int status, const char* why) {
-    std::string body = std::string(why) + "\n";
-    std::string msg = "HTTP/1.1 " + std::to_string(status) + " " + status_reason(status) +
-                      "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
-                      "\r\nRetry-After: 5\r\nConnection: close\r\n\r\n" + body;
+    HttpResponse r = HttpResponse::text(status, why);
+    r.headers.emplace_back("Retry-After", "5");
+    std::string msg = response_bytes(r);
     (void)::send(fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     ::shutdown(fd.get(), SHUT_WR);
 }
@@ -551,10 +397,8 @@ void HttpServer::sweep() {
         r_.log().debug("http %s: closed, no complete request within header_timeout",
                        peer_addr(conns_.front().fd.get()).str().c_str());
         // Told why, once, without waiting for it to read.
-        static const char msg[] = "HTTP/1.1 408 Request Timeout\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                                  "Content-Length: 37\r\nConnection: close\r\n\r\n"
-                                  "request headers not complete in time\n";
-        (void)!::send(conns_.front().fd.get(), msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        std::string msg = response_bytes(HttpResponse::text(408, "request headers not complete in time"));
+        (void)!::send(conns_.front().fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         conns_.pop_front();
     }
     std::erase_if(per_ip_, [](const auto& kv) { return kv.second == 0; }); // no slot points at a zero

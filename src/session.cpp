@@ -451,9 +451,7 @@ HttpResponse SessionManager::getstream(const HttpRequest& req) {
     if (const std::string* f = req.param("format"); f && *f == "json") return engine_answer(req, id_key, id);
     if (cfg_.max_clients && client_count() >= static_cast<size_t>(cfg_.max_clients)) {
         r_.log().warn("refused %s for %s: max_clients (%d) reached", req.peer.str().c_str(), id.c_str(), cfg_.max_clients);
-        HttpResponse r = HttpResponse::text(503, "client limit reached (" + std::to_string(cfg_.max_clients) + ")");
-        r.headers.emplace_back("Retry-After", "30");
-        return r;
+        return HttpResponse::unavailable("client limit reached (" + std::to_string(cfg_.max_clients) + ")", 30);
     }
     if (cfg_.max_clients_per_ip) {
         size_t mine = 0;
@@ -480,9 +478,7 @@ HttpResponse SessionManager::getstream(const HttpRequest& req) {
         while (!e && close_idle_stream()) e = pool_.pick();
         if (!e) {
             r_.log().warn("stream %s: refused, no engine can take it", id.c_str());
-            HttpResponse r = HttpResponse::text(503, "no engine can take a new stream now");
-            r.headers.emplace_back("Retry-After", "10");
-            return r;
+            return HttpResponse::unavailable("no engine can take a new stream now", 10);
         }
         // A ring is megabytes: when memory runs out, this stream is refused
         // and every other one goes on.
@@ -491,9 +487,7 @@ HttpResponse SessionManager::getstream(const HttpRequest& req) {
         } catch (const std::bad_alloc&) {
             sessions_.erase(key);
             r_.log().error("stream %s: refused, out of memory for its buffer", id.c_str());
-            HttpResponse r = HttpResponse::text(503, "out of memory for a new stream");
-            r.headers.emplace_back("Retry-After", "30");
-            return r;
+            return HttpResponse::unavailable("out of memory for a new stream", 30);
         }
         totals.streams++;
     }

@@ -146,8 +146,11 @@ struct Later {
 };
 
 std::string raw_response(int status, const char* type, const std::string& body) {
-    return "HTTP/1.1 " + std::to_string(status) + " " + status_reason(status) + "\r\nContent-Type: " + type +
-           "\r\nContent-Length: " + std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+    HttpResponse r;
+    r.status = status;
+    r.content_type = type;
+    r.body = body;
+    return response_bytes(r);
 }
 
 // The engine's infohash differs from the content id; any fixed mapping will do.

@@ -15,6 +15,7 @@
 
 #include "acemux/config.hpp"
 #include "acemux/fd.hpp"
+#include "acemux/http.hpp"
 #include "acemux/net.hpp"
 #include "acemux/reactor.hpp"
 
@@ -51,52 +52,12 @@ private:
     size_t* per_ip_ = nullptr;
 };
 
-using Params = std::vector<std::pair<std::string, std::string>>;
-
-struct HttpRequest {
-    std::string method;
-    std::string target;  // as sent
-    std::string path;    // decoded
-    Params query;        // decoded, in order
-    Params headers;      // names lower-cased
-    SockAddr peer;
-    SockAddr local; // the address the client reached (not 0.0.0.0 on a wildcard listener)
-    bool keep_alive = false;
-
-    const std::string* param(std::string_view name) const;
-    const std::string* header(std::string_view lower_name) const;
-    bool is_head() const { return method == "HEAD"; }
-};
-
 struct StreamHandoff {
     Fd fd;
     ConnSlot slot;
     std::string queued; // responses to earlier pipelined requests, not yet sent
     SockAddr peer;
 };
-
-struct HttpResponse {
-    int status = 200;
-    std::string content_type = "text/plain; charset=utf-8";
-    std::string body;
-    Params headers;
-    bool close_delimited = false; // no Content-Length; the connection closes after the headers
-    std::function<void(StreamHandoff&&)> stream; // set: the route takes the socket
-
-    static HttpResponse text(int status, std::string body);
-};
-
-const char* status_reason(int status);
-// Percent-decoding; false on a bad escape or a NUL byte.
-bool url_decode(std::string_view in, std::string& out, bool plus_is_space);
-// Percent-encodes everything but RFC 3986's unreserved characters (for a query value).
-std::string url_encode(std::string_view in);
-// What a client sent, fit to show (logs, JSON, HTML): valid UTF-8 kept,
-// other bytes and control characters as '?', at most `max` bytes.
-std::string printable(std::string_view in, size_t max = 256);
-// A Host header that is a host name or address with an optional port.
-bool valid_host_header(std::string_view h);
-bool parse_target(std::string_view target, std::string& path, Params& query, std::string& err);
 
 class HttpServer {
 public:

@@ -1,0 +1,69 @@
+// HTTP messages, apart from any connection: requests and responses as
+// acemux sees them, URL and query decoding, what is fit to show of a
+// client's bytes, and the one function that writes a response head.
+#pragma once
+#include <functional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "acemux/net.hpp"
+
+namespace acemux {
+
+struct StreamHandoff;
+
+using Params = std::vector<std::pair<std::string, std::string>>;
+
+struct HttpRequest {
+    std::string method;
+    std::string target;  // as sent
+    std::string path;    // decoded
+    Params query;        // decoded, in order
+    Params headers;      // names lower-cased
+    SockAddr peer;
+    SockAddr local; // the address the client reached (not 0.0.0.0 on a wildcard listener)
+    bool keep_alive = false;
+
+    const std::string* param(std::string_view name) const;
+    const std::string* header(std::string_view lower_name) const;
+    bool is_head() const { return method == "HEAD"; }
+};
+
+
+struct HttpResponse {
+    int status = 200;
+    std::string content_type = "text/plain; charset=utf-8";
+    std::string body;
+    Params headers;
+    bool close_delimited = false; // no Content-Length; the connection closes after the headers
+    std::function<void(StreamHandoff&&)> stream; // set: the route takes the socket
+
+    static HttpResponse text(int status, std::string body);
+    // 503 with Retry-After: come back later, nothing is wrong with the request.
+    static HttpResponse unavailable(std::string body, int retry_after_s);
+};
+
+const char* status_reason(int status);
+// Percent-decoding; false on a bad escape or a NUL byte.
+bool url_decode(std::string_view in, std::string& out, bool plus_is_space);
+// Percent-encodes everything but RFC 3986's unreserved characters (for a query value).
+std::string url_encode(std::string_view in);
+// What a client sent, fit to show (logs, JSON, HTML): valid UTF-8 kept,
+// other bytes and control characters as '?', at most `max` bytes.
+std::string printable(std::string_view in, size_t max = 256);
+// A Host header that is a host name or address with an optional port.
+bool valid_host_header(std::string_view h);
+bool parse_target(std::string_view target, std::string& path, Params& query, std::string& err);
+
+// The status line and headers of every response acemux writes: Server,
+// Content-Type, Content-Length (none when content_length < 0: the body ends
+// with the connection), the extra headers (Retry-After, Allow, ...) and
+// Connection.
+std::string response_head(int status, std::string_view content_type, long long content_length, const Params& extra,
+                          bool keep_alive);
+// The whole of a small response (head and body) on a connection that closes.
+std::string response_bytes(const HttpResponse& r);
+
+} // namespace acemux
