@@ -67,7 +67,7 @@ override CFLAGS   += $(SECTIONS)
 override LDFLAGS  += -s -Wl,--gc-sections
 ROUTER_BIN := $(BUILD)/acemux$(if $(STATIC),-static)
 endif
-TEST_SRC   := $(wildcard test/test_*.cpp) test/harness.cpp test/player.cpp
+TEST_SRC   := $(wildcard test/test_*.cpp) test/harness.cpp test/rig.cpp
 TEST_OBJ   := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o
 

@@ -71,9 +71,9 @@ struct Target {
 };
 
 // acemux (or the baseline) in front of a fresh engine.
-bool start_target(const std::string& which, Engine& engine, Target& t, const std::string& binary = "") {
+bool start_target(const std::string& which, EngineSim& engine, Target& t, const std::string& binary = "") {
     if (which == "acemux") {
-        Daemon d;
+        DaemonProc d;
         d.binary = binary;
         if (!d.start("[stream]\ngrace_period = 30\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
                          std::to_string(engine.port) + "\napi = \"direct\"\nmax_streams = 1000\n",
@@ -117,7 +117,7 @@ Run measure(const std::string& scenario, const std::string& target, int players,
     r.target = target;
     r.players = players;
     r.mbit_per_player = bitrate / 1e6;
-    Engine engine;
+    EngineSim engine;
     if (!engine.start({"--bitrate", std::to_string(static_cast<long>(bitrate))})) return r.note = "engine failed", r;
     // An unpaced engine stands in for a sender that is never the bottleneck:
     // at the lowest priority it only gets the CPU the target and the players
@@ -233,7 +233,7 @@ int main(int argc, char** argv) {
     mem.scenario = "memory";
     mem.target = "acemux";
     {
-        Engine engine;
+        EngineSim engine;
         engine.start();
         Target t;
         start_target("acemux", engine, t);

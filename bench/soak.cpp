@@ -27,8 +27,8 @@ int main(int argc, char** argv) {
         else if (o == 'n') max_players = std::atoi(optarg);
         else return std::fprintf(stderr, "usage: soak [--seconds S] [--max-players N]\n"), 2;
     }
-    Engine engine;
-    Daemon daemon;
+    EngineSim engine;
+    DaemonProc daemon;
     if (!engine.start() || !daemon.start("[log]\nlevel = \"info\"\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
                                          std::to_string(engine.port) + "\n", "max_connections_per_ip = 0\n"))
         return std::fprintf(stderr, "soak: could not start engine_sim and acemux\n"), 1;

@@ -139,7 +139,7 @@ static int port_from(const std::string& line) {
     return c == std::string::npos ? 0 : std::atoi(line.c_str() + c + 1);
 }
 
-bool Daemon::start(const std::string& extra, const std::string& server_extra) {
+bool DaemonProc::start(const std::string& extra, const std::string& server_extra) {
     std::string text = "[server]\nlisten = [\"127.0.0.1:0\"]\n" + server_extra +
                        (extra.find("[log]") == std::string::npos ? "\n[log]\nlevel = \"debug\"\n" : "\n") + extra;
     config = write_temp(text);
@@ -152,7 +152,7 @@ bool Daemon::start(const std::string& extra, const std::string& server_extra) {
     return port > 0 && proc.wait_line("started (pid", 5000) != "";
 }
 
-bool Engine::start(const std::vector<std::string>& args) {
+bool EngineSim::start(const std::vector<std::string>& args) {
     std::vector<std::string> argv{bin_dir() + "/engine_sim", "--port", "0"};
     argv.insert(argv.end(), args.begin(), args.end());
     if (!proc.spawn(argv)) return false;
@@ -160,7 +160,7 @@ bool Engine::start(const std::vector<std::string>& args) {
     return port > 0;
 }
 
-std::string Engine::stats() { return http_get(port, "/sim/stats").body; }
+std::string EngineSim::stats() { return http_get(port, "/sim/stats").body; }
 
 int fd_count(pid_t pid) {
     int n = 0;

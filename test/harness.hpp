@@ -51,7 +51,7 @@ private:
 
 // The daemon on 127.0.0.1:<free port>, configured with `extra` appended to a
 // minimal config (listen and log settings are provided).
-struct Daemon {
+struct DaemonProc {
     Proc proc;
     int port = 0;
     std::string config;
@@ -60,7 +60,7 @@ struct Daemon {
     bool start(const std::string& extra = "", const std::string& server_extra = "");
 };
 
-struct Engine {
+struct EngineSim {
     Proc proc;
     int port = 0;
     bool start(const std::vector<std::string>& args = {});

@@ -55,7 +55,7 @@ Test(cli, version_help_and_usage_errors) {
 }
 
 Test(cli, sigterm_exits_zero_and_removes_pidfile) {
-    Daemon d;
+    DaemonProc d;
     std::string pid = "/tmp/acemux-test-" + std::to_string(getpid()) + ".pid";
     cr_assert(d.start("", "pidfile = \"" + pid + "\"\n"));
     struct stat st;
@@ -66,7 +66,7 @@ Test(cli, sigterm_exits_zero_and_removes_pidfile) {
 }
 
 Test(cli, sighup_reloads_and_keeps_old_config_when_new_is_bad) {
-    Daemon d;
+    DaemonProc d;
     cr_assert(d.start());
     // A bad file: logged, the daemon keeps serving.
     FILE* f = fopen(d.config.c_str(), "a");

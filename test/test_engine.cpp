@@ -7,7 +7,7 @@
 #include <cjson/cJSON.h>
 #include <set>
 
-#include "player.hpp"
+#include "rig.hpp"
 
 using namespace acemux;
 using namespace acemux::test;
@@ -35,7 +35,7 @@ bool uuid_shaped(const std::string& s) {
 Test(engine, playback_redirect_to_content_is_followed, .timeout = 30) {
     Rig rig;
     rig.start();
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     cr_assert(wait_data(p), "%s", rig.log().c_str());
     long ttfb = p.first_byte_ms - p.connected_ms;
@@ -55,7 +55,7 @@ Test(engine, playback_redirect_to_content_is_followed, .timeout = 30) {
 Test(engine, redirect_chains_are_followed_up_to_five, .timeout = 30) {
     Rig rig;
     rig.start({"--redirect-hops", "5"}); // four of them relative (/hop/...), the last absolute
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     cr_assert(wait_data(p), "%s", rig.log().c_str());
     cr_assert(p.check.clean(), "%s", p.check.summary().c_str());
@@ -66,7 +66,7 @@ Test(engine, too_many_redirects_and_loops_are_errors, .timeout = 30) {
     Rig six, loop;
     six.start({"--redirect-hops", "6"});
     loop.start({"--redirect-loop"});
-    Player a, b;
+    TestPlayer a, b;
     cr_assert(a.open(six.daemon.port, kId));
     cr_assert(b.open(loop.daemon.port, kId));
     cr_assert(six.daemon.proc.wait_line("more than 5 redirects", 5000) != "", "%s", six.log().c_str());
@@ -78,12 +78,12 @@ Test(engine, too_many_redirects_and_loops_are_errors, .timeout = 30) {
 
 Test(engine, every_attempt_sends_its_own_pid, .timeout = 40) {
     // Two acemux on one engine that serves one reader per pid: neither cuts the other off.
-    Engine engine;
+    EngineSim engine;
     cr_assert(engine.start());
-    Daemon d1, d2;
+    DaemonProc d1, d2;
     std::string cfg = "[stream]\nkeepalive_interval = 0.2\n" + engine_entry("e", engine.port);
     cr_assert(d1.start(cfg) && d2.start(cfg));
-    Player p1, p2;
+    TestPlayer p1, p2;
     cr_assert(p1.open(d1.port, kId + "&pid=player-chosen"));
     cr_assert(p2.open(d2.port, kId + "&pid=player-chosen"));
     cr_assert(wait_data({&p1, &p2}));
@@ -97,7 +97,7 @@ Test(engine, every_attempt_sends_its_own_pid, .timeout = 40) {
     std::string st = engine.stats();
     cr_log_info("two daemons, one engine: %s", st.c_str());
     cr_assert_eq(sim_stat(st, "pid_kicks"), 0, "nobody was cut off: %s", st.c_str());
-    for (Player* p : {&p1, &p2}) {
+    for (TestPlayer* p : {&p1, &p2}) {
         cr_assert(!p->closed && p->check.restarts == 1 && p->check.restarts_flagged == 1, "%s",
                   p->check.summary().c_str());
         cr_assert_eq(p->check.missing + p->check.duplicated + p->check.bad_sync + p->check.corrupt, 0u, "%s",
@@ -112,7 +112,7 @@ Test(engine, every_attempt_sends_its_own_pid, .timeout = 40) {
 Test(engine, content_id_id_and_infohash_reach_the_engine_by_name, .timeout = 30) {
     Rig rig;
     rig.start();
-    Player a, b, c;
+    TestPlayer a, b, c;
     cr_assert(send_all((a.fd = Fd(connect_port(rig.daemon.port))).get(),
                        "GET /ace/getstream?content_id=" + kId + " HTTP/1.1\r\n\r\n"));
     cr_assert(wait_data(a));
@@ -130,7 +130,7 @@ Test(engine, content_id_id_and_infohash_reach_the_engine_by_name, .timeout = 30)
 Test(engine, no_peers_gives_the_stream_up_with_that_reason, .timeout = 30) {
     Rig rig;
     rig.start({"--peers", "0"}, "no_peers_timeout = 2\n");
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     long t0 = now_ms();
     for (long end = t0 + 8000; now_ms() < end && !p.closed;) read_player(p, 50);
@@ -147,11 +147,11 @@ Test(engine, no_peers_gives_the_stream_up_with_that_reason, .timeout = 30) {
 }
 
 Test(engine, engine_named_by_host_name, .timeout = 30) {
-    Engine e;
+    EngineSim e;
     cr_assert(e.start());
-    Daemon d;
+    DaemonProc d;
     cr_assert(d.start(engine_entry("docker", e.port, 10, "localhost")));
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(d.port, kId));
     cr_assert(wait_data(p), "%s", d.proc.output().c_str());
     cr_assert(p.check.clean(), "%s", p.check.summary().c_str());
@@ -164,7 +164,7 @@ Test(engine, engine_named_by_host_name, .timeout = 30) {
 }
 
 Test(engine, unknown_host_name_is_reported, .timeout = 30) {
-    Daemon d;
+    DaemonProc d;
     cr_assert(d.start("[engines]\nhealth_interval = 0.5\nhealth_failures = 1\n" +
                       engine_entry("gone", 6878, 10, "no-such-engine.invalid")));
     cr_assert(d.proc.wait_line("cannot resolve no-such-engine.invalid", 8000) != "", "%s", d.proc.output().c_str());
@@ -172,12 +172,12 @@ Test(engine, unknown_host_name_is_reported, .timeout = 30) {
 }
 
 Test(engine, stop_commands_on_failover_and_on_shutdown, .timeout = 40) {
-    Engine a, b;
+    EngineSim a, b;
     cr_assert(a.start() && b.start());
-    Daemon d;
+    DaemonProc d;
     cr_assert(d.start("[stream]\nno_data_timeout = 2\nconnect_timeout = 2\n[engines]\nhealth_interval = 60\n" +
                       engine_entry("a", a.port) + engine_entry("b", b.port)));
-    Player p, q;
+    TestPlayer p, q;
     cr_assert(p.open(d.port, kId));
     cr_assert(q.open(d.port, kId2)); // on b
     cr_assert(wait_data({&p, &q}));
@@ -198,9 +198,9 @@ namespace {
 // more than keepalive_interval, every PID's counters continuous, and the new
 // data marked.
 struct Failover {
-    Engine a, b;
-    Daemon d;
-    Player p, bystander;
+    EngineSim a, b;
+    DaemonProc d;
+    TestPlayer p, bystander;
     long fault_at = 0;
 
     void start(const std::string& stream = "no_data_timeout = 2\nconnect_timeout = 2\n") {
@@ -248,7 +248,7 @@ Test(engine_failover, killed_engine, .timeout = 40) {
 }
 
 namespace {
-// Engine a restarts (its players are cut off) and comes back broken; acemux
+// EngineSim a restarts (its players are cut off) and comes back broken; acemux
 // tries it once more, gets nothing usable, and moves to b.
 void back_broken(const char* fault, const char* what, const char* log_says) {
     Failover f;
@@ -306,7 +306,7 @@ Test(engine, redirects_elsewhere_are_followed_only_when_allowed, .timeout = 30) 
     Rig strict, lenient;
     strict.start({"--redirect-host", "localhost"}); // the engine is 127.0.0.1: "localhost" is another name
     lenient.start({"--redirect-host", "localhost"}, "", "[engines]\nallow_other_hosts = true\n");
-    Player a, b;
+    TestPlayer a, b;
     cr_assert(a.open(strict.daemon.port, kId) && b.open(lenient.daemon.port, kId));
     cr_assert(wait_data(b), "%s", lenient.log().c_str());
     read_player(a, 500);
@@ -319,8 +319,8 @@ Test(engine, redirects_elsewhere_are_followed_only_when_allowed, .timeout = 30) 
 Test(engine, sigterm_stops_every_engine_session, .timeout = 40) {
     Rig rig;
     rig.start();
-    std::vector<Player> players(10);
-    std::vector<Player*> all;
+    std::vector<TestPlayer> players(10);
+    std::vector<TestPlayer*> all;
     for (int i = 0; i < 10; i++) {
         char id[41];
         std::snprintf(id, sizeof id, "%040x", 0xabc00 + i);

@@ -1,4 +1,4 @@
-// Engine placement, health checks, failover and the splice players see.
+// EngineSim placement, health checks, failover and the splice players see.
 #include <criterion/criterion.h>
 
 #include <csignal>
@@ -6,7 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "player.hpp"
+#include "rig.hpp"
 
 using namespace acemux;
 using namespace acemux::test;
@@ -17,9 +17,9 @@ const std::string kFast = "[stream]\nkeepalive_interval = 0.2\nno_data_timeout =
                           "[engines]\nhealth_interval = 0.2\nhealth_failures = 2\n";
 // Engines a and b with fast failure detection, and one player on a.
 struct TwoEngines {
-    Engine a, b;
-    Daemon d;
-    Player p;
+    EngineSim a, b;
+    DaemonProc d;
+    TestPlayer p;
     void start(const std::vector<std::string>& a_args = {}) {
         cr_assert(a.start(a_args) && b.start());
         cr_assert(d.start(kFast + engine_entry("a", a.port) + engine_entry("b", b.port)));
@@ -30,11 +30,11 @@ struct TwoEngines {
 } // namespace
 
 Test(engine_pool, least_loaded_placement_and_max_streams, .timeout = 30) {
-    Engine a, b;
+    EngineSim a, b;
     cr_assert(a.start() && b.start());
-    Daemon d;
+    DaemonProc d;
     cr_assert(d.start(engine_entry("a", a.port, 1) + engine_entry("b", b.port, 1)));
-    Player p1, p2;
+    TestPlayer p1, p2;
     cr_assert(p1.open(d.port, kId));
     cr_assert(p2.open(d.port, kId2));
     cr_assert(wait_data({&p1, &p2}));
@@ -46,7 +46,7 @@ Test(engine_pool, least_loaded_placement_and_max_streams, .timeout = 30) {
     cr_assert_eq(r.body, "no engine can take a new stream now\n");
     cr_assert(d.proc.wait_line("refused, no engine can take it", 2000).find(kId3) != std::string::npos);
     // A player on an existing stream is never refused for engine capacity.
-    Player p3;
+    TestPlayer p3;
     cr_assert(p3.open(d.port, kId));
     cr_assert(wait_status(p3));
     cr_assert_eq(p3.status, 200);
@@ -91,16 +91,16 @@ Test(engine_pool, stalled_engine_is_detected_by_no_data_timeout, .timeout = 30) 
 
 Test(engine_pool, all_engines_down_gives_503_then_recovers, .timeout = 30) {
     int port = free_port();
-    Daemon d;
+    DaemonProc d;
     cr_assert(d.start(kFast + engine_entry("only", port)));
     cr_assert(d.proc.wait_line("engine only: down", 3000) != "");
     HttpReply r = http_get(d.port, "/ace/getstream?id=" + kId);
     cr_assert_eq(r.status, 503);
     cr_assert(r.head.find("Retry-After: ") != std::string::npos);
-    Engine e;
+    EngineSim e;
     cr_assert(e.start({"--port", std::to_string(port)}));
     cr_assert(d.proc.wait_line("engine only: up", 3000) != "");
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(d.port, kId));
     cr_assert(wait_data(p));
     cr_assert_eq(p.status, 200);
@@ -124,11 +124,11 @@ Test(engine_pool, health_flapping_does_not_move_a_running_stream, .timeout = 30)
 }
 
 Test(engine_pool, sighup_adds_and_removes_engines, .timeout = 30) {
-    Engine a, b;
+    EngineSim a, b;
     cr_assert(a.start() && b.start());
-    Daemon d;
+    DaemonProc d;
     cr_assert(d.start(engine_entry("a", a.port, 1)));
-    Player p1;
+    TestPlayer p1;
     cr_assert(p1.open(d.port, kId));
     cr_assert(wait_data(p1));
     cr_assert_eq(http_get(d.port, "/ace/getstream?id=" + kId2).status, 503, "a is full");
@@ -140,7 +140,7 @@ Test(engine_pool, sighup_adds_and_removes_engines, .timeout = 30) {
         cr_assert(d.proc.wait_line("applied", 2000) != "");
     };
     rewrite(engine_entry("a", a.port, 1) + engine_entry("b", b.port, 1));
-    Player p2;
+    TestPlayer p2;
     cr_assert(p2.open(d.port, kId2));
     cr_assert(wait_data(p2));
     read_player(p1, 100);

@@ -7,7 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "player.hpp"
+#include "rig.hpp"
 
 using namespace acemux;
 using namespace acemux::test;
@@ -51,7 +51,7 @@ Test(hostile, slowloris_connections_are_closed_and_a_player_is_served_meanwhile,
         send_all(fd.get(), "GET /health HTTP/1.1\r\nX-Slow: ");
         loris.push_back(std::move(fd));
     }
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     for (int round = 0; round < 25; round++) { // trickle a byte each, never finishing
         for (auto& fd : loris) send(fd.get(), "a", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -128,7 +128,7 @@ Test(hostile, odd_requests_get_clear_answers, .timeout = 30) {
 }
 
 Test(hostile, out_of_fds_refuses_new_clients_keeps_the_old_and_recovers, .timeout = 60) {
-    Engine engine;
+    EngineSim engine;
     cr_assert(engine.start());
     // The daemon under a 64-fd limit.
     std::string cfg = write_temp("[server]\nlisten = [\"127.0.0.1:0\"]\nmax_connections = 1000\n[[engine]]\nhost = "
@@ -137,7 +137,7 @@ Test(hostile, out_of_fds_refuses_new_clients_keeps_the_old_and_recovers, .timeou
     cr_assert(d.spawn({"/usr/bin/prlimit", "--nofile=64:64", "--", bin_dir() + "/acemux", "-c", cfg}));
     std::string line = d.wait_line("listening on", 5000);
     int port = std::atoi(line.c_str() + line.rfind(':') + 1);
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(port, kId));
     cr_assert(wait_data(p));
     std::vector<Fd> idle;
@@ -155,13 +155,13 @@ namespace {
 // A broken engine next to a good one: the stream on the broken one fails over
 // with a clear log line, and a stream on the good one never notices.
 void engine_fault(const char* fault, const char* expect_log) {
-    Engine bad, good;
+    EngineSim bad, good;
     cr_assert(bad.start({"--fault", fault}) && good.start());
-    Daemon d;
+    DaemonProc d;
     cr_assert(d.start("[stream]\nkeepalive_interval = 0.2\nconnect_timeout = 1\nno_data_timeout = 1\n"
                       "[engines]\nhealth_interval = 3600\n" +
                       engine_entry("bad", bad.port, 1) + engine_entry("good", good.port, 1)));
-    Player victim, bystander;
+    TestPlayer victim, bystander;
     cr_assert(victim.open(d.port, kId)); // goes to "bad" (first, both idle)
     read_player(victim, 200);
     cr_assert(bystander.open(d.port, kId2)); // "good"
@@ -190,7 +190,7 @@ Test(hostile, out_of_memory_refuses_a_new_stream_and_keeps_the_others, .timeout 
 #if defined(__SANITIZE_ADDRESS__)
     cr_skip_test("AddressSanitizer reserves terabytes of address space: an address-space limit cannot model ENOMEM");
 #endif
-    Engine engine;
+    EngineSim engine;
     cr_assert(engine.start());
     // Rings of 512 x 64 KiB (33 MB): the address-space limit leaves room for one.
     std::string cfg = write_temp("[server]\nlisten = [\"127.0.0.1:0\"]\n[stream]\nring_chunks = 512\n"
@@ -212,7 +212,7 @@ Test(hostile, out_of_memory_refuses_a_new_stream_and_keeps_the_others, .timeout 
     cr_assert(d.spawn({"/usr/bin/prlimit", "--as=" + std::to_string(limit), "--", bin_dir() + "/acemux", "-c", cfg}));
     std::string line = d.wait_line("listening on", 5000);
     int port = std::atoi(line.c_str() + line.rfind(':') + 1);
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(port, kId));
     cr_assert(wait_data(p));
     cr_assert_eq(p.status, 200, "the first stream fits");
@@ -318,7 +318,7 @@ Test(hostile, one_address_cannot_take_every_connection, .timeout = 30) {
     cr_assert(other, "127.0.0.2 is a loopback address");
     send_all(other.get(), "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
     cr_assert_eq(parse_reply(read_all(other.get(), 2000)).status, 200);
-    Player p;
+    TestPlayer p;
     p.fd.reset(connect_port_from(rig.daemon.port, "127.0.0.2"));
     cr_assert(send_all(p.fd.get(), "GET /ace/getstream?id=" + kId + " HTTP/1.1\r\n\r\n"));
     cr_assert(wait_data(p), "%s", p.check.summary().c_str());

@@ -11,8 +11,8 @@ using namespace acemux;
 using namespace acemux::test;
 
 namespace {
-Daemon started(const std::string& server_extra = "") {
-    Daemon d;
+DaemonProc started(const std::string& server_extra = "") {
+    DaemonProc d;
     cr_assert(d.start("", server_extra), "daemon did not start:\n%s", d.proc.output().c_str());
     return d;
 }
@@ -31,7 +31,7 @@ int count(const std::string& s, const std::string& what) {
 } // namespace
 
 Test(http_server, health_is_200_ok) {
-    Daemon d = started();
+    DaemonProc d = started();
     HttpReply r = http_get(d.port, "/health");
     cr_assert_eq(r.status, 200);
     cr_assert_eq(r.body, "ok\n");
@@ -39,21 +39,21 @@ Test(http_server, health_is_200_ok) {
 }
 
 Test(http_server, unknown_path_is_404) {
-    Daemon d = started();
+    DaemonProc d = started();
     HttpReply r = http_get(d.port, "/nope");
     cr_assert_eq(r.status, 404);
     cr_assert_eq(r.body, "no such resource: /nope\n");
 }
 
 Test(http_server, other_methods_are_405) {
-    Daemon d = started();
+    DaemonProc d = started();
     HttpReply r = parse_reply(roundtrip(d.port, "POST /health HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"));
     cr_assert_eq(r.status, 405);
     cr_assert(r.head.find("Allow: GET, HEAD\r\n") != std::string::npos);
 }
 
 Test(http_server, head_has_headers_only) {
-    Daemon d = started();
+    DaemonProc d = started();
     std::string raw = roundtrip(d.port, "HEAD /health HTTP/1.1\r\nConnection: close\r\n\r\n");
     HttpReply r = parse_reply(raw);
     cr_assert_eq(r.status, 200);
@@ -62,7 +62,7 @@ Test(http_server, head_has_headers_only) {
 }
 
 Test(http_server, malformed_request_is_400_with_reason) {
-    Daemon d = started();
+    DaemonProc d = started();
     HttpReply r = parse_reply(roundtrip(d.port, "GARBAGE\r\n\r\n"));
     cr_assert_eq(r.status, 400);
     cr_assert(!r.body.empty() && r.body.find('\n') == r.body.size() - 1, "one-line reason: %s", r.body.c_str());
@@ -74,14 +74,14 @@ Test(http_server, malformed_request_is_400_with_reason) {
 }
 
 Test(http_server, long_request_line_is_414) {
-    Daemon d = started();
+    DaemonProc d = started();
     HttpReply r = parse_reply(roundtrip(d.port, "GET /health?x=" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n"));
     cr_assert_eq(r.status, 414);
     cr_assert_eq(r.body, "request line longer than 8 KiB\n");
 }
 
 Test(http_server, large_headers_are_431) {
-    Daemon d = started();
+    DaemonProc d = started();
     std::string req = "GET /health HTTP/1.1\r\n";
     for (int i = 0; i < 40; i++) req += "X-Filler-" + std::to_string(i) + ": " + std::string(500, 'b') + "\r\n";
     HttpReply r = parse_reply(roundtrip(d.port, req + "\r\n"));
@@ -90,7 +90,7 @@ Test(http_server, large_headers_are_431) {
 }
 
 Test(http_server, pipelined_requests_answered_in_order) {
-    Daemon d = started();
+    DaemonProc d = started();
     std::string raw = roundtrip(d.port, "GET /health HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n"
                                        "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
     cr_assert_eq(count(raw, "HTTP/1.1 "), 3, "%s", raw.c_str());
@@ -99,7 +99,7 @@ Test(http_server, pipelined_requests_answered_in_order) {
 }
 
 Test(http_server, request_split_into_single_bytes) {
-    Daemon d = started();
+    DaemonProc d = started();
     Fd fd(connect_port(d.port));
     std::string req = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     for (char ch : req) {
@@ -112,7 +112,7 @@ Test(http_server, request_split_into_single_bytes) {
 }
 
 Test(http_server, keep_alive_serves_several_requests) {
-    Daemon d = started();
+    DaemonProc d = started();
     Fd fd(connect_port(d.port));
     for (int i = 0; i < 3; i++) {
         cr_assert(send_all(fd.get(), "GET /health HTTP/1.1\r\n\r\n"));
@@ -124,7 +124,7 @@ Test(http_server, keep_alive_serves_several_requests) {
 }
 
 Test(http_server, http10_closes_after_response) {
-    Daemon d = started();
+    DaemonProc d = started();
     std::string raw = roundtrip(d.port, "GET /health HTTP/1.0\r\n\r\n");
     HttpReply r = parse_reply(raw);
     cr_assert_eq(r.status, 200);
@@ -132,7 +132,7 @@ Test(http_server, http10_closes_after_response) {
 }
 
 Test(http_server, incomplete_headers_closed_after_header_timeout) {
-    Daemon d = started("header_timeout = 0.3\n");
+    DaemonProc d = started("header_timeout = 0.3\n");
     Fd fd(connect_port(d.port));
     cr_assert(send_all(fd.get(), "GET /health HTTP/1.1\r\nHost: slow"));
     long t0 = now_ms();
@@ -148,7 +148,7 @@ Test(http_server, incomplete_headers_closed_after_header_timeout) {
 }
 
 Test(http_server, max_connections_refuses_the_next_with_503) {
-    Daemon d = started("max_connections = 3\n");
+    DaemonProc d = started("max_connections = 3\n");
     Fd a(connect_port(d.port)), b(connect_port(d.port)), c(connect_port(d.port));
     usleep(100000);
     Fd e(connect_port(d.port));

@@ -5,14 +5,14 @@
 #include <sys/socket.h>
 
 #include "acemux/ts.hpp"
-#include "player.hpp"
+#include "rig.hpp"
 
 using namespace acemux;
 using namespace acemux::test;
 
 namespace {
 
-const uint8_t* packet(const Player& p, int i) {
+const uint8_t* packet(const TestPlayer& p, int i) {
     return reinterpret_cast<const uint8_t*>(p.first_bytes.data()) + i * 188;
 }
 
@@ -64,7 +64,7 @@ Test(join, join_behind_zero_turns_keyframe_starts_off, .timeout = 30) {
     rig.start({"--keyframes", "rai", "--key-every", "1000"}, "join_behind = 0\n");
     LateJoin j;
     j.run(rig.daemon.port, 1500, 300);
-    Player& late = j.late;
+    TestPlayer& late = j.late;
     cr_assert_eq(late.status, 200);
     cr_assert_neq(ts::pid(packet(late, 0)) == 0 && testts::is_keyframe(packet(late, 2)), true,
                   "a chunk start, not a prepared keyframe start");
@@ -74,7 +74,7 @@ Test(join, catch_up_jumps_land_on_keyframes, .timeout = 60) {
     Rig rig;
     rig.start({"--bitrate", "40000000", "--keyframes", "idr", "--key-every", "200"},
               "chunk_size = 18800\nring_chunks = 16\ninitial_behind = 2\ncatchup_behind = 8\n");
-    Player slow, fast;
+    TestPlayer slow, fast;
     cr_assert(open_small(slow, rig.daemon.port, kId, 65536));
     cr_assert(fast.open(rig.daemon.port, kId));
     sip(slow, fast, 80);
@@ -86,14 +86,14 @@ Test(join, catch_up_jumps_land_on_keyframes, .timeout = 60) {
 }
 
 Test(join, after_a_failover_the_new_data_starts_on_a_keyframe, .timeout = 30) {
-    Engine a, b;
+    EngineSim a, b;
     // Keyframes every 1000 packets; b starts its stream mid-GOP (a keyframe only after 400 packets).
     cr_assert(a.start({"--keyframes", "idr", "--key-every", "1000"}));
     cr_assert(b.start({"--keyframes", "idr", "--key-every", "1000", "--start-seq", "400"}));
-    Daemon d;
+    DaemonProc d;
     cr_assert(d.start("[stream]\nkeepalive_interval = 0.2\nconnect_timeout = 1\n" +
                       engine_entry("a", a.port) + engine_entry("b", b.port)));
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(d.port, kId));
     read_player(p, 1500);
     a.proc.stop(SIGKILL);

@@ -5,7 +5,7 @@
 #include <cjson/cJSON.h>
 #include <csignal>
 
-#include "player.hpp"
+#include "rig.hpp"
 
 using namespace acemux;
 using namespace acemux::test;
@@ -26,7 +26,7 @@ Test(lifecycle, zapping_through_twelve_channels_never_gets_503, .timeout = 60) {
     rig.start();
     std::string statuses;
     for (int i = 0; i < 12; i++) {
-        Player p;
+        TestPlayer p;
         cr_assert(p.open(rig.daemon.port, channel(i)));
         long t0 = now_ms();
         cr_assert(wait_status(p), "zap %d: no answer", i);
@@ -46,7 +46,7 @@ Test(lifecycle, zapping_through_twelve_channels_never_gets_503, .timeout = 60) {
 static void cold_start(long prebuffer_ms) {
     Rig rig;
     rig.start({"--delay", std::to_string(prebuffer_ms)});
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     cr_assert(wait_data(p, prebuffer_ms + 5000), "%s", rig.log().c_str());
     long took = p.last_data_ms - p.connected_ms;
@@ -82,7 +82,7 @@ Test(lifecycle, a_stream_closed_before_the_engine_answered_stops_what_it_gets, .
     Rig rig;
     rig.start({"--api-delay", "2000"}, "grace_period = 0\n");
     {
-        Player p;
+        TestPlayer p;
         cr_assert(p.open(rig.daemon.port, kId));
         read_player(p, 300);
     }
@@ -97,17 +97,17 @@ Test(lifecycle, a_stream_closed_before_the_engine_answered_stops_what_it_gets, .
 // The failure clock runs from the first failure, whoever leaves or joins.
 Test(lifecycle, the_failure_clock_survives_the_last_player_leaving, .timeout = 30) {
     int dead = free_port();
-    Daemon d;
+    DaemonProc d;
     cr_assert(d.start("[stream]\nfailover_timeout = 3\ngrace_period = 30\n[engines]\nhealth_interval = 60\n"
                       "[[engine]]\nhost = \"127.0.0.1\"\nport = " + std::to_string(dead) + "\n"));
     long t0 = now_ms();
     {
-        Player p;
+        TestPlayer p;
         cr_assert(p.open(d.port, kId));
         read_player(p, 1000);
     }
     cr_assert(d.proc.wait_line("no players left", 2000) != "");
-    Player q;
+    TestPlayer q;
     usleep(500000);
     cr_assert(q.open(d.port, kId));
     std::string line = d.proc.wait_line("giving up after", 6000);
@@ -120,12 +120,12 @@ Test(lifecycle, the_failure_clock_survives_the_last_player_leaving, .timeout = 3
 // A stalled stream whose engine the health checks mark down moves at once,
 // not after no_data_timeout.
 Test(lifecycle, a_stalled_stream_on_an_engine_marked_down_moves_at_once, .timeout = 40) {
-    Engine a, b;
+    EngineSim a, b;
     cr_assert(a.start({"--stall-after", "600000", "--stall", "60000"}) && b.start());
-    Daemon d;
+    DaemonProc d;
     cr_assert(d.start("[stream]\nno_data_timeout = 10\n[engines]\nhealth_interval = 0.2\nhealth_failures = 2\n" +
                       engine_entry("a", a.port) + engine_entry("b", b.port)));
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(d.port, kId));
     cr_assert(wait_data(p));
     // Data stops after 0.8 s of stream; then the engine stops answering health checks.
@@ -188,7 +188,7 @@ Test(lifecycle, every_request_form_players_send, .timeout = 30) {
     cJSON_Delete(j);
     cr_assert_eq(playback, "http://box:8000/ace/getstream?content_id=" + kId);
     auto path = [](const std::string& url) { return url.substr(url.find('/', 7)); };
-    Player p;
+    TestPlayer p;
     cr_assert(send_all((p.fd = Fd(connect_port(rig.daemon.port))).get(),
                        "GET " + path(playback) + " HTTP/1.1\r\n\r\n"));
     cr_assert(wait_data(p));
@@ -203,15 +203,15 @@ Test(lifecycle, every_request_form_players_send, .timeout = 30) {
 
 // Two acemux in containers are both PID 1: their engine pids must still differ.
 Test(lifecycle, two_daemons_with_the_same_getpid_share_an_engine, .timeout = 40) {
-    Engine engine;
+    EngineSim engine;
     cr_assert(engine.start());
-    Daemon d1, d2;
+    DaemonProc d1, d2;
     d1.wrap = d2.wrap = {"/usr/bin/unshare", "--pid", "--fork"};
     std::string cfg = "[[engine]]\nhost = \"127.0.0.1\"\nport = " + std::to_string(engine.port) + "\n";
     cr_assert(d1.start(cfg) && d2.start(cfg), "%s", d1.proc.output().c_str());
     cr_assert(d1.proc.output().find("(pid 1,") != std::string::npos, "%s", d1.proc.output().c_str());
     cr_assert(d2.proc.output().find("(pid 1,") != std::string::npos, "%s", d2.proc.output().c_str());
-    Player p1, p2;
+    TestPlayer p1, p2;
     cr_assert(p1.open(d1.port, kId) && p2.open(d2.port, kId));
     cr_assert(wait_data({&p1, &p2}));
     read_players({&p1, &p2}, 5000);
@@ -222,7 +222,7 @@ Test(lifecycle, two_daemons_with_the_same_getpid_share_an_engine, .timeout = 40)
                 (unsigned long long)p1.check.cc_errors, (unsigned long long)p2.body_bytes,
                 (unsigned long long)p2.check.nulls, (unsigned long long)p2.check.cc_errors, st.c_str());
     cr_assert_eq(sim_stat(st, "pid_kicks"), 0, "%s", st.c_str());
-    for (Player* p : {&p1, &p2})
+    for (TestPlayer* p : {&p1, &p2})
         cr_assert(p->check.clean() && p->check.restarts == 0 && p->check.data > 15000, "%s",
                   p->check.summary().c_str());
 }

@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "player.hpp"
+#include "rig.hpp"
 
 using namespace acemux;
 using namespace acemux::test;
@@ -73,7 +73,7 @@ Test(access, admin_endpoints_can_be_restricted_separately, .timeout = 20) {
     cr_assert_eq(get(rig.daemon.port, "/stats").status, 403);
     cr_assert_eq(get(rig.daemon.port, "/metrics").status, 403);
     cr_assert_eq(get(rig.daemon.port, "/status").status, 403);
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     cr_assert(wait_status(p));
     cr_assert_eq(p.status, 200, "players are not admin");
@@ -94,7 +94,7 @@ Test(access, token_missing_wrong_and_right, .timeout = 20) {
     cr_assert_eq(get(rig.daemon.port, "/stats", "Authorization: Bearer s3cre\r\n").status, 403, "a prefix is wrong");
     cr_assert_eq(get(rig.daemon.port, "/stats", "Authorization: Bearer s3cretX\r\n").status, 403);
     cr_assert_eq(get(rig.daemon.port, "/health").status, 200, "health checks need no token");
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId + "&token=s3cret"));
     cr_assert(wait_status(p));
     cr_assert_eq(p.status, 200);
@@ -103,7 +103,7 @@ Test(access, token_missing_wrong_and_right, .timeout = 20) {
 Test(access, per_ip_and_total_client_limits, .timeout = 20) {
     Rig rig;
     rig.start({}, "", "[access]\nmax_clients_per_ip = 2\n");
-    Player a, b;
+    TestPlayer a, b;
     cr_assert(a.open(rig.daemon.port, kId));
     cr_assert(b.open(rig.daemon.port, kId2));
     read_players({&a, &b}, 300);
@@ -112,7 +112,7 @@ Test(access, per_ip_and_total_client_limits, .timeout = 20) {
     cr_assert_eq(r.body, "too many streams from 127.0.0.1 (limit 2)\n");
     Rig total;
     total.start({}, "", "[access]\nmax_clients = 1\n");
-    Player c;
+    TestPlayer c;
     cr_assert(c.open(total.daemon.port, kId));
     read_player(c, 300);
     r = get(total.daemon.port, "/ace/getstream?id=" + kId);
@@ -124,7 +124,7 @@ Test(access, per_ip_and_total_client_limits, .timeout = 20) {
 Test(observability, stats_json_describes_a_stream_with_three_players, .timeout = 20) {
     Rig rig;
     rig.start();
-    Player p[3];
+    TestPlayer p[3];
     for (auto& x : p) cr_assert(x.open(rig.daemon.port, kId));
     cr_assert(wait_data({&p[0], &p[1], &p[2]}));
     read_players({&p[0], &p[1], &p[2]}, 1500);
@@ -174,7 +174,7 @@ Test(observability, stats_json_describes_a_stream_with_three_players, .timeout =
 Test(observability, metrics_are_valid_prometheus_text, .timeout = 20) {
     Rig rig;
     rig.start();
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     cr_assert(wait_data(p));
     read_player(p, 800);
@@ -211,7 +211,7 @@ Test(observability, metrics_are_valid_prometheus_text, .timeout = 20) {
 Test(observability, status_page_is_self_contained_html, .timeout = 20) {
     Rig rig;
     rig.start();
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     cr_assert(wait_data(p));
     HttpReply r = get(rig.daemon.port, "/status");
@@ -246,7 +246,7 @@ Test(playlist, odd_tokens_names_and_hosts_are_encoded, .timeout = 20) {
     std::string url = "http://tv.lan:8000/ace/getstream?id=" + kId + "&token=a%2Bb%26c%23d%20%25";
     cr_assert_eq(r.body, "#EXTM3U\n#EXTINF:-1 tvg-logo=\"http://l/'x.png\" group-title=\"A'B\",News Late\n" + url + "\n",
                  "%s", r.body.c_str());
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId + "&token=a%2Bb%26c%23d%20%25"));
     cr_assert(wait_status(p));
     cr_assert_eq(p.status, 200, "the playlist's URL is accepted: %s", p.head.c_str());
@@ -264,7 +264,7 @@ Test(playlist, odd_tokens_names_and_hosts_are_encoded, .timeout = 20) {
 Test(observability, stats_stay_valid_utf8_whatever_the_user_agent, .timeout = 20) {
     Rig rig;
     rig.start();
-    Player p;
+    TestPlayer p;
     p.fd.reset(connect_port(rig.daemon.port));
     cr_assert(send_all(p.fd.get(), "GET /ace/getstream?id=" + kId + " HTTP/1.1\r\nUser-Agent: caf\xc3\xa9 \xff\xfe\xc0\xaftv\r\n\r\n"));
     cr_assert(wait_status(p));
@@ -292,7 +292,7 @@ Test(playlist, without_a_host_header_the_address_the_player_reached_is_used) {
 Test(daemon, pidfile_and_privilege_drop_when_root) {
     if (geteuid() != 0) cr_skip_test("not running as root: no privileges to drop");
     std::string pid = "/tmp/acemux-priv-" + std::to_string(getpid()) + ".pid";
-    Daemon d;
+    DaemonProc d;
     cr_assert(d.start("", "user = \"nobody\"\npidfile = \"" + pid + "\"\n"));
     std::ifstream st("/proc/" + std::to_string(d.proc.pid()) + "/status");
     std::string line, uid;
@@ -307,7 +307,7 @@ Test(daemon, pidfile_and_privilege_drop_when_root) {
 
 Test(daemon, unknown_user_is_refused) {
     if (geteuid() != 0) cr_skip_test("not running as root");
-    Daemon d;
+    DaemonProc d;
     cr_assert(!d.start("", "user = \"no-such-user-here\"\n"), "it must not start");
     cr_assert_eq(d.proc.stop(0), 1);
     cr_assert(d.proc.output().find("user \"no-such-user-here\" does not exist") != std::string::npos, "%s",

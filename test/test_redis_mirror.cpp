@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include "acemux/redis_mirror.hpp"
-#include "player.hpp"
+#include "rig.hpp"
 
 using namespace acemux;
 using namespace acemux::test;
@@ -13,15 +13,15 @@ using namespace acemux::test;
 namespace {
 struct RedisRig {
     RedisServer redis;
-    Engine engine;
-    Daemon daemon;
+    EngineSim engine;
+    DaemonProc daemon;
     void start(const std::vector<std::string>& engine_args = {}, const std::string& redis_extra = "") {
         cr_assert(redis.start(), "redis-server did not start: %s", redis.proc.output().c_str());
         cr_assert(engine.start(engine_args));
         start_daemon(redis_extra);
     }
     void start_daemon(const std::string& redis_extra = "") {
-        daemon = Daemon();
+        daemon = DaemonProc();
         cr_assert(daemon.start("[stream]\ngrace_period = 1\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
                                std::to_string(engine.port) + "\n[redis]\nurl = \"" + redis.url() + "\"\n" +
                                redis_extra));
@@ -62,7 +62,7 @@ Test(redis_url, forms) {
 Test(redis_mirror, chunks_index_and_ttls_are_written, .timeout = 30) {
     RedisRig rig;
     rig.start();
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     cr_assert(wait_data(p));
     read_player(p, 2000); // 6 Mbit/s: about 20 chunks of 64 KiB
@@ -91,7 +91,7 @@ Test(redis_mirror, chunks_index_and_ttls_are_written, .timeout = 30) {
 Test(redis_mirror, redis_killed_mid_stream_loses_players_nothing_and_mirroring_resumes, .timeout = 40) {
     RedisRig rig;
     rig.start();
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     cr_assert(wait_data(p));
     read_player(p, 1000);
@@ -114,7 +114,7 @@ Test(redis_mirror, redis_killed_mid_stream_loses_players_nothing_and_mirroring_r
 Test(redis_mirror, paused_redis_is_capped_by_max_backlog, .timeout = 40) {
     RedisRig rig;
     rig.start({"--bitrate", "20000000"}, "max_backlog_mib = 0.5\n");
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     read_player(p, 500);
     kill(rig.redis.proc.pid(), SIGSTOP);
@@ -132,7 +132,7 @@ Test(redis_mirror, restarted_daemon_primes_a_new_player_before_the_engine_sends,
     RedisRig rig;
     rig.start();
     {
-        Player p;
+        TestPlayer p;
         cr_assert(p.open(rig.daemon.port, kId));
         read_player(p, 1500);
     }
@@ -141,7 +141,7 @@ Test(redis_mirror, restarted_daemon_primes_a_new_player_before_the_engine_sends,
     rig.engine.proc.stop(SIGTERM);
     cr_assert(rig.engine.start({"--port", std::to_string(rig.engine.port), "--delay", "3000"}));
     rig.start_daemon();
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     read_player(p, 1000);
     cr_assert_eq(p.status, 200);
@@ -159,13 +159,13 @@ Test(redis_mirror, restarted_daemon_primes_a_new_player_before_the_engine_sends,
 }
 
 Test(redis_mirror, unreachable_redis_streams_from_memory, .timeout = 30) {
-    Engine e;
+    EngineSim e;
     cr_assert(e.start());
-    Daemon d;
+    DaemonProc d;
     cr_assert(d.start("[[engine]]\nhost = \"127.0.0.1\"\nport = " + std::to_string(e.port) +
                       "\n[redis]\nurl = \"redis://127.0.0.1:" + std::to_string(free_port()) + "\"\n"));
     cr_assert(d.proc.wait_line("redis: cannot connect", 3000) != "");
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(d.port, kId));
     cr_assert(wait_data(p));
     read_player(p, 1000);
@@ -177,7 +177,7 @@ Test(redis_mirror, unreachable_redis_streams_from_memory, .timeout = 30) {
 Test(redis_mirror, passwords_stay_out_of_the_log_and_a_wrong_one_backs_off, .timeout = 30) {
     RedisServer redis;
     cr_assert(redis.start(0, {"--requirepass", "s3cr3t-pw"}));
-    Daemon good, bad;
+    DaemonProc good, bad;
     std::string url = "redis://:s3cr3t-pw@127.0.0.1:" + std::to_string(redis.port);
     cr_assert(good.start("[redis]\nurl = \"" + url + "\"\n"));
     cr_assert(bad.start("[redis]\nurl = \"redis://:wrong-pw@127.0.0.1:" + std::to_string(redis.port) + "\"\n"));
@@ -187,7 +187,7 @@ Test(redis_mirror, passwords_stay_out_of_the_log_and_a_wrong_one_backs_off, .tim
     usleep(3000000);
     good.proc.drain();
     bad.proc.drain();
-    for (Daemon* d : {&good, &bad}) {
+    for (DaemonProc* d : {&good, &bad}) {
         cr_assert(d->proc.output().find("s3cr3t-pw") == std::string::npos, "%s", d->proc.output().c_str());
         cr_assert(d->proc.output().find("wrong-pw") == std::string::npos, "%s", d->proc.output().c_str());
     }

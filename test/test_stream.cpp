@@ -7,14 +7,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "player.hpp"
+#include "rig.hpp"
 
 using namespace acemux;
 using namespace acemux::test;
 
 namespace {
 
-void expect_clean(const Player& p, const char* who) {
+void expect_clean(const TestPlayer& p, const char* who) {
     cr_assert_eq(p.status, 200, "%s: status %d", who, p.status);
     cr_assert(p.check.clean(), "%s: %s", who, p.check.summary().c_str());
     cr_assert_gt(p.check.data, 100u, "%s: %s", who, p.check.summary().c_str());
@@ -24,8 +24,8 @@ void expect_clean(const Player& p, const char* who) {
 Test(stream, fifty_players_get_every_packet_once_in_order_from_one_engine_connection, .timeout = 60) {
     Rig rig;
     rig.start();
-    std::vector<Player> players(50);
-    std::vector<Player*> all;
+    std::vector<TestPlayer> players(50);
+    std::vector<TestPlayer*> all;
     for (auto& p : players) {
         cr_assert(p.open(rig.daemon.port, kId));
         all.push_back(&p);
@@ -52,21 +52,21 @@ Test(stream, fifty_players_get_every_packet_once_in_order_from_one_engine_connec
 Test(stream, players_woken_in_slices_get_every_packet_while_others_come_and_go, .timeout = 60) {
     Rig rig;
     rig.start({"--bitrate", "20000000"}, "", "", "max_connections_per_ip = 0\n"); // wake-ups come often, so leavers meet a sweep
-    std::deque<std::unique_ptr<Player>> players;
+    std::deque<std::unique_ptr<TestPlayer>> players;
     auto join = [&](int n) {
         for (int i = 0; i < n; i++) {
-            players.push_back(std::make_unique<Player>());
+            players.push_back(std::make_unique<TestPlayer>());
             cr_assert(players.back()->open(rig.daemon.port, kId));
         }
     };
     auto read_all = [&](long ms) {
-        std::vector<Player*> all;
+        std::vector<TestPlayer*> all;
         for (auto& p : players) all.push_back(p.get());
         read_players(all, ms);
     };
     join(130);
     {
-        std::vector<Player*> all;
+        std::vector<TestPlayer*> all;
         for (auto& p : players) all.push_back(p.get());
         cr_assert(wait_data(all), "the stream started");
     }
@@ -96,7 +96,7 @@ Test(stream, late_joiner_gets_data_at_once_from_initial_behind_chunks, .timeout 
     rig.start();
     LateJoin j;
     j.run(rig.daemon.port, 1500, 300);
-    Player& late = j.late;
+    TestPlayer& late = j.late;
     uint64_t head_seq = j.head;
     expect_clean(late, "late joiner");
     long ttfb = late.first_byte_ms - late.connected_ms;
@@ -114,14 +114,14 @@ Test(stream, a_player_that_stops_reading_is_dropped_and_costs_the_others_nothing
     rig.start({"--bitrate", "40000000"},
               "chunk_size = 18800\nring_chunks = 16\ninitial_behind = 2\ncatchup_behind = 8\n"
               "client_stall_timeout = 1\n");
-    std::vector<Player> good(9);
-    std::vector<Player*> readers;
+    std::vector<TestPlayer> good(9);
+    std::vector<TestPlayer*> readers;
     for (auto& p : good) {
         cr_assert(p.open(rig.daemon.port, kId));
         readers.push_back(&p);
     }
     cr_assert(wait_data(readers));
-    Player stuck;
+    TestPlayer stuck;
     cr_assert(open_small(stuck, rig.daemon.port, kId, 4096));
     long t0 = now_ms();
     std::string before = rig.engine.stats();
@@ -140,7 +140,7 @@ Test(stream, a_slow_reader_jumps_forward_on_packet_boundaries, .timeout = 60) {
     rig.start({"--bitrate", "40000000"},
               "chunk_size = 18800\nring_chunks = 16\ninitial_behind = 2\ncatchup_behind = 8\n"
               "client_stall_timeout = 30\n");
-    Player slow, fast;
+    TestPlayer slow, fast;
     cr_assert(open_small(slow, rig.daemon.port, kId, 65536));
     cr_assert(fast.open(rig.daemon.port, kId));
     // A quarter of the 5 MB/s stream: once the socket buffers are full its cursor falls behind.
@@ -156,7 +156,7 @@ Test(stream, a_slow_reader_jumps_forward_on_packet_boundaries, .timeout = 60) {
 Test(stream, null_packets_fill_an_engine_stall_and_data_resumes, .timeout = 30) {
     Rig rig;
     rig.start({"--stall-after", "400000", "--stall", "2000"}, "keepalive_interval = 0.2\n");
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     read_player(p, 1000);
     uint64_t nulls_before = p.check.nulls;
@@ -172,7 +172,7 @@ Test(stream, null_packets_fill_an_engine_stall_and_data_resumes, .timeout = 30) 
 Test(stream, garbage_between_packets_is_dropped_and_logged, .timeout = 30) {
     Rig rig;
     rig.start({"--garbage-every", "40", "--garbage-bytes", "77"});
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     read_player(p, 2000);
     expect_clean(p, "player");
@@ -182,7 +182,7 @@ Test(stream, garbage_between_packets_is_dropped_and_logged, .timeout = 30) {
 Test(stream, chunked_engine_body_works, .timeout = 30) {
     Rig rig;
     rig.start({"--chunked"});
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     read_player(p, 1500);
     expect_clean(p, "player");
@@ -191,7 +191,7 @@ Test(stream, chunked_engine_body_works, .timeout = 30) {
 Test(stream, direct_api_streams_without_the_json_step, .timeout = 30) {
     Rig rig;
     rig.start({}, "", "api = \"direct\"\n");
-    Player p;
+    TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId));
     read_player(p, 1500);
     expect_clean(p, "player");
@@ -204,7 +204,7 @@ Test(stream, grace_period_reuses_then_stops_the_engine_stream, .timeout = 30) {
     Rig rig;
     rig.start({}, "grace_period = 1\n");
     {
-        Player a;
+        TestPlayer a;
         cr_assert(a.open(rig.daemon.port, kId));
         cr_assert(wait_data(a));
         read_player(a, 500);
@@ -212,7 +212,7 @@ Test(stream, grace_period_reuses_then_stops_the_engine_stream, .timeout = 30) {
     }
     usleep(300000); // within the grace period
     {
-        Player b;
+        TestPlayer b;
         cr_assert(b.open(rig.daemon.port, kId));
         read_player(b, 500);
         cr_assert_eq(b.status, 200);
@@ -266,7 +266,7 @@ Test(stream, head_answers_headers_only) {
 Test(stream, two_ids_are_independent, .timeout = 30) {
     Rig rig;
     rig.start({}, "grace_period = 0\n");
-    Player a, b;
+    TestPlayer a, b;
     cr_assert(a.open(rig.daemon.port, kId));
     cr_assert(b.open(rig.daemon.port, kId2));
     read_players({&a, &b}, 1000);
@@ -282,7 +282,7 @@ Test(stream, two_ids_are_independent, .timeout = 30) {
 // The engine says "failed to load content" on HTTP 200, after about 4 s: the
 // player hears it at once, and no other engine is tried (it would say the same).
 Test(stream, engine_refusing_the_id_gives_502_with_its_message, .timeout = 30) {
-    Engine other;
+    EngineSim other;
     cr_assert(other.start());
     Rig rig;
     rig.start({"--reject", kId}, "", "[[engine]]\nhost = \"127.0.0.1\"\nport = " + std::to_string(other.port) + "\n");
@@ -305,7 +305,7 @@ Test(stream, a_reload_keeps_each_stream_rules_its_ring_can_hold, .timeout = 60) 
     Rig rig;
     rig.start({"--bitrate", "40000000"},
               "chunk_size = 18800\nring_chunks = 8\ninitial_behind = 2\ncatchup_behind = 5\nclient_stall_timeout = 30\n");
-    Player slow, fast;
+    TestPlayer slow, fast;
     cr_assert(open_small(slow, rig.daemon.port, kId, 65536));
     cr_assert(fast.open(rig.daemon.port, kId));
     cr_assert(wait_data(fast));

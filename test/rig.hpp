@@ -9,7 +9,7 @@
 
 namespace acemux::test {
 
-struct Player {
+struct TestPlayer {
     Fd fd;
     std::string head;      // response header, once complete
     int status = 0;
@@ -32,8 +32,8 @@ struct Player {
 // `extra` follows the [[engine]] entry (more of its keys, or other tables);
 // `server` goes into [server].
 struct Rig {
-    Engine engine;
-    Daemon daemon;
+    EngineSim engine;
+    DaemonProc daemon;
     void start(const std::vector<std::string>& engine_args = {}, const std::string& stream = "",
                const std::string& extra = "", const std::string& server = "");
     std::string log(); // everything the daemon wrote so far
@@ -43,27 +43,27 @@ struct Rig {
 // for `late_ms`. `head` is the first player's newest sequence number when the
 // second joined.
 struct LateJoin {
-    Player first, late;
+    TestPlayer first, late;
     uint64_t head = 0;
     void run(int port, long watch_ms, long late_ms);
 };
 
 // A player with a small receive buffer, so that the daemon sees it lag.
-bool open_small(Player& p, int port, const std::string& id, int rcvbuf);
+bool open_small(TestPlayer& p, int port, const std::string& id, int rcvbuf);
 // The slow one takes 64 KiB every 50 ms for `rounds` rounds; the fast one reads everything.
-void sip(Player& slow, Player& fast, int rounds);
+void sip(TestPlayer& slow, TestPlayer& fast, int rounds);
 
 // The engine answers after about half a second and prebuffers before its
 // first byte, as a real one does: these read until something has happened.
 // Until the player has its response header (false on timeout).
-bool wait_status(Player& p, long ms = 5000);
+bool wait_status(TestPlayer& p, long ms = 5000);
 // Until the player has `packets` data packets (false on timeout).
-bool wait_data(Player& p, long ms = 8000, uint64_t packets = 1);
-bool wait_data(std::vector<Player*> players, long ms = 8000, uint64_t packets = 1);
+bool wait_data(TestPlayer& p, long ms = 8000, uint64_t packets = 1);
+bool wait_data(std::vector<TestPlayer*> players, long ms = 8000, uint64_t packets = 1);
 
 // Reads every player that is not paused for `ms` milliseconds.
-void read_players(std::vector<Player*> players, long ms);
-inline void read_player(Player& p, long ms) { read_players({&p}, ms); }
+void read_players(std::vector<TestPlayer*> players, long ms);
+inline void read_player(TestPlayer& p, long ms) { read_players({&p}, ms); }
 
 inline const std::string kId = "0123456789abcdef0123456789abcdef01234567";
 inline const std::string kId2 = "fedcba9876543210fedcba9876543210fedcba98";

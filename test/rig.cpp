@@ -1,4 +1,4 @@
-#include "player.hpp"
+#include "rig.hpp"
 
 #include <criterion/criterion.h>
 
@@ -7,14 +7,14 @@
 
 namespace acemux::test {
 
-bool Player::open(int port, const std::string& id, const std::string& extra_headers) {
+bool TestPlayer::open(int port, const std::string& id, const std::string& extra_headers) {
     fd.reset(connect_port(port));
     connected_ms = now_ms();
     return send_all(fd.get(), "GET /ace/getstream?id=" + id + " HTTP/1.1\r\nHost: t\r\nUser-Agent: test-player\r\n" +
                                   extra_headers + "\r\n");
 }
 
-void Player::on_data(const char* p, size_t n) {
+void TestPlayer::on_data(const char* p, size_t n) {
     if (!status) {
         head.append(p, n);
         size_t end = head.find("\r\n\r\n");
@@ -40,7 +40,7 @@ void Player::on_data(const char* p, size_t n) {
     if (check.restarts > restarts) restart_ms = now;
 }
 
-void read_players(std::vector<Player*> players, long ms) {
+void read_players(std::vector<TestPlayer*> players, long ms) {
     long end = now_ms() + ms;
     std::vector<pollfd> pfds;
     char buf[65536];
@@ -48,7 +48,7 @@ void read_players(std::vector<Player*> players, long ms) {
         long left = end - now_ms();
         if (left <= 0) return;
         pfds.clear();
-        std::vector<Player*> live;
+        std::vector<TestPlayer*> live;
         for (auto* p : players)
             if (!p->closed && !p->paused) {
                 pfds.push_back({p->fd.get(), POLLIN, 0});
@@ -65,13 +65,13 @@ void read_players(std::vector<Player*> players, long ms) {
     }
 }
 
-bool wait_status(Player& p, long ms) {
+bool wait_status(TestPlayer& p, long ms) {
     long end = now_ms() + ms;
     while (!p.status && !p.closed && now_ms() < end) read_player(p, 10);
     return p.status != 0;
 }
 
-bool wait_data(std::vector<Player*> players, long ms, uint64_t packets) {
+bool wait_data(std::vector<TestPlayer*> players, long ms, uint64_t packets) {
     long end = now_ms() + ms;
     auto done = [&] {
         for (auto* p : players)
@@ -84,7 +84,7 @@ bool wait_data(std::vector<Player*> players, long ms, uint64_t packets) {
     return true;
 }
 
-bool wait_data(Player& p, long ms, uint64_t packets) { return wait_data(std::vector<Player*>{&p}, ms, packets); }
+bool wait_data(TestPlayer& p, long ms, uint64_t packets) { return wait_data(std::vector<TestPlayer*>{&p}, ms, packets); }
 
 void Rig::start(const std::vector<std::string>& engine_args, const std::string& stream, const std::string& extra,
                 const std::string& server) {
@@ -109,14 +109,14 @@ void LateJoin::run(int port, long watch_ms, long late_ms) {
     read_players({&first, &late}, late_ms);
 }
 
-bool open_small(Player& p, int port, const std::string& id, int rcvbuf) {
+bool open_small(TestPlayer& p, int port, const std::string& id, int rcvbuf) {
     p.fd.reset(connect_port(port));
     ::setsockopt(p.fd.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     p.connected_ms = now_ms();
     return send_all(p.fd.get(), "GET /ace/getstream?id=" + id + " HTTP/1.1\r\n\r\n");
 }
 
-void sip(Player& slow, Player& fast, int rounds) {
+void sip(TestPlayer& slow, TestPlayer& fast, int rounds) {
     read_players({&slow, &fast}, 200);
     for (int i = 0; i < rounds; i++) {
         char buf[65536];
