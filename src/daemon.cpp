@@ -7,13 +7,13 @@ namespace acemux {
 
 Daemon::Daemon(Reactor& r, Config c)
     : r_(r), cfg_(std::move(c)), server_(r, cfg_), pool_(r, cfg_), redis_(r, cfg_.redis),
-      sessions_(r, cfg_, pool_, redis_), started_(r.now()), shutdown_timer_(r) {
+      streams_(r, cfg_, pool_, redis_), started_(r.now()), shutdown_timer_(r) {
     apply_log_config();
     route("/health", Audience::anyone, [](const HttpRequest&) { return HttpResponse::text(200, "ok"); });
-    route("/ace/getstream", Audience::player, [this](const HttpRequest& q) { return sessions_.getstream(q); });
+    route("/ace/getstream", Audience::player, [this](const HttpRequest& q) { return streams_.getstream(q); });
     // The engine's JSON API, for tools that speak it (/ace/getstream?format=json points here).
-    route("/ace/stat/", Audience::player, [this](const HttpRequest& q) { return sessions_.engine_stat(q); }, true);
-    route("/ace/cmd/", Audience::player, [this](const HttpRequest& q) { return sessions_.engine_command(q); }, true);
+    route("/ace/stat/", Audience::player, [this](const HttpRequest& q) { return streams_.engine_stat(q); }, true);
+    route("/ace/cmd/", Audience::player, [this](const HttpRequest& q) { return streams_.engine_command(q); }, true);
     route("/playlist.m3u", Audience::player, [this](const HttpRequest& q) { return playlist(q); });
     route("/stats", Audience::admin, [this](const HttpRequest&) {
         return typed("application/json", stats_json(*this));
@@ -98,7 +98,7 @@ void Daemon::reload() {
     server_.reconfigure(cfg_);
     pool_.reconfigure(cfg_);
     redis_.reconfigure(cfg_.redis);
-    sessions_.reconfigure(cfg_);
+    streams_.reconfigure(cfg_);
     r_.log().info("reload: %s applied", cfg_.path.c_str());
 }
 
@@ -107,12 +107,12 @@ void Daemon::reload() {
 void Daemon::shutdown() {
     r_.log().info("shutting down");
     server_.close_all();
-    sessions_.close_all();
+    streams_.close_all();
     Millis deadline = r_.now() + kStopDeadline;
     auto check = [this, deadline] {
-        if (!sessions_.stops_pending() || r_.now() >= deadline) {
-            if (sessions_.stops_pending())
-                r_.log().warn("%zu engine stop commands unanswered at exit", sessions_.stops_pending());
+        if (!streams_.stops_pending() || r_.now() >= deadline) {
+            if (streams_.stops_pending())
+                r_.log().warn("%zu engine stop commands unanswered at exit", streams_.stops_pending());
             r_.stop();
         }
     };

@@ -13,7 +13,7 @@ using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
 
 double seconds(Millis ms) { return static_cast<double>(ms) / 1000.0; }
 
-cJSON* client_json(const Client& c, const Ring& ring, Millis now) {
+cJSON* player_json(const Player& c, const Ring& ring, Millis now) {
     cJSON* o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "address", c.peer().str().c_str());
     cJSON_AddStringToObject(o, "user_agent", c.user_agent().c_str());
@@ -25,12 +25,12 @@ cJSON* client_json(const Client& c, const Ring& ring, Millis now) {
     return o;
 }
 
-cJSON* session_json(const Session& s, Millis now) {
+cJSON* session_json(const Stream& s, Millis now) {
     cJSON* o = cJSON_CreateObject();
     const Ring& ring = s.ring();
     cJSON_AddStringToObject(o, "id", s.id().c_str());
     cJSON_AddStringToObject(o, "engine", s.engine() ? s.engine()->cfg.name.c_str() : "");
-    cJSON_AddStringToObject(o, "state", Session::state_name(s.state()));
+    cJSON_AddStringToObject(o, "state", Stream::state_name(s.state()));
     cJSON_AddNumberToObject(o, "uptime_s", seconds(now - s.created_at()));
     cJSON_AddNumberToObject(o, "bytes_in", static_cast<double>(s.bytes_in()));
     cJSON_AddNumberToObject(o, "bitrate_in", s.byte_rate() * 8);
@@ -55,9 +55,9 @@ cJSON* session_json(const Session& s, Millis now) {
         cJSON_AddNumberToObject(e, "uploaded", static_cast<double>(es.uploaded));
         cJSON_AddNumberToObject(e, "age_s", seconds(now - es.at));
     }
-    cJSON* clients = cJSON_AddArrayToObject(o, "clients");
-    for (auto& c : s.clients())
-        if (!c.dead()) cJSON_AddItemToArray(clients, client_json(c, ring, now));
+    cJSON* players = cJSON_AddArrayToObject(o, "players");
+    for (auto& c : s.players())
+        if (!c.dead()) cJSON_AddItemToArray(players, player_json(c, ring, now));
     return o;
 }
 } // namespace
@@ -69,10 +69,10 @@ std::string stats_json(const Daemon& d) {
     cJSON_AddNumberToObject(root.get(), "uptime_s", seconds(now - d.started_at()));
 
     cJSON* streams = cJSON_AddArrayToObject(root.get(), "streams");
-    for (auto& [key, s] : d.sessions().sessions()) cJSON_AddItemToArray(streams, session_json(*s, now));
+    for (auto& [key, s] : d.streams().streams()) cJSON_AddItemToArray(streams, session_json(*s, now));
 
     cJSON* ended = cJSON_AddArrayToObject(root.get(), "ended");
-    for (auto& e : d.sessions().ended()) {
+    for (auto& e : d.streams().ended()) {
         cJSON* o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "id", e.id.c_str());
         cJSON_AddStringToObject(o, "engine", e.engine.c_str());
@@ -103,10 +103,14 @@ std::string stats_json(const Daemon& d) {
     cJSON_AddNumberToObject(redis, "backlog_bytes", static_cast<double>(r.backlog()));
     cJSON_AddStringToObject(redis, "last_error", r.last_error().c_str());
 
+    // "_now": at this moment; "_since_start": over the daemon's life.
+    const auto& t = d.streams().totals;
     cJSON* totals = cJSON_AddObjectToObject(root.get(), "totals");
-    cJSON_AddNumberToObject(totals, "streams", static_cast<double>(d.sessions().sessions().size()));
-    cJSON_AddNumberToObject(totals, "clients", static_cast<double>(d.sessions().client_count()));
-    cJSON_AddNumberToObject(totals, "connections", static_cast<double>(d.server().connections()));
+    cJSON_AddNumberToObject(totals, "streams_now", static_cast<double>(d.streams().streams().size()));
+    cJSON_AddNumberToObject(totals, "players_now", static_cast<double>(d.streams().player_count()));
+    cJSON_AddNumberToObject(totals, "connections_now", static_cast<double>(d.server().connections()));
+    cJSON_AddNumberToObject(totals, "streams_since_start", static_cast<double>(t.streams));
+    cJSON_AddNumberToObject(totals, "reconnects_since_start", static_cast<double>(t.reconnects));
 
     std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(root.get()), cJSON_free);
     return std::string(text.get()) + "\n";
@@ -162,20 +166,20 @@ std::string html(const std::string& s) {
 } // namespace
 
 std::string metrics_text(const Daemon& d) {
-    const SessionManager& sm = d.sessions();
+    const Streams& sm = d.streams();
     const auto& t = sm.totals;
     uint64_t bytes_in = t.bytes_in, bytes_out = t.bytes_out, jumps = t.jumps, players = t.players;
-    for (auto& [k, s] : sm.sessions()) {
+    for (auto& [k, s] : sm.streams()) {
         bytes_in += s->bytes_in();
-        for (auto& c : s->clients()) bytes_out += c.bytes_sent(), jumps += c.jumps(), players += !c.dead();
+        for (auto& c : s->players()) bytes_out += c.bytes_sent(), jumps += c.jumps(), players += !c.dead();
     }
     Prom p;
     p.head("acemux_info", "gauge", "Version of the running daemon.");
     p.value("acemux_info", 1, label("version", ACEMUX_VERSION));
     p.one("acemux_uptime_seconds", "gauge", "Seconds since the daemon started.",
           seconds(d.reactor().now() - d.started_at()));
-    p.one("acemux_streams", "gauge", "Streams open now.", static_cast<double>(sm.sessions().size()));
-    p.one("acemux_clients", "gauge", "Players connected now.", static_cast<double>(sm.client_count()));
+    p.one("acemux_streams", "gauge", "Streams open now.", static_cast<double>(sm.streams().size()));
+    p.one("acemux_players", "gauge", "Players connected now.", static_cast<double>(sm.player_count()));
     p.one("acemux_connections", "gauge", "Open HTTP connections, players included.",
           static_cast<double>(d.server().connections()));
     p.one("acemux_streams_started_total", "counter", "Streams started.", static_cast<double>(t.streams));
@@ -184,27 +188,27 @@ std::string metrics_text(const Daemon& d) {
     p.one("acemux_players_total", "counter", "Players served.", static_cast<double>(players));
     p.one("acemux_received_bytes_total", "counter", "TS bytes received from engines.", static_cast<double>(bytes_in));
     p.one("acemux_sent_bytes_total", "counter", "Bytes sent to players.", static_cast<double>(bytes_out));
-    p.one("acemux_client_jumps_total", "counter", "Catch-up jumps of players that fell behind.",
+    p.one("acemux_player_jumps_total", "counter", "Catch-up jumps of players that fell behind.",
           static_cast<double>(jumps));
-    p.head("acemux_stream_clients", "gauge", "Players of a stream.");
-    for (auto& [k, s] : sm.sessions()) p.value("acemux_stream_clients", static_cast<double>(s->client_count()), label("id", s->id()));
+    p.head("acemux_stream_players", "gauge", "Players of a stream.");
+    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_players", static_cast<double>(s->player_count()), label("id", s->id()));
     p.head("acemux_stream_bitrate_bits", "gauge", "Bits per second received for a stream.");
-    for (auto& [k, s] : sm.sessions()) p.value("acemux_stream_bitrate_bits", s->byte_rate() * 8, label("id", s->id()));
+    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_bitrate_bits", s->byte_rate() * 8, label("id", s->id()));
     p.head("acemux_stream_out_bitrate_bits", "gauge", "Bits per second sent to a stream's players, together.");
-    for (auto& [k, s] : sm.sessions()) p.value("acemux_stream_out_bitrate_bits", s->out_rate() * 8, label("id", s->id()));
+    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_out_bitrate_bits", s->out_rate() * 8, label("id", s->id()));
     p.head("acemux_stream_engine_peers", "gauge", "Peers the engine reports for a stream.");
-    for (auto& [k, s] : sm.sessions())
+    for (auto& [k, s] : sm.streams())
         if (s->engine_status().at) p.value("acemux_stream_engine_peers", static_cast<double>(s->engine_status().peers), label("id", s->id()));
     p.head("acemux_stream_engine_speed_down_kibibytes", "gauge", "Download speed the engine reports for a stream (KiB/s).");
-    for (auto& [k, s] : sm.sessions())
+    for (auto& [k, s] : sm.streams())
         if (s->engine_status().at)
             p.value("acemux_stream_engine_speed_down_kibibytes", static_cast<double>(s->engine_status().speed_down), label("id", s->id()));
     p.head("acemux_stream_engine_downloaded_bytes", "gauge", "Bytes the engine reports downloaded for a stream.");
-    for (auto& [k, s] : sm.sessions())
+    for (auto& [k, s] : sm.streams())
         if (s->engine_status().at)
             p.value("acemux_stream_engine_downloaded_bytes", static_cast<double>(s->engine_status().downloaded), label("id", s->id()));
     p.head("acemux_stream_engine_status", "gauge", "1 for the status the engine reports for a stream (prebuf, dl, ...).");
-    for (auto& [k, s] : sm.sessions())
+    for (auto& [k, s] : sm.streams())
         if (s->engine_status().at)
             p.value("acemux_stream_engine_status", 1, label("id", s->id()) + "," + label("status", s->engine_status().status));
     p.head("acemux_engine_up", "gauge", "1 when the engine passes its health checks.");
@@ -223,23 +227,23 @@ std::string metrics_text(const Daemon& d) {
 
 std::string status_html(const Daemon& d) {
     Millis now = d.reactor().now();
-    const SessionManager& sm = d.sessions();
+    const Streams& sm = d.streams();
     char buf[512];
     std::string h = "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"5\">"
                     "<title>acemux</title><style>body{font:14px sans-serif;margin:1em}table{border-collapse:collapse;"
                     "margin-bottom:1em}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}"
                     "th{background:#eee}</style></head><body>";
     std::snprintf(buf, sizeof buf, "<h1>acemux %s</h1><p>up %.0f s &middot; %zu streams &middot; %zu players</p>",
-                  ACEMUX_VERSION, seconds(now - d.started_at()), sm.sessions().size(), sm.client_count());
+                  ACEMUX_VERSION, seconds(now - d.started_at()), sm.streams().size(), sm.player_count());
     h += buf;
     h += "<h2>Streams</h2><table><tr><th>id</th><th>engine</th><th>state</th><th>up</th><th>Mbit/s in</th>"
          "<th>Mbit/s out</th><th>players</th><th>engine status</th><th>peers</th><th>KiB/s down</th>"
          "<th>MB downloaded</th></tr>";
-    for (auto& [k, s] : sm.sessions()) {
+    for (auto& [k, s] : sm.streams()) {
         const EngineStatus& es = s->engine_status();
         std::snprintf(buf, sizeof buf, "<td>%s</td><td>%.0f s</td><td>%.2f</td><td>%.2f</td><td>%zu</td>",
-                      Session::state_name(s->state()), seconds(now - s->created_at()), s->byte_rate() * 8 / 1e6,
-                      s->out_rate() * 8 / 1e6, s->client_count());
+                      Stream::state_name(s->state()), seconds(now - s->created_at()), s->byte_rate() * 8 / 1e6,
+                      s->out_rate() * 8 / 1e6, s->player_count());
         h += "<tr><td>" + html(s->id()) + "</td><td>" + html(s->engine() ? s->engine()->cfg.name : "") + "</td>" + buf;
         if (es.at)
             std::snprintf(buf, sizeof buf, "</td><td>%ld</td><td>%ld</td><td>%.1f</td></tr>", es.peers, es.speed_down,
@@ -258,8 +262,8 @@ std::string status_html(const Daemon& d) {
     }
     h += "</table><h2>Players</h2><table><tr><th>address</th><th>player</th><th>stream</th><th>MB sent</th>"
          "<th>lag (chunks)</th><th>jumps</th></tr>";
-    for (auto& [k, s] : sm.sessions())
-        for (auto& c : s->clients()) {
+    for (auto& [k, s] : sm.streams())
+        for (auto& c : s->players()) {
             if (c.dead()) continue;
             std::snprintf(buf, sizeof buf, "<td>%.1f</td><td>%llu</td><td>%llu</td></tr>",
                           static_cast<double>(c.bytes_sent()) / 1e6,

@@ -227,8 +227,8 @@ public:
     Counters& c() { return c_; }
     const std::string& file() const { return file_; }
     EngineSession* session(const std::string& s) {
-        auto it = sessions_.find(s);
-        return it == sessions_.end() ? nullptr : &it->second;
+        auto it = streams_.find(s);
+        return it == streams_.end() ? nullptr : &it->second;
     }
 
 private:
@@ -278,7 +278,7 @@ private:
             }
         const std::string* pid = q.param("pid");
         std::string session = std::to_string(++serial_);
-        EngineSession& es = sessions_[session];
+        EngineSession& es = streams_[session];
         es.id = *id;
         es.infohash = infohash_of(*id);
         es.pid = pid ? *pid : "";
@@ -445,7 +445,7 @@ private:
     std::list<Playback> plays_;
     std::list<Held> held_;
     std::list<Later> later_;
-    std::map<std::string, EngineSession> sessions_;
+    std::map<std::string, EngineSession> streams_;
     uint64_t serial_ = 0;
     std::string file_;
 };

@@ -156,7 +156,7 @@ Test(observability, stats_json_describes_a_stream_with_three_players, .timeout =
     cr_assert_eq(cJSON_GetObjectItem(es, "peers")->valueint, 8, "the engine_sim's peers");
     cr_assert_gt(cJSON_GetObjectItem(es, "downloaded")->valuedouble, 100000);
     cr_assert_gt(cJSON_GetObjectItem(es, "speed_down")->valuedouble, 0);
-    cJSON* clients = cJSON_GetObjectItem(s, "clients");
+    cJSON* clients = cJSON_GetObjectItem(s, "players");
     cr_assert_eq(cJSON_GetArraySize(clients), 3);
     for (int i = 0; i < 3; i++) {
         cJSON* c = cJSON_GetArrayItem(clients, i);
@@ -167,7 +167,8 @@ Test(observability, stats_json_describes_a_stream_with_three_players, .timeout =
     cJSON* e = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "engines"), 0);
     cr_assert_str_eq(cJSON_GetObjectItem(e, "state")->valuestring, "up");
     cr_assert_eq(cJSON_GetObjectItem(e, "streams")->valueint, 1);
-    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "totals"), "clients")->valueint, 3);
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "totals"), "players_now")->valueint, 3);
+    cr_assert_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "totals"), "streams_since_start")->valueint, 1);
     cJSON_Delete(j);
 }
 
@@ -202,7 +203,7 @@ Test(observability, metrics_are_valid_prometheus_text, .timeout = 20) {
     }
     cr_assert_gt(samples, 15);
     cr_assert_eq(values["acemux_streams"], 1);
-    cr_assert_eq(values["acemux_clients"], 1);
+    cr_assert_eq(values["acemux_players"], 1);
     cr_assert_gt(values["acemux_sent_bytes_total"], 100000);
     cr_assert_eq(values["acemux_engine_up{engine=\"127.0.0.1:" + std::to_string(rig.engine.port) + "\"}"], 1);
     cr_assert_eq(values["acemux_stream_engine_peers{id=\"" + kId + "\"}"], 8, "peers as the engine reports them");

@@ -10,7 +10,7 @@
 #include "acemux/http_server.hpp"
 #include "acemux/reactor.hpp"
 #include "acemux/redis_mirror.hpp"
-#include "acemux/session.hpp"
+#include "acemux/streams.hpp"
 
 namespace acemux {
 
@@ -24,8 +24,8 @@ public:
     void shutdown();              // SIGTERM: close everything, then stop the loop
 
     HttpServer& server() { return server_; }
-    SessionManager& sessions() { return sessions_; }
-    const SessionManager& sessions() const { return sessions_; }
+    Streams& streams() { return streams_; }
+    const Streams& streams() const { return streams_; }
     const EnginePool& pool() const { return pool_; }
     const RedisMirror& redis() const { return redis_; }
     const HttpServer& server() const { return server_; }
@@ -44,7 +44,7 @@ private:
     HttpServer server_; // before the sessions: players hold its connection slots
     EnginePool pool_;
     RedisMirror redis_;
-    SessionManager sessions_;
+    Streams streams_;
     Millis started_;
     static constexpr Millis kStopDeadline = 1000;
     Timer shutdown_timer_;

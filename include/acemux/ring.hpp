@@ -1,5 +1,5 @@
 // The stream buffer: ring_chunks slots of chunk_size bytes, one writer (the
-// upstream), any number of readers (client cursors), no locks, no copies.
+// upstream), any number of readers (player cursors), no locks, no copies.
 //
 // Chunk indices grow forever; chunk i lives in slot i % ring_chunks. The open
 // chunk (index head()) is written in three zones:

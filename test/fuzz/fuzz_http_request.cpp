@@ -30,7 +30,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         ssize_t n = recv(client.get(), buf, sizeof buf, MSG_DONTWAIT);
         if (n == 0) break;
     }
-    d.sessions().close_all();
+    d.streams().close_all();
     r.run_once(0);
     return 0;
 }

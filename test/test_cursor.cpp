@@ -4,7 +4,7 @@
 #include <cstring>
 #include <string>
 
-#include "acemux/client.hpp"
+#include "acemux/player.hpp"
 #include "ts_gen.hpp"
 
 using namespace acemux;

@@ -1,6 +1,5 @@
-// One session per content id (the seed's StreamSession): its ring, its
-// upstream and its players; and the manager that finds or creates sessions
-// for /ace/getstream.
+// One stream per content id (the seed's StreamSession): its ring, its
+// upstream (the engine) and its players.
 //
 // starting -> running -> (failing -> running) -> draining -> closed.
 // Players get the response header once the engine accepts the id (so an
@@ -13,7 +12,7 @@
 #include <memory>
 #include <string>
 
-#include "acemux/client.hpp"
+#include "acemux/player.hpp"
 #include "acemux/config.hpp"
 #include "acemux/engine_pool.hpp"
 #include "acemux/http_client.hpp"
@@ -24,22 +23,22 @@
 
 namespace acemux {
 
-class SessionManager;
+class Streams;
 
-class Session final : private Upstream::Listener {
+class Stream final : private Upstream::Listener {
 public:
     enum class State { starting, running, failing, draining, closed };
     static const char* state_name(State s);
 
-    Session(SessionManager& m, std::string key, std::string id_key, std::string id, EngineLease engine);
-    ~Session();
+    Stream(Streams& m, std::string key, std::string id_key, std::string id, EngineLease engine);
+    ~Stream();
 
     void add(StreamHandoff&& h, std::string user_agent);
     void close(int status, const std::string& why); // status for players still waiting for a header
     // Its engine left the config: carry on on another one, if one can take it.
     void move_off_engine();
 
-    // for clients
+    // for players
     Reactor& reactor();
     const Config& cfg() const;
     Ring& ring() { return ring_; }
@@ -60,8 +59,8 @@ public:
     const std::string& id() const { return id_; }
     State state() const { return st_; }
     const Engine* engine() const { return engine_.get(); }
-    const std::list<Client>& clients() const { return clients_; }
-    size_t client_count() const { return clients_.size(); }
+    const std::list<Player>& players() const { return players_; }
+    size_t player_count() const { return players_.size(); }
     Millis created_at() const { return created_; }
     Millis idle_since() const { return idle_since_; } // when the last player left (draining)
     uint64_t bytes_in() const { return ring_.bytes_in(); }
@@ -90,14 +89,14 @@ private:
     void reap();
     void later(std::function<void()> f); // deferred, skipped if the session is gone by then
 
-    SessionManager& m_;
+    Streams& m_;
     std::string key_, id_key_, id_;
     State st_ = State::starting;
     Ring ring_;
     Upstream up_;
     EngineLease engine_;
-    std::list<Client> clients_;
-    std::list<Client>::iterator sweep_ = clients_.end(); // next player of a wake-up in slices
+    std::list<Player> players_;
+    std::list<Player>::iterator sweep_ = players_.end(); // next player of a wake-up in slices
     bool sweep_again_ = false;
     Timer wake_timer_, slice_timer_, tick_timer_, grace_timer_, retry_timer_;
     static constexpr Millis kStableMs = 30000;
@@ -131,65 +130,6 @@ private:
     static constexpr Millis kProbeAfter = 2000; // silence before the engine is asked whether it lives
     bool prebuf_logged_ = false;
     std::shared_ptr<char> life_ = std::make_shared<char>();
-};
-
-class SessionManager {
-public:
-    SessionManager(Reactor& r, const Config& c, EnginePool& pool, RedisMirror& redis);
-    ~SessionManager();
-
-    HttpResponse getstream(const HttpRequest& req);
-    // The engine's JSON API over our streams: /ace/getstream?format=json, and
-    // the stat_url and command_url it hands out.
-    HttpResponse engine_stat(const HttpRequest& req);
-    HttpResponse engine_command(const HttpRequest& req);
-    void reconfigure(const Config& c);
-    void close_all();
-
-    // for sessions
-    Reactor& reactor() { return r_; }
-    const Config& cfg() const { return cfg_; }
-    EnginePool& pool() { return pool_; }
-    RedisMirror& redis() { return redis_; }
-    void send_stop(const EngineConfig& e, const std::string& command_url);
-    size_t stops_pending() const { return commands_.size(); }
-    FetchSet& detached() { return commands_; } // engine requests that outlive their stream
-    void closed(const Session& s, const std::string& why); // remembered for /stats
-    bool close_idle_stream(); // the one in its grace period longest; false when there is none
-
-private:
-    HttpResponse engine_answer(const HttpRequest& req, const std::string& id_key, const std::string& id);
-    Session* find(const std::string& key);
-
-public:
-    void remove(Session& s);
-
-    const std::map<std::string, std::unique_ptr<Session>>& sessions() const { return sessions_; }
-    size_t client_count() const;
-
-    // Counters over the daemon's life (players that left add theirs here).
-    struct Totals {
-        uint64_t streams = 0, reconnects = 0, players = 0, bytes_in = 0, bytes_out = 0, jumps = 0;
-        void closed(const Client& c) { players++, bytes_out += c.bytes_sent(), jumps += c.jumps(); }
-    } totals;
-    // The last streams that ended, newest last, and why: a user asking why a
-    // channel did not play finds the engine's answer here.
-    struct Ended {
-        std::string id, engine, why;
-        Millis at;
-    };
-    static constexpr size_t kEndedKept = 16;
-    const std::deque<Ended>& ended() const { return ended_; }
-
-private:
-    Reactor& r_;
-    Config cfg_;
-    EnginePool& pool_;
-    RedisMirror& redis_;
-    std::map<std::string, std::unique_ptr<Session>> sessions_;
-    std::vector<std::unique_ptr<Session>> closing_;
-    std::deque<Ended> ended_;
-    FetchSet commands_;
 };
 
 } // namespace acemux

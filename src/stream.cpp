@@ -1,4 +1,6 @@
-#include "acemux/session.hpp"
+#include "acemux/stream.hpp"
+
+#include "acemux/streams.hpp"
 
 #include <cjson/cJSON.h>
 #include <cstdio>
@@ -7,12 +9,12 @@
 
 namespace acemux {
 
-const char* Session::state_name(State s) {
+const char* Stream::state_name(State s) {
     static const char* const names[] = {"starting", "running", "failing", "draining", "closed"};
     return names[static_cast<int>(s)];
 }
 
-Session::Session(SessionManager& m, std::string key, std::string id_key, std::string id, EngineLease engine)
+Stream::Stream(Streams& m, std::string key, std::string id_key, std::string id, EngineLease engine)
     : m_(m), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)), ring_(m.cfg().chunk_size, m.cfg().ring_chunks), up_(m.reactor(), ring_, *this, m.detached()), engine_(std::move(engine)),
       wake_timer_(m.reactor()), slice_timer_(m.reactor()), tick_timer_(m.reactor()), grace_timer_(m.reactor()), retry_timer_(m.reactor()) {
     created_ = last_data_ = reactor().now();
@@ -32,7 +34,7 @@ Session::Session(SessionManager& m, std::string key, std::string id_key, std::st
     connect();
 }
 
-void Session::prime(RedisMirror::Chunks chunks) {
+void Stream::prime(RedisMirror::Chunks chunks) {
     if (chunks.empty() || st_ == State::closed) return;
     if (ring_.bytes_in()) {
         reactor().log().debug("stream %s: engine data came first, not resuming from redis", id_.c_str());
@@ -49,25 +51,25 @@ void Session::prime(RedisMirror::Chunks chunks) {
                          primed_, bytes, static_cast<unsigned long long>(ring_.head() - 1));
     up_.splice_next(key_wait()); // the engine's data follows the saved buffer as a new stream
     accepted_ = true;
-    for (auto& c : clients_) {
+    for (auto& c : players_) {
         if (!c.started()) c.begin(200, "");
         else c.rejoin(); // placed on the empty ring before the buffer arrived
         c.pump();
     }
 }
 
-Session::~Session() = default;
+Stream::~Stream() = default;
 
-Reactor& Session::reactor() { return m_.reactor(); }
-const Config& Session::cfg() const { return m_.cfg(); }
+Reactor& Stream::reactor() { return m_.reactor(); }
+const Config& Stream::cfg() const { return m_.cfg(); }
 
-void Session::later(std::function<void()> f) {
+void Stream::later(std::function<void()> f) {
     reactor().defer([alive = std::weak_ptr<char>(life_), f = std::move(f)] {
         if (!alive.expired()) f();
     });
 }
 
-void Session::connect() {
+void Stream::connect() {
     let_go();
     attempts_++;
     waiting_since_ = reactor().now(); // the no-data clock starts with each attempt
@@ -77,27 +79,27 @@ void Session::connect() {
 
 // Whenever we leave an engine session (retry, failover, close), the engine
 // is told, so it does not go on downloading for nobody.
-void Session::let_go() {
+void Stream::let_go() {
     up_.stop();
     std::string url = up_.take_command_url();
     if (!url.empty()) m_.send_stop(engine_->cfg, url);
 }
 
-void Session::add(StreamHandoff&& h, std::string user_agent) {
-    clients_.emplace_back(*this, std::move(h), std::move(user_agent));
-    Client& c = clients_.back();
-    c.self = std::prev(clients_.end());
+void Stream::add(StreamHandoff&& h, std::string user_agent) {
+    players_.emplace_back(*this, std::move(h), std::move(user_agent));
+    Player& c = players_.back();
+    c.self = std::prev(players_.end());
     if (st_ == State::draining) {
         grace_timer_.stop();
         st_ = failing_since_ ? State::failing : State::running;
         reactor().log().info("stream %s: player returned within the grace period", id_.c_str());
     }
     reactor().log().info("player %s joined stream %s (%zu players)", c.peer().str().c_str(), id_.c_str(),
-                         clients_.size());
+                         players_.size());
     if (accepted_) c.begin(200, "");
 }
 
-void Session::on_upstream_accepted() {
+void Stream::on_upstream_accepted() {
     waiting_since_ = reactor().now(); // and again from the engine's yes
     // Said once per engine: a retry on the same engine is no news.
     reactor().log().write(accepted_by_ == engine_.get() ? LogLevel::debug : LogLevel::info,
@@ -105,11 +107,11 @@ void Session::on_upstream_accepted() {
     accepted_by_ = engine_.get();
     if (accepted_) return;
     accepted_ = true;
-    for (auto& c : clients_)
+    for (auto& c : players_)
         if (!c.started()) c.begin(200, "");
 }
 
-void Session::on_upstream_data(size_t n) {
+void Stream::on_upstream_data(size_t n) {
     Millis now = reactor().now();
     last_data_ = waiting_since_ = now;
     attempt_data_ = true;
@@ -121,7 +123,7 @@ void Session::on_upstream_data(size_t n) {
     }
     if (st_ == State::starting || st_ == State::failing) {
         if (st_ == State::starting) recovered_at_ = now;
-        st_ = clients_.empty() ? State::draining : State::running;
+        st_ = players_.empty() ? State::draining : State::running;
     }
     // Batch wake-ups: per wake_bytes, per sealed chunk, or on the first
     // engine read wake_delay after the last one. The loop wakes for every
@@ -131,7 +133,7 @@ void Session::on_upstream_data(size_t n) {
     unwoken_ += n;
     if (unwoken_ >= cfg().wake_bytes || ring_.head() != head_at_wake_ || now - woken_at_ >= cfg().wake_delay) {
         wake_all();
-    } else if (!wake_timer_.armed() && !clients_.empty()) {
+    } else if (!wake_timer_.armed() && !players_.empty()) {
         wake_timer_.once(woken_at_ + kWakeBackstop * cfg().wake_delay - now, [this] { wake_all(); });
     }
 }
@@ -140,7 +142,7 @@ void Session::on_upstream_data(size_t n) {
 // catch_up must run before the writer laps them). The others are written to
 // kWakeSlice at a time, one slice per pass of the loop, so a thousand players
 // never hold up a new player's accept, an engine read or a /stats request.
-void Session::wake_all() {
+void Stream::wake_all() {
     wake_timer_.stop();
     unwoken_ = 0;
     woken_at_ = reactor().now();
@@ -148,31 +150,31 @@ void Session::wake_all() {
     // Every player is checked, not only those behind a full socket: one
     // that a sweep in progress has already passed is not written again
     // until the next pass, and the writer may seal a chunk before that.
-    for (auto& c : clients_)
+    for (auto& c : players_)
         if (c.started()) c.catch_up();
-    if (sweep_ != clients_.end()) {
+    if (sweep_ != players_.end()) {
         sweep_again_ = true; // those already passed in this sweep have more to take
         return;
     }
-    sweep_ = clients_.begin();
+    sweep_ = players_.begin();
     pump_slice();
 }
 
-void Session::pump_slice() {
-    for (size_t n = 0; n < kWakeSlice && sweep_ != clients_.end(); ++sweep_) {
-        Client& c = *sweep_;
+void Stream::pump_slice() {
+    for (size_t n = 0; n < kWakeSlice && sweep_ != players_.end(); ++sweep_) {
+        Player& c = *sweep_;
         if (!c.started() || c.blocked()) continue;
         c.pump();
         n++;
     }
-    if (sweep_ == clients_.end() && sweep_again_) {
+    if (sweep_ == players_.end() && sweep_again_) {
         sweep_again_ = false;
-        sweep_ = clients_.begin();
+        sweep_ = players_.begin();
     }
-    if (sweep_ != clients_.end()) slice_timer_.once(0, [this] { pump_slice(); });
+    if (sweep_ != players_.end()) slice_timer_.once(0, [this] { pump_slice(); });
 }
 
-void Session::on_upstream_failed(const std::string& why, bool rejected) {
+void Stream::on_upstream_failed(const std::string& why, bool rejected) {
     if (st_ == State::closed) return;
     let_go();
     // The engine's error is about the content, not the engine: another
@@ -228,7 +230,7 @@ void Session::on_upstream_failed(const std::string& why, bool rejected) {
     retry_timer_.once(delay, [this] { connect(); });
 }
 
-void Session::move_off_engine() {
+void Stream::move_off_engine() {
     if (st_ == State::closed || !engine_->removed) return;
     EngineLease other = m_.pool().pick(engine_.get());
     if (!other || other.get() == engine_.get()) {
@@ -246,7 +248,7 @@ void Session::move_off_engine() {
     connect();
 }
 
-JoinPoint Session::join_point() const {
+JoinPoint Stream::join_point() const {
     const Config& c = cfg();
     if (c.join_behind > 0) {
         uint64_t head = ring_.bytes_in();
@@ -269,7 +271,7 @@ JoinPoint Session::join_point() const {
 
 // Packets a splice may skip waiting for a keyframe: join_behind at the
 // measured rate (at least 2 s of a 6 Mbit/s stream when not measured yet).
-uint64_t Session::key_wait() const {
+uint64_t Stream::key_wait() const {
     if (cfg().join_behind <= 0) return 0;
     double rate = byte_rate_ > 0 ? byte_rate_ : 750000 * 2;
     return static_cast<uint64_t>(rate * static_cast<double>(cfg().join_behind) / 1000.0 / ts::kPacket);
@@ -280,13 +282,13 @@ uint64_t Session::key_wait() const {
 // every wake-up of its own costs the loop a pass. Once data stops, it comes
 // every quarter interval, so a caught-up player's first null packet leaves
 // within three quarters of keepalive_interval after the last engine byte.
-void Session::arm_tick() {
+void Stream::arm_tick() {
     Millis now = reactor().now(), half = std::min<Millis>(cfg().keepalive_interval / 2, 500);
     Millis next = now - last_data_ < half ? last_data_ + half - now : std::max<Millis>(half / 2, 25);
     tick_timer_.once(std::max<Millis>(next, 1), [this] { tick(); });
 }
 
-void Session::tick() {
+void Stream::tick() {
     arm_tick();
     Millis now = reactor().now();
     // The rate counts from the first byte: an engine's prebuffer is not a slow stream.
@@ -299,17 +301,17 @@ void Session::tick() {
     }
     check_engine(now);
     if (st_ == State::closed) return;
-    for (auto& c : clients_) c.keepalive(); // each decides: caught up and idle for half an interval
+    for (auto& c : players_) c.keepalive(); // each decides: caught up and idle for half an interval
     if (now - last_stall_scan_ >= 1000 || cfg().client_stall_timeout < 2000) {
         last_stall_scan_ = now;
-        for (auto& c : clients_)
+        for (auto& c : players_)
             if (c.blocked() && now - c.last_progress() >= cfg().client_stall_timeout) c.drop("stalled: not reading");
     }
 }
 
 // Judges the attempt in progress: data, an engine that says it is still
 // prebuffering (given time, unless it has no peer at all), or silence.
-void Session::check_engine(Millis now) {
+void Stream::check_engine(Millis now) {
     if (!up_.active()) return; // between attempts: the retry timer runs
     Millis quiet = now - waiting_since_;
     const EngineStatus& es = up_.status();
@@ -353,7 +355,7 @@ void Session::check_engine(Millis now) {
 // Silent for a couple of seconds: ask the engine for its version, which a
 // working engine answers at once, busy or not. No answer to that either: it
 // hangs, and the stream moves now rather than after no_data_timeout.
-void Session::probe() {
+void Stream::probe() {
     probing_ = true;
     probed_at_ = reactor().now();
     m_.pool().probe(engine_.get(), [this, alive = std::weak_ptr<char>(life_), attempt = attempts_](bool answered) {
@@ -365,21 +367,21 @@ void Session::probe() {
     });
 }
 
-uint64_t Session::bytes_out() const {
+uint64_t Stream::bytes_out() const {
     uint64_t n = sent_by_gone_;
-    for (auto& c : clients_) n += c.bytes_sent();
+    for (auto& c : players_) n += c.bytes_sent();
     return n;
 }
 
-void Session::reap_later() {
+void Stream::reap_later() {
     if (reap_pending_) return;
     reap_pending_ = true;
     later([this] { reap(); });
 }
 
-void Session::reap() {
+void Stream::reap() {
     reap_pending_ = false;
-    for (auto it = clients_.begin(); it != clients_.end();) {
+    for (auto it = players_.begin(); it != players_.end();) {
         if (!it->dead()) {
             ++it;
             continue;
@@ -387,9 +389,9 @@ void Session::reap() {
         m_.totals.closed(*it);
         sent_by_gone_ += it->bytes_sent();
         if (it == sweep_) ++sweep_; // the sweep goes on from the next one
-        it = clients_.erase(it);
+        it = players_.erase(it);
     }
-    if (!clients_.empty() || st_ == State::closed || st_ == State::draining) return;
+    if (!players_.empty() || st_ == State::closed || st_ == State::draining) return;
     st_ = State::draining;
     idle_since_ = reactor().now();
     reactor().log().info("stream %s: no players left, stopping in %.1f s unless one returns", id_.c_str(),
@@ -397,12 +399,12 @@ void Session::reap() {
     grace_timer_.once(cfg().grace_period, [this] { close(503, "stream closed"); });
 }
 
-void Session::close(int status, const std::string& why) {
+void Stream::close(int status, const std::string& why) {
     if (st_ == State::closed) return;
     st_ = State::closed;
     let_go();
     m_.closed(*this, why);
-    for (auto& c : clients_) {
+    for (auto& c : players_) {
         if (!c.started()) c.begin(status, why);
         c.drop(why.c_str());
     }
@@ -410,219 +412,6 @@ void Session::close(int status, const std::string& why) {
     m_.totals.bytes_in += ring_.bytes_in();
     engine_.release();
     m_.remove(*this);
-}
-
-// ------------------------------------------------------------ manager
-
-SessionManager::SessionManager(Reactor& r, const Config& c, EnginePool& pool, RedisMirror& redis)
-    : r_(r), cfg_(c), pool_(pool), redis_(redis), commands_(r) {}
-
-SessionManager::~SessionManager() = default;
-
-size_t SessionManager::client_count() const {
-    size_t n = 0;
-    for (auto& [k, s] : sessions_) n += s->client_count();
-    return n;
-}
-
-static bool is_content_id(std::string& s) {
-    if (s.size() != 40) return false;
-    for (auto& ch : s) {
-        if (!std::isxdigit(static_cast<unsigned char>(ch))) return false;
-        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    }
-    return true;
-}
-
-HttpResponse SessionManager::getstream(const HttpRequest& req) {
-    // The engine's own names, in the order the engine prefers them; the
-    // engine is asked with the name the player used.
-    std::string id_key, id;
-    for (const char* name : {"content_id", "id", "infohash"})
-        if (const std::string* v = req.param(name); v && id_key.empty()) id_key = name, id = *v;
-    for (auto& [k, v] : req.query)
-        if (k == id_key && v != id) return HttpResponse::text(400, "give one " + id_key + ", not several");
-    if (id_key.empty())
-        return HttpResponse::text(400, "missing content id: use /ace/getstream?content_id=<40 hex characters>");
-    if (!is_content_id(id)) return HttpResponse::text(400, id_key + " must be 40 hexadecimal characters");
-
-    // content_id and id name the same thing; an infohash is another namespace.
-    std::string key = (id_key == "infohash" ? "infohash:" : "id:") + id;
-    if (const std::string* f = req.param("format"); f && *f == "json") return engine_answer(req, id_key, id);
-    if (cfg_.max_clients && client_count() >= static_cast<size_t>(cfg_.max_clients)) {
-        r_.log().warn("refused %s for %s: max_clients (%d) reached", req.peer.str().c_str(), id.c_str(), cfg_.max_clients);
-        return HttpResponse::unavailable("client limit reached (" + std::to_string(cfg_.max_clients) + ")", 30);
-    }
-    if (cfg_.max_clients_per_ip) {
-        size_t mine = 0;
-        for (auto& [k, s] : sessions_)
-            for (auto& c : s->clients()) mine += !c.dead() && c.peer().host() == req.peer.host();
-        if (mine >= static_cast<size_t>(cfg_.max_clients_per_ip)) {
-            r_.log().warn("refused %s for %s: max_clients_per_ip (%d) reached", req.peer.str().c_str(), id.c_str(),
-                          cfg_.max_clients_per_ip);
-            return HttpResponse::text(429, "too many streams from " + req.peer.host() + " (limit " +
-                                               std::to_string(cfg_.max_clients_per_ip) + ")");
-        }
-    }
-    if (req.is_head()) {
-        HttpResponse r;
-        r.content_type = "video/mp2t";
-        r.close_delimited = true;
-        return r;
-    }
-    if (!sessions_.count(key)) {
-        EngineLease e = pool_.pick();
-        // Streams in their grace period hold engine slots nobody watches: the
-        // one idle longest gives its slot up (zapping through channels must
-        // not run the engines out of slots).
-        while (!e && close_idle_stream()) e = pool_.pick();
-        if (!e) {
-            r_.log().warn("stream %s: refused, no engine can take it", id.c_str());
-            return HttpResponse::unavailable("no engine can take a new stream now", 10);
-        }
-        // A ring is megabytes: when memory runs out, this stream is refused
-        // and every other one goes on.
-        try {
-            sessions_[key] = std::make_unique<Session>(*this, key, id_key, id, std::move(e));
-        } catch (const std::bad_alloc&) {
-            sessions_.erase(key);
-            r_.log().error("stream %s: refused, out of memory for its buffer", id.c_str());
-            return HttpResponse::unavailable("out of memory for a new stream", 30);
-        }
-        totals.streams++;
-    }
-    const std::string* ua = req.header("user-agent");
-    HttpResponse r;
-    r.stream = [this, key, ua = ua ? printable(*ua, 200) : std::string()](StreamHandoff&& h) {
-        auto it = sessions_.find(key);
-        if (it == sessions_.end()) return;
-        try {
-            it->second->add(std::move(h), ua);
-        } catch (const std::bad_alloc&) { // the player's socket closes with the handoff
-            r_.log().error("stream %s: a player refused, out of memory", it->second->id().c_str());
-        }
-    };
-    return r;
-}
-
-namespace {
-HttpResponse json_reply(cJSON* root) {
-    std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(root), cJSON_free);
-    cJSON_Delete(root);
-    HttpResponse r;
-    r.content_type = "application/json";
-    r.body = std::string(text.get()) + "\n";
-    return r;
-}
-} // namespace
-
-// What an engine answers to format=json, pointing back at us: a tool that
-// speaks the engine's API gets a playback_url that is our stream.
-HttpResponse SessionManager::engine_answer(const HttpRequest& req, const std::string& id_key, const std::string& id) {
-    const std::string* host = req.header("host");
-    std::string base = "http://" + (host && valid_host_header(*host) ? *host : req.local.str());
-    std::string token = cfg_.token.empty() ? "" : "?token=" + url_encode(cfg_.token);
-    std::string path = (id_key == "infohash" ? "infohash/" : "content_id/") + id;
-    cJSON* root = cJSON_CreateObject();
-    cJSON* resp = cJSON_AddObjectToObject(root, "response");
-    cJSON_AddStringToObject(resp, "playback_url", (base + "/ace/getstream?" + id_key + "=" + id +
-                                                   (token.empty() ? "" : "&" + token.substr(1))).c_str());
-    cJSON_AddStringToObject(resp, "stat_url", (base + "/ace/stat/" + path + token).c_str());
-    cJSON_AddStringToObject(resp, "command_url", (base + "/ace/cmd/" + path + token).c_str());
-    cJSON_AddStringToObject(resp, "playback_session_id", path.c_str());
-    cJSON_AddStringToObject(resp, "infohash", id.c_str());
-    cJSON_AddNumberToObject(resp, "is_live", 1);
-    cJSON_AddNumberToObject(resp, "is_encrypted", 0);
-    cJSON_AddNullToObject(root, "error");
-    return json_reply(root);
-}
-
-Session* SessionManager::find(const std::string& key) {
-    auto it = sessions_.find(key);
-    return it == sessions_.end() ? nullptr : it->second.get();
-}
-
-// /ace/stat/<content_id|infohash>/<id>: the engine's status of our stream.
-HttpResponse SessionManager::engine_stat(const HttpRequest& req) {
-    std::string rest = req.path.substr(std::string("/ace/stat/").size());
-    std::string key = (rest.rfind("infohash/", 0) == 0 ? "infohash:" : "id:") + rest.substr(rest.find('/') + 1);
-    cJSON* root = cJSON_CreateObject();
-    Session* s = find(key);
-    if (!s) {
-        cJSON_AddNullToObject(root, "response");
-        cJSON_AddStringToObject(root, "error", "no such stream (it starts with its first player)");
-        return json_reply(root);
-    }
-    const EngineStatus& es = s->engine_status();
-    cJSON* resp = cJSON_AddObjectToObject(root, "response");
-    cJSON_AddStringToObject(resp, "status", es.status.empty() ? (s->bytes_in() ? "dl" : "prebuf") : es.status.c_str());
-    cJSON_AddNumberToObject(resp, "peers", static_cast<double>(es.peers));
-    cJSON_AddNumberToObject(resp, "speed_down", static_cast<double>(es.speed_down));
-    cJSON_AddNumberToObject(resp, "speed_up", static_cast<double>(es.speed_up));
-    cJSON_AddNumberToObject(resp, "downloaded", static_cast<double>(es.downloaded));
-    cJSON_AddNumberToObject(resp, "uploaded", static_cast<double>(es.uploaded));
-    cJSON_AddNumberToObject(resp, "players", static_cast<double>(s->client_count()));
-    cJSON_AddNullToObject(root, "error");
-    return json_reply(root);
-}
-
-// /ace/cmd/...?method=stop: the stream is shared, so a stop means nothing
-// more than this caller being done; the stream ends with its last player.
-HttpResponse SessionManager::engine_command(const HttpRequest& req) {
-    const std::string* m = req.param("method");
-    cJSON* root = cJSON_CreateObject();
-    if (!m || *m != "stop") {
-        cJSON_AddNullToObject(root, "response");
-        cJSON_AddStringToObject(root, "error", "unknown method (only stop is known)");
-    } else {
-        cJSON_AddStringToObject(root, "response", "ok");
-        cJSON_AddNullToObject(root, "error");
-    }
-    return json_reply(root);
-}
-
-bool SessionManager::close_idle_stream() {
-    Session* oldest = nullptr;
-    for (auto& [k, s] : sessions_)
-        if (s->state() == Session::State::draining && s->engine() && s->engine()->up &&
-            (!oldest || s->idle_since() < oldest->idle_since()))
-            oldest = s.get();
-    if (!oldest) return false;
-    r_.log().info("stream %s: idle, gives its engine slot on %s to a new stream", oldest->id().c_str(),
-                  oldest->engine()->cfg.name.c_str());
-    oldest->close(503, "idle stream gave its engine slot to a new one");
-    return true;
-}
-
-void SessionManager::send_stop(const EngineConfig& e, const std::string& command_url) {
-    Upstream::stop_session(commands_, e, command_url, cfg_.connect_timeout);
-}
-
-void SessionManager::closed(const Session& s, const std::string& why) {
-    ended_.push_back({s.id(), s.engine() ? s.engine()->cfg.name : "", why, r_.now()});
-    if (ended_.size() > kEndedKept) ended_.pop_front();
-}
-
-void SessionManager::reconfigure(const Config& c) {
-    cfg_ = c;
-    std::vector<Session*> moving;
-    for (auto& [k, s] : sessions_)
-        if (s->engine() && s->engine()->removed) moving.push_back(s.get());
-    for (Session* s : moving) s->move_off_engine();
-}
-
-void SessionManager::remove(Session& s) {
-    auto it = sessions_.find(s.key());
-    if (it == sessions_.end() || it->second.get() != &s) return;
-    // Out of the map at once, so a new request starts a fresh session; freed
-    // later, since we are inside one of the session's own callbacks.
-    closing_.push_back(std::move(it->second));
-    sessions_.erase(it);
-    if (closing_.size() == 1) r_.defer([this] { closing_.clear(); });
-}
-
-void SessionManager::close_all() {
-    while (!sessions_.empty()) sessions_.begin()->second->close(503, "server shutting down");
 }
 
 } // namespace acemux

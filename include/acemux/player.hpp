@@ -1,6 +1,6 @@
 // A player (the seed's StreamGenerator): a cursor into the ring and a socket.
 //
-// On a wake-up the client sends every readable byte between its cursor
+// On a wake-up the player is sent every readable byte between its cursor
 // and the ring's head as iovecs pointing into ring memory, and advances by
 // what the kernel took. Its own small buffer carries the HTTP header and
 // keepalive null packets; ring bytes are only sent once it is empty, and null
@@ -37,14 +37,14 @@ struct JoinPoint {
     const uint8_t* psi = nullptr; // 2 packets, or none
 };
 
-class Session;
+class Stream;
 
-class Client final : public IoHandler {
+class Player final : public IoHandler {
 public:
-    Client(Session& s, StreamHandoff&& h, std::string user_agent);
-    ~Client();
-    Client(const Client&) = delete;
-    Client& operator=(const Client&) = delete;
+    Player(Stream& s, StreamHandoff&& h, std::string user_agent);
+    ~Player();
+    Player(const Player&) = delete;
+    Player& operator=(const Player&) = delete;
 
     void begin(int status, const std::string& reason); // queue the response header (200: then stream)
     void pump();                                        // write what is readable
@@ -67,12 +67,12 @@ public:
     uint64_t jumps() const { return jumps_; }
     Millis connected_at() const { return since_; }
 
-    std::list<Client>::iterator self;
+    std::list<Player>::iterator self;
 
 private:
     void move_to(const JoinPoint& j);
 
-    Session& s_;
+    Stream& s_;
     Fd fd_;
     ConnSlot slot_;
     SockAddr peer_;

@@ -1,11 +1,11 @@
-#include "acemux/client.hpp"
+#include "acemux/player.hpp"
 
 #include <cerrno>
 #include <climits>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
-#include "acemux/session.hpp"
+#include "acemux/stream.hpp"
 #include "acemux/version.hpp"
 
 namespace acemux {
@@ -39,9 +39,9 @@ void Cursor::advance(const Ring& r, size_t n) {
     }
 }
 
-// ------------------------------------------------------------ client
+// ------------------------------------------------------------ player
 
-Client::Client(Session& s, StreamHandoff&& h, std::string user_agent)
+Player::Player(Stream& s, StreamHandoff&& h, std::string user_agent)
     : s_(s), fd_(std::move(h.fd)), slot_(std::move(h.slot)), peer_(h.peer), ua_(std::move(user_agent)),
       own_(std::move(h.queued)) {
     since_ = last_progress_ = s_.reactor().now();
@@ -50,9 +50,9 @@ Client::Client(Session& s, StreamHandoff&& h, std::string user_agent)
     s_.reactor().watch(fd_.get(), this, true, false);
 }
 
-Client::~Client() { s_.reactor().unwatch(fd_.get()); }
+Player::~Player() { s_.reactor().unwatch(fd_.get()); }
 
-void Client::begin(int status, const std::string& reason) {
+void Player::begin(int status, const std::string& reason) {
     started_ = true;
     if (status == 200) {
         own_ += response_head(200, "video/mp2t", -1, {{"Cache-Control", "no-cache"}}, false);
@@ -68,7 +68,7 @@ void Client::begin(int status, const std::string& reason) {
 // head. The rest of the packet it is in is copied to its own buffer first, so
 // the player never sees a torn packet. Blocked players are checked on every
 // wake-up too, so this runs before the writer can overwrite their chunk.
-void Client::catch_up() {
+void Player::catch_up() {
     const Ring& r = s_.ring();
     if (!streaming_ || cur_.behind(r) <= static_cast<uint64_t>(s_.catchup_behind())) return;
     if (!cur_.packet_aligned()) {
@@ -88,17 +88,17 @@ void Client::catch_up() {
     jumps_++;
 }
 
-void Client::rejoin() {
+void Player::rejoin() {
     if (streaming_) move_to(s_.join_point());
 }
 
 // Starts reading at a join point; a keyframe join sends PAT and PMT first.
-void Client::move_to(const JoinPoint& j) {
+void Player::move_to(const JoinPoint& j) {
     cur_ = j.at;
     if (j.psi) own_.append(reinterpret_cast<const char*>(j.psi), 2 * ts::kPacket);
 }
 
-void Client::pump() {
+void Player::pump() {
     if (dead() || !started_) return;
     catch_up();
     iovec iov[IOV_MAX];
@@ -137,7 +137,7 @@ void Client::pump() {
     if (!streaming_ && !blocked_ && own_.empty()) drop("answered");
 }
 
-void Client::keepalive() {
+void Player::keepalive() {
     if (dead() || !streaming_ || blocked_ || !own_.empty() || !cur_.at_head(s_.ring())) return;
     if (s_.reactor().now() - last_progress_ < s_.cfg().keepalive_interval / 2) return;
     own_.resize(ts::kPacket);
@@ -145,7 +145,7 @@ void Client::keepalive() {
     pump();
 }
 
-void Client::drop(const char* why) {
+void Player::drop(const char* why) {
     if (dead()) return;
     s_.reactor().log().info("player %s left stream %s: %s (%.1f s, %llu bytes, %llu jumps)", peer_.str().c_str(),
                             s_.id().c_str(), why, static_cast<double>(s_.reactor().now() - since_) / 1000.0,
@@ -156,7 +156,7 @@ void Client::drop(const char* why) {
     s_.reap_later();
 }
 
-void Client::on_io(uint32_t ev) {
+void Player::on_io(uint32_t ev) {
     if (ev & EPOLLIN) {
         // Players have nothing to say after their request; read to notice a close.
         char sink[512];

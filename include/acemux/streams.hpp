@@ -1,0 +1,74 @@
+// Every stream, by content id, and admission: /ace/getstream finds or
+// starts the stream (engine slots, limits, 503s), the engine's JSON API over
+// our streams, stop commands and the record of ended streams.
+#pragma once
+#include <deque>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "acemux/stream.hpp"
+
+namespace acemux {
+
+class Streams {
+public:
+    Streams(Reactor& r, const Config& c, EnginePool& pool, RedisMirror& redis);
+    ~Streams();
+
+    HttpResponse getstream(const HttpRequest& req);
+    // The engine's JSON API over our streams: /ace/getstream?format=json, and
+    // the stat_url and command_url it hands out.
+    HttpResponse engine_stat(const HttpRequest& req);
+    HttpResponse engine_command(const HttpRequest& req);
+    void reconfigure(const Config& c);
+    void close_all();
+
+    // for sessions
+    Reactor& reactor() { return r_; }
+    const Config& cfg() const { return cfg_; }
+    EnginePool& pool() { return pool_; }
+    RedisMirror& redis() { return redis_; }
+    void send_stop(const EngineConfig& e, const std::string& command_url);
+    size_t stops_pending() const { return commands_.size(); }
+    FetchSet& detached() { return commands_; } // engine requests that outlive their stream
+    void closed(const Stream& s, const std::string& why); // remembered for /stats
+    bool close_idle_stream(); // the one in its grace period longest; false when there is none
+
+private:
+    HttpResponse engine_answer(const HttpRequest& req, const std::string& id_key, const std::string& id);
+    Stream* find(const std::string& key);
+
+public:
+    void remove(Stream& s);
+
+    const std::map<std::string, std::unique_ptr<Stream>>& streams() const { return streams_; }
+    size_t player_count() const;
+
+    // Counters over the daemon's life (players that left add theirs here).
+    struct Totals {
+        uint64_t streams = 0, reconnects = 0, players = 0, bytes_in = 0, bytes_out = 0, jumps = 0;
+        void closed(const Player& c) { players++, bytes_out += c.bytes_sent(), jumps += c.jumps(); }
+    } totals;
+    // The last streams that ended, newest last, and why: a user asking why a
+    // channel did not play finds the engine's answer here.
+    struct Ended {
+        std::string id, engine, why;
+        Millis at;
+    };
+    static constexpr size_t kEndedKept = 16;
+    const std::deque<Ended>& ended() const { return ended_; }
+
+private:
+    Reactor& r_;
+    Config cfg_;
+    EnginePool& pool_;
+    RedisMirror& redis_;
+    std::map<std::string, std::unique_ptr<Stream>> streams_;
+    std::vector<std::unique_ptr<Stream>> closing_;
+    std::deque<Ended> ended_;
+    FetchSet commands_;
+};
+
+} // namespace acemux
