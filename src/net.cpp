@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <netinet/tcp.h>
 
 namespace acemux {
@@ -128,6 +129,57 @@ SockAddr peer_addr(int fd) {
     a.len = sizeof a.ss;
     ::getpeername(fd, a.sa(), &a.len);
     return a;
+}
+
+// ------------------------------------------------------------ networks
+
+bool Cidr::contains(const SockAddr& a) const {
+    const uint8_t *x, *y;
+    size_t len;
+    sockaddr_in6 mapped;
+    const SockAddr* addr = &a;
+    SockAddr v4;
+    // A v4 client on a [::] listener shows up as ::ffff:a.b.c.d.
+    if (a.family() == AF_INET6 && net.family() == AF_INET) {
+        std::memcpy(&mapped, &a.ss, sizeof mapped);
+        static const uint8_t prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF};
+        if (std::memcmp(&mapped.sin6_addr, prefix, 12) != 0) return false;
+        auto* s4 = reinterpret_cast<sockaddr_in*>(&v4.ss);
+        s4->sin_family = AF_INET;
+        std::memcpy(&s4->sin_addr, reinterpret_cast<const uint8_t*>(&mapped.sin6_addr) + 12, 4);
+        addr = &v4;
+    }
+    if (addr->family() != net.family()) return false;
+    if (net.family() == AF_INET) {
+        x = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(&addr->ss)->sin_addr);
+        y = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in*>(&net.ss)->sin_addr);
+        len = 4;
+    } else {
+        x = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in6*>(&addr->ss)->sin6_addr);
+        y = reinterpret_cast<const uint8_t*>(&reinterpret_cast<const sockaddr_in6*>(&net.ss)->sin6_addr);
+        len = 16;
+    }
+    (void)len;
+    for (int i = 0; i < bits; i++) {
+        uint8_t m = static_cast<uint8_t>(0x80 >> (i % 8));
+        if ((x[i / 8] & m) != (y[i / 8] & m)) return false;
+    }
+    return true;
+}
+
+bool parse_cidr(const std::string& s, Cidr& out) {
+    size_t slash = s.find('/');
+    std::string host = s.substr(0, slash);
+    if (!parse_ip(host, 0, out.net) || host == "localhost") return false;
+    int max = out.net.family() == AF_INET ? 32 : 128;
+    out.bits = max;
+    if (slash != std::string::npos) {
+        std::string b = s.substr(slash + 1);
+        if (b.empty() || b.size() > 3 || b.find_first_not_of("0123456789") != std::string::npos) return false;
+        out.bits = std::stoi(b);
+        if (out.bits > max) return false;
+    }
+    return true;
 }
 
 } // namespace acemux

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
+#include "acemux/clock.hpp"
 #include "acemux/log.hpp"
 #include "acemux/net.hpp"
-#include "acemux/reactor.hpp"
 
 namespace acemux {
 
@@ -39,13 +39,6 @@ struct RedisConfig {
     size_t max_backlog = 8 * 1024 * 1024;
     Millis resume_max_age = 30000;
 };
-
-struct Cidr {
-    SockAddr net; // port unused
-    int bits = 0;
-    bool contains(const SockAddr& a) const;
-};
-bool parse_cidr(const std::string& s, Cidr& out);
 
 struct ChannelConfig {
     std::string name, id, group, logo;

@@ -32,4 +32,13 @@ int socket_error(int fd);                             // SO_ERROR
 SockAddr local_addr(int fd);
 SockAddr peer_addr(int fd);
 
+// A network, "192.168.0.0/16" or "fd00::/8" (a bare address is /32 or /128).
+// A v4 network also matches a v4 client seen as ::ffff:a.b.c.d.
+struct Cidr {
+    SockAddr net; // port unused
+    int bits = 0;
+    bool contains(const SockAddr& a) const;
+};
+bool parse_cidr(const std::string& s, Cidr& out);
+
 } // namespace acemux

@@ -13,6 +13,7 @@
 #include <memory>
 #include <vector>
 
+#include "acemux/clock.hpp"
 #include "acemux/fd.hpp"
 #include "acemux/log.hpp"
 
@@ -28,7 +29,6 @@ protected:
     ~IoHandler() = default;
 };
 
-using Millis = int64_t;
 
 class Reactor {
 public:
