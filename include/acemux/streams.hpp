@@ -25,7 +25,7 @@ public:
     void reconfigure(const Config& c);
     void close_all();
 
-    // for sessions
+    // for streams
     Reactor& reactor() { return r_; }
     const Config& cfg() const { return cfg_; }
     EnginePool& pool() { return pool_; }
@@ -35,12 +35,6 @@ public:
     FetchSet& detached() { return commands_; } // engine requests that outlive their stream
     void closed(const Stream& s, const std::string& why); // remembered for /stats
     bool close_idle_stream(); // the one in its grace period longest; false when there is none
-
-private:
-    HttpResponse engine_answer(const HttpRequest& req, const std::string& id_key, const std::string& id);
-    Stream* find(const std::string& key);
-
-public:
     void remove(Stream& s);
 
     const std::map<std::string, std::unique_ptr<Stream>>& streams() const { return streams_; }
@@ -61,6 +55,9 @@ public:
     const std::deque<Ended>& ended() const { return ended_; }
 
 private:
+    HttpResponse engine_answer(const HttpRequest& req, const std::string& id_key, const std::string& id);
+    Stream* find(const std::string& key);
+
     Reactor& r_;
     Config cfg_;
     EnginePool& pool_;
