@@ -198,8 +198,13 @@ void HttpClient::start(Fd fd) {
     llhttp_init(&parser_, HTTP_RESPONSE, &settings());
     parser_.data = this;
     phase_ = Phase::connecting;
+    if (int e = r_.watch(fd_.get(), this, false, true)) {
+        fd_.reset();
+        // Said from the loop, not inside whoever called us.
+        timer_.once(0, [this, e] { finish(std::string("epoll: ") + std::strerror(e)); });
+        return;
+    }
     if (!timer_.armed()) arm_timeout(connect_timeout_);
-    r_.watch(fd_.get(), this, false, true);
 }
 
 void HttpClient::close() {
@@ -251,7 +256,7 @@ void HttpClient::on_io(uint32_t ev) {
         if (sent_ < req_.size()) return;
         phase_ = Phase::reading;
         arm_timeout(answer_timeout_); // connected and asked: now the engine may take its time
-        r_.set_interest(fd_.get(), true, false);
+        if (int e = r_.set_interest(fd_.get(), true, false)) return finish(std::string("epoll: ") + std::strerror(e));
         return;
     }
     if (!(ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;

@@ -16,7 +16,8 @@ namespace acemux {
 
 class HttpServer::Listener final : public IoHandler {
 public:
-    Listener(HttpServer& s, Fd fd) : srv_(s), fd_(std::move(fd)) { srv_.r_.watch(fd_.get(), this, true, false); }
+    Listener(HttpServer& s, Fd fd) : srv_(s), fd_(std::move(fd)) { error = srv_.r_.watch(fd_.get(), this, true, false); }
+    int error = 0; // from watching it
     ~Listener() { srv_.r_.unwatch(fd_.get()); }
     void on_io(uint32_t) override { srv_.accept_from(fd_.get()); }
     int fd() const { return fd_.get(); }
@@ -239,7 +240,7 @@ void HttpServer::Conn::flush() {
         return;
     }
     bool want_read = reading && out.size() <= kMaxQueued;
-    srv.r_.set_interest(fd.get(), want_read, !out.empty());
+    if (srv.r_.set_interest(fd.get(), want_read, !out.empty())) dead = true;
 }
 
 void HttpServer::Conn::on_io(uint32_t ev) {
@@ -278,6 +279,7 @@ bool HttpServer::listen(std::string& err) {
         Fd fd = listen_tcp(a, 511, err);
         if (!fd) return false;
         listeners_.push_back(std::make_unique<Listener>(*this, std::move(fd)));
+        if (int e = listeners_.back()->error) return err = std::string("epoll: ") + std::strerror(e), false;
         r_.log().info("listening on http://%s", local_addr(listeners_.back()->fd()).str().c_str());
     }
     return true;
@@ -372,7 +374,10 @@ void HttpServer::adopt(Fd fd, const SockAddr& peer, size_t* per_ip) {
     Conn& c = conns_.back();
     c.self = std::prev(conns_.end());
     c.deadline = r_.now() + header_timeout_;
-    r_.watch(c.fd.get(), &c, true, false);
+    if (int e = r_.watch(c.fd.get(), &c, true, false)) {
+        r_.log().error("cannot watch a connection from %s: %s", peer.str().c_str(), std::strerror(e));
+        return destroy(c);
+    }
     // A player sends its request right after connecting, so it is usually
     // here already: read it now rather than a loop pass later.
     c.on_io(EPOLLIN); // last: may close and destroy c

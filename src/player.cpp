@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstring>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
@@ -47,7 +48,11 @@ Player::Player(Stream& s, StreamHandoff&& h, std::string user_agent)
     since_ = last_progress_ = s_.reactor().now();
     if (int sndbuf = s_.cfg().client_sndbuf)
         ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-    s_.reactor().watch(fd_.get(), this, true, false);
+    if (int e = s_.reactor().watch(fd_.get(), this, true, false)) { // the stream reaps it as it would a leaver
+        s_.reactor().log().error("player %s: cannot watch its socket: %s", peer_.str().c_str(), std::strerror(e));
+        fd_.reset();
+        slot_ = ConnSlot();
+    }
 }
 
 Player::~Player() { s_.reactor().unwatch(fd_.get()); }
@@ -133,7 +138,8 @@ void Player::pump() {
     if (took > from_own) cur_.advance(s_.ring(), took - from_own);
     bool was_blocked = blocked_;
     blocked_ = took < offered;
-    if (blocked_ != was_blocked) s_.reactor().set_interest(fd_.get(), true, blocked_);
+    if (blocked_ != was_blocked && s_.reactor().set_interest(fd_.get(), true, blocked_))
+        return drop("cannot watch its socket");
     if (!streaming_ && !blocked_ && own_.empty()) drop("answered");
 }
 

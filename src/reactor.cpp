@@ -44,27 +44,29 @@ Resolver& Reactor::resolver() {
 
 void Reactor::update_time() { now_ = monotonic_ms(); }
 
-void Reactor::watch(int fd, IoHandler* h, bool readable, bool writable) {
+int Reactor::watch(int fd, IoHandler* h, bool readable, bool writable) {
     if (static_cast<size_t>(fd) >= slots_.size()) slots_.resize(static_cast<size_t>(fd) + 64);
     Slot& s = slots_[static_cast<size_t>(fd)];
     epoll_event ev{};
     ev.events = epoll_mask(readable, writable);
     ev.data.fd = fd;
     int op = s.handler ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
-    if (::epoll_ctl(epfd_.get(), op, fd, &ev) < 0)
-        throw std::runtime_error(std::string("epoll_ctl: ") + std::strerror(errno));
+    if (::epoll_ctl(epfd_.get(), op, fd, &ev) < 0) return errno;
     s.handler = h;
     s.mask = ev.events;
+    return 0;
 }
 
-void Reactor::set_interest(int fd, bool readable, bool writable) {
+int Reactor::set_interest(int fd, bool readable, bool writable) {
     Slot& s = slots_.at(static_cast<size_t>(fd));
     uint32_t m = epoll_mask(readable, writable);
-    if (m == s.mask) return;
+    if (m == s.mask) return 0;
     epoll_event ev{};
     ev.events = m;
     ev.data.fd = fd;
-    if (::epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, fd, &ev) == 0) s.mask = m;
+    if (::epoll_ctl(epfd_.get(), EPOLL_CTL_MOD, fd, &ev) < 0) return errno;
+    s.mask = m;
+    return 0;
 }
 
 void Reactor::unwatch(int fd) {
@@ -186,7 +188,8 @@ void Reactor::on_signal(int signo, Callback cb) {
     if (fd < 0) throw std::runtime_error(std::string("signalfd: ") + std::strerror(errno));
     if (fresh) {
         sigfd_.reset(fd);
-        watch(fd, &sig_handler_, true, false);
+        if (int e = watch(fd, &sig_handler_, true, false)) // at start-up: nothing to run without signals
+            throw std::runtime_error(std::string("epoll_ctl: ") + std::strerror(e));
     }
 }
 

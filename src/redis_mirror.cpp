@@ -1,5 +1,6 @@
 #include "acemux/redis_mirror.hpp"
 #include <chrono>
+#include <cstring>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 #include <memory>
@@ -33,12 +34,12 @@ struct RedisHooks {
     static RedisMirror& m(void* p) { return *static_cast<RedisMirror*>(p); }
     static void update(RedisMirror& m) {
         if (m.fd_ < 0) return;
-        if (!m.watched_) {
-            m.r_.watch(m.fd_, &m, m.reading_, m.writing_);
-            m.watched_ = true;
-        } else {
-            m.r_.set_interest(m.fd_, m.reading_, m.writing_);
-        }
+        // A failure leaves the connection unwatched: its connect timeout or
+        // the next command's silence ends it, and it is tried again.
+        int e = m.watched_ ? m.r_.set_interest(m.fd_, m.reading_, m.writing_)
+                           : m.r_.watch(m.fd_, &m, m.reading_, m.writing_);
+        if (e) m.r_.log().error("redis: cannot watch its socket: %s", std::strerror(e));
+        else m.watched_ = true;
     }
     static void add_read(void* p) { m(p).reading_ = true, update(m(p)); }
     static void del_read(void* p) { m(p).reading_ = false, update(m(p)); }

@@ -69,13 +69,15 @@ void Resolver::on_socket(void* data, int fd, int readable, int writable) {
         }
         return;
     }
+    // A failure leaves the query to c-ares's own timeout, which answers it.
+    int e = 0;
     if (it == self.watches_.end()) {
         auto w = std::make_unique<Watch>(self, fd);
-        self.r_.watch(fd, w.get(), readable, writable);
-        self.watches_.emplace(fd, std::move(w));
+        if (!(e = self.r_.watch(fd, w.get(), readable, writable))) self.watches_.emplace(fd, std::move(w));
     } else {
-        self.r_.set_interest(fd, readable, writable);
+        e = self.r_.set_interest(fd, readable, writable);
     }
+    if (e) self.r_.log().error("resolver: cannot watch its socket: %s", std::strerror(e));
 }
 
 void Resolver::process(int rfd, int wfd) {

@@ -120,7 +120,7 @@ public:
     Held(Reactor& r, StreamHandoff&& h, std::string out) : r_(r), fd_(std::move(h.fd)), slot_(std::move(h.slot)) {
         out = h.queued + out;
         if (!out.empty()) (void)!::send(fd_.get(), out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        r_.watch(fd_.get(), this, true, false);
+        if (r_.watch(fd_.get(), this, true, false)) dead = true;
     }
     ~Held() { r_.unwatch(fd_.get()); }
     void on_io(uint32_t) override {
@@ -458,7 +458,7 @@ Playback::Playback(Sim& sim, StreamHandoff&& h, std::string i, std::string s, st
     garbage_ = sim_.o().fault == "garbage";
     gen_.gop(sim_.o().key, sim_.o().key_every);
     gen_.start_at(sim_.o().start_seq);
-    sim_.r().watch(fd_.get(), this, true, true);
+    if (sim_.r().watch(fd_.get(), this, true, true)) dead = true;
     std::fprintf(stderr, "sim: playback %s/%s started (pid %s)\n", id.c_str(), session.c_str(), pid.c_str());
 }
 
@@ -596,7 +596,7 @@ void Playback::pump() {
         dead = true;
     }
     bool want_write = out_off_ < out_.size() || (o.bitrate <= 0 && first_due);
-    sim_.r().set_interest(fd_.get(), true, want_write);
+    if (sim_.r().set_interest(fd_.get(), true, want_write)) dead = true;
 }
 
 void usage() {

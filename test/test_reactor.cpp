@@ -1,5 +1,8 @@
 #include <criterion/criterion.h>
 
+#include <cerrno>
+#include <fcntl.h>
+
 #include <csignal>
 #include <cstdlib>
 #include <new>
@@ -119,7 +122,7 @@ Test(reactor, many_cancelled_timers_do_not_accumulate) {
 Test(reactor, zero_delay_timer_rearmed_from_its_callback_lets_sockets_in_between, .timeout = 5) {
     Reactor r;
     PipeReader p;
-    r.watch(p.r.get(), &p, true, false);
+    cr_assert_eq(r.watch(p.r.get(), &p, true, false), 0);
     Timer slice(r);
     int slices = 0;
     std::function<void()> next = [&] {
@@ -137,7 +140,7 @@ Test(reactor, zero_delay_timer_rearmed_from_its_callback_lets_sockets_in_between
 Test(reactor, fd_watch_delivers_readable_and_stops_after_unwatch) {
     Reactor r;
     PipeReader p;
-    r.watch(p.r.get(), &p, true, false);
+    cr_assert_eq(r.watch(p.r.get(), &p, true, false), 0);
     cr_assert_eq(write(p.w.get(), "abc", 3), 3);
     run_for(r, 10);
     cr_assert_eq(p.got, "abc");
@@ -155,13 +158,13 @@ Test(reactor, interest_can_be_switched_to_write_only) {
         int writable = 0;
         void on_io(uint32_t ev) override { writable += (ev & EPOLLOUT) ? 1 : 0; }
     } w;
-    r.watch(p.w.get(), &w, false, false);
+    cr_assert_eq(r.watch(p.w.get(), &w, false, false), 0);
     run_for(r, 5);
     cr_assert_eq(w.writable, 0, "no interest, no events");
-    r.set_interest(p.w.get(), false, true);
+    cr_assert_eq(r.set_interest(p.w.get(), false, true), 0);
     r.run_once(10);
     cr_assert_eq(w.writable, 1);
-    r.set_interest(p.w.get(), false, false);
+    cr_assert_eq(r.set_interest(p.w.get(), false, false), 0);
     run_for(r, 5);
     cr_assert_eq(w.writable, 1);
 }
@@ -227,7 +230,7 @@ Test(reactor, steady_state_events_and_timer_rearms_allocate_nothing) {
     cr_assert_eq(pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
     d.rd.reset(p[0]);
     d.wr.reset(p[1]);
-    r.watch(d.rd.get(), &d, true, false);
+    cr_assert_eq(r.watch(d.rd.get(), &d, true, false), 0);
     int fired = 0;
     auto round = [&] {
         t.once(0, [&fired] { fired++; }); // what a session does after each engine read
@@ -240,4 +243,15 @@ Test(reactor, steady_state_events_and_timer_rearms_allocate_nothing) {
     cr_assert_eq(g_allocations - before, 0u, "%zu allocations in 1000 rounds", g_allocations - before);
     cr_assert_eq(fired, 1100);
     cr_assert_eq(d.reads, 1100);
+}
+
+// epoll_ctl's errors come back to the caller, who decides; nothing is thrown.
+Test(reactor, a_watch_epoll_refuses_is_an_error_returned) {
+    Reactor r;
+    struct Nop final : IoHandler {
+        void on_io(uint32_t) override {}
+    } h;
+    Fd file(::open("/dev/null", O_RDONLY | O_CLOEXEC)); // epoll cannot watch it
+    cr_assert_eq(r.watch(file.get(), &h, true, false), EPERM);
+    cr_assert_eq(r.watch(12345, &h, true, false), EBADF);
 }

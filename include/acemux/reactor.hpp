@@ -40,8 +40,10 @@ public:
     Reactor& operator=(const Reactor&) = delete;
 
     // --- fd watches: interest changes only reach the kernel when they differ.
-    void watch(int fd, IoHandler* h, bool readable, bool writable);
-    void set_interest(int fd, bool readable, bool writable);
+    // Both return 0 or the errno of epoll_ctl (ENOMEM, ENOSPC: the kernel's
+    // watch limit): the caller drops what it was about to watch.
+    [[nodiscard]] int watch(int fd, IoHandler* h, bool readable, bool writable);
+    [[nodiscard]] int set_interest(int fd, bool readable, bool writable);
     void unwatch(int fd);
 
     // --- timers; ids are never 0, so 0 means "no timer".
