@@ -106,7 +106,8 @@ void Log::vwrite(LogLevel l, const char* fmt, va_list ap) {
     buf_.append(head, static_cast<size_t>(h));
     buf_.append(msg, len);
     buf_.push_back('\n');
-    flush();
+    // Written by the reactor before it sleeps (one write for a whole pass),
+    // or by flush() where there is no loop yet.
 }
 
 void Log::send_syslog(LogLevel l, const char* msg, size_t n) {

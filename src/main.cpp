@@ -166,6 +166,7 @@ int main(int argc, char** argv) {
         reactor.log().flush();
         return 1;
     }
+    reactor.log().flush(); // opens the log's fd while we may still (root's stderr)
     if (!drop_privileges(daemon.config(), pid.path, err)) {
         reactor.log().error("%s", err.c_str());
         reactor.log().flush();

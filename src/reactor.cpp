@@ -214,6 +214,7 @@ void Reactor::run_deferred() {
 
 void Reactor::run_once(Millis max_wait) {
     epoll_event evs[kBatch];
+    before_sleep();
     int n = ::epoll_wait(epfd_.get(), evs, kBatch, static_cast<int>(next_timeout(max_wait)));
     update_time();
     for (int i = 0; i < n; i++) {
@@ -224,6 +225,10 @@ void Reactor::run_once(Millis max_wait) {
     }
     run_timers();
     run_deferred();
+}
+
+// What is owed before the loop may sleep: the pass's log lines, in one write.
+void Reactor::before_sleep() {
     if (log_.pending()) log_.flush();
 }
 

@@ -96,6 +96,7 @@ private:
     bool stale(const HeapEntry& e) const { return timers_[e.slot].gen != e.gen; }
     void run_timers();
     void run_deferred();
+    void before_sleep();
     Millis next_timeout(Millis max_wait);
     void heap_push(HeapEntry e);
     void heap_pop();
