@@ -8,7 +8,6 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
-#include "acemux/version.hpp"
 
 namespace acemux {
 

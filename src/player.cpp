@@ -7,7 +7,6 @@
 #include <sys/socket.h>
 
 #include "acemux/stream.hpp"
-#include "acemux/version.hpp"
 
 namespace acemux {
 

@@ -7,7 +7,7 @@
 namespace acemux {
 
 Streams::Streams(Reactor& r, const Config& c, EnginePool& pool, RedisMirror& redis)
-    : r_(r), cfg_(c), pool_(pool), redis_(redis), commands_(r) {}
+    : r_(r), cfg_(c), pool_(pool), redis_(redis), detached_(r) {}
 
 Streams::~Streams() = default;
 
@@ -187,7 +187,7 @@ bool Streams::close_idle_stream() {
 }
 
 void Streams::send_stop(const EngineConfig& e, const std::string& command_url) {
-    Upstream::stop_session(commands_, e, command_url, cfg_.connect_timeout);
+    Upstream::stop_session(detached_, e, command_url, cfg_.connect_timeout);
 }
 
 void Streams::closed(const Stream& s, const std::string& why) {

@@ -31,8 +31,8 @@ public:
     EnginePool& pool() { return pool_; }
     RedisMirror& redis() { return redis_; }
     void send_stop(const EngineConfig& e, const std::string& command_url);
-    size_t stops_pending() const { return commands_.size(); }
-    FetchSet& detached() { return commands_; } // engine requests that outlive their stream
+    size_t stops_pending() const { return detached_.size(); } // engine requests still out (stops among them)
+    FetchSet& detached() { return detached_; } // engine requests that outlive their stream
     void closed(const Stream& s, const std::string& why); // remembered for /stats
     bool close_idle_stream(); // the one in its grace period longest; false when there is none
     void remove(Stream& s);
@@ -65,7 +65,7 @@ private:
     std::map<std::string, std::unique_ptr<Stream>> streams_;
     std::vector<std::unique_ptr<Stream>> closing_;
     std::deque<Ended> ended_;
-    FetchSet commands_;
+    FetchSet detached_;
 };
 
 } // namespace acemux
