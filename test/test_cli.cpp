@@ -21,14 +21,14 @@ int run(const std::vector<std::string>& args, std::string& out) {
 }
 } // namespace
 
-Test(cli, check_accepts_the_sample_config) {
+Test(cli, check_accepts_the_sample_config, .timeout = 30) {
     std::string out;
     std::string path = source_dir() + "/etc/acemux.toml";
     cr_assert_eq(run({"-t", "-c", path}, out), 0, "%s", out.c_str());
     cr_assert_eq(out, path + ": configuration ok\n");
 }
 
-Test(cli, check_rejects_unknown_key_with_file_line_and_key) {
+Test(cli, check_rejects_unknown_key_with_file_line_and_key, .timeout = 30) {
     std::string path = write_temp("[server]\nlisten = [\"127.0.0.1:0\"]\nbogus = 1\n");
     std::string out;
     cr_assert_eq(run({"-t", "-c", path}, out), 1);
@@ -36,14 +36,14 @@ Test(cli, check_rejects_unknown_key_with_file_line_and_key) {
     unlink(path.c_str());
 }
 
-Test(cli, daemon_refuses_to_start_on_a_bad_config) {
+Test(cli, daemon_refuses_to_start_on_a_bad_config, .timeout = 30) {
     std::string path = write_temp("[stream]\nring_chunks = 2\n");
     std::string out;
     cr_assert_eq(run({"-f", "-c", path}, out), 1);
     cr_assert(out.find(path + ":2:15: ring_chunks = 2 is out of range") == 0, "%s", out.c_str());
 }
 
-Test(cli, version_help_and_usage_errors) {
+Test(cli, version_help_and_usage_errors, .timeout = 30) {
     std::string out;
     cr_assert_eq(run({"-V"}, out), 0);
     cr_assert_eq(out.rfind("acemux ", 0), 0u);
@@ -54,7 +54,7 @@ Test(cli, version_help_and_usage_errors) {
     cr_assert(out.find("unexpected argument \"extra\"") != std::string::npos);
 }
 
-Test(cli, sigterm_exits_zero_and_removes_pidfile) {
+Test(cli, sigterm_exits_zero_and_removes_pidfile, .timeout = 30) {
     DaemonProc d;
     std::string pid = "/tmp/acemux-test-" + std::to_string(getpid()) + ".pid";
     cr_assert(d.start("", "pidfile = \"" + pid + "\"\n"));
@@ -65,7 +65,7 @@ Test(cli, sigterm_exits_zero_and_removes_pidfile) {
     cr_assert(d.proc.output().find("shutting down") != std::string::npos);
 }
 
-Test(cli, sighup_reloads_and_keeps_old_config_when_new_is_bad) {
+Test(cli, sighup_reloads_and_keeps_old_config_when_new_is_bad, .timeout = 30) {
     DaemonProc d;
     cr_assert(d.start());
     // A bad file: logged, the daemon keeps serving.

@@ -30,7 +30,7 @@ int count(const std::string& s, const std::string& what) {
 }
 } // namespace
 
-Test(http_server, health_is_200_ok) {
+Test(http_server, health_is_200_ok, .timeout = 30) {
     DaemonProc d = started();
     HttpReply r = http_get(d.port, "/health");
     cr_assert_eq(r.status, 200);
@@ -38,21 +38,21 @@ Test(http_server, health_is_200_ok) {
     cr_assert(r.head.find("Content-Length: 3\r\n") != std::string::npos);
 }
 
-Test(http_server, unknown_path_is_404) {
+Test(http_server, unknown_path_is_404, .timeout = 30) {
     DaemonProc d = started();
     HttpReply r = http_get(d.port, "/nope");
     cr_assert_eq(r.status, 404);
     cr_assert_eq(r.body, "no such resource: /nope\n");
 }
 
-Test(http_server, other_methods_are_405) {
+Test(http_server, other_methods_are_405, .timeout = 30) {
     DaemonProc d = started();
     HttpReply r = parse_reply(roundtrip(d.port, "POST /health HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"));
     cr_assert_eq(r.status, 405);
     cr_assert(r.head.find("Allow: GET, HEAD\r\n") != std::string::npos);
 }
 
-Test(http_server, head_has_headers_only) {
+Test(http_server, head_has_headers_only, .timeout = 30) {
     DaemonProc d = started();
     std::string raw = roundtrip(d.port, "HEAD /health HTTP/1.1\r\nConnection: close\r\n\r\n");
     HttpReply r = parse_reply(raw);
@@ -61,7 +61,7 @@ Test(http_server, head_has_headers_only) {
     cr_assert_eq(r.body, "");
 }
 
-Test(http_server, malformed_request_is_400_with_reason) {
+Test(http_server, malformed_request_is_400_with_reason, .timeout = 30) {
     DaemonProc d = started();
     HttpReply r = parse_reply(roundtrip(d.port, "GARBAGE\r\n\r\n"));
     cr_assert_eq(r.status, 400);
@@ -73,14 +73,14 @@ Test(http_server, malformed_request_is_400_with_reason) {
     cr_assert_eq(r.status, 400);
 }
 
-Test(http_server, long_request_line_is_414) {
+Test(http_server, long_request_line_is_414, .timeout = 30) {
     DaemonProc d = started();
     HttpReply r = parse_reply(roundtrip(d.port, "GET /health?x=" + std::string(9000, 'a') + " HTTP/1.1\r\n\r\n"));
     cr_assert_eq(r.status, 414);
     cr_assert_eq(r.body, "request line longer than 8 KiB\n");
 }
 
-Test(http_server, large_headers_are_431) {
+Test(http_server, large_headers_are_431, .timeout = 30) {
     DaemonProc d = started();
     std::string req = "GET /health HTTP/1.1\r\n";
     for (int i = 0; i < 40; i++) req += "X-Filler-" + std::to_string(i) + ": " + std::string(500, 'b') + "\r\n";
@@ -89,7 +89,7 @@ Test(http_server, large_headers_are_431) {
     cr_assert_eq(r.body, "request headers larger than 16 KiB\n");
 }
 
-Test(http_server, pipelined_requests_answered_in_order) {
+Test(http_server, pipelined_requests_answered_in_order, .timeout = 30) {
     DaemonProc d = started();
     std::string raw = roundtrip(d.port, "GET /health HTTP/1.1\r\n\r\nGET /nope HTTP/1.1\r\n\r\n"
                                        "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n");
@@ -98,7 +98,7 @@ Test(http_server, pipelined_requests_answered_in_order) {
     cr_assert(a < b && b < c);
 }
 
-Test(http_server, request_split_into_single_bytes) {
+Test(http_server, request_split_into_single_bytes, .timeout = 30) {
     DaemonProc d = started();
     Fd fd(connect_port(d.port));
     std::string req = "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
@@ -111,7 +111,7 @@ Test(http_server, request_split_into_single_bytes) {
     cr_assert_eq(r.body, "ok\n");
 }
 
-Test(http_server, keep_alive_serves_several_requests) {
+Test(http_server, keep_alive_serves_several_requests, .timeout = 30) {
     DaemonProc d = started();
     Fd fd(connect_port(d.port));
     for (int i = 0; i < 3; i++) {
@@ -123,7 +123,7 @@ Test(http_server, keep_alive_serves_several_requests) {
     }
 }
 
-Test(http_server, http10_closes_after_response) {
+Test(http_server, http10_closes_after_response, .timeout = 30) {
     DaemonProc d = started();
     std::string raw = roundtrip(d.port, "GET /health HTTP/1.0\r\n\r\n");
     HttpReply r = parse_reply(raw);
@@ -131,7 +131,7 @@ Test(http_server, http10_closes_after_response) {
     cr_assert(r.head.find("Connection: close") != std::string::npos);
 }
 
-Test(http_server, incomplete_headers_closed_after_header_timeout) {
+Test(http_server, incomplete_headers_closed_after_header_timeout, .timeout = 30) {
     DaemonProc d = started("header_timeout = 0.3\n");
     Fd fd(connect_port(d.port));
     cr_assert(send_all(fd.get(), "GET /health HTTP/1.1\r\nHost: slow"));
@@ -147,7 +147,7 @@ Test(http_server, incomplete_headers_closed_after_header_timeout) {
     cr_assert_eq(r.status, 200);
 }
 
-Test(http_server, max_connections_refuses_the_next_with_503) {
+Test(http_server, max_connections_refuses_the_next_with_503, .timeout = 30) {
     DaemonProc d = started("max_connections = 3\n");
     Fd a(connect_port(d.port)), b(connect_port(d.port)), c(connect_port(d.port));
     usleep(100000);

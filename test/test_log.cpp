@@ -31,7 +31,7 @@ struct FakeSyslog {
 };
 } // namespace
 
-Test(log, syslog_lines_carry_facility_severity_ident_and_pid) {
+Test(log, syslog_lines_carry_facility_severity_ident_and_pid, .timeout = 10) {
     FakeSyslog sink;
     Log log;
     log.set_level(LogLevel::debug);
@@ -45,7 +45,7 @@ Test(log, syslog_lines_carry_facility_severity_ident_and_pid) {
     cr_assert_eq(sink.next(), "", "one datagram per line, nothing more");
 }
 
-Test(log, syslog_below_the_level_sends_nothing_and_a_missing_socket_is_refused) {
+Test(log, syslog_below_the_level_sends_nothing_and_a_missing_socket_is_refused, .timeout = 10) {
     FakeSyslog sink;
     Log log;
     log.set_level(LogLevel::warn);

@@ -55,7 +55,7 @@ bool prom_sample(const std::string& line, std::string& name, std::string& key, d
 }
 } // namespace
 
-Test(access, loopback_is_allowed_by_default_and_other_networks_are_not) {
+Test(access, loopback_is_allowed_by_default_and_other_networks_are_not, .timeout = 30) {
     Rig rig;
     rig.start({}, "", "[access]\nallow = [\"10.0.0.0/8\"]\n");
     HttpReply r = get(rig.daemon.port, "/ace/getstream?id=" + kId);
@@ -224,7 +224,7 @@ Test(observability, status_page_is_self_contained_html, .timeout = 20) {
         cr_assert_eq(r.body.find(ext), std::string::npos, "no external assets (%s)", ext);
 }
 
-Test(playlist, channels_point_back_at_the_host_asked) {
+Test(playlist, channels_point_back_at_the_host_asked, .timeout = 30) {
     Rig rig;
     rig.start({}, "", "[[channel]]\nname = \"News\"\nid = \"" + kId + "\"\ngroup = \"Info\"\nlogo = \"http://l/n.png\"\n"
               "[[channel]]\nname = \"Sport\"\nid = \"" + kId2 + "\"\n");
@@ -275,7 +275,7 @@ Test(observability, stats_stay_valid_utf8_whatever_the_user_agent, .timeout = 20
     cr_assert(st.find('\xff') == std::string::npos && st.find('\xfe') == std::string::npos);
 }
 
-Test(playlist, without_a_host_header_the_address_the_player_reached_is_used) {
+Test(playlist, without_a_host_header_the_address_the_player_reached_is_used, .timeout = 30) {
     // Found by fuzz_http_request: an HTTP/1.0 request without Host.
     Rig rig;
     rig.start({}, "", "[[channel]]\nname = \"News\"\nid = \"" + kId + "\"\n");
@@ -290,7 +290,7 @@ Test(playlist, without_a_host_header_the_address_the_player_reached_is_used) {
     cr_assert(r.body.find(want) != std::string::npos, "%s", r.body.c_str());
 }
 
-Test(daemon, pidfile_and_privilege_drop_when_root) {
+Test(daemon, pidfile_and_privilege_drop_when_root, .timeout = 30) {
     if (geteuid() != 0) cr_skip_test("not running as root: no privileges to drop");
     std::string pid = "/tmp/acemux-priv-" + std::to_string(getpid()) + ".pid";
     DaemonProc d;
@@ -306,7 +306,7 @@ Test(daemon, pidfile_and_privilege_drop_when_root) {
     cr_assert_neq(stat(pid.c_str(), &sb), 0, "pidfile removed by the unprivileged daemon");
 }
 
-Test(daemon, unknown_user_is_refused) {
+Test(daemon, unknown_user_is_refused, .timeout = 30) {
     if (geteuid() != 0) cr_skip_test("not running as root");
     DaemonProc d;
     cr_assert(!d.start("", "user = \"no-such-user-here\"\n"), "it must not start");
@@ -315,7 +315,7 @@ Test(daemon, unknown_user_is_refused) {
               d.proc.output().c_str());
 }
 
-Test(man, pages_lint_clean) {
+Test(man, pages_lint_clean, .timeout = 30) {
     for (const char* page : {"/man/acemux.8", "/man/acemux.toml.5"}) {
         std::string cmd = "mandoc -Tlint -W warning " + source_dir() + page;
         cr_assert_eq(run(cmd), 0, "%s", cmd.c_str());

@@ -44,7 +44,7 @@ void run_for(Reactor& r, Millis ms) {
 }
 } // namespace
 
-Test(reactor, one_shot_timers_fire_in_deadline_order) {
+Test(reactor, one_shot_timers_fire_in_deadline_order, .timeout = 10) {
     Reactor r;
     std::vector<int> order;
     r.add_timer(30, [&] { order.push_back(3); });
@@ -55,7 +55,7 @@ Test(reactor, one_shot_timers_fire_in_deadline_order) {
     cr_assert(order[0] == 1 && order[1] == 2 && order[2] == 3);
 }
 
-Test(reactor, repeating_timer_repeats_until_cancelled) {
+Test(reactor, repeating_timer_repeats_until_cancelled, .timeout = 10) {
     Reactor r;
     int n = 0;
     Reactor::TimerId id = r.add_timer(5, [&] { n++; }, 5);
@@ -67,7 +67,7 @@ Test(reactor, repeating_timer_repeats_until_cancelled) {
     cr_assert_eq(n, at_cancel);
 }
 
-Test(reactor, cancelled_timer_never_fires) {
+Test(reactor, cancelled_timer_never_fires, .timeout = 10) {
     Reactor r;
     bool fired = false;
     Reactor::TimerId id = r.add_timer(5, [&] { fired = true; });
@@ -76,7 +76,7 @@ Test(reactor, cancelled_timer_never_fires) {
     cr_assert(!fired);
 }
 
-Test(reactor, repeating_timer_may_cancel_itself_and_add_others) {
+Test(reactor, repeating_timer_may_cancel_itself_and_add_others, .timeout = 10) {
     Reactor r;
     int n = 0, added = 0;
     Reactor::TimerId id = 0;
@@ -90,7 +90,7 @@ Test(reactor, repeating_timer_may_cancel_itself_and_add_others) {
     cr_assert_eq(added, 300);
 }
 
-Test(reactor, timer_object_cancels_on_destruction) {
+Test(reactor, timer_object_cancels_on_destruction, .timeout = 10) {
     Reactor r;
     bool fired = false;
     {
@@ -107,7 +107,7 @@ Test(reactor, timer_object_cancels_on_destruction) {
     cr_assert(!t.armed(), "a fired one-shot Timer disarms itself");
 }
 
-Test(reactor, many_cancelled_timers_do_not_accumulate) {
+Test(reactor, many_cancelled_timers_do_not_accumulate, .timeout = 10) {
     Reactor r;
     for (int i = 0; i < 10000; i++) r.cancel_timer(r.add_timer(100000, [] {}));
     int fired = 0;
@@ -137,7 +137,7 @@ Test(reactor, zero_delay_timer_rearmed_from_its_callback_lets_sockets_in_between
     cr_assert_geq(slices, 2);
 }
 
-Test(reactor, fd_watch_delivers_readable_and_stops_after_unwatch) {
+Test(reactor, fd_watch_delivers_readable_and_stops_after_unwatch, .timeout = 10) {
     Reactor r;
     PipeReader p;
     cr_assert_eq(r.watch(p.r.get(), &p, true, false), 0);
@@ -151,7 +151,7 @@ Test(reactor, fd_watch_delivers_readable_and_stops_after_unwatch) {
     cr_assert_eq(p.events, before);
 }
 
-Test(reactor, interest_can_be_switched_to_write_only) {
+Test(reactor, interest_can_be_switched_to_write_only, .timeout = 10) {
     Reactor r;
     PipeReader p;
     struct W final : IoHandler {
@@ -169,7 +169,7 @@ Test(reactor, interest_can_be_switched_to_write_only) {
     cr_assert_eq(w.writable, 1);
 }
 
-Test(reactor, signals_arrive_through_signalfd) {
+Test(reactor, signals_arrive_through_signalfd, .timeout = 10) {
     Reactor r;
     int got = 0;
     r.on_signal(SIGUSR1, [&] { got++; });
@@ -180,7 +180,7 @@ Test(reactor, signals_arrive_through_signalfd) {
     cr_assert_eq(got, 11);
 }
 
-Test(reactor, deferred_run_after_the_batch_in_order) {
+Test(reactor, deferred_run_after_the_batch_in_order, .timeout = 10) {
     Reactor r;
     std::vector<int> order;
     r.add_timer(0, [&] {
@@ -198,7 +198,7 @@ Test(reactor, deferred_run_after_the_batch_in_order) {
     for (int i = 0; i < 4; i++) cr_assert_eq(order[static_cast<size_t>(i)], i + 1);
 }
 
-Test(reactor, stop_ends_run) {
+Test(reactor, stop_ends_run, .timeout = 10) {
     Reactor r;
     r.add_timer(5, [&] { r.stop(); });
     r.run();
@@ -215,7 +215,7 @@ void* operator new(size_t n) {
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, size_t) noexcept { std::free(p); }
 
-Test(reactor, steady_state_events_and_timer_rearms_allocate_nothing) {
+Test(reactor, steady_state_events_and_timer_rearms_allocate_nothing, .timeout = 10) {
     Reactor r;
     Timer t(r);
     struct Drain final : IoHandler {
@@ -246,7 +246,7 @@ Test(reactor, steady_state_events_and_timer_rearms_allocate_nothing) {
 }
 
 // epoll_ctl's errors come back to the caller, who decides; nothing is thrown.
-Test(reactor, a_watch_epoll_refuses_is_an_error_returned) {
+Test(reactor, a_watch_epoll_refuses_is_an_error_returned, .timeout = 10) {
     Reactor r;
     struct Nop final : IoHandler {
         void on_io(uint32_t) override {}

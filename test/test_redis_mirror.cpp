@@ -37,7 +37,7 @@ long stat_of(const std::string& json, const std::string& name) {
 }
 } // namespace
 
-Test(redis_url, forms) {
+Test(redis_url, forms, .timeout = 30) {
     RedisTarget t;
     std::string err;
     cr_assert(parse_redis_url("redis://127.0.0.1:6380/2", t, err));

@@ -228,7 +228,7 @@ Test(stream, grace_period_reuses_then_stops_the_engine_stream, .timeout = 30) {
     cr_assert_eq(sim_stat(st, "active"), 0, "%s", st.c_str());
 }
 
-Test(stream, bad_ids_get_400_with_a_reason) {
+Test(stream, bad_ids_get_400_with_a_reason, .timeout = 30) {
     Rig rig;
     rig.start();
     struct {
@@ -252,7 +252,7 @@ Test(stream, bad_ids_get_400_with_a_reason) {
     cr_assert_eq(sim_stat(rig.engine.stats(), "api"), 0, "no engine work for bad requests");
 }
 
-Test(stream, head_answers_headers_only) {
+Test(stream, head_answers_headers_only, .timeout = 30) {
     Rig rig;
     rig.start();
     Fd fd(connect_port(rig.daemon.port));
