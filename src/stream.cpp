@@ -16,7 +16,7 @@ const char* Stream::state_name(State s) {
 
 Stream::Stream(Streams& m, std::string key, std::string id_key, std::string id, EngineLease engine)
     : m_(m), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)), ring_(m.cfg().chunk_size, m.cfg().ring_chunks), up_(m.reactor(), ring_, *this, m.detached()), engine_(std::move(engine)),
-      wake_timer_(m.reactor()), slice_timer_(m.reactor()), tick_timer_(m.reactor()), grace_timer_(m.reactor()), retry_timer_(m.reactor()) {
+      wake_timer_(m.reactor()), slice_timer_(m.reactor()), tick_timer_(m.reactor()), silence_timer_(m.reactor()), grace_timer_(m.reactor()), retry_timer_(m.reactor()) {
     created_ = last_data_ = reactor().now();
     arm_tick();
     reactor().log().info("stream %s: starting on engine %s", id_.c_str(), engine_->cfg.name.c_str());
@@ -144,6 +144,7 @@ void Stream::on_upstream_data(size_t n) {
 // never hold up a new player's accept, an engine read or a /stats request.
 void Stream::wake_all() {
     wake_timer_.stop();
+    silence_timer_.once(half_keepalive(), [this] { tick(); });
     unwoken_ = 0;
     woken_at_ = reactor().now();
     head_at_wake_ = ring_.head();
@@ -278,14 +279,19 @@ uint64_t Stream::key_wait() const {
 }
 
 // While the engine sends, a tick only samples the rate and looks for stuck
-// players, so it comes half a keepalive_interval after the newest data:
-// every wake-up of its own costs the loop a pass. Once data stops, it comes
-// every quarter interval, so a caught-up player's first null packet leaves
-// within three quarters of keepalive_interval after the last engine byte.
+// players, so it comes once a second: every wake-up of its own costs the loop
+// a pass. Silence is noticed by another timer, pushed back at every wake-up
+// (a heap entry, no pass of the loop), which fires half a keepalive_interval
+// after the last one; from then on the tick comes every quarter interval, so
+// a caught-up player's first null packet leaves well within keepalive_interval
+// of the last engine byte.
+Millis Stream::half_keepalive() const { return std::min<Millis>(cfg().keepalive_interval / 2, 500); }
+
 void Stream::arm_tick() {
-    Millis now = reactor().now(), half = std::min<Millis>(cfg().keepalive_interval / 2, 500);
-    Millis next = now - last_data_ < half ? last_data_ + half - now : std::max<Millis>(half / 2, 25);
-    tick_timer_.once(std::max<Millis>(next, 1), [this] { tick(); });
+    Millis now = reactor().now(), half = half_keepalive();
+    bool flowing = attempt_data_ && now - last_data_ < half;
+    Millis next = flowing ? 1000 : std::max<Millis>(half / 2, 25);
+    tick_timer_.once(next, [this] { tick(); });
 }
 
 void Stream::tick() {

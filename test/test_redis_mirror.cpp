@@ -134,6 +134,7 @@ Test(redis_mirror, restarted_daemon_primes_a_new_player_before_the_engine_sends,
     {
         TestPlayer p;
         cr_assert(p.open(rig.daemon.port, kId));
+        cr_assert(wait_data(p));
         read_player(p, 1500);
     }
     cr_assert_eq(rig.daemon.proc.stop(SIGTERM), 0);

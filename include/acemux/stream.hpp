@@ -85,6 +85,7 @@ private:
     void wake_all();
     void pump_slice();
     void arm_tick();
+    Millis half_keepalive() const;
     void tick();
     void reap();
     void later(std::function<void()> f); // deferred, skipped if the session is gone by then
@@ -98,7 +99,7 @@ private:
     std::list<Player> players_;
     std::list<Player>::iterator sweep_ = players_.end(); // next player of a wake-up in slices
     bool sweep_again_ = false;
-    Timer wake_timer_, slice_timer_, tick_timer_, grace_timer_, retry_timer_;
+    Timer wake_timer_, slice_timer_, tick_timer_, silence_timer_, grace_timer_, retry_timer_;
     static constexpr Millis kStableMs = 30000;
     static constexpr Millis kBounceMs = 2000; // moves closer together than this back off
     static constexpr size_t kWakeSlice = 64; // players written per pass of the loop
