@@ -140,20 +140,22 @@ const llhttp_settings_t& HttpClient::settings() {
 }
 
 void HttpClient::get(const Url& url, Millis connect, Millis answer) {
+    begin(url, connect, answer);
+    hop();
+}
+
+void HttpClient::get_on(Fd connected, const Url& url, Millis timeout) {
+    begin(url, timeout, timeout);
+    start(std::move(connected));
+}
+
+// A new request chain: whatever was under way is dropped.
+void HttpClient::begin(const Url& url, Millis connect, Millis answer) {
     close();
     url_ = url;
     connect_timeout_ = connect;
     answer_timeout_ = answer > 0 ? answer : connect;
     visited_.assign(1, url.str());
-    hop();
-}
-
-void HttpClient::get_on(Fd connected, const Url& url, Millis timeout) {
-    close();
-    url_ = url;
-    connect_timeout_ = answer_timeout_ = timeout;
-    visited_.assign(1, url.str());
-    start(std::move(connected));
 }
 
 void HttpClient::arm_timeout(Millis ms) {

@@ -73,6 +73,7 @@ public:
 
 private:
     enum class Phase { idle, resolving, connecting, sending, reading };
+    void begin(const Url& url, Millis connect, Millis answer);
     void hop();
     void arm_timeout(Millis ms);
     void on_resolved(const std::vector<SockAddr>& addrs, const std::string& err);
