@@ -1,5 +1,7 @@
 #include "acemux/config.hpp"
 
+#include "acemux/redis_mirror.hpp"
+
 #include <arpa/inet.h>
 #include <cerrno>
 #include <cmath>
@@ -211,53 +213,6 @@ bool valid_host(const std::string& h) {
     return h.front() != '-';
 }
 
-bool parse_redis_url(const std::string& url, RedisTarget& t, std::string& err) {
-    t = RedisTarget{};
-    auto number = [](const std::string& s, int& out) {
-        if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos) return false;
-        out = std::stoi(s);
-        return true;
-    };
-    if (url.rfind("unix://", 0) == 0 || url.rfind('/', 0) == 0) {
-        std::string p = url.rfind("unix://", 0) == 0 ? url.substr(7) : url;
-        size_t q = p.find("?db=");
-        if (q != std::string::npos && !number(p.substr(q + 4), t.db)) return err = "bad ?db= in " + url, false;
-        t.unix_path = p.substr(0, q);
-        return true;
-    }
-    if (url.rfind("redis://", 0) != 0) return err = "url must start with redis:// or unix:// (or be a socket path)", false;
-    std::string rest = url.substr(8);
-    size_t at = rest.rfind('@');
-    if (at != std::string::npos) {
-        std::string auth = rest.substr(0, at);
-        t.password = auth.substr(auth.find(':') == std::string::npos ? 0 : auth.find(':') + 1);
-        rest = rest.substr(at + 1);
-    }
-    size_t slash = rest.find('/');
-    if (slash != std::string::npos) {
-        if (slash + 1 < rest.size() && !number(rest.substr(slash + 1), t.db)) return err = "bad database number", false;
-        rest = rest.substr(0, slash);
-    }
-    if (rest.empty()) return err = "no host in " + url, false;
-    // A name is resolved on the loop before hiredis connects to the address.
-    std::string port = "6379";
-    if (rest[0] == '[') {
-        size_t close = rest.find(']');
-        if (close == std::string::npos) return err = "unclosed [ in " + url, false;
-        t.host = rest.substr(1, close - 1);
-        if (close + 1 < rest.size()) {
-            if (rest[close + 1] != ':') return err = "expected :port after ] in " + url, false;
-            port = rest.substr(close + 2);
-        }
-    } else {
-        size_t colon = rest.find(':');
-        t.host = rest.substr(0, colon);
-        if (colon != std::string::npos) port = rest.substr(colon + 1);
-    }
-    if (!number(port, t.port) || t.port < 1 || t.port > 65535) return err = "bad port in " + url, false;
-    if (!valid_host(t.host)) return err = "\"" + t.host + "\" is neither an IP address nor a host name", false;
-    return true;
-}
 
 bool parse_config(const std::string& text, const std::string& path, Config& c, std::string& err) {
     Parser p{path, {}};
@@ -353,7 +308,8 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                      if (!n.is_string()) return Problem(std::string("url must be a string, not ") + type_name(n));
                      c.redis.url = n.as_string()->get();
                      std::string why;
-                     if (!c.redis.url.empty() && !parse_redis_url(c.redis.url, c.redis.target, why)) return why;
+                     RedisMirror::Target t;
+                     if (!c.redis.url.empty() && !RedisMirror::parse_url(c.redis.url, t, why)) return why;
                      return {};
                  }},
                 string("prefix", c.redis.prefix),

@@ -7,7 +7,7 @@ namespace acemux {
 
 Daemon::Daemon(Reactor& r, Config c)
     : r_(r), cfg_(std::move(c)), server_(r, cfg_), pool_(r, cfg_), redis_(r, cfg_.redis),
-      streams_(r, cfg_, pool_, redis_), started_(r.now()), shutdown_timer_(r) {
+      streams_(r, cfg_, cfg_, pool_, redis_), started_(r.now()), shutdown_timer_(r, [this] { check_shutdown(); }) {
     apply_log_config();
     route("/health", Audience::anyone, [](const HttpRequest&) { return HttpResponse::text(200, "ok"); });
     route("/ace/getstream", Audience::player, [this](const HttpRequest& q) { return streams_.getstream(q); });
@@ -98,7 +98,7 @@ void Daemon::reload() {
     server_.reconfigure(cfg_);
     pool_.reconfigure(cfg_);
     redis_.reconfigure(cfg_.redis);
-    streams_.reconfigure(cfg_);
+    streams_.reconfigure(cfg_, cfg_);
     r_.log().info("reload: %s applied", cfg_.path.c_str());
 }
 
@@ -108,16 +108,16 @@ void Daemon::shutdown() {
     r_.log().info("shutting down");
     server_.close_all();
     streams_.close_all();
-    Millis deadline = r_.now() + kStopDeadline;
-    auto check = [this, deadline] {
-        if (!streams_.stops_pending() || r_.now() >= deadline) {
-            if (streams_.stops_pending())
-                r_.log().warn("%zu engine stop commands unanswered at exit", streams_.stops_pending());
-            r_.stop();
-        }
-    };
-    check();
-    if (!r_.stopping()) shutdown_timer_.start(10, check, 10);
+    shutdown_deadline_ = r_.now() + kStopDeadline;
+    check_shutdown();
+    if (!r_.stopping()) shutdown_timer_.start(10, 10);
+}
+
+void Daemon::check_shutdown() {
+    if (streams_.stops_pending() && r_.now() < shutdown_deadline_) return;
+    if (streams_.stops_pending()) r_.log().warn("%zu engine stop commands unanswered at exit", streams_.stops_pending());
+    shutdown_timer_.stop();
+    r_.stop();
 }
 
 } // namespace acemux

@@ -4,9 +4,9 @@
 
 namespace acemux {
 
-EnginePool::EnginePool(Reactor& r, const Config& c) : r_(r), timer_(r), checks_(r) { reconfigure(c); }
+EnginePool::EnginePool(Reactor& r, const EnginesConfig& c) : r_(r), timer_(r, [this] { check_all(); }), checks_(r) { reconfigure(c); }
 
-void EnginePool::reconfigure(const Config& c) {
+void EnginePool::reconfigure(const EnginesConfig& c) {
     std::vector<std::shared_ptr<Engine>> next;
     for (auto& ec : c.engines) {
         std::shared_ptr<Engine> e;
@@ -28,7 +28,7 @@ void EnginePool::reconfigure(const Config& c) {
     interval_ = c.health_interval;
     failures_ = c.health_failures;
     timeout_ = c.health_timeout;
-    timer_.start(0, [this] { check_all(); }, interval_);
+    timer_.start(0, interval_);
 }
 
 EngineLease EnginePool::pick(const Engine* avoid) {
@@ -47,20 +47,13 @@ EngineLease EnginePool::pick(const Engine* avoid) {
     return EngineLease(best);
 }
 
-void EnginePool::probe(const Engine* e, std::function<void(bool)> done) {
-    checks_.get(Url{e->cfg.host, e->cfg.port, "/webui/api/service?method=get_version"}, std::min<Millis>(timeout_, 1000),
-                [done = std::move(done)](int status, const std::string&, const std::string& err) {
-                    done(err.empty() && status / 100 == 2);
-                });
-}
-
 void EnginePool::check_all() {
     for (auto& e : engines_) check(e);
 }
 
 void EnginePool::check(const std::shared_ptr<Engine>& e) {
     std::weak_ptr<Engine> weak = e;
-    checks_.get(Url{e->cfg.host, e->cfg.port, "/webui/api/service?method=get_version"}, timeout_,
+    checks_.get(version_url(e->cfg), timeout_,
                 [this, weak](int status, const std::string& body, const std::string& err) {
                     auto e = weak.lock();
                     if (!e || e->removed) return;

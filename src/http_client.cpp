@@ -159,14 +159,19 @@ void HttpClient::begin(const Url& url, Millis connect, Millis answer) {
 }
 
 void HttpClient::arm_timeout(Millis ms) {
-    timer_.once(ms, [this, ms] {
-        const char* what = phase_ == Phase::resolving  ? "cannot resolve "
-                           : phase_ == Phase::reading ? "no response headers from "
-                                                      : "cannot connect to ";
-        char within[48];
-        std::snprintf(within, sizeof within, " within %.1f s", static_cast<double>(ms) / 1000.0);
-        finish(what + url_.authority() + within);
-    });
+    timer_ms_ = ms;
+    timer_.start(ms);
+}
+
+// The timeout, or an error kept for the loop to report (never inside the caller's call).
+void HttpClient::on_timer() {
+    if (!failed_.empty()) return finish(std::exchange(failed_, std::string()));
+    const char* what = phase_ == Phase::resolving  ? "cannot resolve "
+                       : phase_ == Phase::reading ? "no response headers from "
+                                                  : "cannot connect to ";
+    char within[48];
+    std::snprintf(within, sizeof within, " within %.1f s", static_cast<double>(timer_ms_) / 1000.0);
+    finish(what + url_.authority() + within);
 }
 
 // One request of the chain: resolve, connect, send, read the headers.
@@ -202,8 +207,8 @@ void HttpClient::start(Fd fd) {
     phase_ = Phase::connecting;
     if (int e = r_.watch(fd_.get(), this, false, true)) {
         fd_.reset();
-        // Said from the loop, not inside whoever called us.
-        timer_.once(0, [this, e] { finish(std::string("epoll: ") + std::strerror(e)); });
+        failed_ = std::string("epoll: ") + std::strerror(e);
+        timer_.start(0);
         return;
     }
     if (!timer_.armed()) arm_timeout(connect_timeout_);
@@ -213,13 +218,14 @@ void HttpClient::close() {
     if (fd_) r_.unwatch(fd_.get());
     fd_.reset();
     timer_.stop();
+    failed_.clear();
     lookup_.cancel();
     phase_ = Phase::idle;
 }
 
 void HttpClient::finish(const std::string& error) {
     close();
-    sink_.on_end(error); // last: the sink may destroy us
+    sink_.on_end(error);
 }
 
 // A 3xx with a Location: the next hop, on a new connection.
@@ -298,18 +304,19 @@ bool Fetch::on_body(const uint8_t* at, size_t n) {
 
 void Fetch::on_end(const std::string& error) {
     std::string err = too_big_ ? "answer larger than 1 MiB" : error;
-    auto done = std::move(done_); // may destroy us
+    auto done = std::move(done_); // it may start the next request on this Fetch
     done(client_.status(), body_, err);
 }
 
 void FetchSet::get(const Url& url, Millis connect, Fetch::Done done, Millis answer) {
-    live_.emplace_front(r_);
+    live_.push_front(std::make_unique<Fetch>(r_));
     auto it = live_.begin();
-    it->get(
+    (*it)->get(
         url, connect,
         [this, it, done = std::move(done)](int status, const std::string& body, const std::string& err) {
             done(status, body, err);
-            r_.defer([this, it] { live_.erase(it); });
+            r_.release(std::move(*it)); // we are inside its callback
+            live_.erase(it);
         },
         answer);
 }

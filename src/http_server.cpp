@@ -37,7 +37,9 @@ public:
         llhttp_init(&parser, HTTP_REQUEST, &settings());
         parser.data = this;
     }
-    ~Conn() { srv.r_.unwatch(fd.get()); }
+    ~Conn() {
+        if (fd) srv.r_.unwatch(fd.get()); // an ended one (released) has let go already
+    }
 
     void on_io(uint32_t ev) override;
 
@@ -45,7 +47,7 @@ public:
     Fd fd;
     ConnSlot slot;
     Millis deadline = 0;
-    std::list<Conn>::iterator self;
+    std::list<std::unique_ptr<Conn>>::iterator self;
 
 private:
     static constexpr size_t kMaxQueued = 256 * 1024; // stop reading a pipeliner that does not read
@@ -253,24 +255,24 @@ void HttpServer::Conn::on_io(uint32_t ev) {
         take(std::move(h));
         dead = true;
     }
-    if (dead) srv.destroy(*this); // last: this is gone afterwards
+    if (dead) srv.end(*this);
 }
 
 // ------------------------------------------------------------ server
 
-HttpServer::HttpServer(Reactor& r, const Config& c)
-    : r_(r), addrs_(c.listen_addrs), reserve_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)), sweep_timer_(r) {
+HttpServer::HttpServer(Reactor& r, const ServerConfig& c)
+    : r_(r), addrs_(c.listen_addrs), reserve_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)), sweep_timer_(r, [this] { sweep(); }) {
     reconfigure(c);
 }
 
 HttpServer::~HttpServer() { close_all(); }
 
-void HttpServer::reconfigure(const Config& c) {
+void HttpServer::reconfigure(const ServerConfig& c) {
     header_timeout_ = c.header_timeout;
     max_connections_ = static_cast<size_t>(c.max_connections);
     max_per_ip_ = static_cast<size_t>(c.max_connections_per_ip);
     Millis every = std::clamp<Millis>(header_timeout_ / 4, 10, 1000);
-    sweep_timer_.start(every, [this] { sweep(); }, every);
+    sweep_timer_.start(every, every);
 }
 
 bool HttpServer::listen(std::string& err) {
@@ -369,17 +371,17 @@ void HttpServer::log_refusal(const SockAddr& peer, const char* why) {
 
 void HttpServer::adopt(Fd fd, const SockAddr& peer, size_t* per_ip) {
     if (!per_ip) per_ip = &per_ip_[peer.host()];
-    conns_.emplace_back(*this, std::move(fd), peer, per_ip); // on bad_alloc the fd closes with the unwinding
-    Conn& c = conns_.back();
+    conns_.push_back(std::make_unique<Conn>(*this, std::move(fd), peer, per_ip)); // on bad_alloc the fd closes with the unwinding
+    Conn& c = *conns_.back();
     c.self = std::prev(conns_.end());
     c.deadline = r_.now() + header_timeout_;
     if (int e = r_.watch(c.fd.get(), &c, true, false)) {
         r_.log().error("cannot watch a connection from %s: %s", peer.str().c_str(), std::strerror(e));
-        return destroy(c);
+        return end(c);
     }
     // A player sends its request right after connecting, so it is usually
     // here already: read it now rather than a loop pass later.
-    c.on_io(EPOLLIN); // last: may close and destroy c
+    c.on_io(EPOLLIN);
 }
 
 void HttpServer::refuse(Fd fd, int status, const char* why) {
@@ -397,17 +399,26 @@ void HttpServer::touch(Conn& c) {
 
 void HttpServer::sweep() {
     Millis now = r_.now();
-    while (!conns_.empty() && conns_.front().deadline <= now) {
-        r_.log().debug("http %s: closed, no complete request within header_timeout",
-                       peer_addr(conns_.front().fd.get()).str().c_str());
+    while (!conns_.empty() && conns_.front()->deadline <= now) {
+        int fd = conns_.front()->fd.get();
+        if (r_.log().enabled(LogLevel::debug))
+            r_.log().debug("http %s: closed, no complete request within header_timeout", peer_addr(fd).str().c_str());
         // Told why, once, without waiting for it to read.
         std::string msg = response_bytes(HttpResponse::text(408, "request headers not complete in time"));
-        (void)!::send(conns_.front().fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        (void)!::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
         conns_.pop_front();
     }
     std::erase_if(per_ip_, [](const auto& kv) { return kv.second == 0; }); // no slot points at a zero
 }
 
-void HttpServer::destroy(Conn& c) { conns_.erase(c.self); }
+// A connection ends inside its own on_io (or at adoption): it lets go of its
+// socket and slot now and is released, by the one lifetime rule.
+void HttpServer::end(Conn& c) {
+    r_.unwatch(c.fd.get());
+    c.fd.reset();
+    c.slot = ConnSlot();
+    r_.release(std::move(*c.self));
+    conns_.erase(c.self);
+}
 
 } // namespace acemux

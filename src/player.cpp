@@ -6,66 +6,32 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
-#include "acemux/stream.hpp"
 
 namespace acemux {
 
-// ------------------------------------------------------------ cursor
-
-Cursor Cursor::start(const Ring& r, int behind) {
-    uint64_t want = r.head() >= static_cast<uint64_t>(behind) ? r.head() - static_cast<uint64_t>(behind) : 0;
-    return Cursor{std::max(want, r.first()), 0};
-}
-
-int Cursor::gather(const Ring& r, iovec* iov, int max) const {
-    int n = 0;
-    size_t off = this->off;
-    for (uint64_t i = idx; i <= r.head() && n < max; i++, off = 0) {
-        size_t len = r.length(i);
-        if (off < len) iov[n++] = {const_cast<uint8_t*>(r.data(i)) + off, len - off};
-    }
-    return n;
-}
-
-void Cursor::advance(const Ring& r, size_t n) {
-    for (;;) {
-        size_t len = r.length(idx);
-        size_t take = std::min(n, len - off);
-        off += take;
-        n -= take;
-        if (off < len || idx == r.head()) break; // the open chunk may still grow
-        idx++;
-        off = 0;
-    }
-}
-
 // ------------------------------------------------------------ player
 
-Player::Player(Stream& s, StreamHandoff&& h, std::string user_agent)
-    : s_(s), fd_(std::move(h.fd)), slot_(std::move(h.slot)), peer_(h.peer), ua_(std::move(user_agent)),
-      own_(std::move(h.queued)) {
-    since_ = last_progress_ = s_.reactor().now();
-    if (int sndbuf = s_.cfg().client_sndbuf)
-        ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
-    if (int e = s_.reactor().watch(fd_.get(), this, true, false)) { // the stream reaps it as it would a leaver
-        s_.reactor().log().error("player %s: cannot watch its socket: %s", peer_.str().c_str(), std::strerror(e));
-        fd_.reset();
-        slot_ = ConnSlot();
-    }
+Player::Player(Reactor& r, const Ring& ring, const Rules& rules, Owner& owner, StreamHandoff&& h,
+               std::string user_agent, int sndbuf)
+    : r_(r), ring_(ring), rules_(rules), owner_(owner), fd_(std::move(h.fd)), slot_(std::move(h.slot)), peer_(h.peer),
+      ua_(std::move(user_agent)), own_(std::move(h.queued)) {
+    since_ = last_progress_ = r_.now();
+    if (sndbuf) ::setsockopt(fd_.get(), SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
+    if (r_.watch(fd_.get(), this, true, false)) end("cannot watch its socket"); // the stream sees ended()
 }
 
-Player::~Player() { s_.reactor().unwatch(fd_.get()); }
+Player::~Player() { r_.unwatch(fd_.get()); }
 
-void Player::begin(int status, const std::string& reason) {
+bool Player::begin(int status, const std::string& reason) {
     started_ = true;
     if (status == 200) {
         own_ += response_head(200, "video/mp2t", -1, {{"Cache-Control", "no-cache"}}, false);
         streaming_ = true;
-        move_to(s_.join_point());
+        move_to(ring_.join_point(rules_.join));
     } else {
         own_ += response_bytes(status == 503 ? HttpResponse::unavailable(reason, 5) : HttpResponse::text(status, reason));
     }
-    pump();
+    return pump();
 }
 
 // A reader that fell more than catchup_behind chunks back jumps near the
@@ -73,27 +39,28 @@ void Player::begin(int status, const std::string& reason) {
 // the player never sees a torn packet. Blocked players are checked on every
 // wake-up too, so this runs before the writer can overwrite their chunk.
 void Player::catch_up() {
-    const Ring& r = s_.ring();
-    if (!streaming_ || cur_.behind(r) <= static_cast<uint64_t>(s_.catchup_behind())) return;
+    const Ring& r = ring_;
+    if (!streaming_ || cur_.behind(r) <= rules_.join.max_chunks) return;
     if (!cur_.packet_aligned()) {
         size_t rest = ts::kPacket - cur_.off % ts::kPacket;
         if (cur_.idx >= r.first()) {
             own_.append(reinterpret_cast<const char*>(r.data(cur_.idx)) + cur_.off, rest);
         } else { // cannot happen while catchup_behind < ring_chunks; stay aligned regardless
             own_.append(rest, '\xFF');
-            s_.reactor().log().warn("player %s: overrun by the writer, one packet padded", peer_.str().c_str());
+            r_.log().warn("player %s: overrun by the writer, one packet padded", peer_.str().c_str());
         }
     }
     uint64_t behind = cur_.behind(r);
-    move_to(s_.join_point());
-    s_.reactor().log().debug("player %s: %llu chunks behind, jumping to chunk %llu%s", peer_.str().c_str(),
-                             static_cast<unsigned long long>(behind), static_cast<unsigned long long>(cur_.idx),
-                             cur_.off ? " (a keyframe)" : "");
+    move_to(ring_.join_point(rules_.join));
+    if (r_.log().enabled(LogLevel::debug))
+        r_.log().debug("player %s: %llu chunks behind, jumping to chunk %llu%s", peer_.str().c_str(),
+                       static_cast<unsigned long long>(behind), static_cast<unsigned long long>(cur_.idx),
+                       cur_.off ? " (a keyframe)" : "");
     jumps_++;
 }
 
 void Player::rejoin() {
-    if (streaming_) move_to(s_.join_point());
+    if (streaming_) move_to(ring_.join_point(rules_.join));
 }
 
 // Starts reading at a join point; a keyframe join sends PAT and PMT first.
@@ -102,17 +69,18 @@ void Player::move_to(const JoinPoint& j) {
     if (j.psi) own_.append(reinterpret_cast<const char*>(j.psi), 2 * ts::kPacket);
 }
 
-void Player::pump() {
-    if (dead() || !started_) return;
+bool Player::pump() {
+    if (ended()) return false;
+    if (!started_) return true;
     catch_up();
     iovec iov[IOV_MAX];
     int n = 0;
     size_t own_left = own_.size() - own_off_;
     if (own_left) iov[n++] = {own_.data() + own_off_, own_left};
-    if (streaming_) n += cur_.gather(s_.ring(), iov + n, IOV_MAX - n);
+    if (streaming_) n += cur_.gather(ring_, iov + n, IOV_MAX - n);
     if (n == 0) {
-        if (!streaming_) drop("answered");
-        return;
+        if (!streaming_) end("answered");
+        return !ended();
     }
     size_t offered = 0;
     for (int i = 0; i < n; i++) offered += iov[i].iov_len;
@@ -124,56 +92,59 @@ void Player::pump() {
     ssize_t w = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w < 0) {
         if (errno == EAGAIN || errno == EINTR) w = 0;
-        else return drop(errno == EPIPE || errno == ECONNRESET ? "player closed the connection" : "write error");
+        else return end(errno == EPIPE || errno == ECONNRESET ? "player closed the connection" : "write error"), false;
     }
     size_t took = static_cast<size_t>(w);
     if (took) {
-        last_progress_ = s_.reactor().now();
+        last_progress_ = r_.now();
         sent_ += took;
     }
     size_t from_own = std::min(took, own_left);
     own_off_ += from_own;
     if (own_off_ == own_.size()) own_.clear(), own_off_ = 0;
-    if (took > from_own) cur_.advance(s_.ring(), took - from_own);
+    if (took > from_own) cur_.advance(ring_, took - from_own);
     bool was_blocked = blocked_;
     blocked_ = took < offered;
-    if (blocked_ != was_blocked && s_.reactor().set_interest(fd_.get(), true, blocked_))
-        return drop("cannot watch its socket");
-    if (!streaming_ && !blocked_ && own_.empty()) drop("answered");
+    if (blocked_ != was_blocked && r_.set_interest(fd_.get(), true, blocked_))
+        return end("cannot watch its socket"), false;
+    if (!streaming_ && !blocked_ && own_.empty()) end("answered");
+    return !ended();
 }
 
-void Player::keepalive() {
-    if (dead() || !streaming_ || blocked_ || !own_.empty() || !cur_.at_head(s_.ring())) return;
-    if (s_.reactor().now() - last_progress_ < s_.cfg().keepalive_interval / 2) return;
+bool Player::keepalive() {
+    if (ended()) return false;
+    if (!streaming_ || blocked_ || !own_.empty() || !cur_.at_head(ring_)) return true;
+    if (r_.now() - last_progress_ < rules_.keepalive_interval / 2) return true;
     own_.resize(ts::kPacket);
     ts::null_packet(reinterpret_cast<uint8_t*>(own_.data()), null_cc_++);
-    pump();
+    return pump();
 }
 
-void Player::drop(const char* why) {
-    if (dead()) return;
-    s_.reactor().log().info("player %s left stream %s: %s (%.1f s, %llu bytes, %llu jumps)", peer_.str().c_str(),
-                            s_.id().c_str(), why, static_cast<double>(s_.reactor().now() - since_) / 1000.0,
-                            static_cast<unsigned long long>(sent_), static_cast<unsigned long long>(jumps_));
-    s_.reactor().unwatch(fd_.get());
+void Player::end(const char* why) {
+    if (ended()) return;
+    why_ = why;
+    r_.unwatch(fd_.get());
     fd_.reset();
     slot_ = ConnSlot();
-    s_.reap_later();
 }
 
 void Player::on_io(uint32_t ev) {
+    if (!handle_io(ev)) owner_.player_ended(*this);
+}
+
+bool Player::handle_io(uint32_t ev) {
     if (ev & EPOLLIN) {
         // Players have nothing to say after their request; read to notice a close.
         char sink[512];
         ssize_t n;
         while ((n = ::recv(fd_.get(), sink, sizeof sink, 0)) > 0) {
         }
-        if (n == 0) return drop("player closed the connection");
-        if (errno != EAGAIN && errno != EINTR) return drop("player connection failed");
+        if (n == 0) return end("player closed the connection"), false;
+        if (errno != EAGAIN && errno != EINTR) return end("player connection failed"), false;
     }
-    if (ev & (EPOLLERR | EPOLLHUP)) return drop("player connection failed");
-    if (ev & EPOLLRDHUP) return drop("player closed the connection");
-    if (ev & EPOLLOUT) pump();
+    if (ev & (EPOLLERR | EPOLLHUP)) return end("player connection failed"), false;
+    if (ev & EPOLLRDHUP) return end("player closed the connection"), false;
+    return (ev & EPOLLOUT) ? pump() : true;
 }
 
 } // namespace acemux

@@ -35,7 +35,10 @@ Reactor::Reactor() : epfd_(::epoll_create1(EPOLL_CLOEXEC)) {
 }
 
 // The resolver goes first: its timers and watches live in this reactor.
-Reactor::~Reactor() { resolver_.reset(); }
+Reactor::~Reactor() {
+    free_released();
+    resolver_.reset();
+}
 
 Resolver& Reactor::resolver() {
     if (!resolver_) resolver_ = std::make_unique<Resolver>(*this);
@@ -162,7 +165,6 @@ void Reactor::run_timers() {
 }
 
 Millis Reactor::next_timeout(Millis max_wait) {
-    if (!deferred_.empty()) return 0;
     // A cancelled timer on top would wake the loop for nothing (a wake-up
     // timer re-armed per engine read does that dozens of times a second).
     while (!heap_.empty() && stale(heap_.front())) heap_pop();
@@ -202,14 +204,12 @@ void Reactor::SignalHandler::on_io(uint32_t) {
 
 // ---------------------------------------------------------------- loop
 
-void Reactor::defer(Callback cb) { deferred_.push_back(std::move(cb)); }
-
-void Reactor::run_deferred() {
-    // Callbacks deferred by deferred callbacks run in the next round, so a
-    // callback that re-defers itself cannot starve the loop.
-    running_deferred_.swap(deferred_);
-    for (auto& cb : running_deferred_) cb();
-    running_deferred_.clear();
+// Freeing one object may release others (a stream's players): until none is left.
+void Reactor::free_released() {
+    while (!released_.empty()) {
+        auto batch = std::move(released_);
+        released_.clear();
+    }
 }
 
 void Reactor::run_once(Millis max_wait) {
@@ -224,7 +224,7 @@ void Reactor::run_once(Millis max_wait) {
         if (h) h->on_io(evs[i].events);
     }
     run_timers();
-    run_deferred();
+    free_released();
 }
 
 // What is owed before the loop may sleep: the pass's log lines, in one write.
@@ -235,7 +235,7 @@ void Reactor::before_sleep() {
 void Reactor::run() {
     stopping_ = false;
     while (!stopping_) run_once(-1);
-    run_deferred();
+    free_released();
     log_.flush();
 }
 

@@ -54,7 +54,55 @@ struct RedisHooks {
     }
 };
 
-RedisMirror::RedisMirror(Reactor& r, const RedisConfig& c) : r_(r), connect_timer_(r), retry_timer_(r) {
+bool RedisMirror::parse_url(const std::string& url, Target& t, std::string& err) {
+    t = Target{};
+    auto number = [](const std::string& s, int& out) {
+        if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+        out = std::stoi(s);
+        return true;
+    };
+    if (url.rfind("unix://", 0) == 0 || url.rfind('/', 0) == 0) {
+        std::string p = url.rfind("unix://", 0) == 0 ? url.substr(7) : url;
+        size_t q = p.find("?db=");
+        if (q != std::string::npos && !number(p.substr(q + 4), t.db)) return err = "bad ?db= in " + url, false;
+        t.unix_path = p.substr(0, q);
+        return true;
+    }
+    if (url.rfind("redis://", 0) != 0) return err = "url must start with redis:// or unix:// (or be a socket path)", false;
+    std::string rest = url.substr(8);
+    size_t at = rest.rfind('@');
+    if (at != std::string::npos) {
+        std::string auth = rest.substr(0, at);
+        t.password = auth.substr(auth.find(':') == std::string::npos ? 0 : auth.find(':') + 1);
+        rest = rest.substr(at + 1);
+    }
+    size_t slash = rest.find('/');
+    if (slash != std::string::npos) {
+        if (slash + 1 < rest.size() && !number(rest.substr(slash + 1), t.db)) return err = "bad database number", false;
+        rest = rest.substr(0, slash);
+    }
+    if (rest.empty()) return err = "no host in " + url, false;
+    // A name is resolved on the loop before hiredis connects to the address.
+    std::string port = "6379";
+    if (rest[0] == '[') {
+        size_t close = rest.find(']');
+        if (close == std::string::npos) return err = "unclosed [ in " + url, false;
+        t.host = rest.substr(1, close - 1);
+        if (close + 1 < rest.size()) {
+            if (rest[close + 1] != ':') return err = "expected :port after ] in " + url, false;
+            port = rest.substr(close + 2);
+        }
+    } else {
+        size_t colon = rest.find(':');
+        t.host = rest.substr(0, colon);
+        if (colon != std::string::npos) port = rest.substr(colon + 1);
+    }
+    if (!number(port, t.port) || t.port < 1 || t.port > 65535) return err = "bad port in " + url, false;
+    if (!valid_host(t.host)) return err = "\"" + t.host + "\" is neither an IP address nor a host name", false;
+    return true;
+}
+
+RedisMirror::RedisMirror(Reactor& r, const RedisConfig& c) : r_(r), connect_timer_(r, [this] { connect_timed_out(); }), retry_timer_(r, [this] { retry(); }) {
     reconfigure(c);
 }
 
@@ -68,6 +116,8 @@ RedisMirror::~RedisMirror() {
 void RedisMirror::reconfigure(const RedisConfig& c) {
     bool same = c.url == cfg_.url;
     cfg_ = c;
+    std::string err; // the config was checked when it was read
+    if (!parse_url(cfg_.url, target_, err)) target_ = Target{};
     if (same && (ac_ || retry_timer_.armed() || lookup_.pending())) return;
     if (ac_) {
         ac_->onDisconnect = nullptr;
@@ -87,8 +137,8 @@ std::string RedisMirror::key(const std::string& id, const std::string& what) con
 // hiredis would resolve a name with a blocking getaddrinfo(): it is given
 // the address our resolver found instead.
 void RedisMirror::connect() {
-    if (!cfg_.target.unix_path.empty()) return connect_to("");
-    r_.resolver().resolve(cfg_.target.host, cfg_.target.port, lookup_,
+    if (!target_.unix_path.empty()) return connect_to("");
+    r_.resolver().resolve(target_.host, target_.port, lookup_,
                           [this](const std::vector<SockAddr>& a, const std::string& err) {
                               if (!err.empty()) return lost(err);
                               connect_to(a.front().host());
@@ -96,8 +146,8 @@ void RedisMirror::connect() {
 }
 
 void RedisMirror::connect_to(const std::string& ip) {
-    ac_ = cfg_.target.unix_path.empty() ? redisAsyncConnect(ip.c_str(), cfg_.target.port)
-                                        : redisAsyncConnectUnix(cfg_.target.unix_path.c_str());
+    ac_ = target_.unix_path.empty() ? redisAsyncConnect(ip.c_str(), target_.port)
+                                        : redisAsyncConnectUnix(target_.unix_path.c_str());
     if (!ac_ || ac_->err) {
         std::string why = ac_ ? ac_->errstr : "out of memory";
         if (ac_) redisAsyncFree(ac_);
@@ -115,14 +165,8 @@ void RedisMirror::connect_to(const std::string& ip) {
     redisAsyncSetConnectCallback(ac_, on_connect);
     redisAsyncSetDisconnectCallback(ac_, on_disconnect);
     RedisHooks::add_write(this); // connect() completes as writable
-    connect_timer_.once(kConnectTimeout, [this] {
-        if (!ac_ || connected_) return;
-        redisAsyncContext* ac = ac_;
-        ac_->onConnect = nullptr;
-        redisAsyncFree(ac);
-        lost("connect timed out");
-    });
-    if (!cfg_.target.password.empty()) command({"AUTH", cfg_.target.password}, [this](redisReply* r) {
+    connect_timer_.start(kConnectTimeout);
+    if (!target_.password.empty()) command({"AUTH", target_.password}, [this](redisReply* r) {
             if (!r) return;
             if (r->type != REDIS_REPLY_ERROR) return ready();
             auth_failed_ = true;
@@ -131,7 +175,7 @@ void RedisMirror::connect_to(const std::string& ip) {
                            "retrying in %lld s", shown_url().c_str(), r->str, static_cast<long long>(kAuthRetry / 1000));
             if (ac_) redisAsyncDisconnect(ac_);
         });
-    if (cfg_.target.db) command({"SELECT", std::to_string(cfg_.target.db)}, [this](redisReply* r) {
+    if (target_.db) command({"SELECT", std::to_string(target_.db)}, [this](redisReply* r) {
             if (r && r->type == REDIS_REPLY_ERROR) r_.log().error("redis: SELECT failed: %s", r->str);
         });
 }
@@ -141,7 +185,7 @@ void RedisMirror::on_connect(const redisAsyncContext* ac, int status) {
     m.connect_timer_.stop();
     if (status != REDIS_OK) return m.lost(ac->errstr); // hiredis frees the context after this
     m.connected_ = true;
-    if (m.cfg_.target.password.empty()) m.ready(); // else once AUTH is answered
+    if (m.target_.password.empty()) m.ready(); // else once AUTH is answered
 }
 
 void RedisMirror::ready() {
@@ -152,7 +196,7 @@ void RedisMirror::ready() {
 
 // The URL as logs and /stats show it: never the password.
 std::string RedisMirror::shown_url() const {
-    const std::string& pw = cfg_.target.password;
+    const std::string& pw = target_.password;
     std::string u = cfg_.url;
     if (size_t at = pw.empty() ? std::string::npos : u.rfind(pw + "@"); at != std::string::npos) u.replace(at, pw.size(), "***");
     return u;
@@ -170,7 +214,7 @@ void RedisMirror::lost(const std::string& why) {
     connected_ = false;
     backlog_ = 0;
     last_error_ = why;
-    if (!cfg_.target.host.empty()) r_.resolver().forget(cfg_.target.host); // it may have moved
+    if (!target_.host.empty()) r_.resolver().forget(target_.host); // it may have moved
     Millis delay = backoff_ = backoff_ ? std::min(backoff_ * 2, kMaxBackoff) : 250;
     if (auth_failed_) { // said already; the password will not change until a reload
         auth_failed_ = false;
@@ -182,9 +226,19 @@ void RedisMirror::lost(const std::string& why) {
         r_.log().warn("redis: cannot connect to %s (%s); retrying in %lld ms", shown_url().c_str(), why.c_str(),
                       static_cast<long long>(delay));
     }
-    retry_timer_.once(delay, [this] {
-        if (!ac_ && !lookup_.pending() && enabled()) connect();
-    });
+    retry_timer_.start(delay);
+}
+
+void RedisMirror::retry() {
+    if (!ac_ && !lookup_.pending() && enabled()) connect();
+}
+
+void RedisMirror::connect_timed_out() {
+    if (!ac_ || connected_) return;
+    redisAsyncContext* ac = ac_;
+    ac_->onConnect = nullptr;
+    redisAsyncFree(ac);
+    lost("connect timed out");
 }
 
 void RedisMirror::on_io(uint32_t ev) {
@@ -223,22 +277,22 @@ void RedisMirror::mirror(const std::string& id, uint64_t idx, const uint8_t* dat
     command({"SET", key(id, "time"), std::to_string(unix_ms()), "EX", ttl}, [](redisReply*) {});
 }
 
-void RedisMirror::load(const std::string& id, size_t max_chunks, std::function<void(Chunks)> done) {
-    if (!connected_) {
-        r_.defer([done] { done({}); });
-        return;
-    }
-    auto result = std::make_shared<std::function<void(Chunks)>>(std::move(done));
+bool RedisMirror::load(const std::string& id, size_t max_chunks, Load& l, Loaded done) {
+    if (!connected_) return false;
+    l.p_ = std::make_shared<Loaded>(std::move(done));
+    auto result = [to = std::weak_ptr<Loaded>(l.p_)](Chunks c) {
+        if (auto f = to.lock()) (*f)(std::move(c));
+    };
     command({"MGET", key(id, "index"), key(id, "time")}, [this, id, max_chunks, result](redisReply* r) {
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
             r->element[1]->type != REDIS_REPLY_STRING)
-            return (*result)({});
+            return result({});
         uint64_t index = std::strtoull(r->element[0]->str, nullptr, 10);
         int64_t age = unix_ms() - std::strtoll(r->element[1]->str, nullptr, 10);
         if (age > cfg_.resume_max_age || age < 0) {
             r_.log().info("redis: buffer of %s is %.1f s old, not resuming from it", id.c_str(),
                           static_cast<double>(age) / 1000.0);
-            return (*result)({});
+            return result({});
         }
         uint64_t from = index + 1 - std::min<uint64_t>(index + 1, max_chunks);
         std::vector<std::string> args{"MGET"};
@@ -251,9 +305,10 @@ void RedisMirror::load(const std::string& id, size_t max_chunks, std::function<v
                 else
                     out.clear(); // a hole: keep only the contiguous newest run
             }
-            (*result)(std::move(out));
+            result(std::move(out));
         });
     });
+    return true;
 }
 
 } // namespace acemux

@@ -35,7 +35,7 @@ bool Resolver::numeric(const std::string& host) {
     return inet_pton(AF_INET, host.c_str(), &a) == 1 || inet_pton(AF_INET6, host.c_str(), &a) == 1;
 }
 
-Resolver::Resolver(Reactor& r) : r_(r), timer_(r) {
+Resolver::Resolver(Reactor& r) : r_(r), timer_(r, [this] { process(ARES_SOCKET_BAD, ARES_SOCKET_BAD); }), ready_timer_(r, [this] { answer_ready(); }) {
     int rc = ares_library_init(ARES_LIB_INIT_ALL);
     ares_options o{};
     o.sock_state_cb = on_socket;
@@ -90,17 +90,26 @@ void Resolver::arm_timer() {
     timeval tv;
     if (!channel_ || !ares_timeout(channel_, nullptr, &tv)) return timer_.stop();
     Millis ms = static_cast<Millis>(tv.tv_sec) * 1000 + tv.tv_usec / 1000;
-    timer_.once(std::max<Millis>(ms, 1), [this] { process(ARES_SOCKET_BAD, ARES_SOCKET_BAD); });
+    timer_.start(std::max<Millis>(ms, 1));
 }
 
+// Answers wait for the next pass of the loop: a caller never hears back
+// inside its own resolve() call, nor from inside c-ares.
 void Resolver::deliver(std::weak_ptr<Lookup::Pending> to, Addrs addrs, std::string err) {
-    r_.defer([to = std::move(to), addrs = std::move(addrs), err = std::move(err)] {
-        if (auto p = to.lock()) {
-            p->answered = true;
-            Done cb = std::move(p->done); // the callback may start another lookup on the same handle
-            cb(addrs, err);
-        }
-    });
+    ready_.push_back({std::move(to), std::move(addrs), std::move(err)});
+    if (!ready_timer_.armed()) ready_timer_.start(0);
+}
+
+void Resolver::answer_ready() {
+    auto batch = std::move(ready_);
+    ready_.clear();
+    for (auto& a : batch) {
+        auto p = a.to.lock();
+        if (!p) continue; // the lookup was cancelled or its owner is gone
+        p->answered = true;
+        Done cb = std::move(p->done); // the callback may start another lookup on the same handle
+        cb(a.addrs, a.err);
+    }
 }
 
 static Resolver::Addrs with_port(Resolver::Addrs a, int port) {

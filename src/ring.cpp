@@ -62,6 +62,66 @@ void Ring::seal(bool announce) {
     fill_ = carry;
 }
 
+void Ring::add_packets(size_t n) {
+    fill_ = committed_ + n;
+    while (fill_ > committed_) {
+        size_t take = std::min(fill_ - committed_, chunk_size_ - committed_);
+        index(committed_, take);
+        committed_ += take;
+        bytes_in_ += take;
+        if (committed_ == chunk_size_) seal(); // what lies past it moves on to the next chunk
+    }
+}
+
+JoinPoint Ring::join_point(const JoinRule& rule) const {
+    uint64_t fallback = std::min(rule.back_chunks, rule.max_chunks);
+    if (rule.keyframes) {
+        uint64_t limit = head_ - std::min(head_, rule.max_chunks);
+        const RandomAccess *best = nullptr, *oldest = nullptr;
+        each_rap([&](const RandomAccess& r) {
+            if (r.idx <= limit && head_ > limit) return;
+            if (!oldest) oldest = &r;
+            // Without a measured rate yet (a resumed buffer), chunks stand in for seconds.
+            bool far_enough = rule.back_bytes ? bytes_in_ - r.pos >= rule.back_bytes : head_ - r.idx >= fallback;
+            if (far_enough) best = &r; // oldest first: the last one wins
+        });
+        if (const RandomAccess* r = best ? best : oldest) return {Cursor{r->idx, r->off}, r->psi};
+    }
+    return {Cursor::start(*this, fallback), nullptr};
+}
+
+// ------------------------------------------------------------ cursor
+
+Cursor Cursor::start(const Ring& r, uint64_t behind) {
+    uint64_t want = r.head() >= behind ? r.head() - behind : 0;
+    return Cursor{std::max(want, r.first()), 0};
+}
+
+uint64_t Cursor::behind(const Ring& r) const { return r.head() - idx; }
+bool Cursor::at_head(const Ring& r) const { return idx == r.head() && off == r.length(idx); }
+
+int Cursor::gather(const Ring& r, iovec* iov, int max) const {
+    int n = 0;
+    size_t off = this->off;
+    for (uint64_t i = idx; i <= r.head() && n < max; i++, off = 0) {
+        size_t len = r.length(i);
+        if (off < len) iov[n++] = {const_cast<uint8_t*>(r.data(i)) + off, len - off};
+    }
+    return n;
+}
+
+void Cursor::advance(const Ring& r, size_t n) {
+    for (;;) {
+        size_t len = r.length(idx);
+        size_t take = std::min(n, len - off);
+        off += take;
+        n -= take;
+        if (off < len || idx == r.head()) break; // the open chunk may still grow
+        idx++;
+        off = 0;
+    }
+}
+
 bool Ring::prime(uint64_t idx, const uint8_t* data, size_t len) {
     if (committed_ || fill_ || len == 0 || len > chunk_size_ || len % ts::kPacket) return false;
     for (size_t off = 0; off < len; off += ts::kPacket)

@@ -56,8 +56,7 @@ cJSON* session_json(const Stream& s, Millis now) {
         cJSON_AddNumberToObject(e, "age_s", seconds(now - es.at));
     }
     cJSON* players = cJSON_AddArrayToObject(o, "players");
-    for (auto& c : s.players())
-        if (!c.dead()) cJSON_AddItemToArray(players, player_json(c, ring, now));
+    for (auto& p : s.players()) cJSON_AddItemToArray(players, player_json(*p, ring, now));
     return o;
 }
 } // namespace
@@ -171,7 +170,7 @@ std::string metrics_text(const Daemon& d) {
     uint64_t bytes_in = t.bytes_in, bytes_out = t.bytes_out, jumps = t.jumps, players = t.players;
     for (auto& [k, s] : sm.streams()) {
         bytes_in += s->bytes_in();
-        for (auto& c : s->players()) bytes_out += c.bytes_sent(), jumps += c.jumps(), players += !c.dead();
+        for (auto& p : s->players()) bytes_out += p->bytes_sent(), jumps += p->jumps(), players++;
     }
     Prom p;
     p.head("acemux_info", "gauge", "Version of the running daemon.");
@@ -263,8 +262,8 @@ std::string status_html(const Daemon& d) {
     h += "</table><h2>Players</h2><table><tr><th>address</th><th>player</th><th>stream</th><th>MB sent</th>"
          "<th>lag (chunks)</th><th>jumps</th></tr>";
     for (auto& [k, s] : sm.streams())
-        for (auto& c : s->players()) {
-            if (c.dead()) continue;
+        for (auto& pp : s->players()) {
+            const Player& c = *pp;
             std::snprintf(buf, sizeof buf, "<td>%.1f</td><td>%llu</td><td>%llu</td></tr>",
                           static_cast<double>(c.bytes_sent()) / 1e6,
                           static_cast<unsigned long long>(c.started() ? c.cursor().behind(s->ring()) : 0),

@@ -15,9 +15,14 @@ const char* Stream::state_name(State s) {
 }
 
 Stream::Stream(Streams& m, std::string key, std::string id_key, std::string id, EngineLease engine)
-    : m_(m), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)), ring_(m.cfg().chunk_size, m.cfg().ring_chunks), up_(m.reactor(), ring_, *this, m.detached()), engine_(std::move(engine)),
-      wake_timer_(m.reactor()), slice_timer_(m.reactor()), tick_timer_(m.reactor()), silence_timer_(m.reactor()), grace_timer_(m.reactor()), retry_timer_(m.reactor()) {
+    : m_(m), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)),
+      ring_(m.cfg().chunk_size, m.cfg().ring_chunks), up_(m.reactor(), ring_, *this, m.detached()),
+      engine_(std::move(engine)), wake_timer_(m.reactor(), [this] { wake_all(); }),
+      slice_timer_(m.reactor(), [this] { pump_slice(); }), tick_timer_(m.reactor(), [this] { tick(); }),
+      silence_timer_(m.reactor(), [this] { tick(); }), grace_timer_(m.reactor(), [this] { grace_over(); }),
+      retry_timer_(m.reactor(), [this] { connect(); }), probe_(m.reactor()) {
     created_ = last_data_ = reactor().now();
+    update_rules();
     arm_tick();
     reactor().log().info("stream %s: starting on engine %s", id_.c_str(), engine_->cfg.name.c_str());
     RedisMirror& redis = m_.redis();
@@ -27,11 +32,22 @@ Stream::Stream(Streams& m, std::string key, std::string id_key, std::string id, 
         };
         // A recent buffer in Redis (a restart) gives players data before the engine answers.
         size_t want = std::min<size_t>(cfg().ring_chunks - 1, 16);
-        redis.load(id_, want, [this, alive = std::weak_ptr<char>(life_)](RedisMirror::Chunks c) {
-            if (!alive.expired()) prime(std::move(c));
-        });
+        (void)redis.load(id_, want, load_, [this](RedisMirror::Chunks c) { prime(std::move(c)); });
     }
     connect();
+}
+
+// The config's rules as this stream's own ring can keep them (a reload may
+// bring a larger catchup_behind than a ring made before it holds), and the
+// keyframe distance at the measured rate.
+void Stream::update_rules() {
+    const StreamConfig& c = cfg();
+    uint64_t max_chunks = std::min<uint64_t>(static_cast<uint64_t>(c.catchup_behind), ring_.chunks() - 2);
+    rules_.join.keyframes = c.join_behind > 0;
+    rules_.join.max_chunks = max_chunks;
+    rules_.join.back_chunks = std::min<uint64_t>(static_cast<uint64_t>(c.initial_behind), max_chunks - 1);
+    rules_.join.back_bytes = byte_rate_ > 0 ? std::max<uint64_t>(1, static_cast<uint64_t>(byte_rate_ * static_cast<double>(c.join_behind) / 1000.0)) : 0;
+    rules_.keepalive_interval = c.keepalive_interval;
 }
 
 void Stream::prime(RedisMirror::Chunks chunks) {
@@ -49,54 +65,59 @@ void Stream::prime(RedisMirror::Chunks chunks) {
     if (!primed_) return;
     reactor().log().info("stream %s: resumed %zu chunks (%zu bytes) from redis, up to chunk %llu", id_.c_str(),
                          primed_, bytes, static_cast<unsigned long long>(ring_.head() - 1));
-    up_.splice_next(key_wait()); // the engine's data follows the saved buffer as a new stream
-    accepted_ = true;
-    for (auto& c : players_) {
-        if (!c.started()) c.begin(200, "");
-        else c.rejoin(); // placed on the empty ring before the buffer arrived
-        c.pump();
+    accepted_ = true; // the engine's data will be spliced on as a new stream
+    for (auto it = players_.begin(); it != players_.end();) {
+        Player& p = **it;
+        if (p.started()) p.rejoin(); // placed on the empty ring before the buffer arrived
+        bool alive = p.started() ? p.pump() : p.begin(200, "");
+        it = alive ? std::next(it) : end_player(it);
     }
 }
 
 Stream::~Stream() = default;
 
 Reactor& Stream::reactor() { return m_.reactor(); }
-const Config& Stream::cfg() const { return m_.cfg(); }
-
-void Stream::later(std::function<void()> f) {
-    reactor().defer([alive = std::weak_ptr<char>(life_), f = std::move(f)] {
-        if (!alive.expired()) f();
-    });
-}
+const StreamConfig& Stream::cfg() const { return m_.cfg(); }
 
 void Stream::connect() {
-    let_go();
     attempts_++;
     waiting_since_ = reactor().now(); // the no-data clock starts with each attempt
     attempt_data_ = prebuf_logged_ = false;
-    up_.start(engine_->cfg, id_key_, id_, {cfg().connect_timeout, cfg().answer_timeout});
-}
-
-// Whenever we leave an engine session (retry, failover, close), the engine
-// is told, so it does not go on downloading for nobody.
-void Stream::let_go() {
-    up_.stop();
-    std::string url = up_.take_command_url();
-    if (!url.empty()) m_.send_stop(engine_->cfg, url);
+    up_.start(engine_->cfg, {id_key_, id_, cfg().connect_timeout, cfg().answer_timeout, key_wait()});
 }
 
 void Stream::add(StreamHandoff&& h, std::string user_agent) {
-    players_.emplace_back(*this, std::move(h), std::move(user_agent));
-    Player& c = players_.back();
-    c.self = std::prev(players_.end());
+    players_.push_back(std::make_unique<Player>(reactor(), ring_, rules_, static_cast<Player::Owner&>(*this), std::move(h), std::move(user_agent),
+                                                cfg().client_sndbuf));
+    Player& p = *players_.back();
+    p.self = std::prev(players_.end());
     if (st_ == State::draining) {
         grace_timer_.stop();
         st_ = failing_since_ ? State::failing : State::running;
         reactor().log().info("stream %s: player returned within the grace period", id_.c_str());
     }
-    reactor().log().info("player %s joined stream %s (%zu players)", c.peer().str().c_str(), id_.c_str(),
+    reactor().log().info("player %s joined stream %s (%zu players)", p.peer().str().c_str(), id_.c_str(),
                          players_.size());
-    if (accepted_) c.begin(200, "");
+    if (p.ended() || (accepted_ && !p.begin(200, ""))) end_player(p.self);
+}
+
+void Stream::player_ended(Player& p) { end_player(p.self); }
+
+// Every player leaves through here, whoever noticed: logged, counted and
+// released (it may be inside its own callback).
+Stream::PlayerIt Stream::end_player(PlayerIt it) {
+    Player& p = **it;
+    p.end("stream closed"); // a no-op when it ended by itself: its own reason stays
+    reactor().log().info("player %s left stream %s: %s (%.1f s, %llu bytes, %llu jumps)", p.peer().str().c_str(),
+                         id_.c_str(), p.why(), static_cast<double>(reactor().now() - p.connected_at()) / 1000.0,
+                         static_cast<unsigned long long>(p.bytes_sent()), static_cast<unsigned long long>(p.jumps()));
+    m_.totals.closed(p);
+    sent_by_gone_ += p.bytes_sent();
+    if (it == sweep_) ++sweep_; // the sweep goes on from the next one
+    reactor().release(std::move(*it));
+    it = players_.erase(it);
+    idle_check();
+    return it;
 }
 
 void Stream::on_upstream_accepted() {
@@ -107,8 +128,8 @@ void Stream::on_upstream_accepted() {
     accepted_by_ = engine_.get();
     if (accepted_) return;
     accepted_ = true;
-    for (auto& c : players_)
-        if (!c.started()) c.begin(200, "");
+    for (auto it = players_.begin(); it != players_.end();)
+        it = (*it)->started() || (*it)->begin(200, "") ? std::next(it) : end_player(it);
 }
 
 void Stream::on_upstream_data(size_t n) {
@@ -134,7 +155,7 @@ void Stream::on_upstream_data(size_t n) {
     if (unwoken_ >= cfg().wake_bytes || ring_.head() != head_at_wake_ || now - woken_at_ >= cfg().wake_delay) {
         wake_all();
     } else if (!wake_timer_.armed() && !players_.empty()) {
-        wake_timer_.once(woken_at_ + kWakeBackstop * cfg().wake_delay - now, [this] { wake_all(); });
+        wake_timer_.start(woken_at_ + kWakeBackstop * cfg().wake_delay - now);
     }
 }
 
@@ -144,15 +165,15 @@ void Stream::on_upstream_data(size_t n) {
 // never hold up a new player's accept, an engine read or a /stats request.
 void Stream::wake_all() {
     wake_timer_.stop();
-    silence_timer_.once(half_keepalive(), [this] { tick(); });
+    silence_timer_.start(half_keepalive());
     unwoken_ = 0;
     woken_at_ = reactor().now();
     head_at_wake_ = ring_.head();
     // Every player is checked, not only those behind a full socket: one
     // that a sweep in progress has already passed is not written again
     // until the next pass, and the writer may seal a chunk before that.
-    for (auto& c : players_)
-        if (c.started()) c.catch_up();
+    for (auto& p : players_)
+        if (p->started()) p->catch_up();
     if (sweep_ != players_.end()) {
         sweep_again_ = true; // those already passed in this sweep have more to take
         return;
@@ -162,22 +183,25 @@ void Stream::wake_all() {
 }
 
 void Stream::pump_slice() {
-    for (size_t n = 0; n < kWakeSlice && sweep_ != players_.end(); ++sweep_) {
-        Player& c = *sweep_;
-        if (!c.started() || c.blocked()) continue;
-        c.pump();
+    for (size_t n = 0; n < kWakeSlice && sweep_ != players_.end();) {
+        Player& p = **sweep_;
+        if (!p.started() || p.blocked()) {
+            ++sweep_;
+            continue;
+        }
         n++;
+        if (p.pump()) ++sweep_;
+        else end_player(sweep_); // moves the sweep on
     }
     if (sweep_ == players_.end() && sweep_again_) {
         sweep_again_ = false;
         sweep_ = players_.begin();
     }
-    if (sweep_ != players_.end()) slice_timer_.once(0, [this] { pump_slice(); });
+    if (sweep_ != players_.end()) slice_timer_.start(0);
 }
 
 void Stream::on_upstream_failed(const std::string& why, bool rejected) {
     if (st_ == State::closed) return;
-    let_go();
     // The engine's error is about the content, not the engine: another
     // engine would say the same, so the stream ends at once.
     if (rejected) {
@@ -227,8 +251,7 @@ void Stream::on_upstream_failed(const std::string& why, bool rejected) {
                          engine_->cfg.name.c_str(), static_cast<long long>(delay));
     reconnects_++;
     m_.totals.reconnects++;
-    up_.splice_next(key_wait()); // players must resynchronise on whatever the next connection brings
-    retry_timer_.once(delay, [this] { connect(); });
+    retry_timer_.start(delay);
 }
 
 void Stream::move_off_engine() {
@@ -241,33 +264,11 @@ void Stream::move_off_engine() {
     }
     reactor().log().info("stream %s: engine %s left the config, moving to %s", id_.c_str(),
                          engine_->cfg.name.c_str(), other->cfg.name.c_str());
-    let_go();
+    up_.stop();
     engine_ = std::move(other);
     tries_on_engine_ = 0;
     retry_timer_.stop();
-    up_.splice_next(key_wait());
     connect();
-}
-
-JoinPoint Stream::join_point() const {
-    const Config& c = cfg();
-    if (c.join_behind > 0) {
-        uint64_t head = ring_.bytes_in();
-        double need = byte_rate_ * static_cast<double>(c.join_behind) / 1000.0;
-        // Never behind the catch-up limit, or the player would jump at once.
-        uint64_t limit = ring_.head() - std::min<uint64_t>(ring_.head(), static_cast<uint64_t>(catchup_behind()));
-        const RandomAccess *best = nullptr, *oldest = nullptr;
-        ring_.each_rap([&](const RandomAccess& r) {
-            if (r.idx <= limit && ring_.head() > limit) return;
-            if (!oldest) oldest = &r;
-            // Without a measured rate yet (a resumed buffer), chunks stand in for seconds.
-            bool far_enough = byte_rate_ > 0 ? static_cast<double>(head - r.pos) >= need
-                                             : ring_.head() - r.idx >= static_cast<uint64_t>(initial_behind());
-            if (far_enough) best = &r; // oldest first: the last one wins
-        });
-        if (const RandomAccess* r = best ? best : oldest) return {Cursor{r->idx, r->off}, r->psi};
-    }
-    return {Cursor::start(ring_, initial_behind()), nullptr};
 }
 
 // Packets a splice may skip waiting for a keyframe: join_behind at the
@@ -291,7 +292,7 @@ void Stream::arm_tick() {
     Millis now = reactor().now(), half = half_keepalive();
     bool flowing = attempt_data_ && now - last_data_ < half;
     Millis next = flowing ? 1000 : std::max<Millis>(half / 2, 25);
-    tick_timer_.once(next, [this] { tick(); });
+    tick_timer_.start(next);
 }
 
 void Stream::tick() {
@@ -304,14 +305,17 @@ void Stream::tick() {
         const RateSample &a = rate_samples_.front(), &b = rate_samples_.back();
         byte_rate_ = static_cast<double>(b.in - a.in) * 1000.0 / static_cast<double>(span);
         out_rate_ = static_cast<double>(b.out - a.out) * 1000.0 / static_cast<double>(span);
+        update_rules();
     }
     check_engine(now);
     if (st_ == State::closed) return;
-    for (auto& c : players_) c.keepalive(); // each decides: caught up and idle for half an interval
-    if (now - last_stall_scan_ >= 1000 || cfg().client_stall_timeout < 2000) {
-        last_stall_scan_ = now;
-        for (auto& c : players_)
-            if (c.blocked() && now - c.last_progress() >= cfg().client_stall_timeout) c.drop("stalled: not reading");
+    bool scan = now - last_stall_scan_ >= 1000 || cfg().client_stall_timeout < 2000;
+    if (scan) last_stall_scan_ = now;
+    for (auto it = players_.begin(); it != players_.end();) {
+        Player& p = **it;
+        if (scan && p.blocked() && now - p.last_progress() >= cfg().client_stall_timeout) p.end("stalled: not reading");
+        // Each decides whether to send one: caught up and idle for half an interval.
+        it = p.keepalive() ? std::next(it) : end_player(it);
     }
 }
 
@@ -342,7 +346,7 @@ void Stream::check_engine(Millis now) {
     // waiting out no_data_timeout.
     bool down = !engine_->up && quiet >= cfg().keepalive_interval;
     if (quiet < cfg().no_data_timeout && !down) {
-        if (quiet >= kProbeAfter && !probing_ && now - probed_at_ >= kProbeAfter) probe();
+        if (quiet >= kProbeAfter && !probe_.active() && now - probed_at_ >= kProbeAfter) probe();
         return;
     }
     char why[96];
@@ -355,6 +359,7 @@ void Stream::check_engine(Millis now) {
     else
         std::snprintf(why, sizeof why, "no data for %.1f s", static_cast<double>(quiet) / 1000.0);
     attempt_data_ = false; // silence is the engine's failure: the stream moves, not back to it
+    up_.stop();
     on_upstream_failed(why, false);
 }
 
@@ -362,57 +367,46 @@ void Stream::check_engine(Millis now) {
 // working engine answers at once, busy or not. No answer to that either: it
 // hangs, and the stream moves now rather than after no_data_timeout.
 void Stream::probe() {
-    probing_ = true;
     probed_at_ = reactor().now();
-    m_.pool().probe(engine_.get(), [this, alive = std::weak_ptr<char>(life_), attempt = attempts_](bool answered) {
-        if (alive.expired()) return;
-        probing_ = false;
-        if (answered || attempt != attempts_ || !up_.active() || st_ == State::closed) return;
-        attempt_data_ = false;
-        on_upstream_failed("engine answers nothing, not even its version", false);
-    });
+    probe_.get(EnginePool::version_url(engine_->cfg), kProbeTimeout,
+               [this, attempt = attempts_](int status, const std::string&, const std::string& err) {
+                   if ((err.empty() && status / 100 == 2) || attempt != attempts_ || !up_.active()) return;
+                   attempt_data_ = false;
+                   up_.stop();
+                   on_upstream_failed("engine answers nothing, not even its version", false);
+               });
 }
 
 uint64_t Stream::bytes_out() const {
     uint64_t n = sent_by_gone_;
-    for (auto& c : players_) n += c.bytes_sent();
+    for (auto& p : players_) n += p->bytes_sent();
     return n;
 }
 
-void Stream::reap_later() {
-    if (reap_pending_) return;
-    reap_pending_ = true;
-    later([this] { reap(); });
-}
-
-void Stream::reap() {
-    reap_pending_ = false;
-    for (auto it = players_.begin(); it != players_.end();) {
-        if (!it->dead()) {
-            ++it;
-            continue;
-        }
-        m_.totals.closed(*it);
-        sent_by_gone_ += it->bytes_sent();
-        if (it == sweep_) ++sweep_; // the sweep goes on from the next one
-        it = players_.erase(it);
-    }
+void Stream::idle_check() {
     if (!players_.empty() || st_ == State::closed || st_ == State::draining) return;
     st_ = State::draining;
     idle_since_ = reactor().now();
     reactor().log().info("stream %s: no players left, stopping in %.1f s unless one returns", id_.c_str(),
                          static_cast<double>(cfg().grace_period) / 1000.0);
-    grace_timer_.once(cfg().grace_period, [this] { close(503, "stream closed"); });
+    grace_timer_.start(cfg().grace_period);
 }
+
+void Stream::grace_over() { close(503, "stream closed"); }
 
 void Stream::close(int status, const std::string& why) {
     if (st_ == State::closed) return;
     st_ = State::closed;
-    let_go();
+    for (Timer* t : {&wake_timer_, &slice_timer_, &tick_timer_, &silence_timer_, &grace_timer_, &retry_timer_}) t->stop();
+    probe_.cancel();
+    load_.cancel();
+    up_.stop();
     m_.closed(*this, why);
-    for (auto& c : players_) {
-        if (!c.started()) c.begin(status, why);
-        c.drop(why.c_str());
+    for (auto it = players_.begin(); it != players_.end();) {
+        Player& p = **it;
+        if (!p.started()) (void)p.begin(status, why); // one try to tell it why
+        p.end(why.c_str());
+        it = end_player(it);
     }
     reactor().log().info("stream %s: closed (%s)", id_.c_str(), why.c_str());
     m_.totals.bytes_in += ring_.bytes_in();

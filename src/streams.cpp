@@ -6,8 +6,8 @@
 
 namespace acemux {
 
-Streams::Streams(Reactor& r, const Config& c, EnginePool& pool, RedisMirror& redis)
-    : r_(r), cfg_(c), pool_(pool), redis_(redis), detached_(r) {}
+Streams::Streams(Reactor& r, const StreamConfig& c, const AccessConfig& a, EnginePool& pool, RedisMirror& redis)
+    : r_(r), cfg_(c), access_(a), pool_(pool), redis_(redis), detached_(r) {}
 
 Streams::~Streams() = default;
 
@@ -41,19 +41,19 @@ HttpResponse Streams::getstream(const HttpRequest& req) {
     // content_id and id name the same thing; an infohash is another namespace.
     std::string key = (id_key == "infohash" ? "infohash:" : "id:") + id;
     if (const std::string* f = req.param("format"); f && *f == "json") return engine_answer(req, id_key, id);
-    if (cfg_.max_clients && player_count() >= static_cast<size_t>(cfg_.max_clients)) {
-        r_.log().warn("refused %s for %s: max_clients (%d) reached", req.peer.str().c_str(), id.c_str(), cfg_.max_clients);
-        return HttpResponse::unavailable("client limit reached (" + std::to_string(cfg_.max_clients) + ")", 30);
+    if (access_.max_clients && player_count() >= static_cast<size_t>(access_.max_clients)) {
+        r_.log().warn("refused %s for %s: max_clients (%d) reached", req.peer.str().c_str(), id.c_str(), access_.max_clients);
+        return HttpResponse::unavailable("client limit reached (" + std::to_string(access_.max_clients) + ")", 30);
     }
-    if (cfg_.max_clients_per_ip) {
+    if (access_.max_clients_per_ip) {
         size_t mine = 0;
         for (auto& [k, s] : streams_)
-            for (auto& c : s->players()) mine += !c.dead() && c.peer().host() == req.peer.host();
-        if (mine >= static_cast<size_t>(cfg_.max_clients_per_ip)) {
+            for (auto& p : s->players()) mine += p->peer().host() == req.peer.host();
+        if (mine >= static_cast<size_t>(access_.max_clients_per_ip)) {
             r_.log().warn("refused %s for %s: max_clients_per_ip (%d) reached", req.peer.str().c_str(), id.c_str(),
-                          cfg_.max_clients_per_ip);
+                          access_.max_clients_per_ip);
             return HttpResponse::text(429, "too many streams from " + req.peer.host() + " (limit " +
-                                               std::to_string(cfg_.max_clients_per_ip) + ")");
+                                               std::to_string(access_.max_clients_per_ip) + ")");
         }
     }
     if (req.is_head()) {
@@ -113,7 +113,7 @@ HttpResponse json_reply(cJSON* root) {
 HttpResponse Streams::engine_answer(const HttpRequest& req, const std::string& id_key, const std::string& id) {
     const std::string* host = req.header("host");
     std::string base = "http://" + (host && valid_host_header(*host) ? *host : req.local.str());
-    std::string token = cfg_.token.empty() ? "" : "?token=" + url_encode(cfg_.token);
+    std::string token = access_.token.empty() ? "" : "?token=" + url_encode(access_.token);
     std::string path = (id_key == "infohash" ? "infohash/" : "content_id/") + id;
     cJSON* root = cJSON_CreateObject();
     cJSON* resp = cJSON_AddObjectToObject(root, "response");
@@ -186,31 +186,28 @@ bool Streams::close_idle_stream() {
     return true;
 }
 
-void Streams::send_stop(const EngineConfig& e, const std::string& command_url) {
-    Upstream::stop_session(detached_, e, command_url, cfg_.connect_timeout);
-}
-
 void Streams::closed(const Stream& s, const std::string& why) {
     ended_.push_back({s.id(), s.engine() ? s.engine()->cfg.name : "", why, r_.now()});
     if (ended_.size() > kEndedKept) ended_.pop_front();
 }
 
-void Streams::reconfigure(const Config& c) {
+void Streams::reconfigure(const StreamConfig& c, const AccessConfig& a) {
     cfg_ = c;
+    access_ = a;
     std::vector<Stream*> moving;
     for (auto& [k, s] : streams_)
         if (s->engine() && s->engine()->removed) moving.push_back(s.get());
     for (Stream* s : moving) s->move_off_engine();
+    for (auto& [k, s] : streams_) s->update_rules();
 }
 
 void Streams::remove(Stream& s) {
     auto it = streams_.find(s.key());
     if (it == streams_.end() || it->second.get() != &s) return;
-    // Out of the map at once, so a new request starts a fresh session; freed
-    // later, since we are inside one of the session's own callbacks.
-    closing_.push_back(std::move(it->second));
+    // Out of the map at once, so a new request starts a fresh stream;
+    // released, since we are inside one of the stream's own callbacks.
+    r_.release(std::move(it->second));
     streams_.erase(it);
-    if (closing_.size() == 1) r_.defer([this] { closing_.clear(); });
 }
 
 void Streams::close_all() {

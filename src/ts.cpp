@@ -212,19 +212,16 @@ void Splice::arm(uint64_t key_wait) {
     marked_.reset();
 }
 
-void Splice::feed(const uint8_t* pkts, size_t n, std::string& out) {
-    for (size_t off = 0; off + kPacket <= n; off += kPacket) {
-        if (active_) packet(pkts + off, out);
-        else out.append(reinterpret_cast<const char*>(pkts + off), kPacket);
+size_t Splice::filter(const uint8_t* p, uint8_t* out) {
+    if (!active_) {
+        std::memcpy(out, p, kPacket);
+        return kPacket;
     }
-}
-
-void Splice::packet(const uint8_t* p, std::string& out) {
     uint16_t id = pid(p);
     if (!seen_pat_) {
         if (id != 0 && ++packets_ < kMaxPackets) {
             dropped_++;
-            return;
+            return 0;
         }
         seen_pat_ = true;
     }
@@ -239,11 +236,10 @@ void Splice::packet(const uint8_t* p, std::string& out) {
         } else if (!psi) {
             key_wait_--;
             dropped_++;
-            return;
+            return 0;
         }
     }
-    size_t at = out.size();
-    out.append(reinterpret_cast<const char*>(p), kPacket);
+    size_t n = kPacket;
     // Only the elementary streams carry the discontinuity indicator: their
     // clocks and timestamps jump. Tables (PAT, PMT, SDT) need no mark, since
     // the ring keeps every PID's counter continuous (ts::Continuity), and
@@ -252,27 +248,31 @@ void Splice::packet(const uint8_t* p, std::string& out) {
     bool es = std::any_of(es_.begin(), es_.end(), [id](const Es& e) { return e.pid == id; });
     if (es && !marked_[id]) {
         marked_[id] = true;
-        uint8_t* q = reinterpret_cast<uint8_t*>(out.data()) + at;
-        if (has_adaptation(q) && q[4] > 0) {
-            q[5] |= 0x80;
+        if (has_adaptation(p) && p[4] > 0) {
+            std::memcpy(out, p, kPacket);
+            out[5] |= 0x80;
         } else {
             // An adaptation-field-only packet in front; its counter is the one
             // before the packet's, so the packet itself reads as continuous.
-            uint8_t m[kPacket];
+            uint8_t* m = out;
             m[0] = kSync;
             m[1] = static_cast<uint8_t>(id >> 8 & 0x1F);
             m[2] = static_cast<uint8_t>(id & 0xFF);
-            m[3] = static_cast<uint8_t>(0x20 | ((cc(q) + 15) & 0x0F));
+            m[3] = static_cast<uint8_t>(0x20 | ((cc(p) + 15) & 0x0F));
             m[4] = kPacket - 5;
             m[5] = 0x80;
             std::memset(m + 6, 0xFF, kPacket - 6);
-            out.insert(at, reinterpret_cast<const char*>(m), kPacket);
+            std::memcpy(out + kPacket, p, kPacket);
+            n = 2 * kPacket;
         }
+    } else {
+        std::memcpy(out, p, kPacket);
     }
     // Done once every stream of the PMT has been marked (or it takes too long).
     bool all = !es_.empty();
     for (auto& e : es_) all = all && marked_[e.pid];
     if (all || ++packets_ >= kMaxPackets) active_ = false;
+    return n;
 }
 
 } // namespace acemux::ts

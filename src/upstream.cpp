@@ -11,7 +11,7 @@
 namespace acemux {
 
 Upstream::Upstream(Reactor& r, Ring& ring, Listener& l, FetchSet& detached)
-    : r_(r), ring_(ring), l_(l), detached_(detached), stat_(r), play_(r, *this), stat_timer_(r) {}
+    : r_(r), ring_(ring), l_(l), detached_(detached), stat_(r), play_(r, *this), stat_timer_(r, [this] { poll_stat(); }) {}
 
 void Upstream::stop_session(FetchSet& via, const EngineConfig& e, const std::string& command_url, Millis timeout) {
     Url u;
@@ -55,11 +55,10 @@ std::string engine_pid() {
     return out;
 }
 
-void Upstream::start(const EngineConfig& e, const std::string& id_key, const std::string& id, Timeouts t) {
+void Upstream::start(const EngineConfig& e, const Attempt& a) {
     stop();
     engine_ = e;
-    timeouts_ = t;
-    command_url_.clear();
+    attempt_ = a;
     status_ = EngineStatus{};
     peerless_since_ = 0;
     packets_ = 0;
@@ -68,40 +67,44 @@ void Upstream::start(const EngineConfig& e, const std::string& id_key, const std
     dropped_at_start_ = aligner_.dropped();
     aligner_.reset(); // whatever the last connection left half-sent is not ours to finish
     ring_.discard_pending();
-    ring_.splice();
-    staged_.clear();
-    splice_aligner_ = ts::Aligner();
+    stage_fill_ = 0;
     // A pid of its own per attempt: the engine serves one reader per pid and
     // would cut off another stream (or our own earlier attempt) sharing it.
-    std::string query = id_key + "=" + id + "&pid=" + engine_pid();
+    std::string query = a.id_key + "=" + a.id + "&pid=" + engine_pid();
     if (e.direct) return play(Url{e.host, e.port, "/ace/getstream?" + query});
-    attempt_ = std::make_shared<char>();
+    asked_ = std::make_shared<char>();
     asking_ = true;
-    detached_.get(Url{e.host, e.port, "/ace/getstream?format=json&" + query}, t.connect,
-                  [this, mine = std::weak_ptr<char>(attempt_), e, t, &via = detached_](
+    detached_.get(Url{e.host, e.port, "/ace/getstream?format=json&" + query}, a.connect,
+                  [this, mine = std::weak_ptr<char>(asked_), e, t = a.connect, &via = detached_](
                       int status, const std::string& body, const std::string& err) {
                       if (!mine.expired()) return on_api(status, body, err);
                       // Abandoned while the engine thought: whatever it opened is stopped.
-                      EngineAnswer a = err.empty() ? parse_engine_answer(body) : EngineAnswer{};
-                      if (!a.command_url.empty()) stop_session(via, e, a.command_url, t.connect);
+                      EngineAnswer ans = err.empty() ? parse_engine_answer(body) : EngineAnswer{};
+                      if (!ans.command_url.empty()) stop_session(via, e, ans.command_url, t);
                   },
-                  t.answer);
+                  a.answer);
 }
 
 void Upstream::stop() {
-    attempt_.reset();
+    asked_.reset();
     asking_ = false;
     play_.close();
     stat_.cancel();
     stat_timer_.stop();
+    // The engine would go on downloading for nobody.
+    if (!command_url_.empty()) stop_session(detached_, engine_, std::exchange(command_url_, std::string()), attempt_.connect);
+}
+
+void Upstream::fail(const std::string& why, bool rejected) {
+    stop();
+    l_.on_upstream_failed(why, rejected);
 }
 
 std::pair<uint8_t*, size_t> Upstream::recv_area() {
     staging_ = splice_.active();
     if (!staging_) return {ring_.recv_ptr(), ring_.recv_space()};
-    constexpr size_t kStage = 64 * 1024;
-    if (!stage_buf_) stage_buf_ = std::make_unique_for_overwrite<uint8_t[]>(kStage);
-    return {stage_buf_.get(), kStage};
+    if (!stage_) stage_ = std::make_unique_for_overwrite<uint8_t[]>(kStage);
+    return {stage_.get() + stage_fill_, kStage - stage_fill_};
 }
 
 bool Upstream::on_body(const uint8_t* at, size_t n) {
@@ -110,22 +113,34 @@ bool Upstream::on_body(const uint8_t* at, size_t n) {
         return json_body_.size() < 65536;
     }
     // Megabytes and not one packet: whatever this is, it is not a stream.
-    uint64_t junk = aligner_.dropped() - dropped_at_start_ + splice_aligner_.dropped();
-    if (!packets_ && junk >= kGarbageLimit) return garbage_ = true, false;
-    if (staging_) staged_.append(reinterpret_cast<const char*>(at), n);
-    else ring_.append(at, n);
+    if (!packets_ && aligner_.dropped() - dropped_at_start_ >= kGarbageLimit) return garbage_ = true, false;
+    if (!staging_) {
+        ring_.append(at, n);
+    } else { // chunked framing removed in place, as the ring's append does
+        uint8_t* dst = stage_.get() + stage_fill_;
+        if (at != dst) std::memmove(dst, at, n);
+        stage_fill_ += n;
+    }
     return true;
 }
 
-void Upstream::to_ring(const uint8_t* p, size_t n) {
+// The staged bytes are aligned in place, and each whole packet goes through
+// the splice straight into the ring. Once the splice is done, what is left
+// moves to the ring, where the same aligner goes on.
+void Upstream::splice_staged() {
+    uint8_t* stage = stage_.get();
+    ts::Aligner::Result r = aligner_.scan(stage, stage_fill_);
     size_t made = 0;
-    while (n) {
-        size_t k = std::min(n, ring_.recv_space());
-        std::memcpy(ring_.recv_ptr(), p, k);
-        ring_.append(ring_.recv_ptr(), k);
-        made += ring_.commit(aligner_);
-        p += k;
-        n -= k;
+    for (size_t off = 0; off < r.whole; off += ts::kPacket)
+        if (size_t k = splice_.filter(stage + off, ring_.packet_area())) ring_.add_packets(k), made += k;
+    if (splice_.active()) {
+        std::memmove(stage, stage + r.whole, r.rest);
+        stage_fill_ = r.rest;
+    } else {
+        ring_.append(stage + r.whole, r.rest);
+        stage_fill_ = 0;
+        r_.log().info("engine %s: new stream spliced in (%llu packets before its PAT dropped)", engine_.name.c_str(),
+                      static_cast<unsigned long long>(splice_.dropped()));
     }
     packets_ += made / ts::kPacket;
     if (made) l_.on_upstream_data(made);
@@ -151,26 +166,33 @@ bool engine_url(const EngineConfig& e, const std::string& url, Url& out) {
 
 void Upstream::on_api(int status, const std::string& body, const std::string& err) {
     asking_ = false;
-    if (!err.empty()) return l_.on_upstream_failed(err, false);
-    if (status / 100 != 2) return l_.on_upstream_failed("engine answered HTTP " + std::to_string(status), false);
+    if (!err.empty()) return fail(err, false);
+    if (status / 100 != 2) return fail("engine answered HTTP " + std::to_string(status), false);
     EngineAnswer a = parse_engine_answer(body);
-    if (!a.error.empty()) return l_.on_upstream_failed(a.error, a.rejected);
+    if (!a.error.empty()) return fail(a.error, a.rejected);
     command_url_ = a.command_url;
     Url playback;
     if (!engine_url(engine_, a.playback_url, playback))
-        return l_.on_upstream_failed("bad playback_url \"" + a.playback_url.substr(0, 200) + "\"", false);
+        return fail("bad playback_url \"" + a.playback_url.substr(0, 200) + "\"", false);
     if (!engine_own(r_, engine_, playback))
-        return l_.on_upstream_failed("playback_url on another host (" + playback.host +
-                                         "), not followed ([engines] allow_other_hosts allows it)",
-                                     false);
+        return fail("playback_url on another host (" + playback.host +
+                        "), not followed ([engines] allow_other_hosts allows it)",
+                    false);
     if (engine_url(engine_, a.stat_url, stat_url_) && engine_own(r_, engine_, stat_url_)) poll_stat();
-    l_.on_upstream_accepted();
     play(playback);
+    l_.on_upstream_accepted();
 }
 
 void Upstream::play(const Url& url) {
-    r_.log().debug("engine %s: GET %s", engine_.name.c_str(), url.str().c_str());
-    play_.get(url, timeouts_.connect, timeouts_.answer);
+    // Whatever the ring holds came from elsewhere (an earlier attempt, a
+    // buffer resumed from Redis): this stream is spliced on. Armed before
+    // the first byte, so every body byte goes through the stage.
+    if (ring_.bytes_in()) {
+        splice_.arm(attempt_.key_wait);
+        ring_.splice();
+    }
+    if (r_.log().enabled(LogLevel::debug)) r_.log().debug("engine %s: GET %s", engine_.name.c_str(), url.str().c_str());
+    play_.get(url, attempt_.connect, attempt_.answer);
 }
 
 bool Upstream::on_redirect(int status, const Url& to) {
@@ -190,14 +212,14 @@ bool engine_own(Reactor& r, const EngineConfig& e, const Url& u) {
 // The engine's view of the download; never needed for streaming, so a
 // failed poll only leaves the last answer standing.
 void Upstream::poll_stat() {
-    stat_.get(stat_url_, timeouts_.connect, [this](int status, const std::string& body, const std::string& err) {
+    stat_.get(stat_url_, attempt_.connect, [this](int status, const std::string& body, const std::string& err) {
         EngineStatus s;
         bool ok = err.empty() && status / 100 == 2 && parse_engine_status(body, s);
         // The first answer is empty ({}); the next one soon says something.
         // Once the stream flows the status matters less: a poll costs the
         // loop a connection, so it comes less often.
         Millis next = ok && s.status.empty() ? kStatEvery / 4 : packets_ ? kStatEvery * 5 / 2 : kStatEvery;
-        stat_timer_.once(next, [this] { poll_stat(); });
+        stat_timer_.start(next);
         if (!ok) {
             r_.log().debug("engine %s: stat_url: %s", engine_.name.c_str(),
                            err.empty() ? ("HTTP " + std::to_string(status)).c_str() : err.c_str());
@@ -271,22 +293,7 @@ bool Upstream::on_status(int status, const std::string& content_type) {
 
 void Upstream::on_read() {
     if (json_answer_) return;
-    if (staging_) {
-        auto r = splice_aligner_.scan(reinterpret_cast<uint8_t*>(staged_.data()), staged_.size());
-        staged_.resize(r.whole + r.rest); // the aligner squeezed garbage out in place
-        spliced_.clear();
-        splice_.feed(reinterpret_cast<const uint8_t*>(staged_.data()), r.whole, spliced_);
-        staged_.erase(0, r.whole);
-        if (!splice_.active()) { // done: what is left goes the normal way
-            spliced_ += staged_;
-            staged_.clear();
-            splice_aligner_ = ts::Aligner();
-            r_.log().info("engine %s: new stream spliced in (%llu packets before its PAT dropped)",
-                          engine_.name.c_str(), static_cast<unsigned long long>(splice_.dropped()));
-        }
-        to_ring(reinterpret_cast<const uint8_t*>(spliced_.data()), spliced_.size());
-        return;
-    }
+    if (staging_) return splice_staged();
     size_t n = ring_.commit(aligner_);
     packets_ += n / ts::kPacket;
     // One line per second at most: an engine that interleaves garbage would flood the log.
@@ -305,22 +312,22 @@ void Upstream::on_end(const std::string& error) {
     ring_.discard_pending();
     if (json_answer_) {
         EngineAnswer a = parse_engine_answer(json_body_);
-        return l_.on_upstream_failed(a.error.empty() ? "engine answered JSON instead of a stream" : a.error,
+        return fail(a.error.empty() ? "engine answered JSON instead of a stream" : a.error,
                                      a.rejected);
     }
     uint64_t junk = aligner_.dropped() - dropped_seen_;
     if (garbage_ || (junk && !aligner_.synced())) {
         dropped_seen_ = aligner_.dropped();
-        return l_.on_upstream_failed("engine sent " + std::to_string(junk) + " bytes that were not TS packets (" +
+        return fail("engine sent " + std::to_string(junk) + " bytes that were not TS packets (" +
                                          (garbage_ ? "and no packet at all" : error.empty() ? "then ended the stream" : error) + ")",
                                      false);
     }
     if (!error.empty()) {
         if (play_.status() / 100 == 1 || play_.status() / 100 >= 4) // a 3xx not followed explains itself
-            return l_.on_upstream_failed("playback answered HTTP " + std::to_string(play_.status()), false);
-        return l_.on_upstream_failed(error, false);
+            return fail("playback answered HTTP " + std::to_string(play_.status()), false);
+        return fail(error, false);
     }
-    l_.on_upstream_failed("engine ended the stream", false);
+    fail("engine ended the stream", false);
 }
 
 } // namespace acemux

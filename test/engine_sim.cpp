@@ -166,7 +166,7 @@ std::string infohash_of(const std::string& id) {
 
 class Sim {
 public:
-    Sim(Reactor& r, const Config& c, Options o) : r_(r), o_(std::move(o)), srv_(r, c), tick_(r) {
+    Sim(Reactor& r, const Config& c, Options o) : r_(r), o_(std::move(o)), srv_(r, c), tick_(r, [this] { tick(); }) {
         if (!o_.file.empty()) {
             std::ifstream f(o_.file, std::ios::binary);
             std::stringstream ss;
@@ -218,7 +218,7 @@ public:
                           (unsigned long long)c_.by_infohash);
             return json(buf);
         });
-        tick_.start(5, [this] { tick(); }, 5);
+        tick_.start(5, 5);
     }
 
     bool listen(std::string& err) { return srv_.listen(err); }

@@ -1,6 +1,7 @@
 #include <criterion/criterion.h>
 
 #include "acemux/config.hpp"
+#include "acemux/redis_mirror.hpp"
 
 using namespace acemux;
 
@@ -128,7 +129,10 @@ Test(config, addresses) {
                            c, err), "%s", err.c_str());
     cr_assert_eq(c.engines[0].host, "acestream");
     cr_assert_eq(c.engines[0].name, "acestream:6878");
-    cr_assert(c.redis.target.host == "cache.lan" && c.redis.target.port == 6380);
+    RedisMirror::Target t;
+    std::string why;
+    cr_assert(RedisMirror::parse_url(c.redis.url, t, why), "%s", why.c_str());
+    cr_assert(t.host == "cache.lan" && t.port == 6380);
     expect_error("[[engine]]\nname = \"a\"\n[[engine]]\nname = \"a\"\nport = 1\n",
                  "t.toml:3:1: engine name \"a\" is used twice");
     expect_error("[redis]\nurl = \"redis://cache lan:6379\"\n",

@@ -94,14 +94,14 @@ Test(reactor, timer_object_cancels_on_destruction, .timeout = 10) {
     Reactor r;
     bool fired = false;
     {
-        Timer t(r);
-        t.once(5, [&] { fired = true; });
+        Timer t(r, [&] { fired = true; });
+        t.start(5);
         cr_assert(t.armed());
     }
     run_for(r, 20);
     cr_assert(!fired);
-    Timer t(r);
-    t.once(1, [&] { fired = true; });
+    Timer t(r, [&] { fired = true; });
+    t.start(1);
     run_for(r, 10);
     cr_assert(fired);
     cr_assert(!t.armed(), "a fired one-shot Timer disarms itself");
@@ -123,13 +123,13 @@ Test(reactor, zero_delay_timer_rearmed_from_its_callback_lets_sockets_in_between
     Reactor r;
     PipeReader p;
     cr_assert_eq(r.watch(p.r.get(), &p, true, false), 0);
-    Timer slice(r);
     int slices = 0;
-    std::function<void()> next = [&] {
+    std::unique_ptr<Timer> slice;
+    slice = std::make_unique<Timer>(r, [&] {
         slices++;
-        slice.once(0, next);
-    };
-    slice.once(0, next);
+        slice->start(0);
+    });
+    slice->start(0);
     cr_assert_eq(write(p.w.get(), "x", 1), 1);
     for (int pass = 0; pass < 3; pass++) r.run_once(-1);
     cr_assert_eq(p.got, "x", "the socket was served while the slices went on");
@@ -180,22 +180,51 @@ Test(reactor, signals_arrive_through_signalfd, .timeout = 10) {
     cr_assert_eq(got, 11);
 }
 
-Test(reactor, deferred_run_after_the_batch_in_order, .timeout = 10) {
+// The lifetime rule: what is released inside a callback lives until the
+// batch is done, then is freed, with whatever it released in turn.
+namespace {
+struct Tracked {
+    Tracked(std::vector<std::string>& l, std::string n, std::unique_ptr<Tracked> c)
+        : log(l), name(std::move(n)), child(std::move(c)) {}
+    ~Tracked() { log.push_back(name); }
+    std::vector<std::string>& log;
+    std::string name;
+    std::unique_ptr<Tracked> child;
+};
+} // namespace
+
+Test(reactor, released_objects_are_freed_after_the_batch, .timeout = 10) {
     Reactor r;
-    std::vector<int> order;
+    std::vector<std::string> freed;
+    bool alive_in_batch = false;
     r.add_timer(0, [&] {
-        r.defer([&] { order.push_back(2); });
-        r.defer([&] {
-            order.push_back(3);
-            r.defer([&] { order.push_back(4); }); // next round
-        });
-        order.push_back(1);
+        auto a = std::make_unique<Tracked>(freed, "a", std::make_unique<Tracked>(freed, "b", nullptr));
+        Tracked* raw = a.get();
+        r.release(std::move(a));
+        alive_in_batch = freed.empty() && raw->name == "a"; // still usable inside the callback
     });
     r.run_once(10);
-    cr_assert_eq(order.size(), 3u);
-    r.run_once(10);
-    cr_assert_eq(order.size(), 4u);
-    for (int i = 0; i < 4; i++) cr_assert_eq(order[static_cast<size_t>(i)], i + 1);
+    cr_assert(alive_in_batch);
+    cr_assert_eq(freed.size(), 2u);
+    cr_assert_str_eq(freed[0].c_str(), "a");
+    cr_assert_str_eq(freed[1].c_str(), "b");
+}
+
+Test(reactor, timer_keeps_its_callback_and_rearms_from_it, .timeout = 10) {
+    Reactor r;
+    int fired = 0;
+    std::unique_ptr<Timer> t;
+    t = std::make_unique<Timer>(r, [&] {
+        if (++fired < 3) t->start(1);
+    });
+    t->start(1);
+    for (int i = 0; i < 50 && fired < 3; i++) r.run_once(10);
+    cr_assert_eq(fired, 3);
+    cr_assert_not(t->armed());
+    t->start(1);
+    t.reset(); // cancelled with its owner
+    run_for(r, 20);
+    cr_assert_eq(fired, 3);
 }
 
 Test(reactor, stop_ends_run, .timeout = 10) {
@@ -217,7 +246,8 @@ void operator delete(void* p, size_t) noexcept { std::free(p); }
 
 Test(reactor, steady_state_events_and_timer_rearms_allocate_nothing, .timeout = 10) {
     Reactor r;
-    Timer t(r);
+    int fired = 0;
+    Timer t(r, [&fired] { fired++; });
     struct Drain final : IoHandler {
         Fd rd, wr;
         int reads = 0;
@@ -231,9 +261,8 @@ Test(reactor, steady_state_events_and_timer_rearms_allocate_nothing, .timeout = 
     d.rd.reset(p[0]);
     d.wr.reset(p[1]);
     cr_assert_eq(r.watch(d.rd.get(), &d, true, false), 0);
-    int fired = 0;
     auto round = [&] {
-        t.once(0, [&fired] { fired++; }); // what a session does after each engine read
+        t.start(0); // what a stream does after each engine read
         cr_assert_eq(write(d.wr.get(), "x", 1), 1);
         r.run_once(10);
     };

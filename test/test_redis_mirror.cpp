@@ -38,24 +38,24 @@ long stat_of(const std::string& json, const std::string& name) {
 } // namespace
 
 Test(redis_url, forms, .timeout = 30) {
-    RedisTarget t;
+    RedisMirror::Target t;
     std::string err;
-    cr_assert(parse_redis_url("redis://127.0.0.1:6380/2", t, err));
+    cr_assert(RedisMirror::parse_url("redis://127.0.0.1:6380/2", t, err));
     cr_assert(t.host == "127.0.0.1" && t.port == 6380 && t.db == 2 && t.password.empty());
-    cr_assert(parse_redis_url("redis://:s3cret@localhost", t, err));
+    cr_assert(RedisMirror::parse_url("redis://:s3cret@localhost", t, err));
     cr_assert(t.host == "localhost" && t.port == 6379 && t.password == "s3cret");
-    cr_assert(parse_redis_url("/run/redis.sock", t, err));
+    cr_assert(RedisMirror::parse_url("/run/redis.sock", t, err));
     cr_assert_eq(t.unix_path, "/run/redis.sock");
-    cr_assert(parse_redis_url("unix:///run/redis.sock?db=3", t, err));
+    cr_assert(RedisMirror::parse_url("unix:///run/redis.sock?db=3", t, err));
     cr_assert(t.unix_path == "/run/redis.sock" && t.db == 3);
-    cr_assert(!parse_redis_url("http://x", t, err));
-    cr_assert(!parse_redis_url("redis://h:99x", t, err));
-    cr_assert(parse_redis_url("redis://[::1]", t, err));
+    cr_assert(!RedisMirror::parse_url("http://x", t, err));
+    cr_assert(!RedisMirror::parse_url("redis://h:99x", t, err));
+    cr_assert(RedisMirror::parse_url("redis://[::1]", t, err));
     cr_assert(t.host == "::1" && t.port == 6379);
     // Names are resolved on the loop before hiredis connects, never by hiredis.
-    cr_assert(parse_redis_url("redis://cache.lan:6379", t, err));
+    cr_assert(RedisMirror::parse_url("redis://cache.lan:6379", t, err));
     cr_assert_eq(t.host, "cache.lan");
-    cr_assert(!parse_redis_url("redis://bad host:6379", t, err));
+    cr_assert(!RedisMirror::parse_url("redis://bad host:6379", t, err));
     cr_assert(err.find("neither an IP address nor a host name") != std::string::npos, "%s", err.c_str());
 }
 

@@ -1,5 +1,10 @@
 // The configuration: every option with its default. Parsing checks each key's
 // type and range and reports problems as "file:line:col: message".
+//
+// One struct per section, and each module takes only its own: the HTTP
+// server a ServerConfig, the streams a StreamConfig and an AccessConfig, the
+// engine pool an EnginesConfig, the Redis mirror a RedisConfig. Config is
+// all of them together, so `cfg.chunk_size` reads as the file says it.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -24,16 +29,9 @@ struct EngineConfig {
 // An IP literal or a DNS name (letters, digits, '-', '_', dots).
 bool valid_host(const std::string& h);
 
-struct RedisTarget {
-    std::string host, unix_path, password;
-    int port = 6379, db = 0;
-};
-// "redis://[:password@]host[:port][/db]" (host: an IP or a name), "unix:///path/redis.sock[?db=N]" or "/path/redis.sock".
-bool parse_redis_url(const std::string& url, RedisTarget& out, std::string& err);
-
+// [redis]; the URL is the mirror's to read (RedisMirror::parse_url).
 struct RedisConfig {
     std::string url;       // empty: no Redis, the buffer lives in memory only
-    RedisTarget target;    // url, parsed
     std::string prefix = "ace_proxy";
     int ttl = 300;         // seconds
     size_t max_backlog = 8 * 1024 * 1024;
@@ -44,10 +42,7 @@ struct ChannelConfig {
     std::string name, id, group, logo;
 };
 
-struct Config {
-    std::string path;
-
-    // [server]
+struct ServerConfig { // [server]
     std::vector<std::string> listen{"0.0.0.0:8000"};
     std::vector<SockAddr> listen_addrs;
     int max_connections = 1024;
@@ -55,12 +50,14 @@ struct Config {
     Millis header_timeout = 10000;
     std::string pidfile;
     std::string user, group;
+};
 
-    // [log]
+struct LogConfig { // [log]
     LogLevel log_level = LogLevel::info;
     std::string log_target = "stderr"; // or "syslog"
+};
 
-    // [stream]
+struct StreamConfig { // [stream]
     size_t chunk_size = 65424;   // 348 TS packets
     size_t ring_chunks = 64;
     int initial_behind = 3;
@@ -77,28 +74,28 @@ struct Config {
     Millis no_data_timeout = 10000;
     Millis failover_timeout = 60000;
     Millis no_peers_timeout = 30000; // engine still prebuffering with 0 peers: the content is dead
+};
 
-    // [engines]
+struct EnginesConfig { // [engines] and each [[engine]]
     Millis health_interval = 10000;
     int health_failures = 3;
     Millis health_timeout = 3000;
     bool allow_other_hosts = false;
-
-    // [[engine]]
     std::vector<EngineConfig> engines;
+};
 
-    // [redis]
-    RedisConfig redis;
-
-    // [access]
+struct AccessConfig { // [access]
     std::vector<Cidr> allow;       // who may use acemux at all
     std::vector<Cidr> admin_allow; // who may read /stats, /metrics, /status (empty: same as allow)
     std::string token;             // when set, every request but /health carries it
     int max_clients = 0;           // players at once, 0: only max_connections limits them
     int max_clients_per_ip = 0;
+};
 
-    // [[channel]]
-    std::vector<ChannelConfig> channels;
+struct Config : ServerConfig, LogConfig, StreamConfig, EnginesConfig, AccessConfig {
+    std::string path;
+    RedisConfig redis;
+    std::vector<ChannelConfig> channels; // [[channel]]
 };
 
 // Parses TOML text; on failure returns false and sets err to "path:line:col: message".

@@ -47,6 +47,8 @@ private:
     Streams streams_;
     Millis started_;
     static constexpr Millis kStopDeadline = 1000;
+    void check_shutdown();
+    Millis shutdown_deadline_ = 0;
     Timer shutdown_timer_;
 };
 

@@ -50,14 +50,14 @@ private:
 
 class EnginePool {
 public:
-    EnginePool(Reactor& r, const Config& c);
+    EnginePool(Reactor& r, const EnginesConfig& c);
 
     // Least-loaded up engine with room, other than `avoid` when another fits.
     EngineLease pick(const Engine* avoid = nullptr);
-    void reconfigure(const Config& c); // keeps state of engines that stay; drains removed ones
-    // Asks one engine something it answers at once (its version), now:
-    // `done(true)` when it did within a second.
-    void probe(const Engine* e, std::function<void(bool answered)> done);
+    void reconfigure(const EnginesConfig& c); // keeps state of engines that stay; drains removed ones
+    // What an engine answers at once, busy or not: the health check, and a
+    // stream's probe of a silent engine.
+    static Url version_url(const EngineConfig& e) { return Url{e.host, e.port, "/webui/api/service?method=get_version"}; }
     const std::vector<std::shared_ptr<Engine>>& engines() const { return engines_; }
 
 private:

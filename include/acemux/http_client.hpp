@@ -45,13 +45,15 @@ public:
         virtual bool on_redirect(int /*status*/, const Url& /*to*/) { return true; } // false: not followed
         virtual bool on_body(const uint8_t* at, size_t n) = 0; // false: stop, the response is unwanted
         virtual void on_read() {}                          // after each recv()'s bytes were parsed
-        virtual void on_end(const std::string& error) = 0; // "" when the response completed; may destroy the client
+        // "" when the response completed. The client is idle by then; an
+        // owner that ends here releases it (Reactor::release), never deletes it.
+        virtual void on_end(const std::string& error) = 0;
 
     protected:
         ~Sink() = default;
     };
 
-    HttpClient(Reactor& r, Sink& s) : r_(r), sink_(s), timer_(r) {}
+    HttpClient(Reactor& r, Sink& s) : r_(r), sink_(s), timer_(r, [this] { on_timer(); }) {}
     ~HttpClient() { close(); }
     HttpClient(const HttpClient&) = delete;
     HttpClient& operator=(const HttpClient&) = delete;
@@ -76,6 +78,7 @@ private:
     void begin(const Url& url, Millis connect, Millis answer);
     void hop();
     void arm_timeout(Millis ms);
+    void on_timer();
     void on_resolved(const std::vector<SockAddr>& addrs, const std::string& err);
     void start(Fd fd);
     void follow();
@@ -86,6 +89,8 @@ private:
     Sink& sink_;
     Fd fd_;
     Timer timer_;
+    Millis timer_ms_ = 0;
+    std::string failed_; // an error to report from the loop
     Resolver::Lookup lookup_;
     Phase phase_ = Phase::idle;
     Url url_;
@@ -134,7 +139,7 @@ private:
 };
 
 // Fetches that outlive whoever started them (stop commands, health checks):
-// each is freed after its callback has run.
+// each is released once its callback has run.
 class FetchSet {
 public:
     explicit FetchSet(Reactor& r) : r_(r) {}
@@ -144,7 +149,7 @@ public:
 
 private:
     Reactor& r_;
-    std::list<Fetch> live_;
+    std::list<std::unique_ptr<Fetch>> live_;
 };
 
 } // namespace acemux

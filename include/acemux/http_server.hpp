@@ -70,11 +70,11 @@ public:
     static constexpr size_t kMaxHeaderLines = 100;
     static constexpr size_t kMaxBody = 16 * 1024; // a GET may carry a small body, read and ignored
 
-    HttpServer(Reactor& r, const Config& c);
+    HttpServer(Reactor& r, const ServerConfig& c);
     ~HttpServer();
 
     bool listen(std::string& err);                 // binds every configured address
-    void reconfigure(const Config& c);             // limits and timeouts; listeners stay
+    void reconfigure(const ServerConfig& c);             // limits and timeouts; listeners stay
     void route(std::string path, Handler h);       // exact path, GET and HEAD
     void route_prefix(std::string prefix, Handler h); // every path that starts with prefix
     void close_all();                              // listeners and idle/partial connections
@@ -95,14 +95,14 @@ private:
     void sweep();
     HttpResponse dispatch(const HttpRequest& req);
     void touch(Conn& c);
-    void destroy(Conn& c);
+    void end(Conn& c);
 
     Reactor& r_;
     Millis header_timeout_;
     size_t max_connections_;
     std::vector<SockAddr> addrs_;
     std::vector<std::unique_ptr<Listener>> listeners_;
-    std::list<Conn> conns_; // ordered by deadline: every touch moves a connection to the back
+    std::list<std::unique_ptr<Conn>> conns_; // ordered by deadline: every touch moves a connection to the back
     struct Route {
         std::string path;
         bool prefix;

@@ -1,4 +1,4 @@
-// A player (the seed's StreamGenerator): a cursor into the ring and a socket.
+// A player: a cursor into its stream's ring and a socket.
 //
 // On a wake-up the player is sent every readable byte between its cursor
 // and the ring's head as iovecs pointing into ring memory, and advances by
@@ -6,55 +6,54 @@
 // keepalive null packets; ring bytes are only sent once it is empty, and null
 // packets are only added at a packet boundary, so a player never sees half a
 // packet.
+//
+// A player knows its ring and its rules from the start and asks the ring
+// where to (re)join; it never calls into its stream while the stream is
+// calling it. Calls that can end it return false, and the caller releases
+// it; only when it ends inside its own socket callback does it tell its
+// Owner.
 #pragma once
 #include <cstdint>
 #include <list>
+#include <memory>
 #include <string>
-#include <sys/uio.h>
 
 #include "acemux/http_server.hpp"
 #include "acemux/ring.hpp"
 
 namespace acemux {
 
-struct Cursor {
-    uint64_t idx = 0;
-    size_t off = 0;
-
-    // Where a new reader starts: `behind` chunks before the head, at a chunk start.
-    static Cursor start(const Ring& r, int behind);
-    uint64_t behind(const Ring& r) const { return r.head() - idx; }
-    bool at_head(const Ring& r) const { return idx == r.head() && off == r.length(idx); }
-    bool packet_aligned() const { return off % ts::kPacket == 0; }
-    // Readable bytes from the cursor as iovecs pointing into the ring (at most `max`).
-    int gather(const Ring& r, iovec* iov, int max) const;
-    void advance(const Ring& r, size_t n);
-};
-
-// Where a player starts reading; a keyframe start carries the PAT and PMT to send first.
-struct JoinPoint {
-    Cursor at;
-    const uint8_t* psi = nullptr; // 2 packets, or none
-};
-
-class Stream;
-
 class Player final : public IoHandler {
 public:
-    Player(Stream& s, StreamHandoff&& h, std::string user_agent);
+    // The stream keeps these current (a reload, the measured rate).
+    struct Rules {
+        JoinRule join;
+        Millis keepalive_interval = 500;
+    };
+    struct Owner {
+        virtual void player_ended(Player& p) = 0; // from the player's own socket callback
+
+    protected:
+        ~Owner() = default;
+    };
+
+    Player(Reactor& r, const Ring& ring, const Rules& rules, Owner& owner, StreamHandoff&& h, std::string user_agent,
+           int sndbuf);
     ~Player();
     Player(const Player&) = delete;
     Player& operator=(const Player&) = delete;
 
-    void begin(int status, const std::string& reason); // queue the response header (200: then stream)
-    void pump();                                        // write what is readable
-    void keepalive();                                   // a null packet, if idle and at a boundary
-    void catch_up();                                    // jump if too far behind (blocked players too)
-    void rejoin();                                      // the ring was renumbered (primed): start again
-    void drop(const char* why);                         // close; the session reaps it
+    // Each returns false when the player has ended (why() says why).
+    [[nodiscard]] bool begin(int status, const std::string& reason); // the response header (200: then stream)
+    [[nodiscard]] bool pump();                                       // write what is readable
+    [[nodiscard]] bool keepalive();                                  // a null packet, if idle and at a boundary
+    void catch_up();  // jump if too far behind (blocked players too)
+    void rejoin();    // the ring was renumbered (primed): start again
+    void end(const char* why); // closes the socket; the first reason stays
     void on_io(uint32_t ev) override;
 
-    bool dead() const { return !fd_; }
+    bool ended() const { return !fd_; }
+    const char* why() const { return why_.c_str(); }
     bool started() const { return started_; }
     bool blocked() const { return blocked_; }
     Millis last_progress() const { return last_progress_; } // when the kernel last took a byte
@@ -67,12 +66,16 @@ public:
     uint64_t jumps() const { return jumps_; }
     Millis connected_at() const { return since_; }
 
-    std::list<Player>::iterator self;
+    std::list<std::unique_ptr<Player>>::iterator self; // its place in the stream's list
 
 private:
+    bool handle_io(uint32_t ev);
     void move_to(const JoinPoint& j);
 
-    Stream& s_;
+    Reactor& r_;
+    const Ring& ring_;
+    const Rules& rules_;
+    Owner& owner_;
     Fd fd_;
     ConnSlot slot_;
     SockAddr peer_;
@@ -82,6 +85,7 @@ private:
     Cursor cur_;
     bool started_ = false, streaming_ = false, blocked_ = false;
     uint8_t null_cc_ = 0;
+    std::string why_;
     Millis since_, last_progress_;
     uint64_t sent_ = 0, jumps_ = 0;
 };

@@ -3,9 +3,13 @@
 // Watches are indexed by fd (as in Redis's ae.c) so a handler removed during a
 // batch is never called for the rest of that batch. Timers live in a slab with
 // a binary heap over it; a cancelled timer leaves a stale heap entry that is
-// skipped by generation. Signals arrive through one signalfd. Deferred
-// callbacks run after each batch of events, which is where objects that must
-// not die inside their own callback are released.
+// skipped by generation. Signals arrive through one signalfd.
+//
+// The one lifetime rule of the program: an object that ends inside one of
+// its own callbacks (a player whose socket closed, a stream whose engine
+// failed for good, a finished request) is moved by its owner into
+// release(); the reactor frees it once the batch of events is done, so no
+// callback ever returns into freed memory (Redis's freeClientAsync).
 #pragma once
 #include <cstdint>
 #include <deque>
@@ -54,8 +58,10 @@ public:
     // --- signals: blocked for the process, delivered through signalfd.
     void on_signal(int signo, Callback cb);
 
-    // --- runs after the current batch of events (FIFO).
-    void defer(Callback cb);
+    // --- the lifetime rule: `p` is freed after the current batch of events.
+    template <typename T> void release(std::unique_ptr<T> p) {
+        if (p) released_.emplace_back(std::move(p));
+    }
 
     void run();                      // until stop()
     void run_once(Millis max_wait);  // one batch; max_wait < 0 blocks until an event or timer
@@ -95,7 +101,7 @@ private:
     // A cancelled or fired timer's slot has moved on to a new generation.
     bool stale(const HeapEntry& e) const { return timers_[e.slot].gen != e.gen; }
     void run_timers();
-    void run_deferred();
+    void free_released();
     void before_sleep();
     Millis next_timeout(Millis max_wait);
     void heap_push(HeapEntry e);
@@ -112,31 +118,30 @@ private:
     uint64_t next_seq_ = 0;
     std::vector<std::pair<int, Callback>> signals_;
     SignalHandler sig_handler_;
-    std::vector<Callback> deferred_, running_deferred_;
+    std::vector<std::shared_ptr<void>> released_; // shared_ptr<void> keeps each one's own deleter
     Millis now_ = 0;
     bool stopping_ = false;
     Log log_;
     std::unique_ptr<Resolver> resolver_;
 };
 
-// A timer owned by an object: cancelled when the owner goes away. It keeps
-// its callback itself and hands the reactor only [this], which fits in
-// std::function's inline storage: re-arming allocates nothing.
+// A timer is a member of its owner, with its callback fixed when the owner
+// is made (as nginx and h2o embed theirs): arming it is only a time. It hands
+// the reactor [this], which fits in std::function's inline storage, so
+// re-arming allocates nothing; it is cancelled when its owner goes.
 class Timer {
 public:
-    explicit Timer(Reactor& r) : r_(&r) {}
+    Timer(Reactor& r, Reactor::Callback cb) : r_(&r), cb_(std::move(cb)) {}
     Timer(const Timer&) = delete;
     Timer& operator=(const Timer&) = delete;
     ~Timer() { stop(); }
 
-    void start(Millis delay, Reactor::Callback cb, Millis repeat = 0) {
+    // After `delay`, then every `repeat` when given; re-arming replaces the last.
+    void start(Millis delay, Millis repeat = 0) {
         stop();
-        cb_ = std::move(cb);
         repeat_ = repeat;
         id_ = r_->add_timer(delay, [this] { fire(); }, repeat);
     }
-    // Fires once after `delay`; disarmed before the callback runs.
-    void once(Millis delay, Reactor::Callback cb) { start(delay, std::move(cb), 0); }
     void stop() {
         if (id_) r_->cancel_timer(id_);
         id_ = 0;
@@ -145,23 +150,14 @@ public:
 
 private:
     void fire() {
-        // The callback may re-arm this timer (replacing cb_), so it runs from a
-        // local. A one-shot's owner may even be gone afterwards: touch nothing.
-        Reactor::Callback cb = std::move(cb_);
-        cb_ = nullptr;
-        if (!repeat_) {
-            id_ = 0;
-            cb();
-            return;
-        }
-        cb();
-        if (!cb_ && id_) cb_ = std::move(cb); // still the same repeating timer
+        if (!repeat_) id_ = 0; // disarmed before the callback, which may arm it again
+        cb_();
     }
 
     Reactor* r_;
+    Reactor::Callback cb_;
     Reactor::TimerId id_ = 0;
     Millis repeat_ = 0;
-    Reactor::Callback cb_;
 };
 
 } // namespace acemux

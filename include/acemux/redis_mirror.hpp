@@ -9,6 +9,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,15 @@ class RedisMirror final : public IoHandler {
 public:
     using Chunks = std::vector<std::pair<uint64_t, std::string>>; // oldest first
 
+    // Where [redis] url points.
+    struct Target {
+        std::string host, unix_path, password;
+        int port = 6379, db = 0;
+    };
+    // "redis://[:password@]host[:port][/db]" (host: an IP or a name),
+    // "unix:///path/redis.sock[?db=N]" or "/path/redis.sock".
+    static bool parse_url(const std::string& url, Target& out, std::string& err);
+
     RedisMirror(Reactor& r, const RedisConfig& c);
     ~RedisMirror();
 
@@ -33,9 +43,21 @@ public:
     bool connected() const { return connected_; }
 
     void mirror(const std::string& id, uint64_t idx, const uint8_t* data, size_t len);
-    // The newest chunks of a buffer younger than resume_max_age (none if older,
-    // absent or Redis is away). `done` is always called, from the loop.
-    void load(const std::string& id, size_t max_chunks, std::function<void(Chunks)> done);
+    using Loaded = std::function<void(Chunks)>;
+    // A load in flight, kept by its owner as a member (as Resolver::Lookup):
+    // destroying it means the answer is no longer wanted.
+    class Load {
+    public:
+        void cancel() { p_.reset(); }
+
+    private:
+        friend class RedisMirror;
+        std::shared_ptr<Loaded> p_;
+    };
+    // The newest chunks of a buffer younger than resume_max_age (none if older
+    // or absent), given to `done` from the loop. False when Redis is not
+    // connected: there is nothing to wait for and `done` is not called.
+    bool load(const std::string& id, size_t max_chunks, Load& l, Loaded done);
 
     // for /stats
     uint64_t written() const { return written_; }
@@ -54,12 +76,15 @@ private:
     void ready(); // connected (and authenticated)
     std::string shown_url() const;
     void lost(const std::string& why);
+    void retry();
+    void connect_timed_out();
     void command(std::vector<std::string> args, std::function<void(::redisReply*)> cb);
     std::string key(const std::string& id, const std::string& what) const;
 
     friend struct RedisHooks;
     Reactor& r_;
     RedisConfig cfg_;
+    Target target_; // cfg_.url, read
     redisAsyncContext* ac_ = nullptr; // owned: freed by hiredis after a disconnect, by us otherwise
     bool connected_ = false, reading_ = false, writing_ = false, watched_ = false, auth_failed_ = false;
     int fd_ = -1;

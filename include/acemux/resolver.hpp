@@ -60,6 +60,7 @@ private:
     static void on_answer(void* arg, int status, int timeouts, ares_addrinfo* res);
     static void on_socket(void* data, int fd, int readable, int writable);
     void deliver(std::weak_ptr<Lookup::Pending> to, Addrs addrs, std::string err);
+    void answer_ready();
     void process(int rfd, int wfd);
     void arm_timer();
 
@@ -74,6 +75,13 @@ private:
     std::map<std::string, Cached> cache_;
     std::map<std::string, std::string> last_logged_; // name -> what it resolved to, as logged
     Timer timer_;
+    struct Ready {
+        std::weak_ptr<Lookup::Pending> to;
+        Addrs addrs;
+        std::string err;
+    };
+    std::vector<Ready> ready_;
+    Timer ready_timer_;
 };
 
 } // namespace acemux

@@ -14,9 +14,13 @@
 //
 // A chunk is sealed when it is full; its slot then holds it until the writer
 // comes round again. Readers check first() before reading a chunk.
+//
+// Where a reader may start is a question about the buffer, so the ring
+// answers it (join_point): it knows its keyframes and how far back they lie.
 #pragma once
 #include <array>
 #include <cstddef>
+#include <sys/uio.h>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -32,6 +36,38 @@ struct RandomAccess {
     size_t off = 0;   // offset of the keyframe packet in it
     uint64_t pos = 0; // bytes_in() at that packet
     uint8_t psi[2 * ts::kPacket];
+};
+
+class Ring;
+
+// A reader's place in the ring: a chunk and an offset in it.
+struct Cursor {
+    uint64_t idx = 0;
+    size_t off = 0;
+
+    // `behind` chunks before the head, at a chunk start (never before first()).
+    static Cursor start(const Ring& r, uint64_t behind);
+    uint64_t behind(const Ring& r) const;
+    bool at_head(const Ring& r) const;
+    bool packet_aligned() const { return off % ts::kPacket == 0; }
+    // Readable bytes from the cursor as iovecs pointing into the ring (at most `max`).
+    int gather(const Ring& r, iovec* iov, int max) const;
+    void advance(const Ring& r, size_t n);
+};
+
+// How far back a new (or jumping) reader starts, from the stream's config and
+// measured rate.
+struct JoinRule {
+    bool keyframes = true;     // start at a keyframe (join_behind > 0)
+    uint64_t back_bytes = 0;   // a keyframe at least this far behind the head; 0: rate unknown, count chunks
+    uint64_t back_chunks = 3;  // without keyframes (or a rate): this many chunks behind (initial_behind)
+    uint64_t max_chunks = 50;  // never further back: a reader there is jumped at once (catchup_behind)
+};
+
+// Where a reader starts; a keyframe start carries the PAT and PMT to send first.
+struct JoinPoint {
+    Cursor at;
+    const uint8_t* psi = nullptr; // 2 packets, or none
 };
 
 class Ring {
@@ -55,6 +91,12 @@ public:
     // Runs the aligner over unverified bytes, makes whole packets visible,
     // seals full chunks. Returns the bytes made visible.
     size_t commit(ts::Aligner& a);
+    // Whole packets verified elsewhere (a splice) are written at
+    // packet_area(), which has room for kPacketArea bytes, and made visible
+    // by add_packets(); only while no unverified bytes are pending.
+    static constexpr size_t kPacketArea = 2 * ts::kPacket;
+    uint8_t* packet_area() { return open() + committed_; }
+    void add_packets(size_t n);
     // Drops unverified bytes (the connection they came from is gone).
     void discard_pending() { fill_ = committed_; }
     // What comes next is another connection's stream: its continuity
@@ -70,6 +112,10 @@ public:
             if (r.idx >= first()) f(r);
         }
     }
+
+    // The newest keyframe that lies at least the rule's distance back and
+    // within its limit (else the oldest within it), or the chunk rule.
+    JoinPoint join_point(const JoinRule& rule) const;
 
     // Called for every sealed chunk (the Redis mirror).
     std::function<void(uint64_t idx, const uint8_t* data, size_t len)> on_seal;

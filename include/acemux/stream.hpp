@@ -1,5 +1,7 @@
-// One stream per content id (the seed's StreamSession): its ring, its
-// upstream (the engine) and its players.
+// One stream per content id: its ring, its upstream (the engine) and its
+// players. Data flows one way: the upstream receives into the ring and says
+// how much (on_upstream_data), the stream wakes its players, each player
+// sends from the ring.
 //
 // starting -> running -> (failing -> running) -> draining -> closed.
 // Players get the response header once the engine accepts the id (so an
@@ -25,7 +27,7 @@ namespace acemux {
 
 class Streams;
 
-class Stream final : private Upstream::Listener {
+class Stream final : private Upstream::Listener, private Player::Owner {
 public:
     enum class State { starting, running, failing, draining, closed };
     static const char* state_name(State s);
@@ -34,24 +36,18 @@ public:
     ~Stream();
 
     void add(StreamHandoff&& h, std::string user_agent);
-    void close(int status, const std::string& why); // status for players still waiting for a header
+    // Ends the stream now: timers disarmed, the engine told, players answered
+    // `status` if still waiting for a header; Streams releases it.
+    void close(int status, const std::string& why);
     // Its engine left the config: carry on on another one, if one can take it.
     void move_off_engine();
+    void update_rules(); // after a reload and as the rate is measured
 
-    // for players
     Reactor& reactor();
-    const Config& cfg() const;
-    Ring& ring() { return ring_; }
+    const StreamConfig& cfg() const;
     const Ring& ring() const { return ring_; }
-    void reap_later();
-    // Where a new or jumping player starts: the newest keyframe at least
-    // join_behind back (PAT and PMT copies to send first), else the chunk rule.
-    JoinPoint join_point() const;
+    const Player::Rules& rules() const { return rules_; }
     double byte_rate() const { return byte_rate_; }
-    // The config's rules as this stream's own ring can keep them: a reload
-    // may bring a larger catchup_behind than a ring made before it holds.
-    int catchup_behind() const { return std::min<int>(cfg().catchup_behind, static_cast<int>(ring_.chunks()) - 2); }
-    int initial_behind() const { return std::min(cfg().initial_behind, catchup_behind() - 1); }
     double out_rate() const { return out_rate_; } // to all its players
 
     // for /stats
@@ -59,7 +55,7 @@ public:
     const std::string& id() const { return id_; }
     State state() const { return st_; }
     const Engine* engine() const { return engine_.get(); }
-    const std::list<Player>& players() const { return players_; }
+    const std::list<std::unique_ptr<Player>>& players() const { return players_; }
     size_t player_count() const { return players_.size(); }
     Millis created_at() const { return created_; }
     Millis idle_since() const { return idle_since_; } // when the last player left (draining)
@@ -74,9 +70,11 @@ private:
     void on_upstream_accepted() override;
     void on_upstream_data(size_t n) override;
     void on_upstream_failed(const std::string& why, bool rejected) override;
+    void player_ended(Player& p) override;
 
+    using PlayerIt = std::list<std::unique_ptr<Player>>::iterator;
+    PlayerIt end_player(PlayerIt it); // logs, counts and releases it; the next one
     void connect();
-    void let_go();            // stops the engine session we leave (command_url)
     void check_engine(Millis now);
     void probe();
     void fail_over(const std::string& why, bool moved_by_health);
@@ -87,19 +85,22 @@ private:
     void arm_tick();
     Millis half_keepalive() const;
     void tick();
-    void reap();
-    void later(std::function<void()> f); // deferred, skipped if the session is gone by then
+    void grace_over();
+    void idle_check();        // no players left: the grace period starts
 
     Streams& m_;
     std::string key_, id_key_, id_;
     State st_ = State::starting;
     Ring ring_;
+    Player::Rules rules_;
     Upstream up_;
     EngineLease engine_;
-    std::list<Player> players_;
-    std::list<Player>::iterator sweep_ = players_.end(); // next player of a wake-up in slices
+    std::list<std::unique_ptr<Player>> players_;
+    PlayerIt sweep_ = players_.end(); // next player of a wake-up in slices
     bool sweep_again_ = false;
     Timer wake_timer_, slice_timer_, tick_timer_, silence_timer_, grace_timer_, retry_timer_;
+    Fetch probe_;             // is the silent engine alive?
+    RedisMirror::Load load_;  // a buffer resumed from Redis
     static constexpr Millis kStableMs = 30000;
     static constexpr Millis kBounceMs = 2000; // moves closer together than this back off
     static constexpr size_t kWakeSlice = 64; // players written per pass of the loop
@@ -122,15 +123,14 @@ private:
     int tries_on_engine_ = 0;
     uint64_t reconnects_ = 0;
     size_t primed_ = 0;
-    bool accepted_ = false, reap_pending_ = false;
+    bool accepted_ = false;
     bool attempt_data_ = false;  // the current attempt has brought whole packets
     const Engine* accepted_by_ = nullptr; // the engine that last said yes (logged once)
     uint64_t attempts_ = 0;
-    bool probing_ = false;
     Millis probed_at_ = -1000000;
     static constexpr Millis kProbeAfter = 2000; // silence before the engine is asked whether it lives
+    static constexpr Millis kProbeTimeout = 1000; // a working engine answers its version at once, busy or not
     bool prebuf_logged_ = false;
-    std::shared_ptr<char> life_ = std::make_shared<char>();
 };
 
 } // namespace acemux

@@ -14,7 +14,7 @@ namespace acemux {
 
 class Streams {
 public:
-    Streams(Reactor& r, const Config& c, EnginePool& pool, RedisMirror& redis);
+    Streams(Reactor& r, const StreamConfig& c, const AccessConfig& a, EnginePool& pool, RedisMirror& redis);
     ~Streams();
 
     HttpResponse getstream(const HttpRequest& req);
@@ -22,15 +22,14 @@ public:
     // the stat_url and command_url it hands out.
     HttpResponse engine_stat(const HttpRequest& req);
     HttpResponse engine_command(const HttpRequest& req);
-    void reconfigure(const Config& c);
+    void reconfigure(const StreamConfig& c, const AccessConfig& a);
     void close_all();
 
     // for streams
     Reactor& reactor() { return r_; }
-    const Config& cfg() const { return cfg_; }
+    const StreamConfig& cfg() const { return cfg_; }
     EnginePool& pool() { return pool_; }
     RedisMirror& redis() { return redis_; }
-    void send_stop(const EngineConfig& e, const std::string& command_url);
     size_t stops_pending() const { return detached_.size(); } // engine requests still out (stops among them)
     FetchSet& detached() { return detached_; } // engine requests that outlive their stream
     void closed(const Stream& s, const std::string& why); // remembered for /stats
@@ -59,11 +58,11 @@ private:
     Stream* find(const std::string& key);
 
     Reactor& r_;
-    Config cfg_;
+    StreamConfig cfg_;
+    AccessConfig access_; // client limits, and the token our engine answers carry
     EnginePool& pool_;
     RedisMirror& redis_;
     std::map<std::string, std::unique_ptr<Stream>> streams_;
-    std::vector<std::unique_ptr<Stream>> closing_;
     std::deque<Ended> ended_;
     FetchSet detached_;
 };

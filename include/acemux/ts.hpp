@@ -108,12 +108,13 @@ public:
 
     void arm(uint64_t key_wait = 0);
     bool active() const { return active_; }
-    // Whole packets in; what players should see appended to out.
-    void feed(const uint8_t* pkts, size_t n, std::string& out);
+    // One whole packet in; what players should see written to `out` (room
+    // for two packets): 0 bytes (dropped), the packet, or a marker and the
+    // packet. Once done, the packet as it is.
+    size_t filter(const uint8_t* p, uint8_t* out);
     uint64_t dropped() const { return dropped_; }
 
 private:
-    void packet(const uint8_t* p, std::string& out);
     bool active_ = false, seen_pat_ = false;
     RapScanner scanner_;
     uint64_t key_wait_ = 0; // packets still allowed to be dropped while waiting for a keyframe

@@ -7,6 +7,10 @@
 // Body bytes are received into the ring's free space and go through the TS
 // aligner before readers can see them. While an attempt lives, the engine's
 // stat_url is polled for its status and peers.
+//
+// It tells its stream what happened through Listener, always as the last
+// thing it does, and has finished its own part first (a failed attempt is
+// stopped, the engine told): the stream never needs to call back into it.
 #pragma once
 #include <memory>
 #include <string>
@@ -58,7 +62,8 @@ public:
     struct Listener {
         virtual void on_upstream_accepted() = 0;           // the engine agreed to stream
         virtual void on_upstream_data(size_t bytes) = 0;   // whole packets were added to the ring
-        // The attempt is over. `rejected`: the engine refused the content (its message in `why`).
+        // The attempt is over and stopped. `rejected`: the engine refused the
+        // content (its message in `why`).
         virtual void on_upstream_failed(const std::string& why, bool rejected) = 0;
 
     protected:
@@ -73,17 +78,18 @@ public:
     // Tells an engine to end a session (command_url?method=stop); fire and forget.
     static void stop_session(FetchSet& via, const EngineConfig& e, const std::string& command_url, Millis timeout);
 
-    // id_key is the parameter name the player used: content_id, id or infohash.
-    struct Timeouts {
-        Millis connect, answer;
+    // One attempt: id_key is the parameter name the player used (content_id,
+    // id or infohash). When the ring already holds data (an earlier attempt,
+    // a buffer resumed from Redis), this one's is spliced on as a new stream,
+    // starting at a keyframe when one comes within `key_wait` packets.
+    struct Attempt {
+        std::string id_key, id;
+        Millis connect, answer; // timeouts
+        uint64_t key_wait;
     };
-    void start(const EngineConfig& e, const std::string& id_key, const std::string& id, Timeouts t);
-    void stop(); // closes quietly; the engine session's command_url stays for take_command_url()
-    // The engine session to stop (once): "" when there is none.
-    std::string take_command_url() { return std::exchange(command_url_, std::string()); }
-    // Marks the next connection's data as a new stream, starting at a keyframe
-    // when one comes within `key_wait` packets.
-    void splice_next(uint64_t key_wait) { splice_.arm(key_wait); }
+    void start(const EngineConfig& e, const Attempt& a);
+    // Ends the attempt quietly; an engine session it opened is told to stop.
+    void stop();
     bool active() const { return asking_ || play_.active(); }
     // Still waiting for the engine to answer (its JSON, or the playback's headers).
     bool waiting_answer() const { return asking_ || (play_.active() && !play_.answered()); }
@@ -94,36 +100,38 @@ public:
 
 private:
     void on_api(int status, const std::string& body, const std::string& err);
+    void fail(const std::string& why, bool rejected); // stop, then tell the stream
     void play(const Url& url);
     void poll_stat();
+    void splice_staged();
 
     std::pair<uint8_t*, size_t> recv_area() override;
     bool on_status(int status, const std::string& content_type) override;
     bool on_redirect(int status, const Url& to) override;
     bool on_body(const uint8_t* at, size_t n) override;
     void on_read() override;
-    void to_ring(const uint8_t* p, size_t n); // copies into the ring and commits
     void on_end(const std::string& error) override;
 
     Reactor& r_;
     Ring& ring_;
     Listener& l_;
     FetchSet& detached_;
-    std::shared_ptr<char> attempt_; // replaced per attempt: an answer to an older one is not ours
+    std::shared_ptr<char> asked_; // replaced per attempt: an answer to an older one is not ours
     bool asking_ = false;           // the JSON request is out
     Fetch stat_;
     HttpClient play_;
     Timer stat_timer_;
     ts::Aligner aligner_;
-    // While a splice is armed, body bytes are staged, aligned and marked
-    // before they are copied into the ring; otherwise they land there directly.
+    // While a splice is armed, body bytes are received into a stage, aligned
+    // there and filtered straight into the ring: aligned once, copied once.
+    // Otherwise they land in the ring directly.
+    static constexpr size_t kStage = 64 * 1024;
     ts::Splice splice_;
-    ts::Aligner splice_aligner_;
-    std::string staged_, spliced_;
-    std::unique_ptr<uint8_t[]> stage_buf_;
+    std::unique_ptr<uint8_t[]> stage_;
+    size_t stage_fill_ = 0;
     bool staging_ = false;
     EngineConfig engine_;
-    Timeouts timeouts_{5000, 30000};
+    Attempt attempt_{};
     std::string command_url_;
     Url stat_url_;
     EngineStatus status_;
