@@ -213,7 +213,8 @@ void HttpServer::Conn::on_readable() {
             int status = error_status ? error_status : 400;
             const char* reason = llhttp_get_error_reason(&parser);
             std::string why = error_status ? error_reason : reason ? reason : "malformed request";
-            srv.r_.log().debug("http %s: %d %s", req.peer.str().c_str(), status, why.c_str());
+            if (srv.r_.log().enabled(LogLevel::debug))
+                srv.r_.log().debug("http %s: %d %s", req.peer.str().c_str(), status, why.c_str());
             HttpResponse r = HttpResponse::text(status, why);
             if (status == 405) r.headers.emplace_back("Allow", "GET, HEAD");
             respond(r, false, false);

@@ -22,7 +22,7 @@ void Upstream::stop_session(FetchSet& via, const EngineConfig& e, const std::str
         return;
     }
     u.target += u.target.find('?') == std::string::npos ? "?method=stop" : "&method=stop";
-    r.log().debug("engine %s: GET %s", e.name.c_str(), u.str().c_str());
+    if (r.log().enabled(LogLevel::debug)) r.log().debug("engine %s: GET %s", e.name.c_str(), u.str().c_str());
     via.get(u, timeout, [&r, name = e.name](int status, const std::string&, const std::string& err) {
         if (!err.empty() || status / 100 != 2)
             r.log().warn("engine %s: stop command failed: %s", name.c_str(),
@@ -221,8 +221,9 @@ void Upstream::poll_stat() {
         Millis next = ok && s.status.empty() ? kStatEvery / 4 : packets_ ? kStatEvery * 5 / 2 : kStatEvery;
         stat_timer_.start(next);
         if (!ok) {
-            r_.log().debug("engine %s: stat_url: %s", engine_.name.c_str(),
-                           err.empty() ? ("HTTP " + std::to_string(status)).c_str() : err.c_str());
+            if (r_.log().enabled(LogLevel::debug))
+                r_.log().debug("engine %s: stat_url: %s", engine_.name.c_str(),
+                               err.empty() ? ("HTTP " + std::to_string(status)).c_str() : err.c_str());
             return;
         }
         s.at = r_.now();

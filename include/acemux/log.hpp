@@ -24,6 +24,8 @@ public:
 
     void set_level(LogLevel l) { level_ = l; }
     LogLevel level() const { return level_; }
+    // Callers whose arguments cost something to build (a string, an
+    // address) ask first: a line below the level is neither built nor formatted.
     bool enabled(LogLevel l) const { return l <= level_; }
 
     void use_stderr();

@@ -1,7 +1,7 @@
 // Mirror of sealed ring chunks to Redis, on hiredis's async API driven by our
 // reactor (the addRead/delRead/addWrite/delWrite/cleanup hooks).
 //
-// Keys (the seed's layout): <prefix>:buffer:<id>:chunk:<N> with EX ttl, and
+// Keys: <prefix>:buffer:<id>:chunk:<N> with EX ttl, and
 // <prefix>:buffer:<id>:index = N, plus <prefix>:buffer:<id>:time (unix ms of
 // that index) so a restarted daemon knows how fresh a buffer is. Writes are
 // pipelined and never block streaming: while Redis is away nothing is queued,

@@ -1,4 +1,4 @@
-// One stream's connection to an engine (the seed's StreamManager).
+// One stream's connection to an engine: one attempt at a time.
 //
 // json mode: GET /ace/getstream?format=json&content_id=...&pid=..., read
 // response.playback_url / stat_url / command_url (or error), then GET the
