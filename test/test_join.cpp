@@ -24,13 +24,13 @@ void late_joiner_starts_on_a_keyframe(const char* mode) {
     rig.start({"--keyframes", mode, "--key-every", "1000"}); // a keyframe every 0.25 s
     LateJoin j;
     j.run(rig.daemon.port, 2500, 500);
-    auto& [first, late, head] = j;
+    TestPlayer& late = j.late;
     cr_assert_eq(late.status, 200);
     cr_assert_geq(late.first_bytes.size(), 3u * 188);
     cr_assert_eq(ts::pid(packet(late, 0)), 0, "first packet is the PAT");
     cr_assert_eq(ts::pid(packet(late, 1)), testts::kPmtPid, "then the PMT");
     cr_assert(testts::is_keyframe(packet(late, 2)), "then a keyframe (%s mode)", mode);
-    double behind = static_cast<double>(head - late.check.first_seq) / kPacketsPerSecond;
+    double behind = static_cast<double>(j.head - late.check.first_seq) / kPacketsPerSecond;
     cr_log_info("%s: late joiner starts %.2f s behind the head, first byte after %ld ms", mode, behind,
                 late.first_byte_ms - late.connected_ms);
     cr_assert_geq(behind, 0.9, "at least join_behind (1 s) back: %.2f s", behind);
@@ -52,10 +52,10 @@ Test(join, without_keyframes_the_chunk_rule_applies, .timeout = 30) {
     rig.start({"--keyframes", "none"});
     LateJoin j;
     j.run(rig.daemon.port, 2000, 300);
-    auto& [first, late, head] = j;
+    TestPlayer& late = j.late;
     cr_assert_eq(late.status, 200);
     cr_assert(late.check.clean(), "%s", late.check.summary().c_str());
-    uint64_t behind = head - late.check.first_seq;
+    uint64_t behind = j.head - late.check.first_seq;
     cr_assert(behind > 348 && behind <= 4 * 348, "initial_behind chunks back: %llu packets", (unsigned long long)behind);
 }
 
@@ -66,6 +66,7 @@ Test(join, join_behind_zero_turns_keyframe_starts_off, .timeout = 30) {
     j.run(rig.daemon.port, 1500, 300);
     TestPlayer& late = j.late;
     cr_assert_eq(late.status, 200);
+    cr_assert_geq(late.first_bytes.size(), 3u * 188, "three packets to look at");
     cr_assert_neq(ts::pid(packet(late, 0)) == 0 && testts::is_keyframe(packet(late, 2)), true,
                   "a chunk start, not a prepared keyframe start");
 }
