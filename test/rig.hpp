@@ -64,6 +64,12 @@ bool wait_data(std::vector<TestPlayer*> players, long ms = 8000, uint64_t packet
 // Reads every player that is not paused for `ms` milliseconds.
 void read_players(std::vector<TestPlayer*> players, long ms);
 inline void read_player(TestPlayer& p, long ms) { read_players({&p}, ms); }
+// A player watching: opens, waits for the first data, then reads for `ms`.
+inline bool watch(TestPlayer& p, int port, const std::string& id, long ms) {
+    if (!p.open(port, id) || !wait_data(p)) return false;
+    read_player(p, ms);
+    return true;
+}
 
 inline const std::string kId = "0123456789abcdef0123456789abcdef01234567";
 inline const std::string kId2 = "fedcba9876543210fedcba9876543210fedcba98";

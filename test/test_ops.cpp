@@ -176,9 +176,7 @@ Test(observability, metrics_are_valid_prometheus_text, .timeout = 20) {
     Rig rig;
     rig.start();
     TestPlayer p;
-    cr_assert(p.open(rig.daemon.port, kId));
-    cr_assert(wait_data(p));
-    read_player(p, 800);
+    cr_assert(watch(p, rig.daemon.port, kId, 800));
     HttpReply r = get(rig.daemon.port, "/metrics");
     cr_assert_eq(r.status, 200);
     std::istringstream in(r.body);

@@ -92,9 +92,7 @@ Test(redis_mirror, redis_killed_mid_stream_loses_players_nothing_and_mirroring_r
     RedisRig rig;
     rig.start();
     TestPlayer p;
-    cr_assert(p.open(rig.daemon.port, kId));
-    cr_assert(wait_data(p));
-    read_player(p, 1000);
+    cr_assert(watch(p, rig.daemon.port, kId, 1000));
     int port = rig.redis.port;
     rig.redis.proc.stop(SIGKILL);
     read_player(p, 1500);
@@ -133,9 +131,7 @@ Test(redis_mirror, restarted_daemon_primes_a_new_player_before_the_engine_sends,
     rig.start();
     {
         TestPlayer p;
-        cr_assert(p.open(rig.daemon.port, kId));
-        cr_assert(wait_data(p));
-        read_player(p, 1500);
+        cr_assert(watch(p, rig.daemon.port, kId, 1500));
     }
     cr_assert_eq(rig.daemon.proc.stop(SIGTERM), 0);
     // The engine now takes 3 s to send its first byte: whatever comes sooner is from Redis.
@@ -167,9 +163,7 @@ Test(redis_mirror, unreachable_redis_streams_from_memory, .timeout = 30) {
                       "\n[redis]\nurl = \"redis://127.0.0.1:" + std::to_string(free_port()) + "\"\n"));
     cr_assert(d.proc.wait_line("redis: cannot connect", 3000) != "");
     TestPlayer p;
-    cr_assert(p.open(d.port, kId));
-    cr_assert(wait_data(p));
-    read_player(p, 1000);
+    cr_assert(watch(p, d.port, kId, 1000));
     cr_assert(p.check.clean() && p.check.data > 100, "%s", p.check.summary().c_str());
 }
 

@@ -205,9 +205,7 @@ Test(stream, grace_period_reuses_then_stops_the_engine_stream, .timeout = 30) {
     rig.start({}, "grace_period = 1\n");
     {
         TestPlayer a;
-        cr_assert(a.open(rig.daemon.port, kId));
-        cr_assert(wait_data(a));
-        read_player(a, 500);
+        cr_assert(watch(a, rig.daemon.port, kId, 500));
         expect_clean(a, "first");
     }
     usleep(300000); // within the grace period
