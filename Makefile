@@ -48,6 +48,9 @@ override CFLAGS   += -Wall -Werror $(SANFLAGS)
 override LDFLAGS  += $(SANFLAGS)
 
 LIB_SRC    := $(filter-out src/main.cpp,$(wildcard src/*.cpp))
+# Where hls.js lives once installed; [server] data_dir overrides it.
+$(BUILD)/src/daemon.o: override CPPFLAGS += -DACEMUX_DATADIR='"$(PREFIX)/share/acemux"'
+
 LIB_OBJ    := $(LIB_SRC:%.cpp=$(BUILD)/%.o) $(patsubst %,$(BUILD)/llhttp/%.o,api http llhttp)
 
 ifeq ($(ROUTER),)
@@ -72,7 +75,7 @@ TEST_OBJ   := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o
 
 DEB_DEPS      := g++ make pkg-config libhiredis-dev libtomlplusplus-dev libcjson-dev libc-ares-dev node-llhttp
-DEB_TEST_DEPS := libcriterion-dev redis-server mandoc
+DEB_TEST_DEPS := libcriterion-dev redis-server mandoc ffmpeg chromium
 DEB_FUZZ_DEPS := clang libclang-rt-14-dev
 DEB_ROUTER_DEPS := dpkg-dev cmake $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)
 
@@ -187,7 +190,7 @@ soak: deps
 	$(MAKE) --no-print-directory all $(BUILD)/soak
 	$(BUILD)/soak --seconds $(SOAK_SECONDS)
 
-install: all
+install: all $(HLSJS)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \
 		$(DESTDIR)/etc/acemux
 	install -m 755 $(if $(ROUTER),$(ROUTER_BIN),acemux) $(DESTDIR)$(PREFIX)/sbin/acemux
@@ -195,6 +198,7 @@ install: all
 	install -m 644 man/acemux.toml.5 $(DESTDIR)$(PREFIX)/share/man/man5/acemux.toml.5
 	install -d $(DESTDIR)$(PREFIX)/share/acemux
 	install -m 644 etc/acemux.service etc/acemux.init $(DESTDIR)$(PREFIX)/share/acemux/
+	install -m 644 $(HLSJS) $(DESTDIR)$(PREFIX)/share/acemux/hls.min.js
 	install -m 644 etc/acemux.toml $(DESTDIR)/etc/acemux/acemux.toml.example
 	test -e $(DESTDIR)/etc/acemux/acemux.toml || install -m 644 etc/acemux.toml $(DESTDIR)/etc/acemux/acemux.toml
 
@@ -211,7 +215,22 @@ define install_missing
 	fi
 endef
 
-deps:
+
+# hls.js for the watch page: the release pinned in etc/web, fetched from the
+# npm registry (npm ci checks it against the lock file's integrity). npm
+# comes with Debian's package unless the machine has one already.
+HLSJS := build/share/hls.min.js
+$(HLSJS): etc/web/package.json etc/web/package-lock.json
+	@command -v npm >/dev/null || $(MAKE) --no-print-directory deps-npm
+	mkdir -p build/web $(dir $@)
+	cp etc/web/package.json etc/web/package-lock.json build/web/
+	cd build/web && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	cp build/web/node_modules/hls.js/dist/hls.min.js $@
+
+deps-npm:
+	$(call install_missing,npm)
+
+deps: $(HLSJS)
 	$(call install_missing,$(DEB_DEPS))
 
 deps-test: deps

@@ -233,7 +233,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
         c.allow.push_back(cidr);
     }
     std::string level = "info";
-    double max_backlog_mib = 8;
+    double max_backlog_mib = 8, max_ring_mib = 32;
     int chunk_size = static_cast<int>(c.chunk_size), ring_chunks = static_cast<int>(c.ring_chunks);
     int wake_bytes = static_cast<int>(c.wake_bytes);
     bool ok = true;
@@ -243,9 +243,10 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
             ok = p.subtable(root, "server", {
                 {"listen", [&](const toml::node& n) { return parse_listen(n, c); }},
                 integer("max_connections_per_ip", c.max_connections_per_ip, 0, 1000000),
-                                   integer("max_connections", c.max_connections, 1, 1000000),
+                integer("max_connections", c.max_connections, 1, 1000000),
                 seconds("header_timeout", c.header_timeout, 0.05, 3600),
-                string("pidfile", c.pidfile), string("user", c.user), string("group", c.group)});
+                string("pidfile", c.pidfile), string("user", c.user), string("group", c.group),
+                string("data_dir", c.data_dir)});
         } else if (key == "log") {
             ok = p.subtable(root, "log", {string("level", level, {"error", "warn", "info", "debug"}),
                                           string("target", c.log_target, {"stderr", "syslog"})});
@@ -280,6 +281,17 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                     ok = p.fail(at("initial_behind"), "initial_behind must be less than catchup_behind (" +
                                                           std::to_string(c.catchup_behind) + ")");
             }
+        } else if (key == "hls") {
+            ok = p.subtable(root, "hls", {
+                seconds("target_duration", c.target_duration, 1, 10),
+                integer("window", c.window, 3, 30),
+                seconds("manifest_wait", c.manifest_wait, 1, 120),
+                {"max_ring_mib", [&](const toml::node& n) -> Problem {
+                     if (!n.is_number()) return Problem(std::string("max_ring_mib must be a number, not ") + type_name(n));
+                     max_ring_mib = n.value<double>().value_or(0);
+                     if (!(max_ring_mib >= 1 && max_ring_mib <= 4096)) return "max_ring_mib is out of range (1 to 4096)";
+                     return {};
+                 }}});
         } else if (key == "engines") {
             ok = p.subtable(root, "engines", {seconds("health_interval", c.health_interval, 0.05, 3600),
                                               integer("health_failures", c.health_failures, 1, 100),
@@ -337,6 +349,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
     c.ring_chunks = static_cast<size_t>(ring_chunks);
     c.wake_bytes = static_cast<size_t>(wake_bytes);
     c.redis.max_backlog = static_cast<size_t>(max_backlog_mib * 1024 * 1024);
+    c.max_ring_bytes = static_cast<size_t>(max_ring_mib * 1024 * 1024);
     if (c.listen_addrs.empty())
         for (auto& l : c.listen) {
             SockAddr a;

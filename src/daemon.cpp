@@ -3,14 +3,22 @@
 #include "acemux/access.hpp"
 #include "acemux/stats.hpp"
 
+#include <unistd.h>
+
 namespace acemux {
 
 Daemon::Daemon(Reactor& r, Config c)
     : r_(r), cfg_(std::move(c)), server_(r, cfg_), pool_(r, cfg_), redis_(r, cfg_.redis),
-      streams_(r, cfg_, cfg_, pool_, redis_), started_(r.now()), shutdown_timer_(r, [this] { check_shutdown(); }) {
+      streams_(r, cfg_, cfg_, cfg_, pool_, redis_), started_(r.now()), shutdown_timer_(r, [this] { check_shutdown(); }) {
     apply_log_config();
+    load_watch_page();
     route("/health", Audience::anyone, [](const HttpRequest&) { return HttpResponse::text(200, "ok"); });
     route("/ace/getstream", Audience::player, [this](const HttpRequest& q) { return streams_.getstream(q); });
+    route("/ace/manifest.m3u8", Audience::player, [this](const HttpRequest& q) { return streams_.manifest(q); });
+    route("/ace/hls/", Audience::player, [this](const HttpRequest& q) { return streams_.segment(q); }, true);
+    route("/watch", Audience::player, [this](const HttpRequest& q) { return watch_.page(q); });
+    // Anyone: a script tag carries no token, and hls.js is no secret.
+    route("/static/hls.min.js", Audience::anyone, [this](const HttpRequest& q) { return watch_.script(q); });
     // The engine's JSON API, for tools that speak it (/ace/getstream?format=json points here).
     route("/ace/stat/", Audience::player, [this](const HttpRequest& q) { return streams_.engine_stat(q); }, true);
     route("/ace/cmd/", Audience::player, [this](const HttpRequest& q) { return streams_.engine_command(q); }, true);
@@ -74,6 +82,25 @@ HttpResponse Daemon::playlist(const HttpRequest& q) {
     return typed("audio/x-mpegurl; charset=utf-8", m3u);
 }
 
+void Daemon::load_watch_page() {
+#ifndef ACEMUX_DATADIR
+#define ACEMUX_DATADIR "/usr/local/share/acemux"
+#endif
+    std::string err;
+    if (!cfg_.data_dir.empty()) {
+        if (!watch_.load(cfg_.data_dir, err)) r_.log().warn("watch page: %s", err.c_str());
+        return;
+    }
+    if (watch_.load(ACEMUX_DATADIR, err)) return;
+    // Run from the source tree (make run, the tests): make deps put it in build/share.
+    char exe[4096];
+    ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    std::string dir = n > 0 ? std::string(exe, static_cast<size_t>(n)) : "";
+    dir = dir.substr(0, dir.rfind('/') + 1) + "build/share";
+    std::string err2;
+    if (!watch_.load(dir, err2)) r_.log().warn("watch page: %s", err.c_str());
+}
+
 void Daemon::apply_log_config() {
     r_.log().set_level(cfg_.log_level);
     if (cfg_.log_target == "syslog") {
@@ -95,10 +122,11 @@ void Daemon::reload() {
     next.listen_addrs = cfg_.listen_addrs;
     cfg_ = std::move(next);
     apply_log_config();
+    load_watch_page();
     server_.reconfigure(cfg_);
     pool_.reconfigure(cfg_);
     redis_.reconfigure(cfg_.redis);
-    streams_.reconfigure(cfg_, cfg_);
+    streams_.reconfigure(cfg_, cfg_, cfg_);
     r_.log().info("reload: %s applied", cfg_.path.c_str());
 }
 

@@ -251,7 +251,7 @@ void HttpServer::Conn::on_io(uint32_t ev) {
     if (!dead && !handoff) flush();
     if (handoff && !dead) {
         srv.r_.unwatch(fd.get());
-        StreamHandoff h{std::move(fd), std::move(slot), std::move(out), req.peer};
+        StreamHandoff h{std::move(fd), std::move(slot), std::move(out), req.peer, &srv, req.keep_alive};
         auto take = std::move(handoff);
         take(std::move(h));
         dead = true;

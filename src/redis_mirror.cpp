@@ -15,11 +15,6 @@ constexpr Millis kConnectTimeout = 3000;
 constexpr Millis kMaxBackoff = 2000;
 constexpr Millis kAuthRetry = 30000;
 
-int64_t unix_ms() {
-    using namespace std::chrono;
-    return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
 // A reply callback owned by hiredis until it runs (with nullptr when the
 // connection goes away first).
 using ReplyFn = std::function<void(redisReply*)>;

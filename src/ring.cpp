@@ -2,13 +2,14 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 namespace acemux {
 
 Ring::Ring(size_t chunk_size, size_t nchunks)
     : chunk_size_(chunk_size), n_(nchunks), stride_(chunk_size + kSlack),
       mem_(std::make_unique_for_overwrite<uint8_t[]>(stride_ * nchunks)),
-      len_(nchunks, 0) {}
+      len_(nchunks, 0), start_(nchunks, 0) {}
 
 void Ring::append(const uint8_t* at, size_t n) {
     uint8_t* dst = open() + fill_;
@@ -45,6 +46,7 @@ void Ring::index(size_t from, size_t n) {
         r.idx = head_;
         r.off = off;
         r.pos = bytes_in_ + (off - committed_);
+        r.pts = ts::pes_pts(base + off);
         std::memcpy(r.psi, scanner_.psi(), sizeof r.psi);
         rap_next_ = (rap_next_ + 1) % kMaxRaps;
         rap_count_ = std::min(rap_count_ + 1, kMaxRaps);
@@ -57,6 +59,7 @@ void Ring::seal(bool announce) {
     len_[slot(head_)] = committed_;
     if (announce && on_seal) on_seal(head_, open(), committed_);
     head_++;
+    start_[slot(head_)] = bytes_in_;
     if (carry) std::memmove(open(), from, carry); // different slots: n_ >= 2
     committed_ = 0;
     fill_ = carry;
@@ -139,6 +142,43 @@ bool Ring::prime(uint64_t idx, const uint8_t* data, size_t len) {
 void Ring::restart_at(uint64_t idx) {
     base_ = head_ = idx;
     committed_ = fill_ = 0;
+    start_[slot(head_)] = bytes_in_;
+}
+
+bool Ring::locate(uint64_t pos, Cursor& out) const {
+    if (pos < first_pos() || pos > bytes_in_) return false;
+    uint64_t i = head_;
+    while (start_[slot(i)] > pos) i--; // the newest chunk starting at or before pos
+    out = Cursor{i, static_cast<size_t>(pos - start_[slot(i)])};
+    return true;
+}
+
+bool Ring::grow(size_t nchunks) {
+    if (nchunks <= n_) return true;
+    std::unique_ptr<uint8_t[]> mem;
+    try {
+        mem = std::make_unique_for_overwrite<uint8_t[]>(stride_ * nchunks);
+    } catch (const std::bad_alloc&) {
+        return false;
+    }
+    std::vector<size_t> len(nchunks, 0);
+    std::vector<uint64_t> start(nchunks, 0);
+    // Every readable chunk, and the open one with its unverified bytes, moves
+    // to its slot under the new count.
+    for (uint64_t i = first(); i <= head_; i++) {
+        size_t from = slot(i), to = static_cast<size_t>(i % nchunks);
+        std::memcpy(mem.get() + to * stride_, mem_.get() + from * stride_, i == head_ ? fill_ : len_[from]);
+        len[to] = len_[from];
+        start[to] = start_[from];
+    }
+    // The oldest chunks were readable only down to n_ - 1 back: what the
+    // larger ring does not hold yet must not be read as data.
+    base_ = std::max(base_, first());
+    mem_ = std::move(mem);
+    len_ = std::move(len);
+    start_ = std::move(start);
+    n_ = nchunks;
+    return true;
 }
 
 } // namespace acemux

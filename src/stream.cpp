@@ -20,7 +20,8 @@ Stream::Stream(Streams& m, std::string key, std::string id_key, std::string id, 
       engine_(std::move(engine)), wake_timer_(m.reactor(), [this] { wake_all(); }),
       slice_timer_(m.reactor(), [this] { pump_slice(); }), tick_timer_(m.reactor(), [this] { tick(); }),
       silence_timer_(m.reactor(), [this] { tick(); }), grace_timer_(m.reactor(), [this] { grace_over(); }),
-      retry_timer_(m.reactor(), [this] { connect(); }), probe_(m.reactor()) {
+      retry_timer_(m.reactor(), [this] { connect(); }), seg_(m.hls().target_duration, m.hls().window),
+      probe_(m.reactor()) {
     created_ = last_data_ = reactor().now();
     update_rules();
     arm_tick();
@@ -151,6 +152,8 @@ void Stream::on_upstream_data(size_t n) {
     // read anyway; a timer of its own would cost one more pass of the loop
     // (a context switch, dearer than a send on a small or virtual CPU), so
     // the timer is only the backstop for an engine that pauses.
+    seg_.update(ring_, now);
+    answer_manifests();
     unwoken_ += n;
     if (unwoken_ >= cfg().wake_bytes || ring_.head() != head_at_wake_ || now - woken_at_ >= cfg().wake_delay) {
         wake_all();
@@ -309,6 +312,7 @@ void Stream::tick() {
     }
     check_engine(now);
     if (st_ == State::closed) return;
+    hls_tick(now);
     bool scan = now - last_stall_scan_ >= 1000 || cfg().client_stall_timeout < 2000;
     if (scan) last_stall_scan_ = now;
     for (auto it = players_.begin(); it != players_.end();) {
@@ -384,7 +388,7 @@ uint64_t Stream::bytes_out() const {
 }
 
 void Stream::idle_check() {
-    if (!players_.empty() || st_ == State::closed || st_ == State::draining) return;
+    if (!players_.empty() || !viewers_.empty() || st_ == State::closed || st_ == State::draining) return;
     st_ = State::draining;
     idle_since_ = reactor().now();
     reactor().log().info("stream %s: no players left, stopping in %.1f s unless one returns", id_.c_str(),
@@ -408,10 +412,142 @@ void Stream::close(int status, const std::string& why) {
         p.end(why.c_str());
         it = end_player(it);
     }
+    for (auto it = replies_.begin(); it != replies_.end();) {
+        if ((*it)->waiting()) (void)(*it)->send(status == 503 ? HttpResponse::unavailable(why, 5) : HttpResponse::text(status, why));
+        (*it)->end();
+        it = end_reply(it);
+    }
     reactor().log().info("stream %s: closed (%s)", id_.c_str(), why.c_str());
     m_.totals.bytes_in += ring_.bytes_in();
     engine_.release();
     m_.remove(*this);
+}
+
+// ------------------------------------------------------------ HLS
+
+bool Stream::hls_knows(const SockAddr& peer, const std::string& ua) const {
+    return viewers_.count(viewer_key(peer, ua)) > 0;
+}
+
+void Stream::hls_seen(const SockAddr& peer, const std::string& ua) {
+    Millis now = reactor().now();
+    auto [it, fresh] = viewers_.try_emplace(viewer_key(peer, ua));
+    HlsViewer& v = it->second;
+    v.last = now;
+    if (!fresh) return;
+    v.peer = peer, v.user_agent = ua, v.since = now;
+    if (st_ == State::draining) {
+        grace_timer_.stop();
+        st_ = failing_since_ ? State::failing : State::running;
+        reactor().log().info("stream %s: player returned within the grace period", id_.c_str());
+    }
+    reactor().log().info("hls player %s joined stream %s", peer.str().c_str(), id_.c_str());
+}
+
+std::string Stream::playlist(const std::string& uri_suffix) const {
+    return seg_.playlist("/ace/hls/" + id_key_ + "/" + id_ + "/", uri_suffix);
+}
+
+static HttpResponse playlist_response(std::string body) {
+    HttpResponse r;
+    r.content_type = "application/vnd.apple.mpegurl";
+    r.headers.emplace_back("Cache-Control", "no-cache");
+    r.body = std::move(body);
+    return r;
+}
+
+void Stream::wait_manifest(StreamHandoff&& h, std::string uri_suffix) {
+    replies_.push_back(std::make_unique<HlsReply>(reactor(), ring_, static_cast<HlsReply::Owner&>(*this), std::move(h)));
+    HlsReply& r = *replies_.back();
+    r.self = std::prev(replies_.end());
+    r.uri_suffix = std::move(uri_suffix);
+    if (r.ended()) end_reply(r.self);
+    else answer_manifests(); // a segment may have come meanwhile
+}
+
+// Waiting manifests are answered with the first segment.
+void Stream::answer_manifests() {
+    if (replies_.empty() || !seg_.ready()) return;
+    for (auto it = replies_.begin(); it != replies_.end();) {
+        HlsReply& r = **it;
+        it = !r.waiting() || r.send(playlist_response(playlist(r.uri_suffix))) ? std::next(it) : end_reply(it);
+    }
+}
+
+void Stream::send_segment(StreamHandoff&& h, uint64_t seq, const std::string& viewer) {
+    replies_.push_back(std::make_unique<HlsReply>(reactor(), ring_, static_cast<HlsReply::Owner&>(*this), std::move(h)));
+    HlsReply& r = *replies_.back();
+    r.self = std::prev(replies_.end());
+    const Segment* s = seg_.find(seq);
+    if (auto v = viewers_.find(viewer); v != viewers_.end() && s) v->second.bytes += s->size(), v->second.segments++;
+    bool alive = !r.ended() && (s ? r.send(*s)
+                                   : r.send(HttpResponse::text(404, "segment " + std::to_string(seq) +
+                                                                        (seq >= seg_.cut() ? " is not cut yet"
+                                                                                          : " has left the buffer"))));
+    if (!alive) end_reply(r.self);
+}
+
+void Stream::reply_ended(HlsReply& r) { end_reply(r.self); }
+
+Stream::ReplyIt Stream::end_reply(ReplyIt it) {
+    (*it)->end(); // a no-op when it was sent and given back
+    reactor().release(std::move(*it));
+    return replies_.erase(it);
+}
+
+// Viewers that stopped fetching leave; a manifest that waited too long is
+// told to come back; a reply that stopped reading is dropped; and the ring
+// grows when the window does not fit at the stream's rate.
+void Stream::hls_tick(Millis now) {
+    const HlsConfig& h = m_.hls();
+    seg_.reconfigure(h.target_duration, h.window);
+    for (auto it = viewers_.begin(); it != viewers_.end();) {
+        if (now - it->second.last <= 3 * h.target_duration) {
+            ++it;
+            continue;
+        }
+        reactor().log().info("hls player %s left stream %s (%.1f s, %llu segments)", it->second.peer.str().c_str(),
+                             id_.c_str(), static_cast<double>(it->second.last - it->second.since) / 1000.0,
+                             static_cast<unsigned long long>(it->second.segments));
+        m_.totals.hls_players++;
+        it = viewers_.erase(it);
+        if (viewers_.empty()) idle_check();
+    }
+    for (auto it = replies_.begin(); it != replies_.end();) {
+        HlsReply& r = **it;
+        if (r.waiting() && now - r.since() >= h.manifest_wait) {
+            (void)r.send(HttpResponse::unavailable("the stream has no segment yet (the engine is still buffering)", 5));
+            it = end_reply(it);
+        } else if (!r.waiting() && now - r.last_progress() >= cfg().client_stall_timeout) {
+            it = end_reply(it);
+        } else {
+            ++it;
+        }
+    }
+    if (viewers_.empty() || byte_rate_ <= 0) return;
+    // The window, one segment more, each up to 1.5 targets long (a segment
+    // ends at a keyframe past the target).
+    double need = byte_rate_ * static_cast<double>(h.window + 1) * 1.5 * static_cast<double>(h.target_duration) / 1000.0;
+    size_t chunks = static_cast<size_t>(need / static_cast<double>(ring_.chunk_size())) + 1;
+    size_t cap = std::max<size_t>(ring_.chunks(), h.max_ring_bytes / ring_.chunk_size());
+    if (chunks <= ring_.chunks()) return;
+    if (ring_.chunks() >= cap) {
+        if (!ring_capped_logged_)
+            reactor().log().warn("stream %s: the HLS window (%d x %.0f s at %.1f Mbit/s) does not fit in [hls] "
+                                 "max_ring_mib; the playlist lists fewer segments",
+                                 id_.c_str(), h.window, static_cast<double>(h.target_duration) / 1000.0,
+                                 byte_rate_ * 8 / 1e6);
+        ring_capped_logged_ = true;
+        return;
+    }
+    size_t to = std::min(chunks, cap);
+    if (!ring_.grow(to)) {
+        reactor().log().warn("stream %s: out of memory to grow the ring for HLS", id_.c_str());
+        return;
+    }
+    reactor().log().info("stream %s: ring grows to %zu chunks (%.1f MiB) to hold the HLS window of %d x %.0f s at %.1f Mbit/s",
+                         id_.c_str(), to, static_cast<double>(to * ring_.chunk_size()) / (1 << 20), h.window,
+                         static_cast<double>(h.target_duration) / 1000.0, byte_rate_ * 8 / 1e6);
 }
 
 } // namespace acemux

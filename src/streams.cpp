@@ -6,16 +6,13 @@
 
 namespace acemux {
 
-Streams::Streams(Reactor& r, const StreamConfig& c, const AccessConfig& a, EnginePool& pool, RedisMirror& redis)
-    : r_(r), cfg_(c), access_(a), pool_(pool), redis_(redis), detached_(r) {}
+Streams::Streams(Reactor& r, const StreamConfig& c, const HlsConfig& h, const AccessConfig& a, EnginePool& pool,
+                 RedisMirror& redis)
+    : r_(r), cfg_(c), hls_(h), access_(a), pool_(pool), redis_(redis), detached_(r) {}
 
 Streams::~Streams() = default;
 
-size_t Streams::player_count() const {
-    size_t n = 0;
-    for (auto& [k, s] : streams_) n += s->player_count();
-    return n;
-}
+size_t Streams::player_count() const { return watcher_count(); }
 
 static bool is_content_id(std::string& s) {
     if (s.size() != 40) return false;
@@ -26,73 +23,166 @@ static bool is_content_id(std::string& s) {
     return true;
 }
 
-HttpResponse Streams::getstream(const HttpRequest& req) {
-    // The engine's own names, in the order the engine prefers them; the
-    // engine is asked with the name the player used.
-    std::string id_key, id;
+// The engine's own names, in the order the engine prefers them; the engine
+// is asked with the name the player used. content_id and id name the same
+// thing; an infohash is another namespace. False: `bad` says why (400).
+bool Streams::read_id(const HttpRequest& req, Wanted& w, HttpResponse& bad) {
     for (const char* name : {"content_id", "id", "infohash"})
-        if (const std::string* v = req.param(name); v && id_key.empty()) id_key = name, id = *v;
+        if (const std::string* v = req.param(name); v && w.id_key.empty()) w.id_key = name, w.id = *v;
     for (auto& [k, v] : req.query)
-        if (k == id_key && v != id) return HttpResponse::text(400, "give one " + id_key + ", not several");
-    if (id_key.empty())
-        return HttpResponse::text(400, "missing content id: use /ace/getstream?content_id=<40 hex characters>");
-    if (!is_content_id(id)) return HttpResponse::text(400, id_key + " must be 40 hexadecimal characters");
+        if (k == w.id_key && v != w.id) return bad = HttpResponse::text(400, "give one " + w.id_key + ", not several"), false;
+    if (w.id_key.empty())
+        return bad = HttpResponse::text(400, "missing content id: use " + req.path + "?content_id=<40 hex characters>"), false;
+    if (!is_content_id(w.id)) return bad = HttpResponse::text(400, w.id_key + " must be 40 hexadecimal characters"), false;
+    w.key = (w.id_key == "infohash" ? "infohash:" : "id:") + w.id;
+    return true;
+}
 
-    // content_id and id name the same thing; an infohash is another namespace.
-    std::string key = (id_key == "infohash" ? "infohash:" : "id:") + id;
-    if (const std::string* f = req.param("format"); f && *f == "json") return engine_answer(req, id_key, id);
-    if (access_.max_clients && player_count() >= static_cast<size_t>(access_.max_clients)) {
+// Watchers: TS players and HLS viewers alike.
+size_t Streams::watcher_count(const std::string* host) const {
+    size_t n = 0;
+    for (auto& [k, s] : streams_) {
+        for (auto& p : s->players()) n += !host || p->peer().host() == *host;
+        for (auto& [vk, v] : s->hls_viewers()) n += !host || v.peer.host() == *host;
+    }
+    return n;
+}
+
+// A new watcher within max_clients and max_clients_per_ip; false: `no` says why.
+bool Streams::admit(const HttpRequest& req, const std::string& id, HttpResponse& no) {
+    if (access_.max_clients && watcher_count() >= static_cast<size_t>(access_.max_clients)) {
         r_.log().warn("refused %s for %s: max_clients (%d) reached", req.peer.str().c_str(), id.c_str(), access_.max_clients);
-        return HttpResponse::unavailable("client limit reached (" + std::to_string(access_.max_clients) + ")", 30);
+        return no = HttpResponse::unavailable("client limit reached (" + std::to_string(access_.max_clients) + ")", 30), false;
     }
-    if (access_.max_clients_per_ip) {
-        size_t mine = 0;
-        for (auto& [k, s] : streams_)
-            for (auto& p : s->players()) mine += p->peer().host() == req.peer.host();
-        if (mine >= static_cast<size_t>(access_.max_clients_per_ip)) {
-            r_.log().warn("refused %s for %s: max_clients_per_ip (%d) reached", req.peer.str().c_str(), id.c_str(),
-                          access_.max_clients_per_ip);
-            return HttpResponse::text(429, "too many streams from " + req.peer.host() + " (limit " +
-                                               std::to_string(access_.max_clients_per_ip) + ")");
-        }
+    std::string host = req.peer.host();
+    if (access_.max_clients_per_ip && watcher_count(&host) >= static_cast<size_t>(access_.max_clients_per_ip)) {
+        r_.log().warn("refused %s for %s: max_clients_per_ip (%d) reached", req.peer.str().c_str(), id.c_str(),
+                      access_.max_clients_per_ip);
+        return no = HttpResponse::text(429, "too many streams from " + host + " (limit " +
+                                               std::to_string(access_.max_clients_per_ip) + ")"),
+               false;
     }
+    return true;
+}
+
+// The stream of `w`, started when there is none; nullptr: `no` says why.
+Stream* Streams::find_or_start(const Wanted& w, HttpResponse& no) {
+    if (Stream* s = find(w.key)) return s;
+    EngineLease e = pool_.pick();
+    // Streams in their grace period hold engine slots nobody watches: the
+    // one idle longest gives its slot up (zapping through channels must not
+    // run the engines out of slots).
+    while (!e && close_idle_stream()) e = pool_.pick();
+    if (!e) {
+        r_.log().warn("stream %s: refused, no engine can take it", w.id.c_str());
+        return no = HttpResponse::unavailable("no engine can take a new stream now", 10), nullptr;
+    }
+    // A ring is megabytes: when memory runs out, this stream is refused and
+    // every other one goes on.
+    try {
+        auto s = std::make_unique<Stream>(*this, w.key, w.id_key, w.id, std::move(e));
+        Stream* raw = s.get();
+        streams_[w.key] = std::move(s);
+        totals.streams++;
+        return raw;
+    } catch (const std::bad_alloc&) {
+        streams_.erase(w.key);
+        r_.log().error("stream %s: refused, out of memory for its buffer", w.id.c_str());
+        return no = HttpResponse::unavailable("out of memory for a new stream", 30), nullptr;
+    }
+}
+
+static std::string user_agent(const HttpRequest& req) {
+    const std::string* ua = req.header("user-agent");
+    return ua ? printable(*ua, 200) : std::string();
+}
+
+HttpResponse Streams::getstream(const HttpRequest& req) {
+    Wanted w;
+    HttpResponse no;
+    if (!read_id(req, w, no)) return no;
+    if (const std::string* f = req.param("format"); f && *f == "json") return engine_answer(req, w.id_key, w.id);
+    if (!admit(req, w.id, no)) return no;
     if (req.is_head()) {
         HttpResponse r;
         r.content_type = "video/mp2t";
         r.close_delimited = true;
         return r;
     }
-    if (!streams_.count(key)) {
-        EngineLease e = pool_.pick();
-        // Streams in their grace period hold engine slots nobody watches: the
-        // one idle longest gives its slot up (zapping through channels must
-        // not run the engines out of slots).
-        while (!e && close_idle_stream()) e = pool_.pick();
-        if (!e) {
-            r_.log().warn("stream %s: refused, no engine can take it", id.c_str());
-            return HttpResponse::unavailable("no engine can take a new stream now", 10);
-        }
-        // A ring is megabytes: when memory runs out, this stream is refused
-        // and every other one goes on.
-        try {
-            streams_[key] = std::make_unique<Stream>(*this, key, id_key, id, std::move(e));
-        } catch (const std::bad_alloc&) {
-            streams_.erase(key);
-            r_.log().error("stream %s: refused, out of memory for its buffer", id.c_str());
-            return HttpResponse::unavailable("out of memory for a new stream", 30);
-        }
-        totals.streams++;
-    }
-    const std::string* ua = req.header("user-agent");
+    if (!find_or_start(w, no)) return no;
     HttpResponse r;
-    r.stream = [this, key, ua = ua ? printable(*ua, 200) : std::string()](StreamHandoff&& h) {
-        auto it = streams_.find(key);
-        if (it == streams_.end()) return;
+    r.stream = [this, key = w.key, ua = user_agent(req)](StreamHandoff&& h) {
+        Stream* s = find(key);
+        if (!s) return;
         try {
-            it->second->add(std::move(h), ua);
+            s->add(std::move(h), ua);
         } catch (const std::bad_alloc&) { // the player's socket closes with the handoff
-            r_.log().error("stream %s: a player refused, out of memory", it->second->id().c_str());
+            r_.log().error("stream %s: a player refused, out of memory", s->id().c_str());
         }
+    };
+    return r;
+}
+
+// The query segment URIs carry: the token, when the manifest came with one
+// in its own query (a player that can set no header).
+static std::string token_suffix(const HttpRequest& req) {
+    const std::string* t = req.param("token");
+    return t ? "?token=" + url_encode(*t) : "";
+}
+
+// /ace/manifest.m3u8: the HLS playlist of the stream, started if need be.
+// Before its first segment the request waits for it (manifest_wait).
+HttpResponse Streams::manifest(const HttpRequest& req) {
+    Wanted w;
+    HttpResponse no;
+    if (!read_id(req, w, no)) return no;
+    std::string ua = user_agent(req);
+    Stream* s = find(w.key);
+    if (!(s && s->hls_knows(req.peer, ua)) && !admit(req, w.id, no)) return no;
+    if (!(s = find_or_start(w, no))) return no;
+    s->hls_seen(req.peer, ua);
+    if (s->has_segments() || req.is_head()) {
+        HttpResponse r;
+        r.content_type = "application/vnd.apple.mpegurl";
+        r.headers.emplace_back("Cache-Control", "no-cache");
+        r.body = s->playlist(token_suffix(req));
+        return r;
+    }
+    HttpResponse r;
+    r.stream = [this, key = w.key, suffix = token_suffix(req)](StreamHandoff&& h) {
+        if (Stream* s = find(key)) s->wait_manifest(std::move(h), suffix);
+    };
+    return r;
+}
+
+// /ace/hls/<content_id|id|infohash>/<id>/<seq>.ts: a segment, from ring memory.
+HttpResponse Streams::segment(const HttpRequest& req) {
+    std::string_view rest = std::string_view(req.path).substr(std::string_view("/ace/hls/").size());
+    size_t a = rest.find('/'), b = a == std::string_view::npos ? a : rest.find('/', a + 1);
+    if (b == std::string_view::npos) return HttpResponse::text(404, "no such segment: " + req.path);
+    Wanted w;
+    w.id_key = std::string(rest.substr(0, a));
+    w.id = std::string(rest.substr(a + 1, b - a - 1));
+    std::string_view name = rest.substr(b + 1);
+    if ((w.id_key != "content_id" && w.id_key != "id" && w.id_key != "infohash") || !is_content_id(w.id) ||
+        name.size() < 4 || name.substr(name.size() - 3) != ".ts" ||
+        name.find_first_not_of("0123456789") != name.size() - 3 || name.size() > 23)
+        return HttpResponse::text(404, "no such segment: " + req.path);
+    w.key = (w.id_key == "infohash" ? "infohash:" : "id:") + w.id;
+    Stream* s = find(w.key);
+    if (!s) return HttpResponse::text(404, "no such stream: " + w.id + " (it starts with its manifest)");
+    uint64_t seq = std::strtoull(std::string(name.substr(0, name.size() - 3)).c_str(), nullptr, 10);
+    std::string ua = user_agent(req);
+    s->hls_seen(req.peer, ua);
+    if (req.is_head()) {
+        HttpResponse r;
+        r.content_type = "video/mp2t";
+        r.close_delimited = true;
+        return r;
+    }
+    HttpResponse r;
+    r.stream = [this, key = w.key, seq, viewer = req.peer.host() + "|" + ua](StreamHandoff&& h) {
+        if (Stream* s = find(key)) s->send_segment(std::move(h), seq, viewer);
     };
     return r;
 }
@@ -191,8 +281,9 @@ void Streams::closed(const Stream& s, const std::string& why) {
     if (ended_.size() > kEndedKept) ended_.pop_front();
 }
 
-void Streams::reconfigure(const StreamConfig& c, const AccessConfig& a) {
+void Streams::reconfigure(const StreamConfig& c, const HlsConfig& h, const AccessConfig& a) {
     cfg_ = c;
+    hls_ = h;
     access_ = a;
     std::vector<Stream*> moving;
     for (auto& [k, s] : streams_)

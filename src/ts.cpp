@@ -148,6 +148,15 @@ void Continuity::packet(uint8_t* p) {
     last_[id] = static_cast<int8_t>(c);
 }
 
+int64_t pes_pts(const uint8_t* p) {
+    if (!payload_start(p)) return -1;
+    size_t off = payload_offset(p);
+    if (off + 14 > kPacket || p[off] || p[off + 1] || p[off + 2] != 1 || !(p[off + 7] & 0x80)) return -1;
+    const uint8_t* t = p + off + 9;
+    return static_cast<int64_t>(t[0] >> 1 & 7) << 30 | static_cast<int64_t>(t[1]) << 22 |
+           static_cast<int64_t>(t[2] >> 1) << 15 | static_cast<int64_t>(t[3]) << 7 | t[4] >> 1;
+}
+
 bool RapScanner::packet(const uint8_t* p) {
     uint16_t id = pid(p);
     if (id == 0) {

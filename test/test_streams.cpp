@@ -34,7 +34,7 @@ struct StreamsRig {
         pool = std::make_unique<EnginePool>(r, ec);
         StreamConfig sc;
         sc.grace_period = 60000;
-        streams = std::make_unique<Streams>(r, sc, access, *pool, redis);
+        streams = std::make_unique<Streams>(r, sc, HlsConfig{}, access, *pool, redis);
     }
     ~StreamsRig() { streams->close_all(); }
 

@@ -50,6 +50,7 @@ struct ServerConfig { // [server]
     Millis header_timeout = 10000;
     std::string pidfile;
     std::string user, group;
+    std::string data_dir; // hls.min.js for the watch page; empty: the installed share directory
 };
 
 struct LogConfig { // [log]
@@ -76,6 +77,13 @@ struct StreamConfig { // [stream]
     Millis no_peers_timeout = 30000; // engine still prebuffering with 0 peers: the content is dead
 };
 
+struct HlsConfig { // [hls]
+    Millis target_duration = 2000; // a segment ends at the first keyframe past it (3x: forced)
+    int window = 6;                // segments in the playlist
+    Millis manifest_wait = 15000;  // a manifest waits this long for the first segment, then 503
+    size_t max_ring_bytes = 32u << 20; // the ring grows to hold the window at the stream's rate, up to this
+};
+
 struct EnginesConfig { // [engines] and each [[engine]]
     Millis health_interval = 10000;
     int health_failures = 3;
@@ -92,7 +100,7 @@ struct AccessConfig { // [access]
     int max_clients_per_ip = 0;
 };
 
-struct Config : ServerConfig, LogConfig, StreamConfig, EnginesConfig, AccessConfig {
+struct Config : ServerConfig, LogConfig, StreamConfig, HlsConfig, EnginesConfig, AccessConfig {
     std::string path;
     RedisConfig redis;
     std::vector<ChannelConfig> channels; // [[channel]]

@@ -11,6 +11,7 @@
 #include "acemux/reactor.hpp"
 #include "acemux/redis_mirror.hpp"
 #include "acemux/streams.hpp"
+#include "acemux/watch.hpp"
 
 namespace acemux {
 
@@ -35,6 +36,7 @@ public:
 
 private:
     void apply_log_config();
+    void load_watch_page();
     void route(const char* path, Audience who, HttpServer::Handler h, bool prefix = false);
     HttpResponse playlist(const HttpRequest& q);
     static HttpResponse typed(const char* type, std::string body);
@@ -45,6 +47,7 @@ private:
     EnginePool pool_;
     RedisMirror redis_;
     Streams streams_;
+    WatchPage watch_;
     Millis started_;
     static constexpr Millis kStopDeadline = 1000;
     void check_shutdown();

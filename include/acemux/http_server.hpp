@@ -52,11 +52,15 @@ private:
     size_t* per_ip_ = nullptr;
 };
 
+class HttpServer;
+
 struct StreamHandoff {
     Fd fd;
     ConnSlot slot;
     std::string queued; // responses to earlier pipelined requests, not yet sent
     SockAddr peer;
+    HttpServer* server = nullptr; // to give a kept-alive connection back to (HLS)
+    bool keep_alive = false;      // the request asked for it
 };
 
 class HttpServer {

@@ -35,6 +35,7 @@ struct RandomAccess {
     uint64_t idx = 0; // chunk
     size_t off = 0;   // offset of the keyframe packet in it
     uint64_t pos = 0; // bytes_in() at that packet
+    int64_t pts = -1; // of the keyframe's PES (90 kHz), -1: none
     uint8_t psi[2 * ts::kPacket];
 };
 
@@ -81,6 +82,15 @@ public:
     const uint8_t* data(uint64_t idx) const { return mem_.get() + slot(idx) * stride_; }
     uint64_t bytes_in() const { return bytes_in_; } // bytes ever committed
     size_t chunks() const { return n_; }
+    size_t chunk_size() const { return chunk_size_; }
+    // Byte positions (bytes_in() counts) of what is still readable.
+    uint64_t first_pos() const { return start_[slot(first())]; }
+    // A byte position still in the ring as a cursor; false once overwritten.
+    bool locate(uint64_t pos, Cursor& out) const;
+    // Where the newest splice joined another connection's stream (0: none yet).
+    uint64_t splice_pos() const { return splice_pos_; }
+    // The PAT and PMT seen last (2 packets), or nullptr before both came.
+    const uint8_t* psi() const { return scanner_.psi_known() ? scanner_.psi() : nullptr; }
 
     // --- the writer
     uint8_t* recv_ptr() { return open() + fill_; }
@@ -101,7 +111,13 @@ public:
     void discard_pending() { fill_ = committed_; }
     // What comes next is another connection's stream: its continuity
     // counters are shifted to follow on from what came before.
-    void splice() { cc_.splice(); }
+    void splice() {
+        cc_.splice();
+        splice_pos_ = bytes_in_;
+    }
+    // More chunks (an HLS window needs more than the players do); what is
+    // readable stays readable at the same indices. False without the memory.
+    bool grow(size_t nchunks);
 
     // Random-access points still in the ring, oldest first; at most kMaxRaps,
     // overwritten with the ring.
@@ -136,6 +152,8 @@ private:
     size_t chunk_size_, n_, stride_;
     std::unique_ptr<uint8_t[]> mem_; // not zeroed: pages are touched only when used
     std::vector<size_t> len_;
+    std::vector<uint64_t> start_; // bytes_in() at each slot's chunk start
+    uint64_t splice_pos_ = 0;
     uint64_t base_ = 0, head_ = 0;
     size_t committed_ = 0, fill_ = 0;
     uint64_t bytes_in_ = 0;

@@ -17,6 +17,7 @@
 #include "acemux/player.hpp"
 #include "acemux/config.hpp"
 #include "acemux/engine_pool.hpp"
+#include "acemux/hls.hpp"
 #include "acemux/http_client.hpp"
 #include "acemux/http_server.hpp"
 #include "acemux/redis_mirror.hpp"
@@ -27,7 +28,7 @@ namespace acemux {
 
 class Streams;
 
-class Stream final : private Upstream::Listener, private Player::Owner {
+class Stream final : private Upstream::Listener, private Player::Owner, private HlsReply::Owner {
 public:
     enum class State { starting, running, failing, draining, closed };
     static const char* state_name(State s);
@@ -36,6 +37,25 @@ public:
     ~Stream();
 
     void add(StreamHandoff&& h, std::string user_agent);
+
+    // HLS. A viewer is known by address and user agent, and counts as a
+    // player while it fetched within the last 3 target durations.
+    struct HlsViewer {
+        SockAddr peer;
+        std::string user_agent;
+        Millis since = 0, last = 0;
+        uint64_t bytes = 0, segments = 0;
+    };
+    void hls_seen(const SockAddr& peer, const std::string& user_agent); // a manifest or segment request
+    bool hls_knows(const SockAddr& peer, const std::string& user_agent) const;
+    const std::map<std::string, HlsViewer>& hls_viewers() const { return viewers_; }
+    size_t hls_viewer_count() const { return viewers_.size(); }
+    // The playlist now, or nothing before the first segment (then wait_manifest).
+    bool has_segments() const { return seg_.ready() > 0; }
+    std::string playlist(const std::string& uri_suffix) const;
+    void wait_manifest(StreamHandoff&& h, std::string uri_suffix);
+    void send_segment(StreamHandoff&& h, uint64_t seq, const std::string& viewer);
+    const Segmenter& segmenter() const { return seg_; }
     // Ends the stream now: timers disarmed, the engine told, players answered
     // `status` if still waiting for a header; Streams releases it.
     void close(int status, const std::string& why);
@@ -71,6 +91,12 @@ private:
     void on_upstream_data(size_t n) override;
     void on_upstream_failed(const std::string& why, bool rejected) override;
     void player_ended(Player& p) override;
+    void reply_ended(HlsReply& r) override;
+    using ReplyIt = std::list<std::unique_ptr<HlsReply>>::iterator;
+    ReplyIt end_reply(ReplyIt it);
+    void hls_tick(Millis now);
+    void answer_manifests();
+    static std::string viewer_key(const SockAddr& peer, const std::string& ua) { return peer.host() + "|" + ua; }
 
     using PlayerIt = std::list<std::unique_ptr<Player>>::iterator;
     PlayerIt end_player(PlayerIt it); // logs, counts and releases it; the next one
@@ -99,6 +125,10 @@ private:
     PlayerIt sweep_ = players_.end(); // next player of a wake-up in slices
     bool sweep_again_ = false;
     Timer wake_timer_, slice_timer_, tick_timer_, silence_timer_, grace_timer_, retry_timer_;
+    Segmenter seg_;
+    std::list<std::unique_ptr<HlsReply>> replies_;
+    std::map<std::string, HlsViewer> viewers_;
+    bool ring_capped_logged_ = false;
     Fetch probe_;             // is the silent engine alive?
     RedisMirror::Load load_;  // a buffer resumed from Redis
     static constexpr Millis kStableMs = 30000;

@@ -14,20 +14,24 @@ namespace acemux {
 
 class Streams {
 public:
-    Streams(Reactor& r, const StreamConfig& c, const AccessConfig& a, EnginePool& pool, RedisMirror& redis);
+    Streams(Reactor& r, const StreamConfig& c, const HlsConfig& h, const AccessConfig& a, EnginePool& pool,
+            RedisMirror& redis);
     ~Streams();
 
     HttpResponse getstream(const HttpRequest& req);
+    HttpResponse manifest(const HttpRequest& req); // HLS: /ace/manifest.m3u8
+    HttpResponse segment(const HttpRequest& req);  // HLS: /ace/hls/...
     // The engine's JSON API over our streams: /ace/getstream?format=json, and
     // the stat_url and command_url it hands out.
     HttpResponse engine_stat(const HttpRequest& req);
     HttpResponse engine_command(const HttpRequest& req);
-    void reconfigure(const StreamConfig& c, const AccessConfig& a);
+    void reconfigure(const StreamConfig& c, const HlsConfig& h, const AccessConfig& a);
     void close_all();
 
     // for streams
     Reactor& reactor() { return r_; }
     const StreamConfig& cfg() const { return cfg_; }
+    const HlsConfig& hls() const { return hls_; }
     EnginePool& pool() { return pool_; }
     RedisMirror& redis() { return redis_; }
     size_t stops_pending() const { return detached_.size(); } // engine requests still out (stops among them)
@@ -37,11 +41,11 @@ public:
     void remove(Stream& s);
 
     const std::map<std::string, std::unique_ptr<Stream>>& streams() const { return streams_; }
-    size_t player_count() const;
+    size_t player_count() const; // TS players and HLS viewers
 
     // Counters over the daemon's life (players that left add theirs here).
     struct Totals {
-        uint64_t streams = 0, reconnects = 0, players = 0, bytes_in = 0, bytes_out = 0, jumps = 0;
+        uint64_t streams = 0, reconnects = 0, players = 0, hls_players = 0, bytes_in = 0, bytes_out = 0, jumps = 0;
         void closed(const Player& c) { players++, bytes_out += c.bytes_sent(), jumps += c.jumps(); }
     } totals;
     // The last streams that ended, newest last, and why: a user asking why a
@@ -54,11 +58,19 @@ public:
     const std::deque<Ended>& ended() const { return ended_; }
 
 private:
+    struct Wanted {
+        std::string id_key, id, key; // the parameter's name, the id, the stream's key
+    };
+    static bool read_id(const HttpRequest& req, Wanted& w, HttpResponse& bad);
+    size_t watcher_count(const std::string* host = nullptr) const;
+    bool admit(const HttpRequest& req, const std::string& id, HttpResponse& no);
+    Stream* find_or_start(const Wanted& w, HttpResponse& no);
     HttpResponse engine_answer(const HttpRequest& req, const std::string& id_key, const std::string& id);
     Stream* find(const std::string& key);
 
     Reactor& r_;
     StreamConfig cfg_;
+    HlsConfig hls_;
     AccessConfig access_; // client limits, and the token our engine answers carry
     EnginePool& pool_;
     RedisMirror& redis_;

@@ -33,6 +33,9 @@ struct Es {
 // Elementary streams listed by a PMT packet; false when it is not one.
 bool pmt_streams(const uint8_t* p, std::vector<Es>& out);
 
+// The PTS (90 kHz) of the PES this packet starts, or -1.
+int64_t pes_pts(const uint8_t* p);
+
 // A null packet (PID 0x1FFF) with the given continuity counter.
 void null_packet(uint8_t* out, uint8_t cc);
 
@@ -85,6 +88,7 @@ class RapScanner {
 public:
     bool packet(const uint8_t* p); // true: p starts a keyframe and PAT/PMT are known
     const uint8_t* psi() const { return psi_; } // PAT then PMT, 2 packets
+    bool psi_known() const { return have_pat_ && have_pmt_; }
     int video_pid() const { return video_pid_; }
 
 private:

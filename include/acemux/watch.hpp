@@ -1,0 +1,28 @@
+// The watch page: /watch?id=<content id> plays a stream in a browser with
+// hls.js from /ace/manifest.m3u8. hls.js is not ours: make deps fetches the
+// pinned release from the npm registry, make install puts it in the data
+// directory, and acemux serves it from memory with caching headers, so the
+// page works on a network without the Internet.
+#pragma once
+#include <string>
+
+#include "acemux/http.hpp"
+
+namespace acemux {
+
+class WatchPage {
+public:
+    static constexpr const char* kScript = "hls.min.js";
+
+    // Reads <dir>/hls.min.js (at start and on reload); false when it is not
+    // there: the page then says how to install it.
+    bool load(const std::string& dir, std::string& err);
+    HttpResponse page(const HttpRequest& req) const;
+    HttpResponse script(const HttpRequest& req) const;
+    bool has_script() const { return !script_.empty(); }
+
+private:
+    std::string script_, etag_;
+};
+
+} // namespace acemux
