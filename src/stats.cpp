@@ -15,6 +15,7 @@ double seconds(Millis ms) { return static_cast<double>(ms) / 1000.0; }
 
 cJSON* player_json(const Player& c, const Ring& ring, Millis now) {
     cJSON* o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", "ts");
     cJSON_AddStringToObject(o, "address", c.peer().str().c_str());
     cJSON_AddStringToObject(o, "user_agent", c.user_agent().c_str());
     cJSON_AddNumberToObject(o, "connected_s", seconds(now - c.connected_at()));
@@ -22,6 +23,18 @@ cJSON* player_json(const Player& c, const Ring& ring, Millis now) {
     cJSON_AddNumberToObject(o, "lag_chunks", c.started() ? static_cast<double>(c.cursor().behind(ring)) : 0);
     cJSON_AddNumberToObject(o, "jumps", static_cast<double>(c.jumps()));
     cJSON_AddBoolToObject(o, "blocked", c.blocked());
+    return o;
+}
+
+cJSON* viewer_json(const Stream::HlsViewer& v, Millis now) {
+    cJSON* o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", "hls");
+    cJSON_AddStringToObject(o, "address", v.peer.host().c_str());
+    cJSON_AddStringToObject(o, "user_agent", v.user_agent.c_str());
+    cJSON_AddNumberToObject(o, "connected_s", seconds(now - v.since));
+    cJSON_AddNumberToObject(o, "bytes", static_cast<double>(v.bytes));
+    cJSON_AddNumberToObject(o, "segments", static_cast<double>(v.segments));
+    cJSON_AddNumberToObject(o, "last_fetch_s", seconds(now - v.last));
     return o;
 }
 
@@ -57,6 +70,12 @@ cJSON* session_json(const Stream& s, Millis now) {
     }
     cJSON* players = cJSON_AddArrayToObject(o, "players");
     for (auto& p : s.players()) cJSON_AddItemToArray(players, player_json(*p, ring, now));
+    for (auto& [k, v] : s.hls_viewers()) cJSON_AddItemToArray(players, viewer_json(v, now));
+    const Segmenter& seg = s.segmenter();
+    cJSON* hls = cJSON_AddObjectToObject(o, "hls");
+    cJSON_AddNumberToObject(hls, "segments", static_cast<double>(seg.ready()));
+    cJSON_AddNumberToObject(hls, "segments_cut", static_cast<double>(seg.cut()));
+    cJSON_AddNumberToObject(hls, "target_duration_s", seconds(seg.target()));
     return o;
 }
 } // namespace
@@ -110,6 +129,7 @@ std::string stats_json(const Daemon& d) {
     cJSON_AddNumberToObject(totals, "connections_now", static_cast<double>(d.server().connections()));
     cJSON_AddNumberToObject(totals, "streams_since_start", static_cast<double>(t.streams));
     cJSON_AddNumberToObject(totals, "reconnects_since_start", static_cast<double>(t.reconnects));
+    cJSON_AddNumberToObject(totals, "hls_players_gone_since_start", static_cast<double>(t.hls_players));
 
     std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(root.get()), cJSON_free);
     return std::string(text.get()) + "\n";
@@ -178,7 +198,11 @@ std::string metrics_text(const Daemon& d) {
     p.one("acemux_uptime_seconds", "gauge", "Seconds since the daemon started.",
           seconds(d.reactor().now() - d.started_at()));
     p.one("acemux_streams", "gauge", "Streams open now.", static_cast<double>(sm.streams().size()));
-    p.one("acemux_players", "gauge", "Players connected now.", static_cast<double>(sm.player_count()));
+    p.one("acemux_players", "gauge", "Players connected now (TS and HLS).", static_cast<double>(sm.player_count()));
+    size_t hls = 0;
+    for (auto& [k, s] : sm.streams()) hls += s->hls_viewer_count();
+    p.one("acemux_hls_players", "gauge", "HLS players now (fetched within the last 3 target durations).",
+          static_cast<double>(hls));
     p.one("acemux_connections", "gauge", "Open HTTP connections, players included.",
           static_cast<double>(d.server().connections()));
     p.one("acemux_streams_started_total", "counter", "Streams started.", static_cast<double>(t.streams));
@@ -243,7 +267,8 @@ std::string status_html(const Daemon& d) {
         std::snprintf(buf, sizeof buf, "<td>%s</td><td>%.0f s</td><td>%.2f</td><td>%.2f</td><td>%zu</td>",
                       Stream::state_name(s->state()), seconds(now - s->created_at()), s->byte_rate() * 8 / 1e6,
                       s->out_rate() * 8 / 1e6, s->player_count());
-        h += "<tr><td>" + html(s->id()) + "</td><td>" + html(s->engine() ? s->engine()->cfg.name : "") + "</td>" + buf;
+        h += "<tr><td><a href=\"/watch?id=" + html(s->id()) + "\">" + html(s->id()) + "</a></td><td>" +
+             html(s->engine() ? s->engine()->cfg.name : "") + "</td>" + buf;
         if (es.at)
             std::snprintf(buf, sizeof buf, "</td><td>%ld</td><td>%ld</td><td>%.1f</td></tr>", es.peers, es.speed_down,
                           static_cast<double>(es.downloaded) / 1e6);
@@ -259,7 +284,7 @@ std::string status_html(const Daemon& d) {
                  "</td></tr>";
         }
     }
-    h += "</table><h2>Players</h2><table><tr><th>address</th><th>player</th><th>stream</th><th>MB sent</th>"
+    h += "</table><h2>Players</h2><table><tr><th>address</th><th>player</th><th>kind</th><th>stream</th><th>MB sent</th>"
          "<th>lag (chunks)</th><th>jumps</th></tr>";
     for (auto& [k, s] : sm.streams())
         for (auto& pp : s->players()) {
@@ -268,7 +293,13 @@ std::string status_html(const Daemon& d) {
                           static_cast<double>(c.bytes_sent()) / 1e6,
                           static_cast<unsigned long long>(c.started() ? c.cursor().behind(s->ring()) : 0),
                           static_cast<unsigned long long>(c.jumps()));
-            h += "<tr><td>" + html(c.peer().str()) + "</td><td>" + html(c.user_agent()) + "</td><td>" +
+            h += "<tr><td>" + html(c.peer().str()) + "</td><td>" + html(c.user_agent()) + "</td><td>ts</td><td>" +
+                 html(s->id().substr(0, 8)) + "&hellip;</td>" + buf;
+        }
+    for (auto& [k, s] : sm.streams())
+        for (auto& [vk, v] : s->hls_viewers()) {
+            std::snprintf(buf, sizeof buf, "<td>%.1f</td><td></td><td></td></tr>", static_cast<double>(v.bytes) / 1e6);
+            h += "<tr><td>" + html(v.peer.host()) + "</td><td>" + html(v.user_agent) + "</td><td>hls</td><td>" +
                  html(s->id().substr(0, 8)) + "&hellip;</td>" + buf;
         }
     h += "</table><h2>Engines</h2><table><tr><th>name</th><th>address</th><th>state</th><th>streams</th></tr>";

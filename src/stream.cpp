@@ -465,9 +465,9 @@ void Stream::wait_manifest(StreamHandoff&& h, std::string uri_suffix) {
     else answer_manifests(); // a segment may have come meanwhile
 }
 
-// Waiting manifests are answered with the first segment.
+// Waiting manifests are answered once a player can start.
 void Stream::answer_manifests() {
-    if (replies_.empty() || !seg_.ready()) return;
+    if (replies_.empty() || !has_segments()) return;
     for (auto it = replies_.begin(); it != replies_.end();) {
         HlsReply& r = **it;
         it = !r.waiting() || r.send(playlist_response(playlist(r.uri_suffix))) ? std::next(it) : end_reply(it);

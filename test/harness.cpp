@@ -72,7 +72,7 @@ bool Proc::spawn(const std::vector<std::string>& argv) {
     sigemptyset(&none);
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-    int rc = ::posix_spawn(&pid_, args[0], &fa, &attr, args.data(), environ);
+    int rc = ::posix_spawnp(&pid_, args[0], &fa, &attr, args.data(), environ); // a bare name is looked up in PATH
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     ::close(p[1]);
@@ -140,7 +140,11 @@ static int port_from(const std::string& line) {
 }
 
 bool DaemonProc::start(const std::string& extra, const std::string& server_extra) {
-    std::string text = "[server]\nlisten = [\"127.0.0.1:0\"]\n" + server_extra +
+    // hls.min.js where make deps put it, for the watch page.
+    std::string data_dir = server_extra.find("data_dir") == std::string::npos
+                               ? "data_dir = \"" + source_dir() + "/build/share\"\n"
+                               : "";
+    std::string text = "[server]\nlisten = [\"127.0.0.1:0\"]\n" + data_dir + server_extra +
                        (extra.find("[log]") == std::string::npos ? "\n[log]\nlevel = \"debug\"\n" : "\n") + extra;
     config = write_temp(text);
     std::vector<std::string> argv = wrap;

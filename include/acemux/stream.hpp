@@ -50,8 +50,10 @@ public:
     bool hls_knows(const SockAddr& peer, const std::string& user_agent) const;
     const std::map<std::string, HlsViewer>& hls_viewers() const { return viewers_; }
     size_t hls_viewer_count() const { return viewers_.size(); }
-    // The playlist now, or nothing before the first segment (then wait_manifest).
-    bool has_segments() const { return seg_.ready() > 0; }
+    // A playlist a player can start on: two segments, so that it starts one
+    // segment behind the live edge and the next arrives while it plays the
+    // first (with one, every player stalls once). Before that, wait_manifest.
+    bool has_segments() const { return seg_.ready() >= 2; }
     std::string playlist(const std::string& uri_suffix) const;
     void wait_manifest(StreamHandoff&& h, std::string uri_suffix);
     void send_segment(StreamHandoff&& h, uint64_t seq, const std::string& viewer);

@@ -1,0 +1,258 @@
+// HLS cut from the ring: the playlist, its segments, sharing one engine
+// connection with TS players, failover, waiting and refusals; ffmpeg's HLS
+// demuxer and a real browser (Debian's chromium, headless) playing it.
+#include <criterion/criterion.h>
+
+#include <csignal>
+#include <cstring>
+#include <sys/socket.h>
+
+#include "acemux/ts.hpp"
+#include "rig.hpp"
+
+using namespace acemux;
+using namespace acemux::test;
+
+namespace {
+
+const std::string kManifest = "/ace/manifest.m3u8?content_id=" + kId;
+
+std::vector<std::string> segment_uris(const std::string& playlist) {
+    std::vector<std::string> out;
+    size_t at = 0;
+    while (at < playlist.size()) {
+        size_t end = playlist.find('\n', at);
+        std::string line = playlist.substr(at, end - at);
+        if (line.rfind("/ace/hls/", 0) == 0) out.push_back(line);
+        at = end == std::string::npos ? playlist.size() : end + 1;
+    }
+    return out;
+}
+
+// Asks for the playlist until it lists `n` segments.
+std::string playlist_with(int port, size_t n, long ms = 15000) {
+    long until = now_ms() + ms;
+    std::string last;
+    while (now_ms() < until) {
+        HttpReply r = http_get(port, kManifest, 20000);
+        if (r.status == 200) {
+            last = r.body;
+            if (segment_uris(last).size() >= n) return last;
+        }
+        usleep(200 * 1000);
+    }
+    cr_assert_fail("no playlist with %zu segments in %ld ms; the last: %s", n, ms, last.c_str());
+    return last;
+}
+
+const uint8_t* packet_at(const std::string& s, size_t i) { return reinterpret_cast<const uint8_t*>(s.data()) + i * 188; }
+
+void starts_clean(const std::string& seg, const std::string& uri) {
+    cr_assert_geq(seg.size(), 3u * 188, "%s: %zu bytes", uri.c_str(), seg.size());
+    cr_assert_eq(seg.size() % 188, 0u, "%s: whole packets", uri.c_str());
+    cr_assert_eq(ts::pid(packet_at(seg, 0)), 0, "%s starts with the PAT", uri.c_str());
+    cr_assert_eq(ts::pid(packet_at(seg, 1)), testts::kPmtPid, "%s: then the PMT", uri.c_str());
+    cr_assert(testts::is_keyframe(packet_at(seg, 2)), "%s: then a keyframe", uri.c_str());
+}
+
+// A minute of H.264 and AAC, made by ffmpeg, for the real decoders.
+std::string av_file() {
+    std::string path = write_temp("", ".ts");
+    Proc f;
+    cr_assert(f.spawn({"ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi",
+                       "-i", "sine=frequency=440:sample_rate=48000", "-t", "60", "-c:v", "libx264", "-preset",
+                       "ultrafast", "-g", "25", "-b:v", "400k", "-maxrate", "400k", "-bufsize", "400k", "-c:a", "aac",
+                       "-b:a", "64k", "-f", "mpegts", path}));
+    cr_assert_eq(f.stop(0, 30000), 0, "ffmpeg made no test file: %s", f.output().c_str());
+    return path;
+}
+
+// One HTTP/1.1 request on a kept-alive connection; the answer read by its Content-Length.
+HttpReply ask(int fd, const std::string& target) {
+    cr_assert(send_all(fd, "GET " + target + " HTTP/1.1\r\nHost: t\r\nUser-Agent: keepalive-test\r\n\r\n"));
+    std::string raw;
+    long until = now_ms() + 10000;
+    while (raw.find("\r\n\r\n") == std::string::npos && now_ms() < until) raw += read_n(fd, 1, 10000);
+    HttpReply r = parse_reply(raw);
+    size_t cl = r.head.find("Content-Length: ");
+    cr_assert_neq(cl, std::string::npos, "%s", r.head.c_str());
+    size_t len = std::strtoul(r.head.c_str() + cl + 16, nullptr, 10);
+    r.body = read_n(fd, len, 10000);
+    cr_assert_eq(r.body.size(), len);
+    return r;
+}
+
+} // namespace
+
+Test(hls, segments_start_with_pat_pmt_and_a_keyframe_and_follow_on_without_a_gap, .timeout = 40) {
+    Rig rig;
+    rig.start({"--keyframes", "idr", "--key-every", "1000"}, "", "[hls]\ntarget_duration = 1\n");
+    std::string pl = playlist_with(rig.daemon.port, 3);
+    cr_assert(pl.rfind("#EXTM3U\n", 0) == 0, "%s", pl.c_str());
+    cr_assert_neq(pl.find("#EXT-X-TARGETDURATION:"), std::string::npos);
+    cr_assert_neq(pl.find("#EXT-X-MEDIA-SEQUENCE:"), std::string::npos);
+    cr_assert_neq(pl.find("#EXT-X-PROGRAM-DATE-TIME:"), std::string::npos);
+    testts::TsCheck all;
+    for (auto& uri : segment_uris(pl)) {
+        HttpReply r = http_get(rig.daemon.port, uri, 10000);
+        cr_assert_eq(r.status, 200, "%s: %s", uri.c_str(), r.head.c_str());
+        cr_assert_neq(r.head.find("Content-Type: video/mp2t"), std::string::npos);
+        starts_clean(r.body, uri);
+        all.feed(r.body);
+    }
+    // Back to back, the segments are the stream: every data packet once, in order.
+    cr_assert(all.clean(), "%s", all.summary().c_str());
+    cr_assert_gt(all.data, 1000u);
+    // A later playlist goes on where this one ended.
+    uint64_t seen = all.last_seq;
+    std::string later = playlist_with(rig.daemon.port, 3);
+    auto uris = segment_uris(later);
+    std::string next;
+    for (auto& uri : uris)
+        if (std::find(segment_uris(pl).begin(), segment_uris(pl).end(), uri) == segment_uris(pl).end()) next = next.empty() ? uri : next;
+    if (!next.empty()) {
+        testts::TsCheck c;
+        c.feed(http_get(rig.daemon.port, next, 10000).body);
+        cr_assert_gt(c.first_seq, seen, "%s follows on", next.c_str());
+    }
+}
+
+Test(hls, a_kept_alive_connection_fetches_manifest_and_segments_in_turn, .timeout = 30) {
+    Rig rig;
+    rig.start({"--keyframes", "idr", "--key-every", "1000"}, "", "[hls]\ntarget_duration = 1\n");
+    playlist_with(rig.daemon.port, 2);
+    Fd fd(connect_port(rig.daemon.port));
+    HttpReply m = ask(fd.get(), kManifest);
+    cr_assert_eq(m.status, 200);
+    cr_assert_neq(m.head.find("Content-Type: application/vnd.apple.mpegurl"), std::string::npos);
+    auto uris = segment_uris(m.body);
+    cr_assert_geq(uris.size(), 2u);
+    for (auto& uri : uris) {
+        HttpReply s = ask(fd.get(), uri); // served from ring memory, then the connection is the server's again
+        cr_assert_eq(s.status, 200, "%s", s.head.c_str());
+        cr_assert_neq(s.head.find("Connection: keep-alive"), std::string::npos, "%s", s.head.c_str());
+        starts_clean(s.body, uri);
+    }
+    cr_assert_eq(ask(fd.get(), kManifest).status, 200, "and the manifest again on the same connection");
+}
+
+Test(hls, an_hls_viewer_and_a_ts_player_share_one_engine_connection, .timeout = 40) {
+    Rig rig;
+    rig.start({"--keyframes", "idr", "--key-every", "1000"}, "", "[hls]\ntarget_duration = 1\n");
+    TestPlayer p;
+    cr_assert(watch(p, rig.daemon.port, kId, 1000));
+    std::string pl = playlist_with(rig.daemon.port, 2);
+    HttpReply seg = http_get(rig.daemon.port, segment_uris(pl).back(), 10000);
+    cr_assert_eq(seg.status, 200);
+    read_player(p, 500);
+    cr_assert(p.check.clean(), "the TS player is undisturbed: %s", p.check.summary().c_str());
+    std::string st = rig.engine.stats();
+    cr_assert_eq(sim_stat(st, "content"), 1, "one playback connection for both: %s", st.c_str());
+    cr_assert_eq(sim_stat(st, "api"), 1, "%s", st.c_str());
+    std::string stats = http_get(rig.daemon.port, "/stats").body;
+    cr_assert_neq(stats.find("\"kind\":\"hls\""), std::string::npos, "%s", stats.c_str());
+    cr_assert_neq(stats.find("\"kind\":\"ts\""), std::string::npos, "%s", stats.c_str());
+    std::string metrics = http_get(rig.daemon.port, "/metrics").body;
+    cr_assert_neq(metrics.find("\nacemux_hls_players 1\n"), std::string::npos, "%s", metrics.c_str());
+    cr_assert_neq(metrics.find("\nacemux_players 2\n"), std::string::npos, "%s", metrics.c_str());
+}
+
+Test(hls, a_failover_puts_a_discontinuity_in_the_playlist, .timeout = 60) {
+    EngineSim a, b;
+    cr_assert(a.start({"--keyframes", "idr", "--key-every", "1000"}));
+    cr_assert(b.start({"--keyframes", "idr", "--key-every", "1000", "--start-seq", "5000000"}));
+    DaemonProc d;
+    cr_assert(d.start("[stream]\nno_data_timeout = 2\n[hls]\ntarget_duration = 1\n" + engine_entry("a", a.port) +
+                      engine_entry("b", b.port)));
+    playlist_with(d.port, 2);
+    cr_assert(a.proc.stop(SIGKILL) != 0);
+    long until = now_ms() + 20000;
+    std::string pl;
+    while (now_ms() < until) {
+        pl = http_get(d.port, kManifest, 5000).body;
+        size_t at = pl.find("#EXT-X-DISCONTINUITY\n");
+        if (at != std::string::npos && !segment_uris(pl.substr(at)).empty()) break;
+        usleep(300 * 1000);
+    }
+    size_t at = pl.find("#EXT-X-DISCONTINUITY\n");
+    cr_assert_neq(at, std::string::npos, "%s", pl.c_str());
+    std::string uri = segment_uris(pl.substr(at)).front();
+    HttpReply r = http_get(d.port, uri, 10000);
+    cr_assert_eq(r.status, 200);
+    starts_clean(r.body, uri);
+    testts::TsCheck c;
+    c.feed(r.body);
+    cr_assert_geq(c.first_seq, 5000000u, "the segment after the mark is engine b's: %s", c.summary().c_str());
+}
+
+Test(hls, a_manifest_waits_for_the_first_segment_then_says_503, .timeout = 30) {
+    Rig rig;
+    rig.start({"--delay", "20000"}, "", "[hls]\nmanifest_wait = 1\n");
+    long t0 = now_ms();
+    HttpReply r = http_get(rig.daemon.port, kManifest, 10000);
+    long took = now_ms() - t0;
+    cr_assert_eq(r.status, 503, "%s", r.head.c_str());
+    cr_assert_neq(r.head.find("Retry-After: "), std::string::npos, "%s", r.head.c_str());
+    cr_assert_neq(r.body.find("no segment yet"), std::string::npos, "%s", r.body.c_str());
+    cr_assert_geq(took, 900, "it waited manifest_wait: %ld ms", took);
+}
+
+Test(hls, unknown_streams_and_segments_are_404_and_bad_ids_400, .timeout = 30) {
+    Rig rig;
+    rig.start({"--keyframes", "idr", "--key-every", "1000"}, "", "[hls]\ntarget_duration = 1\n");
+    HttpReply r = http_get(rig.daemon.port, "/ace/hls/content_id/" + kId + "/0.ts");
+    cr_assert_eq(r.status, 404);
+    cr_assert_neq(r.body.find("no such stream"), std::string::npos, "%s", r.body.c_str());
+    cr_assert_eq(http_get(rig.daemon.port, "/ace/manifest.m3u8?content_id=xyz").status, 400);
+    cr_assert_eq(http_get(rig.daemon.port, "/ace/hls/content_id/" + kId + "/x.ts").status, 404);
+    playlist_with(rig.daemon.port, 1);
+    r = http_get(rig.daemon.port, "/ace/hls/content_id/" + kId + "/99999.ts", 5000);
+    cr_assert_eq(r.status, 404);
+    cr_assert_neq(r.body.find("not cut yet"), std::string::npos, "%s", r.body.c_str());
+}
+
+Test(hls, ffmpeg_plays_the_manifest_for_20_s_without_an_error, .timeout = 90) {
+    std::string file = av_file();
+    Rig rig;
+    rig.start({"--file", file, "--bitrate", "560000"});
+    Proc f;
+    cr_assert(f.spawn({"ffmpeg", "-v", "error", "-nostdin", "-i", "http://127.0.0.1:" + std::to_string(rig.daemon.port) + kManifest,
+                       "-t", "20", "-f", "null", "-"}));
+    int rc = f.stop(0, 60000);
+    cr_assert_eq(rc, 0, "ffmpeg: %s", f.output().c_str());
+    cr_assert(f.output().empty(), "no error line: %s", f.output().c_str());
+    std::string log = rig.log();
+    cr_assert_neq(log.find("hls player"), std::string::npos, "%s", log.c_str());
+}
+
+Test(hls, a_browser_plays_the_watch_page, .timeout = 90) {
+    std::string file = av_file();
+    Rig rig;
+    rig.start({"--file", file, "--bitrate", "560000"});
+    HttpReply page = http_get(rig.daemon.port, "/watch?id=" + kId);
+    cr_assert_eq(page.status, 200);
+    HttpReply js = http_get(rig.daemon.port, "/static/hls.min.js");
+    cr_assert_eq(js.status, 200, "hls.js is served (make deps fetched it): %s", js.body.substr(0, 200).c_str());
+    cr_assert_neq(js.head.find("Cache-Control: public"), std::string::npos, "%s", js.head.c_str());
+    std::string profile = write_temp("", ".d");
+    ::unlink(profile.c_str());
+    Proc c;
+    cr_assert(c.spawn({"chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--mute-audio",
+                       "--autoplay-policy=no-user-gesture-required", "--enable-logging=stderr", "--v=0",
+                       "--user-data-dir=" + profile, "--no-first-run",
+                       "http://127.0.0.1:" + std::to_string(rig.daemon.port) + "/watch?id=" + kId}));
+    double played = 0;
+    long until = now_ms() + 60000;
+    while (played <= 5.0 && now_ms() < until) {
+        std::string line = c.wait_line("acemux-watch", until - now_ms());
+        if (line.empty()) break;
+        cr_assert_eq(line.find("hls.js error"), std::string::npos, "hls.js reported an error: %s", line.c_str());
+        if (size_t at = line.find("acemux-watch playing "); at != std::string::npos)
+            played = std::atof(line.c_str() + at + 21);
+    }
+    c.stop(SIGKILL, 5000);
+    std::string out = c.output();
+    cr_assert_gt(played, 5.0, "the video element's currentTime passed 5 s: %.1f\n%s", played,
+                 out.substr(out.size() > 3000 ? out.size() - 3000 : 0).c_str());
+    cr_log_info("browser: currentTime %.1f s", played);
+}
