@@ -531,23 +531,22 @@ void Stream::hls_tick(Millis now) {
     size_t chunks = static_cast<size_t>(need / static_cast<double>(ring_.chunk_size())) + 1;
     size_t cap = std::max<size_t>(ring_.chunks(), h.max_ring_bytes / ring_.chunk_size());
     if (chunks <= ring_.chunks()) return;
-    if (ring_.chunks() >= cap) {
-        if (!ring_capped_logged_)
-            reactor().log().warn("stream %s: the HLS window (%d x %.0f s at %.1f Mbit/s) does not fit in [hls] "
-                                 "max_ring_mib; the playlist lists fewer segments",
-                                 id_.c_str(), h.window, static_cast<double>(h.target_duration) / 1000.0,
-                                 byte_rate_ * 8 / 1e6);
-        ring_capped_logged_ = true;
-        return;
-    }
     size_t to = std::min(chunks, cap);
-    if (!ring_.grow(to)) {
-        reactor().log().warn("stream %s: out of memory to grow the ring for HLS", id_.c_str());
-        return;
+    if (to > ring_.chunks()) {
+        if (!ring_.grow(to)) {
+            reactor().log().warn("stream %s: out of memory to grow the ring for HLS", id_.c_str());
+            return;
+        }
+        reactor().log().info("stream %s: ring grows to %zu chunks (%.1f MiB) to hold the HLS window of %d x %.0f s at "
+                             "%.1f Mbit/s", id_.c_str(), to, static_cast<double>(to * ring_.chunk_size()) / (1 << 20),
+                             h.window, static_cast<double>(h.target_duration) / 1000.0, byte_rate_ * 8 / 1e6);
     }
-    reactor().log().info("stream %s: ring grows to %zu chunks (%.1f MiB) to hold the HLS window of %d x %.0f s at %.1f Mbit/s",
-                         id_.c_str(), to, static_cast<double>(to * ring_.chunk_size()) / (1 << 20), h.window,
-                         static_cast<double>(h.target_duration) / 1000.0, byte_rate_ * 8 / 1e6);
+    if (chunks > to && !ring_capped_logged_) {
+        ring_capped_logged_ = true;
+        reactor().log().warn("stream %s: the HLS window (%d x %.0f s at %.1f Mbit/s) does not fit in [hls] "
+                             "max_ring_mib; the playlist lists fewer segments",
+                             id_.c_str(), h.window, static_cast<double>(h.target_duration) / 1000.0, byte_rate_ * 8 / 1e6);
+    }
 }
 
 } // namespace acemux

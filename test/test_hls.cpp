@@ -115,6 +115,37 @@ Test(hls, segments_start_with_pat_pmt_and_a_keyframe_and_follow_on_without_a_gap
         c.feed(http_get(rig.daemon.port, next, 10000).body);
         cr_assert_gt(c.first_seq, seen, "%s follows on", next.c_str());
     }
+    // 64 chunks of 64 KiB hold 5.6 s at 6 Mbit/s: the ring grew for the window.
+    std::string log = rig.log();
+    cr_assert_neq(log.find("ring grows to"), std::string::npos, "%s", log.c_str());
+}
+
+Test(hls, a_segment_the_ring_has_overwritten_is_404, .timeout = 30) {
+    Rig rig;
+    rig.start({"--keyframes", "idr", "--key-every", "1000"}, "ring_chunks = 8\ninitial_behind = 2\ncatchup_behind = 4\n",
+              "[hls]\ntarget_duration = 1\nmax_ring_mib = 1\n");
+    // 6 Mbit/s through 1 MiB: the window cannot fit, and segment 0 is soon gone.
+    http_get(rig.daemon.port, kManifest, 300); // a viewer, whose manifest waits
+    cr_assert_neq(rig.daemon.proc.wait_line("does not fit in [hls] max_ring_mib", 10000), "", "%s", rig.log().c_str());
+    usleep(2000 * 1000);
+    HttpReply r = http_get(rig.daemon.port, "/ace/hls/content_id/" + kId + "/0.ts", 5000);
+    cr_assert_eq(r.status, 404, "%s", r.head.c_str());
+    cr_assert_neq(r.body.find("has left the buffer"), std::string::npos, "%s", r.body.c_str());
+}
+
+Test(hls, segment_uris_carry_the_token_the_manifest_came_with, .timeout = 30) {
+    Rig rig;
+    rig.start({"--keyframes", "idr", "--key-every", "1000"}, "", "[hls]\ntarget_duration = 1\n[access]\ntoken = \"s3cret\"\n");
+    cr_assert_eq(http_get(rig.daemon.port, kManifest).status, 403, "no token, no playlist");
+    std::string pl;
+    for (long until = now_ms() + 15000; now_ms() < until; usleep(200 * 1000))
+        if (pl = http_get(rig.daemon.port, kManifest + "&token=s3cret", 20000).body; segment_uris(pl).size() >= 2) break;
+    auto uris = segment_uris(pl);
+    cr_assert_geq(uris.size(), 2u, "%s", pl.c_str());
+    cr_assert(uris[0].size() > 13 && uris[0].substr(uris[0].size() - 13) == "?token=s3cret", "%s", uris[0].c_str());
+    cr_assert_eq(http_get(rig.daemon.port, uris[0], 5000).status, 200);
+    std::string bare = uris[0].substr(0, uris[0].find('?'));
+    cr_assert_eq(http_get(rig.daemon.port, bare, 5000).status, 403, "a segment needs the token too");
 }
 
 Test(hls, a_kept_alive_connection_fetches_manifest_and_segments_in_turn, .timeout = 30) {

@@ -159,3 +159,21 @@ Test(streams, format_json_answers_as_an_engine_would_pointing_back_at_us, .timeo
     cr_assert_neq(r.body.find("\"error\":null"), std::string::npos, "%s", r.body.c_str());
     cr_assert(t.streams->streams().empty(), "asking is not watching: no stream yet");
 }
+
+Test(streams, hls_viewers_count_towards_the_client_limits, .timeout = 10) {
+    AccessConfig access;
+    access.max_clients = 2;
+    access.max_clients_per_ip = 1;
+    StreamsRig t(access);
+    cr_assert(t.ask(kA, "10.0.0.1").stream, "a TS player");
+    auto manifest = [&](const char* from) {
+        return t.streams->manifest(t.request("/ace/manifest.m3u8?content_id=" + kA, from));
+    };
+    cr_assert_eq(manifest("10.0.0.1").status, 429, "the same address is at its limit");
+    cr_assert(manifest("10.0.0.2").stream, "an HLS viewer from another address waits for the first segments");
+    cr_assert_eq(t.streams->player_count(), 2u);
+    cr_assert(manifest("10.0.0.2").stream, "a viewer already counted is not refused by its own count");
+    HttpResponse third = manifest("10.0.0.3");
+    cr_assert_eq(third.status, 503);
+    cr_assert_str_eq(third.body.c_str(), "client limit reached (2)\n");
+}
