@@ -105,6 +105,9 @@ $(BUILD)/engine_sim: $(SIM_OBJ) $(LIB_OBJ)
 $(BUILD)/swarm: $(BUILD)/bench/swarm.o $(BUILD)/test/ts_gen.o
 	$(CXX) $(LDFLAGS) -o $@ $^
 
+$(BUILD)/hls_swarm: $(BUILD)/bench/hls_swarm.o $(BUILD)/test/ts_gen.o
+	$(CXX) $(LDFLAGS) -o $@ $^ -pthread
+
 $(BUILD)/baseline: $(BUILD)/bench/baseline.o
 	$(CXX) $(LDFLAGS) -o $@ $^
 
@@ -150,7 +153,7 @@ test-asan: deps-test
 # Speed and memory figures (a few minutes); FULL=1 for every size (longer).
 # The static router build is measured too (its idle memory and size).
 bench: deps
-	$(MAKE) --no-print-directory all $(BUILD)/swarm $(BUILD)/baseline $(BUILD)/benchmark
+	$(MAKE) --no-print-directory all $(BUILD)/swarm $(BUILD)/hls_swarm $(BUILD)/baseline $(BUILD)/benchmark
 	$(MAKE) --no-print-directory STATIC=1
 	$(BUILD)/benchmark $(if $(FULL),--full) --out bench/results/latest.json
 

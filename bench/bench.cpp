@@ -95,8 +95,8 @@ bool start_target(const std::string& which, EngineSim& engine, Target& t, const 
 struct Swarm {
     Proc p;
     bool start(int port, const std::vector<std::string>& ids, int clients, double secs, double warmup, int late,
-               bool stall_one) {
-        std::vector<std::string> argv{bin_dir() + "/swarm", "--port", std::to_string(port), "--clients",
+               bool stall_one, bool hls) {
+        std::vector<std::string> argv{bin_dir() + (hls ? "/hls_swarm" : "/swarm"), "--port", std::to_string(port), "--clients",
                                       std::to_string(clients), "--duration", std::to_string(secs), "--late",
                                       std::to_string(late), "--warmup", std::to_string(warmup)};
         for (auto& id : ids) argv.insert(argv.end(), {"--id", id});
@@ -110,15 +110,19 @@ struct Swarm {
     }
 };
 
+// hls: the players are HLS viewers (hls_swarm), and the engine's stream has
+// a keyframe every half second to cut segments at.
 Run measure(const std::string& scenario, const std::string& target, int players, double bitrate, double secs,
-            double warmup, int late, bool stall_one, int streams = 1) {
+            double warmup, int late, bool stall_one, int streams = 1, bool hls = false) {
     Run r;
     r.scenario = scenario;
     r.target = target;
     r.players = players;
     r.mbit_per_player = bitrate / 1e6;
     EngineSim engine;
-    if (!engine.start({"--bitrate", std::to_string(static_cast<long>(bitrate))})) return r.note = "engine failed", r;
+    std::vector<std::string> engine_args{"--bitrate", std::to_string(static_cast<long>(bitrate))};
+    if (hls) engine_args.insert(engine_args.end(), {"--keyframes", "idr", "--key-every", "2000"});
+    if (!engine.start(engine_args)) return r.note = "engine failed", r;
     // An unpaced engine stands in for a sender that is never the bottleneck:
     // at the lowest priority it only gets the CPU the target and the players
     // leave. Otherwise acemux, which reads its engine without holding back,
@@ -129,7 +133,7 @@ Run measure(const std::string& scenario, const std::string& target, int players,
     std::vector<std::string> ids;
     for (int i = 0; i < streams; i++) ids.push_back(streams == 1 ? kIds[0] : id_n(i));
     Swarm sw;
-    if (!sw.start(t.port, ids, players, secs, warmup, late, stall_one)) return r.note = "swarm failed", r;
+    if (!sw.start(t.port, ids, players, secs, warmup, late, stall_one, hls)) return r.note = "swarm failed", r;
     long e0 = static_cast<long>(json_num(engine.stats(), "bytes"));
     double c0 = cpu_seconds(t.proc.pid());
     long t0 = now_ms();
@@ -147,6 +151,8 @@ Run measure(const std::string& scenario, const std::string& target, int players,
     r.ttfb50 = json_num(out, "ttfb_p50_ms");
     r.ttfb99 = json_num(out, "ttfb_p99_ms");
     if (scenario == "saturate" && r.lost > 0) r.note = "lost: skipped by players jumping forward";
+    if (hls) r.note = std::to_string(static_cast<int>(json_num(out, "segments"))) + " segments; ttfb: manifest request to first segment byte";
+    if (json_num(out, "failed") > 0) r.note += "; failed viewers: " + std::to_string(static_cast<int>(json_num(out, "failed")));
     if (json_num(out, "silent") > 0) r.note = "players without data: " + std::to_string(static_cast<int>(json_num(out, "silent")));
     t.proc.stop();
     return r;
@@ -219,6 +225,9 @@ int main(int argc, char** argv) {
     for (const char* t : {"acemux", "baseline"}) add(measure("saturate", t, 100, 0, secs, warmup, 0, false));
     for (const char* t : {"acemux", "baseline"}) add(measure("slow", t, 99, 6e6, secs, warmup, 0, true));
     add(measure("streams50", "acemux", 200, 2e6, secs, warmup, 0, false, 50));
+    // HLS viewers of one stream against TS players of it (steady N=100 above):
+    // the warm-up covers the stream's start and its first two segments.
+    add(measure("hls", "acemux", 100, 6e6, secs, 8, 10, false, 1, true));
 
     // Memory: RSS with no stream, with one stream and no player, and per
     // player; for the binary built here and, when built, the static router one.
@@ -283,6 +292,14 @@ int main(int argc, char** argv) {
                 std::printf("  %-9s N=%-5d cpu/GB %.2fx   delivered %.2fx\n", a.scenario.c_str(), a.players,
                             b.cpu_per_gb > 0 ? a.cpu_per_gb / b.cpu_per_gb : -1, b.gbit > 0 ? a.gbit / b.gbit : -1);
     }
+    const Run *hls = nullptr, *ts = nullptr;
+    for (auto& r : runs) {
+        if (r.scenario == "hls") hls = &r;
+        if (r.scenario == "steady" && r.target == "acemux" && r.players == 100) ts = &r;
+    }
+    if (hls && ts && ts->cpu_per_gb > 0)
+        std::printf("  hls       N=100   cpu/GB %.2fx that of 100 TS players (%.2f against %.2f s/GB)\n",
+                    hls->cpu_per_gb / ts->cpu_per_gb, hls->cpu_per_gb, ts->cpu_per_gb);
     mkdir("bench/results", 0755);
     std::ofstream f(out);
     f << "{\"machine\":{\"cpu\":\"" << cpu_model() << "\",\"cores\":" << sysconf(_SC_NPROCESSORS_ONLN)

@@ -456,11 +456,12 @@ static HttpResponse playlist_response(std::string body) {
     return r;
 }
 
-void Stream::wait_manifest(StreamHandoff&& h, std::string uri_suffix) {
+void Stream::wait_manifest(StreamHandoff&& h, std::string uri_suffix, std::string viewer) {
     replies_.push_back(std::make_unique<HlsReply>(reactor(), ring_, static_cast<HlsReply::Owner&>(*this), std::move(h)));
     HlsReply& r = *replies_.back();
     r.self = std::prev(replies_.end());
     r.uri_suffix = std::move(uri_suffix);
+    r.viewer = std::move(viewer);
     if (r.ended()) end_reply(r.self);
     else answer_manifests(); // a segment may have come meanwhile
 }
@@ -478,6 +479,7 @@ void Stream::send_segment(StreamHandoff&& h, uint64_t seq, const std::string& vi
     replies_.push_back(std::make_unique<HlsReply>(reactor(), ring_, static_cast<HlsReply::Owner&>(*this), std::move(h)));
     HlsReply& r = *replies_.back();
     r.self = std::prev(replies_.end());
+    r.viewer = viewer;
     const Segment* s = seg_.find(seq);
     if (auto v = viewers_.find(viewer); v != viewers_.end() && s) v->second.bytes += s->size(), v->second.segments++;
     bool alive = !r.ended() && (s ? r.send(*s)
@@ -501,6 +503,8 @@ Stream::ReplyIt Stream::end_reply(ReplyIt it) {
 void Stream::hls_tick(Millis now) {
     const HlsConfig& h = m_.hls();
     seg_.reconfigure(h.target_duration, h.window);
+    for (auto& r : replies_) // a fetch under way is a viewer watching
+        if (auto v = viewers_.find(r->viewer); v != viewers_.end()) v->second.last = now;
     for (auto it = viewers_.begin(); it != viewers_.end();) {
         if (now - it->second.last <= 3 * h.target_duration) {
             ++it;

@@ -149,8 +149,8 @@ HttpResponse Streams::manifest(const HttpRequest& req) {
         return r;
     }
     HttpResponse r;
-    r.stream = [this, key = w.key, suffix = token_suffix(req)](StreamHandoff&& h) {
-        if (Stream* s = find(key)) s->wait_manifest(std::move(h), suffix);
+    r.stream = [this, key = w.key, suffix = token_suffix(req), viewer = Stream::viewer_key(req.peer, ua)](StreamHandoff&& h) {
+        if (Stream* s = find(key)) s->wait_manifest(std::move(h), suffix, viewer);
     };
     return r;
 }
@@ -181,7 +181,7 @@ HttpResponse Streams::segment(const HttpRequest& req) {
         return r;
     }
     HttpResponse r;
-    r.stream = [this, key = w.key, seq, viewer = req.peer.host() + "|" + ua](StreamHandoff&& h) {
+    r.stream = [this, key = w.key, seq, viewer = Stream::viewer_key(req.peer, ua)](StreamHandoff&& h) {
         if (Stream* s = find(key)) s->send_segment(std::move(h), seq, viewer);
     };
     return r;

@@ -98,6 +98,7 @@ public:
 
     std::list<std::unique_ptr<HlsReply>>::iterator self;
     std::string uri_suffix; // a waiting manifest's: what its segment URIs carry (the token)
+    std::string viewer;     // whose it is (a viewer with a reply under way is watching)
 
 private:
     bool handle_io(uint32_t ev);

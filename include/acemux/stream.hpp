@@ -46,6 +46,7 @@ public:
         Millis since = 0, last = 0;
         uint64_t bytes = 0, segments = 0;
     };
+    static std::string viewer_key(const SockAddr& peer, const std::string& ua) { return peer.host() + "|" + ua; }
     void hls_seen(const SockAddr& peer, const std::string& user_agent); // a manifest or segment request
     bool hls_knows(const SockAddr& peer, const std::string& user_agent) const;
     const std::map<std::string, HlsViewer>& hls_viewers() const { return viewers_; }
@@ -55,7 +56,7 @@ public:
     // first (with one, every player stalls once). Before that, wait_manifest.
     bool has_segments() const { return seg_.ready() >= 2; }
     std::string playlist(const std::string& uri_suffix) const;
-    void wait_manifest(StreamHandoff&& h, std::string uri_suffix);
+    void wait_manifest(StreamHandoff&& h, std::string uri_suffix, std::string viewer);
     void send_segment(StreamHandoff&& h, uint64_t seq, const std::string& viewer);
     const Segmenter& segmenter() const { return seg_; }
     // Ends the stream now: timers disarmed, the engine told, players answered
@@ -98,7 +99,6 @@ private:
     ReplyIt end_reply(ReplyIt it);
     void hls_tick(Millis now);
     void answer_manifests();
-    static std::string viewer_key(const SockAddr& peer, const std::string& ua) { return peer.host() + "|" + ua; }
 
     using PlayerIt = std::list<std::unique_ptr<Player>>::iterator;
     PlayerIt end_player(PlayerIt it); // logs, counts and releases it; the next one
