@@ -195,7 +195,7 @@ bool HlsReply::pump() {
 bool HlsReply::finish() {
     r_.unwatch(fd_.get());
     slot_ = ConnSlot();
-    if (keep_alive_) server_->adopt(std::move(fd_), peer_);
+    if (keep_alive_) server_->give_back(std::move(fd_), peer_);
     fd_.reset();
     return false;
 }

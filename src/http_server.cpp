@@ -370,7 +370,7 @@ void HttpServer::log_refusal(const SockAddr& peer, const char* why) {
     refused_logged_ = r_.now();
 }
 
-void HttpServer::adopt(Fd fd, const SockAddr& peer, size_t* per_ip) {
+HttpServer::Conn* HttpServer::watch_conn(Fd fd, const SockAddr& peer, size_t* per_ip) {
     if (!per_ip) per_ip = &per_ip_[peer.host()];
     conns_.push_back(std::make_unique<Conn>(*this, std::move(fd), peer, per_ip)); // on bad_alloc the fd closes with the unwinding
     Conn& c = *conns_.back();
@@ -378,11 +378,24 @@ void HttpServer::adopt(Fd fd, const SockAddr& peer, size_t* per_ip) {
     c.deadline = r_.now() + header_timeout_;
     if (int e = r_.watch(c.fd.get(), &c, true, false)) {
         r_.log().error("cannot watch a connection from %s: %s", peer.str().c_str(), std::strerror(e));
-        return end(c);
+        end(c);
+        return nullptr;
     }
+    return &c;
+}
+
+void HttpServer::adopt(Fd fd, const SockAddr& peer, size_t* per_ip) {
     // A player sends its request right after connecting, so it is usually
     // here already: read it now rather than a loop pass later.
-    c.on_io(EPOLLIN);
+    if (Conn* c = watch_conn(std::move(fd), peer, per_ip)) c->on_io(EPOLLIN);
+}
+
+void HttpServer::give_back(Fd fd, const SockAddr& peer) {
+    try {
+        (void)watch_conn(std::move(fd), peer, nullptr);
+    } catch (const std::bad_alloc&) { // the connection closes with the unwinding
+        r_.log().error("out of memory: closing %s", peer.str().c_str());
+    }
 }
 
 void HttpServer::refuse(Fd fd, int status, const char* why) {

@@ -3,18 +3,25 @@
 #include <cstdio>
 #include <fstream>
 #include <sstream>
+#include <unistd.h>
 
 namespace acemux {
 
 bool WatchPage::load(const std::string& dir, std::string& err) {
-    std::string path = dir + "/" + kScript;
-    std::ifstream f(path, std::ios::binary);
-    if (!f) {
-        script_.clear();
-        err = "cannot read " + path + " (make deps fetches it, make install installs it); /watch plays only where the "
-                                      "browser has HLS of its own";
-        return false;
-    }
+    path_ = dir + "/" + kScript;
+    script_.clear();
+    if (::access(path_.c_str(), R_OK) == 0) return true;
+    err = "cannot read " + path_ + " (make deps fetches it, make install installs it); /watch plays only where the "
+                                   "browser has HLS of its own";
+    path_.clear();
+    return false;
+}
+
+// Read on the first request, not at start: 600 KiB a router's daemon holds
+// only once somebody watches in a browser.
+bool WatchPage::read_script() {
+    std::ifstream f(path_, std::ios::binary);
+    if (!f) return false;
     std::ostringstream ss;
     ss << f.rdbuf();
     script_ = ss.str();
@@ -27,7 +34,8 @@ bool WatchPage::load(const std::string& dir, std::string& err) {
     return true;
 }
 
-HttpResponse WatchPage::script(const HttpRequest& req) const {
+HttpResponse WatchPage::script(const HttpRequest& req) {
+    if (script_.empty() && !path_.empty()) read_script();
     if (script_.empty()) return HttpResponse::text(404, std::string(kScript) + " is not installed (make deps, make install)");
     HttpResponse r;
     r.content_type = "text/javascript; charset=utf-8";

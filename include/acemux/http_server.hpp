@@ -83,6 +83,10 @@ public:
     void route_prefix(std::string prefix, Handler h); // every path that starts with prefix
     void close_all();                              // listeners and idle/partial connections
     void adopt(Fd fd, const SockAddr& peer, size_t* per_ip = nullptr); // serve an already connected socket
+    // A connection handed off for one answer (an HLS segment) comes back for
+    // its next request; read on the next pass of the loop, not inside the
+    // caller, which is in the middle of its own work.
+    void give_back(Fd fd, const SockAddr& peer);
 
     std::vector<SockAddr> bound() const;
     size_t connections() const { return conn_count_; } // HTTP connections and handed-off streams
@@ -100,6 +104,7 @@ private:
     HttpResponse dispatch(const HttpRequest& req);
     void touch(Conn& c);
     void end(Conn& c);
+    Conn* watch_conn(Fd fd, const SockAddr& peer, size_t* per_ip);
 
     Reactor& r_;
     Millis header_timeout_;

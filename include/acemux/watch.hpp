@@ -14,15 +14,16 @@ class WatchPage {
 public:
     static constexpr const char* kScript = "hls.min.js";
 
-    // Reads <dir>/hls.min.js (at start and on reload); false when it is not
+    // Finds <dir>/hls.min.js (at start and on reload); false when it is not
     // there: the page then says how to install it.
     bool load(const std::string& dir, std::string& err);
     HttpResponse page(const HttpRequest& req) const;
-    HttpResponse script(const HttpRequest& req) const;
-    bool has_script() const { return !script_.empty(); }
+    HttpResponse script(const HttpRequest& req);
 
 private:
-    std::string script_, etag_;
+    bool read_script();
+    std::string path_;
+    std::string script_, etag_; // read on first use
 };
 
 } // namespace acemux
