@@ -27,7 +27,7 @@ struct RedisRig {
                                redis_extra));
         cr_assert(daemon.proc.wait_line("redis: connected", 3000) != "");
     }
-    std::string key(const std::string& what) { return "ace_proxy:buffer:" + kId + ":" + what; }
+    std::string key(const std::string& what) { return "ace_proxy:stream:{" + kId + "}:" + what; }
     long index() { return std::atol(redis.cmd({"GET", key("index")}).c_str()); }
 };
 

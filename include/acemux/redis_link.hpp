@@ -1,0 +1,80 @@
+// One connection to Redis on hiredis's async API, driven by our reactor (the
+// addRead/delRead/addWrite/delWrite/cleanup hooks): the host resolved on the
+// loop, AUTH and SELECT, and reconnecting with a capped backoff. The mirror
+// holds one for commands; the cluster a second one, because a subscribed
+// connection carries nothing else.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "acemux/reactor.hpp"
+#include "acemux/resolver.hpp"
+
+struct redisAsyncContext;
+struct redisReply;
+
+namespace acemux {
+
+class RedisLink final : public IoHandler {
+public:
+    // Where [redis] url points.
+    struct Target {
+        std::string host, unix_path, password;
+        int port = 6379, db = 0;
+    };
+    // "redis://[:password@]host[:port][/db]" (host: an IP or a name),
+    // "unix:///path/redis.sock[?db=N]" or "/path/redis.sock".
+    static bool parse_url(const std::string& url, Target& out, std::string& err);
+
+    using Reply = std::function<void(redisReply*)>; // nullptr: the connection went away first
+
+    RedisLink(Reactor& r, const char* name);
+    ~RedisLink();
+    RedisLink(const RedisLink&) = delete;
+    RedisLink& operator=(const RedisLink&) = delete;
+
+    void set_url(const std::string& url); // (re)connects when it changed; "" closes
+    bool enabled() const { return !url_.empty(); }
+    bool connected() const { return ready_; } // and authenticated
+    void command(std::vector<std::string> args, Reply cb);
+    // Every message of the channels matching `pattern`, on this connection
+    // for good (subscribed again after each reconnect).
+    void psubscribe(std::string pattern, Reply on_message);
+    std::function<void()> on_ready; // after each (re)connect
+    std::function<void()> on_lost;
+
+    const std::string& last_error() const { return last_error_; }
+    std::string shown_url() const; // never the password
+    void on_io(uint32_t ev) override;
+
+private:
+    friend struct RedisHooks;
+    static void on_connect(const redisAsyncContext* ac, int status);
+    static void on_disconnect(const redisAsyncContext* ac, int status);
+    static void on_message(redisAsyncContext* ac, void* reply, void* priv);
+    void connect();
+    void connect_to(const std::string& ip);
+    void ready();
+    void lost(const std::string& why);
+    void retry();
+    void connect_timed_out();
+    void close();
+
+    Reactor& r_;
+    const char* name_;
+    std::string url_;
+    Target target_;
+    redisAsyncContext* ac_ = nullptr; // owned: freed by hiredis after a disconnect, by us otherwise
+    bool connected_ = false, ready_ = false, reading_ = false, writing_ = false, watched_ = false, auth_failed_ = false;
+    int fd_ = -1;
+    Millis backoff_ = 0;
+    Timer connect_timer_, retry_timer_;
+    Resolver::Lookup lookup_;
+    std::string last_error_;
+    std::string pattern_;
+    Reply on_message_;
+};
+
+} // namespace acemux

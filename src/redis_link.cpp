@@ -1,0 +1,269 @@
+#include "acemux/redis_link.hpp"
+
+#include <cstring>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <memory>
+#include <sys/epoll.h>
+
+#include "acemux/config.hpp"
+
+namespace acemux {
+
+namespace {
+constexpr Millis kConnectTimeout = 3000;
+// Redis coming back should be used again within the time a player notices
+// nothing (a few seconds); a wrong password will not mend itself that fast.
+constexpr Millis kMaxBackoff = 2000;
+constexpr Millis kAuthRetry = 30000;
+
+// A reply callback owned by hiredis until it runs (with nullptr when the
+// connection goes away first).
+void call_reply(redisAsyncContext*, void* reply, void* priv) {
+    std::unique_ptr<RedisLink::Reply> fn(static_cast<RedisLink::Reply*>(priv));
+    (*fn)(static_cast<redisReply*>(reply));
+}
+} // namespace
+
+// The reactor adapter: hiredis asks for read/write interest on its fd.
+struct RedisHooks {
+    static RedisLink& m(void* p) { return *static_cast<RedisLink*>(p); }
+    static void update(RedisLink& m) {
+        if (m.fd_ < 0) return;
+        // A failure leaves the connection unwatched: its connect timeout or
+        // the next command's silence ends it, and it is tried again.
+        int e = m.watched_ ? m.r_.set_interest(m.fd_, m.reading_, m.writing_)
+                           : m.r_.watch(m.fd_, &m, m.reading_, m.writing_);
+        if (e) m.r_.log().error("%s: cannot watch its socket: %s", m.name_, std::strerror(e));
+        else m.watched_ = true;
+    }
+    static void add_read(void* p) { m(p).reading_ = true, update(m(p)); }
+    static void del_read(void* p) { m(p).reading_ = false, update(m(p)); }
+    static void add_write(void* p) { m(p).writing_ = true, update(m(p)); }
+    static void del_write(void* p) { m(p).writing_ = false, update(m(p)); }
+    static void cleanup(void* p) {
+        RedisLink& x = m(p);
+        if (x.watched_) x.r_.unwatch(x.fd_);
+        x.watched_ = x.reading_ = x.writing_ = false;
+        x.fd_ = -1;
+        x.ac_ = nullptr; // hiredis frees the context right after this
+    }
+};
+
+bool RedisLink::parse_url(const std::string& url, Target& t, std::string& err) {
+    t = Target{};
+    auto number = [](const std::string& s, int& out) {
+        if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos) return false;
+        out = std::stoi(s);
+        return true;
+    };
+    if (url.rfind("unix://", 0) == 0 || url.rfind('/', 0) == 0) {
+        std::string p = url.rfind("unix://", 0) == 0 ? url.substr(7) : url;
+        size_t q = p.find("?db=");
+        if (q != std::string::npos && !number(p.substr(q + 4), t.db)) return err = "bad ?db= in " + url, false;
+        t.unix_path = p.substr(0, q);
+        return true;
+    }
+    if (url.rfind("redis://", 0) != 0) return err = "url must start with redis:// or unix:// (or be a socket path)", false;
+    std::string rest = url.substr(8);
+    size_t at = rest.rfind('@');
+    if (at != std::string::npos) {
+        std::string auth = rest.substr(0, at);
+        t.password = auth.substr(auth.find(':') == std::string::npos ? 0 : auth.find(':') + 1);
+        rest = rest.substr(at + 1);
+    }
+    size_t slash = rest.find('/');
+    if (slash != std::string::npos) {
+        if (slash + 1 < rest.size() && !number(rest.substr(slash + 1), t.db)) return err = "bad database number", false;
+        rest = rest.substr(0, slash);
+    }
+    if (rest.empty()) return err = "no host in " + url, false;
+    // A name is resolved on the loop before hiredis connects to the address.
+    std::string port = "6379";
+    if (rest[0] == '[') {
+        size_t close = rest.find(']');
+        if (close == std::string::npos) return err = "unclosed [ in " + url, false;
+        t.host = rest.substr(1, close - 1);
+        if (close + 1 < rest.size()) {
+            if (rest[close + 1] != ':') return err = "expected :port after ] in " + url, false;
+            port = rest.substr(close + 2);
+        }
+    } else {
+        size_t colon = rest.find(':');
+        t.host = rest.substr(0, colon);
+        if (colon != std::string::npos) port = rest.substr(colon + 1);
+    }
+    if (!number(port, t.port) || t.port < 1 || t.port > 65535) return err = "bad port in " + url, false;
+    if (!valid_host(t.host)) return err = "\"" + t.host + "\" is neither an IP address nor a host name", false;
+    return true;
+}
+
+RedisLink::RedisLink(Reactor& r, const char* name)
+    : r_(r), name_(name), connect_timer_(r, [this] { connect_timed_out(); }), retry_timer_(r, [this] { retry(); }) {}
+
+RedisLink::~RedisLink() { close(); }
+
+void RedisLink::close() {
+    if (ac_) {
+        ac_->onDisconnect = nullptr;
+        redisAsyncFree(ac_); // runs pending reply callbacks with nullptr, then cleanup
+    }
+    connected_ = ready_ = false;
+    retry_timer_.stop();
+    connect_timer_.stop();
+    lookup_.cancel();
+}
+
+void RedisLink::set_url(const std::string& url) {
+    bool same = url == url_;
+    url_ = url;
+    std::string err; // the config was checked when it was read
+    if (!parse_url(url_, target_, err)) target_ = Target{};
+    if (same && (ac_ || retry_timer_.armed() || lookup_.pending())) return;
+    close();
+    if (enabled()) connect();
+}
+
+// hiredis would resolve a name with a blocking getaddrinfo(): it is given
+// the address our resolver found instead.
+void RedisLink::connect() {
+    if (!target_.unix_path.empty()) return connect_to("");
+    r_.resolver().resolve(target_.host, target_.port, lookup_,
+                          [this](const std::vector<SockAddr>& a, const std::string& err) {
+                              if (!err.empty()) return lost(err);
+                              connect_to(a.front().host());
+                          });
+}
+
+void RedisLink::connect_to(const std::string& ip) {
+    ac_ = target_.unix_path.empty() ? redisAsyncConnect(ip.c_str(), target_.port)
+                                    : redisAsyncConnectUnix(target_.unix_path.c_str());
+    if (!ac_ || ac_->err) {
+        std::string why = ac_ ? ac_->errstr : "out of memory";
+        if (ac_) redisAsyncFree(ac_);
+        ac_ = nullptr;
+        return lost(why);
+    }
+    ac_->data = this;
+    fd_ = ac_->c.fd;
+    ac_->ev.data = this;
+    ac_->ev.addRead = RedisHooks::add_read;
+    ac_->ev.delRead = RedisHooks::del_read;
+    ac_->ev.addWrite = RedisHooks::add_write;
+    ac_->ev.delWrite = RedisHooks::del_write;
+    ac_->ev.cleanup = RedisHooks::cleanup;
+    redisAsyncSetConnectCallback(ac_, on_connect);
+    redisAsyncSetDisconnectCallback(ac_, on_disconnect);
+    RedisHooks::add_write(this); // connect() completes as writable
+    connect_timer_.start(kConnectTimeout);
+    if (!target_.password.empty()) command({"AUTH", target_.password}, [this](redisReply* r) {
+            if (!r) return;
+            if (r->type != REDIS_REPLY_ERROR) return ready();
+            auth_failed_ = true;
+            last_error_ = "authentication failed";
+            r_.log().error("%s: authentication failed at %s (%.100s); check the password in [redis] url, "
+                           "retrying in %lld s", name_, shown_url().c_str(), r->str, static_cast<long long>(kAuthRetry / 1000));
+            if (ac_) redisAsyncDisconnect(ac_);
+        });
+    if (target_.db) command({"SELECT", std::to_string(target_.db)}, [this](redisReply* r) {
+            if (r && r->type == REDIS_REPLY_ERROR) r_.log().error("%s: SELECT failed: %s", name_, r->str);
+        });
+}
+
+void RedisLink::on_connect(const redisAsyncContext* ac, int status) {
+    auto& m = *static_cast<RedisLink*>(ac->data);
+    m.connect_timer_.stop();
+    if (status != REDIS_OK) return m.lost(ac->errstr); // hiredis frees the context after this
+    m.connected_ = true;
+    if (m.target_.password.empty()) m.ready(); // else once AUTH is answered
+}
+
+void RedisLink::ready() {
+    backoff_ = 0;
+    ready_ = true;
+    last_error_.clear();
+    r_.log().info("%s: connected to %s", name_, shown_url().c_str());
+    if (!pattern_.empty() && ac_)
+        redisAsyncCommand(ac_, on_message, this, "PSUBSCRIBE %b", pattern_.data(), pattern_.size());
+    if (on_ready) on_ready();
+}
+
+// hiredis keeps calling a subscription's callback, one message at a time.
+void RedisLink::on_message(redisAsyncContext*, void* reply, void* priv) {
+    auto& m = *static_cast<RedisLink*>(priv);
+    if (reply && m.on_message_) m.on_message_(static_cast<redisReply*>(reply));
+}
+
+void RedisLink::psubscribe(std::string pattern, Reply on_message) {
+    pattern_ = std::move(pattern);
+    on_message_ = std::move(on_message);
+    if (ready_ && ac_) redisAsyncCommand(ac_, RedisLink::on_message, this, "PSUBSCRIBE %b", pattern_.data(), pattern_.size());
+}
+
+// The URL as logs and /stats show it: never the password.
+std::string RedisLink::shown_url() const {
+    const std::string& pw = target_.password;
+    std::string u = url_;
+    if (size_t at = pw.empty() ? std::string::npos : u.rfind(pw + "@"); at != std::string::npos) u.replace(at, pw.size(), "***");
+    return u;
+}
+
+void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) {
+    auto& m = *static_cast<RedisLink*>(ac->data);
+    m.lost(status == REDIS_OK ? "disconnected" : ac->errstr);
+}
+
+// The connection is gone (or never came): nothing is queued meanwhile, and
+// we try again with a capped exponential backoff.
+void RedisLink::lost(const std::string& why) {
+    bool was = connected_;
+    connected_ = ready_ = false;
+    last_error_ = why;
+    if (!target_.host.empty()) r_.resolver().forget(target_.host); // it may have moved
+    Millis delay = backoff_ = backoff_ ? std::min(backoff_ * 2, kMaxBackoff) : 250;
+    if (auth_failed_) { // said already; the password will not change until a reload
+        auth_failed_ = false;
+        last_error_ = "authentication failed";
+        delay = kAuthRetry;
+    } else if (was) {
+        r_.log().warn("%s: connection lost (%s); streaming goes on from memory", name_, why.c_str());
+    } else {
+        r_.log().warn("%s: cannot connect to %s (%s); retrying in %lld ms", name_, shown_url().c_str(), why.c_str(),
+                      static_cast<long long>(delay));
+    }
+    retry_timer_.start(delay);
+    if (on_lost) on_lost();
+}
+
+void RedisLink::retry() {
+    if (!ac_ && !lookup_.pending() && enabled()) connect();
+}
+
+void RedisLink::connect_timed_out() {
+    if (!ac_ || connected_) return;
+    redisAsyncContext* ac = ac_;
+    ac_->onConnect = nullptr;
+    redisAsyncFree(ac);
+    lost("connect timed out");
+}
+
+void RedisLink::on_io(uint32_t ev) {
+    if (ac_ && (ev & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))) redisAsyncHandleRead(ac_);
+    if (ac_ && (ev & EPOLLOUT)) redisAsyncHandleWrite(ac_);
+}
+
+void RedisLink::command(std::vector<std::string> args, Reply cb) {
+    if (!ac_) return cb(nullptr);
+    std::vector<const char*> argv;
+    std::vector<size_t> lens;
+    for (auto& a : args) argv.push_back(a.data()), lens.push_back(a.size());
+    auto fn = std::make_unique<Reply>(std::move(cb));
+    // hiredis holds the callback until the reply; call_reply takes ownership back.
+    if (redisAsyncCommandArgv(ac_, call_reply, fn.get(), static_cast<int>(argv.size()), argv.data(), lens.data()) ==
+        REDIS_OK)
+        fn.release();
+    else
+        (*fn)(nullptr);
+}
+
+} // namespace acemux
