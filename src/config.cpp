@@ -1,5 +1,7 @@
 #include "acemux/config.hpp"
 
+#include <optional>
+
 #include "acemux/redis_mirror.hpp"
 
 #include <arpa/inet.h>
@@ -236,6 +238,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
     double max_backlog_mib = 8, max_ring_mib = 32;
     int chunk_size = static_cast<int>(c.chunk_size), ring_chunks = static_cast<int>(c.ring_chunks);
     int wake_bytes = static_cast<int>(c.wake_bytes);
+    std::optional<toml::source_region> cluster_at; // where [cluster] enabled = true was said
     bool ok = true;
     for (auto&& [k, v] : root) {
         std::string key(k.str());
@@ -281,6 +284,16 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                     ok = p.fail(at("initial_behind"), "initial_behind must be less than catchup_behind (" +
                                                           std::to_string(c.catchup_behind) + ")");
             }
+        } else if (key == "cluster") {
+            ok = p.subtable(root, "cluster", {
+                {"enabled", [&c](const toml::node& n) -> Problem {
+                     if (!n.is_boolean()) return std::string("enabled must be true or false, not ") + type_name(n);
+                     c.cluster = n.as_boolean()->get();
+                     return {};
+                 }},
+                string("instance", c.instance),
+                seconds("lease", c.lease, 1, 60)});
+            if (ok && c.cluster) cluster_at = v.source();
         } else if (key == "hls") {
             ok = p.subtable(root, "hls", {
                 seconds("target_duration", c.target_duration, 1, 10),
@@ -339,6 +352,8 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
         }
         if (!ok) break;
     }
+    if (ok && cluster_at && c.redis.url.empty())
+        ok = p.fail(*cluster_at, "[cluster] enabled needs [redis] url: the instances meet in Redis");
     if (!ok) {
         err = p.err;
         return false;

@@ -9,7 +9,7 @@ namespace acemux {
 
 Daemon::Daemon(Reactor& r, Config c)
     : r_(r), cfg_(std::move(c)), server_(r, cfg_), pool_(r, cfg_), redis_(r, cfg_.redis),
-      streams_(r, cfg_, cfg_, cfg_, pool_, redis_), started_(r.now()), shutdown_timer_(r, [this] { check_shutdown(); }) {
+      cluster_(r, cfg_, redis_, pool_), streams_(r, cfg_, cfg_, cfg_, pool_, redis_, &cluster_), started_(r.now()), shutdown_timer_(r, [this] { check_shutdown(); }) {
     apply_log_config();
     load_watch_page();
     route("/health", Audience::anyone, [](const HttpRequest&) { return HttpResponse::text(200, "ok"); });
@@ -126,6 +126,7 @@ void Daemon::reload() {
     server_.reconfigure(cfg_);
     pool_.reconfigure(cfg_);
     redis_.reconfigure(cfg_.redis);
+    cluster_.reconfigure(cfg_);
     streams_.reconfigure(cfg_, cfg_, cfg_);
     r_.log().info("reload: %s applied", cfg_.path.c_str());
 }

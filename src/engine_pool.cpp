@@ -37,9 +37,9 @@ EngineLease EnginePool::pick(const Engine* avoid) {
     for (int pass = 0; pass < 2 && !best; pass++) {
         for (size_t k = 0; k < n; k++) {
             auto& e = engines_[(turn_ + k) % n];
-            if (!e->up || e->streams >= e->cfg.max_streams) continue;
+            if (!e->up || e->load() >= e->cfg.max_streams) continue;
             if (pass == 0 && e.get() == avoid) continue;
-            if (!best || e->streams < best->streams) best = e;
+            if (!best || e->load() < best->load()) best = e;
         }
     }
     if (!best) return EngineLease();

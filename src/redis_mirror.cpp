@@ -40,10 +40,7 @@ void RedisMirror::mirror(const std::string& id, uint64_t idx, const uint8_t* dat
 
 bool RedisMirror::load(const std::string& id, size_t max_chunks, Load& l, Loaded done) {
     if (!link_.connected()) return false;
-    l.p_ = std::make_shared<Loaded>(std::move(done));
-    auto result = [to = std::weak_ptr<Loaded>(l.p_)](Chunks c) {
-        if (auto f = to.lock()) (*f)(std::move(c));
-    };
+    auto result = l.arm(std::move(done));
     link_.command({"MGET", key(id, "index"), key(id, "time")}, [this, id, max_chunks, result](redisReply* r) {
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
             r->element[1]->type != REDIS_REPLY_STRING)
@@ -55,21 +52,28 @@ bool RedisMirror::load(const std::string& id, size_t max_chunks, Load& l, Loaded
                           static_cast<double>(age) / 1000.0);
             return result({});
         }
-        uint64_t from = index + 1 - std::min<uint64_t>(index + 1, max_chunks);
-        std::vector<std::string> args{"MGET"};
-        for (uint64_t i = from; i <= index; i++) args.push_back(key(id, "chunk:" + std::to_string(i)));
-        link_.command(std::move(args), [from, result](redisReply* r) {
-            Chunks out;
-            for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
-                if (r->element[i]->type == REDIS_REPLY_STRING)
-                    out.emplace_back(from + i, std::string(r->element[i]->str, r->element[i]->len));
-                else
-                    out.clear(); // a hole: keep only the contiguous newest run
-            }
-            result(std::move(out));
-        });
+        get_chunks(id, index + 1 - std::min<uint64_t>(index + 1, max_chunks), index, result);
     });
     return true;
+}
+
+void RedisMirror::fetch(const std::string& id, uint64_t from, uint64_t to, Load& l, Loaded done) {
+    get_chunks(id, from, to, l.arm(std::move(done)));
+}
+
+void RedisMirror::get_chunks(const std::string& id, uint64_t from, uint64_t to, Loaded result) {
+    std::vector<std::string> args{"MGET"};
+    for (uint64_t i = from; i <= to; i++) args.push_back(key(id, "chunk:" + std::to_string(i)));
+    link_.command(std::move(args), [from, result](redisReply* r) {
+        Chunks out;
+        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+            if (r->element[i]->type == REDIS_REPLY_STRING)
+                out.emplace_back(from + i, std::string(r->element[i]->str, r->element[i]->len));
+            else
+                out.clear(); // a hole: keep only the contiguous newest run
+        }
+        result(std::move(out));
+    });
 }
 
 } // namespace acemux

@@ -145,6 +145,12 @@ void Ring::restart_at(uint64_t idx) {
     start_[slot(head_)] = bytes_in_;
 }
 
+void Ring::skip_to(uint64_t idx) {
+    if (committed_ || fill_ || idx <= head_) return;
+    base_ = head_ = idx;
+    start_[slot(head_)] = bytes_in_;
+}
+
 bool Ring::locate(uint64_t pos, Cursor& out) const {
     if (pos < first_pos() || pos > bytes_in_) return false;
     uint64_t i = head_;

@@ -44,6 +44,9 @@ cJSON* session_json(const Stream& s, Millis now) {
     cJSON_AddStringToObject(o, "id", s.id().c_str());
     cJSON_AddStringToObject(o, "engine", s.engine() ? s.engine()->cfg.name.c_str() : "");
     cJSON_AddStringToObject(o, "state", Stream::state_name(s.state()));
+    cJSON_AddStringToObject(o, "role", Stream::role_name(s.role())); // in a cluster: owner or follower
+    if (s.role() != Stream::Role::solo) cJSON_AddStringToObject(o, "owner", s.owner().c_str());
+    if (s.role() == Stream::Role::follower) cJSON_AddNumberToObject(o, "lag_chunks", static_cast<double>(s.lag_chunks()));
     cJSON_AddNumberToObject(o, "uptime_s", seconds(now - s.created_at()));
     cJSON_AddNumberToObject(o, "bytes_in", static_cast<double>(s.bytes_in()));
     cJSON_AddNumberToObject(o, "bitrate_in", s.byte_rate() * 8);
@@ -88,6 +91,13 @@ std::string stats_json(const Daemon& d) {
 
     cJSON* streams = cJSON_AddArrayToObject(root.get(), "streams");
     for (auto& [key, s] : d.streams().streams()) cJSON_AddItemToArray(streams, session_json(*s, now));
+
+    if (d.cluster().enabled()) {
+        cJSON* cl = cJSON_AddObjectToObject(root.get(), "cluster");
+        cJSON_AddStringToObject(cl, "instance", d.cluster().instance().c_str());
+        cJSON* alive = cJSON_AddArrayToObject(cl, "alive");
+        for (auto& n : d.cluster().alive()) cJSON_AddItemToArray(alive, cJSON_CreateString(n.c_str()));
+    }
 
     cJSON* ended = cJSON_AddArrayToObject(root.get(), "ended");
     for (auto& e : d.streams().ended()) {

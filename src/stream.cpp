@@ -21,7 +21,7 @@ Stream::Stream(Streams& m, std::string key, std::string id_key, std::string id, 
       slice_timer_(m.reactor(), [this] { pump_slice(); }), tick_timer_(m.reactor(), [this] { tick(); }),
       silence_timer_(m.reactor(), [this] { tick(); }), grace_timer_(m.reactor(), [this] { grace_over(); }),
       retry_timer_(m.reactor(), [this] { connect(); }), seg_(m.hls().target_duration, m.hls().window),
-      probe_(m.reactor()) {
+      cluster_(m.cluster()), lease_timer_(m.reactor(), [this] { claim_lease(); }), probe_(m.reactor()) {
     created_ = last_data_ = reactor().now();
     update_rules();
     arm_tick();
@@ -30,12 +30,23 @@ Stream::Stream(Streams& m, std::string key, std::string id_key, std::string id, 
     if (redis.enabled()) {
         ring_.on_seal = [this, &redis](uint64_t idx, const uint8_t* data, size_t len) {
             redis.mirror(id_, idx, data, len);
+            if (role_ == Role::owner) cluster_->announce(id_, idx);
         };
+        // In a cluster the lease says who reads the engine.
+        if (cluster_ && cluster_->enabled() && cluster_->connected()) {
+            claim_lease();
+            return;
+        }
         // A recent buffer in Redis (a restart) gives players data before the engine answers.
         size_t want = std::min<size_t>(cfg().ring_chunks - 1, 16);
         (void)redis.load(id_, want, load_, [this](RedisMirror::Chunks c) { prime(std::move(c)); });
     }
     connect();
+}
+
+const char* Stream::role_name(Role r) {
+    static const char* const names[] = {"solo", "owner", "follower"};
+    return names[static_cast<int>(r)];
 }
 
 // The config's rules as this stream's own ring can keep them (a reload may
@@ -396,7 +407,14 @@ void Stream::idle_check() {
     grace_timer_.start(cfg().grace_period);
 }
 
-void Stream::grace_over() { close(503, "stream closed"); }
+void Stream::grace_over() {
+    if (role_ != Role::owner) return close(503, "stream closed");
+    // Nobody here watches; the followers' players may.
+    cluster_->watchers(id_, watchers_, [this](long n) {
+        if (n > 0 && st_ == State::draining) return grace_timer_.start(cfg().grace_period);
+        close(503, "stream closed");
+    });
+}
 
 void Stream::close(int status, const std::string& why) {
     if (st_ == State::closed) return;
@@ -405,6 +423,12 @@ void Stream::close(int status, const std::string& why) {
     probe_.cancel();
     load_.cancel();
     up_.stop();
+    lease_timer_.stop();
+    claim_.cancel();
+    watchers_.cancel();
+    follow_load_.cancel();
+    if (role_ == Role::owner) cluster_->release(id_);
+    if (role_ == Role::follower) cluster_->unfollow(id_), cluster_->watching(id_, false);
     m_.closed(*this, why);
     for (auto it = players_.begin(); it != players_.end();) {
         Player& p = **it;
@@ -551,6 +575,124 @@ void Stream::hls_tick(Millis now) {
                              "max_ring_mib; the playlist lists fewer segments",
                              id_.c_str(), h.window, static_cast<double>(h.target_duration) / 1000.0, byte_rate_ * 8 / 1e6);
     }
+}
+
+// ------------------------------------------------------------ cluster
+
+// Asked at start, then by the owner to renew, and by a watched follower
+// to take the lease when its owner is gone (kClaim takes a free lease).
+void Stream::claim_lease() {
+    if (role_ == Role::follower) {
+        if (!watched()) return; // one that nobody here watches takes nothing over
+        cluster_->watching(id_, true);
+    }
+    cluster_->claim(id_, claim_, [this](std::string owner) { on_claim(owner); });
+}
+
+void Stream::on_claim(const std::string& owner) {
+    if (st_ == State::closed) return;
+    if (owner.empty()) { // Redis did not answer: a stream with an engine keeps it
+        if (role_ == Role::solo && !up_.active() && !retry_timer_.armed()) {
+            reactor().log().warn("stream %s: redis did not answer for the lease; reading the engine", id_.c_str());
+            connect();
+        }
+        return;
+    }
+    if (owner == cluster_->instance()) {
+        if (role_ != Role::owner) become_owner();
+        return;
+    }
+    if (role_ != Role::follower || owner != owner_) become_follower(owner);
+}
+
+void Stream::become_owner() {
+    bool took_over = role_ == Role::follower;
+    role_ = Role::owner;
+    owner_ = cluster_->instance();
+    cluster_->unfollow(id_);
+    cluster_->watching(id_, false);
+    follow_load_.cancel();
+    fetching_ = false;
+    engine_.count(true);
+    if (took_over)
+        reactor().log().warn("stream %s: its owner is gone; this instance takes over and reads engine %s", id_.c_str(),
+                             engine_->cfg.name.c_str());
+    else
+        reactor().log().info("stream %s: this instance owns it (lease %.0f s)", id_.c_str(),
+                             static_cast<double>(cluster_->lease()) / 1000.0);
+    lease_timer_.start(cluster_->lease() / 3, cluster_->lease() / 3);
+    if (!up_.active() && !retry_timer_.armed()) connect(); // a takeover splices on, as after a failover
+}
+
+void Stream::become_follower(const std::string& owner) {
+    if (role_ == Role::owner) {
+        reactor().log().warn("stream %s: the lease is now %s's; following it", id_.c_str(), owner.c_str());
+        up_.stop();
+        retry_timer_.stop();
+    } else {
+        reactor().log().info("stream %s: owned by %s; following it through redis", id_.c_str(), owner.c_str());
+    }
+    role_ = Role::follower;
+    owner_ = owner;
+    engine_.count(false);
+    cluster_->follow(id_, [this](uint64_t idx) { on_announce(idx); });
+    cluster_->watching(id_, true);
+    lease_timer_.start(cluster_->lease() / 5, cluster_->lease() / 5);
+    if (!ring_.bytes_in()) { // what the owner has already, then each chunk as it comes
+        size_t want = std::min<size_t>(ring_.chunks() - 1, static_cast<size_t>(cfg().initial_behind) + 2);
+        fetching_ = m_.redis().load(id_, want, follow_load_, [this](RedisMirror::Chunks c) {
+            fetching_ = false;
+            follow_chunks(std::move(c));
+            fetch_chunks();
+        });
+    }
+}
+
+void Stream::on_announce(uint64_t idx) {
+    announced_ = std::max(announced_, idx);
+    fetch_chunks();
+}
+
+// One MGET at a time, from our head to the newest announced chunk.
+void Stream::fetch_chunks() {
+    if (fetching_ || role_ != Role::follower || (ring_.bytes_in() && announced_ < ring_.head())) return;
+    uint64_t span = ring_.chunks() - 1;
+    uint64_t from = ring_.bytes_in() ? ring_.head() : announced_ - std::min<uint64_t>(announced_, 2);
+    from = std::max(from, announced_ + 1 - std::min<uint64_t>(announced_ + 1, span));
+    fetching_ = true;
+    m_.redis().fetch(id_, from, announced_, follow_load_, [this](RedisMirror::Chunks c) {
+        fetching_ = false;
+        follow_chunks(std::move(c));
+        fetch_chunks();
+    });
+}
+
+// The owner's chunks go into our ring as they are (whole, verified packets);
+// then our players are woken as after an engine read.
+void Stream::follow_chunks(RedisMirror::Chunks chunks) {
+    size_t bytes = 0;
+    bool skipped = false;
+    for (auto& [idx, data] : chunks) {
+        if (ring_.bytes_in() && idx < ring_.head()) continue; // had it
+        if (ring_.bytes_in() && idx > ring_.head()) {          // fell behind the owner: go on from here
+            ring_.skip_to(idx);
+            skipped = true;
+        }
+        if (!ring_.prime(idx, reinterpret_cast<const uint8_t*>(data.data()), data.size())) break;
+        bytes += data.size();
+    }
+    if (!bytes) return;
+    if (skipped) reactor().log().warn("stream %s: fell behind its owner; skipped to chunk %llu", id_.c_str(),
+                                      static_cast<unsigned long long>(chunks.front().first));
+    for (auto it = players_.begin(); it != players_.end();) {
+        Player& p = **it;
+        bool alive = true;
+        if (!p.started()) alive = p.begin(200, "");
+        else if (skipped) p.rejoin();
+        it = alive ? std::next(it) : end_player(it);
+    }
+    accepted_ = true;
+    on_upstream_data(bytes);
 }
 
 } // namespace acemux

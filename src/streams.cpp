@@ -7,8 +7,8 @@
 namespace acemux {
 
 Streams::Streams(Reactor& r, const StreamConfig& c, const HlsConfig& h, const AccessConfig& a, EnginePool& pool,
-                 RedisMirror& redis)
-    : r_(r), cfg_(c), hls_(h), access_(a), pool_(pool), redis_(redis), detached_(r) {}
+                 RedisMirror& redis, Cluster* cluster)
+    : r_(r), cfg_(c), hls_(h), access_(a), pool_(pool), redis_(redis), cluster_(cluster), detached_(r) {}
 
 Streams::~Streams() = default;
 

@@ -84,6 +84,12 @@ struct HlsConfig { // [hls]
     size_t max_ring_bytes = 32u << 20; // the ring grows to hold the window at the stream's rate, up to this
 };
 
+struct ClusterConfig { // [cluster]
+    bool cluster = false;    // [cluster] enabled: several instances on one Redis, one upstream per stream
+    std::string instance;    // this instance's name; empty: host name and a random suffix
+    Millis lease = 5000;     // a stream's owner holds it this long without renewing
+};
+
 struct EnginesConfig { // [engines] and each [[engine]]
     Millis health_interval = 10000;
     int health_failures = 3;
@@ -100,7 +106,7 @@ struct AccessConfig { // [access]
     int max_clients_per_ip = 0;
 };
 
-struct Config : ServerConfig, LogConfig, StreamConfig, HlsConfig, EnginesConfig, AccessConfig {
+struct Config : ServerConfig, LogConfig, StreamConfig, HlsConfig, ClusterConfig, EnginesConfig, AccessConfig {
     std::string path;
     RedisConfig redis;
     std::vector<ChannelConfig> channels; // [[channel]]

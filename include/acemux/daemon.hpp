@@ -5,6 +5,7 @@
 #include <string>
 
 #include "acemux/access.hpp"
+#include "acemux/cluster.hpp"
 #include "acemux/config.hpp"
 #include "acemux/engine_pool.hpp"
 #include "acemux/http_server.hpp"
@@ -29,6 +30,7 @@ public:
     const Streams& streams() const { return streams_; }
     const EnginePool& pool() const { return pool_; }
     const RedisMirror& redis() const { return redis_; }
+    const Cluster& cluster() const { return cluster_; }
     const HttpServer& server() const { return server_; }
     Millis started_at() const { return started_; }
     Reactor& reactor() const { return r_; }
@@ -46,6 +48,7 @@ private:
     HttpServer server_; // before the sessions: players hold its connection slots
     EnginePool pool_;
     RedisMirror redis_;
+    Cluster cluster_;
     Streams streams_;
     WatchPage watch_;
     Millis started_;

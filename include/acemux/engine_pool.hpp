@@ -18,6 +18,8 @@ struct Engine {
     bool up = true;
     bool removed = false; // gone from the config; kept while streams use it
     int streams = 0;
+    int elsewhere = 0;    // streams other instances of a cluster have on it
+    int load() const { return streams + elsewhere; }
     int misses = 0;       // consecutive failed health checks
     std::string version;
 };
@@ -27,11 +29,12 @@ class EngineLease {
 public:
     EngineLease() = default;
     explicit EngineLease(std::shared_ptr<Engine> e) : e_(std::move(e)) { e_->streams++; }
-    EngineLease(EngineLease&& o) noexcept = default;
+    EngineLease(EngineLease&& o) noexcept : e_(std::move(o.e_)), counted_(o.counted_) {}
     EngineLease& operator=(EngineLease&& o) noexcept {
         if (this != &o) {
             release();
             e_ = std::move(o.e_);
+            counted_ = o.counted_;
         }
         return *this;
     }
@@ -40,12 +43,20 @@ public:
     Engine* get() const { return e_.get(); }
     explicit operator bool() const { return static_cast<bool>(e_); }
     void release() {
-        if (e_) e_->streams--;
+        if (e_ && counted_) e_->streams--;
         e_.reset();
+        counted_ = true;
+    }
+    // A cluster follower keeps its engine without reading it: it counts only
+    // once it owns the stream.
+    void count(bool yes) {
+        if (e_ && yes != counted_) e_->streams += yes ? 1 : -1;
+        counted_ = yes;
     }
 
 private:
     std::shared_ptr<Engine> e_;
+    bool counted_ = true;
 };
 
 class EnginePool {

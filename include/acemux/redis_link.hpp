@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,25 @@ struct redisAsyncContext;
 struct redisReply;
 
 namespace acemux {
+
+// An answer its requester keeps as a member (as Resolver::Lookup): destroying
+// or cancelling it means the answer is no longer wanted, so a reply that
+// comes after the requester is gone reaches nobody.
+template <typename... A> class Pending {
+public:
+    using Fn = std::function<void(A...)>;
+    void cancel() { p_.reset(); }
+    // The requester arms it; the one who answers calls what this returns.
+    Fn arm(Fn fn) {
+        p_ = std::make_shared<Fn>(std::move(fn));
+        return [to = std::weak_ptr<Fn>(p_)](A... a) {
+            if (auto f = to.lock()) (*f)(std::move(a)...);
+        };
+    }
+
+private:
+    std::shared_ptr<Fn> p_;
+};
 
 class RedisLink final : public IoHandler {
 public:

@@ -39,20 +39,14 @@ public:
 
     void mirror(const std::string& id, uint64_t idx, const uint8_t* data, size_t len);
     using Loaded = std::function<void(Chunks)>;
-    // A load in flight, kept by its owner as a member (as Resolver::Lookup):
-    // destroying it means the answer is no longer wanted.
-    class Load {
-    public:
-        void cancel() { p_.reset(); }
-
-    private:
-        friend class RedisMirror;
-        std::shared_ptr<Loaded> p_;
-    };
+    using Load = Pending<Chunks>;
     // The newest chunks of a buffer younger than resume_max_age (none if older
     // or absent), given to `done` from the loop. False when Redis is not
     // connected: there is nothing to wait for and `done` is not called.
     bool load(const std::string& id, size_t max_chunks, Load& l, Loaded done);
+    // Chunks from..to of a stream (those still there, oldest first; a hole
+    // ends the run), whatever their age.
+    void fetch(const std::string& id, uint64_t from, uint64_t to, Load& l, Loaded done);
 
     // for /stats
     uint64_t written() const { return written_; }
@@ -62,6 +56,8 @@ public:
     const std::string& last_error() const { return last_error_.empty() ? link_.last_error() : last_error_; }
 
 private:
+    void get_chunks(const std::string& id, uint64_t from, uint64_t to, Loaded result);
+
     Reactor& r_;
     RedisConfig cfg_;
     RedisLink link_;

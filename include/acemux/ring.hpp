@@ -135,6 +135,10 @@ public:
 
     // Called for every sealed chunk (the Redis mirror).
     std::function<void(uint64_t idx, const uint8_t* data, size_t len)> on_seal;
+    // The chunks before `idx` are not coming (a cluster follower fell behind
+    // its owner): the ring goes on from `idx`, and what was readable is not.
+    // Only between chunks.
+    void skip_to(uint64_t idx);
     // Starts numbering at `idx` (resuming a buffer); only on an empty ring.
     void restart_at(uint64_t idx);
     // Loads a chunk saved earlier (Redis) as a sealed chunk. The first one sets

@@ -16,6 +16,7 @@
 
 #include "acemux/player.hpp"
 #include "acemux/config.hpp"
+#include "acemux/cluster.hpp"
 #include "acemux/engine_pool.hpp"
 #include "acemux/hls.hpp"
 #include "acemux/http_client.hpp"
@@ -59,6 +60,14 @@ public:
     void wait_manifest(StreamHandoff&& h, std::string uri_suffix, std::string viewer);
     void send_segment(StreamHandoff&& h, uint64_t seq, const std::string& viewer);
     const Segmenter& segmenter() const { return seg_; }
+
+    // In a cluster: whether this instance reads the engine (owner) or copies
+    // the owner's chunks from Redis (follower); solo without a cluster.
+    enum class Role { solo, owner, follower };
+    static const char* role_name(Role r);
+    Role role() const { return role_; }
+    const std::string& owner() const { return owner_; }
+    uint64_t lag_chunks() const { return announced_ >= ring_.head() ? announced_ + 1 - ring_.head() : 0; }
     // Ends the stream now: timers disarmed, the engine told, players answered
     // `status` if still waiting for a header; Streams releases it.
     void close(int status, const std::string& why);
@@ -98,6 +107,15 @@ private:
     using ReplyIt = std::list<std::unique_ptr<HlsReply>>::iterator;
     ReplyIt end_reply(ReplyIt it);
     void hls_tick(Millis now);
+    // cluster
+    void claim_lease();
+    void on_claim(const std::string& owner);
+    void become_owner();
+    void become_follower(const std::string& owner);
+    void on_announce(uint64_t idx);
+    void fetch_chunks();
+    void follow_chunks(RedisMirror::Chunks chunks);
+    bool watched() const { return !players_.empty() || !viewers_.empty(); }
     void answer_manifests();
 
     using PlayerIt = std::list<std::unique_ptr<Player>>::iterator;
@@ -131,6 +149,15 @@ private:
     std::list<std::unique_ptr<HlsReply>> replies_;
     std::map<std::string, HlsViewer> viewers_;
     bool ring_capped_logged_ = false;
+    Cluster* cluster_;
+    Role role_ = Role::solo;
+    std::string owner_;
+    Cluster::Owner claim_;
+    Cluster::Count watchers_;
+    RedisMirror::Load follow_load_;
+    bool fetching_ = false;
+    uint64_t announced_ = 0; // the newest chunk the owner announced
+    Timer lease_timer_;
     Fetch probe_;             // is the silent engine alive?
     RedisMirror::Load load_;  // a buffer resumed from Redis
     static constexpr Millis kStableMs = 30000;

@@ -15,7 +15,7 @@ namespace acemux {
 class Streams {
 public:
     Streams(Reactor& r, const StreamConfig& c, const HlsConfig& h, const AccessConfig& a, EnginePool& pool,
-            RedisMirror& redis);
+            RedisMirror& redis, Cluster* cluster = nullptr);
     ~Streams();
 
     HttpResponse getstream(const HttpRequest& req);
@@ -34,6 +34,7 @@ public:
     const HlsConfig& hls() const { return hls_; }
     EnginePool& pool() { return pool_; }
     RedisMirror& redis() { return redis_; }
+    Cluster* cluster() { return cluster_; } // nullptr: no cluster
     size_t stops_pending() const { return detached_.size(); } // engine requests still out (stops among them)
     FetchSet& detached() { return detached_; } // engine requests that outlive their stream
     void closed(const Stream& s, const std::string& why); // remembered for /stats
@@ -74,6 +75,7 @@ private:
     AccessConfig access_; // client limits, and the token our engine answers carry
     EnginePool& pool_;
     RedisMirror& redis_;
+    Cluster* cluster_;
     std::map<std::string, std::unique_ptr<Stream>> streams_;
     std::deque<Ended> ended_;
     FetchSet detached_;

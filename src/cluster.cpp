@@ -1,0 +1,147 @@
+#include "acemux/cluster.hpp"
+
+#include <cjson/cJSON.h>
+#include <hiredis/hiredis.h>
+#include <random>
+#include <unistd.h>
+
+namespace acemux {
+
+namespace {
+constexpr Millis kHeartbeat = 1000;
+
+// Takes the lease when nobody holds it, renews it when we do; says who holds it.
+const char* kClaim =
+    "local o = redis.call('get', KEYS[1]) "
+    "if not o then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return ARGV[1] end "
+    "if o == ARGV[1] then redis.call('pexpire', KEYS[1], ARGV[2]) end "
+    "return o";
+const char* kRelease =
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
+const char* kWatchers =
+    "redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[1]) return redis.call('zcard', KEYS[1])";
+
+std::string default_name() {
+    char host[256] = "acemux";
+    ::gethostname(host, sizeof host - 1);
+    std::random_device rd;
+    char tail[16];
+    std::snprintf(tail, sizeof tail, "-%04x", rd() & 0xFFFF);
+    return host + std::string(tail);
+}
+} // namespace
+
+Cluster::Cluster(Reactor& r, const ClusterConfig& c, RedisMirror& mirror, EnginePool& pool)
+    : r_(r), mirror_(mirror), pool_(pool), sub_(r, "redis pub/sub"), heartbeat_timer_(r, [this] { heartbeat(); }) {
+    reconfigure(c);
+}
+
+void Cluster::reconfigure(const ClusterConfig& c) {
+    cfg_ = c;
+    if (name_.empty() || (!c.instance.empty() && c.instance != name_)) name_ = c.instance.empty() ? default_name() : c.instance;
+    if (!enabled()) {
+        sub_.set_url("");
+        heartbeat_timer_.stop();
+        return;
+    }
+    sub_.psubscribe(mirror_.config().prefix + ":stream:*:chunks", [this](redisReply* r) { on_message(r); });
+    sub_.set_url(mirror_.config().url);
+    if (!heartbeat_timer_.armed()) heartbeat_timer_.start(0, kHeartbeat);
+    r_.log().info("cluster: this instance is %s", name_.c_str());
+}
+
+void Cluster::claim(const std::string& id, Owner& p, std::function<void(std::string)> done) {
+    auto result = p.arm(std::move(done));
+    if (!connected()) return result("");
+    mirror_.link().command({"EVAL", kClaim, "1", key(id, "owner"), name_, std::to_string(cfg_.lease)},
+                           [result](redisReply* r) {
+                               result(r && r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "");
+                           });
+}
+
+void Cluster::release(const std::string& id) {
+    if (!connected()) return;
+    mirror_.link().command({"EVAL", kRelease, "1", key(id, "owner"), name_}, [](redisReply*) {});
+}
+
+void Cluster::announce(const std::string& id, uint64_t idx) {
+    if (!connected()) return;
+    mirror_.link().command({"PUBLISH", key(id, "chunks"), std::to_string(idx)}, [](redisReply*) {});
+}
+
+void Cluster::watching(const std::string& id, bool yes) {
+    if (!connected()) return;
+    if (yes)
+        mirror_.link().command({"ZADD", key(id, "watchers"), std::to_string(unix_ms() + 3 * cfg_.lease), name_},
+                               [](redisReply*) {});
+    else
+        mirror_.link().command({"ZREM", key(id, "watchers"), name_}, [](redisReply*) {});
+}
+
+void Cluster::watchers(const std::string& id, Count& p, std::function<void(long)> done) {
+    auto result = p.arm(std::move(done));
+    if (!connected()) return result(-1);
+    mirror_.link().command({"EVAL", kWatchers, "1", key(id, "watchers"), std::to_string(unix_ms())},
+                           [result](redisReply* r) { result(r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1); });
+}
+
+void Cluster::follow(const std::string& id, std::function<void(uint64_t)> on_chunk) { following_[id] = std::move(on_chunk); }
+void Cluster::unfollow(const std::string& id) { following_.erase(id); }
+
+// ["pmessage", pattern, "<prefix>:stream:{<id>}:chunks", "<index>"]
+void Cluster::on_message(redisReply* r) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 || r->element[2]->type != REDIS_REPLY_STRING ||
+        r->element[3]->type != REDIS_REPLY_STRING)
+        return;
+    std::string ch(r->element[2]->str, r->element[2]->len);
+    size_t a = ch.find('{'), b = ch.find('}');
+    if (a == std::string::npos || b == std::string::npos || b < a) return;
+    auto it = following_.find(ch.substr(a + 1, b - a - 1));
+    if (it != following_.end()) it->second(std::strtoull(r->element[3]->str, nullptr, 10));
+}
+
+// Each instance says every second that it lives and how many streams it has
+// on each engine; what the others say counts towards each engine's max_streams.
+void Cluster::heartbeat() {
+    if (!connected()) return;
+    cJSON* j = cJSON_CreateObject();
+    cJSON* engines = cJSON_AddObjectToObject(j, "engines");
+    for (auto& e : pool_.engines()) cJSON_AddNumberToObject(engines, e->cfg.name.c_str(), e->streams);
+    std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(j), cJSON_free);
+    cJSON_Delete(j);
+    std::string prefix = mirror_.config().prefix;
+    RedisLink& link = mirror_.link();
+    link.command({"SET", prefix + ":instance:" + name_, text.get(), "PX", std::to_string(3 * kHeartbeat)}, [](redisReply*) {});
+    link.command({"SADD", prefix + ":instances", name_}, [](redisReply*) {});
+    link.command({"SMEMBERS", prefix + ":instances"}, [this, prefix](redisReply* r) {
+        if (!r || r->type != REDIS_REPLY_ARRAY || !r->elements) return;
+        std::vector<std::string> names, args{"MGET"};
+        for (size_t i = 0; i < r->elements; i++)
+            if (r->element[i]->type == REDIS_REPLY_STRING) {
+                names.emplace_back(r->element[i]->str, r->element[i]->len);
+                args.push_back(prefix + ":instance:" + names.back());
+            }
+        mirror_.link().command(std::move(args), [this, names, prefix](redisReply* r) {
+            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != names.size()) return;
+            std::map<std::string, int> elsewhere;
+            alive_.clear();
+            for (size_t i = 0; i < names.size(); i++) {
+                if (r->element[i]->type != REDIS_REPLY_STRING) { // its heartbeat expired: gone
+                    mirror_.link().command({"SREM", prefix + ":instances", names[i]}, [](redisReply*) {});
+                    continue;
+                }
+                alive_.push_back(names[i]);
+                if (names[i] == name_) continue;
+                if (cJSON* j = cJSON_Parse(r->element[i]->str)) {
+                    cJSON* e = cJSON_GetObjectItemCaseSensitive(j, "engines");
+                    for (cJSON* c = e ? e->child : nullptr; c; c = c->next)
+                        if (cJSON_IsNumber(c)) elsewhere[c->string] += c->valueint;
+                    cJSON_Delete(j);
+                }
+            }
+            for (auto& e : pool_.engines()) e->elsewhere = elsewhere.count(e->cfg.name) ? elsewhere[e->cfg.name] : 0;
+        });
+    });
+}
+
+} // namespace acemux

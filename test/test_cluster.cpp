@@ -1,0 +1,133 @@
+// Several instances on one real redis-server: one engine connection per
+// stream for all of them, followers serving from Redis, the owner's death,
+// Redis stopped under a running owner, a late instance.
+#include <criterion/criterion.h>
+
+#include <csignal>
+#include <memory>
+#include <unistd.h>
+
+#include "rig.hpp"
+
+using namespace acemux;
+using namespace acemux::test;
+
+namespace {
+
+struct ClusterRig {
+    RedisServer redis;
+    EngineSim engine;
+    std::vector<std::unique_ptr<DaemonProc>> daemons;
+
+    void start(int n) {
+        cr_assert(redis.start(), "redis-server did not start: %s", redis.proc.output().c_str());
+        cr_assert(engine.start());
+        for (int i = 0; i < n; i++) add();
+    }
+    DaemonProc& add() {
+        auto d = std::make_unique<DaemonProc>();
+        std::string name = "i" + std::to_string(daemons.size());
+        cr_assert(d->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port) + "[redis]\nurl = \"" +
+                           redis.url() + "\"\n[cluster]\nenabled = true\ninstance = \"" + name + "\"\nlease = 3\n"));
+        cr_assert(d->proc.wait_line("redis pub/sub: connected", 3000) != "", "%s", d->proc.output().c_str());
+        daemons.push_back(std::move(d));
+        return *daemons.back();
+    }
+};
+
+// `per` players on each daemon, the first one's first so that it owns the stream.
+std::vector<std::unique_ptr<TestPlayer>> players_on(ClusterRig& c, int per) {
+    std::vector<std::unique_ptr<TestPlayer>> ps;
+    for (auto& d : c.daemons)
+        for (int i = 0; i < per; i++) {
+            ps.push_back(std::make_unique<TestPlayer>());
+            cr_assert(ps.back()->open(d->port, kId));
+            if (ps.size() == 1) cr_assert(wait_data(*ps.back()), "the owner's first player gets data");
+        }
+    return ps;
+}
+
+std::vector<TestPlayer*> raw(std::vector<std::unique_ptr<TestPlayer>>& ps, size_t from = 0, size_t to = SIZE_MAX) {
+    std::vector<TestPlayer*> v;
+    for (size_t i = from; i < std::min(to, ps.size()); i++) v.push_back(ps[i].get());
+    return v;
+}
+
+} // namespace
+
+Test(cluster, three_instances_share_one_engine_connection_and_a_late_one_serves_from_redis, .timeout = 60) {
+    ClusterRig c;
+    c.start(3);
+    auto ps = players_on(c, 10);
+    cr_assert(wait_data(raw(ps), 10000), "every player has data");
+    read_players(raw(ps), 3000);
+    std::string st = c.engine.stats();
+    cr_assert_eq(sim_stat(st, "content"), 1, "one playback connection for 30 players on 3 instances: %s", st.c_str());
+    for (size_t i = 0; i < ps.size(); i++) {
+        TestPlayer& p = *ps[i];
+        cr_assert(!p.closed && p.status == 200, "player %zu", i);
+        cr_assert(p.check.clean(), "player %zu (instance %zu): %s", i, i / 10, p.check.summary().c_str());
+        cr_assert_gt(p.check.data, 1000u, "player %zu: %s", i, p.check.summary().c_str());
+    }
+    std::string follower = http_get(c.daemons[1]->port, "/stats").body;
+    cr_assert_neq(follower.find("\"role\":\"follower\""), std::string::npos, "%s", follower.c_str());
+    cr_assert_neq(follower.find("\"owner\":\"i0\""), std::string::npos, "%s", follower.c_str());
+    cr_log_info("follower's /stats: %s", follower.c_str());
+    // A fourth instance, started now, serves its first player from Redis.
+    DaemonProc& late = c.add();
+    TestPlayer p;
+    cr_assert(p.open(late.port, kId));
+    cr_assert(wait_data(p, 5000));
+    long first = p.first_byte_ms - p.connected_ms;
+    cr_log_info("late instance: first byte after %ld ms", first);
+    cr_assert_leq(first, 100, "first byte from Redis after %ld ms", first);
+    read_player(p, 1000);
+    cr_assert(p.check.clean(), "%s", p.check.summary().c_str());
+    cr_assert_eq(sim_stat(c.engine.stats(), "content"), 1, "still one engine connection");
+}
+
+Test(cluster, the_owners_death_moves_the_stream_and_no_survivor_disconnects, .timeout = 60) {
+    ClusterRig c;
+    c.start(3);
+    auto ps = players_on(c, 3);
+    cr_assert(wait_data(raw(ps), 10000));
+    read_players(raw(ps), 1500);
+    long killed = now_ms();
+    c.daemons[0]->proc.stop(SIGKILL);
+    auto survivors = raw(ps, 3);
+    for (auto* p : survivors) p->max_data_gap_ms = 0;
+    read_players(survivors, 8000);
+    std::string took;
+    for (int i : {1, 2}) {
+        c.daemons[size_t(i)]->proc.drain();
+        if (c.daemons[size_t(i)]->proc.output().find("this instance takes over") != std::string::npos) took += "i" + std::to_string(i);
+    }
+    cr_assert_eq(took.size(), 2u, "exactly one survivor took the lease: %s", took.c_str());
+    long gap = 0;
+    for (auto* p : survivors) {
+        cr_assert(!p->closed, "a survivor's player stays connected");
+        cr_assert_gt(p->last_data_ms, killed + 1000, "and gets data again: %s", p->check.summary().c_str());
+        gap = std::max(gap, p->max_data_gap_ms);
+    }
+    cr_log_info("owner killed: the longest gap in data at a survivor's player was %ld ms (lease 3 s)", gap);
+    cr_assert_leq(gap, 3000 + 2500, "the lease (3 s), the takeover and the engine's start: %ld ms", gap);
+    cr_assert_eq(sim_stat(c.engine.stats(), "content"), 2, "the new owner's one connection");
+}
+
+Test(cluster, redis_stopped_for_10_s_costs_the_owners_players_nothing, .timeout = 60) {
+    ClusterRig c;
+    c.start(1);
+    auto ps = players_on(c, 3);
+    cr_assert(wait_data(raw(ps), 10000));
+    read_players(raw(ps), 1000);
+    kill(c.redis.proc.pid(), SIGSTOP);
+    read_players(raw(ps), 10000);
+    kill(c.redis.proc.pid(), SIGCONT);
+    read_players(raw(ps), 2000);
+    for (auto& p : ps) {
+        cr_assert(!p->closed);
+        cr_assert(p->check.clean(), "%s", p->check.summary().c_str());
+        cr_assert_lt(p->max_data_gap_ms, 1000, "data went on: %s", p->check.summary().c_str());
+    }
+    cr_assert_eq(sim_stat(c.engine.stats(), "content"), 1, "the owner kept its engine connection");
+}
