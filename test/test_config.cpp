@@ -152,3 +152,16 @@ Test(config, missing_file) {
     cr_assert(!load_config("/nonexistent/acemux.toml", c, err));
     cr_assert_eq(err, "/nonexistent/acemux.toml: cannot open: No such file or directory");
 }
+
+Test(config, a_cluster_needs_redis_and_hls_and_cluster_values_are_read) {
+    std::string err = error_of("[cluster]\nenabled = true\n");
+    cr_assert(err.rfind("t.toml:1:1: [cluster] enabled needs [redis] url", 0) == 0, "%s", err.c_str());
+    expect_error("[hls]\nwindow = 2\n", "t.toml:2:10: window = 2 is out of range (3 to 30)");
+    Config c;
+    cr_assert(parse_config("[cluster]\nenabled = true\ninstance = \"nas\"\nlease = 4\n[redis]\nurl = \"redis://r\"\n"
+                           "[hls]\ntarget_duration = 3\nwindow = 8\nmax_ring_mib = 16\n",
+                           "t.toml", c, err),
+              "%s", err.c_str());
+    cr_assert(c.cluster && c.instance == "nas" && c.lease == 4000);
+    cr_assert(c.target_duration == 3000 && c.window == 8 && c.max_ring_bytes == 16u << 20);
+}
