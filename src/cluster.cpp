@@ -45,6 +45,15 @@ void Cluster::reconfigure(const ClusterConfig& c) {
         return;
     }
     sub_.psubscribe(mirror_.config().prefix + ":stream:*:chunks", [this](redisReply* r) { on_message(r); });
+    // Announcements missed while the subscription was down: the index key says where the owner is.
+    sub_.on_ready = [this] {
+        for (auto& [id, on_chunk] : following_)
+            mirror_.link().command({"GET", key(id, "index")}, [this, id = id](redisReply* r) {
+                auto it = following_.find(id);
+                if (it != following_.end() && r && r->type == REDIS_REPLY_STRING)
+                    it->second(std::strtoull(r->str, nullptr, 10));
+            });
+    };
     sub_.set_url(mirror_.config().url);
     if (!heartbeat_timer_.armed()) heartbeat_timer_.start(0, kHeartbeat);
     r_.log().info("cluster: this instance is %s", name_.c_str());

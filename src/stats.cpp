@@ -269,14 +269,22 @@ std::string status_html(const Daemon& d) {
     std::snprintf(buf, sizeof buf, "<h1>acemux %s</h1><p>up %.0f s &middot; %zu streams &middot; %zu players</p>",
                   ACEMUX_VERSION, seconds(now - d.started_at()), sm.streams().size(), sm.player_count());
     h += buf;
+    if (d.cluster().enabled()) {
+        std::string alive;
+        for (auto& n : d.cluster().alive()) alive += (alive.empty() ? "" : ", ") + html(n);
+        h += "<p>cluster: this instance is <b>" + html(d.cluster().instance()) + "</b>; instances alive: " + alive + "</p>";
+    }
     h += "<h2>Streams</h2><table><tr><th>id</th><th>engine</th><th>state</th><th>up</th><th>Mbit/s in</th>"
          "<th>Mbit/s out</th><th>players</th><th>engine status</th><th>peers</th><th>KiB/s down</th>"
          "<th>MB downloaded</th></tr>";
     for (auto& [k, s] : sm.streams()) {
         const EngineStatus& es = s->engine_status();
-        std::snprintf(buf, sizeof buf, "<td>%s</td><td>%.0f s</td><td>%.2f</td><td>%.2f</td><td>%zu</td>",
-                      Stream::state_name(s->state()), seconds(now - s->created_at()), s->byte_rate() * 8 / 1e6,
-                      s->out_rate() * 8 / 1e6, s->player_count());
+        std::string role = s->role() == Stream::Role::solo ? ""
+                           : s->role() == Stream::Role::owner ? " (owner)"
+                                                              : " (follows " + html(s->owner()) + ")";
+        std::snprintf(buf, sizeof buf, "<td>%s%s</td><td>%.0f s</td><td>%.2f</td><td>%.2f</td><td>%zu</td>",
+                      Stream::state_name(s->state()), role.c_str(), seconds(now - s->created_at()),
+                      s->byte_rate() * 8 / 1e6, s->out_rate() * 8 / 1e6, s->player_count() + s->hls_viewer_count());
         h += "<tr><td><a href=\"/watch?id=" + html(s->id()) + "\">" + html(s->id()) + "</a></td><td>" +
              html(s->engine() ? s->engine()->cfg.name : "") + "</td>" + buf;
         if (es.at)
