@@ -131,3 +131,22 @@ Test(cluster, redis_stopped_for_10_s_costs_the_owners_players_nothing, .timeout 
     }
     cr_assert_eq(sim_stat(c.engine.stats(), "content"), 1, "the owner kept its engine connection");
 }
+
+Test(cluster, the_owner_streams_on_while_another_instance_has_players_and_stops_after_the_last, .timeout = 60) {
+    ClusterRig c;
+    c.start(2);
+    auto owner_player = std::make_unique<TestPlayer>();
+    cr_assert(watch(*owner_player, c.daemons[0]->port, kId, 300));
+    TestPlayer follower_player;
+    cr_assert(watch(follower_player, c.daemons[1]->port, kId, 500));
+    owner_player.reset(); // nobody watches on the owner now
+    follower_player.max_data_gap_ms = 0;
+    read_player(follower_player, 5000); // more than the owner's grace period (2 s)
+    cr_assert(!follower_player.closed);
+    cr_assert_lt(follower_player.max_data_gap_ms, 1000, "%s", follower_player.check.summary().c_str());
+    cr_assert_eq(sim_stat(c.engine.stats(), "stops"), 0, "the owner kept its engine session for the follower's player");
+    follower_player.fd.reset(); // the last player in the cluster leaves
+    long until = now_ms() + 10000;
+    while (now_ms() < until && sim_stat(c.engine.stats(), "stops") < 1) usleep(100 * 1000);
+    cr_assert_eq(sim_stat(c.engine.stats(), "stops"), 1, "then the owner stops it: %s", c.engine.stats().c_str());
+}
