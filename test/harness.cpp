@@ -88,6 +88,17 @@ void Proc::drain() {
     while ((n = ::read(pipe_.get(), buf, sizeof buf)) > 0) out_.append(buf, static_cast<size_t>(n));
 }
 
+void Proc::settle(long quiet_ms, long timeout_ms) {
+    long end = now_ms() + timeout_ms;
+    while (now_ms() < end) {
+        pollfd pfd{pipe_.get(), POLLIN, 0};
+        if (::poll(&pfd, 1, static_cast<int>(quiet_ms)) <= 0) return; // quiet: nothing more is on its way
+        size_t before = out_.size();
+        drain();
+        if (out_.size() == before) return; // closed
+    }
+}
+
 std::string Proc::wait_line(const std::string& needle, long timeout_ms) {
     long end = now_ms() + timeout_ms;
     for (;;) {

@@ -36,6 +36,9 @@ public:
     // Reads output until a line contains `needle`; returns that line ("" on timeout or exit).
     std::string wait_line(const std::string& needle, long timeout_ms);
     void drain();                                    // reads what is there, without waiting
+    // Reads until it has written nothing for `quiet_ms`: the daemon writes its
+    // log once per pass of its loop, after what the pass did to sockets.
+    void settle(long quiet_ms = 50, long timeout_ms = 2000);
     const std::string& output() const { return out_; }
     bool running();
     int stop(int sig = 15, long timeout_ms = 10000); // exit status, 128+sig if killed, -1 if it would not die

@@ -97,6 +97,7 @@ void Rig::start(const std::vector<std::string>& engine_args, const std::string& 
 
 std::string Rig::log() {
     daemon.proc.drain();
+    daemon.proc.settle();
     return daemon.proc.output();
 }
 

@@ -99,7 +99,7 @@ Test(cluster, the_owners_death_moves_the_stream_and_no_survivor_disconnects, .ti
     read_players(survivors, 8000);
     std::string took;
     for (int i : {1, 2}) {
-        c.daemons[size_t(i)]->proc.drain();
+        c.daemons[size_t(i)]->proc.settle();
         if (c.daemons[size_t(i)]->proc.output().find("this instance takes over") != std::string::npos) took += "i" + std::to_string(i);
     }
     cr_assert_eq(took.size(), 2u, "exactly one survivor took the lease: %s", took.c_str());

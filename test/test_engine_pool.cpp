@@ -68,7 +68,7 @@ Test(engine_pool, killed_engine_moves_the_stream_and_players_stay, .timeout = 30
     cr_assert_eq(p.check.restarts, p.check.restarts_flagged);
     cr_assert_eq(p.check.bad_sync + p.check.corrupt + p.check.duplicated + p.check.cc_errors, 0u, "%s",
                  p.check.summary().c_str());
-    d.proc.drain();
+    d.proc.settle();
     cr_assert(d.proc.output().find("moving from engine a to b") != std::string::npos);
     cr_assert(d.proc.output().find("new stream spliced in") != std::string::npos);
 }
@@ -80,7 +80,7 @@ Test(engine_pool, stalled_engine_is_detected_by_no_data_timeout, .timeout = 30) 
     // a stalls, gets one more try (it had streamed), stalls again: then b.
     for (long end = now_ms() + 10000; now_ms() < end && sim_stat(b.stats(), "active") < 1;) read_player(p, 200);
     read_player(p, 1000);
-    d.proc.drain();
+    d.proc.settle();
     cr_assert(d.proc.output().find("no data for 1.") != std::string::npos, "%s", d.proc.output().c_str());
     cr_assert_eq(sim_stat(b.stats(), "active"), 1, "moved to b after a stalled twice: %s", d.proc.output().c_str());
     cr_assert(!p.closed);

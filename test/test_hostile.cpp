@@ -166,7 +166,7 @@ void engine_fault(const char* fault, const char* expect_log) {
     read_player(victim, 200);
     cr_assert(bystander.open(d.port, kId2)); // "good"
     read_players({&victim, &bystander}, 4500);
-    d.proc.drain();
+    d.proc.settle();
     cr_assert(d.proc.output().find(expect_log) != std::string::npos, "%s: no \"%s\" in\n%s", fault, expect_log,
               d.proc.output().c_str());
     cr_assert(bystander.check.clean() && bystander.check.data > 1000 && bystander.check.restarts == 0,

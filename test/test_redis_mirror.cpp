@@ -148,7 +148,7 @@ Test(redis_mirror, restarted_daemon_primes_a_new_player_before_the_engine_sends,
     cr_assert_lt(ttfb, 1000, "before the engine could have sent anything");
     cr_assert_eq(sim_stat(rig.engine.stats(), "bytes"), 0, "the engine has sent nothing yet");
     cr_assert(p.check.clean(), "%s", p.check.summary().c_str());
-    rig.daemon.proc.drain();
+    rig.daemon.proc.settle();
     cr_assert(rig.daemon.proc.output().find("from redis") != std::string::npos);
     // Then the engine's own data follows, marked as a new stream.
     read_player(p, 3500);
@@ -180,8 +180,8 @@ Test(redis_mirror, passwords_stay_out_of_the_log_and_a_wrong_one_backs_off, .tim
     cr_assert(line.find("redis://:***@127.0.0.1:") != std::string::npos, "%s", line.c_str());
     cr_assert(bad.proc.wait_line("redis: authentication failed", 3000) != "");
     usleep(3000000);
-    good.proc.drain();
-    bad.proc.drain();
+    good.proc.settle();
+    bad.proc.settle();
     for (DaemonProc* d : {&good, &bad}) {
         cr_assert(d->proc.output().find("s3cr3t-pw") == std::string::npos, "%s", d->proc.output().c_str());
         cr_assert(d->proc.output().find("wrong-pw") == std::string::npos, "%s", d->proc.output().c_str());
