@@ -47,6 +47,13 @@ EngineLease EnginePool::pick(const Engine* avoid) {
     return EngineLease(best);
 }
 
+EngineLease EnginePool::pick_uncounted() {
+    std::shared_ptr<Engine> best;
+    for (auto& e : engines_)
+        if (e->up && !e->removed && (!best || e->load() < best->load())) best = e;
+    return best ? EngineLease(best, false) : EngineLease();
+}
+
 void EnginePool::check_all() {
     for (auto& e : engines_) check(e);
 }

@@ -117,6 +117,7 @@ std::string stats_json(const Daemon& d) {
         cJSON_AddStringToObject(o, "state", e->up ? "up" : "down");
         cJSON_AddNumberToObject(o, "streams", e->streams);
         cJSON_AddNumberToObject(o, "max_streams", e->cfg.max_streams);
+        if (d.cluster().enabled()) cJSON_AddNumberToObject(o, "streams_elsewhere", e->elsewhere); // other instances
         cJSON_AddStringToObject(o, "version", e->version.c_str());
         cJSON_AddItemToArray(engines, o);
     }

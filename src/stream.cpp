@@ -614,6 +614,12 @@ void Stream::become_owner() {
     follow_load_.cancel();
     fetching_ = false;
     engine_.count(true);
+    // A takeover inherits the dead owner's slot (its heartbeat may count it a
+    // little longer); a new stream must fit.
+    if (!took_over && engine_->load() > engine_->cfg.max_streams) {
+        reactor().log().warn("stream %s: refused, engine %s is full across the cluster", id_.c_str(), engine_->cfg.name.c_str());
+        return close(503, "no engine can take a new stream now");
+    }
     if (took_over)
         reactor().log().warn("stream %s: its owner is gone; this instance takes over and reads engine %s", id_.c_str(),
                              engine_->cfg.name.c_str());

@@ -73,6 +73,10 @@ Stream* Streams::find_or_start(const Wanted& w, HttpResponse& no) {
     // one idle longest gives its slot up (zapping through channels must not
     // run the engines out of slots).
     while (!e && close_idle_stream()) e = pool_.pick();
+    // In a cluster the stream may run on another instance already: this one
+    // would only follow it, and needs no engine slot. If it turns out to own
+    // the stream, it is refused then (Stream::become_owner).
+    if (!e && cluster_ && cluster_->enabled() && cluster_->connected()) e = pool_.pick_uncounted();
     if (!e) {
         r_.log().warn("stream %s: refused, no engine can take it", w.id.c_str());
         return no = HttpResponse::unavailable("no engine can take a new stream now", 10), nullptr;

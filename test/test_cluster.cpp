@@ -150,3 +150,27 @@ Test(cluster, the_owner_streams_on_while_another_instance_has_players_and_stops_
     while (now_ms() < until && sim_stat(c.engine.stats(), "stops") < 1) usleep(100 * 1000);
     cr_assert_eq(sim_stat(c.engine.stats(), "stops"), 1, "then the owner stops it: %s", c.engine.stats().c_str());
 }
+
+Test(cluster, max_streams_counts_across_instances_and_a_follower_needs_no_slot, .timeout = 40) {
+    RedisServer redis;
+    EngineSim engine;
+    cr_assert(redis.start() && engine.start());
+    std::vector<std::unique_ptr<DaemonProc>> d;
+    for (int i = 0; i < 2; i++) {
+        d.push_back(std::make_unique<DaemonProc>());
+        cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port, 1) + "[redis]\nurl = \"" +
+                                  redis.url() + "\"\n[cluster]\nenabled = true\ninstance = \"i" + std::to_string(i) + "\"\n"));
+        cr_assert(d.back()->proc.wait_line("redis pub/sub: connected", 3000) != "");
+    }
+    TestPlayer a;
+    cr_assert(watch(a, d[0]->port, kId, 1500)); // i0 owns kId: the engine's one slot; i1 hears it within a second
+    std::string st = http_get(d[1]->port, "/stats").body;
+    cr_assert_neq(st.find("\"streams_elsewhere\":1"), std::string::npos, "%s", st.c_str());
+    TestPlayer b;
+    cr_assert(watch(b, d[1]->port, kId, 500), "a follower of a running stream needs no slot of its own");
+    cr_assert(b.check.clean() && b.check.data > 0, "%s", b.check.summary().c_str());
+    HttpReply r = http_get(d[1]->port, "/ace/getstream?id=" + kId2, 5000);
+    cr_assert_eq(r.status, 503, "a second stream does not fit on the engine: %s", r.head.c_str());
+    cr_assert_neq(r.body.find("no engine can take a new stream now"), std::string::npos, "%s", r.body.c_str());
+    cr_assert_eq(sim_stat(engine.stats(), "content"), 1);
+}

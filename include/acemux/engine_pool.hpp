@@ -28,7 +28,9 @@ struct Engine {
 class EngineLease {
 public:
     EngineLease() = default;
-    explicit EngineLease(std::shared_ptr<Engine> e) : e_(std::move(e)) { e_->streams++; }
+    explicit EngineLease(std::shared_ptr<Engine> e, bool counted = true) : e_(std::move(e)), counted_(counted) {
+        if (counted_) e_->streams++;
+    }
     EngineLease(EngineLease&& o) noexcept : e_(std::move(o.e_)), counted_(o.counted_) {}
     EngineLease& operator=(EngineLease&& o) noexcept {
         if (this != &o) {
@@ -65,6 +67,9 @@ public:
 
     // Least-loaded up engine with room, other than `avoid` when another fits.
     EngineLease pick(const Engine* avoid = nullptr);
+    // The least-loaded up engine, full or not, not counted: for a stream
+    // that may only follow another instance's (a cluster).
+    EngineLease pick_uncounted();
     void reconfigure(const EnginesConfig& c); // keeps state of engines that stay; drains removed ones
     // What an engine answers at once, busy or not: the health check, and a
     // stream's probe of a silent engine.
