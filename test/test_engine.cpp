@@ -89,7 +89,7 @@ Test(engine, every_attempt_sends_its_own_pid, .timeout = 40) {
     cr_assert(wait_data({&p1, &p2}));
     read_players({&p1, &p2}, 2000);
     // An engine restart: both reconnect, each with a fresh pid again.
-    http_get(engine.port, "/sim/set?drop=1");
+    cr_assert_eq(http_get(engine.port, "/sim/set?drop=1", 5000).status, 200, "the engine dropped its connections");
     uint64_t r1 = p1.check.restarts, r2 = p2.check.restarts;
     for (long end = now_ms() + 8000; now_ms() < end && (p1.check.restarts == r1 || p2.check.restarts == r2);)
         read_players({&p1, &p2}, 50);
@@ -185,7 +185,7 @@ Test(engine, stop_commands_on_failover_and_on_shutdown, .timeout = 40) {
     cr_assert(q.open(d.port, kId2)); // on b
     cr_assert(wait_data({&p, &q}));
     // a goes silent after a restart: the stream moves to b, and a is told to stop.
-    http_get(a.port, "/sim/set?fault=silent&drop=1");
+    cr_assert_eq(http_get(a.port, "/sim/set?fault=silent&drop=1", 5000).status, 200, "the fault was set");
     for (long end = now_ms() + 10000; now_ms() < end && p.check.restarts == 0;) read_players({&p, &q}, 50);
     cr_assert_eq(p.check.restarts, 1u, "%s", d.proc.output().c_str());
     cr_assert_geq(sim_stat(a.stats(), "stops"), 1, "a stopped: %s", a.stats().c_str());
@@ -256,7 +256,8 @@ namespace {
 void back_broken(const char* fault, const char* what, const char* log_says) {
     Failover f;
     f.start();
-    http_get(f.a.port, std::string("/sim/set?fault=") + fault + "&drop=1");
+    HttpReply set = http_get(f.a.port, std::string("/sim/set?fault=") + fault + "&drop=1", 5000);
+    cr_assert_eq(set.status, 200, "the fault was set on engine a: %s", set.head.c_str());
     long took = f.until_moved(10000);
     f.check(what, took);
     // The retry on a (after 250 ms) fails within connect_timeout or
@@ -286,7 +287,7 @@ Test(engine_failover, engine_back_after_a_reset_sending_garbage, .timeout = 40) 
 static void hung_with_defaults(const char* set, const char* what) {
     Failover f;
     f.start("");
-    http_get(f.a.port, set);
+    cr_assert_eq(http_get(f.a.port, set, 5000).status, 200, "the fault was set on engine a");
     long took = f.until_moved(10000);
     f.check(what, took);
     cr_assert_lt(took, 2000 + 1000 + 250 + 1500, "%s: %ld ms, well before no_data_timeout", what, took);
