@@ -53,14 +53,20 @@ std::vector<TestPlayer*> raw(std::vector<std::unique_ptr<TestPlayer>>& ps, size_
     return v;
 }
 
+// `n` instances with `per` players each, every player with data, read for `ms`.
+std::vector<std::unique_ptr<TestPlayer>> running(ClusterRig& c, int n, int per, long ms) {
+    c.start(n);
+    auto ps = players_on(c, per);
+    cr_assert(wait_data(raw(ps), 10000), "every player has data");
+    read_players(raw(ps), ms);
+    return ps;
+}
+
 } // namespace
 
 Test(cluster, three_instances_share_one_engine_connection_and_a_late_one_serves_from_redis, .timeout = 60) {
     ClusterRig c;
-    c.start(3);
-    auto ps = players_on(c, 10);
-    cr_assert(wait_data(raw(ps), 10000), "every player has data");
-    read_players(raw(ps), 3000);
+    auto ps = running(c, 3, 10, 3000);
     std::string st = c.engine.stats();
     cr_assert_eq(sim_stat(st, "content"), 1, "one playback connection for 30 players on 3 instances: %s", st.c_str());
     for (size_t i = 0; i < ps.size(); i++) {
@@ -88,10 +94,7 @@ Test(cluster, three_instances_share_one_engine_connection_and_a_late_one_serves_
 
 Test(cluster, the_owners_death_moves_the_stream_and_no_survivor_disconnects, .timeout = 60) {
     ClusterRig c;
-    c.start(3);
-    auto ps = players_on(c, 3);
-    cr_assert(wait_data(raw(ps), 10000));
-    read_players(raw(ps), 1500);
+    auto ps = running(c, 3, 3, 1500);
     long killed = now_ms();
     c.daemons[0]->proc.stop(SIGKILL);
     auto survivors = raw(ps, 3);
@@ -116,10 +119,7 @@ Test(cluster, the_owners_death_moves_the_stream_and_no_survivor_disconnects, .ti
 
 Test(cluster, redis_stopped_for_10_s_costs_the_owners_players_nothing, .timeout = 60) {
     ClusterRig c;
-    c.start(1);
-    auto ps = players_on(c, 3);
-    cr_assert(wait_data(raw(ps), 10000));
-    read_players(raw(ps), 1000);
+    auto ps = running(c, 1, 3, 1000);
     kill(c.redis.proc.pid(), SIGSTOP);
     read_players(raw(ps), 10000);
     kill(c.redis.proc.pid(), SIGCONT);
