@@ -211,6 +211,9 @@ struct Failover {
         cr_assert(d.start("[stream]\n" + stream +
                           "[engines]\nhealth_interval = 60\n" + engine_entry("a", a.port) + engine_entry("b", b.port)));
         cr_assert(p.open(d.port, kId));
+        // p's stream is on a only if its request is handled first: engines
+        // are taken in turn, and two requests at once may come in either order.
+        cr_assert(wait_status(p), "p's stream started");
         cr_assert(bystander.open(d.port, kId2)); // b
         cr_assert(wait_data({&p, &bystander}));
         read_players({&p, &bystander}, 1000);
