@@ -62,6 +62,7 @@ struct Run {
     int players = 0;
     double mbit_per_player = 0, seconds = 0, gbit = 0, cpu = 0, cpu_per_gb = 0, rss = 0, engine_mbit = 0;
     double lost = 0, ttfb50 = -1, ttfb99 = -1;
+    double bytes_per_write = -1, writes_per_gb = -1, passes_per_gb = -1; // acemux's own counters
     std::string note;
 };
 
@@ -136,10 +137,18 @@ Run measure(const std::string& scenario, const std::string& target, int players,
     if (!sw.start(t.port, ids, players, secs, warmup, late, stall_one, hls)) return r.note = "swarm failed", r;
     long e0 = static_cast<long>(json_num(engine.stats(), "bytes"));
     double c0 = cpu_seconds(t.proc.pid());
+    std::string s0 = target == "acemux" ? http_get(t.port, "/stats").body : "";
     long t0 = now_ms();
     std::string out = sw.finish(secs);
     double wall = static_cast<double>(now_ms() - t0) / 1000.0;
     r.cpu = cpu_seconds(t.proc.pid()) - c0;
+    if (target == "acemux") { // what the daemon counted of its own writes and wake-ups
+        std::string s1 = http_get(t.port, "/stats").body;
+        auto delta = [&](const char* k) { return json_num(s1, k) - json_num(s0, k); };
+        double b = delta("player_bytes_since_start"), w = delta("player_writes_since_start");
+        if (w > 0) r.bytes_per_write = b / w;
+        if (b > 0) r.writes_per_gb = w / (b / 1e9), r.passes_per_gb = delta("loop_passes_since_start") / (b / 1e9);
+    }
     r.rss = rss_mib(t.proc.pid());
     long e1 = static_cast<long>(json_num(engine.stats(), "bytes"));
     r.engine_mbit = static_cast<double>(e1 - e0) * 8 / wall / 1e6;
@@ -159,9 +168,13 @@ Run measure(const std::string& scenario, const std::string& target, int players,
 }
 
 void print(const Run& r) {
-    std::printf("%-10s %-8s %6d %7.1f %8.3f %9.2f %8.1f %9.1f %10.0f %7.2f/%-7.2f %s\n", r.scenario.c_str(),
+    char counters[128] = "";
+    if (r.bytes_per_write > 0)
+        std::snprintf(counters, sizeof counters, "%.0f B/write, %.0f writes/GB, %.0f passes/GB  ", r.bytes_per_write,
+                      r.writes_per_gb, r.passes_per_gb);
+    std::printf("%-10s %-8s %6d %7.1f %8.3f %9.2f %8.1f %9.1f %10.0f %7.2f/%-7.2f %s%s\n", r.scenario.c_str(),
                 r.target.c_str(), r.players, r.engine_mbit, r.gbit, r.cpu_per_gb, r.rss, r.cpu, r.lost, r.ttfb50,
-                r.ttfb99, r.note.c_str());
+                r.ttfb99, counters, r.note.c_str());
     std::fflush(stdout);
 }
 
@@ -170,9 +183,10 @@ std::string json(const Run& r) {
     std::snprintf(b, sizeof b,
                   "{\"scenario\":\"%s\",\"target\":\"%s\",\"players\":%d,\"engine_mbit_s\":%.2f,\"delivered_gbit_s\":%.4f,"
                   "\"cpu_s\":%.4f,\"cpu_s_per_gb\":%.4f,\"rss_mib\":%.2f,\"lost_bytes\":%.0f,\"ttfb_p50_ms\":%.2f,"
-                  "\"ttfb_p99_ms\":%.2f,\"note\":\"%s\"}",
+                  "\"ttfb_p99_ms\":%.2f,\"bytes_per_write\":%.0f,\"writes_per_gb\":%.0f,\"passes_per_gb\":%.0f,"
+                  "\"note\":\"%s\"}",
                   r.scenario.c_str(), r.target.c_str(), r.players, r.engine_mbit, r.gbit, r.cpu, r.cpu_per_gb, r.rss,
-                  r.lost, r.ttfb50, r.ttfb99, r.note.c_str());
+                  r.lost, r.ttfb50, r.ttfb99, r.bytes_per_write, r.writes_per_gb, r.passes_per_gb, r.note.c_str());
     return b;
 }
 

@@ -90,6 +90,7 @@ bool Player::pump() {
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(n);
     ssize_t w = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    writes_++;
     if (w < 0) {
         if (errno == EAGAIN || errno == EINTR) w = 0;
         else return end(errno == EPIPE || errno == ECONNRESET ? "player closed the connection" : "write error"), false;

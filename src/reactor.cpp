@@ -216,6 +216,7 @@ void Reactor::run_once(Millis max_wait) {
     epoll_event evs[kBatch];
     before_sleep();
     int n = ::epoll_wait(epfd_.get(), evs, kBatch, static_cast<int>(next_timeout(max_wait)));
+    passes_++;
     update_time();
     for (int i = 0; i < n; i++) {
         int fd = evs[i].data.fd;

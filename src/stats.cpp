@@ -141,6 +141,13 @@ std::string stats_json(const Daemon& d) {
     cJSON_AddNumberToObject(totals, "streams_since_start", static_cast<double>(t.streams));
     cJSON_AddNumberToObject(totals, "reconnects_since_start", static_cast<double>(t.reconnects));
     cJSON_AddNumberToObject(totals, "hls_players_gone_since_start", static_cast<double>(t.hls_players));
+    // Where the time goes (make bench divides these by the bytes delivered).
+    uint64_t sent = t.bytes_out, writes = t.writes;
+    for (auto& [k, s] : d.streams().streams())
+        for (auto& p : s->players()) sent += p->bytes_sent(), writes += p->writes();
+    cJSON_AddNumberToObject(totals, "player_bytes_since_start", static_cast<double>(sent));
+    cJSON_AddNumberToObject(totals, "player_writes_since_start", static_cast<double>(writes));
+    cJSON_AddNumberToObject(totals, "loop_passes_since_start", static_cast<double>(d.reactor().passes()));
 
     std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(root.get()), cJSON_free);
     return std::string(text.get()) + "\n";

@@ -63,6 +63,7 @@ public:
     const SockAddr& peer() const { return peer_; }
     const std::string& user_agent() const { return ua_; }
     uint64_t bytes_sent() const { return sent_; }
+    uint64_t writes() const { return writes_; } // sendmsg calls: what batching saves
     uint64_t jumps() const { return jumps_; }
     Millis connected_at() const { return since_; }
 
@@ -87,7 +88,7 @@ private:
     uint8_t null_cc_ = 0;
     std::string why_;
     Millis since_, last_progress_;
-    uint64_t sent_ = 0, jumps_ = 0;
+    uint64_t sent_ = 0, jumps_ = 0, writes_ = 0;
 };
 
 } // namespace acemux

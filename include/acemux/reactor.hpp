@@ -69,6 +69,7 @@ public:
     bool stopping() const { return stopping_; }
 
     Millis now() const { return now_; } // monotonic, updated once per batch
+    uint64_t passes() const { return passes_; } // epoll_wait calls: each is a wake-up of the process
     void update_time();
 
     Log& log() { return log_; }
@@ -120,6 +121,7 @@ private:
     SignalHandler sig_handler_;
     std::vector<std::shared_ptr<void>> released_; // shared_ptr<void> keeps each one's own deleter
     Millis now_ = 0;
+    uint64_t passes_ = 0;
     bool stopping_ = false;
     Log log_;
     std::unique_ptr<Resolver> resolver_;

@@ -46,8 +46,8 @@ public:
 
     // Counters over the daemon's life (players that left add theirs here).
     struct Totals {
-        uint64_t streams = 0, reconnects = 0, players = 0, hls_players = 0, bytes_in = 0, bytes_out = 0, jumps = 0;
-        void closed(const Player& c) { players++, bytes_out += c.bytes_sent(), jumps += c.jumps(); }
+        uint64_t streams = 0, reconnects = 0, players = 0, hls_players = 0, bytes_in = 0, bytes_out = 0, jumps = 0, writes = 0;
+        void closed(const Player& c) { players++, bytes_out += c.bytes_sent(), jumps += c.jumps(), writes += c.writes(); }
     } totals;
     // The last streams that ended, newest last, and why: a user asking why a
     // channel did not play finds the engine's answer here.
