@@ -47,7 +47,8 @@ void Segmenter::update(const Ring& ring, Millis now) {
     if (!ring.bytes_in()) return;
     if (first_data_ < 0) first_data_ = now;
     double target = static_cast<double>(target_) / 1000.0;
-    ring.each_rap([&](const RandomAccess& r) {
+    // This runs after every engine read: the keyframes are looked at only when there is a new one.
+    if (ring.raps_found() != raps_seen_) raps_seen_ = ring.raps_found(), ring.each_rap([&](const RandomAccess& r) {
         if (r.pos < next_rap_) return;
         next_rap_ = r.pos + 1;
         if (!open_) return open(r.pos, r.psi, r.pts, now, false);
@@ -145,47 +146,17 @@ bool HlsReply::send(const Segment& s) {
     return pump();
 }
 
-// The same gather as a player's: its own bytes, then iovecs over ring
-// memory, up to the end of the segment.
+// A player's send, up to the end of the segment.
 bool HlsReply::pump() {
     if (ended()) return false;
     if (!sending_) return true;
     // A reader this slow lost the race with the writer: its bytes are gone.
     if (left_ && cur_.idx < ring_.first()) return end(), false;
-    iovec iov[IOV_MAX];
-    int n = 0;
-    size_t own_left = own_.size() - own_off_;
-    if (own_left) iov[n++] = {own_.data() + own_off_, own_left};
-    size_t offered = own_left;
-    if (left_) {
-        int k = cur_.gather(ring_, iov + n, IOV_MAX - n), last = n;
-        uint64_t rest = left_;
-        for (int i = n; i < n + k && rest; i++) { // up to the segment's end
-            iov[i].iov_len = static_cast<size_t>(std::min<uint64_t>(iov[i].iov_len, rest));
-            rest -= iov[i].iov_len;
-            offered += iov[i].iov_len;
-            last = i + 1;
-        }
-        n = last;
-    }
-    if (offered == 0) return finish();
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(n);
-    ssize_t w = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w < 0) {
-        if (errno != EAGAIN && errno != EINTR) return end(), false;
-        w = 0;
-    }
-    size_t took = static_cast<size_t>(w);
-    if (took) last_progress_ = r_.now(), sent_ += took;
-    size_t from_own = std::min(took, own_left);
-    own_off_ += from_own;
-    if (own_off_ == own_.size()) own_.clear(), own_off_ = 0;
-    if (took > from_own) {
-        cur_.advance(ring_, took - from_own);
-        left_ -= took - from_own;
-    }
+    Sent s = send_from_ring(fd_.get(), own_, own_off_, cur_, ring_, left_);
+    if (!s.offered) return finish();
+    if (s.err) return end(), false;
+    if (s.took) last_progress_ = r_.now(), sent_ += s.took;
+    left_ -= s.from_ring;
     if (own_.empty() && !left_) return finish();
     if (r_.set_interest(fd_.get(), watch_read_, true)) return end(), false;
     return true;

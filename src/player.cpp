@@ -69,43 +69,61 @@ void Player::move_to(const JoinPoint& j) {
     if (j.psi) own_.append(reinterpret_cast<const char*>(j.psi), 2 * ts::kPacket);
 }
 
-bool Player::pump() {
-    if (ended()) return false;
-    if (!started_) return true;
-    catch_up();
+Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, const Ring& ring, uint64_t ring_max) {
+    Sent s;
     iovec iov[IOV_MAX];
     int n = 0;
-    size_t own_left = own_.size() - own_off_;
-    if (own_left) iov[n++] = {own_.data() + own_off_, own_left};
-    if (streaming_) n += cur_.gather(ring_, iov + n, IOV_MAX - n);
-    if (n == 0) {
-        if (!streaming_) end("answered");
-        return !ended();
+    size_t own_left = own.size() - own_off;
+    if (own_left) iov[n++] = {own.data() + own_off, own_left};
+    if (ring_max) {
+        int k = cur.gather(ring, iov + n, IOV_MAX - n), end = n + k;
+        if (ring_max != kWholeRing) { // up to the end of what is asked for (a segment)
+            uint64_t rest = ring_max;
+            for (end = n; end < n + k && rest; end++) {
+                iov[end].iov_len = static_cast<size_t>(std::min<uint64_t>(iov[end].iov_len, rest));
+                rest -= iov[end].iov_len;
+            }
+        }
+        n = end;
     }
-    size_t offered = 0;
-    for (int i = 0; i < n; i++) offered += iov[i].iov_len;
+    for (int i = 0; i < n; i++) s.offered += iov[i].iov_len;
+    if (!s.offered) return s;
     // sendmsg, not writev: the same gather, but straight to the socket layer,
     // without the file layer's position lock and iterator set-up per call.
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = static_cast<size_t>(n);
-    ssize_t w = ::sendmsg(fd_.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    writes_++;
+    ssize_t w = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (w < 0) {
-        if (errno == EAGAIN || errno == EINTR) w = 0;
-        else return end(errno == EPIPE || errno == ECONNRESET ? "player closed the connection" : "write error"), false;
+        if (errno != EAGAIN && errno != EINTR) s.err = errno;
+        return s;
     }
-    size_t took = static_cast<size_t>(w);
-    if (took) {
+    s.took = static_cast<size_t>(w);
+    size_t from_own = std::min(s.took, own_left);
+    own_off += from_own;
+    if (own_off == own.size()) own.clear(), own_off = 0;
+    s.from_ring = s.took - from_own;
+    if (s.from_ring) cur.advance(ring, s.from_ring);
+    return s;
+}
+
+bool Player::pump() {
+    if (ended()) return false;
+    if (!started_) return true;
+    catch_up();
+    Sent s = send_from_ring(fd_.get(), own_, own_off_, cur_, ring_, streaming_ ? kWholeRing : 0);
+    if (!s.offered) {
+        if (!streaming_) end("answered");
+        return !ended();
+    }
+    writes_++;
+    if (s.err) return end(s.err == EPIPE || s.err == ECONNRESET ? "player closed the connection" : "write error"), false;
+    if (s.took) {
         last_progress_ = r_.now();
-        sent_ += took;
+        sent_ += s.took;
     }
-    size_t from_own = std::min(took, own_left);
-    own_off_ += from_own;
-    if (own_off_ == own_.size()) own_.clear(), own_off_ = 0;
-    if (took > from_own) cur_.advance(ring_, took - from_own);
     bool was_blocked = blocked_;
-    blocked_ = took < offered;
+    blocked_ = s.took < s.offered;
     if (blocked_ != was_blocked && r_.set_interest(fd_.get(), true, blocked_))
         return end("cannot watch its socket"), false;
     if (!streaming_ && !blocked_ && own_.empty()) end("answered");

@@ -50,6 +50,7 @@ void Ring::index(size_t from, size_t n) {
         std::memcpy(r.psi, scanner_.psi(), sizeof r.psi);
         rap_next_ = (rap_next_ + 1) % kMaxRaps;
         rap_count_ = std::min(rap_count_ + 1, kMaxRaps);
+        raps_found_++;
     }
 }
 

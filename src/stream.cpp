@@ -103,17 +103,21 @@ void Stream::add(StreamHandoff&& h, std::string user_agent) {
                                                 cfg().client_sndbuf));
     Player& p = *players_.back();
     p.self = std::prev(players_.end());
-    if (st_ == State::draining) {
-        grace_timer_.stop();
-        st_ = failing_since_ ? State::failing : State::running;
-        reactor().log().info("stream %s: player returned within the grace period", id_.c_str());
-    }
+    revive();
     reactor().log().info("player %s joined stream %s (%zu players)", p.peer().str().c_str(), id_.c_str(),
                          players_.size());
     if (p.ended() || (accepted_ && !p.begin(200, ""))) end_player(p.self);
 }
 
 void Stream::player_ended(Player& p) { end_player(p.self); }
+
+// A player (TS or HLS) came while the stream waited out its grace period.
+void Stream::revive() {
+    if (st_ != State::draining) return;
+    grace_timer_.stop();
+    st_ = failing_since_ ? State::failing : State::running;
+    reactor().log().info("stream %s: player returned within the grace period", id_.c_str());
+}
 
 // Every player leaves through here, whoever noticed: logged, counted and
 // released (it may be inside its own callback).
@@ -460,23 +464,15 @@ void Stream::hls_seen(const SockAddr& peer, const std::string& ua) {
     v.last = now;
     if (!fresh) return;
     v.peer = peer, v.user_agent = ua, v.since = now;
-    if (st_ == State::draining) {
-        grace_timer_.stop();
-        st_ = failing_since_ ? State::failing : State::running;
-        reactor().log().info("stream %s: player returned within the grace period", id_.c_str());
-    }
+    revive();
     reactor().log().info("hls player %s joined stream %s", peer.str().c_str(), id_.c_str());
 }
 
-std::string Stream::playlist(const std::string& uri_suffix) const {
-    return seg_.playlist("/ace/hls/" + id_key_ + "/" + id_ + "/", uri_suffix);
-}
-
-static HttpResponse playlist_response(std::string body) {
+HttpResponse Stream::playlist(const std::string& uri_suffix) const {
     HttpResponse r;
     r.content_type = "application/vnd.apple.mpegurl";
     r.headers.emplace_back("Cache-Control", "no-cache");
-    r.body = std::move(body);
+    r.body = seg_.playlist("/ace/hls/" + id_key_ + "/" + id_ + "/", uri_suffix);
     return r;
 }
 
@@ -495,7 +491,7 @@ void Stream::answer_manifests() {
     if (replies_.empty() || !has_segments()) return;
     for (auto it = replies_.begin(); it != replies_.end();) {
         HlsReply& r = **it;
-        it = !r.waiting() || r.send(playlist_response(playlist(r.uri_suffix))) ? std::next(it) : end_reply(it);
+        it = !r.waiting() || r.send(playlist(r.uri_suffix)) ? std::next(it) : end_reply(it);
     }
 }
 

@@ -23,6 +23,19 @@ static bool is_content_id(std::string& s) {
     return true;
 }
 
+// content_id and id name the same thing; an infohash is another namespace.
+static std::string stream_key(const std::string& id_key, const std::string& id) {
+    return (id_key == "infohash" ? "infohash:" : "id:") + id;
+}
+
+// A HEAD on a stream or a segment: what a GET would start with.
+static HttpResponse ts_head() {
+    HttpResponse r;
+    r.content_type = "video/mp2t";
+    r.close_delimited = true;
+    return r;
+}
+
 // The engine's own names, in the order the engine prefers them; the engine
 // is asked with the name the player used. content_id and id name the same
 // thing; an infohash is another namespace. False: `bad` says why (400).
@@ -34,7 +47,7 @@ bool Streams::read_id(const HttpRequest& req, Wanted& w, HttpResponse& bad) {
     if (w.id_key.empty())
         return bad = HttpResponse::text(400, "missing content id: use " + req.path + "?content_id=<40 hex characters>"), false;
     if (!is_content_id(w.id)) return bad = HttpResponse::text(400, w.id_key + " must be 40 hexadecimal characters"), false;
-    w.key = (w.id_key == "infohash" ? "infohash:" : "id:") + w.id;
+    w.key = stream_key(w.id_key, w.id);
     return true;
 }
 
@@ -107,12 +120,7 @@ HttpResponse Streams::getstream(const HttpRequest& req) {
     if (!read_id(req, w, no)) return no;
     if (const std::string* f = req.param("format"); f && *f == "json") return engine_answer(req, w.id_key, w.id);
     if (!admit(req, w.id, no)) return no;
-    if (req.is_head()) {
-        HttpResponse r;
-        r.content_type = "video/mp2t";
-        r.close_delimited = true;
-        return r;
-    }
+    if (req.is_head()) return ts_head();
     if (!find_or_start(w, no)) return no;
     HttpResponse r;
     r.stream = [this, key = w.key, ua = user_agent(req)](StreamHandoff&& h) {
@@ -145,13 +153,7 @@ HttpResponse Streams::manifest(const HttpRequest& req) {
     if (!(s && s->hls_knows(req.peer, ua)) && !admit(req, w.id, no)) return no;
     if (!(s = find_or_start(w, no))) return no;
     s->hls_seen(req.peer, ua);
-    if (s->has_segments() || req.is_head()) {
-        HttpResponse r;
-        r.content_type = "application/vnd.apple.mpegurl";
-        r.headers.emplace_back("Cache-Control", "no-cache");
-        r.body = s->playlist(token_suffix(req));
-        return r;
-    }
+    if (s->has_segments() || req.is_head()) return s->playlist(token_suffix(req));
     HttpResponse r;
     r.stream = [this, key = w.key, suffix = token_suffix(req), viewer = Stream::viewer_key(req.peer, ua)](StreamHandoff&& h) {
         if (Stream* s = find(key)) s->wait_manifest(std::move(h), suffix, viewer);
@@ -172,18 +174,13 @@ HttpResponse Streams::segment(const HttpRequest& req) {
         name.size() < 4 || name.substr(name.size() - 3) != ".ts" ||
         name.find_first_not_of("0123456789") != name.size() - 3 || name.size() > 23)
         return HttpResponse::text(404, "no such segment: " + req.path);
-    w.key = (w.id_key == "infohash" ? "infohash:" : "id:") + w.id;
+    w.key = stream_key(w.id_key, w.id);
     Stream* s = find(w.key);
     if (!s) return HttpResponse::text(404, "no such stream: " + w.id + " (it starts with its manifest)");
     uint64_t seq = std::strtoull(std::string(name.substr(0, name.size() - 3)).c_str(), nullptr, 10);
     std::string ua = user_agent(req);
     s->hls_seen(req.peer, ua);
-    if (req.is_head()) {
-        HttpResponse r;
-        r.content_type = "video/mp2t";
-        r.close_delimited = true;
-        return r;
-    }
+    if (req.is_head()) return ts_head();
     HttpResponse r;
     r.stream = [this, key = w.key, seq, viewer = Stream::viewer_key(req.peer, ua)](StreamHandoff&& h) {
         if (Stream* s = find(key)) s->send_segment(std::move(h), seq, viewer);

@@ -19,6 +19,7 @@
 
 #include "acemux/http.hpp"
 #include "acemux/http_server.hpp"
+#include "acemux/player.hpp"
 #include "acemux/reactor.hpp"
 #include "acemux/ring.hpp"
 
@@ -64,6 +65,7 @@ private:
     Millis cur_at_ = 0;
     int64_t cur_pts_ = -1;
     uint64_t next_rap_ = 0;  // keyframes at or past this position are new
+    uint64_t raps_seen_ = 0; // Ring::raps_found() when last looked
     uint64_t next_seq_ = 0, disc_seq_ = 0;
     Millis first_data_ = -1; // when the ring first had data (the no-keyframe rule)
 };

@@ -23,6 +23,18 @@
 
 namespace acemux {
 
+// One sendmsg of what a reader of the ring sends next: its own bytes (a
+// response head, PAT and PMT, a null packet), then ring bytes from its
+// cursor, at most `ring_max` of them, as iovecs over ring memory. What the
+// kernel took comes off `own` and moves the cursor. Players and HLS replies
+// both send this way.
+struct Sent {
+    size_t offered = 0, took = 0, from_ring = 0;
+    int err = 0; // errno of a failed sendmsg (EAGAIN is no failure)
+};
+Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, const Ring& ring, uint64_t ring_max);
+constexpr uint64_t kWholeRing = ~0ull;
+
 class Player final : public IoHandler {
 public:
     // The stream keeps these current (a reload, the measured rate).

@@ -122,6 +122,7 @@ public:
     // Random-access points still in the ring, oldest first; at most kMaxRaps,
     // overwritten with the ring.
     static constexpr size_t kMaxRaps = 32;
+    uint64_t raps_found() const { return raps_found_; } // ever: a reader sees at once whether one is new
     template <typename F> void each_rap(F f) const {
         for (size_t i = 0; i < rap_count_; i++) {
             const RandomAccess& r = raps_[(rap_next_ + kMaxRaps - rap_count_ + i) % kMaxRaps];
@@ -165,6 +166,7 @@ private:
     ts::Continuity cc_;
     std::array<RandomAccess, kMaxRaps> raps_;
     size_t rap_next_ = 0, rap_count_ = 0;
+    uint64_t raps_found_ = 0;
 };
 
 } // namespace acemux

@@ -56,7 +56,7 @@ public:
     // segment behind the live edge and the next arrives while it plays the
     // first (with one, every player stalls once). Before that, wait_manifest.
     bool has_segments() const { return seg_.ready() >= 2; }
-    std::string playlist(const std::string& uri_suffix) const;
+    HttpResponse playlist(const std::string& uri_suffix) const;
     void wait_manifest(StreamHandoff&& h, std::string uri_suffix, std::string viewer);
     void send_segment(StreamHandoff&& h, uint64_t seq, const std::string& viewer);
     const Segmenter& segmenter() const { return seg_; }
@@ -133,6 +133,7 @@ private:
     void tick();
     void grace_over();
     void idle_check();        // no players left: the grace period starts
+    void revive();            // a player is back within the grace period
 
     Streams& m_;
     std::string key_, id_key_, id_;
