@@ -55,8 +55,12 @@ bool Streams::read_id(const HttpRequest& req, Wanted& w, HttpResponse& bad) {
 size_t Streams::watcher_count(const std::string* host) const {
     size_t n = 0;
     for (auto& [k, s] : streams_) {
-        for (auto& p : s->players()) n += !host || p->peer().host() == *host;
-        for (auto& [vk, v] : s->hls_viewers()) n += !host || v.peer.host() == *host;
+        if (!host) { // all of them: the sizes say it
+            n += s->player_count() + s->hls_viewer_count();
+            continue;
+        }
+        for (auto& p : s->players()) n += p->peer().host() == *host;
+        for (auto& [vk, v] : s->hls_viewers()) n += v.peer.host() == *host;
     }
     return n;
 }
