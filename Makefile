@@ -111,6 +111,9 @@ $(BUILD)/hls_swarm: $(BUILD)/bench/hls_swarm.o $(BUILD)/test/ts_gen.o
 $(BUILD)/baseline: $(BUILD)/bench/baseline.o
 	$(CXX) $(LDFLAGS) -o $@ $^
 
+$(BUILD)/copies: $(BUILD)/bench/copies.o
+	$(CXX) $(LDFLAGS) -o $@ $^
+
 $(BUILD)/benchmark: $(BUILD)/bench/bench.o $(BUILD)/test/harness.o $(BUILD)/test/ts_gen.o $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -155,7 +158,7 @@ test-asan: deps-test
 # Speed and memory figures (a few minutes); FULL=1 for every size (longer).
 # The static router build is measured too (its idle memory and size).
 bench: deps
-	$(MAKE) --no-print-directory all $(BUILD)/swarm $(BUILD)/hls_swarm $(BUILD)/baseline $(BUILD)/benchmark
+	$(MAKE) --no-print-directory all $(BUILD)/swarm $(BUILD)/hls_swarm $(BUILD)/baseline $(BUILD)/copies $(BUILD)/benchmark
 	$(MAKE) --no-print-directory STATIC=1
 	$(BUILD)/benchmark $(if $(FULL),--full) --out bench/results/latest.json
 

@@ -61,7 +61,7 @@ struct Run {
     std::string scenario, target;
     int players = 0;
     double mbit_per_player = 0, seconds = 0, gbit = 0, cpu = 0, cpu_per_gb = 0, rss = 0, engine_mbit = 0;
-    double lost = 0, ttfb50 = -1, ttfb99 = -1;
+    double lost = 0, ttfb50 = -1, ttfb99 = -1, delay50 = -1, delay99 = -1;
     double bytes_per_write = -1, writes_per_gb = -1, passes_per_gb = -1; // acemux's own counters
     std::string note;
 };
@@ -102,6 +102,7 @@ struct Swarm {
                                       std::to_string(late), "--warmup", std::to_string(warmup)};
         for (auto& id : ids) argv.insert(argv.end(), {"--id", id});
         if (stall_one) argv.push_back("--stall-one");
+        if (!hls) argv.push_back("--stamped");
         return p.spawn(argv) && !p.wait_line("measuring", static_cast<long>(warmup * 1000) + 10000).empty();
     }
     std::string finish(double secs) {
@@ -123,6 +124,7 @@ Run measure(const std::string& scenario, const std::string& target, int players,
     EngineSim engine;
     std::vector<std::string> engine_args{"--bitrate", std::to_string(static_cast<long>(bitrate))};
     if (hls) engine_args.insert(engine_args.end(), {"--keyframes", "idr", "--key-every", "2000"});
+    else engine_args.push_back("--stamp"); // the swarm reads each packet's age: the end-to-end delay
     if (!engine.start(engine_args)) return r.note = "engine failed", r;
     // An unpaced engine stands in for a sender that is never the bottleneck:
     // at the lowest priority it only gets the CPU the target and the players
@@ -159,6 +161,8 @@ Run measure(const std::string& scenario, const std::string& target, int players,
     r.lost = json_num(out, "lost_bytes") + 188 * (json_num(out, "duplicated") + json_num(out, "reordered"));
     r.ttfb50 = json_num(out, "ttfb_p50_ms");
     r.ttfb99 = json_num(out, "ttfb_p99_ms");
+    r.delay50 = json_num(out, "delay_p50_ms");
+    r.delay99 = json_num(out, "delay_p99_ms");
     if (scenario == "saturate" && r.lost > 0) r.note = "lost: skipped by players jumping forward";
     if (hls) r.note = std::to_string(static_cast<int>(json_num(out, "segments"))) + " segments; ttfb: manifest request to first segment byte";
     if (json_num(out, "failed") > 0) r.note += "; failed viewers: " + std::to_string(static_cast<int>(json_num(out, "failed")));
@@ -172,9 +176,9 @@ void print(const Run& r) {
     if (r.bytes_per_write > 0)
         std::snprintf(counters, sizeof counters, "%.0f B/write, %.0f writes/GB, %.0f passes/GB  ", r.bytes_per_write,
                       r.writes_per_gb, r.passes_per_gb);
-    std::printf("%-10s %-8s %6d %7.1f %8.3f %9.2f %8.1f %9.1f %10.0f %7.2f/%-7.2f %s%s\n", r.scenario.c_str(),
-                r.target.c_str(), r.players, r.engine_mbit, r.gbit, r.cpu_per_gb, r.rss, r.cpu, r.lost, r.ttfb50,
-                r.ttfb99, counters, r.note.c_str());
+    std::printf("%-10s %-8s %6d %7.1f %8.3f %9.2f %8.1f %9.1f %10.0f %7.2f/%-7.2f %6.1f/%-6.1f %s%s\n",
+                r.scenario.c_str(), r.target.c_str(), r.players, r.engine_mbit, r.gbit, r.cpu_per_gb, r.rss, r.cpu,
+                r.lost, r.ttfb50, r.ttfb99, r.delay50, r.delay99, counters, r.note.c_str());
     std::fflush(stdout);
 }
 
@@ -183,10 +187,10 @@ std::string json(const Run& r) {
     std::snprintf(b, sizeof b,
                   "{\"scenario\":\"%s\",\"target\":\"%s\",\"players\":%d,\"engine_mbit_s\":%.2f,\"delivered_gbit_s\":%.4f,"
                   "\"cpu_s\":%.4f,\"cpu_s_per_gb\":%.4f,\"rss_mib\":%.2f,\"lost_bytes\":%.0f,\"ttfb_p50_ms\":%.2f,"
-                  "\"ttfb_p99_ms\":%.2f,\"bytes_per_write\":%.0f,\"writes_per_gb\":%.0f,\"passes_per_gb\":%.0f,"
+                  "\"ttfb_p99_ms\":%.2f,\"delay_p50_ms\":%.1f,\"delay_p99_ms\":%.1f,\"bytes_per_write\":%.0f,\"writes_per_gb\":%.0f,\"passes_per_gb\":%.0f,"
                   "\"note\":\"%s\"}",
                   r.scenario.c_str(), r.target.c_str(), r.players, r.engine_mbit, r.gbit, r.cpu, r.cpu_per_gb, r.rss,
-                  r.lost, r.ttfb50, r.ttfb99, r.bytes_per_write, r.writes_per_gb, r.passes_per_gb, r.note.c_str());
+                  r.lost, r.ttfb50, r.ttfb99, r.delay50, r.delay99, r.bytes_per_write, r.writes_per_gb, r.passes_per_gb, r.note.c_str());
     return b;
 }
 
@@ -213,8 +217,8 @@ int main(int argc, char** argv) {
     double secs = full ? 15 : 5, warmup = 2; // warm: connections made, first bursts sent
     std::vector<Run> runs;
     std::printf("machine: %s, %ld cores\n", cpu_model().c_str(), sysconf(_SC_NPROCESSORS_ONLN));
-    std::printf("%-10s %-8s %6s %7s %8s %9s %8s %9s %10s %15s\n", "scenario", "target", "N", "eng_Mb/s", "out_Gb/s",
-                "cpu_s/GB", "rss_MiB", "cpu_s", "lost_B", "ttfb_p50/p99_ms");
+    std::printf("%-10s %-8s %6s %7s %8s %9s %8s %9s %10s %15s %13s\n", "scenario", "target", "N", "eng_Mb/s", "out_Gb/s",
+                "cpu_s/GB", "rss_MiB", "cpu_s", "lost_B", "ttfb_p50/p99_ms", "delay_p50/p99");
     auto add = [&](Run r) {
         print(r);
         runs.push_back(r);

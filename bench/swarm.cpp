@@ -5,6 +5,9 @@
 // With --warmup S the first S seconds are not counted (the stream starting,
 // its buffer filling); "measuring" is printed when counting starts, so the
 // caller can read the daemon's CPU time at the same moment.
+// With --stamped (the engine runs with --stamp) every data packet's age when
+// read, from the engine making it to the player reading it, is counted:
+// the end-to-end delay.
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -63,14 +66,14 @@ int connect_to(int port, bool small_rcvbuf) {
 int main(int argc, char** argv) {
     int port = 0, clients = 10, late = 0;
     double duration = 5, warmup = 0;
-    bool stall_one = false;
+    bool stall_one = false, stamped = false;
     std::vector<std::string> ids;
     std::string path = "/ace/getstream?id=";
     static const option opts[] = {{"port", 1, nullptr, 'p'},     {"clients", 1, nullptr, 'n'},
                                   {"duration", 1, nullptr, 'd'}, {"late", 1, nullptr, 'l'},
                                   {"stall-one", 0, nullptr, 's'}, {"id", 1, nullptr, 'i'},
                                   {"path", 1, nullptr, 'P'},     {"warmup", 1, nullptr, 'w'},
-                                  {nullptr, 0, nullptr, 0}};
+                                  {"stamped", 0, nullptr, 'T'},  {nullptr, 0, nullptr, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, nullptr)) != -1) {
         switch (o) {
@@ -82,9 +85,10 @@ int main(int argc, char** argv) {
         case 'i': ids.push_back(optarg); break;
         case 'P': path = optarg; break;
         case 'w': warmup = std::atof(optarg); break;
+        case 'T': stamped = true; break;
         default:
             std::fprintf(stderr, "usage: swarm --port P --id ID [--id ID]... [--clients N] [--duration S] [--late K] "
-                                 "[--stall-one] [--path /ace/getstream?id=] [--warmup S]\n");
+                                 "[--stall-one] [--path /ace/getstream?id=] [--warmup S] [--stamped]\n");
             return 2;
         }
     }
@@ -95,12 +99,14 @@ int main(int argc, char** argv) {
     setrlimit(RLIMIT_NOFILE, &rl);
 
     int ep = epoll_create1(0);
+    acemux::testts::Ages ages;
     std::vector<Player> players(static_cast<size_t>(clients + late + (stall_one ? 1 : 0)));
     auto open_player = [&](size_t i, bool is_late, bool stalled) {
         Player& p = players[i];
         p.late = is_late;
         p.stalled = stalled;
         p.check.check_payload = false;
+        p.check.stamped = stamped;
         p.fd = connect_to(port, stalled);
         p.connected_us = now_us();
         if (p.fd < 0) {
@@ -138,6 +144,8 @@ int main(int argc, char** argv) {
         if (data.empty()) return;
         if (p.first_us < 0) p.first_us = now_us();
         if (counting) p.bytes += data.size();
+        p.check.ages = counting && stamped ? &ages : nullptr;
+        p.check.fed_at_us = static_cast<uint64_t>(now_us());
         p.check.feed(data.data(), data.size());
     };
     // A late joiner is timed on its own, as a player on its own device would
@@ -191,11 +199,12 @@ int main(int argc, char** argv) {
     double secs = static_cast<double>(now_us() - start) / 1e6;
     std::printf("{\"clients\":%zu,\"seconds\":%.2f,\"bytes\":%llu,\"gbit_s\":%.4f,\"missing_packets\":%llu,"
                 "\"lost_bytes\":%llu,\"duplicated\":%llu,\"reordered\":%llu,\"bad_sync\":%llu,\"closed\":%llu,"
-                "\"silent\":%llu,\"ttfb_p50_ms\":%.2f,\"ttfb_p99_ms\":%.2f,\"late\":%zu}\n",
+                "\"silent\":%llu,\"ttfb_p50_ms\":%.2f,\"ttfb_p99_ms\":%.2f,\"late\":%zu,\"delay_p50_ms\":%.1f,"
+                "\"delay_p99_ms\":%.1f}\n",
                 players.size() - (stall_one ? 1 : 0), secs, (unsigned long long)bytes,
                 static_cast<double>(bytes) * 8 / secs / 1e9, (unsigned long long)missing,
                 (unsigned long long)(missing * 188), (unsigned long long)dup, (unsigned long long)reord,
                 (unsigned long long)bad, (unsigned long long)closed, (unsigned long long)silent, pct(0.5), pct(0.99),
-                ttfb.size());
+                ttfb.size(), ages.percentile_ms(0.5), ages.percentile_ms(0.99));
     return 0;
 }

@@ -163,9 +163,11 @@ void HttpClient::arm_timeout(Millis ms) {
     timer_.start(ms);
 }
 
-// The timeout, or an error kept for the loop to report (never inside the caller's call).
+// The timeout, or an error kept for the loop to report (never inside the
+// caller's call), or a batch that did not fill in time.
 void HttpClient::on_timer() {
     if (!failed_.empty()) return finish(std::exchange(failed_, std::string()));
+    if (batching_) return read_body();
     const char* what = phase_ == Phase::resolving  ? "cannot resolve "
                        : phase_ == Phase::reading ? "no response headers from "
                                                   : "cannot connect to ";
@@ -201,7 +203,7 @@ void HttpClient::start(Fd fd) {
     status_ = 0;
     field_.clear(), location_.clear(), content_type_.clear();
     in_location_ = in_type_ = false;
-    headers_done_ = complete_ = aborted_ = redirect_ = false;
+    headers_done_ = complete_ = aborted_ = redirect_ = batching_ = false;
     llhttp_init(&parser_, HTTP_RESPONSE, &settings());
     parser_.data = this;
     phase_ = Phase::connecting;
@@ -268,32 +270,49 @@ void HttpClient::on_io(uint32_t ev) {
         return;
     }
     if (!(ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;
+    read_body();
+}
+
+void HttpClient::read_body() {
     uint8_t local[16384];
-    // One read per event: epoll is level-triggered and reports the socket
-    // again while it holds data, so the players get their turn in between
-    // and an engine sending faster than they take cannot crowd them out.
-    auto [buf, cap] = sink_.recv_area();
-    if (!buf) buf = local, cap = sizeof local;
-    ssize_t n = ::recv(fd_.get(), buf, cap, 0);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EINTR) return;
-        return finish("recv from " + url_.authority() + ": " + std::strerror(errno));
-    }
-    if (n == 0) {
-        llhttp_finish(&parser_); // completes a close-delimited body
+    // A few reads per event, while each fills the area it was given (a
+    // batch may straddle the end of a ring chunk); then the players get
+    // their turn, so an engine sending faster than they take cannot crowd
+    // them out (epoll is level-triggered and reports the rest again).
+    for (int k = 0; k < kReadsPerEvent; k++) {
+        auto [buf, cap] = sink_.recv_area();
+        if (!buf) buf = local, cap = sizeof local;
+        ssize_t n = ::recv(fd_.get(), buf, cap, 0);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) break;
+            return finish("recv from " + url_.authority() + ": " + std::strerror(errno));
+        }
+        if (n == 0) {
+            llhttp_finish(&parser_); // completes a close-delimited body
+            if (complete_) return finish("");
+            return finish("connection closed by " + url_.authority() +
+                          (headers_done_ ? " in the middle of the body" : " before the headers"));
+        }
+        llhttp_errno_t e = llhttp_execute(&parser_, reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
+        if (redirect_) return follow();
+        sink_.on_read();
+        if (!fd_) return; // the sink let the connection go
         if (complete_) return finish("");
-        return finish("connection closed by " + url_.authority() +
-                      (headers_done_ ? " in the middle of the body" : " before the headers"));
+        if (aborted_) return finish("aborted after status " + std::to_string(status_));
+        if (e != HPE_OK) {
+            const char* why = llhttp_get_error_reason(&parser_);
+            return finish("bad HTTP from " + url_.authority() + ": " + (why ? why : llhttp_errno_name(e)));
+        }
+        if (static_cast<size_t>(n) < cap) break;
     }
-    llhttp_errno_t e = llhttp_execute(&parser_, reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
-    if (redirect_) return follow();
-    sink_.on_read();
-    if (complete_) return finish("");
-    if (aborted_) return finish("aborted after status " + std::to_string(status_));
-    if (e != HPE_OK) {
-        const char* why = llhttp_get_error_reason(&parser_);
-        return finish("bad HTTP from " + url_.authority() + ": " + (why ? why : llhttp_errno_name(e)));
-    }
+    if (batching_) timer_.start(batch_wait_); // pushed back at every batch: fires only when one is late
+}
+
+void HttpClient::batch_body(size_t bytes, Millis max_wait) {
+    int lowat = static_cast<int>(bytes);
+    batch_wait_ = max_wait;
+    // Without it (an old kernel) every read is a batch, as before.
+    batching_ = fd_ && ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) == 0;
 }
 
 bool Fetch::on_body(const uint8_t* at, size_t n) {

@@ -95,7 +95,10 @@ void Stream::connect() {
     attempts_++;
     waiting_since_ = reactor().now(); // the no-data clock starts with each attempt
     attempt_data_ = prebuf_logged_ = false;
-    up_.start(engine_->cfg, {id_key_, id_, cfg().connect_timeout, cfg().answer_timeout, key_wait()});
+    // A batch never waits so long that a caught-up player gets null packets meanwhile.
+    Millis batch_wait = std::min<Millis>(cfg().wake_delay, cfg().keepalive_interval / 4);
+    up_.start(engine_->cfg, {id_key_, id_, cfg().connect_timeout, cfg().answer_timeout, key_wait(), cfg().wake_bytes,
+                             batch_wait});
 }
 
 void Stream::add(StreamHandoff&& h, std::string user_agent) {
@@ -162,36 +165,39 @@ void Stream::on_upstream_data(size_t n) {
         if (st_ == State::starting) recovered_at_ = now;
         st_ = players_.empty() ? State::draining : State::running;
     }
-    // Batch wake-ups: per wake_bytes, per sealed chunk, or on the first
-    // engine read wake_delay after the last one. The loop wakes for every
-    // read anyway; a timer of its own would cost one more pass of the loop
-    // (a context switch, dearer than a send on a small or virtual CPU), so
-    // the timer is only the backstop for an engine that pauses.
     seg_.update(ring_, now);
     answer_manifests();
+    // The engine is read in batches (wake_bytes, or what came within
+    // wake_delay: Upstream::Attempt), and each batch wakes the players once,
+    // so a caught-up player is written once per batch. A batch read in more
+    // than one recv (it straddles a chunk's end) wakes them at the end of
+    // this pass of the loop, once.
     unwoken_ += n;
-    if (unwoken_ >= cfg().wake_bytes || ring_.head() != head_at_wake_ || now - woken_at_ >= cfg().wake_delay) {
-        wake_all();
-    } else if (!wake_timer_.armed() && !players_.empty()) {
-        wake_timer_.start(woken_at_ + kWakeBackstop * cfg().wake_delay - now);
-    }
+    if (unwoken_ >= cfg().wake_bytes) return wake_all();
+    if (!wake_timer_.armed()) wake_timer_.start(0);
+    // Until then, a player as far back as catch-up allows must not be lapped
+    // by the chunks this pass writes.
+    if (ring_.head() != head_at_check_) catch_up_all();
 }
 
-// Players behind their own full socket are checked at once (no system call:
-// catch_up must run before the writer laps them). The others are written to
-// kWakeSlice at a time, one slice per pass of the loop, so a thousand players
-// never hold up a new player's accept, an engine read or a /stats request.
+void Stream::catch_up_all() {
+    head_at_check_ = ring_.head();
+    for (auto& p : players_)
+        if (p->started()) p->catch_up();
+}
+
+// Every player is checked for catch-up at once (no system call: it must run
+// before the writer laps them), not only those behind a full socket: one
+// that a sweep in progress has already passed is not written again until
+// the next pass, and the writer may seal a chunk before that. The others are
+// written kWakeSlice at a time, one slice per pass of the loop, so a
+// thousand players never hold up a new player's accept, an engine read or a
+// /stats request.
 void Stream::wake_all() {
     wake_timer_.stop();
     silence_timer_.start(half_keepalive());
     unwoken_ = 0;
-    woken_at_ = reactor().now();
-    head_at_wake_ = ring_.head();
-    // Every player is checked, not only those behind a full socket: one
-    // that a sweep in progress has already passed is not written again
-    // until the next pass, and the writer may seal a chunk before that.
-    for (auto& p : players_)
-        if (p->started()) p->catch_up();
+    catch_up_all();
     if (sweep_ != players_.end()) {
         sweep_again_ = true; // those already passed in this sweep have more to take
         return;

@@ -288,6 +288,7 @@ bool Upstream::on_status(int status, const std::string& content_type) {
     if (status / 100 != 2) return false; // on_end reports it
     // An engine reports errors as JSON on HTTP 200, in direct mode too.
     json_answer_ = content_type.rfind("application/json", 0) == 0;
+    if (!json_answer_ && attempt_.batch) play_.batch_body(attempt_.batch, attempt_.batch_wait);
     if (engine_.direct && !json_answer_) l_.on_upstream_accepted();
     return true;
 }

@@ -59,6 +59,7 @@ struct Options {
     testts::TsGen::Key key = testts::TsGen::Key::off;
     int key_every = 2000;
     uint64_t start_seq = 0;
+    bool stamp = false; // data packets carry when they were made (the bench's end-to-end delay)
     int playback_status = 200;
     // A broken engine: silent (accepts, never answers), headers-only, garbage
     // (not TS, forever), chunk-truncated, chunk-huge, no-packets, json-10mb, close-mid-header.
@@ -458,6 +459,7 @@ Playback::Playback(Sim& sim, StreamHandoff&& h, std::string i, std::string s, st
     garbage_ = sim_.o().fault == "garbage";
     gen_.gop(sim_.o().key, sim_.o().key_every);
     gen_.start_at(sim_.o().start_seq);
+    gen_.stamp(sim_.o().stamp);
     if (sim_.r().watch(fd_.get(), this, true, true)) dead = true;
     std::fprintf(stderr, "sim: playback %s/%s started (pid %s)\n", id.c_str(), session.c_str(), pid.c_str());
 }
@@ -608,7 +610,7 @@ void usage() {
                  "                  [--stall-after BYTES --stall MS] [--close-after BYTES]\n"
                  "                  [--garbage-every PACKETS --garbage-bytes N] [--reject ID]...\n"
                  "                  [--file TS] [--health-status CODE] [--playback-status CODE]\n"
-                 "                  [--keyframes rai|idr|none [--key-every PACKETS]] [--start-seq N]\n"
+                 "                  [--keyframes rai|idr|none [--key-every PACKETS]] [--start-seq N] [--stamp]\n"
                  "                  [--fault silent|headers-only|garbage|chunk-truncated|chunk-huge|no-packets|\n"
                  "                           json-10mb|close-mid-header]\n"
                  "At run time: GET /sim/set?fault=F&delay=MS&health=CODE&drop=1&stall=MS, GET /sim/stats.\n");
@@ -628,7 +630,7 @@ int main(int argc, char** argv) {
         {"api-delay", 1, nullptr, 'A'},     {"error-delay", 1, nullptr, 'E'}, {"no-redirect", 0, nullptr, 'R'},
         {"no-pid-rule", 0, nullptr, 'I'},   {"peers", 1, nullptr, 'N'},       {"redirect-hops", 1, nullptr, 'H'},
         {"redirect-loop", 0, nullptr, 'L'}, {"help", 0, nullptr, 'u'},     {"redirect-host", 1, nullptr, 'Z'},
-        {nullptr, 0, nullptr, 0}};
+        {"stamp", 0, nullptr, 'T'},         {nullptr, 0, nullptr, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
         switch (opt) {
@@ -665,6 +667,7 @@ int main(int argc, char** argv) {
         case 'L': o.redirect_loop = true; break;
         case 'u': usage(); return 0;
         case 'Z': o.redirect_host = optarg; break;
+        case 'T': o.stamp = true; break;
         default: usage(); return 2;
         }
     }

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 
 namespace acemux::testts {
 
@@ -71,6 +72,22 @@ void TsGen::data(uint8_t* out) {
     }
     for (size_t i = 0; i < 8; i++) out[pay + i] = static_cast<uint8_t>(s >> (56 - 8 * i));
     for (size_t k = 0; pay + 8 + k < 188; k++) out[pay + 8 + k] = static_cast<uint8_t>(s + 12 + k);
+    if (stamp_)
+        for (uint64_t t = monotonic_us(), i = 0; i < 8; i++) out[pay + 8 + i] = static_cast<uint8_t>(t >> (56 - 8 * i));
+}
+
+uint64_t monotonic_us() {
+    timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return static_cast<uint64_t>(t.tv_sec) * 1000000 + static_cast<uint64_t>(t.tv_nsec) / 1000;
+}
+
+double Ages::percentile_ms(double q) const {
+    if (!total) return -1;
+    uint64_t want = static_cast<uint64_t>(q * static_cast<double>(total)), seen = 0;
+    for (size_t i = 0; i < kSteps; i++)
+        if ((seen += count[i]) > want) return static_cast<double>((i + 1) * kAgeStep) / 1000.0; // the step's upper end
+    return static_cast<double>(kSteps * kAgeStep) / 1000.0;
 }
 
 bool is_keyframe(const uint8_t* p) {
@@ -134,7 +151,12 @@ void TsCheck::packet(const uint8_t* p) {
     int cc = p[3] & 0x0F;
     uint64_t s = 0;
     for (int i = 0; i < 8; i++) s = s << 8 | p[pay + static_cast<size_t>(i)];
-    for (size_t k = 0; check_payload && pay + 8 + k < 188; k++)
+    if (stamped && ages) {
+        uint64_t t = 0;
+        for (size_t i = 0; i < 8; i++) t = t << 8 | p[pay + 8 + i];
+        ages->add(fed_at_us > t ? fed_at_us - t : 0);
+    }
+    for (size_t k = stamped ? 8 : 0; check_payload && pay + 8 + k < 188; k++)
         if (p[pay + 8 + k] != static_cast<uint8_t>(s + 12 + k)) {
             corrupt++;
             break;

@@ -3,8 +3,10 @@
 // every packet arrived whole, in order, once.
 #pragma once
 #include <cstdint>
+#include <algorithm>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace acemux::testts {
 
@@ -26,6 +28,10 @@ public:
     static constexpr int kFramePackets = 20;
     void gop(Key key, int key_every) { key_ = key, key_every_ = key_every; }
     void start_at(uint64_t seq) { seq_ = seq; }
+    // Each data packet carries, after its sequence number, the monotonic
+    // clock in microseconds when it was made: a reader on the same machine
+    // measures how long the packet took to reach it (TsCheck::ages).
+    void stamp(bool on) { stamp_ = on; }
 
     void pat(uint8_t* out);
     void pmt(uint8_t* out);
@@ -39,6 +45,26 @@ private:
     uint8_t cc_pat_ = 0, cc_pmt_ = 0, cc_sdt_ = 0, cc_data_ = 0;
     Key key_ = Key::off;
     int key_every_ = 0;
+    bool stamp_ = false;
+};
+
+uint64_t monotonic_us();
+
+// Ages of stamped packets in steps of kAgeStep microseconds, the last step
+// counting everything older.
+struct Ages {
+    static constexpr uint64_t kAgeStep = 100, kSteps = 50000; // up to 5 s
+    std::vector<uint64_t> count = std::vector<uint64_t>(kSteps, 0);
+    uint64_t total = 0;
+    void add(uint64_t age_us) {
+        count[std::min<uint64_t>(age_us / kAgeStep, kSteps - 1)]++;
+        total++;
+    }
+    void merge(const Ages& o) {
+        for (size_t i = 0; i < kSteps; i++) count[i] += o.count[i];
+        total += o.total;
+    }
+    double percentile_ms(double q) const; // -1 without samples
 };
 
 // True when a data-PID packet starts a keyframe as TsGen writes them.
@@ -56,6 +82,11 @@ struct TsCheck {
     uint64_t gaps = 0, gaps_on_keyframe = 0; // jumps forward, and those landing on PAT, PMT, keyframe
     bool started = false;
     bool check_payload = true; // compare every payload byte (the swarm checks sequence numbers only)
+    // Stamped payloads (TsGen::stamp): the stamp is not compared, and when
+    // `ages` is set each data packet's age at `fed_at_us` is counted there.
+    bool stamped = false;
+    Ages* ages = nullptr;
+    uint64_t fed_at_us = 0;
 
     void feed(const char* p, size_t n);
     void feed(const std::string& s) { feed(s.data(), s.size()); }

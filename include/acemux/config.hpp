@@ -64,8 +64,8 @@ struct StreamConfig { // [stream]
     int initial_behind = 3;
     Millis join_behind = 1000; // 0: no keyframe joins, the chunk rule only
     int catchup_behind = 50;
-    size_t wake_bytes = 32 * 1024;
-    Millis wake_delay = 20;
+    size_t wake_bytes = 64 * 1024;
+    Millis wake_delay = 100;
     Millis keepalive_interval = 500;
     Millis client_stall_timeout = 30000;
     int client_sndbuf = 256 * 1024; // 0: the kernel's autotuning

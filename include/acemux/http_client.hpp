@@ -65,6 +65,12 @@ public:
     // kMaxRedirects times; a loop is an error. The body has no timeout.
     void get(const Url& url, Millis connect, Millis answer = 0);
     void get_on(Fd connected, const Url& url, Millis timeout); // first hop over a socket already connected
+    // The rest of this response's body is read in batches (a Sink calls it
+    // from on_status): the kernel reports the socket only once `bytes` are
+    // waiting (SO_RCVLOWAT), and what is there is read anyway when no batch
+    // came for `max_wait`. A stream read this way costs the loop one pass
+    // per batch instead of one per burst the sender makes.
+    void batch_body(size_t bytes, Millis max_wait);
     void close(); // silently: no callback
     bool active() const { return phase_ != Phase::idle; }
     int status() const { return status_; }
@@ -74,6 +80,7 @@ public:
     void on_io(uint32_t ev) override;
 
 private:
+    void read_body();
     enum class Phase { idle, resolving, connecting, sending, reading };
     void begin(const Url& url, Millis connect, Millis answer);
     void hop();
@@ -103,6 +110,9 @@ private:
     std::string field_, location_, content_type_;
     bool in_location_ = false, in_type_ = false;
     bool headers_done_ = false, complete_ = false, aborted_ = false, redirect_ = false;
+    Millis batch_wait_ = 0;
+    bool batching_ = false; // SO_RCVLOWAT is set on this connection
+    static constexpr int kReadsPerEvent = 4;
 };
 
 // GET with the body gathered into a string, for engine JSON and commands.

@@ -127,6 +127,7 @@ private:
     void prime(RedisMirror::Chunks chunks);
     uint64_t key_wait() const;
     void wake_all();
+    void catch_up_all();
     void pump_slice();
     void arm_tick();
     Millis half_keepalive() const;
@@ -164,7 +165,6 @@ private:
     static constexpr Millis kStableMs = 30000;
     static constexpr Millis kBounceMs = 2000; // moves closer together than this back off
     static constexpr size_t kWakeSlice = 64; // players written per pass of the loop
-    static constexpr Millis kWakeBackstop = 4; // x wake_delay: when a paused engine's last bytes go out
     static constexpr Millis kRateWindowMs = 4000;
     struct RateSample {
         Millis at;
@@ -177,9 +177,8 @@ private:
     // (the newest packets, the attempt's start or the engine's yes).
     Millis idle_since_ = 0;
     Millis created_, last_data_, waiting_since_ = 0, moved_at_ = -kBounceMs, failing_since_ = 0, recovered_at_ = 0, last_stall_scan_ = 0, backoff_ = 0;
-    uint64_t head_at_wake_ = 0;
+    uint64_t head_at_check_ = 0; // the head when catch-up was last checked
     size_t unwoken_ = 0;
-    Millis woken_at_ = 0;
     int tries_on_engine_ = 0;
     uint64_t reconnects_ = 0;
     size_t primed_ = 0;

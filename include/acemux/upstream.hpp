@@ -86,6 +86,8 @@ public:
         std::string id_key, id;
         Millis connect, answer; // timeouts
         uint64_t key_wait;
+        size_t batch = 0;       // the stream is read in batches of this many bytes ...
+        Millis batch_wait = 0;  // ... or what came in this long
     };
     void start(const EngineConfig& e, const Attempt& a);
     // Ends the attempt quietly; an engine session it opened is told to stop.
