@@ -206,14 +206,20 @@ std::string cpu_model() {
 
 int main(int argc, char** argv) {
     bool full = false;
-    std::string out = "bench/results/latest.json";
-    static const option opts[] = {{"full", 0, nullptr, 'f'}, {"out", 1, nullptr, 'o'}, {nullptr, 0, nullptr, 0}};
+    std::string out = "bench/results/latest.json", only;
+    std::vector<int> sizes;
+    static const option opts[] = {{"full", 0, nullptr, 'f'}, {"out", 1, nullptr, 'o'}, {"only", 1, nullptr, 's'},
+                                  {"sizes", 1, nullptr, 'n'}, {nullptr, 0, nullptr, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, nullptr)) != -1) {
         if (o == 'f') full = true;
         else if (o == 'o') out = optarg;
-        else return std::fprintf(stderr, "usage: bench [--full] [--out FILE]\n"), 2;
+        else if (o == 's') only = optarg; // one scenario (steady, saturate, slow, streams50, hls, copies, memory)
+        else if (o == 'n')
+            for (const char* p = optarg; *p; p += std::strcspn(p, ","), p += *p == ',') sizes.push_back(std::atoi(p));
+        else return std::fprintf(stderr, "usage: bench [--full] [--out FILE] [--only SCENARIO] [--sizes N,N,...]\n"), 2;
     }
+    auto want = [&](const char* scenario) { return only.empty() || only == scenario; };
     double secs = full ? 15 : 5, warmup = 2; // warm: connections made, first bursts sent
     std::vector<Run> runs;
     std::printf("machine: %s, %ld cores\n", cpu_model().c_str(), sysconf(_SC_NPROCESSORS_ONLN));
@@ -223,7 +229,8 @@ int main(int argc, char** argv) {
         print(r);
         runs.push_back(r);
     };
-    std::vector<int> sizes = full ? std::vector<int>{1, 10, 100, 500, 1000} : std::vector<int>{1, 10, 100};
+    if (sizes.empty()) sizes = full ? std::vector<int>{1, 10, 100, 500, 1000} : std::vector<int>{1, 10, 100};
+    if (!want("steady")) sizes.clear();
     // A few players cost a few milliseconds of CPU a second, which the other
     // processes on the machine blur: those sizes run three times, alternating
     // the targets, and the median is kept.
@@ -240,12 +247,14 @@ int main(int argc, char** argv) {
             add(m);
         }
     }
-    for (const char* t : {"acemux", "baseline"}) add(measure("saturate", t, 100, 0, secs, warmup, 0, false));
-    for (const char* t : {"acemux", "baseline"}) add(measure("slow", t, 99, 6e6, secs, warmup, 0, true));
-    add(measure("streams50", "acemux", 200, 2e6, secs, warmup, 0, false, 50));
+    for (const char* t : {"acemux", "baseline"})
+        if (want("saturate")) add(measure("saturate", t, 100, 0, secs, warmup, 0, false));
+    for (const char* t : {"acemux", "baseline"})
+        if (want("slow")) add(measure("slow", t, 99, 6e6, secs, warmup, 0, true));
+    if (want("streams50")) add(measure("streams50", "acemux", 200, 2e6, secs, warmup, 0, false, 50));
     // HLS viewers of one stream against TS players of it (steady N=100 above):
     // the warm-up covers the stream's start and its first two segments.
-    add(measure("hls", "acemux", 100, 6e6, secs, 8, 10, false, 1, true));
+    if (want("hls")) add(measure("hls", "acemux", 100, 6e6, secs, 8, 10, false, 1, true));
 
     // Memory: RSS with no stream, with one stream and no player, and per
     // player; for the binary built here and, when built, the static router one.
@@ -256,10 +265,10 @@ int main(int argc, char** argv) {
         unlink(out.c_str());
         return ok ? static_cast<long long>(st.st_size / 1024) : -1;
     };
-    Run mem;
-    mem.scenario = "memory";
-    mem.target = "acemux";
-    {
+    if (want("memory")) {
+        Run mem;
+        mem.scenario = "memory";
+        mem.target = "acemux";
         EngineSim engine;
         engine.start();
         Target t;

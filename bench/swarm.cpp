@@ -7,7 +7,7 @@
 // caller can read the daemon's CPU time at the same moment.
 // With --stamped (the engine runs with --stamp) every data packet's age when
 // read, from the engine making it to the player reading it, is counted:
-// the end-to-end delay.
+// the end-to-end delay of the players there from the start.
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
@@ -144,7 +144,9 @@ int main(int argc, char** argv) {
         if (data.empty()) return;
         if (p.first_us < 0) p.first_us = now_us();
         if (counting) p.bytes += data.size();
-        p.check.ages = counting && stamped ? &ages : nullptr;
+        // Late joiners start a second back on purpose (a keyframe to begin
+        // with): the delay is that of players who are caught up.
+        p.check.ages = counting && stamped && !p.late ? &ages : nullptr;
         p.check.fed_at_us = static_cast<uint64_t>(now_us());
         p.check.feed(data.data(), data.size());
     };
