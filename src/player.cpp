@@ -4,6 +4,7 @@
 #include <climits>
 #include <cstring>
 #include <sys/epoll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 
 
@@ -88,17 +89,43 @@ Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, cons
     }
     for (int i = 0; i < n; i++) s.offered += iov[i].iov_len;
     if (!s.offered) return s;
-    // sendmsg, not writev: the same gather, but straight to the socket layer,
-    // without the file layer's position lock and iterator set-up per call.
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = static_cast<size_t>(n);
-    ssize_t w = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (w < 0) {
+    int from_ring = own_left ? 1 : 0; // the first iovec over the ring
+    ssize_t took = 0;
+    if (n == from_ring || !ring.lends()) {
+        // sendmsg, not writev: the same gather, but straight to the socket
+        // layer, without the file layer's position lock and iterator set-up.
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = static_cast<size_t>(n);
+        took = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        s.calls = 1;
+    } else {
+        // Own bytes first (MSG_MORE: the ring's follow at once), then each
+        // range of the ring by sendfile: the socket takes references to the
+        // ring's pages instead of a copy of them.
+        for (int i = 0; i < n; i++) {
+            ssize_t w;
+            if (i < from_ring) {
+                w = ::send(fd, iov[i].iov_base, iov[i].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT | MSG_MORE);
+            } else {
+                ring.lend(iov[i].iov_base);
+                off_t off = ring.file_offset(iov[i].iov_base);
+                w = ::sendfile(fd, ring.file(), &off, iov[i].iov_len);
+            }
+            s.calls++;
+            if (w < 0) {
+                if (!took) took = -1; // an error only when nothing went: what did go is accounted
+                break;
+            }
+            took += w;
+            if (static_cast<size_t>(w) < iov[i].iov_len) break;
+        }
+    }
+    if (took < 0) {
         if (errno != EAGAIN && errno != EINTR) s.err = errno;
         return s;
     }
-    s.took = static_cast<size_t>(w);
+    s.took = static_cast<size_t>(took);
     size_t from_own = std::min(s.took, own_left);
     own_off += from_own;
     if (own_off == own.size()) own.clear(), own_off = 0;
@@ -116,7 +143,7 @@ bool Player::pump() {
         if (!streaming_) end("answered");
         return !ended();
     }
-    writes_++;
+    writes_ += s.calls;
     if (s.err) return end(s.err == EPIPE || s.err == ECONNRESET ? "player closed the connection" : "write error"), false;
     if (s.took) {
         last_progress_ = r_.now();

@@ -2,14 +2,54 @@
 
 #include <algorithm>
 #include <cstring>
+#include <fcntl.h>
 #include <new>
+#include <sys/mman.h>
+#include <unistd.h>
 
 namespace acemux {
 
+// ------------------------------------------------------------ memory
+
+RingMemory::RingMemory(size_t bytes) : size_(bytes) {
+    fd_.reset(::memfd_create("acemux-ring", MFD_CLOEXEC));
+    if (fd_ && ::ftruncate(fd_.get(), static_cast<off_t>(bytes)) != 0) fd_.reset();
+    void* p = fd_ ? ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_.get(), 0)
+                  : ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    p_ = static_cast<uint8_t*>(p);
+}
+
+RingMemory::~RingMemory() { ::munmap(p_, size_); }
+
+void RingMemory::renew(size_t off, size_t len) {
+    if (fd_) ::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                         static_cast<off_t>(len));
+}
+
+// ------------------------------------------------------------ ring
+
+// Slots start on a page: fresh pages for a lent slot must not reach into
+// its neighbours (a partly covered page would be zeroed in place instead).
+static size_t page_round(size_t n) {
+    size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    return (n + page - 1) / page * page;
+}
+
 Ring::Ring(size_t chunk_size, size_t nchunks)
-    : chunk_size_(chunk_size), n_(nchunks), stride_(chunk_size + kSlack),
-      mem_(std::make_unique_for_overwrite<uint8_t[]>(stride_ * nchunks)),
-      len_(nchunks, 0), start_(nchunks, 0) {}
+    : chunk_size_(chunk_size), n_(nchunks), stride_(page_round(chunk_size + kSlack)),
+      mem_(std::make_unique<RingMemory>(stride_ * nchunks)), lent_(nchunks, 0), len_(nchunks, 0),
+      start_(nchunks, 0) {}
+
+// Bytes a reader lent may still be on their way out of a socket: the slot
+// gets fresh pages before the writer touches it.
+void Ring::reuse() {
+    size_t s = slot(head_);
+    if (!lent_[s]) return;
+    mem_->renew(s * stride_, stride_);
+    lent_[s] = 0;
+    renewed_++;
+}
 
 void Ring::append(const uint8_t* at, size_t n) {
     uint8_t* dst = open() + fill_;
@@ -61,6 +101,7 @@ void Ring::seal(bool announce) {
     if (announce && on_seal) on_seal(head_, open(), committed_);
     head_++;
     start_[slot(head_)] = bytes_in_;
+    reuse();
     if (carry) std::memmove(open(), from, carry); // different slots: n_ >= 2
     committed_ = 0;
     fill_ = carry;
@@ -144,12 +185,14 @@ void Ring::restart_at(uint64_t idx) {
     base_ = head_ = idx;
     committed_ = fill_ = 0;
     start_[slot(head_)] = bytes_in_;
+    reuse();
 }
 
 void Ring::skip_to(uint64_t idx) {
     if (committed_ || fill_ || idx <= head_) return;
     base_ = head_ = idx;
     start_[slot(head_)] = bytes_in_;
+    reuse();
 }
 
 bool Ring::locate(uint64_t pos, Cursor& out) const {
@@ -162,9 +205,9 @@ bool Ring::locate(uint64_t pos, Cursor& out) const {
 
 bool Ring::grow(size_t nchunks) {
     if (nchunks <= n_) return true;
-    std::unique_ptr<uint8_t[]> mem;
+    std::unique_ptr<RingMemory> mem;
     try {
-        mem = std::make_unique_for_overwrite<uint8_t[]>(stride_ * nchunks);
+        mem = std::make_unique<RingMemory>(stride_ * nchunks);
     } catch (const std::bad_alloc&) {
         return false;
     }
@@ -174,14 +217,15 @@ bool Ring::grow(size_t nchunks) {
     // to its slot under the new count.
     for (uint64_t i = first(); i <= head_; i++) {
         size_t from = slot(i), to = static_cast<size_t>(i % nchunks);
-        std::memcpy(mem.get() + to * stride_, mem_.get() + from * stride_, i == head_ ? fill_ : len_[from]);
+        std::memcpy(mem->data() + to * stride_, mem_->data() + from * stride_, i == head_ ? fill_ : len_[from]);
         len[to] = len_[from];
         start[to] = start_[from];
     }
     // The oldest chunks were readable only down to n_ - 1 back: what the
     // larger ring does not hold yet must not be read as data.
     base_ = std::max(base_, first());
-    mem_ = std::move(mem);
+    mem_ = std::move(mem); // pages lent from the old memory stay with the sockets that hold them
+    lent_.assign(nchunks, 0);
     len_ = std::move(len);
     start_ = std::move(start);
     n_ = nchunks;

@@ -54,6 +54,8 @@ cJSON* session_json(const Stream& s, Millis now) {
     cJSON_AddNumberToObject(o, "bitrate_out", s.out_rate() * 8);
     cJSON_AddNumberToObject(o, "ring_chunks", static_cast<double>(ring.head() - ring.first() + 1));
     cJSON_AddNumberToObject(o, "ring_size", static_cast<double>(ring.chunks()));
+    cJSON_AddBoolToObject(o, "zero_copy", ring.lends());
+    cJSON_AddNumberToObject(o, "ring_renewed", static_cast<double>(ring.renewed()));
     cJSON_AddNumberToObject(o, "dropped_bytes", static_cast<double>(s.dropped_bytes()));
     cJSON_AddNumberToObject(o, "reconnects", static_cast<double>(s.reconnects()));
     cJSON_AddNumberToObject(o, "resumed_chunks", static_cast<double>(s.primed_chunks()));

@@ -60,6 +60,12 @@ void Stream::update_rules() {
     rules_.join.back_chunks = std::min<uint64_t>(static_cast<uint64_t>(c.initial_behind), max_chunks - 1);
     rules_.join.back_bytes = byte_rate_ > 0 ? std::max<uint64_t>(1, static_cast<uint64_t>(byte_rate_ * static_cast<double>(c.join_behind) / 1000.0)) : 0;
     rules_.keepalive_interval = c.keepalive_interval;
+    count_readers();
+}
+
+// Sending without copies pays once enough players read the ring (Ring::lends).
+void Stream::count_readers() {
+    ring_.set_readers(players_.size() + viewers_.size(), static_cast<size_t>(cfg().zero_copy_from));
 }
 
 void Stream::prime(RedisMirror::Chunks chunks) {
@@ -106,6 +112,7 @@ void Stream::add(StreamHandoff&& h, std::string user_agent) {
                                                 cfg().client_sndbuf));
     Player& p = *players_.back();
     p.self = std::prev(players_.end());
+    count_readers();
     revive();
     reactor().log().info("player %s joined stream %s (%zu players)", p.peer().str().c_str(), id_.c_str(),
                          players_.size());
@@ -135,6 +142,7 @@ Stream::PlayerIt Stream::end_player(PlayerIt it) {
     if (it == sweep_) ++sweep_; // the sweep goes on from the next one
     reactor().release(std::move(*it));
     it = players_.erase(it);
+    count_readers();
     idle_check();
     return it;
 }
@@ -470,6 +478,7 @@ void Stream::hls_seen(const SockAddr& peer, const std::string& ua) {
     v.last = now;
     if (!fresh) return;
     v.peer = peer, v.user_agent = ua, v.since = now;
+    count_readers();
     revive();
     reactor().log().info("hls player %s joined stream %s", peer.str().c_str(), id_.c_str());
 }
@@ -541,6 +550,7 @@ void Stream::hls_tick(Millis now) {
                              static_cast<unsigned long long>(it->second.segments));
         m_.totals.hls_players++;
         it = viewers_.erase(it);
+        count_readers();
         if (viewers_.empty()) idle_check();
     }
     for (auto it = replies_.begin(); it != replies_.end();) {

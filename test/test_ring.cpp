@@ -4,6 +4,11 @@
 #include <string>
 #include <vector>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "acemux/player.hpp"
 #include "acemux/ring.hpp"
 #include "ts_gen.hpp"
 
@@ -107,4 +112,51 @@ Test(ring, restart_at_continues_numbering) {
     feed(r, a, g, 20);
     cr_assert_eq(r.head(), 1002u);
     cr_assert_eq(r.first(), 1000u);
+}
+
+// A ring sends by sendfile while it lends: the socket holds references to
+// its pages, not a copy. Bytes lent and not yet read must stay what they
+// were when the writer comes round and fills the slot again.
+Test(ring, bytes_lent_to_a_socket_survive_the_writer_coming_round) {
+    int ls = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    cr_assert(bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && listen(ls, 1) == 0);
+    getsockname(ls, reinterpret_cast<sockaddr*>(&a), &al);
+    Fd reader(socket(AF_INET, SOCK_STREAM, 0));
+    cr_assert(connect(reader.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    Fd writer(accept4(ls, nullptr, nullptr, SOCK_NONBLOCK));
+    close(ls);
+    cr_assert(writer);
+
+    Ring r(188 * 348, 4);
+    r.set_readers(1, 1);
+    cr_assert(r.lends(), "this kernel has memfd");
+    ts::Aligner al2;
+    testts::TsGen g;
+    feed(r, al2, g, 348 * 2 + 10, 60000); // two chunks sealed, a little in the third
+    std::string own;
+    size_t own_off = 0;
+    Cursor cur{r.first(), 0};
+    Sent s = send_from_ring(writer.get(), own, own_off, cur, r, kWholeRing);
+    cr_assert_eq(s.err, 0);
+    cr_assert_eq(s.took, r.bytes_in(), "all of it in the socket: %zu", s.took); // the aligner holds the last packet back
+    cr_assert_eq(s.calls, 3, "one sendfile per chunk");
+    // The writer comes round twice: every slot is written again.
+    feed(r, al2, g, 348 * 8, 60000);
+    cr_assert_geq(r.renewed(), 3u, "the lent slots got fresh pages: %llu", (unsigned long long)r.renewed());
+    std::string got;
+    char buf[65536];
+    while (got.size() < s.took) {
+        ssize_t n = recv(reader.get(), buf, sizeof buf, 0);
+        cr_assert_gt(n, 0);
+        got.append(buf, static_cast<size_t>(n));
+    }
+    testts::TsCheck check;
+    check.feed(got);
+    cr_assert(check.clean(), "%s", check.summary().c_str());
+    cr_assert_eq(check.first_seq, 0u);
+    cr_assert_eq(check.last_seq, s.took / 188 - 1);
 }

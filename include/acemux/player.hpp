@@ -23,14 +23,16 @@
 
 namespace acemux {
 
-// One sendmsg of what a reader of the ring sends next: its own bytes (a
-// response head, PAT and PMT, a null packet), then ring bytes from its
-// cursor, at most `ring_max` of them, as iovecs over ring memory. What the
-// kernel took comes off `own` and moves the cursor. Players and HLS replies
-// both send this way.
+// What a reader of the ring sends next: its own bytes (a response head, PAT
+// and PMT, a null packet), then ring bytes from its cursor, at most
+// `ring_max` of them. One sendmsg of iovecs over ring memory, or, while the
+// ring lends (Ring::lends), the own bytes and then each ring range by
+// sendfile, without a copy. What the kernel took comes off `own` and moves
+// the cursor. Players and HLS replies both send this way.
 struct Sent {
     size_t offered = 0, took = 0, from_ring = 0;
-    int err = 0; // errno of a failed sendmsg (EAGAIN is no failure)
+    int err = 0;   // errno of a failed call (EAGAIN is no failure)
+    int calls = 0; // system calls made
 };
 Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, const Ring& ring, uint64_t ring_max);
 constexpr uint64_t kWholeRing = ~0ull;
@@ -75,7 +77,7 @@ public:
     const SockAddr& peer() const { return peer_; }
     const std::string& user_agent() const { return ua_; }
     uint64_t bytes_sent() const { return sent_; }
-    uint64_t writes() const { return writes_; } // sendmsg calls: what batching saves
+    uint64_t writes() const { return writes_; } // sendmsg and sendfile calls: what batching saves
     uint64_t jumps() const { return jumps_; }
     Millis connected_at() const { return since_; }
 

@@ -17,15 +17,25 @@
 //
 // Where a reader may start is a question about the buffer, so the ring
 // answers it (join_point): it knows its keyframes and how far back they lie.
+//
+// The memory is a memfd, so readers may hand ranges of it to their sockets
+// with sendfile instead of copying them (lend). The kernel then holds the
+// pages until the bytes are delivered, which may be after the writer has
+// come round: a lent slot gets fresh pages before it is written again
+// (its old ones live on in the socket buffers that hold them). That costs
+// the writer a page fault per page of the slot, so readers lend only while
+// the ring has enough of them (lends()).
 #pragma once
 #include <array>
 #include <cstddef>
+#include <sys/types.h>
 #include <sys/uio.h>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <vector>
 
+#include "acemux/fd.hpp"
 #include "acemux/ts.hpp"
 
 namespace acemux {
@@ -71,6 +81,25 @@ struct JoinPoint {
     const uint8_t* psi = nullptr; // 2 packets, or none
 };
 
+// Ring memory: a memfd mapped shared, so its pages can go to a socket by
+// sendfile; anonymous memory where the kernel has no memfd (file() < 0).
+class RingMemory {
+public:
+    explicit RingMemory(size_t bytes); // throws std::bad_alloc
+    ~RingMemory();
+    RingMemory(const RingMemory&) = delete;
+    RingMemory& operator=(const RingMemory&) = delete;
+    uint8_t* data() const { return p_; }
+    int file() const { return fd_.get(); }
+    // Fresh (zero) pages for [off, off + len): the old ones stay with whoever holds them.
+    void renew(size_t off, size_t len);
+
+private:
+    Fd fd_;
+    uint8_t* p_ = nullptr;
+    size_t size_ = 0;
+};
+
 class Ring {
 public:
     Ring(size_t chunk_size, size_t nchunks);
@@ -79,7 +108,7 @@ public:
     uint64_t head() const { return head_; }
     uint64_t first() const { return head_ - std::min<uint64_t>(head_ - base_, n_ - 1); }
     size_t length(uint64_t idx) const { return idx == head_ ? committed_ : len_[slot(idx)]; }
-    const uint8_t* data(uint64_t idx) const { return mem_.get() + slot(idx) * stride_; }
+    const uint8_t* data(uint64_t idx) const { return mem_->data() + slot(idx) * stride_; }
     uint64_t bytes_in() const { return bytes_in_; } // bytes ever committed
     size_t chunks() const { return n_; }
     size_t chunk_size() const { return chunk_size_; }
@@ -91,6 +120,17 @@ public:
     uint64_t splice_pos() const { return splice_pos_; }
     // The PAT and PMT seen last (2 packets), or nullptr before both came.
     const uint8_t* psi() const { return scanner_.psi_known() ? scanner_.psi() : nullptr; }
+
+    // Zero-copy sending. Readers lend ring bytes to the kernel (sendfile from
+    // file() at file_offset()) while lends() says so: with this many readers
+    // or more, the copies saved outweigh the fresh pages a lent slot needs
+    // (bench/copies). lend() must come before the bytes go out.
+    bool lends() const { return mem_->file() >= 0 && lend_from_ && readers_ >= lend_from_; }
+    int file() const { return mem_->file(); }
+    off_t file_offset(const void* p) const { return static_cast<const uint8_t*>(p) - mem_->data(); }
+    void lend(const void* p) const { lent_[static_cast<size_t>(file_offset(p)) / stride_] = 1; }
+    void set_readers(size_t n, size_t lend_from) { readers_ = n, lend_from_ = lend_from; }
+    uint64_t renewed() const { return renewed_; } // lent slots given fresh pages
 
     // --- the writer
     uint8_t* recv_ptr() { return open() + fill_; }
@@ -149,13 +189,17 @@ public:
 
 private:
     size_t slot(uint64_t idx) const { return static_cast<size_t>(idx % n_); }
-    uint8_t* open() { return mem_.get() + slot(head_) * stride_; }
+    uint8_t* open() { return mem_->data() + slot(head_) * stride_; }
     void seal(bool announce = true);
+    void reuse(); // the head moved to a slot: fresh pages if it was lent
     void index(size_t from, size_t n); // newly visible packets: counters made continuous, keyframes found
 
     static constexpr size_t kSlack = (ts::kLockPackets + 1) * ts::kPacket;
     size_t chunk_size_, n_, stride_;
-    std::unique_ptr<uint8_t[]> mem_; // not zeroed: pages are touched only when used
+    std::unique_ptr<RingMemory> mem_; // pages are touched only when used
+    mutable std::vector<uint8_t> lent_; // per slot: the kernel may hold its pages (readers mark it)
+    size_t readers_ = 0, lend_from_ = 0;
+    uint64_t renewed_ = 0;
     std::vector<size_t> len_;
     std::vector<uint64_t> start_; // bytes_in() at each slot's chunk start
     uint64_t splice_pos_ = 0;
