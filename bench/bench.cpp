@@ -71,12 +71,15 @@ struct Target {
     int port = 0;
 };
 
+// More [stream] settings for acemux (--stream), to try other values.
+std::string g_stream_extra;
+
 // acemux (or the baseline) in front of a fresh engine.
 bool start_target(const std::string& which, EngineSim& engine, Target& t, const std::string& binary = "") {
     if (which == "acemux") {
         DaemonProc d;
         d.binary = binary;
-        if (!d.start("[stream]\ngrace_period = 30\n[[engine]]\nhost = \"127.0.0.1\"\nport = " +
+        if (!d.start("[stream]\ngrace_period = 30\n" + g_stream_extra + "[[engine]]\nhost = \"127.0.0.1\"\nport = " +
                          std::to_string(engine.port) + "\napi = \"direct\"\nmax_streams = 1000\n",
                      "max_connections = 8192\nmax_connections_per_ip = 0\n"))
             return false;
@@ -209,15 +212,17 @@ int main(int argc, char** argv) {
     std::string out = "bench/results/latest.json", only;
     std::vector<int> sizes;
     static const option opts[] = {{"full", 0, nullptr, 'f'}, {"out", 1, nullptr, 'o'}, {"only", 1, nullptr, 's'},
-                                  {"sizes", 1, nullptr, 'n'}, {nullptr, 0, nullptr, 0}};
+                                  {"sizes", 1, nullptr, 'n'}, {"stream", 1, nullptr, 'S'},
+                                  {nullptr, 0, nullptr, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, nullptr)) != -1) {
         if (o == 'f') full = true;
         else if (o == 'o') out = optarg;
-        else if (o == 's') only = optarg; // one scenario (steady, saturate, slow, streams50, hls, copies, memory)
+        else if (o == 's') only = optarg;
+        else if (o == 'S') g_stream_extra += std::string(optarg) + "\n"; // e.g. "zero_copy_from = 0" // one scenario (steady, saturate, slow, streams50, hls, copies, memory)
         else if (o == 'n')
             for (const char* p = optarg; *p; p += std::strcspn(p, ","), p += *p == ',') sizes.push_back(std::atoi(p));
-        else return std::fprintf(stderr, "usage: bench [--full] [--out FILE] [--only SCENARIO] [--sizes N,N,...]\n"), 2;
+        else return std::fprintf(stderr, "usage: bench [--full] [--out FILE] [--only SCENARIO] [--sizes N,N,...] [--stream 'key = value']...\n"), 2;
     }
     auto want = [&](const char* scenario) { return only.empty() || only == scenario; };
     double secs = full ? 15 : 5, warmup = 2; // warm: connections made, first bursts sent
@@ -255,6 +260,23 @@ int main(int argc, char** argv) {
     // HLS viewers of one stream against TS players of it (steady N=100 above):
     // the warm-up covers the stream's start and its first two segments.
     if (want("hls")) add(measure("hls", "acemux", 100, 6e6, secs, 8, 10, false, 1, true));
+
+    // The copies experiment (#18): one fan-out write by copy, sendfile from a
+    // memfd ring, or MSG_ZEROCOPY, apart from everything else the daemon does.
+    if (want("copies")) {
+        std::vector<int> ns = full ? std::vector<int>{100, 500, 1000} : std::vector<int>{100};
+        for (int n : ns)
+            for (const char* mode : {"copy", "sendfile", "zerocopy"}) {
+                std::string cmd = bin_dir() + "/copies --players " + std::to_string(n) + " --seconds " +
+                                  (full ? "12" : "8") + " --mode " + mode;
+                if (FILE* f = popen(cmd.c_str(), "r")) {
+                    char line[256];
+                    while (std::fgets(line, sizeof line, f)) std::fputs(line, stdout);
+                    pclose(f);
+                }
+                std::fflush(stdout);
+            }
+    }
 
     // Memory: RSS with no stream, with one stream and no player, and per
     // player; for the binary built here and, when built, the static router one.

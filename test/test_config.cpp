@@ -97,6 +97,7 @@ Test(config, out_of_range) {
                  "t.toml:2:19: max_connections = 0 is out of range (1 to 1000000)");
     expect_error("[stream]\nkeepalive_interval = 0.01\n",
                  "t.toml:2:22: keepalive_interval = 0.01 is out of range (0.05 to 60 seconds)");
+    expect_error("[stream]\nzero_copy_from = -1\n", "t.toml:2:18: zero_copy_from = -1 is out of range (0 to 1000000)");
 }
 
 Test(config, cross_checks) {
