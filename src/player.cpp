@@ -91,15 +91,8 @@ Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, cons
     if (!s.offered) return s;
     int from_ring = own_left ? 1 : 0; // the first iovec over the ring
     ssize_t took = 0;
-    if (n == from_ring || !ring.lends()) {
-        // sendmsg, not writev: the same gather, but straight to the socket
-        // layer, without the file layer's position lock and iterator set-up.
-        msghdr msg{};
-        msg.msg_iov = iov;
-        msg.msg_iovlen = static_cast<size_t>(n);
-        took = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        s.calls = 1;
-    } else {
+    bool copy = n == from_ring || !ring.lends();
+    if (!copy) {
         // Own bytes first (MSG_MORE: the ring's follow at once), then each
         // range of the ring by sendfile: the socket takes references to the
         // ring's pages instead of a copy of them.
@@ -120,6 +113,16 @@ Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, cons
             took += w;
             if (static_cast<size_t>(w) < iov[i].iov_len) break;
         }
+        copy = took < 0 && errno == EINVAL; // a socket that cannot take pages: copy after all
+    }
+    if (copy) {
+        // sendmsg, not writev: the same gather, but straight to the socket
+        // layer, without the file layer's position lock and iterator set-up.
+        msghdr msg{};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = static_cast<size_t>(n);
+        took = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        s.calls++;
     }
     if (took < 0) {
         if (errno != EAGAIN && errno != EINTR) s.err = errno;
