@@ -97,17 +97,19 @@ struct Sock {
 
 int main(int argc, char** argv) {
     int n = 100;
+    size_t split = 0; // bytes sent in a call of their own at the end of each range (a chunk's carry)
     double secs = 5, mbit = 6;
     std::string mode = "copy";
     static const option opts[] = {{"players", 1, nullptr, 'n'}, {"seconds", 1, nullptr, 's'},
                                   {"mode", 1, nullptr, 'm'},    {"mbit", 1, nullptr, 'r'},
-                                  {nullptr, 0, nullptr, 0}};
+                                  {"split", 1, nullptr, 'x'},   {nullptr, 0, nullptr, 0}};
     for (int o; (o = getopt_long(argc, argv, "", opts, nullptr)) != -1;) {
         if (o == 'n') n = std::atoi(optarg);
         else if (o == 's') secs = std::atof(optarg);
         else if (o == 'm') mode = optarg;
         else if (o == 'r') mbit = std::atof(optarg);
-        else return std::fprintf(stderr, "usage: copies [--players N] [--seconds S] [--mbit R] [--mode copy|sendfile|zerocopy]\n"), 2;
+        else if (o == 'x') split = static_cast<size_t>(std::atol(optarg));
+        else return std::fprintf(stderr, "usage: copies [--players N] [--seconds S] [--mbit R] [--mode copy|sendfile|zerocopy] [--split BYTES]\n"), 2;
     }
     bool sf = mode == "sendfile", zc = mode == "zerocopy";
     if (!sf && !zc && mode != "copy") return std::fprintf(stderr, "copies: unknown mode %s\n", mode.c_str()), 2;
@@ -171,6 +173,7 @@ int main(int argc, char** argv) {
             while (k.pos < head) {
                 size_t off = static_cast<size_t>(k.pos % (kSlot * kSlots));
                 size_t len = static_cast<size_t>(std::min<uint64_t>(head - k.pos, kSlot * kSlots - off));
+                if (split && len > split && (head - k.pos) == len) len -= split; // the tail goes in a call of its own
                 ssize_t w;
                 if (sf) {
                     off_t o = static_cast<off_t>(off);

@@ -206,7 +206,8 @@ Test(lifecycle, two_daemons_with_the_same_getpid_share_an_engine, .timeout = 40)
     EngineSim engine;
     cr_assert(engine.start());
     DaemonProc d1, d2;
-    d1.wrap = d2.wrap = {"/usr/bin/unshare", "--pid", "--fork"};
+    // --kill-child: the daemon (PID 1 in there) ends with unshare, not orphaned.
+    d1.wrap = d2.wrap = {"/usr/bin/unshare", "--pid", "--fork", "--kill-child=SIGTERM"};
     std::string cfg = "[[engine]]\nhost = \"127.0.0.1\"\nport = " + std::to_string(engine.port) + "\n";
     cr_assert(d1.start(cfg) && d2.start(cfg), "%s", d1.proc.output().c_str());
     cr_assert(d1.proc.output().find("(pid 1,") != std::string::npos, "%s", d1.proc.output().c_str());
