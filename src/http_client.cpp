@@ -167,7 +167,7 @@ void HttpClient::arm_timeout(Millis ms) {
 // caller's call), or a batch that did not fill in time.
 void HttpClient::on_timer() {
     if (!failed_.empty()) return finish(std::exchange(failed_, std::string()));
-    if (batching_) return read_body();
+    if (batching_) return read_answer();
     const char* what = phase_ == Phase::resolving  ? "cannot resolve "
                        : phase_ == Phase::reading ? "no response headers from "
                                                   : "cannot connect to ";
@@ -270,10 +270,10 @@ void HttpClient::on_io(uint32_t ev) {
         return;
     }
     if (!(ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;
-    read_body();
+    read_answer();
 }
 
-void HttpClient::read_body() {
+void HttpClient::read_answer() {
     uint8_t local[16384];
     // A few reads per event, while each fills the area it was given (a
     // batch may straddle the end of a ring chunk); then the players get

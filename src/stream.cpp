@@ -60,12 +60,6 @@ void Stream::update_rules() {
     rules_.join.back_chunks = std::min<uint64_t>(static_cast<uint64_t>(c.initial_behind), max_chunks - 1);
     rules_.join.back_bytes = byte_rate_ > 0 ? std::max<uint64_t>(1, static_cast<uint64_t>(byte_rate_ * static_cast<double>(c.join_behind) / 1000.0)) : 0;
     rules_.keepalive_interval = c.keepalive_interval;
-    count_readers();
-}
-
-// Sending without copies pays once enough players read the ring (Ring::lends).
-void Stream::count_readers() {
-    ring_.set_readers(players_.size() + viewers_.size(), static_cast<size_t>(cfg().zero_copy_from));
 }
 
 void Stream::prime(RedisMirror::Chunks chunks) {
@@ -112,7 +106,6 @@ void Stream::add(StreamHandoff&& h, std::string user_agent) {
                                                 cfg().client_sndbuf));
     Player& p = *players_.back();
     p.self = std::prev(players_.end());
-    count_readers();
     revive();
     reactor().log().info("player %s joined stream %s (%zu players)", p.peer().str().c_str(), id_.c_str(),
                          players_.size());
@@ -142,7 +135,6 @@ Stream::PlayerIt Stream::end_player(PlayerIt it) {
     if (it == sweep_) ++sweep_; // the sweep goes on from the next one
     reactor().release(std::move(*it));
     it = players_.erase(it);
-    count_readers();
     idle_check();
     return it;
 }
@@ -206,6 +198,11 @@ void Stream::wake_all() {
     silence_timer_.start(half_keepalive());
     unwoken_ = 0;
     catch_up_all();
+    // Sending without copies pays once enough players and HLS viewers read
+    // the ring (Ring::lends); decided per batch, so a reload or a player
+    // coming or going counts from the next one.
+    size_t from = static_cast<size_t>(cfg().zero_copy_from);
+    ring_.set_lending(from && players_.size() + viewers_.size() >= from);
     if (sweep_ != players_.end()) {
         sweep_again_ = true; // those already passed in this sweep have more to take
         return;
@@ -478,7 +475,6 @@ void Stream::hls_seen(const SockAddr& peer, const std::string& ua) {
     v.last = now;
     if (!fresh) return;
     v.peer = peer, v.user_agent = ua, v.since = now;
-    count_readers();
     revive();
     reactor().log().info("hls player %s joined stream %s", peer.str().c_str(), id_.c_str());
 }
@@ -550,7 +546,6 @@ void Stream::hls_tick(Millis now) {
                              static_cast<unsigned long long>(it->second.segments));
         m_.totals.hls_players++;
         it = viewers_.erase(it);
-        count_readers();
         if (viewers_.empty()) idle_check();
     }
     for (auto it = replies_.begin(); it != replies_.end();) {

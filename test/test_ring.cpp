@@ -132,7 +132,7 @@ Test(ring, bytes_lent_to_a_socket_survive_the_writer_coming_round) {
     cr_assert(writer);
 
     Ring r(188 * 348, 4);
-    r.set_readers(1, 1);
+    r.set_lending(true);
     cr_assert(r.lends(), "this kernel has memfd");
     ts::Aligner al2;
     testts::TsGen g;

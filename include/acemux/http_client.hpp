@@ -80,7 +80,7 @@ public:
     void on_io(uint32_t ev) override;
 
 private:
-    void read_body();
+    void read_answer();
     enum class Phase { idle, resolving, connecting, sending, reading };
     void begin(const Url& url, Millis connect, Millis answer);
     void hop();

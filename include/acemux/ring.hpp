@@ -24,7 +24,7 @@
 // come round: a lent slot gets fresh pages before it is written again
 // (its old ones live on in the socket buffers that hold them). That costs
 // the writer a page fault per page of the slot, so readers lend only while
-// the ring has enough of them (lends()).
+// there are enough of them (lends()).
 #pragma once
 #include <array>
 #include <cstddef>
@@ -122,14 +122,15 @@ public:
     const uint8_t* psi() const { return scanner_.psi_known() ? scanner_.psi() : nullptr; }
 
     // Zero-copy sending. Readers lend ring bytes to the kernel (sendfile from
-    // file() at file_offset()) while lends() says so: with this many readers
-    // or more, the copies saved outweigh the fresh pages a lent slot needs
-    // (bench/copies). lend() must come before the bytes go out.
-    bool lends() const { return mem_->file() >= 0 && lend_from_ && readers_ >= lend_from_; }
+    // file() at file_offset()) while lends() says so: the stream turns it on
+    // when it has enough readers for the copies saved to outweigh the fresh
+    // pages a lent slot needs (bench/copies). lend() must come before the
+    // bytes go out.
+    bool lends() const { return lending_; }
     int file() const { return mem_->file(); }
     off_t file_offset(const void* p) const { return static_cast<const uint8_t*>(p) - mem_->data(); }
     void lend(const void* p) const { lent_[static_cast<size_t>(file_offset(p)) / stride_] = 1; }
-    void set_readers(size_t n, size_t lend_from) { readers_ = n, lend_from_ = lend_from; }
+    void set_lending(bool on) { lending_ = on && mem_->file() >= 0; }
     uint64_t renewed() const { return renewed_; } // lent slots given fresh pages
 
     // --- the writer
@@ -198,7 +199,7 @@ private:
     size_t chunk_size_, n_, stride_;
     std::unique_ptr<RingMemory> mem_; // pages are touched only when used
     mutable std::vector<uint8_t> lent_; // per slot: the kernel may hold its pages (readers mark it)
-    size_t readers_ = 0, lend_from_ = 0;
+    bool lending_ = false;
     uint64_t renewed_ = 0;
     std::vector<size_t> len_;
     std::vector<uint64_t> start_; // bytes_in() at each slot's chunk start

@@ -74,7 +74,6 @@ public:
     // Its engine left the config: carry on on another one, if one can take it.
     void move_off_engine();
     void update_rules(); // after a reload and as the rate is measured
-    void count_readers(); // players and HLS viewers, for the ring's zero-copy sending
 
     Reactor& reactor();
     const StreamConfig& cfg() const;
