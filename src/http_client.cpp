@@ -1,6 +1,7 @@
 #include "acemux/http_client.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -204,6 +205,7 @@ void HttpClient::start(Fd fd) {
     field_.clear(), location_.clear(), content_type_.clear();
     in_location_ = in_type_ = false;
     headers_done_ = complete_ = aborted_ = redirect_ = batching_ = false;
+    lowat_ = 1;
     llhttp_init(&parser_, HTTP_RESPONSE, &settings());
     parser_.data = this;
     phase_ = Phase::connecting;
@@ -275,10 +277,10 @@ void HttpClient::on_io(uint32_t ev) {
 
 void HttpClient::read_answer() {
     uint8_t local[16384];
-    // A few reads per event, while each fills the area it was given (a
-    // batch may straddle the end of a ring chunk); then the players get
-    // their turn, so an engine sending faster than they take cannot crowd
-    // them out (epoll is level-triggered and reports the rest again).
+    // A few reads per event, while each fills the area it was given (what
+    // came past a ring chunk's end goes on into the next); then the players
+    // get their turn, so an engine sending faster than they take cannot
+    // crowd them out (epoll is level-triggered and reports the rest again).
     for (int k = 0; k < kReadsPerEvent; k++) {
         auto [buf, cap] = sink_.recv_area();
         if (!buf) buf = local, cap = sizeof local;
@@ -305,14 +307,35 @@ void HttpClient::read_answer() {
         }
         if (static_cast<size_t>(n) < cap) break;
     }
-    if (batching_) timer_.start(batch_wait_); // pushed back at every batch: fires only when one is late
+    if (batching_) next_batch();
 }
 
 void HttpClient::batch_body(size_t bytes, Millis max_wait) {
-    int lowat = static_cast<int>(bytes);
+    batch_bytes_ = bytes;
     batch_wait_ = max_wait;
+    batching_ = true; // from the next read on (this is called in the middle of one)
+}
+
+// The next batch is `bytes`, or what completes the sink's area if that is
+// less: a batch then ends where a ring chunk does.
+//
+// The sender must not wait for the batch to be read: the kernel reports a
+// socket whose receive window is full even below SO_RCVLOWAT, and a sender
+// let go again only when the reader makes room sends in bursts, so batches
+// would end where the window does. The first SO_RCVLOWAT asks for two
+// batches, which sizes the receive buffer for a window that holds them
+// (tcp_set_rcvlowat); autotuning goes on from there.
+void HttpClient::next_batch() {
+    auto set_lowat = [this](size_t bytes) {
+        int v = static_cast<int>(std::clamp<size_t>(bytes, 1, INT_MAX));
+        if (v != lowat_ && ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v) != 0) return false;
+        return lowat_ = v, true;
+    };
+    size_t area = sink_.recv_area().second;
     // Without it (an old kernel) every read is a batch, as before.
-    batching_ = fd_ && ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat) == 0;
+    if ((lowat_ == 1 && !set_lowat(2 * batch_bytes_)) || !set_lowat(area ? std::min(batch_bytes_, area) : batch_bytes_))
+        return void(batching_ = false);
+    timer_.start(batch_wait_); // pushed back at every batch: fires only when one is late
 }
 
 bool Fetch::on_body(const uint8_t* at, size_t n) {

@@ -77,7 +77,9 @@ Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, cons
     size_t own_left = own.size() - own_off;
     if (own_left) iov[n++] = {own.data() + own_off, own_left};
     if (ring_max) {
-        int k = cur.gather(ring, iov + n, IOV_MAX - n), end = n + k;
+        // A player's stream stops where the ring holds back; a segment is sent whole.
+        uint64_t upto = ring_max == kWholeRing ? ring.held_from() : ~0ull;
+        int k = cur.gather(ring, iov + n, IOV_MAX - n, upto), end = n + k;
         if (ring_max != kWholeRing) { // up to the end of what is asked for (a segment)
             uint64_t rest = ring_max;
             for (end = n; end < n + k && rest; end++) {

@@ -145,10 +145,10 @@ Cursor Cursor::start(const Ring& r, uint64_t behind) {
 uint64_t Cursor::behind(const Ring& r) const { return r.head() - idx; }
 bool Cursor::at_head(const Ring& r) const { return idx == r.head() && off == r.length(idx); }
 
-int Cursor::gather(const Ring& r, iovec* iov, int max) const {
+int Cursor::gather(const Ring& r, iovec* iov, int max, uint64_t end) const {
     int n = 0;
     size_t off = this->off;
-    for (uint64_t i = idx; i <= r.head() && n < max; i++, off = 0) {
+    for (uint64_t i = idx; i <= r.head() && i < end && n < max; i++, off = 0) {
         size_t len = r.length(i);
         if (off < len) iov[n++] = {const_cast<uint8_t*>(r.data(i)) + off, len - off};
     }

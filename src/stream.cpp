@@ -95,10 +95,8 @@ void Stream::connect() {
     attempts_++;
     waiting_since_ = reactor().now(); // the no-data clock starts with each attempt
     attempt_data_ = prebuf_logged_ = false;
-    // A batch never waits so long that a caught-up player gets null packets meanwhile.
-    Millis batch_wait = std::min<Millis>(cfg().wake_delay, cfg().keepalive_interval / 4);
     up_.start(engine_->cfg, {id_key_, id_, cfg().connect_timeout, cfg().answer_timeout, key_wait(), cfg().wake_bytes,
-                             batch_wait});
+                             batch_wait()});
 }
 
 void Stream::add(StreamHandoff&& h, std::string user_agent) {
@@ -167,14 +165,14 @@ void Stream::on_upstream_data(size_t n) {
     }
     seg_.update(ring_, now);
     answer_manifests();
-    // The engine is read in batches (wake_bytes, or what came within
-    // wake_delay: Upstream::Attempt), and each batch wakes the players once,
-    // so a caught-up player is written once per batch. A batch read in more
-    // than one recv (it straddles a chunk's end) wakes them at the end of
+    // The engine is read in batches (wake_bytes or the rest of a ring chunk,
+    // or what came within wake_delay: Upstream::Attempt), and each batch
+    // wakes the players once, so a caught-up player is written once per
+    // batch. A batch read in more than one recv wakes them at the end of
     // this pass of the loop, once.
     unwoken_ += n;
     if (unwoken_ >= cfg().wake_bytes) return wake_all();
-    if (!wake_timer_.armed()) wake_timer_.start(0);
+    wake_timer_.start(0); // also when it waits out a hold (wake_all)
     // Until then, a player as far back as catch-up allows must not be lapped
     // by the chunks this pass writes.
     if (ring_.head() != head_at_check_) catch_up_all();
@@ -198,6 +196,16 @@ void Stream::wake_all() {
     silence_timer_.start(half_keepalive());
     unwoken_ = 0;
     catch_up_all();
+    // A batch that completed a chunk goes out as that chunk (Ring::held_from);
+    // what its read put past the end follows with the next batch, or after
+    // the batch wait if none comes by then.
+    if (ring_.head() != woken_head_ && ring_.length(ring_.head())) {
+        ring_.hold_from(ring_.head());
+        wake_timer_.start(batch_wait());
+    } else {
+        ring_.release();
+    }
+    woken_head_ = ring_.head();
     // Sending without copies pays once enough players and HLS viewers read
     // the ring (Ring::lends); decided per batch, so a reload or a player
     // coming or going counts from the next one.
@@ -315,6 +323,9 @@ uint64_t Stream::key_wait() const {
 // after the last one; from then on the tick comes every quarter interval, so
 // a caught-up player's first null packet leaves well within keepalive_interval
 // of the last engine byte.
+// A caught-up player never gets null packets while a batch fills.
+Millis Stream::batch_wait() const { return std::min<Millis>(cfg().wake_delay, cfg().keepalive_interval / 4); }
+
 Millis Stream::half_keepalive() const { return std::min<Millis>(cfg().keepalive_interval / 2, 500); }
 
 void Stream::arm_tick() {

@@ -102,6 +102,46 @@ Test(ring, unverified_bytes_carry_over_when_a_chunk_fills) {
     cr_assert_eq(a.dropped(), 50u);
 }
 
+// A read of the whole recv area completes the chunk and goes one byte past
+// it (the sync byte that confirms the last packet), so the next read begins
+// the next chunk and a batch is one range of the ring.
+Test(ring, a_read_of_the_whole_area_ends_at_the_chunk) {
+    Ring r(188 * 10, 4);
+    ts::Aligner a;
+    testts::TsGen g;
+    std::string in(30 * 188, '\0');
+    for (int i = 0; i < 30; i++) g.data(reinterpret_cast<uint8_t*>(in.data()) + i * 188);
+    size_t area = r.recv_space();
+    cr_assert_eq(area, 188u * 10 + 1);
+    std::memcpy(r.recv_ptr(), in.data(), area);
+    r.append(r.recv_ptr(), area);
+    r.commit(a);
+    cr_assert_eq(r.head(), 1u, "the chunk was sealed");
+    cr_assert_eq(r.length(0), 188u * 10);
+    cr_assert_eq(r.length(1), 0u, "nothing of the next chunk is readable yet");
+    cr_assert_eq(r.recv_space(), 188u * 10, "the next read completes the next chunk (one byte of it is in)");
+}
+
+// The stream holds back the open chunk; players gather up to it, segments past it.
+Test(ring, players_gather_up_to_the_held_chunk) {
+    Ring r(188 * 10, 4);
+    ts::Aligner a;
+    testts::TsGen g;
+    feed(r, a, g, 14, 1881); // a chunk, and 3 packets of the next
+    cr_assert_eq(r.head(), 1u);
+    cr_assert_eq(r.length(1), 3u * 188);
+    iovec iov[4];
+    Cursor c{0, 188};
+    r.hold_from(r.head());
+    cr_assert_eq(r.held_from(), 1u);
+    cr_assert_eq(c.gather(r, iov, 4, r.held_from()), 1, "only the sealed chunk: one range");
+    cr_assert_eq(iov[0].iov_len, 188u * 9);
+    cr_assert_eq(c.gather(r, iov, 4), 2, "without a limit (a segment), the open chunk too");
+    r.release();
+    cr_assert_eq(c.gather(r, iov, 4, r.held_from()), 2);
+    cr_assert_eq(iov[1].iov_len, 3u * 188);
+}
+
 Test(ring, restart_at_continues_numbering) {
     Ring r(188 * 8, 4);
     r.restart_at(1000);

@@ -360,6 +360,49 @@ Test(stream, players_sent_without_copies_get_every_byte_as_it_was, .timeout = 60
     cr_assert_gt(sim_stat(st, "ring_renewed"), 8, "the writer came round over lent slots: %s", st.c_str());
 }
 
+// Sent by sendfile (zero_copy_from = 1), a batch that completes a chunk
+// goes out as that chunk, one range in one call: a second call per batch
+// is sent later by a paced socket's timer (BBR) and costs as much again.
+// The engine's read ends at the chunk's end (SO_RCVLOWAT), and what came
+// past it waits for the next batch (Ring::held_from).
+Test(stream, a_caught_up_player_is_sent_a_batch_in_one_call, .timeout = 30) {
+    Rig rig;
+    rig.start({"--bitrate", "10000000"}, "zero_copy_from = 1\n");
+    TestPlayer p;
+    cr_assert(watch(p, rig.daemon.port, kId, 1500)); // past the join burst
+    auto totals = [&](const char* key) { return sim_stat(http_get(rig.daemon.port, "/stats").body, key); };
+    long b0 = totals("player_bytes_since_start"), w0 = totals("player_writes_since_start");
+    read_player(p, 3000);
+    long b = totals("player_bytes_since_start") - b0, w = totals("player_writes_since_start") - w0;
+    cr_assert_gt(w, 0);
+    // A chunk is 65424 bytes; a batch the engine was late with is read (and sent) in two.
+    cr_assert_geq(b / w, 56 * 1024, "%ld bytes in %ld calls", b, w);
+    cr_assert_neq(http_get(rig.daemon.port, "/stats").body.find("\"zero_copy\":true"), std::string::npos);
+    expect_clean(p, "player");
+}
+
+// What a batch's read put past a chunk's end waits for the next batch, but
+// not longer than the batch wait: when the engine stalls, a player has had
+// every byte the ring holds, not all but the last few.
+Test(stream, bytes_held_for_the_next_batch_go_out_when_it_is_late, .timeout = 30) {
+    Rig rig;
+    // The engine stalls two packets past the sixth chunk's end: the read
+    // that completes that chunk brings them too, and nothing follows.
+    constexpr long kChunk = 65424;
+    rig.start({"--stall-after", std::to_string(6 * kChunk + 2 * 188), "--stall", "3000"}, "keepalive_interval = 0.2\n");
+    TestPlayer p;
+    cr_assert(p.open(rig.daemon.port, kId)); // before the first byte: it is sent the ring from its start
+    read_player(p, 2500);                    // the stall began after about a second
+    std::string st = http_get(rig.daemon.port, "/stats").body;
+    long in = sim_stat(st, "bytes_in");
+    cr_assert_gt(in, 6 * kChunk, "%s", st.c_str());
+    long got = static_cast<long>((p.check.packets - p.check.nulls) * 188);
+    cr_log_info("ring %ld bytes, player %ld bytes of packets: %s", in, got, p.check.summary().c_str());
+    cr_assert(got == in || got == in + 2 * 188, "every byte the ring holds (and a PAT and PMT to start): ring %ld, player %ld",
+              in, got);
+    expect_clean(p, "player");
+}
+
 // The engine sends a burst every 5 ms; acemux reads it in 64 KiB batches
 // (the kernel wakes it once a batch is there) and writes a caught-up player
 // once per batch: large writes and few passes of the loop, where a read per

@@ -67,9 +67,10 @@ public:
     void get_on(Fd connected, const Url& url, Millis timeout); // first hop over a socket already connected
     // The rest of this response's body is read in batches (a Sink calls it
     // from on_status): the kernel reports the socket only once `bytes` are
-    // waiting (SO_RCVLOWAT), and what is there is read anyway when no batch
-    // came for `max_wait`. A stream read this way costs the loop one pass
-    // per batch instead of one per burst the sender makes.
+    // waiting (SO_RCVLOWAT), or fewer when the Sink's area ends sooner (a
+    // batch then ends where a ring chunk does), and what is there is read
+    // anyway when no batch came for `max_wait`. A stream read this way costs
+    // the loop one pass per batch instead of one per burst the sender makes.
     void batch_body(size_t bytes, Millis max_wait);
     void close(); // silently: no callback
     bool active() const { return phase_ != Phase::idle; }
@@ -110,7 +111,10 @@ private:
     std::string field_, location_, content_type_;
     bool in_location_ = false, in_type_ = false;
     bool headers_done_ = false, complete_ = false, aborted_ = false, redirect_ = false;
+    void next_batch();
     Millis batch_wait_ = 0;
+    size_t batch_bytes_ = 0;
+    int lowat_ = 1;         // SO_RCVLOWAT now (1, the kernel's default: none set yet)
     bool batching_ = false; // SO_RCVLOWAT is set on this connection
     static constexpr int kReadsPerEvent = 4;
 };

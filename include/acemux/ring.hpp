@@ -61,8 +61,9 @@ struct Cursor {
     uint64_t behind(const Ring& r) const;
     bool at_head(const Ring& r) const;
     bool packet_aligned() const { return off % ts::kPacket == 0; }
-    // Readable bytes from the cursor as iovecs pointing into the ring (at most `max`).
-    int gather(const Ring& r, iovec* iov, int max) const;
+    // Readable bytes from the cursor as iovecs pointing into the ring (at
+    // most `max`), in chunks before `end` (Ring::held_from).
+    int gather(const Ring& r, iovec* iov, int max, uint64_t end = ~0ull) const;
     void advance(const Ring& r, size_t n);
 };
 
@@ -121,6 +122,17 @@ public:
     // The PAT and PMT seen last (2 packets), or nullptr before both came.
     const uint8_t* psi() const { return scanner_.psi_known() ? scanner_.psi() : nullptr; }
 
+    // Players are sent the chunks before held_from() only. A batch that
+    // completes a chunk goes out as that chunk, one range, in one call: by
+    // sendfile a second range is a second call, and a socket paced by its
+    // congestion control (BBR) sends that one later from a timer, which
+    // cost as much again. The bytes the batch's read put past the chunk's
+    // end wait for the next batch. The stream holds and releases; HLS
+    // segments are sent whole regardless.
+    uint64_t held_from() const { return held_from_; }
+    void hold_from(uint64_t idx) { held_from_ = idx; }
+    void release() { held_from_ = ~0ull; }
+
     // Zero-copy sending. Readers lend ring bytes to the kernel (sendfile from
     // file() at file_offset()) while lends() says so: the stream turns it on
     // when it has enough readers for the copies saved to outweigh the fresh
@@ -135,7 +147,12 @@ public:
 
     // --- the writer
     uint8_t* recv_ptr() { return open() + fill_; }
-    size_t recv_space() const { return stride_ - fill_; }
+    // Up to one byte past the chunk (the next packet's sync byte confirms the
+    // last one), so the read that completes a chunk stops there and the next
+    // begins the next chunk: a batch of new bytes is then one range of the
+    // ring, which goes to a player in one call. Past that, the slack, while
+    // the aligner waits for more to judge a packet.
+    size_t recv_space() const { return fill_ <= chunk_size_ ? chunk_size_ + 1 - fill_ : stride_ - fill_; }
     // Adds body bytes. `at` may point into the recv area: the bytes are moved
     // down to the fill mark (chunked framing removed in place).
     void append(const uint8_t* at, size_t n);
@@ -200,6 +217,7 @@ private:
     std::unique_ptr<RingMemory> mem_; // pages are touched only when used
     mutable std::vector<uint8_t> lent_; // per slot: the kernel may hold its pages (readers mark it)
     bool lending_ = false;
+    uint64_t held_from_ = ~0ull;
     uint64_t renewed_ = 0;
     std::vector<size_t> len_;
     std::vector<uint64_t> start_; // bytes_in() at each slot's chunk start

@@ -131,6 +131,7 @@ private:
     void pump_slice();
     void arm_tick();
     Millis half_keepalive() const;
+    Millis batch_wait() const;
     void tick();
     void grace_over();
     void idle_check();        // no players left: the grace period starts
@@ -179,6 +180,7 @@ private:
     Millis created_, last_data_, waiting_since_ = 0, moved_at_ = -kBounceMs, failing_since_ = 0, recovered_at_ = 0, last_stall_scan_ = 0, backoff_ = 0;
     uint64_t head_at_check_ = 0; // the head when catch-up was last checked
     size_t unwoken_ = 0;
+    uint64_t woken_head_ = 0;    // the head at the last wake
     int tries_on_engine_ = 0;
     uint64_t reconnects_ = 0;
     size_t primed_ = 0;
