@@ -15,10 +15,16 @@
 using namespace acemux;
 
 namespace {
-// Writes n packets through the ring's recv area, as the upstream does.
-size_t feed(Ring& r, ts::Aligner& a, testts::TsGen& g, int n, size_t step = 1000) {
+// n data packets, numbered on from the generator's last.
+std::string packets(testts::TsGen& g, int n) {
     std::string in(static_cast<size_t>(n) * 188, '\0');
     for (int i = 0; i < n; i++) g.data(reinterpret_cast<uint8_t*>(in.data()) + i * 188);
+    return in;
+}
+
+// Writes n packets through the ring's recv area, as the upstream does.
+size_t feed(Ring& r, ts::Aligner& a, testts::TsGen& g, int n, size_t step = 1000) {
+    std::string in = packets(g, n);
     size_t made = 0;
     for (size_t off = 0; off < in.size();) {
         size_t k = std::min({step, in.size() - off, r.recv_space()});
@@ -71,8 +77,7 @@ Test(ring, chunked_framing_removed_in_place) {
     Ring r(188 * 8, 4);
     ts::Aligner a;
     testts::TsGen g;
-    std::string body(188 * 5, '\0');
-    for (int i = 0; i < 5; i++) g.data(reinterpret_cast<uint8_t*>(body.data()) + i * 188);
+    std::string body = packets(g, 5);
     std::string wire = "3e8\r\n" + body.substr(0, 600) + "\r\n" + "178\r\n" + body.substr(600) + "\r\n";
     std::memcpy(r.recv_ptr(), wire.data(), wire.size());
     uint8_t* base = r.recv_ptr();
@@ -109,8 +114,7 @@ Test(ring, a_read_of_the_whole_area_ends_at_the_chunk) {
     Ring r(188 * 10, 4);
     ts::Aligner a;
     testts::TsGen g;
-    std::string in(30 * 188, '\0');
-    for (int i = 0; i < 30; i++) g.data(reinterpret_cast<uint8_t*>(in.data()) + i * 188);
+    std::string in = packets(g, 30);
     size_t area = r.recv_space();
     cr_assert_eq(area, 188u * 10 + 1);
     std::memcpy(r.recv_ptr(), in.data(), area);
