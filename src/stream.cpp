@@ -316,6 +316,10 @@ uint64_t Stream::key_wait() const {
     return static_cast<uint64_t>(rate * static_cast<double>(cfg().join_behind) / 1000.0 / ts::kPacket);
 }
 
+// A caught-up player never gets null packets while a batch fills (or while
+// bytes past a chunk's end wait for the next one).
+Millis Stream::batch_wait() const { return std::min<Millis>(cfg().wake_delay, cfg().keepalive_interval / 4); }
+
 // While the engine sends, a tick only samples the rate and looks for stuck
 // players, so it comes once a second: every wake-up of its own costs the loop
 // a pass. Silence is noticed by another timer, pushed back at every wake-up
@@ -323,9 +327,6 @@ uint64_t Stream::key_wait() const {
 // after the last one; from then on the tick comes every quarter interval, so
 // a caught-up player's first null packet leaves well within keepalive_interval
 // of the last engine byte.
-// A caught-up player never gets null packets while a batch fills.
-Millis Stream::batch_wait() const { return std::min<Millis>(cfg().wake_delay, cfg().keepalive_interval / 4); }
-
 Millis Stream::half_keepalive() const { return std::min<Millis>(cfg().keepalive_interval / 2, 500); }
 
 void Stream::arm_tick() {
