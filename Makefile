@@ -72,7 +72,7 @@ override CFLAGS   += $(SECTIONS) -Os
 override LDFLAGS  += -s -Wl,--gc-sections
 ROUTER_BIN := $(BUILD)/acemux$(if $(STATIC),-static)
 endif
-TEST_SRC   := $(wildcard test/test_*.cpp) test/harness.cpp test/rig.cpp
+TEST_SRC   := $(wildcard test/test_*.cpp) test/harness.cpp test/rig.cpp test/runner.cpp
 TEST_OBJ   := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o
 

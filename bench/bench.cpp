@@ -282,7 +282,7 @@ int main(int argc, char** argv) {
     // Memory: RSS with no stream, with one stream and no player, and per
     // player; for the binary built here and, when built, the static router one.
     auto stripped_kib = [](const std::string& bin) -> long long {
-        std::string out = "/tmp/acemux-stripped-" + std::to_string(getpid());
+        std::string out = temp_dir() + "/acemux-stripped";
         struct stat st {};
         bool ok = std::system(("strip -o " + out + " " + bin + " 2>/dev/null").c_str()) == 0 && stat(out.c_str(), &st) == 0;
         unlink(out.c_str());

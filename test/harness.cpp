@@ -11,16 +11,15 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <fstream>
+#include <ftw.h>
 #include <hiredis/hiredis.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char** environ;
 
 namespace acemux::test {
 
@@ -39,8 +38,39 @@ std::string bin_dir() {
 
 std::string source_dir() { return SOURCE_DIR; }
 
+// One directory per run for every file the tests make. The suite's runner
+// makes it and removes it at the end (runner.cpp) and names it in
+// kRunVar, which every process a test starts inherits, so the runner can
+// also find what a test left running. A program without the runner (bench,
+// soak) makes its own and removes it when it exits.
+static void remove_tree(const std::string& dir) {
+    ::nftw(dir.c_str(), [](const char* p, const struct stat*, int, FTW*) { return ::remove(p); }, 16,
+           FTW_DEPTH | FTW_PHYS);
+}
+
+std::string temp_dir() {
+    static const std::string dir = [] {
+        if (const char* d = std::getenv(kRunVar); d && *d) return std::string(d);
+        static std::string own = make_run_dir("acemux-run");
+        if (own.empty()) return std::string("/tmp");
+        ::setenv(kRunVar, own.c_str(), 1);
+        std::atexit([] { remove_tree(own); });
+        return own;
+    }();
+    return dir;
+}
+
+std::string make_run_dir(const char* name) {
+    std::string tmpl = "/tmp/" + std::string(name) + "." + std::to_string(::getpid()) + ".XXXXXX";
+    return ::mkdtemp(tmpl.data()) ? tmpl : "";
+}
+
+void remove_run_dir(const std::string& dir) {
+    if (dir.rfind("/tmp/", 0) == 0) remove_tree(dir);
+}
+
 std::string write_temp(const std::string& content, const char* suffix) {
-    std::string path = "/tmp/acemux-test-XXXXXX" + std::string(suffix);
+    std::string path = temp_dir() + "/XXXXXX" + std::string(suffix);
     std::vector<char> tmpl(path.begin(), path.end());
     tmpl.push_back('\0');
     int fd = ::mkstemps(tmpl.data(), static_cast<int>(std::strlen(suffix)));
@@ -54,32 +84,57 @@ Proc::~Proc() {
     if (pid_ > 0 && status_ < 0) stop(SIGKILL, 2000);
 }
 
+// A child belongs to the test that started it, on every path out of the
+// test: a failed cr_assert longjmps past every destructor, and a test that
+// times out is killed, so only the kernel can be trusted to end what the
+// test started. The child dies with the test process (PR_SET_PDEATHSIG) and
+// leads a process group of its own, which stop() signals as a whole.
 bool Proc::spawn(const std::vector<std::string>& argv) {
-    int p[2];
+    int p[2], err[2];
     if (::pipe2(p, O_CLOEXEC) < 0) return false;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, p[1], 2);
-    posix_spawn_file_actions_addclosefrom_np(&fa, 3); // nothing of the test runner's leaks into the child
+    if (::pipe2(err, O_CLOEXEC) < 0) {
+        ::close(p[0]), ::close(p[1]);
+        return false;
+    }
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
-    // The child must not inherit the test's blocked signals (Criterion, signalfd tests).
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-    int rc = ::posix_spawnp(&pid_, args[0], &fa, &attr, args.data(), environ); // a bare name is looked up in PATH
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
+    pid_t parent = ::getpid();
+    pid_t pid = ::fork();
+    if (pid == 0) { // only async-signal-safe calls from here to exec
+        ::setpgid(0, 0);
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(127); // the test died before the line above
+        ::dup2(p[1], 1);
+        ::dup2(p[1], 2);
+        // The test's blocked signals (Criterion, signalfd tests) and ignored SIGPIPE are not the child's.
+        sigset_t none;
+        sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::signal(SIGPIPE, SIG_DFL);
+        ::close_range(3, ~0u, CLOSE_RANGE_CLOEXEC); // nothing of the test runner's leaks into the child
+        ::execvp(args[0], args.data());            // a bare name is looked up in PATH
+        int e = errno;
+        (void)!::write(err[1], &e, sizeof e);
+        ::_exit(127);
+    }
     ::close(p[1]);
+    ::close(err[1]);
+    Fd failed(err[0]);
     pipe_.reset(p[0]);
     ::fcntl(p[0], F_SETFL, O_NONBLOCK);
     status_ = -1;
-    return rc == 0;
+    if (pid < 0) return false;
+    pid_ = pid;
+    ::setpgid(pid, pid); // also here: stop() may come before the child ran
+    int e = 0;
+    if (::read(failed.get(), &e, sizeof e) == static_cast<ssize_t>(sizeof e)) { // exec failed
+        int st;
+        ::waitpid(pid_, &st, 0);
+        status_ = 127;
+        return false;
+    }
+    return true;
 }
 
 void Proc::drain() {
@@ -131,18 +186,30 @@ bool Proc::running() {
 int Proc::stop(int sig, long timeout_ms) {
     if (pid_ <= 0) return -1;
     if (status_ >= 0) return status_;
-    ::kill(pid_, sig);
+    ::kill(-pid_, sig); // its group: whatever it started goes too
     long end = now_ms() + timeout_ms;
     while (now_ms() < end) {
         drain();
         if (!running()) return status_;
         ::usleep(5000);
     }
-    ::kill(pid_, SIGKILL);
+    ::kill(-pid_, SIGKILL);
     int st;
     ::waitpid(pid_, &st, 0);
     status_ = 128 + SIGKILL;
     return -1;
+}
+
+std::vector<std::string> contained(std::vector<std::string> argv) {
+    static const std::vector<std::string> wrap = [] {
+        std::vector<std::string> w{"unshare", "--pid", "--fork", "--kill-child"};
+        Proc probe;
+        std::vector<std::string> argv = w;
+        argv.push_back("true");
+        return probe.spawn(argv) && probe.stop(0, 5000) == 0 ? w : std::vector<std::string>{};
+    }();
+    argv.insert(argv.begin(), wrap.begin(), wrap.end());
+    return argv;
 }
 
 static int port_from(const std::string& line) {

@@ -11,7 +11,13 @@ namespace acemux::test {
 
 std::string bin_dir();                  // where the test binary (and acemux, engine_sim) live
 std::string source_dir();               // the repository
+// Files a test makes go in temp_dir(), one directory per run of the suite,
+// removed at its end; write_temp makes one there with `content`.
+constexpr const char* kRunVar = "ACEMUX_TEST_RUN";
+std::string temp_dir();
 std::string write_temp(const std::string& content, const char* suffix = ".toml");
+std::string make_run_dir(const char* name); // /tmp/<name>.<pid>.XXXXXX, "" on failure
+void remove_run_dir(const std::string& dir);
 long now_ms();
 
 class Proc {
@@ -51,6 +57,13 @@ private:
     size_t scanned_ = 0;
     int status_ = -1;
 };
+
+// A program that starts programs of its own (Chromium: renderers, a GPU
+// process) runs as the first process of a PID namespace of its own: when
+// it ends, however it ends, the kernel ends everything it started. Where
+// no namespace can be made (not root, no user namespaces), as it is: its
+// process group still goes with it.
+std::vector<std::string> contained(std::vector<std::string> argv);
 
 // The daemon on 127.0.0.1:<free port>, configured with `extra` appended to a
 // minimal config (listen and log settings are provided).

@@ -56,7 +56,7 @@ Test(cli, version_help_and_usage_errors, .timeout = 30) {
 
 Test(cli, sigterm_exits_zero_and_removes_pidfile, .timeout = 30) {
     DaemonProc d;
-    std::string pid = "/tmp/acemux-test-" + std::to_string(getpid()) + ".pid";
+    std::string pid = temp_dir() + "/acemux.pid";
     cr_assert(d.start("", "pidfile = \"" + pid + "\"\n"));
     struct stat st;
     cr_assert_eq(stat(pid.c_str(), &st), 0, "pidfile written");

@@ -280,10 +280,10 @@ Test(hls, a_browser_plays_the_watch_page, .timeout = 90) {
     std::string profile = write_temp("", ".d");
     ::unlink(profile.c_str());
     Proc c;
-    cr_assert(c.spawn({"chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--mute-audio",
+    cr_assert(c.spawn(contained({"chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--mute-audio",
                        "--autoplay-policy=no-user-gesture-required", "--enable-logging=stderr", "--v=0",
                        "--user-data-dir=" + profile, "--no-first-run",
-                       "http://127.0.0.1:" + std::to_string(rig.daemon.port) + "/watch?id=" + kId}));
+                       "http://127.0.0.1:" + std::to_string(rig.daemon.port) + "/watch?id=" + kId})));
     double played = 0;
     long until = now_ms() + 60000;
     while (played <= 5.0 && now_ms() < until) {

@@ -7,13 +7,14 @@
 #include <unistd.h>
 
 #include "acemux/log.hpp"
+#include "harness.hpp"
 
 using namespace acemux;
 
 namespace {
 // A stand-in for /dev/log: a datagram socket bound to a temporary path.
 struct FakeSyslog {
-    std::string path = "/tmp/acemux-test-log-" + std::to_string(::getpid());
+    std::string path = test::temp_dir() + "/log-" + std::to_string(::getpid());
     Fd fd{::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0)};
     FakeSyslog() {
         ::unlink(path.c_str());

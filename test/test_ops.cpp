@@ -290,7 +290,13 @@ Test(playlist, without_a_host_header_the_address_the_player_reached_is_used, .ti
 
 Test(daemon, pidfile_and_privilege_drop_when_root, .timeout = 30) {
     if (geteuid() != 0) cr_skip_test("not running as root: no privileges to drop");
-    std::string pid = "/tmp/acemux-priv-" + std::to_string(getpid()) + ".pid";
+    // A directory the unprivileged daemon may remove its pidfile from, in
+    // the run's own (which others may pass through, not read).
+    std::string dir = temp_dir() + "/priv-" + std::to_string(getpid());
+    cr_assert_eq(mkdir(dir.c_str(), 0), 0);
+    chmod(dir.c_str(), 01777);
+    chmod(temp_dir().c_str(), 0711);
+    std::string pid = dir + "/acemux.pid";
     DaemonProc d;
     cr_assert(d.start("", "user = \"nobody\"\npidfile = \"" + pid + "\"\n"));
     std::ifstream st("/proc/" + std::to_string(d.proc.pid()) + "/status");
