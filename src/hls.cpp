@@ -36,11 +36,117 @@ void Segmenter::open(uint64_t pos, const uint8_t* psi, int64_t pts, Millis now, 
     cur_pts_ = pts;
 }
 
-void Segmenter::close(uint64_t pos, double duration) {
+namespace {
+// a < b for 33-bit timestamps that may have wrapped between them.
+bool pts_before(int64_t a, int64_t b) {
+    constexpr int64_t kWrap = int64_t{1} << 33;
+    return ((a - b) & (kWrap - 1)) >= kWrap / 2;
+}
+
+bool is_video(uint8_t type) { return type == 0x1B || type == 0x24 || type == 0x01 || type == 0x02; }
+} // namespace
+
+// The open segment ends at a keyframe (`key_pts` its time) or where the
+// clock forced a cut. At a keyframe of the same stream, the other streams'
+// packets around it are sorted by time (sort_streams) before the segment
+// is listed; elsewhere there is nothing to sort.
+void Segmenter::close(const Ring& ring, uint64_t pos, double duration, int64_t key_pts, bool sort) {
+    settle(); // the boundary before this segment, if its audio lagged a whole segment
     cur_.end = pos;
     cur_.duration = duration;
-    done_.push_back(cur_);
     open_ = false;
+    closing_ = std::move(cur_);
+    std::vector<ts::Es> es;
+    if (!sort || key_pts < 0 || !ring.psi() || !ts::pmt_streams(ring.psi() + ts::kPacket, es)) return settle();
+    Boundary& b = boundary_;
+    b = Boundary{};
+    b.at = b.scanned = pos;
+    b.pts = key_pts;
+    b.limit = pos + std::max<uint64_t>(closing_->size(), 64 * 1024);
+    bool video_seen = false;
+    for (auto& e : es) {
+        if (is_video(e.type) && !video_seen) video_seen = true; // the keyframes' own stream is cut at the keyframe
+        else b.pids.push_back({e.pid, true, false});
+    }
+    if (b.pids.empty()) return settle();
+    b.active = true;
+    // The PES each stream is in the middle of at the keyframe: its PTS says
+    // whether its packets after the keyframe play before it.
+    Cursor c;
+    if (!ring.locate(pos, c)) return settle();
+    std::vector<bool> known(b.pids.size(), false);
+    size_t unknown = b.pids.size();
+    for (uint64_t at = pos; unknown && at > closing_->start;) {
+        if (c.off == 0) {
+            if (c.idx == ring.first()) break;
+            c.idx--, c.off = ring.length(c.idx);
+        }
+        c.off -= ts::kPacket, at -= ts::kPacket;
+        const uint8_t* p = ring.data(c.idx) + c.off;
+        if (!ts::payload_start(p)) continue;
+        for (size_t i = 0; i < b.pids.size(); i++)
+            if (!known[i] && b.pids[i].pid == ts::pid(p)) {
+                int64_t pts = ts::pes_pts(p);
+                b.pids[i].before = pts < 0 || pts_before(pts, key_pts);
+                known[i] = true, unknown--;
+            }
+    }
+}
+
+// Walks the packets after the keyframe: each stream's packets belong
+// before it until that stream begins a PES at or after the keyframe's
+// time. Done when every stream has, or a segment's worth of bytes later.
+void Segmenter::sort_streams(const Ring& ring) {
+    Boundary& b = boundary_;
+    if (!b.active) return;
+    Cursor c;
+    if (!ring.locate(b.scanned, c)) return settle(); // overwritten: sorted as far as it went
+    uint64_t upto = std::min(ring.bytes_in(), b.limit);
+    size_t open = 0;
+    for (auto& x : b.pids) open += !x.settled;
+    while (b.scanned < upto && open) {
+        if (c.off >= ring.length(c.idx)) {
+            c.idx++, c.off = 0;
+            continue;
+        }
+        const uint8_t* p = ring.data(c.idx) + c.off;
+        for (auto& x : b.pids) {
+            if (x.pid != ts::pid(p) || x.settled) continue;
+            if (ts::payload_start(p)) {
+                int64_t pts = ts::pes_pts(p);
+                x.before = pts >= 0 && pts_before(pts, b.pts);
+                if (!x.before) x.settled = true, open--;
+            }
+            if (x.before) b.moved.push_back(b.scanned);
+            break;
+        }
+        c.off += ts::kPacket;
+        b.scanned += ts::kPacket;
+    }
+    if (!open || b.scanned >= b.limit) settle();
+}
+
+// The segment waiting on its boundary is listed, and the packets it took
+// from after its end are skipped by the segment that follows.
+void Segmenter::settle() {
+    if (!closing_) return;
+    if (boundary_.active) {
+        closing_->trail = boundary_.moved;
+        if (open_ && cur_.start == boundary_.at) cur_.skip = std::move(boundary_.moved);
+        boundary_ = Boundary{};
+    }
+    publish(std::move(*closing_));
+    closing_.reset();
+}
+
+void Segmenter::publish(Segment s) {
+    done_.push_back(std::move(s));
+    if (declared_ || done_.size() < 2) return;
+    // Fixed as the first playlist can be served: EXTINF rounded to the
+    // nearest second may never exceed it.
+    long longest = std::lround(static_cast<double>(target_) / 1000.0);
+    for (auto& d : done_) longest = std::max(longest, std::lround(d.duration));
+    declared_ = static_cast<int>(std::max(longest, 1L));
 }
 
 void Segmenter::update(const Ring& ring, Millis now) {
@@ -57,22 +163,30 @@ void Segmenter::update(const Ring& ring, Millis now) {
         bool spliced = ring.splice_pos() > cur_.start && ring.splice_pos() <= r.pos;
         double d = elapsed(r.pts, now);
         if (!spliced && d < target) return;
-        close(r.pos, d);
+        close(ring, r.pos, d, r.pts, !spliced);
         open(r.pos, r.psi, r.pts, now, spliced);
     });
-    // A stream without keyframes is cut by the clock, at a packet boundary.
-    Millis forced = 3 * target_;
+    // Without a keyframe in time the clock cuts, at a packet boundary:
+    // before the segment would round above the declared target duration.
+    Millis forced = declared_ ? declared_ * Millis{1000} + 450 : 3 * target_;
     if (open_ && now - cur_at_ >= forced && ring.bytes_in() > cur_.start) {
-        close(ring.bytes_in(), static_cast<double>(now - cur_at_) / 1000.0);
+        close(ring, ring.bytes_in(), static_cast<double>(now - cur_at_) / 1000.0, -1, false);
         open(ring.bytes_in(), ring.psi(), -1, now, false);
     } else if (!open_ && now - first_data_ >= forced && ring.psi()) {
         open(ring.bytes_in(), ring.psi(), -1, now, false);
     }
+    sort_streams(ring);
     // What the ring has overwritten cannot be served any more.
-    while (!done_.empty() && done_.front().start < ring.first_pos()) done_.pop_front();
-    if (open_ && cur_.start < ring.first_pos()) open_ = false; // the next keyframe starts afresh
+    auto forget = [this] { gone_ = done_.front().seq + 1, done_.pop_front(); };
+    while (!done_.empty() && done_.front().start < ring.first_pos()) forget();
+    if (closing_ && closing_->start < ring.first_pos()) {
+        gone_ = closing_->seq + 1;
+        closing_.reset();
+        boundary_ = Boundary{};
+    }
+    if (open_ && cur_.start < ring.first_pos()) gone_ = cur_.seq + 1, open_ = false; // the next keyframe starts afresh
     // The window and a few more, for a client a little behind.
-    while (done_.size() > static_cast<size_t>(window_) + 3) done_.pop_front();
+    while (done_.size() > static_cast<size_t>(window_) + 3) forget();
 }
 
 const Segment* Segmenter::find(uint64_t seq) const {
@@ -90,7 +204,7 @@ std::string Segmenter::playlist(const std::string& prefix, const std::string& su
     std::snprintf(line, sizeof line,
                   "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:%d\n#EXT-X-MEDIA-SEQUENCE:%llu\n"
                   "#EXT-X-DISCONTINUITY-SEQUENCE:%llu\n",
-                  static_cast<int>(std::ceil(longest)), static_cast<unsigned long long>(first ? first->seq : next_seq_),
+                  declared_ ? declared_ : static_cast<int>(std::ceil(longest)), static_cast<unsigned long long>(first ? first->seq : next_seq_),
                   static_cast<unsigned long long>(first ? first->disc_seq - first->discontinuity : disc_seq_));
     std::string out = line;
     for (size_t i = from; i < done_.size(); i++) {
@@ -135,29 +249,45 @@ bool HlsReply::send(const HttpResponse& resp) {
 
 bool HlsReply::send(const Segment& s) {
     sending_ = true;
-    if (!ring_.locate(s.start, cur_)) {
+    s.each_range([this](uint64_t pos, uint64_t len) { ranges_.emplace_back(pos, len); });
+    Cursor c;
+    if (ranges_.empty() || !ring_.locate(ranges_.front().first, c)) {
         keep_alive_ = false;
+        ranges_.clear();
         return send(HttpResponse::text(404, "segment " + std::to_string(s.seq) + " has left the buffer"));
     }
-    left_ = s.size();
-    own_ += response_head(200, "video/mp2t", static_cast<long long>(s.psi.size() + left_),
+    own_ += response_head(200, "video/mp2t", static_cast<long long>(s.psi.size() + s.size()),
                           {{"Cache-Control", "max-age=60"}}, keep_alive_);
     own_.append(reinterpret_cast<const char*>(s.psi.data()), s.psi.size());
     return pump();
 }
 
-// A player's send, up to the end of the segment.
+// As a player sends, over the segment's ranges of the ring.
 bool HlsReply::pump() {
     if (ended()) return false;
     if (!sending_) return true;
-    // A reader this slow lost the race with the writer: its bytes are gone.
-    if (left_ && cur_.idx < ring_.first()) return end(), false;
-    Sent s = send_from_ring(fd_.get(), own_, own_off_, cur_, ring_, left_);
+    iovec iov[IOV_MAX];
+    int n = 0;
+    size_t own_left = own_.size() - own_off_;
+    if (own_left) iov[n++] = {own_.data() + own_off_, own_left};
+    for (size_t i = next_; i < ranges_.size() && n < IOV_MAX; i++) {
+        int k = ring_.gather(ranges_[i].first, ranges_[i].second, iov + n, IOV_MAX - n);
+        if (k < 0) return end(), false; // a reader this slow lost the race with the writer: its bytes are gone
+        n += k;
+    }
+    Sent s = send_iov(fd_.get(), iov, n, own_left > 0, ring_);
     if (!s.offered) return finish();
     if (s.err) return end(), false;
     if (s.took) last_progress_ = r_.now(), sent_ += s.took;
-    left_ -= s.from_ring;
-    if (own_.empty() && !left_) return finish();
+    own_off_ += s.took - s.from_ring;
+    if (own_off_ == own_.size()) own_.clear(), own_off_ = 0;
+    for (uint64_t left = s.from_ring; left;) {
+        auto& [pos, len] = ranges_[next_];
+        uint64_t t = std::min(left, len);
+        pos += t, len -= t, left -= t;
+        if (!len) next_++;
+    }
+    if (own_.empty() && next_ == ranges_.size()) return finish();
     if (r_.set_interest(fd_.get(), watch_read_, true)) return end(), false;
     return true;
 }

@@ -70,28 +70,11 @@ void Player::move_to(const JoinPoint& j) {
     if (j.psi) own_.append(reinterpret_cast<const char*>(j.psi), 2 * ts::kPacket);
 }
 
-Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, const Ring& ring, uint64_t ring_max) {
+Sent send_iov(int fd, iovec* iov, int n, bool own, const Ring& ring) {
     Sent s;
-    iovec iov[IOV_MAX];
-    int n = 0;
-    size_t own_left = own.size() - own_off;
-    if (own_left) iov[n++] = {own.data() + own_off, own_left};
-    if (ring_max) {
-        // A player's stream stops where the ring holds back; a segment is sent whole.
-        uint64_t upto = ring_max == kWholeRing ? ring.held_from() : ~0ull;
-        int k = cur.gather(ring, iov + n, IOV_MAX - n, upto), end = n + k;
-        if (ring_max != kWholeRing) { // up to the end of what is asked for (a segment)
-            uint64_t rest = ring_max;
-            for (end = n; end < n + k && rest; end++) {
-                iov[end].iov_len = static_cast<size_t>(std::min<uint64_t>(iov[end].iov_len, rest));
-                rest -= iov[end].iov_len;
-            }
-        }
-        n = end;
-    }
     for (int i = 0; i < n; i++) s.offered += iov[i].iov_len;
     if (!s.offered) return s;
-    int from_ring = own_left ? 1 : 0; // the first iovec over the ring
+    int from_ring = own ? 1 : 0; // the first iovec over the ring
     ssize_t took = 0;
     bool copy = n == from_ring || !ring.lends();
     if (!copy) {
@@ -131,10 +114,20 @@ Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, cons
         return s;
     }
     s.took = static_cast<size_t>(took);
-    size_t from_own = std::min(s.took, own_left);
-    own_off += from_own;
+    s.from_ring = s.took - std::min<size_t>(s.took, own ? iov[0].iov_len : 0);
+    return s;
+}
+
+Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, const Ring& ring, bool from_ring) {
+    iovec iov[IOV_MAX];
+    int n = 0;
+    size_t own_left = own.size() - own_off;
+    if (own_left) iov[n++] = {own.data() + own_off, own_left};
+    // A player's stream stops where the ring holds back (Ring::held_from).
+    if (from_ring) n += cur.gather(ring, iov + n, IOV_MAX - n, ring.held_from());
+    Sent s = send_iov(fd, iov, n, own_left > 0, ring);
+    own_off += s.took - s.from_ring;
     if (own_off == own.size()) own.clear(), own_off = 0;
-    s.from_ring = s.took - from_own;
     if (s.from_ring) cur.advance(ring, s.from_ring);
     return s;
 }
@@ -143,7 +136,7 @@ bool Player::pump() {
     if (ended()) return false;
     if (!started_) return true;
     catch_up();
-    Sent s = send_from_ring(fd_.get(), own_, own_off_, cur_, ring_, streaming_ ? kWholeRing : 0);
+    Sent s = send_from_ring(fd_.get(), own_, own_off_, cur_, ring_, streaming_);
     if (!s.offered) {
         if (!streaming_) end("answered");
         return !ended();

@@ -203,6 +203,18 @@ bool Ring::locate(uint64_t pos, Cursor& out) const {
     return true;
 }
 
+int Ring::gather(uint64_t pos, uint64_t len, iovec* iov, int max) const {
+    Cursor c;
+    if (!locate(pos, c) || pos + len > bytes_in_) return -1;
+    int n = c.gather(*this, iov, max);
+    for (int i = 0; i < n; i++) {
+        if (!len) return i;
+        iov[i].iov_len = static_cast<size_t>(std::min<uint64_t>(iov[i].iov_len, len));
+        len -= iov[i].iov_len;
+    }
+    return n;
+}
+
 bool Ring::grow(size_t nchunks) {
     if (nchunks <= n_) return true;
     std::unique_ptr<RingMemory> mem;

@@ -527,8 +527,8 @@ void Stream::send_segment(StreamHandoff&& h, uint64_t seq, const std::string& vi
     if (auto v = viewers_.find(viewer); v != viewers_.end() && s) v->second.bytes += s->size(), v->second.segments++;
     bool alive = !r.ended() && (s ? r.send(*s)
                                    : r.send(HttpResponse::text(404, "segment " + std::to_string(seq) +
-                                                                        (seq >= seg_.cut() ? " is not cut yet"
-                                                                                          : " has left the buffer"))));
+                                                                        (seg_.gone(seq) ? " has left the buffer"
+                                                                                        : " is not cut yet"))));
     if (!alive) end_reply(r.self);
 }
 

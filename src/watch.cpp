@@ -74,7 +74,8 @@ function tell(text) { say.textContent = text; console.info("acemux-watch " + tex
 if (window.Hls && Hls.isSupported()) {
   const hls = new Hls({liveSyncDurationCount: 3});
   hls.on(Hls.Events.ERROR, (e, d) => {
-    console.error("acemux-watch hls.js error " + d.type + " " + d.details + (d.fatal ? " (fatal)" : ""));
+    console.error("acemux-watch hls.js error " + d.type + " " + d.details + (d.fatal ? " (fatal)" : "") +
+                  (d.reason || d.error ? ": " + (d.reason || d.error.message) : ""));
     if (d.fatal && d.type === Hls.ErrorTypes.NETWORK_ERROR) setTimeout(() => hls.loadSource(src), 2000);
     else if (d.fatal) hls.recoverMediaError();
   });

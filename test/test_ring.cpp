@@ -184,7 +184,7 @@ Test(ring, bytes_lent_to_a_socket_survive_the_writer_coming_round) {
     std::string own;
     size_t own_off = 0;
     Cursor cur{r.first(), 0};
-    Sent s = send_from_ring(writer.get(), own, own_off, cur, r, kWholeRing);
+    Sent s = send_from_ring(writer.get(), own, own_off, cur, r, true);
     cr_assert_eq(s.err, 0);
     cr_assert_eq(s.took, r.bytes_in(), "all of it in the socket: %zu", s.took); // the aligner holds the last packet back
     cr_assert_eq(s.calls, 3, "one sendfile per chunk");

@@ -3,9 +3,11 @@
 // thousand HLS viewers cost the engine one connection and the loop no copy.
 //
 // Segmenter: cuts segments as keyframes arrive (at the first keyframe past
-// the target duration; forced at 3x the target when none comes; at once
-// after a splice, with EXT-X-DISCONTINUITY), forgets those the ring has
-// overwritten and writes the live playlist.
+// the target duration; forced when none comes in time; at once after a
+// splice, with EXT-X-DISCONTINUITY), forgets those the ring has
+// overwritten and writes the live playlist. Video is cut at the keyframe;
+// every other stream (audio) by time, so that no segment starts with sound
+// from before its first picture (see Segment).
 // HlsReply: an HTTP answer the stream writes itself, a segment from ring
 // memory or a manifest that had to wait for the first segment, after which
 // the connection goes back to the HTTP server for its next request.
@@ -15,7 +17,9 @@
 #include <deque>
 #include <list>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "acemux/http.hpp"
 #include "acemux/http_server.hpp"
@@ -25,15 +29,42 @@
 
 namespace acemux {
 
+// A segment is ring bytes from its keyframe to the next one, in the order
+// the engine sent them, but for one thing: the engine's muxer sends audio
+// after the pictures it goes with (a whole PES of a third of a second at
+// times), so the bytes right after a keyframe carry sound from before it.
+// A player that starts on such a segment (hls.js: its first one, and after
+// a discontinuity) puts the picture after the sound and is left with a
+// hole at the start of its video, which it then seeks over. So a PES of
+// any stream but the video belongs to the segment its PTS falls in: `skip`
+// are the packets of [start, end) that play before this segment's keyframe
+// (they go at the end of the segment before), `trail` those after `end`
+// that play before the next keyframe. Per PID the order stays the engine's.
 struct Segment {
     uint64_t seq = 0;
     uint64_t start = 0, end = 0; // byte positions in the ring (Ring::bytes_in() counts)
+    std::vector<uint64_t> skip, trail; // positions of whole packets, ascending
     double duration = 0;         // seconds
     bool discontinuity = false;  // the first after a splice
     uint64_t disc_seq = 0;       // discontinuities up to and including this one
     int64_t unix_ms = 0;         // wall-clock time of its first byte
     std::array<uint8_t, 2 * ts::kPacket> psi{}; // PAT and PMT sent first
-    uint64_t size() const { return end - start; }
+    uint64_t size() const { return end - start + (trail.size() - skip.size()) * ts::kPacket; }
+    // Its ring bytes in the order they are sent, as (position, length) ranges.
+    template <typename F> void each_range(F f) const {
+        uint64_t at = start;
+        for (uint64_t p : skip) {
+            if (p > at) f(at, p - at);
+            at = p + ts::kPacket;
+        }
+        if (end > at) f(at, end - at);
+        for (size_t i = 0; i < trail.size();) { // packets next to each other go as one range
+            size_t j = i + 1;
+            while (j < trail.size() && trail[j] == trail[j - 1] + ts::kPacket) j++;
+            f(trail[i], (j - i) * ts::kPacket);
+            i = j;
+        }
+    }
 };
 
 class Segmenter {
@@ -51,22 +82,49 @@ public:
     Millis target() const { return target_; }
     int window() const { return window_; }
     uint64_t cut() const { return next_seq_; } // segments cut so far
+    bool gone(uint64_t seq) const { return seq < gone_; } // no longer kept (the ring went past it)
+    // EXT-X-TARGETDURATION, which a playlist may never change (RFC 8216,
+    // 6.2.1): fixed once the first playlist can be served, from the
+    // configured target and the longest segment so far; later segments are
+    // cut before they would round above it. 0 until then.
+    int target_duration() const { return declared_; }
 
 private:
+    // A keyframe boundary whose other streams are still being sorted: the
+    // packets after it that play before it, until each stream has sent a
+    // PES from at or after the keyframe's time.
+    struct Boundary {
+        bool active = false;
+        uint64_t at = 0, scanned = 0, limit = 0; // positions: the keyframe, looked at up to, give up at
+        int64_t pts = 0;
+        struct Pid {
+            uint16_t pid;
+            bool before;  // the PES in progress plays before the keyframe
+            bool settled; // a PES from the keyframe's time on has begun
+        };
+        std::vector<Pid> pids;
+        std::vector<uint64_t> moved; // packets after `at` that belong before it
+    };
     void open(uint64_t pos, const uint8_t* psi, int64_t pts, Millis now, bool disc);
-    void close(uint64_t pos, double duration);
+    void close(const Ring& ring, uint64_t pos, double duration, int64_t key_pts, bool sort_streams);
+    void sort_streams(const Ring& ring);
+    void settle();
+    void publish(Segment s);
     double elapsed(int64_t pts, Millis now) const;
 
     Millis target_;
     int window_;
+    int declared_ = 0;
     std::deque<Segment> done_;
+    std::optional<Segment> closing_; // cut, waiting for its boundary to settle
+    Boundary boundary_;
     bool open_ = false;
     Segment cur_;
     Millis cur_at_ = 0;
     int64_t cur_pts_ = -1;
     uint64_t next_rap_ = 0;  // keyframes at or past this position are new
     uint64_t raps_seen_ = 0; // Ring::raps_found() when last looked
-    uint64_t next_seq_ = 0, disc_seq_ = 0;
+    uint64_t next_seq_ = 0, disc_seq_ = 0, gone_ = 0;
     Millis first_data_ = -1; // when the ring first had data (the no-keyframe rule)
 };
 
@@ -117,8 +175,8 @@ private:
     bool keep_alive_;
     std::string own_; // head (and PAT, PMT for a segment)
     size_t own_off_ = 0;
-    Cursor cur_;      // ring bytes still to send: from here, `left_` of them
-    uint64_t left_ = 0;
+    std::vector<std::pair<uint64_t, uint64_t>> ranges_; // ring bytes still to send: (position, length)
+    size_t next_ = 0;                                   // the first range not sent whole
     bool sending_ = false, watch_read_ = true;
     Millis since_, last_progress_;
     uint64_t sent_ = 0;

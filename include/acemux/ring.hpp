@@ -117,6 +117,9 @@ public:
     uint64_t first_pos() const { return start_[slot(first())]; }
     // A byte position still in the ring as a cursor; false once overwritten.
     bool locate(uint64_t pos, Cursor& out) const;
+    // The `len` bytes from position `pos` as iovecs over ring memory (at
+    // most `max` of them); -1 when they are no longer all in the ring.
+    int gather(uint64_t pos, uint64_t len, iovec* iov, int max) const;
     // Where the newest splice joined another connection's stream (0: none yet).
     uint64_t splice_pos() const { return splice_pos_; }
     // The PAT and PMT seen last (2 packets), or nullptr before both came.
