@@ -22,9 +22,12 @@ Stream::Stream(Streams& m, std::string key, std::string id_key, std::string id, 
       silence_timer_(m.reactor(), [this] { tick(); }), grace_timer_(m.reactor(), [this] { grace_over(); }),
       retry_timer_(m.reactor(), [this] { connect(); }), seg_(m.hls().target_duration, m.hls().window),
       cluster_(m.cluster()), lease_timer_(m.reactor(), [this] { claim_lease(); }), probe_(m.reactor()) {
-    created_ = last_data_ = reactor().now();
+    created_ = last_data_ = idle_since_ = reactor().now();
     update_rules();
     arm_tick();
+    // Made for a watcher about to be added; one that never comes (its
+    // connection closed first) leaves a stream that ends by the same rule.
+    grace_timer_.start(cfg().grace_period);
     reactor().log().info("stream %s: starting on engine %s", id_.c_str(), engine_->cfg.name.c_str());
     RedisMirror& redis = m_.redis();
     if (redis.enabled()) {
@@ -104,7 +107,7 @@ void Stream::add(StreamHandoff&& h, std::string user_agent) {
                                                 cfg().client_sndbuf));
     Player& p = *players_.back();
     p.self = std::prev(players_.end());
-    revive();
+    watchers_changed();
     reactor().log().info("player %s joined stream %s (%zu players)", p.peer().str().c_str(), id_.c_str(),
                          players_.size());
     if (p.ended() || (accepted_ && !p.begin(200, ""))) end_player(p.self);
@@ -112,12 +115,24 @@ void Stream::add(StreamHandoff&& h, std::string user_agent) {
 
 void Stream::player_ended(Player& p) { end_player(p.self); }
 
-// A player (TS or HLS) came while the stream waited out its grace period.
-void Stream::revive() {
-    if (st_ != State::draining) return;
-    grace_timer_.stop();
-    st_ = failing_since_ ? State::failing : State::running;
-    reactor().log().info("stream %s: player returned within the grace period", id_.c_str());
+// The one rule for a stream's end: grace_period after its last watcher of
+// either kind is gone (a TS player's connection closed, an HLS viewer
+// fetched nothing for 3 target durations), whatever the engine is doing,
+// unless one comes back meanwhile. Called wherever watchers come or go.
+void Stream::watchers_changed() {
+    if (st_ == State::closed) return;
+    if (watched()) {
+        if (!grace_timer_.armed()) return;
+        grace_timer_.stop();
+        if (reactor().now() > created_)
+            reactor().log().info("stream %s: a watcher returned within the grace period", id_.c_str());
+        return;
+    }
+    if (grace_timer_.armed()) return;
+    idle_since_ = reactor().now();
+    reactor().log().info("stream %s: no watchers left, stopping in %.1f s unless one returns", id_.c_str(),
+                         static_cast<double>(cfg().grace_period) / 1000.0);
+    grace_timer_.start(cfg().grace_period);
 }
 
 // Every player leaves through here, whoever noticed: logged, counted and
@@ -133,7 +148,7 @@ Stream::PlayerIt Stream::end_player(PlayerIt it) {
     if (it == sweep_) ++sweep_; // the sweep goes on from the next one
     reactor().release(std::move(*it));
     it = players_.erase(it);
-    idle_check();
+    watchers_changed();
     return it;
 }
 
@@ -161,7 +176,7 @@ void Stream::on_upstream_data(size_t n) {
     }
     if (st_ == State::starting || st_ == State::failing) {
         if (st_ == State::starting) recovered_at_ = now;
-        st_ = players_.empty() ? State::draining : State::running;
+        st_ = State::running;
     }
     seg_.update(ring_, now);
     answer_manifests();
@@ -257,7 +272,7 @@ void Stream::on_upstream_failed(const std::string& why, bool rejected) {
         // left, not retried forever.
         if (now - recovered_at_ >= kStableMs) tries_on_engine_ = 0, backoff_ = 0;
     }
-    if (st_ != State::draining) st_ = State::failing;
+    st_ = State::failing;
     if (now - failing_since_ >= cfg().failover_timeout) {
         reactor().log().error("stream %s: giving up after %.1f s of failures (last: %s)", id_.c_str(),
                               static_cast<double>(now - failing_since_) / 1000.0, why.c_str());
@@ -425,20 +440,11 @@ uint64_t Stream::bytes_out() const {
     return n;
 }
 
-void Stream::idle_check() {
-    if (!players_.empty() || !viewers_.empty() || st_ == State::closed || st_ == State::draining) return;
-    st_ = State::draining;
-    idle_since_ = reactor().now();
-    reactor().log().info("stream %s: no players left, stopping in %.1f s unless one returns", id_.c_str(),
-                         static_cast<double>(cfg().grace_period) / 1000.0);
-    grace_timer_.start(cfg().grace_period);
-}
-
 void Stream::grace_over() {
     if (role_ != Role::owner) return close(503, "stream closed");
     // Nobody here watches; the followers' players may.
     cluster_->watchers(id_, watchers_, [this](long n) {
-        if (n > 0 && st_ == State::draining) return grace_timer_.start(cfg().grace_period);
+        if (n > 0 && !watched()) return grace_timer_.start(cfg().grace_period);
         close(503, "stream closed");
     });
 }
@@ -480,15 +486,19 @@ bool Stream::hls_knows(const SockAddr& peer, const std::string& ua) const {
     return viewers_.count(viewer_key(peer, ua)) > 0;
 }
 
-void Stream::hls_seen(const SockAddr& peer, const std::string& ua) {
+// A viewer watches while it fetches segments. Its manifest requests count
+// only until the playlist lets it start (before that there is nothing else
+// to fetch): a client that polls the playlist and never fetches a segment
+// does not keep a stream and its engine session for as long as it polls.
+void Stream::hls_seen(const SockAddr& peer, const std::string& ua, bool segment) {
     Millis now = reactor().now();
     auto [it, fresh] = viewers_.try_emplace(viewer_key(peer, ua));
     HlsViewer& v = it->second;
-    v.last = now;
+    if (fresh || segment || !has_segments()) v.last = now;
     if (!fresh) return;
     v.peer = peer, v.user_agent = ua, v.since = now;
-    revive();
-    reactor().log().info("hls player %s joined stream %s", peer.str().c_str(), id_.c_str());
+    watchers_changed();
+    reactor().log().info("hls viewer %s joined stream %s", peer.str().c_str(), id_.c_str());
 }
 
 HttpResponse Stream::playlist(const std::string& uri_suffix) const {
@@ -553,12 +563,12 @@ void Stream::hls_tick(Millis now) {
             ++it;
             continue;
         }
-        reactor().log().info("hls player %s left stream %s (%.1f s, %llu segments)", it->second.peer.str().c_str(),
+        reactor().log().info("hls viewer %s left stream %s (%.1f s, %llu segments)", it->second.peer.str().c_str(),
                              id_.c_str(), static_cast<double>(it->second.last - it->second.since) / 1000.0,
                              static_cast<unsigned long long>(it->second.segments));
         m_.totals.hls_players++;
         it = viewers_.erase(it);
-        if (viewers_.empty()) idle_check();
+        watchers_changed();
     }
     for (auto it = replies_.begin(); it != replies_.end();) {
         HlsReply& r = **it;

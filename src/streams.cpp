@@ -156,7 +156,7 @@ HttpResponse Streams::manifest(const HttpRequest& req) {
     Stream* s = find(w.key);
     if (!(s && s->hls_knows(req.peer, ua)) && !admit(req, w.id, no)) return no;
     if (!(s = find_or_start(w, no))) return no;
-    s->hls_seen(req.peer, ua);
+    s->hls_seen(req.peer, ua, false);
     if (s->has_segments() || req.is_head()) return s->playlist(token_suffix(req));
     HttpResponse r;
     r.stream = [this, key = w.key, suffix = token_suffix(req), viewer = Stream::viewer_key(req.peer, ua)](StreamHandoff&& h) {
@@ -183,7 +183,7 @@ HttpResponse Streams::segment(const HttpRequest& req) {
     if (!s) return HttpResponse::text(404, "no such stream: " + w.id + " (it starts with its manifest)");
     uint64_t seq = std::strtoull(std::string(name.substr(0, name.size() - 3)).c_str(), nullptr, 10);
     std::string ua = user_agent(req);
-    s->hls_seen(req.peer, ua);
+    s->hls_seen(req.peer, ua, true);
     if (req.is_head()) return ts_head();
     HttpResponse r;
     r.stream = [this, key = w.key, seq, viewer = Stream::viewer_key(req.peer, ua)](StreamHandoff&& h) {

@@ -264,7 +264,7 @@ Test(hls, ffmpeg_plays_the_manifest_for_20_s_without_an_error, .timeout = 90) {
     cr_assert_eq(rc, 0, "ffmpeg: %s", f.output().c_str());
     cr_assert(f.output().empty(), "no error or warning line: %s", f.output().c_str());
     std::string log = rig.log();
-    cr_assert_neq(log.find("hls player"), std::string::npos, "%s", log.c_str());
+    cr_assert_neq(log.find("hls viewer"), std::string::npos, "%s", log.c_str());
 }
 
 Test(hls, a_browser_plays_the_watch_page, .timeout = 90) {

@@ -106,7 +106,7 @@ Test(lifecycle, the_failure_clock_survives_the_last_player_leaving, .timeout = 3
         cr_assert(p.open(d.port, kId));
         read_player(p, 1000);
     }
-    cr_assert(d.proc.wait_line("no players left", 2000) != "");
+    cr_assert(d.proc.wait_line("no watchers left", 2000) != "");
     TestPlayer q;
     usleep(500000);
     cr_assert(q.open(d.port, kId));

@@ -3,7 +3,8 @@
 // how much (on_upstream_data), the stream wakes its players, each player
 // sends from the ring.
 //
-// starting -> running -> (failing -> running) -> draining -> closed.
+// starting -> running -> (failing -> running) -> closed, on the engine's
+// side; and draining, shown in its place while nobody watches (the grace period).
 // Players get the response header once the engine accepts the id (so an
 // engine's refusal can still be a 502), then ring data, or null packets
 // while the engine prebuffers, stalls or fails over.
@@ -48,7 +49,7 @@ public:
         uint64_t bytes = 0, segments = 0;
     };
     static std::string viewer_key(const SockAddr& peer, const std::string& ua) { return peer.host() + "|" + ua; }
-    void hls_seen(const SockAddr& peer, const std::string& user_agent); // a manifest or segment request
+    void hls_seen(const SockAddr& peer, const std::string& user_agent, bool segment); // a manifest or segment request
     bool hls_knows(const SockAddr& peer, const std::string& user_agent) const;
     const std::map<std::string, HlsViewer>& hls_viewers() const { return viewers_; }
     size_t hls_viewer_count() const { return viewers_.size(); }
@@ -85,12 +86,12 @@ public:
     // for /stats
     const std::string& key() const { return key_; }
     const std::string& id() const { return id_; }
-    State state() const { return st_; }
+    State state() const { return st_ != State::closed && grace_timer_.armed() ? State::draining : st_; }
     const Engine* engine() const { return engine_.get(); }
     const std::list<std::unique_ptr<Player>>& players() const { return players_; }
     size_t player_count() const { return players_.size(); }
     Millis created_at() const { return created_; }
-    Millis idle_since() const { return idle_since_; } // when the last player left (draining)
+    Millis idle_since() const { return idle_since_; } // when the last watcher left (draining)
     uint64_t bytes_in() const { return ring_.bytes_in(); }
     uint64_t bytes_out() const; // to its players, those that left included
     uint64_t dropped_bytes() const { return up_.aligner().dropped(); }
@@ -134,8 +135,7 @@ private:
     Millis batch_wait() const;
     void tick();
     void grace_over();
-    void idle_check();        // no players left: the grace period starts
-    void revive();            // a player is back within the grace period
+    void watchers_changed(); // the grace period starts when the last watcher is gone, stops when one is back
 
     Streams& m_;
     std::string key_, id_key_, id_;
