@@ -74,7 +74,7 @@ ROUTER_BIN := $(BUILD)/acemux$(if $(STATIC),-static)
 endif
 TEST_SRC   := $(wildcard test/test_*.cpp) test/harness.cpp test/rig.cpp test/runner.cpp
 TEST_OBJ   := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
-SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o
+SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o $(BUILD)/test/card.o
 
 DEB_DEPS      := g++ make pkg-config libhiredis-dev libtomlplusplus-dev libcjson-dev libc-ares-dev node-llhttp
 DEB_TEST_DEPS := libcriterion-dev redis-server mandoc ffmpeg chromium

@@ -12,9 +12,11 @@
 // Without parameters /ace/getstream answers HTTP 500.
 //
 // The TS is real 188-byte packets: PAT and PMT every 100 ms, an SDT every
-// 500 ms and a data PID whose payload carries a sequence number (see
-// ts_gen.hpp), or a TS file in a loop. Shortcuts of older tests and faults
-// are flags; /sim/set changes faults at run time; /sim/stats counts what it saw.
+// 500 ms, a test card that players show (card.hpp; --content data leaves it
+// out, as the tests do) and a data PID filling the rest of the bit rate whose
+// payload carries a sequence number (see ts_gen.hpp), or a TS file in a loop.
+// Shortcuts of older tests and faults are flags; /sim/set changes faults at
+// run time; /sim/stats counts what it saw.
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -24,11 +26,13 @@
 #include <getopt.h>
 #include <list>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 
 #include "acemux/http_server.hpp"
+#include "card.hpp"
 #include "ts_gen.hpp"
 
 using namespace acemux;
@@ -60,6 +64,7 @@ struct Options {
     int key_every = 2000;
     uint64_t start_seq = 0;
     bool stamp = false; // data packets carry when they were made (the bench's end-to-end delay)
+    bool card = true;   // the test card beside the data PID (--content card|data)
     int playback_status = 200;
     // A broken engine: silent (accepts, never answers), headers-only, garbage
     // (not TS, forever), chunk-truncated, chunk-huge, no-packets, json-10mb, close-mid-header.
@@ -94,6 +99,7 @@ public:
 
 private:
     void generate(size_t bytes);
+    uint64_t clock() const; // where the stream is, in 27 MHz ticks
     void emit(const uint8_t* p, size_t n);
 
     Sim& sim_;
@@ -102,6 +108,7 @@ private:
     std::string out_;
     size_t out_off_ = 0;
     testts::TsGen gen_;
+    std::unique_ptr<testts::Card> card_;
     Millis start_;
     Millis paused_ = 0, stall_until_ = 0;
     bool stalled_once_ = false;
@@ -460,6 +467,8 @@ Playback::Playback(Sim& sim, StreamHandoff&& h, std::string i, std::string s, st
     gen_.gop(sim_.o().key, sim_.o().key_every);
     gen_.start_at(sim_.o().start_seq);
     gen_.stamp(sim_.o().stamp);
+    gen_.card(sim_.o().card);
+    if (sim_.o().card) card_ = std::make_unique<testts::Card>();
     if (sim_.r().watch(fd_.get(), this, true, true)) dead = true;
     std::fprintf(stderr, "sim: playback %s/%s started (pid %s)\n", id.c_str(), session.c_str(), pid.c_str());
 }
@@ -539,6 +548,11 @@ void Playback::generate(size_t bytes) {
             since_psi_ = 0;
             made += 376;
         }
+        if (card_ && card_->packet(clock(), pkt)) { // a picture when one is due, data around it
+            emit(pkt, 188);
+            since_psi_ += 188;
+            continue;
+        }
         g.data(pkt);
         emit(pkt, 188);
         since_psi_ += 188;
@@ -550,6 +564,13 @@ void Playback::generate(size_t bytes) {
             emit(reinterpret_cast<const uint8_t*>(junk.data()), junk.size());
         }
     }
+}
+
+// The bytes sent so far at the bit rate (nominal when unpaced): the card's
+// clock, so its PCRs match where they arrive in a paced stream.
+uint64_t Playback::clock() const {
+    double rate = sim_.o().bitrate > 0 ? sim_.o().bitrate : 6e6;
+    return static_cast<uint64_t>(static_cast<double>(body_) * 8 / rate * 27e6);
 }
 
 void Playback::pump() {
@@ -609,10 +630,12 @@ void usage() {
                  "                  [--redirect-host H (the 302 names another host)]\n"
                  "                  [--stall-after BYTES --stall MS] [--close-after BYTES]\n"
                  "                  [--garbage-every PACKETS --garbage-bytes N] [--reject ID]...\n"
+                 "                  [--content card|data (card: a picture players show, beside the data PID)]\n"
                  "                  [--file TS] [--health-status CODE] [--playback-status CODE]\n"
                  "                  [--keyframes rai|idr|none [--key-every PACKETS]] [--start-seq N] [--stamp]\n"
                  "                  [--fault silent|headers-only|garbage|chunk-truncated|chunk-huge|no-packets|\n"
                  "                           json-10mb|close-mid-header]\n"
+                 "--file and --keyframes replace the card (data content); the card needs --bitrate 1000000 or more.\n"
                  "At run time: GET /sim/set?fault=F&delay=MS&health=CODE&drop=1&stall=MS, GET /sim/stats.\n");
 }
 
@@ -630,7 +653,8 @@ int main(int argc, char** argv) {
         {"api-delay", 1, nullptr, 'A'},     {"error-delay", 1, nullptr, 'E'}, {"no-redirect", 0, nullptr, 'R'},
         {"no-pid-rule", 0, nullptr, 'I'},   {"peers", 1, nullptr, 'N'},       {"redirect-hops", 1, nullptr, 'H'},
         {"redirect-loop", 0, nullptr, 'L'}, {"help", 0, nullptr, 'u'},     {"redirect-host", 1, nullptr, 'Z'},
-        {"stamp", 0, nullptr, 'T'},         {nullptr, 0, nullptr, 0}};
+        {"stamp", 0, nullptr, 'T'},         {"content", 1, nullptr, 'C'},     {nullptr, 0, nullptr, 0}};
+    std::string content; // "": the card unless --file or --keyframes choose what older tests asked for
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
         switch (opt) {
@@ -668,9 +692,21 @@ int main(int argc, char** argv) {
         case 'u': usage(); return 0;
         case 'Z': o.redirect_host = optarg; break;
         case 'T': o.stamp = true; break;
+        case 'C':
+            content = optarg;
+            if (content != "card" && content != "data") return usage(), 2;
+            break;
         default: usage(); return 2;
         }
     }
+    bool replaced = !o.file.empty() || o.key != testts::TsGen::Key::off;
+    if (content.empty()) content = replaced ? "data" : "card";
+    o.card = content == "card";
+    if (o.card && replaced)
+        return std::fprintf(stderr, "engine_sim: --content card goes with neither --file nor --keyframes\n"), 2;
+    // An IDR picture is 24 KB sent at once; below this it arrives after it is due.
+    if (o.card && o.bitrate > 0 && o.bitrate < 1e6)
+        return std::fprintf(stderr, "engine_sim: the card needs --bitrate 1000000 or more (or --content data)\n"), 2;
     std::signal(SIGPIPE, SIG_IGN);
     Config c;
     c.listen = {"127.0.0.1:" + std::to_string(o.port)};

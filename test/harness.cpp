@@ -236,6 +236,12 @@ bool DaemonProc::start(const std::string& extra, const std::string& server_extra
 
 bool EngineSim::start(const std::vector<std::string>& args) {
     std::vector<std::string> argv{bin_dir() + "/engine_sim", "--port", "0"};
+    // The data PID alone unless the test chooses its content: the test card
+    // (engine_sim's default, for people) would change what tests and the bench count.
+    bool chosen = false;
+    for (const std::string& a : args)
+        for (const char* opt : {"--content", "--file", "--keyframes"}) chosen = chosen || a.rfind(opt, 0) == 0;
+    if (!chosen) argv.insert(argv.end(), {"--content", "data"});
     argv.insert(argv.end(), args.begin(), args.end());
     if (!proc.spawn(argv)) return false;
     port = port_from(proc.wait_line("listening on", 5000));

@@ -36,6 +36,13 @@ void TsGen::pat(uint8_t* out) {
 }
 
 void TsGen::pmt(uint8_t* out) {
+    if (card_) {
+        const uint8_t s[] = {0x02, 0xB0, 23, 0x00, 0x01, 0xC1, 0x00, 0x00,
+                             static_cast<uint8_t>(0xE0 | (kVideoPid >> 8)), kVideoPid & 0xFF, 0xF0, 0x00,
+                             0x1B, static_cast<uint8_t>(0xE0 | (kVideoPid >> 8)), kVideoPid & 0xFF, 0xF0, 0x00,
+                             0x06, static_cast<uint8_t>(0xE0 | (kDataPid >> 8)), kDataPid & 0xFF, 0xF0, 0x00};
+        return psi(out, kPmtPid, cc_pmt_, s, sizeof s);
+    }
     // One stream on kDataPid (also the PCR PID): private data, or H.264 video in GOP mode.
     const uint8_t type = key_ == Key::off ? 0x06 : 0x1B;
     const uint8_t s[] = {0x02, 0xB0, 18, 0x00, 0x01, 0xC1, 0x00, 0x00,

@@ -13,6 +13,7 @@ namespace acemux::testts {
 constexpr uint16_t kPmtPid = 0x1000;
 constexpr uint16_t kDataPid = 0x0100;
 constexpr uint16_t kSdtPid = 0x0011;
+constexpr uint16_t kVideoPid = 0x0101; // the test card's (card.hpp)
 
 uint32_t crc32_mpeg(const uint8_t* p, size_t n);
 
@@ -32,6 +33,9 @@ public:
     // clock in microseconds when it was made: a reader on the same machine
     // measures how long the packet took to reach it (TsCheck::ages).
     void stamp(bool on) { stamp_ = on; }
+    // The PMT lists the test card's video first, as the PCR PID, and the
+    // data PID as private data beside it (card.hpp writes the video).
+    void card(bool on) { card_ = on; }
 
     void pat(uint8_t* out);
     void pmt(uint8_t* out);
@@ -46,6 +50,7 @@ private:
     Key key_ = Key::off;
     int key_every_ = 0;
     bool stamp_ = false;
+    bool card_ = false;
 };
 
 uint64_t monotonic_us();
