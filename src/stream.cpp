@@ -492,7 +492,10 @@ bool Stream::hls_knows(const SockAddr& peer, const std::string& ua) const {
 // does not keep a stream and its engine session for as long as it polls.
 void Stream::hls_seen(const SockAddr& peer, const std::string& ua, bool segment) {
     Millis now = reactor().now();
-    auto [it, fresh] = viewers_.try_emplace(viewer_key(peer, ua));
+    std::string key = viewer_key(peer, ua);
+    if (!segment && has_segments() && left_.count(key)) return; // it left; its polls do not bring it back
+    left_.erase(key);
+    auto [it, fresh] = viewers_.try_emplace(key);
     HlsViewer& v = it->second;
     if (fresh || segment || !has_segments()) v.last = now;
     if (!fresh) return;
@@ -567,9 +570,11 @@ void Stream::hls_tick(Millis now) {
                              id_.c_str(), static_cast<double>(it->second.last - it->second.since) / 1000.0,
                              static_cast<unsigned long long>(it->second.segments));
         m_.totals.hls_players++;
+        left_[it->first] = now;
         it = viewers_.erase(it);
         watchers_changed();
     }
+    std::erase_if(left_, [now](const auto& kv) { return now - kv.second > kLeftKept; });
     for (auto it = replies_.begin(); it != replies_.end();) {
         HlsReply& r = **it;
         if (r.waiting() && now - r.since() >= h.manifest_wait) {

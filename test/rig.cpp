@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 
 #include <poll.h>
+#include <unistd.h>
 #include <sys/socket.h>
 
 namespace acemux::test {
@@ -125,6 +126,33 @@ void sip(TestPlayer& slow, TestPlayer& fast, int rounds) {
         if (n > 0) slow.on_data(buf, static_cast<size_t>(n));
         read_players({&fast}, 50);
     }
+}
+
+std::vector<std::string> segment_uris(const std::string& playlist) {
+    std::vector<std::string> out;
+    size_t at = 0;
+    while (at < playlist.size()) {
+        size_t end = playlist.find('\n', at);
+        std::string line = playlist.substr(at, end - at);
+        if (line.rfind("/ace/hls/", 0) == 0) out.push_back(line);
+        at = end == std::string::npos ? playlist.size() : end + 1;
+    }
+    return out;
+}
+
+std::string playlist_with(int port, const std::string& manifest, size_t n, long ms) {
+    long until = now_ms() + ms;
+    std::string last;
+    while (now_ms() < until) {
+        HttpReply r = http_get(port, manifest, 20000);
+        if (r.status == 200) {
+            last = r.body;
+            if (segment_uris(last).size() >= n) return last;
+        }
+        usleep(200 * 1000);
+    }
+    cr_assert_fail("no playlist with %zu segments in %ld ms; the last: %s", n, ms, last.c_str());
+    return last;
 }
 
 std::string engine_entry(const std::string& name, int port, int max_streams, const std::string& host) {

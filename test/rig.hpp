@@ -71,6 +71,12 @@ inline bool watch(TestPlayer& p, int port, const std::string& id, long ms) {
     return true;
 }
 
+// HLS: the segment URIs a playlist lists, and the playlist of `manifest`
+// (a /ace/manifest.m3u8 target) once it lists `n` segments (fails the test
+// after `ms`).
+std::vector<std::string> segment_uris(const std::string& playlist);
+std::string playlist_with(int port, const std::string& manifest, size_t n, long ms = 15000);
+
 inline const std::string kId = "0123456789abcdef0123456789abcdef01234567";
 inline const std::string kId2 = "fedcba9876543210fedcba9876543210fedcba98";
 

@@ -17,33 +17,8 @@ namespace {
 
 const std::string kManifest = "/ace/manifest.m3u8?content_id=" + kId;
 
-std::vector<std::string> segment_uris(const std::string& playlist) {
-    std::vector<std::string> out;
-    size_t at = 0;
-    while (at < playlist.size()) {
-        size_t end = playlist.find('\n', at);
-        std::string line = playlist.substr(at, end - at);
-        if (line.rfind("/ace/hls/", 0) == 0) out.push_back(line);
-        at = end == std::string::npos ? playlist.size() : end + 1;
-    }
-    return out;
-}
-
 // Asks for the playlist until it lists `n` segments.
-std::string playlist_with(int port, size_t n, long ms = 15000) {
-    long until = now_ms() + ms;
-    std::string last;
-    while (now_ms() < until) {
-        HttpReply r = http_get(port, kManifest, 20000);
-        if (r.status == 200) {
-            last = r.body;
-            if (segment_uris(last).size() >= n) return last;
-        }
-        usleep(200 * 1000);
-    }
-    cr_assert_fail("no playlist with %zu segments in %ld ms; the last: %s", n, ms, last.c_str());
-    return last;
-}
+std::string playlist_with(int port, size_t n, long ms = 15000) { return test::playlist_with(port, kManifest, n, ms); }
 
 const uint8_t* packet_at(const std::string& s, size_t i) { return reinterpret_cast<const uint8_t*>(s.data()) + i * 188; }
 

@@ -151,6 +151,8 @@ private:
     Segmenter seg_;
     std::list<std::unique_ptr<HlsReply>> replies_;
     std::map<std::string, HlsViewer> viewers_;
+    std::map<std::string, Millis> left_; // viewers that left lately, by key: when
+    static constexpr Millis kLeftKept = 10 * 60 * 1000;
     bool ring_capped_logged_ = false;
     Cluster* cluster_;
     Role role_ = Role::solo;
