@@ -37,7 +37,7 @@ EngineLease EnginePool::pick(const Engine* avoid) {
     for (int pass = 0; pass < 2 && !best; pass++) {
         for (size_t k = 0; k < n; k++) {
             auto& e = engines_[(turn_ + k) % n];
-            if (!e->up || e->load() >= e->cfg.max_streams) continue;
+            if (!e->usable(r_.now()) || e->load() >= e->cfg.max_streams) continue;
             if (pass == 0 && e.get() == avoid) continue;
             if (!best || e->load() < best->load()) best = e;
         }
@@ -50,8 +50,18 @@ EngineLease EnginePool::pick(const Engine* avoid) {
 EngineLease EnginePool::pick_uncounted() {
     std::shared_ptr<Engine> best;
     for (auto& e : engines_)
-        if (e->up && !e->removed && (!best || e->load() < best->load())) best = e;
+        if (e->usable(r_.now()) && !e->removed && (!best || e->load() < best->load())) best = e;
     return best ? EngineLease(best, false) : EngineLease();
+}
+
+void EnginePool::suspend(const std::string& name, Millis ms, const std::string& why) {
+    for (auto& e : engines_)
+        if (e->cfg.name == name) {
+            e->suspended_until = r_.now() + ms;
+            e->suspended_why = why;
+            r_.log().warn("engine %s: %s; no new streams for %.0f s", name.c_str(), why.c_str(),
+                          static_cast<double>(ms) / 1000.0);
+        }
 }
 
 void EnginePool::check_all() {

@@ -94,18 +94,43 @@ std::string url_encode(std::string_view in) {
     return out;
 }
 
+namespace {
+// Length of the well-formed UTF-8 character at in[i] (RFC 3629: no overlong
+// forms, no surrogates, nothing past U+10FFFF), or 0.
+size_t utf8_char(std::string_view in, size_t i) {
+    auto at = [&](size_t k) { return i + k < in.size() ? static_cast<unsigned char>(in[i + k]) : 0; };
+    unsigned char c = at(0);
+    if (c < 0x80) return 1;
+    size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (!len || i + len > in.size()) return 0;
+    unsigned char lo = 0x80, hi = 0xBF; // the second byte's range
+    if (c == 0xE0) lo = 0xA0;
+    if (c == 0xED) hi = 0x9F;
+    if (c == 0xF0) lo = 0x90;
+    if (c == 0xF4) hi = 0x8F;
+    if (at(1) < lo || at(1) > hi) return 0;
+    for (size_t k = 2; k < len; k++)
+        if ((at(k) & 0xC0) != 0x80) return 0;
+    return len;
+}
+} // namespace
+
 std::string printable(std::string_view in, size_t max) {
     std::string out;
     for (size_t i = 0; i < in.size() && out.size() < max;) {
+        size_t len = utf8_char(in, i);
         auto c = static_cast<unsigned char>(in[i]);
-        size_t len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        bool ok = len && i + len <= in.size() && out.size() + len <= max;
-        for (size_t k = 1; ok && k < len; k++) ok = (static_cast<unsigned char>(in[i + k]) & 0xC0) == 0x80;
-        if (ok && len == 2) ok = c >= 0xC2; // no overlong forms
-        if (ok && len == 1) ok = c >= 0x20 && c != 0x7F;
-        if (!ok) {
-            out += '?';
+        if (len == 1 && (c == '\n' || c == '\r' || c == '\t')) { // one line
+            out += ' ';
             i++;
+            continue;
+        }
+        // C0 and C1 controls (a terminal acts on ESC and CSI) are not shown either.
+        bool control = len == 1 ? c < 0x20 || c == 0x7F : len == 2 && c == 0xC2 && static_cast<unsigned char>(in[i + 1]) < 0xA0;
+        if (!len || control || out.size() + len > max) {
+            if (len && !control) break; // a whole character does not fit: cut before it
+            out += '?';
+            i += len ? len : 1;
             continue;
         }
         out.append(in.substr(i, len));

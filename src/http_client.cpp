@@ -118,7 +118,8 @@ const llhttp_settings_t& HttpClient::settings() {
                 return -1;
             }
             c->headers_done_ = true;
-            c->timer_.stop();
+            if (c->body_timeout_) c->arm_timeout(c->body_timeout_);
+            else c->timer_.stop();
             if (!c->sink_.on_status(c->status_, c->content_type_)) {
                 c->aborted_ = true;
                 return -1;
@@ -140,8 +141,9 @@ const llhttp_settings_t& HttpClient::settings() {
     return s;
 }
 
-void HttpClient::get(const Url& url, Millis connect, Millis answer) {
+void HttpClient::get(const Url& url, Millis connect, Millis answer, Millis body) {
     begin(url, connect, answer);
+    body_timeout_ = body;
     hop();
 }
 
@@ -156,6 +158,7 @@ void HttpClient::begin(const Url& url, Millis connect, Millis answer) {
     url_ = url;
     connect_timeout_ = connect;
     answer_timeout_ = answer > 0 ? answer : connect;
+    body_timeout_ = 0;
     visited_.assign(1, url.str());
 }
 
@@ -170,6 +173,7 @@ void HttpClient::on_timer() {
     if (!failed_.empty()) return finish(std::exchange(failed_, std::string()));
     if (batching_) return read_answer();
     const char* what = phase_ == Phase::resolving  ? "cannot resolve "
+                       : headers_done_            ? "the answer's body did not come from "
                        : phase_ == Phase::reading ? "no response headers from "
                                                   : "cannot connect to ";
     char within[48];

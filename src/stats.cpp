@@ -116,7 +116,12 @@ std::string stats_json(const Daemon& d) {
         cJSON* o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", e->cfg.name.c_str());
         cJSON_AddStringToObject(o, "address", e->cfg.address().c_str());
-        cJSON_AddStringToObject(o, "state", e->up ? "up" : "down");
+        bool suspended = e->up && !e->usable(now);
+        cJSON_AddStringToObject(o, "state", suspended ? "suspended" : e->up ? "up" : "down");
+        if (suspended) {
+            cJSON_AddStringToObject(o, "why", e->suspended_why.c_str());
+            cJSON_AddNumberToObject(o, "suspended_s", seconds(e->suspended_until - now));
+        }
         cJSON_AddNumberToObject(o, "streams", e->streams);
         cJSON_AddNumberToObject(o, "max_streams", e->cfg.max_streams);
         if (d.cluster().enabled()) cJSON_AddNumberToObject(o, "streams_elsewhere", e->elsewhere); // other instances
@@ -254,8 +259,9 @@ std::string metrics_text(const Daemon& d) {
     for (auto& [k, s] : sm.streams())
         if (s->engine_status().at)
             p.value("acemux_stream_engine_status", 1, label("id", s->id()) + "," + label("status", s->engine_status().status));
-    p.head("acemux_engine_up", "gauge", "1 when the engine passes its health checks.");
-    for (auto& e : d.pool().engines()) p.value("acemux_engine_up", e->up ? 1 : 0, label("engine", e->cfg.name));
+    p.head("acemux_engine_up", "gauge", "1 when the engine passes its health checks and takes new streams.");
+    for (auto& e : d.pool().engines())
+        p.value("acemux_engine_up", e->usable(d.reactor().now()) ? 1 : 0, label("engine", e->cfg.name));
     p.head("acemux_engine_streams", "gauge", "Streams on the engine.");
     for (auto& e : d.pool().engines()) p.value("acemux_engine_streams", e->streams, label("engine", e->cfg.name));
     const RedisMirror& r = d.redis();
@@ -332,8 +338,8 @@ std::string status_html(const Daemon& d) {
         }
     h += "</table><h2>Engines</h2><table><tr><th>name</th><th>address</th><th>state</th><th>streams</th></tr>";
     for (auto& e : d.pool().engines()) {
-        std::snprintf(buf, sizeof buf, "<td>%s</td><td>%d / %d</td></tr>", e->up ? "up" : "down", e->streams,
-                      e->cfg.max_streams);
+        std::snprintf(buf, sizeof buf, "<td>%s</td><td>%d / %d</td></tr>",
+                      !e->up ? "down" : e->usable(d.reactor().now()) ? "up" : "suspended", e->streams, e->cfg.max_streams);
         h += "<tr><td>" + html(e->cfg.name) + "</td><td>" + html(e->cfg.address()) + "</td>" + buf;
     }
     const RedisMirror& r = d.redis();

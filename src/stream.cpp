@@ -168,6 +168,13 @@ void Stream::on_upstream_data(size_t n) {
     Millis now = reactor().now();
     last_data_ = waiting_since_ = now;
     attempt_data_ = true;
+    if (!refused_.empty()) { // another engine serves what these refused: they are in trouble, not the content
+        for (auto& [engine, why] : refused_)
+            if (engine != engine_->cfg.name)
+                m_.pool().suspend(engine, EnginePool::kSuspend,
+                                  "refused stream " + id_ + " (" + why + ") that engine " + engine_->cfg.name + " serves");
+        refused_.clear();
+    }
     if (failing_since_) {
         reactor().log().info("stream %s: data flowing again from engine %s after %.1f s", id_.c_str(),
                              engine_->cfg.name.c_str(), static_cast<double>(now - failing_since_) / 1000.0);
@@ -252,17 +259,32 @@ void Stream::pump_slice() {
     if (sweep_ != players_.end()) slice_timer_.start(0);
 }
 
-void Stream::on_upstream_failed(const std::string& why, bool rejected) {
+void Stream::on_upstream_failed(const std::string& why, Upstream::Failure kind) {
     if (st_ == State::closed) return;
-    // The engine's error is about the content, not the engine: another
-    // engine would say the same, so the stream ends at once.
-    if (rejected) {
-        reactor().log().warn("stream %s: engine %s refused it: %s", id_.c_str(), engine_->cfg.name.c_str(),
-                             why.c_str());
-        return close(502, "engine refused the stream: " + why);
+    const char* name = engine_->cfg.name.c_str();
+    // Players that have had data watch a live stream: whatever its engine
+    // says now (a refusal included) is that engine's trouble, not the content's.
+    bool running = ring_.bytes_in() > 0;
+    if (kind == Upstream::Failure::refused && !running) {
+        // A real engine reports its own trouble in the same words as bad
+        // content, so one other up engine is asked before the player hears 502.
+        refused_.emplace_back(engine_->cfg.name, why);
+        EngineLease other = refused_.size() < 2 ? m_.pool().pick(engine_.get()) : EngineLease();
+        if (!other || other.get() == engine_.get()) {
+            reactor().log().warn("stream %s: engine %s refused it: %s", id_.c_str(), name, why.c_str());
+            return close(502, "engine refused the stream: " + why);
+        }
+        reactor().log().warn("stream %s: engine %s refused it (%s); asking engine %s", id_.c_str(), name, why.c_str(),
+                             other->cfg.name.c_str());
+        engine_ = std::move(other);
+        tries_on_engine_ = 0;
+        moved_at_ = reactor().now();
+        return retry_timer_.start(0);
     }
+    if (kind == Upstream::Failure::refused)
+        reactor().log().warn("stream %s: engine %s refused the running stream (%s): the engine's fault", id_.c_str(),
+                             name, why.c_str());
     Millis now = reactor().now();
-    const char* engine = engine_->cfg.name.c_str();
     // The failure clock runs from the first failure until data flows again,
     // whoever comes and goes meanwhile.
     if (!failing_since_) {
@@ -278,16 +300,18 @@ void Stream::on_upstream_failed(const std::string& why, bool rejected) {
                               static_cast<double>(now - failing_since_) / 1000.0, why.c_str());
         return close(503, "no engine could serve the stream: " + why);
     }
-    // An attempt that brought no packets is its engine's failure: the next
-    // one goes to another engine at once. One that streamed gets one more
-    // try on its engine first (a dropped connection is often a blip). The
-    // stream moves at once, too, when its engine left the config or failed
-    // its health checks.
+    // An engine that broke (sent what is not TS, stopped sending, refused a
+    // running stream) or whose attempt brought no packets has failed: the
+    // next attempt goes to another engine at once. A connection that ended
+    // after streaming gets one more try on its engine first (a dropped
+    // connection is often a blip). The stream moves at once, too, when its
+    // engine left the config or failed its health checks.
     bool moved = false;
-    if (!attempt_data_ || ++tries_on_engine_ >= 2 || engine_->removed || !engine_->up) {
+    bool fault = kind != Upstream::Failure::ended || !attempt_data_;
+    if (fault || ++tries_on_engine_ >= 2 || engine_->removed || !engine_->usable(now)) {
         EngineLease other = m_.pool().pick(engine_.get());
         if (other && other.get() != engine_.get()) {
-            reactor().log().warn("stream %s: moving from engine %s to %s", id_.c_str(), engine,
+            reactor().log().warn("stream %s: moving from engine %s to %s", id_.c_str(), name,
                                  other->cfg.name.c_str());
             engine_ = std::move(other);
             tries_on_engine_ = 0;
@@ -376,8 +400,19 @@ void Stream::tick() {
     }
 }
 
-// Judges the attempt in progress: data, an engine that says it is still
-// prebuffering (given time, unless it has no peer at all), or silence.
+// Judges the attempt in progress by what the engine gives, from the stream
+// itself: how long it may go without a packet depends on where it is.
+// - A new stream (nothing in the ring yet) on a cold channel: the engine
+//   may take answer_timeout to answer, whatever its stat says (missing,
+//   stale, or "dl" while it still prebuffers), then no_data_timeout for
+//   its first packet; longer (failover_timeout) while its stat says it
+//   prebuffers, unless it finds no peer.
+// - A running stream (its players have had data and wait on null packets):
+//   a live channel brings packets every read interval, so an engine that
+//   brings none for kStallAfter has stopped giving usable TS, whatever its
+//   version check says, and the stream moves. Its reconnect gets
+//   kReconnectWait to answer and kFirstPacket from its answer to the first
+//   packet, unless its stat says it prebuffers.
 void Stream::check_engine(Millis now) {
     if (!up_.active()) return; // between attempts: the retry timer runs
     Millis quiet = now - waiting_since_;
@@ -397,27 +432,28 @@ void Stream::check_engine(Millis now) {
             reactor().log().info("stream %s: engine %s prebuffering (%s, %ld peers)", id_.c_str(),
                                  engine_->cfg.name.c_str(), es.status.c_str(), es.peers);
         }
-        if (quiet < cfg().failover_timeout) return; // it is working on it
     }
-    // Health checks found the engine down while it sends nothing: no point
-    // waiting out no_data_timeout.
+    bool running = ring_.bytes_in() > 0 && !prebuffering;
+    bool waiting = up_.waiting_answer();
+    Millis limit = attempt_data_ ? kStallAfter
+                   : waiting     ? (running ? kReconnectWait : cfg().answer_timeout)
+                   : running     ? kFirstPacket
+                   : prebuffering ? cfg().failover_timeout
+                                  : cfg().no_data_timeout;
+    // Health checks found the engine down while it sends nothing: no point waiting longer.
     bool down = !engine_->up && quiet >= cfg().keepalive_interval;
-    if (quiet < cfg().no_data_timeout && !down) {
+    if (quiet < limit && !down) {
         if (quiet >= kProbeAfter && !probe_.active() && now - probed_at_ >= kProbeAfter) probe();
         return;
     }
     char why[96];
-    if (down)
-        std::snprintf(why, sizeof why, "engine down and no data for %.1f s", static_cast<double>(quiet) / 1000.0);
-    else if (up_.waiting_answer())
-        std::snprintf(why, sizeof why, "no answer from the engine in %.1f s", static_cast<double>(quiet) / 1000.0);
-    else if (!attempt_data_)
-        std::snprintf(why, sizeof why, "no TS packets from the engine in %.1f s", static_cast<double>(quiet) / 1000.0);
-    else
-        std::snprintf(why, sizeof why, "no data for %.1f s", static_cast<double>(quiet) / 1000.0);
-    attempt_data_ = false; // silence is the engine's failure: the stream moves, not back to it
+    double secs = static_cast<double>(quiet) / 1000.0;
+    if (down) std::snprintf(why, sizeof why, "engine down and no data for %.1f s", secs);
+    else if (waiting) std::snprintf(why, sizeof why, "no answer from the engine in %.1f s", secs);
+    else if (!attempt_data_) std::snprintf(why, sizeof why, "no TS packets from the engine in %.1f s", secs);
+    else std::snprintf(why, sizeof why, "no TS packets for %.1f s", secs);
     up_.stop();
-    on_upstream_failed(why, false);
+    on_upstream_failed(why, Upstream::Failure::broken);
 }
 
 // Silent for a couple of seconds: ask the engine for its version, which a
@@ -428,9 +464,8 @@ void Stream::probe() {
     probe_.get(EnginePool::version_url(engine_->cfg), kProbeTimeout,
                [this, attempt = attempts_](int status, const std::string&, const std::string& err) {
                    if ((err.empty() && status / 100 == 2) || attempt != attempts_ || !up_.active()) return;
-                   attempt_data_ = false;
                    up_.stop();
-                   on_upstream_failed("engine answers nothing, not even its version", false);
+                   on_upstream_failed("engine answers nothing, not even its version", Upstream::Failure::broken);
                });
 }
 

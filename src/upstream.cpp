@@ -1,5 +1,7 @@
 #include "acemux/upstream.hpp"
 
+#include "acemux/http.hpp"
+
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <cstdio>
@@ -18,7 +20,7 @@ void Upstream::stop_session(FetchSet& via, const EngineConfig& e, const std::str
     Reactor& r = via.reactor();
     if (!engine_url(e, command_url, u) || !engine_own(r, e, u)) {
         r.log().warn("engine %s: cannot stop its session, command_url \"%s\" is not the engine's", e.name.c_str(),
-                     command_url.substr(0, 200).c_str());
+                     printable(command_url, 200).c_str());
         return;
     }
     u.target += u.target.find('?') == std::string::npos ? "?method=stop" : "&method=stop";
@@ -64,7 +66,7 @@ void Upstream::start(const EngineConfig& e, const Attempt& a) {
     packets_ = 0;
     garbage_ = json_answer_ = false;
     json_body_.clear();
-    dropped_at_start_ = aligner_.dropped();
+    dropped_at_packet_ = aligner_.dropped();
     aligner_.reset(); // whatever the last connection left half-sent is not ours to finish
     ring_.discard_pending();
     stage_fill_ = 0;
@@ -95,9 +97,9 @@ void Upstream::stop() {
     if (!command_url_.empty()) stop_session(detached_, engine_, std::exchange(command_url_, std::string()), attempt_.connect);
 }
 
-void Upstream::fail(const std::string& why, bool rejected) {
+void Upstream::fail(const std::string& why, Failure kind) {
     stop();
-    l_.on_upstream_failed(why, rejected);
+    l_.on_upstream_failed(why, kind);
 }
 
 std::pair<uint8_t*, size_t> Upstream::recv_area() {
@@ -112,8 +114,8 @@ bool Upstream::on_body(const uint8_t* at, size_t n) {
         json_body_.append(reinterpret_cast<const char*>(at), std::min<size_t>(n, 65536 - json_body_.size()));
         return json_body_.size() < 65536;
     }
-    // Megabytes and not one packet: whatever this is, it is not a stream.
-    if (!packets_ && aligner_.dropped() - dropped_at_start_ >= kGarbageLimit) return garbage_ = true, false;
+    // A quarter of a megabyte and not one packet: whatever this is, it is not a stream (any more).
+    if (aligner_.dropped() - dropped_at_packet_ >= kGarbageLimit) return garbage_ = true, false;
     if (!staging_) {
         ring_.append(at, n);
     } else { // chunked framing removed in place, as the ring's append does
@@ -143,7 +145,7 @@ void Upstream::splice_staged() {
                       static_cast<unsigned long long>(splice_.dropped()));
     }
     packets_ += made / ts::kPacket;
-    if (made) l_.on_upstream_data(made);
+    if (made) dropped_at_packet_ = aligner_.dropped(), l_.on_upstream_data(made);
 }
 
 bool engine_url(const EngineConfig& e, const std::string& url, Url& out) {
@@ -166,18 +168,18 @@ bool engine_url(const EngineConfig& e, const std::string& url, Url& out) {
 
 void Upstream::on_api(int status, const std::string& body, const std::string& err) {
     asking_ = false;
-    if (!err.empty()) return fail(err, false);
-    if (status / 100 != 2) return fail("engine answered HTTP " + std::to_string(status), false);
+    if (!err.empty()) return fail(err, Failure::broken);
+    if (status / 100 != 2) return fail("engine answered HTTP " + std::to_string(status), Failure::broken);
     EngineAnswer a = parse_engine_answer(body);
-    if (!a.error.empty()) return fail(a.error, a.rejected);
+    if (!a.error.empty()) return fail(a.error, a.rejected ? Failure::refused : Failure::broken);
     command_url_ = a.command_url;
     Url playback;
     if (!engine_url(engine_, a.playback_url, playback))
-        return fail("bad playback_url \"" + a.playback_url.substr(0, 200) + "\"", false);
+        return fail("bad playback_url \"" + printable(a.playback_url, 200) + "\"", Failure::broken);
     if (!engine_own(r_, engine_, playback))
-        return fail("playback_url on another host (" + playback.host +
+        return fail("playback_url on another host (" + printable(playback.host, 100) +
                         "), not followed ([engines] allow_other_hosts allows it)",
-                    false);
+                    Failure::broken);
     if (engine_url(engine_, a.stat_url, stat_url_) && engine_own(r_, engine_, stat_url_)) poll_stat();
     play(playback);
     l_.on_upstream_accepted();
@@ -198,10 +200,12 @@ void Upstream::play(const Url& url) {
 bool Upstream::on_redirect(int status, const Url& to) {
     if (!engine_own(r_, engine_, to)) {
         r_.log().warn("engine %s: not following its redirect (HTTP %d) to %s, another host "
-                      "([engines] allow_other_hosts allows it)", engine_.name.c_str(), status, to.str().c_str());
+                      "([engines] allow_other_hosts allows it)", engine_.name.c_str(), status,
+                      printable(to.str(), 300).c_str());
         return false;
     }
-    r_.log().info("engine %s: playback redirected (HTTP %d) to %s", engine_.name.c_str(), status, to.str().c_str());
+    r_.log().info("engine %s: playback redirected (HTTP %d) to %s", engine_.name.c_str(), status,
+                  printable(to.str(), 300).c_str());
     return true;
 }
 
@@ -248,9 +252,9 @@ EngineAnswer parse_engine_answer(const std::string& body) {
         return cJSON_IsString(v) ? v->valuestring : "";
     };
     if (cJSON_IsString(error) && error->valuestring[0]) {
-        a.error = std::string(error->valuestring).substr(0, 300);
-        for (auto& ch : a.error) // one line in logs and in the player's 502
-            if (ch == '\n' || ch == '\r') ch = ' ';
+        // Shown in logs, /stats and the player's 502: one line of valid
+        // UTF-8, whatever bytes the engine sent (printable cuts between characters).
+        a.error = printable(error->valuestring, 300);
         a.rejected = true;
     } else if (a.playback_url = field("playback_url"); a.playback_url.empty()) {
         a.error = "engine answer has no response.playback_url";
@@ -273,7 +277,7 @@ bool parse_engine_status(const std::string& body, EngineStatus& out) {
             return cJSON_IsNumber(v) ? v->valuedouble : -1;
         };
         cJSON* st = cJSON_GetObjectItemCaseSensitive(resp, "status");
-        out.status = cJSON_IsString(st) ? std::string(st->valuestring).substr(0, 32) : "";
+        out.status = cJSON_IsString(st) ? printable(st->valuestring, 32) : "";
         out.peers = static_cast<long>(num("peers"));
         out.speed_down = static_cast<long>(num("speed_down"));
         out.speed_up = static_cast<long>(num("speed_up"));
@@ -298,6 +302,7 @@ void Upstream::on_read() {
     if (staging_) return splice_staged();
     size_t n = ring_.commit(aligner_);
     packets_ += n / ts::kPacket;
+    if (n) dropped_at_packet_ = aligner_.dropped();
     // One line per second at most: an engine that interleaves garbage would flood the log.
     if (aligner_.dropped() != dropped_seen_ && aligner_.synced() && r_.now() - dropped_logged_at_ >= 1000) {
         r_.log().warn("engine %s: dropped %llu bytes that were not TS packets (%llu in all, %llu resyncs)",
@@ -315,21 +320,22 @@ void Upstream::on_end(const std::string& error) {
     if (json_answer_) {
         EngineAnswer a = parse_engine_answer(json_body_);
         return fail(a.error.empty() ? "engine answered JSON instead of a stream" : a.error,
-                                     a.rejected);
+                    a.rejected ? Failure::refused : Failure::broken);
     }
     uint64_t junk = aligner_.dropped() - dropped_seen_;
     if (garbage_ || (junk && !aligner_.synced())) {
         dropped_seen_ = aligner_.dropped();
         return fail("engine sent " + std::to_string(junk) + " bytes that were not TS packets (" +
-                                         (garbage_ ? "and no packet at all" : error.empty() ? "then ended the stream" : error) + ")",
-                                     false);
+                        (garbage_ ? (packets_ ? "and no packet since" : "and no packet at all")
+                                  : error.empty() ? "then ended the stream" : error) + ")",
+                    Failure::broken);
     }
     if (!error.empty()) {
         if (play_.status() / 100 == 1 || play_.status() / 100 >= 4) // a 3xx not followed explains itself
-            return fail("playback answered HTTP " + std::to_string(play_.status()), false);
-        return fail(error, false);
+            return fail("playback answered HTTP " + std::to_string(play_.status()), Failure::broken);
+        return fail(error, play_.answered() ? Failure::ended : Failure::broken);
     }
-    fail("engine ended the stream", false);
+    fail("engine ended the stream", Failure::ended);
 }
 
 } // namespace acemux

@@ -22,6 +22,11 @@ struct Engine {
     int load() const { return streams + elsewhere; }
     int misses = 0;       // consecutive failed health checks
     std::string version;
+    // An engine that refused content another engine then served is in
+    // trouble its version check does not show: no new streams until then.
+    Millis suspended_until = 0;
+    std::string suspended_why;
+    bool usable(Millis now) const { return up && now >= suspended_until; }
 };
 
 // A stream's claim on an engine: counts towards its max_streams while held.
@@ -71,6 +76,9 @@ public:
     // that may only follow another instance's (a cluster).
     EngineLease pick_uncounted();
     void reconfigure(const EnginesConfig& c); // keeps state of engines that stay; drains removed ones
+    // Gives `name` no new streams for `ms` (its health checks do not lift it), and says why.
+    void suspend(const std::string& name, Millis ms, const std::string& why);
+    static constexpr Millis kSuspend = 60000;
     // What an engine answers at once, busy or not: the health check, and a
     // stream's probe of a silent engine.
     static Url version_url(const EngineConfig& e) { return Url{e.host, e.port, "/webui/api/service?method=get_version"}; }

@@ -62,8 +62,10 @@ public:
     // the same) the wait for the response headers: an engine prebuffering a
     // cold channel answers late. A 301/302/303/307/308 is followed on its
     // headers (its body is never read; an engine holds a 302 open) up to
-    // kMaxRedirects times; a loop is an error. The body has no timeout.
-    void get(const Url& url, Millis connect, Millis answer = 0);
+    // kMaxRedirects times; a loop is an error. The body has no timeout
+    // unless `body` is given: the whole body must then come within it of the
+    // headers (a small answer an engine writes at once, never a stream).
+    void get(const Url& url, Millis connect, Millis answer = 0, Millis body = 0);
     void get_on(Fd connected, const Url& url, Millis timeout); // first hop over a socket already connected
     // The rest of this response's body is read in batches (a Sink calls it
     // from on_status): the kernel reports the socket only once `bytes` are
@@ -102,7 +104,7 @@ private:
     Resolver::Lookup lookup_;
     Phase phase_ = Phase::idle;
     Url url_;
-    Millis connect_timeout_ = 5000, answer_timeout_ = 5000;
+    Millis connect_timeout_ = 5000, answer_timeout_ = 5000, body_timeout_ = 0;
     std::vector<std::string> visited_; // this request's hops, for loop detection
     std::string req_;
     size_t sent_ = 0;
@@ -124,11 +126,15 @@ class Fetch final : private HttpClient::Sink {
 public:
     using Done = std::function<void(int status, const std::string& body, const std::string& error)>;
     static constexpr size_t kMaxBody = 1024 * 1024;
+    // A JSON answer, a command's, a version: a few hundred bytes an engine
+    // writes with its headers. One that drips is broken; the stream must not
+    // wait on it for more than a moment.
+    static constexpr Millis kBodyWithin = 500;
 
     explicit Fetch(Reactor& r) : client_(r, *this) {}
     void get(const Url& url, Millis connect, Done done, Millis answer = 0) {
         reset(std::move(done));
-        client_.get(url, connect, answer);
+        client_.get(url, connect, answer, kBodyWithin);
     }
     void get_on(Fd connected, const Url& url, Millis timeout, Done done) {
         reset(std::move(done));

@@ -102,7 +102,7 @@ public:
 private:
     void on_upstream_accepted() override;
     void on_upstream_data(size_t n) override;
-    void on_upstream_failed(const std::string& why, bool rejected) override;
+    void on_upstream_failed(const std::string& why, Upstream::Failure kind) override;
     void player_ended(Player& p) override;
     void reply_ended(HlsReply& r) override;
     using ReplyIt = std::list<std::unique_ptr<HlsReply>>::iterator;
@@ -190,8 +190,14 @@ private:
     bool attempt_data_ = false;  // the current attempt has brought whole packets
     const Engine* accepted_by_ = nullptr; // the engine that last said yes (logged once)
     uint64_t attempts_ = 0;
+    std::vector<std::pair<std::string, std::string>> refused_; // engines that refused this new stream, and what they said
     Millis probed_at_ = -1000000;
     static constexpr Millis kProbeAfter = 2000; // silence before the engine is asked whether it lives
+    // A running stream's patience (check_engine): a live channel that brings
+    // no packet for this long has stopped, and a reconnect must answer and
+    // bring its first packet this soon, so players see real data from
+    // another engine within 3 s of a fault.
+    static constexpr Millis kStallAfter = 1500, kReconnectWait = 2000, kFirstPacket = 1000;
     static constexpr Millis kProbeTimeout = 1000; // a working engine answers its version at once, busy or not
     bool prebuf_logged_ = false;
 };

@@ -55,16 +55,23 @@ bool engine_own(Reactor& r, const EngineConfig& e, const Url& u);
 class Upstream final : private HttpClient::Sink {
 public:
     static constexpr Millis kStatEvery = 2000;
-    // Not-TS bytes before any packet that make an engine's answer garbage (a
-    // real stream locks within three packets).
+    // Not-TS bytes since the last packet (or before the first) that make an
+    // engine's answer garbage: a real stream locks within three packets, and
+    // one that loses sync mid-stream (garbage, 187-byte packets) finds it
+    // again within as many.
     static constexpr uint64_t kGarbageLimit = 256 * 1024;
 
+    // How an attempt failed, which decides where the next one goes.
+    enum class Failure {
+        ended,   // the connection failed or ended: often a blip, the same engine may be tried again
+        broken,  // the engine answered with something unusable (not TS, no answer, bad JSON)
+        refused, // the engine refused the content ({"response": null, "error": ...}): its message in `why`
+    };
     struct Listener {
         virtual void on_upstream_accepted() = 0;           // the engine agreed to stream
         virtual void on_upstream_data(size_t bytes) = 0;   // whole packets were added to the ring
-        // The attempt is over and stopped. `rejected`: the engine refused the
-        // content (its message in `why`).
-        virtual void on_upstream_failed(const std::string& why, bool rejected) = 0;
+        // The attempt is over and stopped.
+        virtual void on_upstream_failed(const std::string& why, Failure kind) = 0;
 
     protected:
         ~Listener() = default;
@@ -102,7 +109,7 @@ public:
 
 private:
     void on_api(int status, const std::string& body, const std::string& err);
-    void fail(const std::string& why, bool rejected); // stop, then tell the stream
+    void fail(const std::string& why, Failure kind); // stop, then tell the stream
     void play(const Url& url);
     void poll_stat();
     void splice_staged();
@@ -142,7 +149,7 @@ private:
     bool json_answer_ = false;
     std::string json_body_;
     uint64_t packets_ = 0;         // whole packets this attempt
-    uint64_t dropped_at_start_ = 0;
+    uint64_t dropped_at_packet_ = 0; // the aligner's dropped bytes when the last packet came (or the attempt began)
     bool garbage_ = false;
     uint64_t dropped_seen_ = 0;
     Millis dropped_logged_at_ = -1000000;
