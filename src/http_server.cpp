@@ -360,14 +360,11 @@ void HttpServer::accept_from(int lfd) {
     }
 }
 
-// One line a second at most: a flood must not flood the log as well.
+// A flood must not flood the log as well.
 void HttpServer::log_refusal(const SockAddr& peer, const char* why) {
-    refused_++;
-    if (r_.now() - refused_logged_ < 1000) return;
+    if (!refused_.ready(r_.now())) return;
     r_.log().warn("refusing connections: %s (%llu refused since the last such line, the last from %s)", why,
-                  static_cast<unsigned long long>(refused_), peer.host().c_str());
-    refused_ = 0;
-    refused_logged_ = r_.now();
+                  static_cast<unsigned long long>(refused_.count()), peer.host().c_str());
 }
 
 HttpServer::Conn* HttpServer::watch_conn(Fd fd, const SockAddr& peer, size_t* per_ip) {

@@ -95,7 +95,9 @@ Stream* Streams::find_or_start(const Wanted& w, HttpResponse& no) {
     // the stream, it is refused then (Stream::become_owner).
     if (!e && cluster_ && cluster_->enabled() && cluster_->connected()) e = pool_.pick_uncounted();
     if (!e) {
-        r_.log().warn("stream %s: refused, no engine can take it", w.id.c_str());
+        if (refused_.ready(r_.now()))
+            r_.log().warn("stream %s: refused, no engine can take it (%llu streams refused since the last such line)",
+                          w.id.c_str(), static_cast<unsigned long long>(refused_.count()));
         return no = HttpResponse::unavailable("no engine can take a new stream now", 10), nullptr;
     }
     // A ring is megabytes: when memory runs out, this stream is refused and

@@ -52,6 +52,31 @@ Test(engine_pool, least_loaded_placement_and_max_streams, .timeout = 30) {
     cr_assert_eq(p3.status, 200);
 }
 
+// Zapping through thousands of ids with the engines full: each is refused,
+// and the log says so about once a second, with a count, not once per request.
+Test(engine_pool, a_flood_of_refused_streams_writes_a_few_counted_lines, .timeout = 30) {
+    EngineSim a;
+    cr_assert(a.start());
+    DaemonProc d;
+    cr_assert(d.start(engine_entry("a", a.port, 1)));
+    TestPlayer p;
+    cr_assert(watch(p, d.port, kId, 200));
+    char id[41];
+    for (int i = 0; i < 300; i++) {
+        std::snprintf(id, sizeof id, "%040x", 0xbad00000 + i);
+        cr_assert_eq(http_get(d.port, std::string("/ace/getstream?id=") + id).status, 503);
+    }
+    d.proc.settle();
+    size_t lines = 0, counted = 0;
+    for (size_t at = d.proc.output().find("refused, no engine can take it"); at != std::string::npos;
+         at = d.proc.output().find("refused, no engine can take it", at + 1)) {
+        lines++;
+        counted += std::strtoul(d.proc.output().c_str() + d.proc.output().find('(', at) + 1, nullptr, 10);
+    }
+    cr_assert_leq(lines, 5u, "300 refusals in a second or two: %zu lines", lines);
+    cr_assert_geq(counted + 300 / 100, lines, "the lines count the refusals");
+}
+
 Test(engine_pool, killed_engine_moves_the_stream_and_players_stay, .timeout = 30) {
     TwoEngines t;
     t.start();

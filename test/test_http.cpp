@@ -43,6 +43,13 @@ Test(http, encodings_for_urls_logs_and_pages) {
     cr_assert_eq(printable("caf\xc3\xa9 \xff\xfe\x01tv\xc0\xaf"), "caf\xc3\xa9 ???tv??");
     cr_assert_eq(printable("\xe2\x82\xac\xe2\x82", 10), "\xe2\x82\xac??");
     cr_assert_eq(printable("abcdef", 3), "abc");
+    // Strict UTF-8 (RFC 3629): surrogates, overlong forms and code points
+    // past U+10FFFF are not characters; controls (ESC, C1 CSI) are not shown;
+    // line breaks become spaces; a cut falls between characters.
+    cr_assert_eq(printable("\xed\xa0\x80|\xe0\x80\xaf|\xf0\x80\x80\xaf|\xf5\x80\x80\x80"), "???|???|????|????");
+    cr_assert_eq(printable("\x1b[31m\xc2\x9b" "2J"), "?[31m?2J");
+    cr_assert_eq(printable("\xf0\x9f\x93\xba tv\r\nnext\tline"), "\xf0\x9f\x93\xba tv  next line");
+    cr_assert_eq(printable("ab\xc3\xa9" "cd", 3), "ab");
     cr_assert(valid_host_header("tv.lan:8000") && valid_host_header("[::1]:8000") && valid_host_header("10.0.0.2"));
     cr_assert(!valid_host_header("x\"><b>") && !valid_host_header("") && !valid_host_header("a b"));
 }

@@ -121,8 +121,7 @@ private:
     size_t conn_count_ = 0;
     size_t max_per_ip_ = 0;
     std::unordered_map<std::string, size_t> per_ip_; // nodes are stable: slots point at the counts
-    uint64_t refused_ = 0;                            // since the last "refused" log line
-    Millis refused_logged_ = -1000000;
+    Throttle refused_;
     void log_refusal(const SockAddr& peer, const char* why);
     Fd reserve_fd_;         // given up to accept-and-refuse when out of fds (EMFILE)
     Millis emfile_logged_ = -1000000;

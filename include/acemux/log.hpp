@@ -8,7 +8,9 @@
 #include <cstdarg>
 #include <cstdint>
 #include <string>
+#include <utility>
 
+#include "acemux/clock.hpp"
 #include "acemux/fd.hpp"
 
 namespace acemux {
@@ -56,6 +58,25 @@ private:
     std::string buf_;
     uint64_t dropped_ = 0;       // since the last "dropped" notice
     uint64_t dropped_total_ = 0;
+};
+
+// A line that a flood would repeat (a refusal per request) is written once
+// a second at most, saying how many it stands for: `ready` is true when one
+// may be written, and `count` is then how many happened since the last one.
+class Throttle {
+public:
+    explicit Throttle(Millis every = 1000) : every_(every) {}
+    bool ready(Millis now) {
+        count_++;
+        if (now - last_ < every_) return false;
+        last_ = now;
+        return true;
+    }
+    uint64_t count() { return std::exchange(count_, 0); } // those the line stands for
+private:
+    Millis every_;
+    Millis last_ = -1000000000;
+    uint64_t count_ = 0;
 };
 
 } // namespace acemux

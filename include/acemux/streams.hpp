@@ -79,6 +79,7 @@ private:
     std::map<std::string, std::unique_ptr<Stream>> streams_;
     std::deque<Ended> ended_;
     FetchSet detached_;
+    Throttle refused_; // streams no engine could take
 };
 
 } // namespace acemux
