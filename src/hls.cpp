@@ -241,7 +241,9 @@ void HlsReply::end() {
 
 bool HlsReply::send(const HttpResponse& resp) {
     sending_ = true;
-    own_ += response_head(resp.status, resp.content_type, static_cast<long long>(resp.body.size()), resp.headers,
+    Params headers = resp.headers;
+    if (std::find(headers.begin(), headers.end(), kAnyOrigin) == headers.end()) headers.push_back(kAnyOrigin);
+    own_ += response_head(resp.status, resp.content_type, static_cast<long long>(resp.body.size()), headers,
                           keep_alive_);
     own_ += resp.body;
     return pump();
@@ -257,7 +259,7 @@ bool HlsReply::send(const Segment& s) {
         return send(HttpResponse::text(404, "segment " + std::to_string(s.seq) + " has left the buffer"));
     }
     own_ += response_head(200, "video/mp2t", static_cast<long long>(s.psi.size() + s.size()),
-                          {{"Cache-Control", "max-age=60"}}, keep_alive_);
+                          {{"Cache-Control", "max-age=60"}, kAnyOrigin}, keep_alive_);
     own_.append(reinterpret_cast<const char*>(s.psi.data()), s.psi.size());
     return pump();
 }

@@ -47,6 +47,7 @@ public:
     Fd fd;
     ConnSlot slot;
     Millis deadline = 0;
+    bool in_request = false; // a request has begun and is not complete: its sender is owed a 408
     std::list<std::unique_ptr<Conn>>::iterator self;
 
 private:
@@ -84,6 +85,7 @@ const llhttp_settings_t& HttpServer::Conn::settings() {
         llhttp_settings_init(&s);
         s.on_message_begin = [](llhttp_t* p) {
             Conn& c = of(p);
+            c.in_request = true;
             c.req.target.clear();
             c.req.headers.clear();
             c.field.clear();
@@ -158,6 +160,7 @@ int HttpServer::Conn::headers_complete() {
 }
 
 int HttpServer::Conn::message_complete() {
+    in_request = false;
     req.method = llhttp_method_name(static_cast<llhttp_method_t>(parser.method));
     req.keep_alive = llhttp_should_keep_alive(&parser);
     std::string why;
@@ -411,12 +414,17 @@ void HttpServer::touch(Conn& c) {
 void HttpServer::sweep() {
     Millis now = r_.now();
     while (!conns_.empty() && conns_.front()->deadline <= now) {
-        int fd = conns_.front()->fd.get();
-        if (r_.log().enabled(LogLevel::debug))
-            r_.log().debug("http %s: closed, no complete request within header_timeout", peer_addr(fd).str().c_str());
-        // Told why, once, without waiting for it to read.
-        std::string msg = response_bytes(HttpResponse::text(408, "request headers not complete in time"));
-        (void)!::send(fd, msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        Conn& c = *conns_.front();
+        // One that began a request and did not finish it is told why, once,
+        // without waiting for it to read. One that sent nothing more (a kept
+        // alive connection between an HLS player's fetches, a browser's
+        // spare) is simply closed, as a player expects.
+        if (c.in_request) {
+            if (r_.log().enabled(LogLevel::debug))
+                r_.log().debug("http %s: closed, no complete request within header_timeout", peer_addr(c.fd.get()).str().c_str());
+            std::string msg = response_bytes(HttpResponse::text(408, "request headers not complete in time"));
+            (void)!::send(c.fd.get(), msg.data(), msg.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        }
         conns_.pop_front();
     }
     std::erase_if(per_ip_, [](const auto& kv) { return kv.second == 0; }); // no slot points at a zero

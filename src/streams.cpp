@@ -148,9 +148,18 @@ static std::string token_suffix(const HttpRequest& req) {
     return t ? "?token=" + url_encode(*t) : "";
 }
 
+// HLS answers may be read by a web player on another origin (kAnyOrigin).
+static HttpResponse cors(HttpResponse r) {
+    r.headers.push_back(kAnyOrigin);
+    return r;
+}
+
+HttpResponse Streams::manifest(const HttpRequest& req) { return cors(manifest_answer(req)); }
+HttpResponse Streams::segment(const HttpRequest& req) { return cors(segment_answer(req)); }
+
 // /ace/manifest.m3u8: the HLS playlist of the stream, started if need be.
 // Before its first segment the request waits for it (manifest_wait).
-HttpResponse Streams::manifest(const HttpRequest& req) {
+HttpResponse Streams::manifest_answer(const HttpRequest& req) {
     Wanted w;
     HttpResponse no;
     if (!read_id(req, w, no)) return no;
@@ -168,7 +177,7 @@ HttpResponse Streams::manifest(const HttpRequest& req) {
 }
 
 // /ace/hls/<content_id|id|infohash>/<id>/<seq>.ts: a segment, from ring memory.
-HttpResponse Streams::segment(const HttpRequest& req) {
+HttpResponse Streams::segment_answer(const HttpRequest& req) {
     std::string_view rest = std::string_view(req.path).substr(std::string_view("/ace/hls/").size());
     size_t a = rest.find('/'), b = a == std::string_view::npos ? a : rest.find('/', a + 1);
     if (b == std::string_view::npos) return HttpResponse::text(404, "no such segment: " + req.path);

@@ -131,12 +131,14 @@ Test(hls, a_kept_alive_connection_fetches_manifest_and_segments_in_turn, .timeou
     HttpReply m = ask(fd.get(), kManifest);
     cr_assert_eq(m.status, 200);
     cr_assert_neq(m.head.find("Content-Type: application/vnd.apple.mpegurl"), std::string::npos);
+    cr_assert_neq(m.head.find("Access-Control-Allow-Origin: *\r\n"), std::string::npos, "a web player elsewhere may read it");
     auto uris = segment_uris(m.body);
     cr_assert_geq(uris.size(), 2u);
     for (auto& uri : uris) {
         HttpReply s = ask(fd.get(), uri); // served from ring memory, then the connection is the server's again
         cr_assert_eq(s.status, 200, "%s", s.head.c_str());
         cr_assert_neq(s.head.find("Connection: keep-alive"), std::string::npos, "%s", s.head.c_str());
+        cr_assert_neq(s.head.find("Access-Control-Allow-Origin: *\r\n"), std::string::npos, "%s", s.head.c_str());
         starts_clean(s.body, uri);
     }
     cr_assert_eq(ask(fd.get(), kManifest).status, 200, "and the manifest again on the same connection");
@@ -208,6 +210,7 @@ Test(hls, unknown_streams_and_segments_are_404_and_bad_ids_400, .timeout = 30) {
     rig.start({"--keyframes", "idr", "--key-every", "1000"}, "", "[hls]\ntarget_duration = 1\n");
     HttpReply r = http_get(rig.daemon.port, "/ace/hls/content_id/" + kId + "/0.ts");
     cr_assert_eq(r.status, 404);
+    cr_assert_neq(r.head.find("Access-Control-Allow-Origin: *\r\n"), std::string::npos, "errors too: %s", r.head.c_str());
     cr_assert_neq(r.body.find("no such stream"), std::string::npos, "%s", r.body.c_str());
     cr_assert_eq(http_get(rig.daemon.port, "/ace/manifest.m3u8?content_id=xyz").status, 400);
     cr_assert_eq(http_get(rig.daemon.port, "/ace/hls/content_id/" + kId + "/x.ts").status, 404);

@@ -147,6 +147,19 @@ Test(http_server, incomplete_headers_closed_after_header_timeout, .timeout = 30)
     cr_assert_eq(r.status, 200);
 }
 
+// A kept-alive connection that is idle between requests (an HLS player
+// between fetches) is closed without a word: an unprompted 408 is what
+// ffmpeg logs as an error. Nothing sent at all: the same.
+Test(http_server, idle_connections_are_closed_silently, .timeout = 30) {
+    DaemonProc d = started("header_timeout = 0.3\n");
+    Fd kept(connect_port(d.port)), spare(connect_port(d.port));
+    cr_assert(send_all(kept.get(), "GET /health HTTP/1.1\r\nHost: t\r\n\r\n"));
+    HttpReply r = parse_reply(read_n(kept.get(), 200, 2000));
+    cr_assert_eq(r.status, 200);
+    std::string after = read_all(kept.get(), 3000) + read_all(spare.get(), 3000); // both return on close
+    cr_assert_eq(after, "", "closed without a response: %s", after.c_str());
+}
+
 Test(http_server, max_connections_refuses_the_next_with_503, .timeout = 30) {
     DaemonProc d = started("max_connections = 3\n");
     Fd a(connect_port(d.port)), b(connect_port(d.port)), c(connect_port(d.port));

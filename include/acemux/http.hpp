@@ -46,6 +46,9 @@ struct HttpResponse {
 };
 
 const char* status_reason(int status);
+// HLS answers carry it, every one (errors too): a web player on another
+// origin may then read them. Nothing behind them needs a cookie.
+inline const std::pair<std::string, std::string> kAnyOrigin{"Access-Control-Allow-Origin", "*"};
 // Percent-decoding; false on a bad escape or a NUL byte.
 bool url_decode(std::string_view in, std::string& out, bool plus_is_space);
 // Percent-encodes everything but RFC 3986's unreserved characters (for a query value).

@@ -63,6 +63,8 @@ private:
         std::string id_key, id, key; // the parameter's name, the id, the stream's key
     };
     static bool read_id(const HttpRequest& req, Wanted& w, HttpResponse& bad);
+    HttpResponse manifest_answer(const HttpRequest& req);
+    HttpResponse segment_answer(const HttpRequest& req);
     size_t watcher_count(const std::string* host = nullptr) const;
     bool admit(const HttpRequest& req, const std::string& id, HttpResponse& no);
     Stream* find_or_start(const Wanted& w, HttpResponse& no);
