@@ -25,6 +25,7 @@ double Segmenter::elapsed(int64_t pts, Millis now) const {
 
 void Segmenter::open(uint64_t pos, const uint8_t* psi, int64_t pts, Millis now, bool disc) {
     open_ = true;
+    cur_video_ = -1;
     cur_ = Segment{};
     cur_.seq = next_seq_++;
     cur_.start = pos;
@@ -93,6 +94,35 @@ void Segmenter::close(const Ring& ring, uint64_t pos, double duration, int64_t k
     }
 }
 
+// The old engine's stream stops mid-frame where it failed: a segment that
+// ended there would end on a picture cut off, which every decoder reports
+// as corrupt and a browser may fail on. It ends where that last video PES
+// begins instead; what follows (the cut-off picture, sound past it, the new
+// stream's tables) goes in no segment. Its length comes from the old
+// stream's own clock: the cut-off PES is where its whole pictures end.
+void Segmenter::close_before_splice(const Ring& ring, Millis now) {
+    uint64_t end = ring.splice_pos();
+    int64_t end_pts = -1;
+    Cursor c;
+    if (cur_video_ >= 0 && ring.locate(end, c)) {
+        for (uint64_t at = end; at > cur_.start;) {
+            if (c.off == 0) {
+                if (c.idx == ring.first()) break;
+                c.idx--, c.off = ring.length(c.idx);
+            }
+            c.off -= ts::kPacket, at -= ts::kPacket;
+            const uint8_t* p = ring.data(c.idx) + c.off;
+            if (ts::pid(p) != cur_video_ || !ts::payload_start(p)) continue;
+            end = at, end_pts = ts::pes_pts(p);
+            break;
+        }
+    }
+    double d = static_cast<double>(now - cur_at_) / 1000.0;
+    if (end_pts >= 0 && cur_pts_ >= 0 && !pts_before(end_pts, cur_pts_))
+        d = static_cast<double>((end_pts - cur_pts_) & ((int64_t{1} << 33) - 1)) / 90000.0;
+    close(ring, end, d, -1, false);
+}
+
 // Walks the packets after the keyframe: each stream's packets belong
 // before it until that stream begins a PES at or after the keyframe's
 // time. Done when every stream has, or a segment's worth of bytes later.
@@ -157,14 +187,17 @@ void Segmenter::update(const Ring& ring, Millis now) {
     if (ring.raps_found() != raps_seen_) raps_seen_ = ring.raps_found(), ring.each_rap([&](const RandomAccess& r) {
         if (r.pos < next_rap_) return;
         next_rap_ = r.pos + 1;
-        if (!open_) return open(r.pos, r.psi, r.pts, now, false);
+        const uint8_t* key = ring.data(r.idx) + r.off;
+        if (!open_) return open(r.pos, r.psi, r.pts, now, false), void(cur_video_ = ts::pid(key));
         // A splice since this segment began: the next one starts clean on
         // the new stream's first keyframe, marked as a discontinuity.
         bool spliced = ring.splice_pos() > cur_.start && ring.splice_pos() <= r.pos;
         double d = elapsed(r.pts, now);
         if (!spliced && d < target) return;
-        close(ring, r.pos, d, r.pts, !spliced);
+        if (spliced) close_before_splice(ring, now);
+        else close(ring, r.pos, d, r.pts, true);
         open(r.pos, r.psi, r.pts, now, spliced);
+        cur_video_ = ts::pid(key);
     });
     // Without a keyframe in time the clock cuts, at a packet boundary:
     // before the segment would round above the declared target duration.

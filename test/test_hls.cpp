@@ -191,6 +191,39 @@ Test(hls, a_failover_puts_a_discontinuity_in_the_playlist, .timeout = 60) {
     testts::TsCheck c;
     c.feed(r.body);
     cr_assert_geq(c.first_seq, 5000000u, "the segment after the mark is engine b's: %s", c.summary().c_str());
+    // The one before it ends on a whole picture, not on the frame engine a
+    // was cut off in: after its last frame start, a whole frame of packets.
+    auto before = segment_uris(pl.substr(0, at));
+    cr_assert(!before.empty(), "%s", pl.c_str());
+    HttpReply last = http_get(d.port, before.back(), 10000);
+    cr_assert_eq(last.status, 200, "%s", before.back().c_str());
+    size_t after_start = 0;
+    for (size_t i = 2; i < last.body.size() / 188; i++) {
+        const uint8_t* p = packet_at(last.body, i);
+        if (ts::pid(p) != testts::kDataPid) continue;
+        after_start = ts::payload_start(p) ? 1 : after_start + 1;
+    }
+    cr_assert_eq(after_start, static_cast<size_t>(testts::TsGen::kFramePackets),
+                 "the last frame of the segment before the splice is whole: %zu of %d packets", after_start,
+                 testts::TsGen::kFramePackets);
+}
+
+// Sequence numbers never go back for a player that reloads the playlist,
+// also when the daemon restarts (RFC 8216, 6.2.2).
+Test(hls, media_sequence_numbers_go_on_rising_across_a_restart, .timeout = 60) {
+    Rig rig;
+    rig.start({"--keyframes", "idr", "--key-every", "1000"}, "", "[hls]\ntarget_duration = 1\n");
+    auto msn = [](const std::string& pl) {
+        return std::strtoull(pl.c_str() + pl.find("#EXT-X-MEDIA-SEQUENCE:") + 22, nullptr, 10);
+    };
+    std::string before = playlist_with(rig.daemon.port, 3);
+    uint64_t last = msn(before) + segment_uris(before).size() - 1;
+    cr_assert_eq(rig.daemon.proc.stop(SIGTERM), 0);
+    DaemonProc again;
+    cr_assert(again.start("[[engine]]\nhost = \"127.0.0.1\"\nport = " + std::to_string(rig.engine.port) +
+                          "\n[hls]\ntarget_duration = 1\n"));
+    std::string after = playlist_with(again.port, kManifest, 2);
+    cr_assert_gt(msn(after), last, "before the restart:\n%s\nafter:\n%s", before.c_str(), after.c_str());
 }
 
 Test(hls, a_manifest_waits_for_the_first_segment_then_says_503, .timeout = 30) {
@@ -214,10 +247,13 @@ Test(hls, unknown_streams_and_segments_are_404_and_bad_ids_400, .timeout = 30) {
     cr_assert_neq(r.body.find("no such stream"), std::string::npos, "%s", r.body.c_str());
     cr_assert_eq(http_get(rig.daemon.port, "/ace/manifest.m3u8?content_id=xyz").status, 400);
     cr_assert_eq(http_get(rig.daemon.port, "/ace/hls/content_id/" + kId + "/x.ts").status, 404);
-    playlist_with(rig.daemon.port, 1);
-    r = http_get(rig.daemon.port, "/ace/hls/content_id/" + kId + "/99999.ts", 5000);
+    std::string pl = playlist_with(rig.daemon.port, 1);
+    uint64_t msn = std::strtoull(pl.c_str() + pl.find("#EXT-X-MEDIA-SEQUENCE:") + 22, nullptr, 10);
+    r = http_get(rig.daemon.port, "/ace/hls/content_id/" + kId + "/" + std::to_string(msn + 1000) + ".ts", 5000);
     cr_assert_eq(r.status, 404);
     cr_assert_neq(r.body.find("not cut yet"), std::string::npos, "%s", r.body.c_str());
+    r = http_get(rig.daemon.port, "/ace/hls/content_id/" + kId + "/" + std::to_string(msn - 1) + ".ts", 5000);
+    cr_assert_neq(r.body.find("has left the buffer"), std::string::npos, "%s", r.body.c_str());
 }
 
 // ffmpeg and Chromium are checked against the plain build: under the

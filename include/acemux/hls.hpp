@@ -69,7 +69,17 @@ struct Segment {
 
 class Segmenter {
 public:
-    Segmenter(Millis target, int window) : target_(target), window_(window) {}
+    // A segment's sequence number (EXT-X-MEDIA-SEQUENCE) may never go back
+    // for a player that reloads the playlist (RFC 8216, 6.2.2), also across
+    // a restart of the daemon or of the stream: numbers start at the wall
+    // clock in half target durations, which no earlier run of the stream can
+    // have reached (a segment lasts at least a target, but for one cut short
+    // by a splice now and then). Discontinuities count from 0: hls.js keeps
+    // state per discontinuity number and stops on a large one.
+    Segmenter(Millis target, int window)
+        : target_(target), window_(window),
+          next_seq_(static_cast<uint64_t>(unix_ms() / std::max<Millis>(target / 2, 1))), disc_seq_(0),
+          gone_(next_seq_) {}
     void reconfigure(Millis target, int window) { target_ = target, window_ = window; }
 
     // After new packets entered the ring.
@@ -107,6 +117,7 @@ private:
     };
     void open(uint64_t pos, const uint8_t* psi, int64_t pts, Millis now, bool disc);
     void close(const Ring& ring, uint64_t pos, double duration, int64_t key_pts, bool sort_streams);
+    void close_before_splice(const Ring& ring, Millis now);
     void sort_streams(const Ring& ring);
     void settle();
     void publish(Segment s);
@@ -122,9 +133,10 @@ private:
     Segment cur_;
     Millis cur_at_ = 0;
     int64_t cur_pts_ = -1;
+    int cur_video_ = -1;     // the PID of the keyframe the open segment began on
     uint64_t next_rap_ = 0;  // keyframes at or past this position are new
     uint64_t raps_seen_ = 0; // Ring::raps_found() when last looked
-    uint64_t next_seq_ = 0, disc_seq_ = 0, gone_ = 0;
+    uint64_t next_seq_, disc_seq_, gone_;
     Millis first_data_ = -1; // when the ring first had data (the no-keyframe rule)
 };
 
