@@ -84,7 +84,6 @@ struct Player {
     uint64_t a_missing = 0;       // A's packets lost before B's came (the jump to B not counted)
     bool b_flagged = false;       // B's first data packet carries the discontinuity indicator
     bool b_on_keyframe = false;   // ...and is a keyframe
-    uint64_t cc_at_t0 = 0, other_cc_at_t0 = 0;
 
     bool open(int port, const std::string& content_id) {
         id = content_id;
@@ -98,8 +97,6 @@ struct Player {
     void start_fault(long now) {
         t0 = now;
         bytes_at_t0 = body_bytes;
-        cc_at_t0 = all.cc_errors;
-        other_cc_at_t0 = all.other_cc_errors;
     }
     // Bytes a second before the fault: what a second without data costs.
     double byte_rate() const {
@@ -221,6 +218,7 @@ struct Result {
     double lost_bytes = 0, byte_rate = 0;
     uint64_t cc = 0, other_errors = 0, b_errors = 0, a_missing = 0, closed = 0;
     long closed_at = -1; // when the daemon closed the (last) test player, ms after t0
+    long max_silence = 0; // the longest time without a byte after t0: null packets fill a failover
     bool flagged = true, on_keyframe = true;
     std::string bystander;
     long by_gap = 0;
@@ -351,7 +349,7 @@ Result run(const Fault& f) {
     r.first_b = worst(&Player::first_b);
     r.first_data = worst(&Player::first_data);
     r.closed_at = -1;
-    for (Player* p : test) r.closed_at = std::max(r.closed_at, p->closed_at);
+    for (Player* p : test) r.closed_at = std::max(r.closed_at, p->closed_at), r.max_silence = std::max(r.max_silence, p->max_silence);
     for (Player* p : test) {
         bool open = false;
         long gap = data_gap(*p, end, open);
@@ -437,13 +435,13 @@ std::string json(const Result& r) {
                   "\"first_data_ms\":%ld,\"first_data_from\":\"%s\",\"data_gap_ms\":%ld,\"data_gap_open\":%s,"
                   "\"byte_rate\":%.0f,\"lost_bytes\":%.0f,\"cc_errors\":%llu,\"bad_sync_corrupt\":%llu,"
                   "\"b_errors_after_switch\":%llu,\"a_missing_before_switch\":%llu,\"players_closed\":%llu,"
-                  "\"players_closed_ms\":%ld,\"splice_flagged\":%s,\"splice_on_keyframe\":%s,\"bystander\":%s,\"bystander_gap_ms\":%ld,"
+                  "\"players_closed_ms\":%ld,\"max_silence_ms\":%ld,\"splice_flagged\":%s,\"splice_on_keyframe\":%s,\"bystander\":%s,\"bystander_gap_ms\":%ld,"
                   "\"a_getstream\":%ld,\"a_content\":%ld,\"a_refusals\":%ld,\"a_json_drips\":%ld,\"b_getstream\":%ld,",
                   json_str(r.fault).c_str(), json_str(r.what).c_str(), r.ran ? "true" : "false", json_str(r.note).c_str(),
                   r.first_null, r.first_b, r.first_data, r.first_data < 0 ? "" : r.first_data_from_b ? "B" : "A", r.gap,
                   r.gap_open ? "true" : "false", r.byte_rate, r.lost_bytes, (unsigned long long)r.cc,
                   (unsigned long long)r.other_errors, (unsigned long long)r.b_errors, (unsigned long long)r.a_missing,
-                  (unsigned long long)r.closed, r.closed_at, r.flagged ? "true" : "false", r.on_keyframe ? "true" : "false",
+                  (unsigned long long)r.closed, r.closed_at, r.max_silence, r.flagged ? "true" : "false", r.on_keyframe ? "true" : "false",
                   json_str(r.bystander).c_str(), r.by_gap, r.a_api, r.a_content, r.a_refusals, r.a_drips, r.b_api);
     std::string o = b;
     auto list = [&](const char* key, const std::vector<std::string>& v) {
