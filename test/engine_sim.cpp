@@ -17,6 +17,29 @@
 // payload carries a sequence number (see ts_gen.hpp), or a TS file in a loop.
 // Shortcuts of older tests and faults are flags; /sim/set changes faults at
 // run time; /sim/stats counts what it saw.
+//
+// Faults (--fault NAME at start, GET /sim/set?fault=NAME at run time, and
+// fault= clears it). Some act on the answers to new requests only:
+//   silent          accepts every connection and never answers (not even the version check);
+//   garbage         a new playback sends bytes that are not TS, forever;
+//   chunk-truncated, chunk-huge, no-packets, close-mid-header: a broken playback answer, then close;
+//   json-10mb       a JSON answer of 10 MB;
+//   refuse          every /ace/getstream (json and direct) answers HTTP 200 {"response": null,
+//                   "error": ...} after the api delay: an engine in trouble says so at once
+//                   (--reject ID is the per-id content error, after the error delay);
+//   drip-json       the JSON answer's headers, then its body at 1 byte a second, connection open;
+//   stat-dl         stat_url says dl with peers and bytes downloaded from its first poll on while
+//                   /content/ still prebuffers --delay ms: a stat that lies.
+// The others act on the playbacks already streaming too (and on new ones),
+// while the version check and the stat keep answering as if all were well:
+//   stall           nothing more is sent, connection open (new ones: headers, then nothing);
+//   headers-only    the same; a new playback answers its headers at once and nothing after;
+//   garbage-mid     bytes that are not TS (never a sync byte) at the bit rate, connection open;
+//   ts187           187-byte packets (each packet's last byte left out) at the bit rate;
+//   drip-body       1 byte of the stream a second, connection open.
+// Once cleared, a playback goes on with whole, aligned packets at the bit
+// rate from where it was (no burst for the time it was held back). stall=MS
+// holds every running playback for MS, whatever the fault.
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -30,6 +53,7 @@
 #include <sstream>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <utility>
 
 #include "acemux/http_server.hpp"
 #include "card.hpp"
@@ -66,14 +90,14 @@ struct Options {
     bool stamp = false; // data packets carry when they were made (the bench's end-to-end delay)
     bool card = true;   // the test card beside the data PID (--content card|data)
     int playback_status = 200;
-    // A broken engine: silent (accepts, never answers), headers-only, garbage
-    // (not TS, forever), chunk-truncated, chunk-huge, no-packets, json-10mb, close-mid-header.
+    // A broken engine: see the list at the top of this file ("" is a healthy one).
     std::string fault;
 };
 
 struct Counters {
     uint64_t api = 0, playbacks = 0, content = 0, direct = 0, stops = 0, health = 0, bytes = 0, stat_polls = 0,
              pid_kicks = 0, errors = 0, by_content_id = 0, by_id = 0, by_infohash = 0;
+    uint64_t refusals = 0, json_drips = 0; // getstream answered by the refuse and drip-json faults
 };
 
 // What an engine keeps per getstream call.
@@ -101,6 +125,7 @@ private:
     void generate(size_t bytes);
     uint64_t clock() const; // where the stream is, in 27 MHz ticks
     void emit(const uint8_t* p, size_t n);
+    void put(uint8_t* pkt); // one generated packet, as the fault in force sends it
 
     Sim& sim_;
     Fd fd_;
@@ -112,8 +137,13 @@ private:
     Millis start_;
     Millis paused_ = 0, stall_until_ = 0;
     bool stalled_once_ = false;
-    bool headers_only_ = false, garbage_ = false, headers_sent_ = false;
+    bool garbage_ = false, headers_sent_ = false;
     uint64_t body_ = 0;       // body bytes generated (before chunk framing)
+    // Body bytes are not sent while held (a stall), and sent a byte a second
+    // while dripping: pacing leaves out the time spent so, and the headers
+    // at the front of out_ (free_ bytes) are never metered.
+    Millis paused_since_ = -1, next_drip_ = 0;
+    size_t free_ = 0;
     uint64_t since_psi_ = 0;  // bytes since the last PAT/PMT
     int psi_rounds_ = 0;
     uint64_t data_since_garbage_ = 0;
@@ -151,6 +181,10 @@ struct Later {
     std::string out;
     Millis due;
     size_t off = 0; // written so far (a large answer takes several ticks)
+    // drip-json: the first `head` bytes at once, then a byte a second.
+    bool drip = false;
+    size_t head = 0;
+    Millis next = 0;
 };
 
 std::string raw_response(int status, const char* type, const std::string& body) {
@@ -200,7 +234,10 @@ public:
         srv_.route("/server/api", [](const HttpRequest&) { return HttpResponse::text(200, "access denied"); });
         srv_.route("/sim/set", [this](const HttpRequest& q) {
             if (const std::string* h = q.param("health")) o_.health_status = std::atoi(h->c_str());
-            if (const std::string* f = q.param("fault")) o_.fault = *f;
+            if (const std::string* f = q.param("fault")) { // running playbacks see it at their next pump
+                o_.fault = *f;
+                std::fprintf(stderr, "sim: fault %s\n", f->empty() ? "cleared" : f->c_str());
+            }
             if (const std::string* d = q.param("delay")) o_.delay = std::atoll(d->c_str());
             if (const std::string* st = q.param("stall")) // a hang: readers get nothing, connections stay
                 for (auto& p : plays_) p.stall_for(std::atoll(st->c_str()));
@@ -213,17 +250,18 @@ public:
         srv_.route("/sim/stats", [this](const HttpRequest&) {
             size_t active = 0;
             for (auto& p : plays_) active += p.dead ? 0 : 1;
-            char buf[512];
+            char buf[640];
             std::snprintf(buf, sizeof buf,
                           R"({"api":%llu,"playbacks":%llu,"content":%llu,"direct":%llu,"stops":%llu,"health":%llu,)"
                           R"("active":%zu,"bytes":%llu,"stat_polls":%llu,"pid_kicks":%llu,"errors":%llu,)"
-                          R"("by_content_id":%llu,"by_id":%llu,"by_infohash":%llu})",
+                          R"("by_content_id":%llu,"by_id":%llu,"by_infohash":%llu,"refusals":%llu,"json_drips":%llu})",
                           (unsigned long long)c_.api, (unsigned long long)c_.playbacks, (unsigned long long)c_.content,
                           (unsigned long long)c_.direct, (unsigned long long)c_.stops, (unsigned long long)c_.health,
                           active, (unsigned long long)c_.bytes, (unsigned long long)c_.stat_polls,
                           (unsigned long long)c_.pid_kicks, (unsigned long long)c_.errors,
                           (unsigned long long)c_.by_content_id, (unsigned long long)c_.by_id,
-                          (unsigned long long)c_.by_infohash);
+                          (unsigned long long)c_.by_infohash, (unsigned long long)c_.refusals,
+                          (unsigned long long)c_.json_drips);
             return json(buf);
         });
         tick_.start(5, 5);
@@ -253,10 +291,11 @@ private:
         return "http://" + (host && !host->empty() ? *host : srv_.bound()[0].str());
     }
 
-    HttpResponse later(int status, const char* type, std::string body, Millis delay) {
+    HttpResponse later(int status, const char* type, std::string body, Millis delay, bool drip = false) {
         HttpResponse r;
-        r.stream = [this, out = raw_response(status, type, body), delay](StreamHandoff&& h) {
-            later_.push_back(Later{std::move(h.fd), std::move(h.slot), h.queued + out, r_.now() + delay});
+        r.stream = [this, out = raw_response(status, type, body), delay, drip](StreamHandoff&& h) {
+            size_t head = h.queued.size() + out.find("\r\n\r\n") + 4;
+            later_.push_back(Later{std::move(h.fd), std::move(h.slot), h.queued + out, r_.now() + delay, 0, drip, head});
         };
         return r;
     }
@@ -278,6 +317,12 @@ private:
         const std::string* fmt = q.param("format");
         bool as_json = fmt && *fmt == "json";
         as_json ? c_.api++ : c_.direct++;
+        if (o_.fault == "refuse") { // the engine's own trouble, for every id, on HTTP 200 like a content error
+            c_.refusals++;
+            return later(200, "application/json",
+                         R"({"response": null, "error": "engine is not ready: cannot start a playback session"})",
+                         o_.api_delay);
+        }
         for (auto& bad : o_.reject)
             if (bad == *id) {
                 c_.errors++;
@@ -300,12 +345,14 @@ private:
         if (o_.fault == "json-10mb")
             return later(200, "application/json", "{\"response\":{\"x\":\"" + std::string(10 << 20, 'a') + "\"}}",
                          o_.api_delay);
+        bool drip = o_.fault == "drip-json";
+        c_.json_drips += drip;
         return later(200, "application/json",
                      R"({"response": {"playback_url": ")" + b + "/ace/r/" + path + R"(", "stat_url": ")" + b +
                          "/ace/stat/" + path + R"(", "command_url": ")" + b + "/ace/cmd/" + path +
                          R"(", "playback_session_id": ")" + session + R"(", "infohash": ")" + es.infohash +
                          R"(", "is_live": 1, "is_encrypted": 0, "client_session_id": -1}, "error": null})",
-                     o_.api_delay);
+                     o_.api_delay, drip);
     }
 
     // 302 without Content-Length, connection held: reading its body hangs.
@@ -397,12 +444,15 @@ private:
         c_.stat_polls++;
         EngineSession* es = session(session_of(q.path.substr(10))); // after /ace/stat/
         if (!es) return json(R"({"response": null, "error": "unknown playback session id"})");
-        if (es->polls++ == 0) return json(R"({"response": {}, "error": null})");
+        // stat-dl: downloading, with a second's worth already, from the first poll, whatever /content/ does.
+        bool lie = o_.fault == "stat-dl";
+        if (es->polls++ == 0 && !lie) return json(R"({"response": {}, "error": null})");
         // A broken engine (headers only, garbage) still claims to download.
-        bool dl = es->first_byte >= 0 || o_.fault == "headers-only" || o_.fault == "garbage";
-        if (dl && es->first_byte < 0) es->first_byte = r_.now();
+        bool dl = lie || es->first_byte >= 0 || o_.fault == "headers-only" || o_.fault == "garbage";
+        if (dl && es->first_byte < 0 && !lie) es->first_byte = r_.now();
         long peers = o_.peers;
-        double secs = dl ? static_cast<double>(r_.now() - es->first_byte) / 1000.0 : 0;
+        Millis since = lie ? r_.now() - es->created + 1000 : dl ? r_.now() - es->first_byte : 0;
+        double secs = static_cast<double>(since) / 1000.0;
         long long down = dl ? static_cast<long long>(secs * o_.bitrate / 8) : 0;
         char buf[512];
         std::snprintf(buf, sizeof buf,
@@ -436,8 +486,11 @@ private:
                 ++it;
                 continue;
             }
-            ssize_t w = ::send(it->fd.get(), it->out.data() + it->off, it->out.size() - it->off,
-                               MSG_NOSIGNAL | MSG_DONTWAIT);
+            size_t n = it->out.size() - it->off;
+            if (it->drip && it->off < it->head) n = it->head - it->off;
+            else if (it->drip && it->next > r_.now()) n = 0;
+            else if (it->drip) n = 1, it->next = r_.now() + 1000;
+            ssize_t w = n ? ::send(it->fd.get(), it->out.data() + it->off, n, MSG_NOSIGNAL | MSG_DONTWAIT) : 0;
             if (w > 0) it->off += static_cast<size_t>(w);
             bool failed = w < 0 && errno != EAGAIN && errno != EINTR;
             if (failed || it->off == it->out.size()) it = later_.erase(it);
@@ -462,7 +515,7 @@ Playback::Playback(Sim& sim, StreamHandoff&& h, std::string i, std::string s, st
     : id(std::move(i)), session(std::move(s)), pid(std::move(p)), sim_(sim), fd_(std::move(h.fd)),
       slot_(std::move(h.slot)), out_(std::move(h.queued)) {
     start_ = sim_.r().now();
-    headers_only_ = sim_.o().fault == "headers-only";
+    free_ = out_.size();
     garbage_ = sim_.o().fault == "garbage";
     gen_.gop(sim_.o().key, sim_.o().key_every);
     gen_.start_at(sim_.o().start_seq);
@@ -520,16 +573,13 @@ void Playback::generate(size_t bytes) {
     testts::TsGen& g = gen_;
     for (size_t made = 0; made < bytes; made += 188) {
         if (o.close_after && body_ >= o.close_after) return;
-        if (garbage_) { // bytes, but never three sync bytes a packet apart
-            for (auto& b : pkt) {
-                junk_state_ ^= junk_state_ << 13, junk_state_ ^= junk_state_ >> 7, junk_state_ ^= junk_state_ << 17;
-                b = static_cast<uint8_t>(junk_state_) == 0x47 ? 0x48 : static_cast<uint8_t>(junk_state_);
-            }
-            emit(pkt, 188);
+        if (garbage_) { // from the first byte: the generator never runs
+            put(pkt);
             continue;
         }
         if (!sim_.file().empty()) {
-            emit(reinterpret_cast<const uint8_t*>(sim_.file().data()) + file_off_, 188);
+            std::memcpy(pkt, sim_.file().data() + file_off_, 188);
+            put(pkt);
             file_off_ = (file_off_ + 188) % sim_.file().size();
             continue;
         }
@@ -537,24 +587,24 @@ void Playback::generate(size_t bytes) {
         uint64_t psi_every = o.bitrate > 0 ? static_cast<uint64_t>(o.bitrate / 8 / 10) : 500 * 188;
         if (since_psi_ >= psi_every || body_ == 0) {
             g.pat(pkt);
-            emit(pkt, 188);
+            put(pkt);
             g.pmt(pkt);
-            emit(pkt, 188);
+            put(pkt);
             if (psi_rounds_++ % 5 == 0) { // an SDT every 500 ms, as a broadcast carries one
                 g.sdt(pkt);
-                emit(pkt, 188);
+                put(pkt);
                 made += 188;
             }
             since_psi_ = 0;
             made += 376;
         }
         if (card_ && card_->packet(clock(), pkt)) { // a picture when one is due, data around it
-            emit(pkt, 188);
+            put(pkt);
             since_psi_ += 188;
             continue;
         }
         g.data(pkt);
-        emit(pkt, 188);
+        put(pkt);
         since_psi_ += 188;
         if (o.garbage_every && ++data_since_garbage_ >= static_cast<uint64_t>(o.garbage_every)) {
             data_since_garbage_ = 0;
@@ -566,6 +616,19 @@ void Playback::generate(size_t bytes) {
     }
 }
 
+// Garbage replaces each packet, so the stream moves on underneath at its bit
+// rate and comes back aligned, where it would be, when the fault is cleared.
+void Playback::put(uint8_t* pkt) {
+    const std::string& f = sim_.o().fault;
+    if (garbage_ || f == "garbage-mid") { // bytes, but never a sync byte: no three of them a packet apart
+        for (int i = 0; i < 188; i++) {
+            junk_state_ ^= junk_state_ << 13, junk_state_ ^= junk_state_ >> 7, junk_state_ ^= junk_state_ << 17;
+            pkt[i] = static_cast<uint8_t>(junk_state_) == 0x47 ? 0x48 : static_cast<uint8_t>(junk_state_);
+        }
+    }
+    emit(pkt, f == "ts187" ? 187 : 188);
+}
+
 // The bytes sent so far at the bit rate (nominal when unpaced): the card's
 // clock, so its PCRs match where they arrive in a paced stream.
 uint64_t Playback::clock() const {
@@ -575,26 +638,33 @@ uint64_t Playback::clock() const {
 
 void Playback::pump() {
     const Options& o = sim_.o();
+    const std::string& f = o.fault;
     Millis now = sim_.r().now();
+    if (o.stall_after && !stalled_once_ && body_ >= o.stall_after) {
+        stalled_once_ = true;
+        stall_until_ = now + o.stall;
+        std::fprintf(stderr, "sim: stalling %s for %lld ms\n", session.c_str(), static_cast<long long>(o.stall));
+    }
     // Prebuffering: nothing until the delay is over, and never without peers.
-    bool first_due = now - start_ >= o.delay && o.peers > 0 && !headers_only_;
+    bool prebuffered = now - start_ >= o.delay && o.peers > 0;
+    bool headers_only = f == "headers-only";
+    bool held = headers_only || f == "stall" || now < stall_until_; // the connection open, nothing sent
+    bool drip = f == "drip-body";
+    bool first_due = prebuffered && !held && !drip;
     if (first_due && body_ == 0)
         if (EngineSession* es = sim_.session(session); es && es->first_byte < 0) es->first_byte = now;
     // The engine answers once it has prebuffered (a cold channel: seconds later).
-    if (!headers_sent_ && (first_due || headers_only_)) {
+    if (!headers_sent_ && (prebuffered || headers_only)) {
         headers_sent_ = true;
         out_ += "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n";
         out_ += o.chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Connection: close\r\n\r\n";
+        free_ = out_.size() - out_off_;
     }
+    // Time held or dripping is not owed afterwards: the stream goes on at its rate.
+    if (prebuffered && !first_due && paused_since_ < 0) paused_since_ = now;
+    if (first_due && paused_since_ >= 0) paused_ += now - std::exchange(paused_since_, -1);
     if (first_due && out_.size() - out_off_ < 256 * 1024) {
-        if (o.stall_after && !stalled_once_ && body_ >= o.stall_after) {
-            stalled_once_ = true;
-            stall_until_ = now + o.stall;
-            std::fprintf(stderr, "sim: stalling %s for %lld ms\n", session.c_str(), static_cast<long long>(o.stall));
-        }
-        if (now < stall_until_) {
-            paused_ += 5;
-        } else if (o.bitrate <= 0) {
+        if (o.bitrate <= 0) {
             generate(64 * 1024);
         } else {
             double elapsed = static_cast<double>(now - start_ - o.delay - paused_) / 1000.0;
@@ -602,13 +672,19 @@ void Playback::pump() {
             if (owed >= 188) generate(static_cast<size_t>(owed));
         }
     }
+    if (drip && prebuffered && !held && out_off_ == out_.size()) generate(188); // the next bytes to drip
     while (out_off_ < out_.size()) {
-        ssize_t w = ::send(fd_.get(), out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL | MSG_DONTWAIT);
+        size_t n = out_.size() - out_off_;
+        if (drip && n > free_) n = free_ ? free_ : now >= next_drip_ ? 1 : 0;
+        if (!n) break;
+        ssize_t w = ::send(fd_.get(), out_.data() + out_off_, n, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
             if (errno != EAGAIN) dead = true;
             break;
         }
         out_off_ += static_cast<size_t>(w);
+        if (drip && !free_) next_drip_ = now + 1000;
+        free_ -= std::min(free_, static_cast<size_t>(w));
     }
     if (out_off_ > 1024 * 1024 || out_off_ == out_.size()) {
         out_.erase(0, out_off_);
@@ -618,7 +694,8 @@ void Playback::pump() {
         std::fprintf(stderr, "sim: closing %s after %llu bytes\n", session.c_str(), (unsigned long long)body_);
         dead = true;
     }
-    bool want_write = out_off_ < out_.size() || (o.bitrate <= 0 && first_due);
+    // A drip waits for the tick, not for the socket (always writable).
+    bool want_write = (!drip && out_off_ < out_.size()) || (o.bitrate <= 0 && first_due);
     if (sim_.r().set_interest(fd_.get(), true, want_write)) dead = true;
 }
 
@@ -634,9 +711,19 @@ void usage() {
                  "                  [--file TS] [--health-status CODE] [--playback-status CODE]\n"
                  "                  [--keyframes rai|idr|none [--key-every PACKETS]] [--start-seq N] [--stamp]\n"
                  "                  [--fault silent|headers-only|garbage|chunk-truncated|chunk-huge|no-packets|\n"
-                 "                           json-10mb|close-mid-header]\n"
+                 "                           json-10mb|close-mid-header|refuse|drip-json|stat-dl|\n"
+                 "                           stall|garbage-mid|ts187|drip-body]\n"
                  "--file and --keyframes replace the card (data content); the card needs --bitrate 1000000 or more.\n"
-                 "At run time: GET /sim/set?fault=F&delay=MS&health=CODE&drop=1&stall=MS, GET /sim/stats.\n");
+                 "At run time: GET /sim/set?fault=F&delay=MS&health=CODE&drop=1&stall=MS, GET /sim/stats;\n"
+                 "fault= clears the fault.\n"
+                 "Faults on new requests: silent (never answers, not even the version check), garbage (a playback\n"
+                 "  of bytes that are not TS), chunk-truncated, chunk-huge, no-packets, close-mid-header (a broken\n"
+                 "  playback answer, then close), json-10mb, refuse (every getstream answers HTTP 200 with\n"
+                 "  \"response\": null and an error, after --api-delay), drip-json (the JSON answer's body at 1 byte/s),\n"
+                 "  stat-dl (stat_url says dl with bytes from its first poll while /content/ prebuffers --delay).\n"
+                 "Faults on running playbacks too (the version check and stat_url still say all is well): stall and\n"
+                 "  headers-only (nothing more, connection open), garbage-mid (not TS at the bit rate), ts187\n"
+                 "  (187-byte packets), drip-body (1 byte/s); cleared, a playback goes on with aligned packets.\n");
 }
 
 } // namespace

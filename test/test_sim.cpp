@@ -1,9 +1,12 @@
 // engine_sim's default content, the test card, as someone trying acemux
 // meets it: ffprobe names an H.264 picture within seconds, ffmpeg decodes it
-// without a complaint, and the data PID beside it still arrives whole.
+// without a complaint, and the data PID beside it still arrives whole. Then
+// engine_sim's faults, read straight from it: each does what its usage says.
 #include <criterion/criterion.h>
 
+#include <cjson/cJSON.h>
 #include <fstream>
+#include <functional>
 #include <set>
 
 #include "acemux/ts.hpp"
@@ -119,4 +122,166 @@ Test(sim, the_data_pid_arrives_whole_beside_the_card_and_a_late_joiner_starts_on
     cr_assert_eq(ts::pid(packet(1)), testts::kPmtPid, "then the PMT");
     cr_assert_eq(ts::pid(packet(2)), testts::kVideoPid, "then the card");
     cr_assert(testts::is_keyframe(packet(2)), "an IDR picture");
+}
+
+namespace {
+
+// A playback as the engine's protocol reaches it: the JSON answer, its
+// playback_url's 302 (held open), then /content/. The stat_url's path goes in `stat`.
+Fd open_playback(int port, std::string& stat) {
+    HttpReply r = http_get(port, "/ace/getstream?format=json&content_id=" + kId + "&pid=sim-test", 5000);
+    cr_assert_eq(r.status, 200, "%s", r.head.c_str());
+    cJSON* j = cJSON_Parse(r.body.c_str());
+    cJSON* resp = j ? cJSON_GetObjectItem(j, "response") : nullptr;
+    cJSON* play = resp ? cJSON_GetObjectItem(resp, "playback_url") : nullptr;
+    cJSON* st = resp ? cJSON_GetObjectItem(resp, "stat_url") : nullptr;
+    cr_assert(cJSON_IsString(play) && cJSON_IsString(st), "%s", r.body.c_str());
+    std::string url = play->valuestring, stat_url = st->valuestring;
+    cJSON_Delete(j);
+    auto path = [](const std::string& u) { return u.substr(u.find('/', u.find("//") + 2)); };
+    stat = path(stat_url);
+    Fd hold(connect_port(port));
+    cr_assert(send_all(hold.get(), "GET " + path(url) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    std::string head = read_all(hold.get(), 300); // a 302 that never ends
+    size_t at = head.find("Location: ");
+    cr_assert_neq(at, std::string::npos, "%s", head.c_str());
+    std::string to = head.substr(at + 10, head.find("\r\n", at) - at - 10);
+    Fd fd(connect_port(port));
+    cr_assert(send_all(fd.get(), "GET " + path(to) + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    return fd;
+}
+
+std::string body_of(const std::string& raw) {
+    size_t end = raw.find("\r\n\r\n");
+    return end == std::string::npos ? raw : raw.substr(end + 4);
+}
+
+// Where three sync bytes `size` apart first stand, npos if nowhere.
+size_t synced(const std::string& b, size_t size) {
+    for (size_t o = 0; o + 2 * size < b.size(); o++)
+        if (b[o] == 0x47 && b[o + size] == 0x47 && b[o + 2 * size] == 0x47) return o;
+    return std::string::npos;
+}
+
+// What a clean stream of whole packets from `b` says, from its first sync on.
+testts::TsCheck packets_of(const std::string& b) {
+    testts::TsCheck c;
+    size_t o = synced(b, 188);
+    cr_assert_neq(o, std::string::npos, "TS again");
+    c.feed(b.substr(o, (b.size() - o) / 188 * 188));
+    return c;
+}
+
+void set_fault(int port, const std::string& f) {
+    cr_assert_eq(http_get(port, "/sim/set?fault=" + f, 3000).status, 200, "fault=%s", f.c_str());
+}
+
+constexpr double kRate = 6e6 / 8; // EngineSim's default bit rate, in bytes
+
+// One running playback through a fault: what it sends while the fault lasts
+// (`during` gets what came after the first 300 ms, which may still carry
+// packets made before), and that it goes on with whole packets at the bit
+// rate, no burst, once the fault is cleared.
+void through_fault(const char* fault, long ms, const std::function<void(const std::string&)>& during) {
+    EngineSim sim;
+    cr_assert(sim.start({"--keyframes", "idr", "--key-every", "1000"}));
+    std::string stat;
+    Fd fd = open_playback(sim.port, stat);
+    std::string clean = body_of(read_all(fd.get(), 1500));
+    cr_assert(packets_of(clean).clean() && clean.size() > kRate / 2, "%zu bytes: %s", clean.size(),
+              packets_of(clean).summary().c_str());
+    set_fault(sim.port, fault);
+    read_all(fd.get(), 300);
+    during(read_all(fd.get(), ms));
+    set_fault(sim.port, "");
+    long t0 = now_ms();
+    std::string after = read_all(fd.get(), 1000);
+    double rate = static_cast<double>(after.size()) / static_cast<double>(now_ms() - t0) * 1000;
+    testts::TsCheck c = packets_of(after);
+    cr_log_info("%s: %.0f bytes/s once cleared: %s", fault, rate, c.summary().c_str());
+    cr_assert_eq(c.bad_sync + c.corrupt, 0u, "%s: whole packets again: %s", fault, c.summary().c_str());
+    cr_assert_gt(c.data, 1000u, "%s", c.summary().c_str());
+    cr_assert(rate > kRate * 0.5 && rate < kRate * 1.5, "%s: the bit rate, no burst: %.0f bytes/s", fault, rate);
+    cr_assert_eq(sim_stat(sim.stats(), "active"), 1, "the connection stayed open");
+}
+
+} // namespace
+
+Test(sim_faults, garbage_mid_turns_a_running_playback_into_bytes_that_are_not_ts, .timeout = 20) {
+    through_fault("garbage-mid", 1000, [](const std::string& b) {
+        cr_assert_gt(b.size(), kRate * 0.5, "at the bit rate: %zu bytes in 1 s", b.size());
+        cr_assert_eq(synced(b, 188), std::string::npos, "no three sync bytes a packet apart");
+    });
+}
+
+Test(sim_faults, ts187_sends_packets_a_byte_short, .timeout = 20) {
+    through_fault("ts187", 1000, [](const std::string& b) {
+        cr_assert_gt(b.size(), kRate * 0.5, "at the bit rate: %zu bytes in 1 s", b.size());
+        size_t o = synced(b, 187);
+        cr_assert_neq(o, std::string::npos);
+        size_t whole = 0, n = (b.size() - o) / 187;
+        for (size_t i = 0; i < n; i++) whole += b[o + i * 187] == 0x47;
+        cr_assert_eq(whole, n, "a sync byte every 187 bytes: %zu of %zu", whole, n);
+    });
+}
+
+Test(sim_faults, stall_and_headers_only_hold_a_running_playback_open_and_silent, .timeout = 20) {
+    for (const char* f : {"stall", "headers-only"})
+        through_fault(f, 1500, [f](const std::string& b) { cr_assert(b.empty(), "%s: %zu bytes", f, b.size()); });
+}
+
+Test(sim_faults, drip_body_sends_a_byte_a_second, .timeout = 20) {
+    through_fault("drip-body", 2500, [](const std::string& b) {
+        cr_assert(b.size() >= 1 && b.size() <= 4, "%zu bytes in 2.5 s", b.size());
+    });
+}
+
+Test(sim_faults, refuse_answers_every_getstream_with_an_error_on_http_200_at_once, .timeout = 20) {
+    EngineSim sim;
+    cr_assert(sim.start({"--fault", "refuse"}));
+    for (const char* form : {"&format=json", ""}) {
+        long t0 = now_ms();
+        HttpReply r = http_get(sim.port, "/ace/getstream?content_id=" + kId + form, 5000);
+        long took = now_ms() - t0;
+        cr_assert_eq(r.status, 200, "%s", r.head.c_str());
+        cr_assert(r.body.find("\"response\": null, \"error\": \"") != std::string::npos, "%s", r.body.c_str());
+        cr_assert_lt(took, 2000, "the api delay, not the content error's 4 s: %ld ms", took);
+    }
+    HttpReply v = http_get(sim.port, "/webui/api/service?method=get_version");
+    cr_assert(v.status == 200 && v.body.find("\"version\"") != std::string::npos, "the version check answers");
+    cr_assert_eq(sim_stat(sim.stats(), "refusals"), 2, "%s", sim.stats().c_str());
+    set_fault(sim.port, "");
+    std::string stat;
+    Fd fd = open_playback(sim.port, stat);
+    cr_assert(packets_of(body_of(read_all(fd.get(), 1500))).clean(), "cleared: a playback again");
+}
+
+Test(sim_faults, drip_json_sends_the_answer_headers_then_a_byte_a_second, .timeout = 20) {
+    EngineSim sim;
+    cr_assert(sim.start({"--fault", "drip-json"}));
+    Fd fd(connect_port(sim.port));
+    cr_assert(send_all(fd.get(), "GET /ace/getstream?format=json&content_id=" + kId + " HTTP/1.1\r\nHost: t\r\n\r\n"));
+    std::string got = read_all(fd.get(), 3000);
+    HttpReply r = parse_reply(got);
+    cr_assert_eq(r.status, 200, "the headers came whole: %s", got.c_str());
+    cr_assert(r.body.size() >= 2 && r.body.size() <= 4, "a byte a second after the api delay: \"%s\"", r.body.c_str());
+    cr_assert_eq(r.body[0], '{');
+    cr_assert_eq(sim_stat(sim.stats(), "json_drips"), 1, "%s", sim.stats().c_str());
+}
+
+Test(sim_faults, stat_dl_says_dl_from_the_first_poll_while_content_still_prebuffers, .timeout = 20) {
+    EngineSim sim;
+    cr_assert(sim.start({"--fault", "stat-dl", "--delay", "2500"}));
+    std::string stat;
+    long t0 = now_ms();
+    Fd fd = open_playback(sim.port, stat);
+    std::string first = http_get(sim.port, stat).body;
+    cr_assert(first.find("\"status\": \"dl\"") != std::string::npos, "%s", first.c_str());
+    cr_assert_gt(sim_stat(first, "downloaded"), 0, "%s", first.c_str());
+    cr_assert_gt(sim_stat(first, "peers"), 0, "%s", first.c_str());
+    std::string early = read_all(fd.get(), 1500);
+    cr_assert(early.empty(), "still prebuffering: %zu bytes", early.size());
+    std::string later = body_of(read_all(fd.get(), 2000));
+    cr_log_info("stat-dl: first stat %s; TS %ld ms after the request", first.c_str(), now_ms() - t0);
+    cr_assert(packets_of(later).clean() && packets_of(later).data > 100, "%s", packets_of(later).summary().c_str());
 }
