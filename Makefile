@@ -81,7 +81,7 @@ DEB_TEST_DEPS := libcriterion-dev redis-server mandoc ffmpeg chromium
 DEB_FUZZ_DEPS := clang libclang-rt-14-dev
 DEB_ROUTER_DEPS := dpkg-dev cmake $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)
 
-.PHONY: all run test test-asan bench fuzz soak install clean deps deps-test deps-fuzz deps-router check-tests
+.PHONY: all run test test-asan bench faults fuzz soak install clean deps deps-test deps-fuzz deps-router check-tests
 
 ifeq ($(ROUTER),)
 all: acemux $(BUILD)/engine_sim
@@ -115,6 +115,9 @@ $(BUILD)/baseline: $(BUILD)/bench/baseline.o
 
 $(BUILD)/copies: $(BUILD)/bench/copies.o
 	$(CXX) $(LDFLAGS) -o $@ $^
+
+$(BUILD)/faults: $(BUILD)/bench/faults.o $(BUILD)/test/harness.o $(BUILD)/test/ts_gen.o
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/benchmark: $(BUILD)/bench/bench.o $(BUILD)/test/harness.o $(BUILD)/test/ts_gen.o $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -193,6 +196,13 @@ fuzz: deps-fuzz
 		echo "fuzz_$$t: $$(grep -o 'stat::number_of_executed_units: [0-9]*' $(FUZZ_DIR)/$$t.log | cut -d' ' -f2) runs," \
 			"$(FUZZ_SECONDS) s, no crash"; \
 	done
+
+# What a player sees when an engine fails in each way it can (a stall, garbage,
+# a refusal, ...): times to null packets and to the other engine's data,
+# what was lost, and a bystander; ACEMUX=path measures another binary.
+faults: deps
+	$(MAKE) --no-print-directory all $(BUILD)/faults
+	$(BUILD)/faults $(if $(ACEMUX),--acemux $(ACEMUX)) --out bench/results/faults.json
 
 # Players joining and leaving at random for SOAK_SECONDS; RSS and fds over time.
 SOAK_SECONDS ?= 600

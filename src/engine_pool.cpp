@@ -47,6 +47,12 @@ EngineLease EnginePool::pick(const Engine* avoid) {
     return EngineLease(best);
 }
 
+bool EnginePool::other_usable(const Engine* e) const {
+    for (auto& o : engines_)
+        if (o.get() != e && !o->removed && o->usable(r_.now()) && o->load() < o->cfg.max_streams) return true;
+    return false;
+}
+
 EngineLease EnginePool::pick_uncounted() {
     std::shared_ptr<Engine> best;
     for (auto& e : engines_)

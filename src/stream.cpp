@@ -407,12 +407,14 @@ void Stream::tick() {
 //   stale, or "dl" while it still prebuffers), then no_data_timeout for
 //   its first packet; longer (failover_timeout) while its stat says it
 //   prebuffers, unless it finds no peer.
-// - A running stream (its players have had data and wait on null packets):
-//   a live channel brings packets every read interval, so an engine that
-//   brings none for kStallAfter has stopped giving usable TS, whatever its
-//   version check says, and the stream moves. Its reconnect gets
-//   kReconnectWait to answer and kFirstPacket from its answer to the first
-//   packet, unless its stat says it prebuffers.
+// - A running stream (its players have had data and wait on null packets)
+//   with another engine to go to: a live channel brings packets every read
+//   interval, so an engine that brings none for kStallAfter has stopped
+//   giving usable TS, whatever its version check says, and the stream
+//   moves. Its reconnect gets kReconnectWait to answer and kFirstPacket from
+//   its answer to the first packet, unless its stat says it prebuffers.
+//   With nowhere to go, a stall is waited out as a new stream's would be:
+//   reconnecting to the same engine would only restart its buffering.
 void Stream::check_engine(Millis now) {
     if (!up_.active()) return; // between attempts: the retry timer runs
     Millis quiet = now - waiting_since_;
@@ -433,9 +435,9 @@ void Stream::check_engine(Millis now) {
                                  engine_->cfg.name.c_str(), es.status.c_str(), es.peers);
         }
     }
-    bool running = ring_.bytes_in() > 0 && !prebuffering;
+    bool running = ring_.bytes_in() > 0 && !prebuffering && m_.pool().other_usable(engine_.get());
     bool waiting = up_.waiting_answer();
-    Millis limit = attempt_data_ ? kStallAfter
+    Millis limit = attempt_data_ ? (running ? kStallAfter : cfg().no_data_timeout)
                    : waiting     ? (running ? kReconnectWait : cfg().answer_timeout)
                    : running     ? kFirstPacket
                    : prebuffering ? cfg().failover_timeout

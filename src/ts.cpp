@@ -84,26 +84,44 @@ Aligner::Result Aligner::scan(uint8_t* buf, size_t len) {
             if (ok && !seen) ok = lock_at(buf, len, in);
             if (ok < 0) break;
             if (!ok) {
-                // A good packet followed by garbage, or a torn packet followed by a
-                // good one: the latter has a sync inside it that locks and starts
-                // a packet of a PID this stream carries.
-                size_t torn = 0;
-                bool wait = false;
-                for (size_t q = in + 1; q < in + kPacket && !torn && !wait; q++) {
-                    if (buf[q] != kSync) continue;
-                    int v = lock_at(buf, len, q);
-                    wait = v < 0;
-                    if (v > 0 && seen_[pid(buf + q)]) torn = q;
+                // Not confirmed by the next sync byte: a torn packet followed
+                // by a good one (which has a sync inside this one that locks
+                // and starts a packet of a PID this stream carries), a whole
+                // packet followed by garbage (the stream locks again within a
+                // packet after its end), or packets of another length (187
+                // bytes: this one's last byte is the next one's sync, and
+                // nothing locks). Only the second goes to players.
+                auto lock_in = [&](size_t from, size_t to, size_t& at) { // -1: too few bytes to tell
+                    for (size_t q = from; q < to; q++) {
+                        if (q >= len) return -1;
+                        if (buf[q] != kSync) continue;
+                        int v = lock_at(buf, len, q);
+                        if (v < 0) return -1;
+                        if (v > 0 && seen_[pid(buf + q)]) return at = q, 1;
+                    }
+                    return 0;
+                };
+                size_t torn = 0, again = 0;
+                int t = lock_in(in + 1, in + kPacket, torn);
+                if (t < 0) break;
+                if (!t) {
+                    int g = lock_in(in + kPacket, in + 2 * kPacket + 1, again);
+                    if (g < 0) break;
+                    if (g) { // whole: what lies between it and the next packet is dropped
+                        if (out != in) std::memmove(buf + out, buf + in, kPacket);
+                        out += kPacket;
+                        dropped_ += again - (in + kPacket);
+                        resyncs_++;
+                        in = again;
+                        continue;
+                    }
                 }
-                if (wait) break;
-                if (torn || !seen) {
-                    size_t to = torn ? torn : in + 1;
-                    dropped_ += to - in;
-                    resyncs_++;
-                    in = to;
-                    synced_ = torn != 0;
-                    continue;
-                }
+                size_t to = torn ? torn : in + 1;
+                dropped_ += to - in;
+                resyncs_++;
+                in = to;
+                synced_ = torn != 0;
+                continue;
             }
             seen_[pid(buf + in)] = true;
             if (out != in) std::memmove(buf + out, buf + in, kPacket);

@@ -70,6 +70,7 @@ struct Options {
     Millis delay = 500;       // prebuffer: /content/ request to first body byte (stat says prebuf meanwhile)
     Millis api_delay = 500;   // the JSON answer
     Millis error_delay = 4000; // an error answer ("failed to load content")
+    std::string error_text = "failed to load content"; // what a --reject answer says (any bytes: a hostile engine)
     bool redirect = true;     // playback_url answers 302 to /content/ (--no-redirect: streams itself)
     bool pid_rule = true;     // one reader per pid
     int redirect_hops = 1;    // 302s from playback_url to /content/ (the first ones relative)
@@ -186,6 +187,21 @@ struct Later {
     size_t head = 0;
     Millis next = 0;
 };
+
+// A JSON string of any bytes: quotes, backslashes and controls escaped, the
+// rest (bytes that are not UTF-8 included) as they are, as a careless engine would.
+std::string json_string(const std::string& s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
+        else if (c < 0x20) {
+            char esc[8];
+            std::snprintf(esc, sizeof esc, "\\u%04x", c);
+            out += esc;
+        } else out += static_cast<char>(c);
+    }
+    return out + "\"";
+}
 
 std::string raw_response(int status, const char* type, const std::string& body) {
     HttpResponse r;
@@ -326,7 +342,7 @@ private:
         for (auto& bad : o_.reject)
             if (bad == *id) {
                 c_.errors++;
-                return later(200, "application/json", R"({"response": null, "error": "failed to load content"})",
+                return later(200, "application/json", R"({"response": null, "error": )" + json_string(o_.error_text) + "}",
                              o_.error_delay);
             }
         const std::string* pid = q.param("pid");
@@ -706,7 +722,7 @@ void usage() {
                  "                  [--peers N (8; 0: prebuffers forever)] [--redirect-hops N (1)] [--redirect-loop]\n"
                  "                  [--redirect-host H (the 302 names another host)]\n"
                  "                  [--stall-after BYTES --stall MS] [--close-after BYTES]\n"
-                 "                  [--garbage-every PACKETS --garbage-bytes N] [--reject ID]...\n"
+                 "                  [--garbage-every PACKETS --garbage-bytes N] [--reject ID]... [--error-text TEXT]\n"
                  "                  [--content card|data (card: a picture players show, beside the data PID)]\n"
                  "                  [--file TS] [--health-status CODE] [--playback-status CODE]\n"
                  "                  [--keyframes rai|idr|none [--key-every PACKETS]] [--start-seq N] [--stamp]\n"
@@ -740,7 +756,8 @@ int main(int argc, char** argv) {
         {"api-delay", 1, nullptr, 'A'},     {"error-delay", 1, nullptr, 'E'}, {"no-redirect", 0, nullptr, 'R'},
         {"no-pid-rule", 0, nullptr, 'I'},   {"peers", 1, nullptr, 'N'},       {"redirect-hops", 1, nullptr, 'H'},
         {"redirect-loop", 0, nullptr, 'L'}, {"help", 0, nullptr, 'u'},     {"redirect-host", 1, nullptr, 'Z'},
-        {"stamp", 0, nullptr, 'T'},         {"content", 1, nullptr, 'C'},     {nullptr, 0, nullptr, 0}};
+        {"stamp", 0, nullptr, 'T'},         {"content", 1, nullptr, 'C'},     {"error-text", 1, nullptr, 'X'},
+        {nullptr, 0, nullptr, 0}};
     std::string content; // "": the card unless --file or --keyframes choose what older tests asked for
     int opt;
     while ((opt = getopt_long(argc, argv, "", longopts, nullptr)) != -1) {
@@ -779,6 +796,7 @@ int main(int argc, char** argv) {
         case 'u': usage(); return 0;
         case 'Z': o.redirect_host = optarg; break;
         case 'T': o.stamp = true; break;
+        case 'X': o.error_text = optarg; break;
         case 'C':
             content = optarg;
             if (content != "card" && content != "data") return usage(), 2;

@@ -308,6 +308,63 @@ Test(engine_failover, engine_hung_mid_stream_with_default_timeouts, .timeout = 4
     hung_with_defaults("/sim/set?fault=silent&stall=60000", "hung mid-stream", "no TS packets for 1.");
 }
 
+// An engine that still answers its version check but stops giving usable TS
+// on a running stream, in each way it can: the stream moves to b, with the
+// daemon's default timeouts, well before no_data_timeout (10 s); null packets
+// meanwhile, every PID continuous, the bystander untouched. `set` starts the
+// fault on a; `drop` also cuts a's playbacks, so that the fault meets the
+// reconnect. bench/faults measures each (make faults).
+static void stops_giving_ts(const char* fault, bool drop, const char* what, const char* log_says) {
+    Failover f;
+    f.start("");
+    std::string set = std::string("/sim/set?fault=") + fault + (drop ? "&drop=1" : "");
+    cr_assert_eq(http_get(f.a.port, set, 5000).status, 200, "the fault was set on engine a");
+    long took = f.until_moved(10000);
+    f.check(what, took);
+    cr_assert_lt(took, 5000, "%s: real data from b %ld ms after the fault (goal: within 3 s)", what, took);
+    f.d.proc.settle();
+    cr_assert(f.d.proc.output().find(log_says) != std::string::npos, "%s: no \"%s\" in\n%s", what, log_says,
+              f.d.proc.output().c_str());
+}
+
+Test(engine_failover, stall_with_the_socket_open, .timeout = 40) {
+    stops_giving_ts("stall", false, "stall", "no TS packets for 1.");
+}
+Test(engine_failover, garbage_mid_stream, .timeout = 40) {
+    stops_giving_ts("garbage-mid", false, "garbage", "bytes that were not TS packets (and no packet since)");
+}
+Test(engine_failover, packets_of_187_bytes, .timeout = 40) {
+    stops_giving_ts("ts187", false, "187-byte packets", "bytes that were not TS packets (and no packet since)");
+}
+Test(engine_failover, a_body_dripping_a_byte_a_second, .timeout = 40) {
+    stops_giving_ts("drip-body", false, "body drip", "no TS packets for 1.");
+}
+Test(engine_failover, a_reconnect_whose_json_drips, .timeout = 40) {
+    stops_giving_ts("drip-json", true, "JSON drip", "the answer's body did not come");
+}
+Test(engine_failover, a_reconnect_answered_with_headers_only, .timeout = 40) {
+    stops_giving_ts("headers-only", true, "headers only", "no TS packets from the engine in 1.");
+}
+Test(engine_failover, a_reconnect_refused_on_http_200, .timeout = 40) {
+    stops_giving_ts("refuse", true, "refused reconnect", "refused the running stream");
+}
+
+// A new stream on an engine that prebuffers 20 s while its stat already says
+// "dl": answer_timeout (30 s) is waited out whatever the stat says, with
+// null packets meanwhile, and the engine is asked once.
+Test(engine, a_20_s_prebuffer_plays_though_the_stat_says_dl, .timeout = 60) {
+    Rig rig;
+    rig.start({"--fault", "stat-dl", "--delay", "20000"});
+    TestPlayer p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    cr_assert(wait_data(p, 30000), "data after the prebuffer: %s\n%s", p.check.summary().c_str(), rig.log().c_str());
+    long first = p.last_data_ms - p.connected_ms;
+    cr_assert_geq(first, 19000, "the engine's own data: %ld ms", first);
+    cr_assert_gt(p.check.nulls, 0u, "null packets while it prebuffered");
+    std::string st = rig.engine.stats();
+    cr_assert_eq(sim_stat(st, "api"), 1, "one attempt, not cut at no_data_timeout: %s", st.c_str());
+}
+
 // A playback URL or redirect to a host that is not the engine is not
 // followed, unless the config says so.
 Test(engine, redirects_elsewhere_are_followed_only_when_allowed, .timeout = 30) {

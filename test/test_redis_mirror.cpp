@@ -153,6 +153,9 @@ Test(redis_mirror, restarted_daemon_primes_a_new_player_before_the_engine_sends,
     // Then the engine's own data follows, marked as a new stream.
     read_player(p, 3500);
     cr_assert_geq(p.check.restarts_flagged, 1u, "%s", p.check.summary().c_str());
+    // Every PID's counter runs on from the resumed chunks into the engine's data.
+    cr_assert_eq(p.check.cc_errors + p.check.other_cc_errors, 0u, "continuous across the resume: %s (PID 0x%x)",
+                 p.check.summary().c_str(), p.check.other_cc_pid);
 }
 
 Test(redis_mirror, unreachable_redis_streams_from_memory, .timeout = 30) {

@@ -66,3 +66,25 @@ Test(refusals, with_one_engine_a_refusal_is_502_at_once, .timeout = 30) {
     cr_assert_eq(r.status, 502);
     cr_assert_lt(now_ms() - t0, 2000, "no second opinion to wait for");
 }
+// The engine's words reach the log, /stats and the player's 502 as one line
+// of valid UTF-8, whatever bytes it sent (terminal escapes, bytes that are
+// not UTF-8, a message cut inside a character).
+Test(refusals, an_engines_hostile_error_text_is_shown_as_valid_utf8, .timeout = 30) {
+    Rig rig;
+    std::string hostile = "bad\x1b[31mred\xff\xfe \xe2\x82\xac line\nbreak " + std::string(294, 'x') + "\xc3\xa9";
+    rig.start({"--reject", kId, "--error-delay", "0", "--error-text", hostile});
+    HttpReply r = http_get(rig.daemon.port, "/ace/getstream?id=" + kId, 10000);
+    cr_assert_eq(r.status, 502);
+    auto valid_utf8_line = [](const std::string& s) {
+        std::string shown = printable(s, s.size() + 1);
+        return shown == s;
+    };
+    std::string body = r.body.substr(0, r.body.size() - 1);
+    cr_assert(valid_utf8_line(body), "the 502 is one line of valid UTF-8: %s", body.c_str());
+    cr_assert_neq(body.find("\xe2\x82\xac"), std::string::npos, "valid characters are kept: %s", body.c_str());
+    std::string stats = http_get(rig.daemon.port, "/stats").body;
+    cr_assert(valid_utf8_line(stats.substr(0, stats.size() - 1)), "/stats is valid UTF-8: %s", stats.c_str());
+    std::string log = rig.log();
+    cr_assert_eq(log.find('\x1b'), std::string::npos, "no terminal escape in the log");
+    cr_assert_eq(log.find('\xff'), std::string::npos, "no byte that is not UTF-8 in the log");
+}

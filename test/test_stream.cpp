@@ -292,11 +292,10 @@ Test(stream, two_ids_are_independent, .timeout = 30) {
 
 // The engine says "failed to load content" on HTTP 200, after about 4 s: the
 // player hears it at once, and no other engine is tried (it would say the same).
+// With one engine there is nobody to confirm the refusal (refusals/*).
 Test(stream, engine_refusing_the_id_gives_502_with_its_message, .timeout = 30) {
-    EngineSim other;
-    cr_assert(other.start());
     Rig rig;
-    rig.start({"--reject", kId}, "", "[[engine]]\nhost = \"127.0.0.1\"\nport = " + std::to_string(other.port) + "\n");
+    rig.start({"--reject", kId});
     long t0 = now_ms();
     HttpReply r = http_get(rig.daemon.port, "/ace/getstream?id=" + kId, 10000);
     long took = now_ms() - t0;
@@ -306,7 +305,6 @@ Test(stream, engine_refusing_the_id_gives_502_with_its_message, .timeout = 30) {
     cr_assert(took >= 3900 && took < 5000, "within a second of the engine's answer: %ld ms", took);
     cr_assert(rig.log().find("engine 127.0.0.1") != std::string::npos);
     cr_assert_eq(sim_stat(rig.engine.stats(), "api"), 1, "asked once: no failover loop");
-    cr_assert_eq(sim_stat(other.stats(), "api"), 0, "the other engine was not asked");
 }
 
 // A reload that makes rings and catchup_behind larger: a running stream keeps

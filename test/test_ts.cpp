@@ -341,3 +341,20 @@ Test(ts, continuity_runs_on_across_a_splice_for_every_pid) {
     broken.feed(raw);
     cr_assert_gt(broken.other_cc_errors, 0u, "the check sees a break: %s", broken.summary().c_str());
 }
+
+// An engine that switches to 187-byte packets mid-stream (each packet with
+// its last byte dropped): the whole packets before the switch go through,
+// and not one packet of the short ones, whose payloads are all cut.
+Test(ts, packets_one_byte_short_never_pass_as_packets) {
+    testts::TsGen g;
+    std::string whole = packets(g, 50), in = whole;
+    for (int i = 0; i < 200; i++) in += packets(g, 1).substr(0, 187);
+    for (size_t step : {188u * 7, 1000u, 64u * 1024}) {
+        ts::Aligner a;
+        std::string out = align(a, in, step);
+        cr_assert_eq(out.size() % 188, 0u);
+        cr_assert_eq(out.size(), whole.size(), "step %zu: %zu packets through, %zu whole", step, out.size() / 188,
+                     whole.size() / 188);
+        cr_assert(out == whole, "step %zu: the whole packets, unchanged", step);
+    }
+}

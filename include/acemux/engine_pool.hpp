@@ -72,6 +72,8 @@ public:
 
     // Least-loaded up engine with room, other than `avoid` when another fits.
     EngineLease pick(const Engine* avoid = nullptr);
+    // Whether an engine other than `e` could take a stream now.
+    bool other_usable(const Engine* e) const;
     // The least-loaded up engine, full or not, not counted: for a stream
     // that may only follow another instance's (a cluster).
     EngineLease pick_uncounted();
