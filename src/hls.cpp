@@ -47,23 +47,32 @@ bool pts_before(int64_t a, int64_t b) {
 bool is_video(uint8_t type) { return type == 0x1B || type == 0x24 || type == 0x01 || type == 0x02; }
 } // namespace
 
-// The open segment ends at a keyframe (`key_pts` its time) or where the
-// clock forced a cut. At a keyframe of the same stream, the other streams'
-// packets around it are sorted by time (sort_streams) before the segment
-// is listed; elsewhere there is nothing to sort.
-void Segmenter::close(const Ring& ring, uint64_t pos, double duration, int64_t key_pts, bool sort) {
+// The open segment ends: it is listed once the boundary after it is
+// sorted (start_boundary), at once when none follows.
+void Segmenter::close(uint64_t pos, double duration) {
     settle(); // the boundary before this segment, if its audio lagged a whole segment
     cur_.end = pos;
     cur_.duration = duration;
     open_ = false;
     closing_ = std::move(cur_);
+}
+
+// The segment just opened on keyframe `at` (`pts` its time) skips the
+// other streams' packets after it that play before it (sort_streams); when
+// `continues` (the segment before ends on this keyframe, of the same
+// stream) those go at the end of that one, which is listed once they are
+// known. A stream's first segment, or the first after a splice, has nothing
+// before it to give them to: they are in no segment.
+void Segmenter::start_boundary(const Ring& ring, uint64_t at, int64_t pts, bool continues) {
+    if (!continues) settle();
     std::vector<ts::Es> es;
-    if (!sort || key_pts < 0 || !ring.psi() || !ts::pmt_streams(ring.psi() + ts::kPacket, es)) return settle();
+    if (pts < 0 || !ring.psi() || !ts::pmt_streams(ring.psi() + ts::kPacket, es)) return settle();
     Boundary& b = boundary_;
     b = Boundary{};
-    b.at = b.scanned = pos;
-    b.pts = key_pts;
-    b.limit = pos + std::max<uint64_t>(closing_->size(), 64 * 1024);
+    b.at = b.scanned = at;
+    b.pts = pts;
+    b.continues = continues;
+    b.limit = at + std::max<uint64_t>(closing_ ? closing_->size() : 0, 64 * 1024);
     bool video_seen = false;
     for (auto& e : es) {
         if (is_video(e.type) && !video_seen) video_seen = true; // the keyframes' own stream is cut at the keyframe
@@ -74,21 +83,22 @@ void Segmenter::close(const Ring& ring, uint64_t pos, double duration, int64_t k
     // The PES each stream is in the middle of at the keyframe: its PTS says
     // whether its packets after the keyframe play before it.
     Cursor c;
-    if (!ring.locate(pos, c)) return settle();
+    if (!ring.locate(at, c)) return settle();
+    uint64_t lo = closing_ && continues ? closing_->start : at - std::min<uint64_t>(at, 1 << 20);
     std::vector<bool> known(b.pids.size(), false);
     size_t unknown = b.pids.size();
-    for (uint64_t at = pos; unknown && at > closing_->start;) {
+    for (uint64_t pos = at; unknown && pos > lo;) {
         if (c.off == 0) {
             if (c.idx == ring.first()) break;
             c.idx--, c.off = ring.length(c.idx);
         }
-        c.off -= ts::kPacket, at -= ts::kPacket;
+        c.off -= ts::kPacket, pos -= ts::kPacket;
         const uint8_t* p = ring.data(c.idx) + c.off;
         if (!ts::payload_start(p)) continue;
         for (size_t i = 0; i < b.pids.size(); i++)
             if (!known[i] && b.pids[i].pid == ts::pid(p)) {
-                int64_t pts = ts::pes_pts(p);
-                b.pids[i].before = pts < 0 || pts_before(pts, key_pts);
+                int64_t t = ts::pes_pts(p);
+                b.pids[i].before = t < 0 || pts_before(t, pts);
                 known[i] = true, unknown--;
             }
     }
@@ -120,7 +130,7 @@ void Segmenter::close_before_splice(const Ring& ring, Millis now) {
     double d = static_cast<double>(now - cur_at_) / 1000.0;
     if (end_pts >= 0 && cur_pts_ >= 0 && !pts_before(end_pts, cur_pts_))
         d = static_cast<double>((end_pts - cur_pts_) & ((int64_t{1} << 33) - 1)) / 90000.0;
-    close(ring, end, d, -1, false);
+    close(end, d);
 }
 
 // Walks the packets after the keyframe: each stream's packets belong
@@ -159,12 +169,12 @@ void Segmenter::sort_streams(const Ring& ring) {
 // The segment waiting on its boundary is listed, and the packets it took
 // from after its end are skipped by the segment that follows.
 void Segmenter::settle() {
-    if (!closing_) return;
     if (boundary_.active) {
-        closing_->trail = boundary_.moved;
+        if (closing_ && boundary_.continues) closing_->trail = boundary_.moved;
         if (open_ && cur_.start == boundary_.at) cur_.skip = std::move(boundary_.moved);
         boundary_ = Boundary{};
     }
+    if (!closing_) return;
     publish(std::move(*closing_));
     closing_.reset();
 }
@@ -188,22 +198,26 @@ void Segmenter::update(const Ring& ring, Millis now) {
         if (r.pos < next_rap_) return;
         next_rap_ = r.pos + 1;
         const uint8_t* key = ring.data(r.idx) + r.off;
-        if (!open_) return open(r.pos, r.psi, r.pts, now, false), void(cur_video_ = ts::pid(key));
         // A splice since this segment began: the next one starts clean on
         // the new stream's first keyframe, marked as a discontinuity.
-        bool spliced = ring.splice_pos() > cur_.start && ring.splice_pos() <= r.pos;
-        double d = elapsed(r.pts, now);
-        if (!spliced && d < target) return;
-        if (spliced) close_before_splice(ring, now);
-        else close(ring, r.pos, d, r.pts, true);
+        bool spliced = open_ && ring.splice_pos() > cur_.start && ring.splice_pos() <= r.pos;
+        if (open_) {
+            double d = elapsed(r.pts, now);
+            if (!spliced && d < target) return;
+            if (spliced) close_before_splice(ring, now);
+            else close(r.pos, d);
+        }
+        bool continues = closing_ && !spliced && closing_->end == r.pos;
         open(r.pos, r.psi, r.pts, now, spliced);
         cur_video_ = ts::pid(key);
+        start_boundary(ring, r.pos, r.pts, continues);
     });
     // Without a keyframe in time the clock cuts, at a packet boundary:
     // before the segment would round above the declared target duration.
     Millis forced = declared_ ? declared_ * Millis{1000} + 450 : 3 * target_;
     if (open_ && now - cur_at_ >= forced && ring.bytes_in() > cur_.start) {
-        close(ring, ring.bytes_in(), static_cast<double>(now - cur_at_) / 1000.0, -1, false);
+        close(ring.bytes_in(), static_cast<double>(now - cur_at_) / 1000.0);
+        settle();
         open(ring.bytes_in(), ring.psi(), -1, now, false);
     } else if (!open_ && now - first_data_ >= forced && ring.psi()) {
         open(ring.bytes_in(), ring.psi(), -1, now, false);

@@ -64,9 +64,11 @@ struct Muxer {
 
 // `seconds` of stream: a video frame every 40 ms (a keyframe every
 // `gop` frames), and each audio PES sent `lag` after the video of its time.
-std::vector<uint8_t> muxed(int seconds, int gop, int64_t lag, int64_t pts0 = 900000) {
+// The audio starts at `audio_from` (a channel joined mid-stream: sound from
+// before the first picture is on its way).
+std::vector<uint8_t> muxed(int seconds, int gop, int64_t lag, int64_t pts0 = 900000, int64_t audio_from = -1) {
     Muxer m;
-    int64_t audio = pts0;
+    int64_t audio = audio_from >= 0 ? audio_from : pts0;
     for (int f = 0; f < seconds * 25; f++) {
         int64_t pts = pts0 + f * kFrame;
         if (f % 5 == 0) m.psi();
@@ -131,8 +133,9 @@ int64_t first_pts(const std::vector<const uint8_t*>& pkts, uint16_t pid) {
 
 Test(segmenter, no_segment_starts_with_sound_from_before_its_keyframe, .timeout = 10) {
     Cut c;
-    c.feed(muxed(20, 25, 27000)); // audio sent 300 ms after the pictures it goes with
+    c.feed(muxed(20, 25, 27000, 900000, 900000 - 27000)); // audio sent 300 ms after the pictures it goes with
     auto segs = c.segments();
+    cr_assert(!segs.front()->skip.empty(), "the first segment, too, skips the sound from before its picture");
     cr_assert_geq(segs.size(), 6u, "segments cut: %zu", segs.size());
     for (auto* s : segs) {
         auto pkts = c.packets(*s);

@@ -105,6 +105,7 @@ private:
     // PES from at or after the keyframe's time.
     struct Boundary {
         bool active = false;
+        bool continues = false; // the segment before ends on this keyframe: it gets what is moved
         uint64_t at = 0, scanned = 0, limit = 0; // positions: the keyframe, looked at up to, give up at
         int64_t pts = 0;
         struct Pid {
@@ -116,8 +117,9 @@ private:
         std::vector<uint64_t> moved; // packets after `at` that belong before it
     };
     void open(uint64_t pos, const uint8_t* psi, int64_t pts, Millis now, bool disc);
-    void close(const Ring& ring, uint64_t pos, double duration, int64_t key_pts, bool sort_streams);
+    void close(uint64_t pos, double duration);
     void close_before_splice(const Ring& ring, Millis now);
+    void start_boundary(const Ring& ring, uint64_t at, int64_t pts, bool continues);
     void sort_streams(const Ring& ring);
     void settle();
     void publish(Segment s);
