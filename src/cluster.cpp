@@ -61,7 +61,7 @@ void Cluster::reconfigure(const ClusterConfig& c) {
 
 void Cluster::claim(const std::string& id, Owner& p, std::function<void(std::string)> done) {
     auto result = p.arm(std::move(done));
-    if (!connected()) return result("");
+    if (!connected()) return r_.post([result] { result(""); }); // never inside this call
     mirror_.link().command({"EVAL", kClaim, "1", key(id, "owner"), name_, std::to_string(cfg_.lease)},
                            [result](redisReply* r) {
                                result(r && r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "");
@@ -89,7 +89,7 @@ void Cluster::watching(const std::string& id, bool yes) {
 
 void Cluster::watchers(const std::string& id, Count& p, std::function<void(long)> done) {
     auto result = p.arm(std::move(done));
-    if (!connected()) return result(-1);
+    if (!connected()) return r_.post([result] { result(-1); });
     mirror_.link().command({"EVAL", kWatchers, "1", key(id, "watchers"), std::to_string(unix_ms())},
                            [result](redisReply* r) { result(r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1); });
 }

@@ -174,6 +174,7 @@ Millis Reactor::next_timeout(Millis max_wait) {
         wait = wait < 0 ? t : std::min(wait, t);
     }
     if (log_.pending()) wait = wait < 0 ? 50 : std::min<Millis>(wait, 50);
+    if (!posted_.empty()) wait = 0;
     return wait;
 }
 
@@ -225,7 +226,15 @@ void Reactor::run_once(Millis max_wait) {
         if (h) h->on_io(evs[i].events);
     }
     run_timers();
+    run_posted();
     free_released();
+}
+
+// What was posted before this pass: what these post runs on the next one.
+void Reactor::run_posted() {
+    posted_now_.swap(posted_);
+    for (auto& cb : posted_now_) cb();
+    posted_now_.clear();
 }
 
 // What is owed before the loop may sleep: the pass's log lines, in one write.

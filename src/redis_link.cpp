@@ -252,8 +252,14 @@ void RedisLink::on_io(uint32_t ev) {
     if (ac_ && (ev & EPOLLOUT)) redisAsyncHandleWrite(ac_);
 }
 
+// No answer ever comes inside this call: one known at once (no connection,
+// a context being torn down) is posted to the loop. A requester that asks
+// again from its answer would otherwise recurse for as long as Redis is away.
 void RedisLink::command(std::vector<std::string> args, Reply cb) {
-    if (!ac_) return cb(nullptr);
+    auto fail = [this](Reply cb) { r_.post([cb = std::move(cb), alive = std::weak_ptr<char>(alive_)] {
+                                       if (alive.lock()) cb(nullptr);
+                                   }); };
+    if (!ac_) return fail(std::move(cb));
     std::vector<const char*> argv;
     std::vector<size_t> lens;
     for (auto& a : args) argv.push_back(a.data()), lens.push_back(a.size());
@@ -263,7 +269,7 @@ void RedisLink::command(std::vector<std::string> args, Reply cb) {
         REDIS_OK)
         fn.release();
     else
-        (*fn)(nullptr);
+        fail(std::move(*fn));
 }
 
 } // namespace acemux

@@ -10,6 +10,8 @@
 #include <functional>
 #include <sys/epoll.h>
 #include <unistd.h>
+
+#include "harness.hpp"
 #include <vector>
 
 #include "acemux/reactor.hpp"
@@ -283,4 +285,27 @@ Test(reactor, a_watch_epoll_refuses_is_an_error_returned, .timeout = 10) {
     Fd file(::open("/dev/null", O_RDONLY | O_CLOEXEC)); // epoll cannot watch it
     cr_assert_eq(r.watch(file.get(), &h, true, false), EPERM);
     cr_assert_eq(r.watch(12345, &h, true, false), EBADF);
+}
+
+// A posted callback runs once the pass that posted it is done, never inside
+// the call that posted it; what it posts waits for the next pass; and the
+// loop does not sleep while one waits.
+Test(reactor, posted_callbacks_run_after_the_pass_never_inline) {
+    Reactor r;
+    std::vector<std::string> order;
+    r.add_timer(0, [&] {
+        r.post([&] {
+            order.push_back("posted");
+            r.post([&] { order.push_back("posted by a posted one"); });
+        });
+        order.push_back("timer");
+    });
+    r.run_once(1000); // the timer's pass
+    cr_assert_eq(order.size(), 2u);
+    cr_assert_eq(order[0], "timer", "not inside the timer's callback");
+    cr_assert_eq(order[1], "posted");
+    long t0 = acemux::test::now_ms();
+    r.run_once(5000);
+    cr_assert_lt(acemux::test::now_ms() - t0, 1000, "no sleep while a posted callback waits");
+    cr_assert_eq(order.back(), "posted by a posted one");
 }

@@ -200,3 +200,30 @@ Test(redis_mirror, passwords_stay_out_of_the_log_and_a_wrong_one_backs_off, .tim
     st = http_get(good.port, "/stats").body;
     cr_assert(st.find("\"last_error\":\"\"") != std::string::npos, "cleared once connected: %s", st.c_str());
 }
+
+// Redis away: every command is answered (nullptr) on a later pass, never
+// inside the call. A requester that asks again from its answer (a follower
+// fetching the next chunks) then loops once per pass instead of recursing
+// until the stack overflows.
+Test(redis_link, answers_without_a_connection_come_on_a_later_pass, .timeout = 10) {
+    Reactor r;
+    r.log().set_level(LogLevel::error);
+    RedisLink link(r, "redis");
+    link.set_url("redis://127.0.0.1:" + std::to_string(free_port()));
+    int depth = 0, deepest = 0, answers = 0;
+    std::function<void()> ask = [&] {
+        depth++;
+        link.command({"GET", "x"}, [&](redisReply* reply) {
+            cr_assert_null(reply);
+            deepest = std::max(deepest, depth);
+            answers++;
+            if (answers < 100000) ask();
+        });
+        depth--;
+    };
+    ask();
+    cr_assert_eq(answers, 0, "not inside the call");
+    for (int i = 0; i < 200000 && answers < 100000; i++) r.run_once(0);
+    cr_assert_eq(answers, 100000);
+    cr_assert_eq(deepest, 0, "every answer came from the loop, none from inside a command()");
+}

@@ -55,6 +55,13 @@ public:
     TimerId add_timer(Millis delay, Callback cb, Millis repeat = 0);
     void cancel_timer(TimerId id);
 
+    // --- posted callbacks: `cb` runs once this pass's events and timers
+    // are done (what it posts in turn, on the next pass; the loop does not
+    // sleep while one waits). An answer known at once (a connection that is
+    // down) is given this way, never inside the call that asked for it
+    // (nginx's posted events).
+    void post(Callback cb) { posted_.push_back(std::move(cb)); }
+
     // --- signals: blocked for the process, delivered through signalfd.
     void on_signal(int signo, Callback cb);
 
@@ -102,6 +109,7 @@ private:
     // A cancelled or fired timer's slot has moved on to a new generation.
     bool stale(const HeapEntry& e) const { return timers_[e.slot].gen != e.gen; }
     void run_timers();
+    void run_posted();
     void free_released();
     void before_sleep();
     Millis next_timeout(Millis max_wait);
@@ -118,6 +126,7 @@ private:
     size_t live_timers_ = 0;
     uint64_t next_seq_ = 0;
     std::vector<std::pair<int, Callback>> signals_;
+    std::vector<Callback> posted_, posted_now_;
     SignalHandler sig_handler_;
     std::vector<std::shared_ptr<void>> released_; // shared_ptr<void> keeps each one's own deleter
     Millis now_ = 0;

@@ -95,6 +95,7 @@ private:
     std::string last_error_;
     std::string pattern_;
     Reply on_message_;
+    std::shared_ptr<char> alive_ = std::make_shared<char>(); // posted answers reach only a live link
 };
 
 } // namespace acemux
