@@ -16,7 +16,7 @@ const char* Stream::state_name(State s) {
 
 Stream::Stream(Streams& m, std::string key, std::string id_key, std::string id, EngineLease engine)
     : m_(m), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)),
-      ring_(m.cfg().chunk_size, m.cfg().ring_chunks), up_(m.reactor(), ring_, *this, m.detached()),
+      ring_(m.cfg().chunk_size, m.cfg().ring_chunks), up_(m.reactor(), in_, *this, m.detached()),
       engine_(std::move(engine)), wake_timer_(m.reactor(), [this] { wake_all(); }),
       slice_timer_(m.reactor(), [this] { pump_slice(); }), tick_timer_(m.reactor(), [this] { tick(); }),
       silence_timer_(m.reactor(), [this] { tick(); }), grace_timer_(m.reactor(), [this] { grace_over(); }),

@@ -12,8 +12,8 @@
 
 namespace acemux {
 
-Upstream::Upstream(Reactor& r, Ring& ring, Listener& l, FetchSet& detached)
-    : r_(r), ring_(ring), l_(l), detached_(detached), stat_(r), play_(r, *this), stat_timer_(r, [this] { poll_stat(); }) {}
+Upstream::Upstream(Reactor& r, Ingest& in, Listener& l, FetchSet& detached)
+    : r_(r), in_(in), l_(l), detached_(detached), stat_(r), play_(r, *this), stat_timer_(r, [this] { poll_stat(); }) {}
 
 void Upstream::stop_session(FetchSet& via, const EngineConfig& e, const std::string& command_url, Millis timeout) {
     Url u;
@@ -66,10 +66,8 @@ void Upstream::start(const EngineConfig& e, const Attempt& a) {
     packets_ = 0;
     garbage_ = json_answer_ = false;
     json_body_.clear();
-    dropped_at_packet_ = aligner_.dropped();
-    aligner_.reset(); // whatever the last connection left half-sent is not ours to finish
-    ring_.discard_pending();
-    stage_fill_ = 0;
+    in_.end(); // whatever the last connection left half-sent is not ours to finish
+    dropped_seen_ = in_.aligner().dropped(); // what an earlier engine sent is not this one's to report
     // A pid of its own per attempt: the engine serves one reader per pid and
     // would cut off another stream (or our own earlier attempt) sharing it.
     std::string query = a.id_key + "=" + a.id + "&pid=" + engine_pid();
@@ -102,12 +100,7 @@ void Upstream::fail(const std::string& why, Failure kind) {
     l_.on_upstream_failed(why, kind);
 }
 
-std::pair<uint8_t*, size_t> Upstream::recv_area() {
-    staging_ = splice_.active();
-    if (!staging_) return {ring_.recv_ptr(), ring_.recv_space()};
-    if (!stage_) stage_ = std::make_unique_for_overwrite<uint8_t[]>(kStage);
-    return {stage_.get() + stage_fill_, kStage - stage_fill_};
-}
+std::pair<uint8_t*, size_t> Upstream::recv_area() { return in_.area(); }
 
 bool Upstream::on_body(const uint8_t* at, size_t n) {
     if (json_answer_) {
@@ -115,37 +108,9 @@ bool Upstream::on_body(const uint8_t* at, size_t n) {
         return json_body_.size() < 65536;
     }
     // A quarter of a megabyte and not one packet: whatever this is, it is not a stream (any more).
-    if (aligner_.dropped() - dropped_at_packet_ >= kGarbageLimit) return garbage_ = true, false;
-    if (!staging_) {
-        ring_.append(at, n);
-    } else { // chunked framing removed in place, as the ring's append does
-        uint8_t* dst = stage_.get() + stage_fill_;
-        if (at != dst) std::memmove(dst, at, n);
-        stage_fill_ += n;
-    }
+    if (in_.garbage() >= kGarbageLimit) return garbage_ = true, false;
+    in_.add(at, n); // chunked framing removed in place
     return true;
-}
-
-// The staged bytes are aligned in place, and each whole packet goes through
-// the splice straight into the ring. Once the splice is done, what is left
-// moves to the ring, where the same aligner goes on.
-void Upstream::splice_staged() {
-    uint8_t* stage = stage_.get();
-    ts::Aligner::Result r = aligner_.scan(stage, stage_fill_);
-    size_t made = 0;
-    for (size_t off = 0; off < r.whole; off += ts::kPacket)
-        if (size_t k = splice_.filter(stage + off, ring_.packet_area())) ring_.add_packets(k), made += k;
-    if (splice_.active()) {
-        std::memmove(stage, stage + r.whole, r.rest);
-        stage_fill_ = r.rest;
-    } else {
-        ring_.append(stage + r.whole, r.rest);
-        stage_fill_ = 0;
-        r_.log().info("engine %s: new stream spliced in (%llu packets before its PAT dropped)", engine_.name.c_str(),
-                      static_cast<unsigned long long>(splice_.dropped()));
-    }
-    packets_ += made / ts::kPacket;
-    if (made) dropped_at_packet_ = aligner_.dropped(), l_.on_upstream_data(made);
 }
 
 bool engine_url(const EngineConfig& e, const std::string& url, Url& out) {
@@ -187,12 +152,8 @@ void Upstream::on_api(int status, const std::string& body, const std::string& er
 
 void Upstream::play(const Url& url) {
     // Whatever the ring holds came from elsewhere (an earlier attempt, a
-    // buffer resumed from Redis): this stream is spliced on. Armed before
-    // the first byte, so every body byte goes through the stage.
-    if (ring_.bytes_in()) {
-        splice_.arm(attempt_.key_wait);
-        ring_.splice();
-    }
+    // buffer resumed from Redis, another instance): this stream is spliced on.
+    in_.begin(attempt_.key_wait);
     if (r_.log().enabled(LogLevel::debug)) r_.log().debug("engine %s: GET %s", engine_.name.c_str(), url.str().c_str());
     play_.get(url, attempt_.connect, attempt_.answer);
 }
@@ -299,32 +260,35 @@ bool Upstream::on_status(int status, const std::string& content_type) {
 
 void Upstream::on_read() {
     if (json_answer_) return;
-    if (staging_) return splice_staged();
-    size_t n = ring_.commit(aligner_);
+    const ts::Aligner& a = in_.aligner();
+    bool splicing = in_.splicing();
+    size_t n = in_.commit();
     packets_ += n / ts::kPacket;
-    if (n) dropped_at_packet_ = aligner_.dropped();
+    if (splicing && !in_.splicing())
+        r_.log().info("engine %s: new stream spliced in (%llu packets before its PAT dropped)", engine_.name.c_str(),
+                      static_cast<unsigned long long>(in_.splice_dropped()));
     // One line per second at most: an engine that interleaves garbage would flood the log.
-    if (aligner_.dropped() != dropped_seen_ && aligner_.synced() && r_.now() - dropped_logged_at_ >= 1000) {
+    if (a.dropped() != dropped_seen_ && a.synced() && r_.now() - dropped_logged_at_ >= 1000) {
         r_.log().warn("engine %s: dropped %llu bytes that were not TS packets (%llu in all, %llu resyncs)",
-                      engine_.name.c_str(), static_cast<unsigned long long>(aligner_.dropped() - dropped_seen_),
-                      static_cast<unsigned long long>(aligner_.dropped()),
-                      static_cast<unsigned long long>(aligner_.resyncs()));
-        dropped_seen_ = aligner_.dropped();
+                      engine_.name.c_str(), static_cast<unsigned long long>(a.dropped() - dropped_seen_),
+                      static_cast<unsigned long long>(a.dropped()), static_cast<unsigned long long>(a.resyncs()));
+        dropped_seen_ = a.dropped();
         dropped_logged_at_ = r_.now();
     }
     if (n) l_.on_upstream_data(n);
 }
 
 void Upstream::on_end(const std::string& error) {
-    ring_.discard_pending();
+    in_.end();
+    const ts::Aligner& a = in_.aligner();
     if (json_answer_) {
         EngineAnswer a = parse_engine_answer(json_body_);
         return fail(a.error.empty() ? "engine answered JSON instead of a stream" : a.error,
                     a.rejected ? Failure::refused : Failure::broken);
     }
-    uint64_t junk = aligner_.dropped() - dropped_seen_;
-    if (garbage_ || (junk && !aligner_.synced())) {
-        dropped_seen_ = aligner_.dropped();
+    uint64_t junk = a.dropped() - dropped_seen_;
+    if (garbage_ || (junk && !a.synced())) {
+        dropped_seen_ = a.dropped();
         return fail("engine sent " + std::to_string(junk) + " bytes that were not TS packets (" +
                         (garbage_ ? (packets_ ? "and no packet since" : "and no packet at all")
                                   : error.empty() ? "then ended the stream" : error) + ")",

@@ -94,7 +94,7 @@ public:
     Millis idle_since() const { return idle_since_; } // when the last watcher left (draining)
     uint64_t bytes_in() const { return ring_.bytes_in(); }
     uint64_t bytes_out() const; // to its players, those that left included
-    uint64_t dropped_bytes() const { return up_.aligner().dropped(); }
+    uint64_t dropped_bytes() const { return in_.aligner().dropped(); }
     uint64_t reconnects() const { return reconnects_; }
     const EngineStatus& engine_status() const { return up_.status(); }
     size_t primed_chunks() const { return primed_; }
@@ -141,6 +141,7 @@ private:
     std::string key_, id_key_, id_;
     State st_ = State::starting;
     Ring ring_;
+    Ingest in_{ring_};
     Player::Rules rules_;
     Upstream up_;
     EngineLease engine_;

@@ -4,9 +4,9 @@
 // response.playback_url / stat_url / command_url (or error), then GET the
 // playback URL, following the engine's 302 to its /content/ URL. direct
 // mode: GET /ace/getstream?content_id=... streams (after the same redirect).
-// Body bytes are received into the ring's free space and go through the TS
-// aligner before readers can see them. While an attempt lives, the engine's
-// stat_url is polled for its status and peers.
+// Body bytes go into the stream's ring through its Ingest (received in
+// place, aligned, spliced on when the ring has data). While an attempt
+// lives, the engine's stat_url is polled for its status and peers.
 //
 // It tells its stream what happened through Listener, always as the last
 // thing it does, and has finished its own part first (a failed attempt is
@@ -17,8 +17,7 @@
 
 #include "acemux/config.hpp"
 #include "acemux/http_client.hpp"
-#include "acemux/ring.hpp"
-#include "acemux/ts.hpp"
+#include "acemux/ingest.hpp"
 
 namespace acemux {
 
@@ -80,7 +79,7 @@ public:
     // `detached` carries requests that must finish even if this upstream
     // goes first: the JSON request (an engine session it opens is stopped
     // when nobody wants it any more) and stop commands.
-    Upstream(Reactor& r, Ring& ring, Listener& l, FetchSet& detached);
+    Upstream(Reactor& r, Ingest& in, Listener& l, FetchSet& detached);
 
     // Tells an engine to end a session (command_url?method=stop); fire and forget.
     static void stop_session(FetchSet& via, const EngineConfig& e, const std::string& command_url, Millis timeout);
@@ -102,7 +101,6 @@ public:
     bool active() const { return asking_ || play_.active(); }
     // Still waiting for the engine to answer (its JSON, or the playback's headers).
     bool waiting_answer() const { return asking_ || (play_.active() && !play_.answered()); }
-    const ts::Aligner& aligner() const { return aligner_; }
     const EngineStatus& status() const { return status_; }
     // How long the engine has said it is prebuffering with no peer (0: it has not).
     Millis peerless_for(Millis now) const { return peerless_since_ ? now - peerless_since_ : 0; }
@@ -112,7 +110,6 @@ private:
     void fail(const std::string& why, Failure kind); // stop, then tell the stream
     void play(const Url& url);
     void poll_stat();
-    void splice_staged();
 
     std::pair<uint8_t*, size_t> recv_area() override;
     bool on_status(int status, const std::string& content_type) override;
@@ -122,7 +119,7 @@ private:
     void on_end(const std::string& error) override;
 
     Reactor& r_;
-    Ring& ring_;
+    Ingest& in_;
     Listener& l_;
     FetchSet& detached_;
     std::shared_ptr<char> asked_; // replaced per attempt: an answer to an older one is not ours
@@ -130,15 +127,6 @@ private:
     Fetch stat_;
     HttpClient play_;
     Timer stat_timer_;
-    ts::Aligner aligner_;
-    // While a splice is armed, body bytes are received into a stage, aligned
-    // there and filtered straight into the ring: aligned once, copied once.
-    // Otherwise they land in the ring directly.
-    static constexpr size_t kStage = 64 * 1024;
-    ts::Splice splice_;
-    std::unique_ptr<uint8_t[]> stage_;
-    size_t stage_fill_ = 0;
-    bool staging_ = false;
     EngineConfig engine_;
     Attempt attempt_{};
     std::string command_url_;
@@ -149,7 +137,6 @@ private:
     bool json_answer_ = false;
     std::string json_body_;
     uint64_t packets_ = 0;         // whole packets this attempt
-    uint64_t dropped_at_packet_ = 0; // the aligner's dropped bytes when the last packet came (or the attempt began)
     bool garbage_ = false;
     uint64_t dropped_seen_ = 0;
     Millis dropped_logged_at_ = -1000000;
