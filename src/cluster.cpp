@@ -10,14 +10,32 @@ namespace acemux {
 namespace {
 constexpr Millis kHeartbeat = 1000;
 
-// Takes the lease when nobody holds it, renews it when we do; says who holds it.
+// KEYS: the lease (a hash: who, epoch, at), the epoch counter, the index.
+// ARGV: this instance, the lease's time to live, how stale an owner may be
+// (ms; negative: do not take it). Renews the lease when it is ours; takes
+// it, with the next epoch, when it is free or its owner has not renewed it
+// in time; answers who ("-": free, not taken), epoch, index.
 const char* kClaim =
-    "local o = redis.call('get', KEYS[1]) "
-    "if not o then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return ARGV[1] end "
-    "if o == ARGV[1] then redis.call('pexpire', KEYS[1], ARGV[2]) end "
-    "return o";
+    "local t = redis.call('time') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "local idx = redis.call('get', KEYS[3]) or '-1' "
+    "local who = redis.call('hget', KEYS[1], 'who') "
+    "if who == ARGV[1] then "
+    "  redis.call('hset', KEYS[1], 'at', now) redis.call('pexpire', KEYS[1], ARGV[2]) "
+    "  return {who, redis.call('hget', KEYS[1], 'epoch'), idx} "
+    "end "
+    "if who and (tonumber(ARGV[3]) < 0 or now - tonumber(redis.call('hget', KEYS[1], 'at') or '0') < tonumber(ARGV[3])) then "
+    "  return {who, redis.call('hget', KEYS[1], 'epoch'), idx} "
+    "end "
+    "if tonumber(ARGV[3]) < 0 then return {'-', '0', idx} end "
+    "local e = redis.call('incr', KEYS[2]) "
+    "redis.call('del', KEYS[1]) "
+    "redis.call('hset', KEYS[1], 'who', ARGV[1], 'epoch', e, 'at', now) "
+    "redis.call('pexpire', KEYS[1], ARGV[2]) "
+    "return {ARGV[1], tostring(e), idx}";
 const char* kRelease =
-    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0";
+    "if redis.call('hget', KEYS[1], 'who') == ARGV[1] and redis.call('hget', KEYS[1], 'epoch') == ARGV[2] then "
+    "  return redis.call('del', KEYS[1]) end return 0";
 const char* kWatchers =
     "redis.call('zremrangebyscore', KEYS[1], '-inf', ARGV[1]) return redis.call('zcard', KEYS[1])";
 
@@ -59,23 +77,28 @@ void Cluster::reconfigure(const ClusterConfig& c) {
     r_.log().info("cluster: this instance is %s", name_.c_str());
 }
 
-void Cluster::claim(const std::string& id, Owner& p, std::function<void(std::string)> done) {
+void Cluster::claim(const std::string& id, Millis stale, Claim& p, std::function<void(Lease)> done) {
     auto result = p.arm(std::move(done));
-    if (!connected()) return r_.post([result] { result(""); }); // never inside this call
-    mirror_.link().command({"EVAL", kClaim, "1", key(id, "owner"), name_, std::to_string(cfg_.lease)},
+    if (!connected()) return r_.post([result] { result({}); }); // never inside this call
+    mirror_.link().command({"EVAL", kClaim, "3", key(id, "owner"), key(id, "epoch"), key(id, "index"), name_,
+                            std::to_string(cfg_.lease), std::to_string(stale)},
                            [result](redisReply* r) {
-                               result(r && r->type == REDIS_REPLY_STRING ? std::string(r->str, r->len) : "");
+                               Lease l;
+                               if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
+                                   for (size_t i = 0; i < 3; i++)
+                                       if (r->element[i]->type != REDIS_REPLY_STRING) return result({});
+                                   l.owner.assign(r->element[0]->str, r->element[0]->len);
+                                   l.epoch = std::strtoull(r->element[1]->str, nullptr, 10);
+                                   long long idx = std::strtoll(r->element[2]->str, nullptr, 10);
+                                   l.index = idx < 0 ? 0 : static_cast<uint64_t>(idx);
+                               }
+                               result(l);
                            });
 }
 
-void Cluster::release(const std::string& id) {
+void Cluster::release(const std::string& id, uint64_t epoch) {
     if (!connected()) return;
-    mirror_.link().command({"EVAL", kRelease, "1", key(id, "owner"), name_}, [](redisReply*) {});
-}
-
-void Cluster::announce(const std::string& id, uint64_t idx) {
-    if (!connected()) return;
-    mirror_.link().command({"PUBLISH", key(id, "chunks"), std::to_string(idx)}, [](redisReply*) {});
+    mirror_.link().command({"EVAL", kRelease, "1", key(id, "owner"), name_, std::to_string(epoch)}, [](redisReply*) {});
 }
 
 void Cluster::watching(const std::string& id, bool yes) {

@@ -340,6 +340,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                  }},
                 string("prefix", c.redis.prefix),
                 integer("ttl", c.redis.ttl, 1, 86400 * 7),
+                integer("keep_chunks", c.redis.keep_chunks, 4, 100000),
                 {"max_backlog_mib", [&](const toml::node& n) -> Problem {
                      if (!n.is_number()) return Problem(std::string("max_backlog_mib must be a number, not ") + type_name(n));
                      max_backlog_mib = n.value<double>().value_or(0);

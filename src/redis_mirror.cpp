@@ -3,6 +3,8 @@
 #include <hiredis/hiredis.h>
 #include <memory>
 
+#include "acemux/http.hpp"
+
 namespace acemux {
 
 RedisMirror::RedisMirror(Reactor& r, const RedisConfig& c) : r_(r), link_(r, "redis") {
@@ -20,22 +22,54 @@ std::string RedisMirror::key(const std::string& id, const std::string& what) con
     return cfg_.prefix + ":stream:{" + id + "}:" + what;
 }
 
+namespace {
+// KEYS: chunk, index, time, owner, the chunk keep_chunks back.
+// ARGV: data, index, ttl (ms), owner's name ("" unfenced), epoch, channel ("" none).
+const char* kWrite =
+    "if ARGV[4] ~= '' then "
+    "  if redis.call('hget', KEYS[4], 'who') ~= ARGV[4] or redis.call('hget', KEYS[4], 'epoch') ~= ARGV[5] then return 0 end "
+    "  if tonumber(ARGV[2]) <= tonumber(redis.call('get', KEYS[2]) or '-1') then return 0 end "
+    "end "
+    "redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[3]) "
+    "redis.call('set', KEYS[2], ARGV[2], 'px', ARGV[3]) "
+    "local t = redis.call('time') "
+    "redis.call('set', KEYS[3], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), 'px', ARGV[3]) "
+    "if KEYS[5] ~= KEYS[1] then redis.call('del', KEYS[5]) end "
+    "if ARGV[6] ~= '' then redis.call('publish', ARGV[6], ARGV[2]) end "
+    "return 1";
+} // namespace
+
 void RedisMirror::mirror(const std::string& id, uint64_t idx, const uint8_t* data, size_t len) {
+    put(id, idx, data, len, nullptr, [](int) {});
+}
+
+void RedisMirror::write(const std::string& id, uint64_t idx, const uint8_t* data, size_t len, const Fence& fence,
+                        Written& w, std::function<void(int)> done) {
+    put(id, idx, data, len, &fence, w.arm(std::move(done)));
+}
+
+void RedisMirror::put(const std::string& id, uint64_t idx, const uint8_t* data, size_t len, const Fence* fence,
+                      std::function<void(int)> done) {
     if (!enabled()) return;
     if (!link_.connected() || backlog_ + len > cfg_.max_backlog) {
         skipped_++;
-        return;
+        return r_.post([done = std::move(done)] { done(-1); });
     }
     backlog_ += len;
-    std::string ttl = std::to_string(cfg_.ttl), n = std::to_string(idx);
-    link_.command({"SET", key(id, "chunk:" + n), std::string(reinterpret_cast<const char*>(data), len), "EX", ttl},
-            [this, len](redisReply* r) {
-                backlog_ -= std::min(backlog_, len);
-                if (r && r->type != REDIS_REPLY_ERROR) written_++, bytes_ += len;
-                else if (r) last_error_ = r->str;
-            });
-    link_.command({"SET", key(id, "index"), n, "EX", ttl}, [](redisReply*) {});
-    link_.command({"SET", key(id, "time"), std::to_string(unix_ms()), "EX", ttl}, [](redisReply*) {});
+    std::string n = std::to_string(idx);
+    uint64_t keep = static_cast<uint64_t>(cfg_.keep_chunks);
+    std::string old = std::to_string(idx >= keep ? idx - keep : idx);
+    link_.command({"EVAL", kWrite, "5", key(id, "chunk:" + n), key(id, "index"), key(id, "time"), key(id, "owner"),
+                   key(id, "chunk:" + old), std::string(reinterpret_cast<const char*>(data), len), n,
+                   std::to_string(static_cast<long long>(cfg_.ttl) * 1000), fence ? fence->who : "",
+                   fence ? std::to_string(fence->epoch) : "", fence ? key(id, "chunks") : ""},
+                  [this, len, done = std::move(done)](redisReply* r) {
+                      backlog_ -= std::min(backlog_, len);
+                      if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) written_++, bytes_ += len;
+                      else if (r && r->type == REDIS_REPLY_INTEGER) fenced_++;
+                      else if (r && r->type == REDIS_REPLY_ERROR) failed_++, last_error_ = printable(r->str, 200);
+                      done(r && r->type == REDIS_REPLY_INTEGER ? static_cast<int>(r->integer) : -1);
+                  });
 }
 
 bool RedisMirror::load(const std::string& id, size_t max_chunks, Load& l, Loaded done) {
@@ -52,24 +86,25 @@ bool RedisMirror::load(const std::string& id, size_t max_chunks, Load& l, Loaded
                           static_cast<double>(age) / 1000.0);
             return result({});
         }
-        get_chunks(id, index + 1 - std::min<uint64_t>(index + 1, max_chunks), index, result);
+        get_chunks(id, index + 1 - std::min<uint64_t>(index + 1, max_chunks), index, true, result);
     });
     return true;
 }
 
 void RedisMirror::fetch(const std::string& id, uint64_t from, uint64_t to, Load& l, Loaded done) {
-    get_chunks(id, from, to, l.arm(std::move(done)));
+    get_chunks(id, from, to, false, l.arm(std::move(done)));
 }
 
-void RedisMirror::get_chunks(const std::string& id, uint64_t from, uint64_t to, Loaded result) {
+// `run`: only the newest contiguous run (a buffer to resume from); else every chunk there.
+void RedisMirror::get_chunks(const std::string& id, uint64_t from, uint64_t to, bool run, Loaded result) {
     std::vector<std::string> args{"MGET"};
     for (uint64_t i = from; i <= to; i++) args.push_back(key(id, "chunk:" + std::to_string(i)));
-    link_.command(std::move(args), [from, result](redisReply* r) {
+    link_.command(std::move(args), [from, run, result](redisReply* r) {
         Chunks out;
         for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
             if (r->element[i]->type == REDIS_REPLY_STRING)
                 out.emplace_back(from + i, std::string(r->element[i]->str, r->element[i]->len));
-            else
+            else if (run)
                 out.clear(); // a hole: keep only the contiguous newest run
         }
         result(std::move(out));

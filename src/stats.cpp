@@ -44,9 +44,9 @@ cJSON* session_json(const Stream& s, Millis now) {
     cJSON_AddStringToObject(o, "id", s.id().c_str());
     cJSON_AddStringToObject(o, "engine", s.engine() ? s.engine()->cfg.name.c_str() : "");
     cJSON_AddStringToObject(o, "state", Stream::state_name(s.state()));
-    cJSON_AddStringToObject(o, "role", Stream::role_name(s.role())); // in a cluster: owner or follower
-    if (s.role() != Stream::Role::solo) cJSON_AddStringToObject(o, "owner", s.owner().c_str());
-    if (s.role() == Stream::Role::follower) cJSON_AddNumberToObject(o, "lag_chunks", static_cast<double>(s.lag_chunks()));
+    cJSON_AddStringToObject(o, "role", Follow::role_name(s.role())); // in a cluster: owner or follower
+    if (s.role() != Follow::Role::solo) cJSON_AddStringToObject(o, "owner", s.owner().c_str());
+    if (s.role() == Follow::Role::follower) cJSON_AddNumberToObject(o, "lag_chunks", static_cast<double>(s.lag_chunks()));
     cJSON_AddNumberToObject(o, "uptime_s", seconds(now - s.created_at()));
     cJSON_AddNumberToObject(o, "bytes_in", static_cast<double>(s.bytes_in()));
     cJSON_AddNumberToObject(o, "bitrate_in", s.byte_rate() * 8);
@@ -295,8 +295,8 @@ std::string status_html(const Daemon& d) {
          "<th>MB downloaded</th></tr>";
     for (auto& [k, s] : sm.streams()) {
         const EngineStatus& es = s->engine_status();
-        std::string role = s->role() == Stream::Role::solo ? ""
-                           : s->role() == Stream::Role::owner ? " (owner)"
+        std::string role = s->role() == Follow::Role::solo ? ""
+                           : s->role() == Follow::Role::owner ? " (owner)"
                                                               : " (follows " + html(s->owner()) + ")";
         std::snprintf(buf, sizeof buf, "<td>%s%s</td><td>%.0f s</td><td>%.2f</td><td>%.2f</td><td>%zu</td>",
                       Stream::state_name(s->state()), role.c_str(), seconds(now - s->created_at()),

@@ -21,7 +21,7 @@ Stream::Stream(Streams& m, std::string key, std::string id_key, std::string id, 
       slice_timer_(m.reactor(), [this] { pump_slice(); }), tick_timer_(m.reactor(), [this] { tick(); }),
       silence_timer_(m.reactor(), [this] { tick(); }), grace_timer_(m.reactor(), [this] { grace_over(); }),
       retry_timer_(m.reactor(), [this] { connect(); }), seg_(m.hls().target_duration, m.hls().window),
-      cluster_(m.cluster()), lease_timer_(m.reactor(), [this] { claim_lease(); }), probe_(m.reactor()) {
+      cluster_(m.cluster()), probe_(m.reactor()) {
     created_ = last_data_ = idle_since_ = reactor().now();
     update_rules();
     arm_tick();
@@ -30,26 +30,21 @@ Stream::Stream(Streams& m, std::string key, std::string id_key, std::string id, 
     grace_timer_.start(cfg().grace_period);
     reactor().log().info("stream %s: starting on engine %s", id_.c_str(), engine_->cfg.name.c_str());
     RedisMirror& redis = m_.redis();
+    // In a cluster the lease says who reads the engine, and only the owner writes to Redis.
+    if (cluster_ && cluster_->enabled()) {
+        follow_ = std::make_unique<Follow>(reactor(), *cluster_, redis, ring_, in_, id_,
+                                           static_cast<Follow::Listener&>(*this), key_wait());
+        ring_.on_seal = [this](uint64_t idx, const uint8_t* data, size_t len) { follow_->sealed(idx, data, len); };
+        follow_->start();
+        return;
+    }
     if (redis.enabled()) {
-        ring_.on_seal = [this, &redis](uint64_t idx, const uint8_t* data, size_t len) {
-            redis.mirror(id_, idx, data, len);
-            if (role_ == Role::owner) cluster_->announce(id_, idx);
-        };
-        // In a cluster the lease says who reads the engine.
-        if (cluster_ && cluster_->enabled() && cluster_->connected()) {
-            claim_lease();
-            return;
-        }
+        ring_.on_seal = [this, &redis](uint64_t idx, const uint8_t* data, size_t len) { redis.mirror(id_, idx, data, len); };
         // A recent buffer in Redis (a restart) gives players data before the engine answers.
         size_t want = std::min<size_t>(cfg().ring_chunks - 1, 16);
         (void)redis.load(id_, want, load_, [this](RedisMirror::Chunks c) { prime(std::move(c)); });
     }
     connect();
-}
-
-const char* Stream::role_name(Role r) {
-    static const char* const names[] = {"solo", "owner", "follower"};
-    return names[static_cast<int>(r)];
 }
 
 // The config's rules as this stream's own ring can keep them (a reload may
@@ -63,6 +58,7 @@ void Stream::update_rules() {
     rules_.join.back_chunks = std::min<uint64_t>(static_cast<uint64_t>(c.initial_behind), max_chunks - 1);
     rules_.join.back_bytes = byte_rate_ > 0 ? std::max<uint64_t>(1, static_cast<uint64_t>(byte_rate_ * static_cast<double>(c.join_behind) / 1000.0)) : 0;
     rules_.keepalive_interval = c.keepalive_interval;
+    if (follow_) follow_->set_key_wait(key_wait());
 }
 
 void Stream::prime(RedisMirror::Chunks chunks) {
@@ -478,7 +474,7 @@ uint64_t Stream::bytes_out() const {
 }
 
 void Stream::grace_over() {
-    if (role_ != Role::owner) return close(503, "stream closed");
+    if (role() != Follow::Role::owner) return close(503, "stream closed");
     // Nobody here watches; the followers' players may.
     cluster_->watchers(id_, watchers_, [this](long n) {
         if (n > 0 && !watched()) return grace_timer_.start(cfg().grace_period);
@@ -493,12 +489,8 @@ void Stream::close(int status, const std::string& why) {
     probe_.cancel();
     load_.cancel();
     up_.stop();
-    lease_timer_.stop();
-    claim_.cancel();
     watchers_.cancel();
-    follow_load_.cancel();
-    if (role_ == Role::owner) cluster_->release(id_);
-    if (role_ == Role::follower) cluster_->unfollow(id_), cluster_->watching(id_, false);
+    if (follow_) follow_->stop();
     m_.closed(*this, why);
     for (auto it = players_.begin(); it != players_.end();) {
         Player& p = **it;
@@ -650,126 +642,49 @@ void Stream::hls_tick(Millis now) {
 
 // ------------------------------------------------------------ cluster
 
-// Asked at start, then by the owner to renew, and by a watched follower
-// to take the lease when its owner is gone (kClaim takes a free lease).
-void Stream::claim_lease() {
-    if (role_ == Role::follower) {
-        if (!watched()) return; // one that nobody here watches takes nothing over
-        cluster_->watching(id_, true);
-    }
-    cluster_->claim(id_, claim_, [this](std::string owner) { on_claim(owner); });
-}
-
-void Stream::on_claim(const std::string& owner) {
+// This instance reads the engine: it owns the stream, or Redis is away. A
+// new stream must fit on its engine across the cluster; one taken over
+// keeps the slot its dead owner held (its heartbeat may count it a while).
+void Stream::read_engine() {
     if (st_ == State::closed) return;
-    if (owner.empty()) { // Redis did not answer: a stream with an engine keeps it
-        if (role_ == Role::solo && !up_.active() && !retry_timer_.armed()) {
-            reactor().log().warn("stream %s: redis did not answer for the lease; reading the engine", id_.c_str());
-            connect();
-        }
-        return;
-    }
-    if (owner == cluster_->instance()) {
-        if (role_ != Role::owner) become_owner();
-        return;
-    }
-    if (role_ != Role::follower || owner != owner_) become_follower(owner);
-}
-
-void Stream::become_owner() {
-    bool took_over = role_ == Role::follower;
-    role_ = Role::owner;
-    owner_ = cluster_->instance();
-    cluster_->unfollow(id_);
-    cluster_->watching(id_, false);
-    follow_load_.cancel();
-    fetching_ = false;
+    bool counted = engine_.counted();
     engine_.count(true);
-    // A takeover inherits the dead owner's slot (its heartbeat may count it a
-    // little longer); a new stream must fit.
-    if (!took_over && engine_->load() > engine_->cfg.max_streams) {
-        reactor().log().warn("stream %s: refused, engine %s is full across the cluster", id_.c_str(), engine_->cfg.name.c_str());
+    if (!counted && !ring_.bytes_in() && engine_->load() > engine_->cfg.max_streams) {
+        reactor().log().warn("stream %s: refused, engine %s is full across the cluster", id_.c_str(),
+                             engine_->cfg.name.c_str());
         return close(503, "no engine can take a new stream now");
     }
-    if (took_over)
-        reactor().log().warn("stream %s: its owner is gone; this instance takes over and reads engine %s", id_.c_str(),
-                             engine_->cfg.name.c_str());
-    else
-        reactor().log().info("stream %s: this instance owns it (lease %.0f s)", id_.c_str(),
-                             static_cast<double>(cluster_->lease()) / 1000.0);
-    lease_timer_.start(cluster_->lease() / 3, cluster_->lease() / 3);
-    if (!up_.active() && !retry_timer_.armed()) connect(); // a takeover splices on, as after a failover
+    if (!up_.active() && !retry_timer_.armed()) connect(); // spliced on when the ring has data
 }
 
-void Stream::become_follower(const std::string& owner) {
-    if (role_ == Role::owner) {
-        reactor().log().warn("stream %s: the lease is now %s's; following it", id_.c_str(), owner.c_str());
-        up_.stop();
-        retry_timer_.stop();
-    } else {
-        reactor().log().info("stream %s: owned by %s; following it through redis", id_.c_str(), owner.c_str());
-    }
-    role_ = Role::follower;
-    owner_ = owner;
+// Another instance reads it: its engine session here ends at once (the
+// engine told to stop), and no slot is held for it.
+void Stream::leave_engine() {
+    up_.stop();
+    retry_timer_.stop();
     engine_.count(false);
-    cluster_->follow(id_, [this](uint64_t idx) { on_announce(idx); });
-    cluster_->watching(id_, true);
-    lease_timer_.start(cluster_->lease() / 5, cluster_->lease() / 5);
-    if (!ring_.bytes_in()) { // what the owner has already, then each chunk as it comes
-        size_t want = std::min<size_t>(ring_.chunks() - 1, static_cast<size_t>(cfg().initial_behind) + 2);
-        fetching_ = m_.redis().load(id_, want, follow_load_, [this](RedisMirror::Chunks c) {
-            fetching_ = false;
-            follow_chunks(std::move(c));
-            fetch_chunks();
-        });
-    }
+    failing_since_ = 0;
+    if (st_ == State::failing) st_ = State::running;
 }
 
-void Stream::on_announce(uint64_t idx) {
-    announced_ = std::max(announced_, idx);
-    fetch_chunks();
-}
-
-// One MGET at a time, from our head to the newest announced chunk.
-void Stream::fetch_chunks() {
-    if (fetching_ || role_ != Role::follower || (ring_.bytes_in() && announced_ < ring_.head())) return;
-    uint64_t span = ring_.chunks() - 1;
-    uint64_t from = ring_.bytes_in() ? ring_.head() : announced_ - std::min<uint64_t>(announced_, 2);
-    from = std::max(from, announced_ + 1 - std::min<uint64_t>(announced_ + 1, span));
-    fetching_ = true;
-    m_.redis().fetch(id_, from, announced_, follow_load_, [this](RedisMirror::Chunks c) {
-        fetching_ = false;
-        follow_chunks(std::move(c));
-        fetch_chunks();
-    });
-}
-
-// The owner's chunks go into our ring as they are (whole, verified packets);
-// then our players are woken as after an engine read.
-void Stream::follow_chunks(RedisMirror::Chunks chunks) {
-    size_t bytes = 0;
-    bool skipped = false;
-    for (auto& [idx, data] : chunks) {
-        if (ring_.bytes_in() && idx < ring_.head()) continue; // had it
-        if (ring_.bytes_in() && idx > ring_.head()) {          // fell behind the owner: go on from here
-            ring_.skip_to(idx);
-            skipped = true;
-        }
-        if (!ring_.prime(idx, reinterpret_cast<const uint8_t*>(data.data()), data.size())) break;
-        bytes += data.size();
+// The owner's packets entered the ring: players are woken as after an engine read.
+void Stream::followed(size_t bytes) {
+    if (st_ == State::closed) return;
+    if (!accepted_) {
+        accepted_ = true;
+        for (auto it = players_.begin(); it != players_.end();)
+            it = (*it)->started() || (*it)->begin(200, "") ? std::next(it) : end_player(it);
     }
-    if (!bytes) return;
-    if (skipped) reactor().log().warn("stream %s: fell behind its owner; skipped to chunk %llu", id_.c_str(),
-                                      static_cast<unsigned long long>(chunks.front().first));
-    for (auto it = players_.begin(); it != players_.end();) {
-        Player& p = **it;
-        bool alive = true;
-        if (!p.started()) alive = p.begin(200, "");
-        else if (skipped) p.rejoin();
-        it = alive ? std::next(it) : end_player(it);
-    }
-    accepted_ = true;
-    on_upstream_data(bytes);
+    attempt_data_ = false; // the engine's clock is not ours while we follow
+    Millis now = reactor().now();
+    last_data_ = now;
+    if (st_ == State::starting) st_ = State::running, recovered_at_ = now;
+    seg_.update(ring_, now);
+    answer_manifests();
+    unwoken_ += bytes;
+    if (unwoken_ >= cfg().wake_bytes) return wake_all();
+    wake_timer_.start(0);
+    if (ring_.head() != head_at_check_) catch_up_all();
 }
 
 } // namespace acemux

@@ -1,12 +1,13 @@
 // Several acemux instances on one Redis, one engine connection per stream
 // for all of them. The first instance to get a player for a stream takes its
-// lease (<prefix>:stream:{id}:owner, SET NX PX, renewed, released by
-// compare-and-delete) and reads the engine; its ring mirrors every chunk and
-// announces it on <prefix>:stream:{id}:chunks. The others follow: they copy
-// the announced chunks into their own ring and serve their players from it.
-// A follower with players takes an expired lease and splices on, as after a
-// failover. Instances say they are alive (<prefix>:instance:<name>, with
-// their streams per engine, so max_streams counts across instances).
+// lease (<prefix>:stream:{id}:owner: who holds it, its epoch, when it was
+// last renewed, by Redis's clock) and reads the engine; its chunks are
+// written fenced by that epoch and announced on <prefix>:stream:{id}:chunks
+// (RedisMirror::write). The others follow (Follow). An owner that stops
+// renewing for `stale` (dead, paused, cut off) loses the lease to the first
+// follower that asks, with the next epoch. Instances say they are alive
+// (<prefix>:instance:<name>, with their streams per engine, so max_streams
+// counts across instances).
 #pragma once
 #include <functional>
 #include <map>
@@ -28,12 +29,19 @@ public:
     const std::string& instance() const { return name_; }
     Millis lease() const { return cfg_.lease; }
 
-    // The stream's owner after asking to be it (taken, or renewed when ours
-    // already): "" when Redis did not answer.
-    using Owner = Pending<std::string>;
-    void claim(const std::string& id, Owner& p, std::function<void(std::string owner)> done);
-    void release(const std::string& id); // ours only (compare-and-delete)
-    void announce(const std::string& id, uint64_t idx);
+    // A stream's lease after asking for it: taken (free, or its owner has
+    // not renewed it for `stale`; never when `stale` < 0), renewed when
+    // ours, else whose it is. `owner` is "" when Redis did not answer, "-"
+    // when the lease is free and was not taken; `index` is the newest chunk
+    // in Redis (an owner numbers its own after it).
+    struct Lease {
+        std::string owner;
+        uint64_t epoch = 0;
+        uint64_t index = 0;
+    };
+    using Claim = Pending<Lease>;
+    void claim(const std::string& id, Millis stale, Claim& p, std::function<void(Lease)> done);
+    void release(const std::string& id, uint64_t epoch); // ours at that epoch only
 
     // A follower with players says so, and the owner asks before it stops.
     void watching(const std::string& id, bool yes);

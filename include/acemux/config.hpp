@@ -33,7 +33,8 @@ bool valid_host(const std::string& h);
 struct RedisConfig {
     std::string url;       // empty: no Redis, the buffer lives in memory only
     std::string prefix = "ace_proxy";
-    int ttl = 300;         // seconds
+    int ttl = 60;          // seconds: ends what a stream that stopped left behind
+    int keep_chunks = 32;  // newest chunks kept per stream (a resume needs 16, a follower a few)
     size_t max_backlog = 8 * 1024 * 1024;
     Millis resume_max_age = 30000;
 };

@@ -56,6 +56,7 @@ public:
     }
     // A cluster follower keeps its engine without reading it: it counts only
     // once it owns the stream.
+    bool counted() const { return counted_; }
     void count(bool yes) {
         if (e_ && yes != counted_) e_->streams += yes ? 1 : -1;
         counted_ = yes;

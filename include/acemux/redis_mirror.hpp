@@ -1,10 +1,15 @@
 // Mirror of sealed ring chunks to Redis, over one RedisLink.
 //
-// Keys: <prefix>:stream:{<id>}:chunk:<N> with EX ttl, and
-// <prefix>:stream:{<id>}:index = N, plus <prefix>:stream:{<id>}:time (unix ms
-// of that index) so a restarted daemon knows how fresh a buffer is. Writes are
-// pipelined and never block streaming: while Redis is away nothing is queued,
-// and past max_backlog unacknowledged bytes new chunks are skipped and counted.
+// Keys: <prefix>:stream:{<id>}:chunk:<N>, <prefix>:stream:{<id>}:index = N,
+// and <prefix>:stream:{<id>}:time (Redis's clock at that index, ms) so a
+// restarted daemon knows how fresh a buffer is. Each chunk is written by one
+// script with its index and time; it deletes the chunk keep_chunks back, so
+// a stream holds keep_chunks chunks in Redis whatever its rate (ttl only
+// ends what a stream that stopped left). In a cluster the script is fenced
+// by the owner's lease (Fence) and announces the chunk to the followers.
+// Writes are pipelined and never block streaming: while Redis is away
+// nothing is queued, and past max_backlog unacknowledged bytes new chunks
+// are skipped and counted.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -38,31 +43,47 @@ public:
     std::string key(const std::string& id, const std::string& what) const;
 
     void mirror(const std::string& id, uint64_t idx, const uint8_t* data, size_t len);
+    // A cluster owner's write: only while <prefix>:stream:{<id>}:owner
+    // still names `who` at `epoch`, and never an index not past the one
+    // there; then announced on <prefix>:stream:{<id>}:chunks. done(1):
+    // written, done(0): refused (the lease is not ours), done(-1): no answer
+    // or skipped (Redis away, backlog full).
+    struct Fence {
+        std::string who;
+        uint64_t epoch = 0;
+    };
+    using Written = Pending<int>;
+    void write(const std::string& id, uint64_t idx, const uint8_t* data, size_t len, const Fence& fence, Written& w,
+               std::function<void(int)> done);
     using Loaded = std::function<void(Chunks)>;
     using Load = Pending<Chunks>;
     // The newest chunks of a buffer younger than resume_max_age (none if older
     // or absent), given to `done` from the loop. False when Redis is not
     // connected: there is nothing to wait for and `done` is not called.
     bool load(const std::string& id, size_t max_chunks, Load& l, Loaded done);
-    // Chunks from..to of a stream (those still there, oldest first; a hole
-    // ends the run), whatever their age.
+    // Chunks from..to of a stream, whatever their age: those still there,
+    // oldest first (the caller sees the holes in their indices).
     void fetch(const std::string& id, uint64_t from, uint64_t to, Load& l, Loaded done);
 
     // for /stats
     uint64_t written() const { return written_; }
     uint64_t skipped() const { return skipped_; }
+    uint64_t fenced() const { return fenced_; } // refused: the lease was another instance's
+    uint64_t failed() const { return failed_; } // errors Redis answered
     uint64_t bytes() const { return bytes_; }
     size_t backlog() const { return backlog_; }
     const std::string& last_error() const { return last_error_.empty() ? link_.last_error() : last_error_; }
 
 private:
-    void get_chunks(const std::string& id, uint64_t from, uint64_t to, Loaded result);
+    void get_chunks(const std::string& id, uint64_t from, uint64_t to, bool run, Loaded result);
+    void put(const std::string& id, uint64_t idx, const uint8_t* data, size_t len, const Fence* fence,
+             std::function<void(int)> done);
 
     Reactor& r_;
     RedisConfig cfg_;
     RedisLink link_;
     size_t backlog_ = 0;
-    uint64_t written_ = 0, skipped_ = 0, bytes_ = 0;
+    uint64_t written_ = 0, skipped_ = 0, bytes_ = 0, fenced_ = 0, failed_ = 0;
     std::string last_error_;
 };
 

@@ -19,6 +19,7 @@
 #include "acemux/config.hpp"
 #include "acemux/cluster.hpp"
 #include "acemux/engine_pool.hpp"
+#include "acemux/follow.hpp"
 #include "acemux/hls.hpp"
 #include "acemux/http_client.hpp"
 #include "acemux/http_server.hpp"
@@ -30,7 +31,7 @@ namespace acemux {
 
 class Streams;
 
-class Stream final : private Upstream::Listener, private Player::Owner, private HlsReply::Owner {
+class Stream final : private Upstream::Listener, private Player::Owner, private HlsReply::Owner, private Follow::Listener {
 public:
     enum class State { starting, running, failing, draining, closed };
     static const char* state_name(State s);
@@ -64,11 +65,9 @@ public:
 
     // In a cluster: whether this instance reads the engine (owner) or copies
     // the owner's chunks from Redis (follower); solo without a cluster.
-    enum class Role { solo, owner, follower };
-    static const char* role_name(Role r);
-    Role role() const { return role_; }
-    const std::string& owner() const { return owner_; }
-    uint64_t lag_chunks() const { return announced_ >= ring_.head() ? announced_ + 1 - ring_.head() : 0; }
+    Follow::Role role() const { return follow_ ? follow_->role() : Follow::Role::solo; }
+    const std::string& owner() const { static const std::string none; return follow_ ? follow_->owner() : none; }
+    uint64_t lag_chunks() const { return follow_ ? follow_->lag_chunks() : 0; }
     // Ends the stream now: timers disarmed, the engine told, players answered
     // `status` if still waiting for a header; Streams releases it.
     void close(int status, const std::string& why);
@@ -108,15 +107,11 @@ private:
     using ReplyIt = std::list<std::unique_ptr<HlsReply>>::iterator;
     ReplyIt end_reply(ReplyIt it);
     void hls_tick(Millis now);
-    // cluster
-    void claim_lease();
-    void on_claim(const std::string& owner);
-    void become_owner();
-    void become_follower(const std::string& owner);
-    void on_announce(uint64_t idx);
-    void fetch_chunks();
-    void follow_chunks(RedisMirror::Chunks chunks);
-    bool watched() const { return !players_.empty() || !viewers_.empty(); }
+    // cluster (Follow::Listener)
+    void read_engine() override;
+    void leave_engine() override;
+    void followed(size_t bytes) override;
+    bool watched() const override { return !players_.empty() || !viewers_.empty(); }
     void answer_manifests();
 
     using PlayerIt = std::list<std::unique_ptr<Player>>::iterator;
@@ -156,14 +151,8 @@ private:
     static constexpr Millis kLeftKept = 10 * 60 * 1000;
     bool ring_capped_logged_ = false;
     Cluster* cluster_;
-    Role role_ = Role::solo;
-    std::string owner_;
-    Cluster::Owner claim_;
     Cluster::Count watchers_;
-    RedisMirror::Load follow_load_;
-    bool fetching_ = false;
-    uint64_t announced_ = 0; // the newest chunk the owner announced
-    Timer lease_timer_;
+    std::unique_ptr<Follow> follow_; // in a cluster
     Fetch probe_;             // is the silent engine alive?
     RedisMirror::Load load_;  // a buffer resumed from Redis
     static constexpr Millis kStableMs = 30000;

@@ -1,0 +1,105 @@
+// A stream's part in a cluster of instances on one Redis: whether this
+// instance reads the engine (owner) or copies the owner's chunks (follower),
+// and the moves between the two.
+//
+// The lease (Cluster::claim) carries an epoch, a fencing token: every chunk
+// the owner writes is checked against it in Redis, so an owner that lost the
+// lease while it was away (a Redis restart, a pause longer than the lease)
+// can neither overwrite a chunk nor move the index back; it learns so from
+// its next write or renewal and stops its engine session at once.
+//
+// A follower feeds the owner's chunks into the ring through the stream's
+// Ingest, as an engine's body is fed: a change of owner, or of role, is a
+// splice (PAT and a keyframe first, the discontinuity marked, every PID's
+// counter carried on), and the players stay fed with null packets meanwhile.
+// A follower that hears nothing from its owner takes the lease once the
+// owner has stopped renewing it; one that hears nothing from Redis reads
+// the engine itself until Redis answers again.
+//
+// It tells its stream what to do through Listener, as the last thing it does.
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include "acemux/cluster.hpp"
+#include "acemux/ingest.hpp"
+#include "acemux/redis_mirror.hpp"
+
+namespace acemux {
+
+class Follow {
+public:
+    enum class Role { solo, owner, follower };
+    static const char* role_name(Role r);
+
+    struct Listener {
+        virtual void read_engine() = 0;             // this instance reads the engine now
+        virtual void leave_engine() = 0;            // another instance does: stop, its chunks follow
+        virtual void followed(size_t bytes) = 0;    // the owner's packets entered the ring
+        virtual bool watched() const = 0;           // players or viewers here
+
+    protected:
+        ~Listener() = default;
+    };
+
+    Follow(Reactor& r, Cluster& cluster, RedisMirror& mirror, Ring& ring, Ingest& in, std::string id, Listener& l,
+           uint64_t key_wait);
+    ~Follow();
+    Follow(const Follow&) = delete;
+    Follow& operator=(const Follow&) = delete;
+
+    // Asks for the lease; until Redis answers, the stream reads the engine itself.
+    void start();
+    void stop(); // the stream ends: the lease is given back, nothing is followed
+    // A chunk the ring sealed: the owner writes it to Redis (fenced).
+    void sealed(uint64_t idx, const uint8_t* data, size_t len);
+
+    Role role() const { return role_; }
+    const std::string& owner() const { return owner_; }
+    uint64_t epoch() const { return epoch_; }
+    uint64_t lag_chunks() const { return announced_ + 1 > next_ ? announced_ + 1 - next_ : 0; }
+    void set_key_wait(uint64_t packets) { key_wait_ = packets; }
+
+    static constexpr Millis kTick = 250;      // renewals, claims and silence are looked at this often
+    static constexpr Millis kRenew = 500;     // the owner renews its lease this often ...
+    static constexpr Millis kStale = 1500;    // ... and is taken over when it has not for this long
+    static constexpr Millis kRedisAway = 1500; // a follower without an answer this long reads the engine
+
+private:
+    void tick();
+    void claim();
+    void on_claim(const Cluster::Lease& l);
+    void become_owner(uint64_t epoch, uint64_t index);
+    void become_follower(const std::string& owner, uint64_t index);
+    void on_announce(uint64_t idx);
+    void fetch();
+    void feed(RedisMirror::Chunks chunks);
+
+    Reactor& r_;
+    Cluster& cluster_;
+    RedisMirror& mirror_;
+    Ring& ring_;
+    Ingest& in_;
+    std::string id_;
+    Listener& l_;
+    uint64_t key_wait_;
+    Role role_ = Role::solo;
+    std::string owner_;
+    uint64_t epoch_ = 0;
+    int64_t offset_ = 0;        // the owner's Redis chunk index minus its ring's
+    uint64_t announced_ = 0;    // the newest chunk the owner announced (Redis index)
+    uint64_t next_ = 0;         // the next of the owner's chunks to feed (Redis index)
+    bool fetching_ = false, claiming_ = false, reading_ = false;
+    Millis heard_ = 0;          // the owner's last chunk, or Redis's last answer
+    Millis answered_ = 0;       // Redis's last answer to a claim
+    Millis back_ = 0;           // Redis's first answer after a silence
+    Millis renewed_ = -1000000;
+    Millis backoff_ = 0, retry_at_ = 0;
+    Cluster::Claim claim_;
+    RedisMirror::Load load_;
+    RedisMirror::Written written_;
+    Timer tick_;
+    Throttle behind_; // "cannot catch up" once a second at most
+};
+
+} // namespace acemux

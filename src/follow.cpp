@@ -1,0 +1,211 @@
+#include "acemux/follow.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace acemux {
+
+const char* Follow::role_name(Role r) {
+    static const char* const names[] = {"solo", "owner", "follower"};
+    return names[static_cast<int>(r)];
+}
+
+Follow::Follow(Reactor& r, Cluster& cluster, RedisMirror& mirror, Ring& ring, Ingest& in, std::string id,
+               Listener& l, uint64_t key_wait)
+    : r_(r), cluster_(cluster), mirror_(mirror), ring_(ring), in_(in), id_(std::move(id)), l_(l), key_wait_(key_wait),
+      tick_(r, [this] { tick(); }) {}
+
+Follow::~Follow() { stop(); }
+
+void Follow::start() {
+    heard_ = answered_ = r_.now();
+    back_ = r_.now() - kStale; // a new stream takes a free lease at once
+    tick_.start(kTick, kTick);
+    // Nobody to ask: the players are not kept waiting on Redis.
+    if (!cluster_.connected()) {
+        r_.log().warn("stream %s: redis is away; reading the engine until it answers", id_.c_str());
+        reading_ = true;
+        return l_.read_engine();
+    }
+    claim();
+}
+
+void Follow::stop() {
+    tick_.stop();
+    claim_.cancel();
+    load_.cancel();
+    if (role_ == Role::owner) cluster_.release(id_, epoch_);
+    if (role_ == Role::follower) cluster_.unfollow(id_), cluster_.watching(id_, false);
+    role_ = Role::solo;
+}
+
+// Looked at every kTick: the owner renews; a follower whose owner is silent
+// asks for the lease (Redis gives it when the owner stopped renewing); one
+// that Redis does not answer reads the engine itself; a follower that could
+// not catch up tries again.
+void Follow::tick() {
+    Millis now = r_.now();
+    if (role_ == Role::owner) {
+        if (now - renewed_ >= kRenew) claim();
+    } else if (role_ == Role::follower) {
+        if (l_.watched()) cluster_.watching(id_, true);
+        if (now - heard_ >= kStale - kTick) claim();
+        if (!fetching_ && now >= retry_at_) fetch();
+    } else {
+        claim(); // solo: Redis was away, or has not answered yet
+    }
+    if (!reading_ && role_ != Role::owner && now - answered_ >= kRedisAway && now - heard_ >= kRedisAway) {
+        r_.log().warn("stream %s: no answer from redis for %.1f s; reading the engine until it answers", id_.c_str(),
+                      static_cast<double>(now - answered_) / 1000.0);
+        reading_ = true;
+        l_.read_engine();
+    }
+}
+
+// An owner that was cut off from Redis gets the first word when Redis is
+// back: another instance takes a free or stale lease only once Redis has
+// answered it for kStale (the owner renews every kRenew), so the instance
+// whose players lost nothing keeps the stream.
+void Follow::claim() {
+    if (claiming_) return;
+    claiming_ = true;
+    if (role_ == Role::owner) renewed_ = r_.now();
+    bool take = role_ == Role::owner || r_.now() - back_ >= kStale;
+    cluster_.claim(id_, take ? kStale : -1, claim_, [this](Cluster::Lease l) {
+        claiming_ = false;
+        on_claim(l);
+    });
+}
+
+void Follow::on_claim(const Cluster::Lease& l) {
+    if (l.owner.empty()) return; // Redis did not answer: the tick judges the silence
+    if (r_.now() - answered_ >= kRedisAway) back_ = r_.now(); // Redis is back after a silence
+    answered_ = r_.now();
+    if (l.owner == "-") return; // free, and not ours to take yet
+    if (l.owner == cluster_.instance()) {
+        if (role_ != Role::owner || l.epoch != epoch_) become_owner(l.epoch, l.index);
+        return;
+    }
+    if (role_ != Role::follower || l.owner != owner_) become_follower(l.owner, l.index);
+}
+
+// This instance holds the lease: it reads the engine and numbers its chunks
+// in Redis after whatever is there (a follower's ring counts its own).
+void Follow::become_owner(uint64_t epoch, uint64_t index) {
+    Role was = role_;
+    role_ = Role::owner;
+    owner_ = cluster_.instance();
+    epoch_ = epoch;
+    offset_ = static_cast<int64_t>(index + 1) - static_cast<int64_t>(ring_.head());
+    if (offset_ < 0) offset_ = 0;
+    renewed_ = r_.now();
+    cluster_.unfollow(id_);
+    cluster_.watching(id_, false);
+    load_.cancel();
+    fetching_ = false;
+    if (was == Role::follower)
+        r_.log().warn("stream %s: its owner is silent; this instance takes over (epoch %llu)", id_.c_str(),
+                      static_cast<unsigned long long>(epoch_));
+    else
+        r_.log().info("stream %s: this instance owns it (epoch %llu)", id_.c_str(), static_cast<unsigned long long>(epoch_));
+    reading_ = true;
+    l_.read_engine();
+}
+
+// Another instance reads the engine: this one stops reading it at once (an
+// owner that lost its lease must not hold a second engine session) and
+// feeds the owner's chunks into its ring from the newest few on.
+void Follow::become_follower(const std::string& owner, uint64_t index) {
+    Role was = role_;
+    role_ = Role::follower;
+    owner_ = owner;
+    heard_ = r_.now();
+    if (was == Role::owner)
+        r_.log().warn("stream %s: the lease is now %s's; following it", id_.c_str(), owner.c_str());
+    else
+        r_.log().info("stream %s: owned by %s; following it through redis", id_.c_str(), owner.c_str());
+    reading_ = false;
+    l_.leave_engine(); // also a new stream's slot, which a follower does not hold
+    cluster_.follow(id_, [this](uint64_t idx) { on_announce(idx); });
+    if (l_.watched()) cluster_.watching(id_, true);
+    // An empty ring starts a few chunks back, so a player has data at once.
+    // One with data (a demoted owner, one that read the engine while Redis
+    // was away) goes on from the new owner's first chunk: what is there
+    // before it is older than what its players have had.
+    announced_ = index;
+    next_ = ring_.bytes_in() ? index + 1 : index + 1 - std::min<uint64_t>(index + 1, 3);
+    in_.begin(key_wait_);
+    backoff_ = 0;
+    fetch();
+}
+
+void Follow::on_announce(uint64_t idx) {
+    heard_ = r_.now();
+    announced_ = std::max(announced_, idx);
+    fetch();
+}
+
+// One MGET at a time, of the owner's chunks from the next one to the newest announced.
+void Follow::fetch() {
+    if (fetching_ || role_ != Role::follower || next_ > announced_ || r_.now() < retry_at_) return;
+    uint64_t to = std::min(announced_, next_ + 7);
+    fetching_ = true;
+    mirror_.fetch(id_, next_, to, load_, [this](RedisMirror::Chunks c) {
+        fetching_ = false;
+        feed(std::move(c));
+    });
+}
+
+// The owner's chunks go into the ring as its engine's body would. A chunk
+// that is gone (expired, or never written while Redis was away) leaves a
+// hole: what follows it is spliced on. Nothing at all: it says so and
+// waits a little longer each time, rather than asking again at once.
+void Follow::feed(RedisMirror::Chunks chunks) {
+    if (role_ != Role::follower) return;
+    if (chunks.empty()) {
+        backoff_ = backoff_ ? std::min<Millis>(backoff_ * 2, 2000) : 250;
+        retry_at_ = r_.now() + backoff_;
+        if (behind_.ready(r_.now()))
+            r_.log().warn("stream %s: cannot catch up with its owner %s: chunks %llu.. are gone; trying again in %lld ms",
+                          id_.c_str(), owner_.c_str(), static_cast<unsigned long long>(next_),
+                          static_cast<long long>(backoff_));
+        next_ = announced_; // the newest, at least, should be there
+        return;
+    }
+    backoff_ = 0;
+    heard_ = r_.now();
+    size_t made = 0;
+    for (auto& [idx, data] : chunks) {
+        if (idx < next_) continue;
+        if (idx > next_) in_.begin(key_wait_); // a hole: what follows is another piece of stream
+        const uint8_t* p = reinterpret_cast<const uint8_t*>(data.data());
+        for (size_t left = data.size(); left;) {
+            auto [at, cap] = in_.area();
+            size_t k = std::min(cap, left);
+            std::memcpy(at, p, k);
+            in_.add(at, k);
+            made += in_.commit();
+            p += k, left -= k;
+        }
+        next_ = idx + 1;
+    }
+    if (made) l_.followed(made);
+    fetch();
+}
+
+// The owner's sealed chunk, written only while its lease is still ours at
+// this epoch. A refusal means another instance took the lease: the next
+// claim says whose, and this one follows it.
+void Follow::sealed(uint64_t idx, const uint8_t* data, size_t len) {
+    if (role_ != Role::owner) return;
+    uint64_t at = static_cast<uint64_t>(static_cast<int64_t>(idx) + offset_);
+    mirror_.write(id_, at, data, len, RedisMirror::Fence{cluster_.instance(), epoch_}, written_, [this](int r) {
+        if (r == 0 && role_ == Role::owner) {
+            r_.log().warn("stream %s: redis refused its chunk: the lease (epoch %llu) is no longer this instance's",
+                          id_.c_str(), static_cast<unsigned long long>(epoch_));
+            claim();
+        }
+    });
+}
+
+} // namespace acemux
