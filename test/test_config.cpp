@@ -50,7 +50,8 @@ Test(config, defaults_without_a_file) {
     cr_assert_eq(c.header_timeout, 10000);
     cr_assert_eq(c.listen_addrs.size(), 1u);
     cr_assert_eq(c.listen_addrs[0].port(), 8000);
-    cr_assert_eq(c.redis.ttl, 300);
+    cr_assert_eq(c.redis.ttl, 60);
+    cr_assert_eq(c.redis.keep_chunks, 32);
     cr_assert(c.redis.url.empty());
 }
 
