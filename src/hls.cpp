@@ -127,6 +127,11 @@ void Segmenter::close_before_splice(const Ring& ring, Millis now) {
             break;
         }
     }
+    if (end <= cur_.start) { // nothing but the cut-off picture: no segment, and its number goes to the next
+        open_ = false;
+        next_seq_ = cur_.seq;
+        return;
+    }
     double d = static_cast<double>(now - cur_at_) / 1000.0;
     if (end_pts >= 0 && cur_pts_ >= 0 && !pts_before(end_pts, cur_pts_))
         d = static_cast<double>((end_pts - cur_pts_) & ((int64_t{1} << 33) - 1)) / 90000.0;

@@ -205,3 +205,31 @@ Test(segmenter, the_target_duration_stays_what_the_first_playlist_said, .timeout
         c.feed(muxed(1, 100, 0, 900000 + (38 + i) * 90000));
     }
 }
+
+// An engine that dies right after it sent a keyframe's first packet: the
+// segment it began would hold nothing but that cut-off picture, so there is
+// none; the numbers of the segments listed stay consecutive.
+Test(segmenter, a_splice_right_after_a_keyframe_leaves_no_empty_segment, .timeout = 10) {
+    Cut c;
+    std::vector<uint8_t> a = muxed(5, 25, 0);
+    // Engine a's stream up to the first packet of its keyframe at 4 s.
+    size_t cut = 0;
+    for (size_t at = 0, frames = 0; at < a.size(); at += 188)
+        if (ts::pid(a.data() + at) == kVideo && ts::payload_start(a.data() + at) && frames++ == 100) cut = at + 188;
+    cr_assert_gt(cut, 0u);
+    // One byte more confirms that packet; then a's connection is gone, and
+    // b's stream is spliced on (as Ingest::begin does).
+    c.feed(std::vector<uint8_t>(a.begin(), a.begin() + static_cast<long>(cut) + 1));
+    c.ring.discard_pending();
+    c.aligner.reset();
+    c.ring.splice();
+    c.feed(muxed(6, 25, 0, 5000000));
+    auto segs = c.segments();
+    cr_assert_geq(segs.size(), 4u);
+    for (size_t i = 0; i < segs.size(); i++) {
+        cr_assert_gt(segs[i]->size(), 0u, "segment %llu has bytes", (unsigned long long)segs[i]->seq);
+        if (i) cr_assert_eq(segs[i]->seq, segs[i - 1]->seq + 1, "consecutive numbers");
+    }
+    std::string pl = c.seg.playlist("/", "");
+    cr_assert_neq(pl.find("#EXT-X-DISCONTINUITY\n"), std::string::npos, "%s", pl.c_str());
+}
