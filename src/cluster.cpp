@@ -1,5 +1,6 @@
 #include "acemux/cluster.hpp"
 
+#include <algorithm>
 #include <cjson/cJSON.h>
 #include <hiredis/hiredis.h>
 #include <random>
@@ -132,48 +133,81 @@ void Cluster::on_message(redisReply* r) {
     if (it != following_.end()) it->second(std::strtoull(r->element[3]->str, nullptr, 10));
 }
 
+namespace {
+// The registry: one hash tag, so its keys share a slot on a Redis Cluster.
+// KEYS: <prefix>:{registry}:alive (instance -> until when, by Redis's clock),
+// <prefix>:{registry}:slots ("engine|instance" -> streams).
+
+// ARGV: this instance, how long it lives without another beat (ms), then
+// engine, streams pairs (its own counts, the truth). Answers the instances
+// alive and every count.
+const char* kBeat =
+    "local t = redis.call('time') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "redis.call('zadd', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) "
+    "redis.call('zremrangebyscore', KEYS[1], '-inf', now) "
+    "for i = 3, #ARGV, 2 do redis.call('hset', KEYS[2], ARGV[i] .. '|' .. ARGV[1], ARGV[i + 1]) end "
+    "return {redis.call('zrange', KEYS[1], 0, -1), redis.call('hgetall', KEYS[2])}";
+
+// ARGV: engine, this instance, its max_streams. A slot for one more stream on
+// the engine, taken only when the live instances' streams there leave one.
+const char* kReserve =
+    "local t = redis.call('time') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "redis.call('zremrangebyscore', KEYS[1], '-inf', now) "
+    "local n = 0 "
+    "for _, i in ipairs(redis.call('zrange', KEYS[1], 0, -1)) do "
+    "  n = n + tonumber(redis.call('hget', KEYS[2], ARGV[1] .. '|' .. i) or '0') "
+    "end "
+    "if n >= tonumber(ARGV[3]) then return 0 end "
+    "redis.call('hincrby', KEYS[2], ARGV[1] .. '|' .. ARGV[2], 1) "
+    "return 1";
+} // namespace
+
+std::string Cluster::registry(const std::string& what) const {
+    return mirror_.config().prefix + ":{registry}:" + what;
+}
+
 // Each instance says every second that it lives and how many streams it has
-// on each engine; what the others say counts towards each engine's max_streams.
+// on each engine; what the live others have counts towards each engine's
+// max_streams (EnginePool::pick), and a new owner reserves its slot (reserve).
 void Cluster::heartbeat() {
     if (!connected()) return;
-    cJSON* j = cJSON_CreateObject();
-    cJSON* engines = cJSON_AddObjectToObject(j, "engines");
-    for (auto& e : pool_.engines()) cJSON_AddNumberToObject(engines, e->cfg.name.c_str(), e->streams);
-    std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(j), cJSON_free);
-    cJSON_Delete(j);
-    std::string prefix = mirror_.config().prefix;
-    RedisLink& link = mirror_.link();
-    link.command({"SET", prefix + ":instance:" + name_, text.get(), "PX", std::to_string(3 * kHeartbeat)}, [](redisReply*) {});
-    link.command({"SADD", prefix + ":instances", name_}, [](redisReply*) {});
-    link.command({"SMEMBERS", prefix + ":instances"}, [this, prefix](redisReply* r) {
-        if (!r || r->type != REDIS_REPLY_ARRAY || !r->elements) return;
-        std::vector<std::string> names, args{"MGET"};
-        for (size_t i = 0; i < r->elements; i++)
-            if (r->element[i]->type == REDIS_REPLY_STRING) {
-                names.emplace_back(r->element[i]->str, r->element[i]->len);
-                args.push_back(prefix + ":instance:" + names.back());
-            }
-        mirror_.link().command(std::move(args), [this, names, prefix](redisReply* r) {
-            if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != names.size()) return;
-            std::map<std::string, int> elsewhere;
-            alive_.clear();
-            for (size_t i = 0; i < names.size(); i++) {
-                if (r->element[i]->type != REDIS_REPLY_STRING) { // its heartbeat expired: gone
-                    mirror_.link().command({"SREM", prefix + ":instances", names[i]}, [](redisReply*) {});
-                    continue;
-                }
-                alive_.push_back(names[i]);
-                if (names[i] == name_) continue;
-                if (cJSON* j = cJSON_Parse(r->element[i]->str)) {
-                    cJSON* e = cJSON_GetObjectItemCaseSensitive(j, "engines");
-                    for (cJSON* c = e ? e->child : nullptr; c; c = c->next)
-                        if (cJSON_IsNumber(c)) elsewhere[c->string] += c->valueint;
-                    cJSON_Delete(j);
-                }
-            }
-            for (auto& e : pool_.engines()) e->elsewhere = elsewhere.count(e->cfg.name) ? elsewhere[e->cfg.name] : 0;
-        });
+    std::vector<std::string> args{"EVAL", kBeat, "2", registry("alive"), registry("slots"), name_,
+                                  std::to_string(3 * kHeartbeat)};
+    for (auto& e : pool_.engines()) args.push_back(e->cfg.name), args.push_back(std::to_string(e->streams));
+    mirror_.link().command(std::move(args), [this](redisReply* r) {
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return;
+        redisReply *alive = r->element[0], *slots = r->element[1];
+        if (alive->type != REDIS_REPLY_ARRAY || slots->type != REDIS_REPLY_ARRAY) return;
+        alive_.clear();
+        for (size_t i = 0; i < alive->elements; i++) alive_.emplace_back(alive->element[i]->str, alive->element[i]->len);
+        std::map<std::string, int> elsewhere;
+        for (size_t i = 0; i + 1 < slots->elements; i += 2) {
+            std::string field(slots->element[i]->str, slots->element[i]->len);
+            size_t bar = field.rfind('|');
+            if (bar == std::string::npos) continue;
+            std::string who = field.substr(bar + 1);
+            if (who == name_ || std::find(alive_.begin(), alive_.end(), who) == alive_.end()) continue;
+            elsewhere[field.substr(0, bar)] += std::atoi(slots->element[i + 1]->str);
+        }
+        for (auto& e : pool_.engines()) e->elsewhere = elsewhere.count(e->cfg.name) ? elsewhere[e->cfg.name] : 0;
     });
+}
+
+void Cluster::reserve(const std::string& engine, int max_streams, Reserve& p, std::function<void(int)> done) {
+    auto result = p.arm(std::move(done));
+    if (!connected()) return r_.post([result] { result(-1); });
+    mirror_.link().command({"EVAL", kReserve, "2", registry("alive"), registry("slots"), engine, name_,
+                            std::to_string(max_streams)},
+                           [result](redisReply* r) { result(r && r->type == REDIS_REPLY_INTEGER ? static_cast<int>(r->integer) : -1); });
+}
+
+// A slot given back at once (zapping: the next reserve must see it), before
+// the next heartbeat writes the truth anyway.
+void Cluster::free_slot(const std::string& engine) {
+    if (!connected()) return;
+    mirror_.link().command({"HINCRBY", registry("slots"), engine + "|" + name_, "-1"}, [](redisReply*) {});
 }
 
 } // namespace acemux

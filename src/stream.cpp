@@ -490,7 +490,9 @@ void Stream::close(int status, const std::string& why) {
     load_.cancel();
     up_.stop();
     watchers_.cancel();
+    reserve_.cancel();
     if (follow_) follow_->stop();
+    if (reserved_) cluster_->free_slot(engine_->cfg.name), reserved_ = false;
     m_.closed(*this, why);
     for (auto it = players_.begin(); it != players_.end();) {
         Player& p = **it;
@@ -643,17 +645,33 @@ void Stream::hls_tick(Millis now) {
 // ------------------------------------------------------------ cluster
 
 // This instance reads the engine: it owns the stream, or Redis is away. A
-// new stream must fit on its engine across the cluster; one taken over
-// keeps the slot its dead owner held (its heartbeat may count it a while).
+// new stream first reserves its slot on the engine in Redis, across the
+// cluster (another engine with room when that one is full, else 503); one
+// taken over keeps the slot its dead owner held. Without an answer from
+// Redis it reads anyway: players are not kept waiting on Redis.
 void Stream::read_engine() {
     if (st_ == State::closed) return;
-    bool counted = engine_.counted();
-    engine_.count(true);
-    if (!counted && !ring_.bytes_in() && engine_->load() > engine_->cfg.max_streams) {
-        reactor().log().warn("stream %s: refused, engine %s is full across the cluster", id_.c_str(),
-                             engine_->cfg.name.c_str());
-        return close(503, "no engine can take a new stream now");
+    if (!reserved_ && !ring_.bytes_in() && cluster_->connected()) {
+        cluster_->reserve(engine_->cfg.name, engine_->cfg.max_streams, reserve_, [this](int r) {
+            if (r == 1) reserved_ = true;
+            if (r != 0) return engage();
+            EngineLease other = m_.pool().pick(engine_.get());
+            if (other && other.get() != engine_.get() && !tried_.count(other->cfg.name)) {
+                tried_.insert(engine_->cfg.name);
+                engine_ = std::move(other);
+                return read_engine();
+            }
+            reactor().log().warn("stream %s: refused, engine %s is full across the cluster", id_.c_str(),
+                                 engine_->cfg.name.c_str());
+            close(503, "no engine can take a new stream now");
+        });
+        return;
     }
+    engage();
+}
+
+void Stream::engage() {
+    engine_.count(true);
     if (!up_.active() && !retry_timer_.armed()) connect(); // spliced on when the ring has data
 }
 
@@ -663,6 +681,7 @@ void Stream::leave_engine() {
     up_.stop();
     retry_timer_.stop();
     engine_.count(false);
+    if (reserved_) cluster_->free_slot(engine_->cfg.name), reserved_ = false;
     failing_since_ = 0;
     if (st_ == State::failing) st_ = State::running;
 }

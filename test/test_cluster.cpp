@@ -283,3 +283,40 @@ Test(cluster, redis_holds_keep_chunks_per_stream, .timeout = 60) {
     cr_assert_leq(n, 32u, "chunks kept: %zu", n);
     cr_assert_geq(n, 30u, "chunks kept: %zu", n);
 }
+
+// Five channels asked for at once on three instances, two engines of two
+// slots each: four are served, each engine carrying two, and the fifth is
+// refused (the slots are reserved in Redis, not counted from heartbeats).
+Test(cluster, engine_slots_are_reserved_across_instances_at_once, .timeout = 60) {
+    RedisServer redis;
+    EngineSim a, b;
+    cr_assert(redis.start() && a.start() && b.start());
+    std::vector<std::unique_ptr<DaemonProc>> d;
+    for (int i = 0; i < 3; i++) {
+        d.push_back(std::make_unique<DaemonProc>());
+        cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engine_entry("a", a.port, 2) + engine_entry("b", b.port, 2) +
+                                  "[redis]\nurl = \"" + redis.url() + "\"\n[cluster]\nenabled = true\ninstance = \"i" +
+                                  std::to_string(i) + "\"\n"));
+    }
+    usleep(1500 * 1000); // every instance has beaten once
+    std::vector<std::unique_ptr<TestPlayer>> ps;
+    for (int ch = 0; ch < 5; ch++) {
+        char id[41];
+        std::snprintf(id, sizeof id, "%040x", 0x5107 + ch);
+        ps.push_back(std::make_unique<TestPlayer>());
+        cr_assert(ps.back()->open(d[size_t(ch % 3)]->port, id));
+    }
+    std::vector<TestPlayer*> all;
+    for (auto& p : ps) all.push_back(p.get());
+    for (long until = now_ms() + 8000; now_ms() < until;) read_players(all, 100);
+    int served = 0, refused = 0;
+    for (auto& p : ps) {
+        if (p->status == 200 && p->check.data > 0) served++;
+        if (p->status == 503) refused++;
+    }
+    std::string sa = a.stats(), sb = b.stats();
+    cr_assert_leq(sim_stat(sa, "active"), 2, "engine a: %s", sa.c_str());
+    cr_assert_leq(sim_stat(sb, "active"), 2, "engine b: %s", sb.c_str());
+    cr_assert_eq(served, 4, "four served: %d (a: %s, b: %s)", served, sa.c_str(), sb.c_str());
+    cr_assert_eq(refused, 1, "the fifth refused: %d", refused);
+}

@@ -5,9 +5,10 @@
 // written fenced by that epoch and announced on <prefix>:stream:{id}:chunks
 // (RedisMirror::write). The others follow (Follow). An owner that stops
 // renewing for `stale` (dead, paused, cut off) loses the lease to the first
-// follower that asks, with the next epoch. Instances say they are alive
-// (<prefix>:instance:<name>, with their streams per engine, so max_streams
-// counts across instances).
+// follower that asks, with the next epoch. Instances say they are alive and
+// how many streams they have on each engine (<prefix>:{registry}:alive and
+// :slots, one hash slot), so max_streams counts across instances; a new
+// owner reserves its engine slot there atomically before it asks the engine.
 #pragma once
 #include <functional>
 #include <map>
@@ -52,6 +53,14 @@ public:
     void follow(const std::string& id, std::function<void(uint64_t idx)> on_chunk);
     void unfollow(const std::string& id);
 
+    // A slot on `engine` for a stream this instance is about to read, taken
+    // in Redis only when the live instances' streams there leave one (two
+    // instances starting streams at once cannot both take the last one).
+    // done(1): taken, done(0): full, done(-1): no answer (read anyway).
+    using Reserve = Pending<int>;
+    void reserve(const std::string& engine, int max_streams, Reserve& p, std::function<void(int)> done);
+    void free_slot(const std::string& engine);
+
     // for /stats: the instances alive, as their heartbeats say
     const std::vector<std::string>& alive() const { return alive_; }
 
@@ -59,6 +68,7 @@ private:
     void heartbeat();
     void on_message(redisReply* r);
     std::string key(const std::string& id, const std::string& what) const { return mirror_.key(id, what); }
+    std::string registry(const std::string& what) const;
 
     Reactor& r_;
     ClusterConfig cfg_;

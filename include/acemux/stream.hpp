@@ -13,6 +13,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "acemux/player.hpp"
@@ -109,6 +110,7 @@ private:
     void hls_tick(Millis now);
     // cluster (Follow::Listener)
     void read_engine() override;
+    void engage();
     void leave_engine() override;
     void followed(size_t bytes) override;
     bool watched() const override { return !players_.empty() || !viewers_.empty(); }
@@ -153,6 +155,9 @@ private:
     Cluster* cluster_;
     Cluster::Count watchers_;
     std::unique_ptr<Follow> follow_; // in a cluster
+    Cluster::Reserve reserve_;
+    bool reserved_ = false;          // a slot on engine_ is ours in Redis
+    std::set<std::string> tried_;    // engines that were full across the cluster
     Fetch probe_;             // is the silent engine alive?
     RedisMirror::Load load_;  // a buffer resumed from Redis
     static constexpr Millis kStableMs = 30000;
