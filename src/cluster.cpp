@@ -15,7 +15,8 @@ constexpr Millis kHeartbeat = 1000;
 // ARGV: this instance, the lease's time to live, how stale an owner may be
 // (ms; negative: do not take it). Renews the lease when it is ours; takes
 // it, with the next epoch, when it is free or its owner has not renewed it
-// in time; answers who ("-": free, not taken), epoch, index.
+// in time; answers who ("-": free, not taken), epoch, index, and on a
+// takeover the engine session the stale owner noted (engine, command URL).
 const char* kClaim =
     "local t = redis.call('time') "
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
@@ -29,11 +30,16 @@ const char* kClaim =
     "  return {who, redis.call('hget', KEYS[1], 'epoch'), idx} "
     "end "
     "if tonumber(ARGV[3]) < 0 then return {'-', '0', idx} end "
+    "local engine = redis.call('hget', KEYS[1], 'engine') or '' "
+    "local cmd = redis.call('hget', KEYS[1], 'cmd') or '' "
     "local e = redis.call('incr', KEYS[2]) "
     "redis.call('del', KEYS[1]) "
     "redis.call('hset', KEYS[1], 'who', ARGV[1], 'epoch', e, 'at', now) "
     "redis.call('pexpire', KEYS[1], ARGV[2]) "
-    "return {ARGV[1], tostring(e), idx}";
+    "return {ARGV[1], tostring(e), idx, engine, cmd}";
+const char* kNote =
+    "if redis.call('hget', KEYS[1], 'who') == ARGV[1] and redis.call('hget', KEYS[1], 'epoch') == ARGV[2] then "
+    "  redis.call('hset', KEYS[1], 'engine', ARGV[3], 'cmd', ARGV[4]) end return 0";
 const char* kRelease =
     "if redis.call('hget', KEYS[1], 'who') == ARGV[1] and redis.call('hget', KEYS[1], 'epoch') == ARGV[2] then "
     "  return redis.call('del', KEYS[1]) end return 0";
@@ -85,16 +91,26 @@ void Cluster::claim(const std::string& id, Millis stale, Claim& p, std::function
                             std::to_string(cfg_.lease), std::to_string(stale)},
                            [result](redisReply* r) {
                                Lease l;
-                               if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 3) {
-                                   for (size_t i = 0; i < 3; i++)
+                               if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 3) {
+                                   for (size_t i = 0; i < r->elements; i++)
                                        if (r->element[i]->type != REDIS_REPLY_STRING) return result({});
                                    l.owner.assign(r->element[0]->str, r->element[0]->len);
                                    l.epoch = std::strtoull(r->element[1]->str, nullptr, 10);
                                    long long idx = std::strtoll(r->element[2]->str, nullptr, 10);
                                    l.index = idx < 0 ? 0 : static_cast<uint64_t>(idx);
+                                   if (r->elements == 5) {
+                                       l.dead_engine.assign(r->element[3]->str, r->element[3]->len);
+                                       l.dead_session.assign(r->element[4]->str, r->element[4]->len);
+                                   }
                                }
                                result(l);
                            });
+}
+
+void Cluster::note_session(const std::string& id, uint64_t epoch, const std::string& engine, const std::string& command_url) {
+    if (!connected()) return;
+    mirror_.link().command({"EVAL", kNote, "1", key(id, "owner"), name_, std::to_string(epoch), engine, command_url},
+                           [](redisReply*) {});
 }
 
 void Cluster::release(const std::string& id, uint64_t epoch) {

@@ -84,6 +84,7 @@ void Follow::on_claim(const Cluster::Lease& l) {
     if (l.owner == "-") return; // free, and not ours to take yet
     if (l.owner == cluster_.instance()) {
         if (role_ != Role::owner || l.epoch != epoch_) become_owner(l.epoch, l.index);
+        if (!l.dead_session.empty()) l_.stop_dead_session(l.dead_engine, l.dead_session);
         return;
     }
     if (role_ != Role::follower || l.owner != owner_) become_follower(l.owner, l.index);

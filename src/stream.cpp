@@ -150,6 +150,8 @@ Stream::PlayerIt Stream::end_player(PlayerIt it) {
 
 void Stream::on_upstream_accepted() {
     waiting_since_ = reactor().now(); // and again from the engine's yes
+    if (role() == Follow::Role::owner && !up_.command_url().empty())
+        cluster_->note_session(id_, follow_->epoch(), engine_->cfg.name, up_.command_url());
     // Said once per engine: a retry on the same engine is no news.
     reactor().log().write(accepted_by_ == engine_.get() ? LogLevel::debug : LogLevel::info,
                           "stream %s: engine %s accepted it", id_.c_str(), engine_->cfg.name.c_str());
@@ -684,6 +686,15 @@ void Stream::leave_engine() {
     if (reserved_) cluster_->free_slot(engine_->cfg.name), reserved_ = false;
     failing_since_ = 0;
     if (st_ == State::failing) st_ = State::running;
+}
+
+void Stream::stop_dead_session(const std::string& engine, const std::string& command_url) {
+    for (auto& e : m_.pool().engines())
+        if (e->cfg.name == engine) {
+            reactor().log().info("stream %s: stopping the engine session its dead owner left on engine %s", id_.c_str(),
+                                 engine.c_str());
+            return Upstream::stop_session(m_.detached(), e->cfg, command_url, cfg().connect_timeout);
+        }
 }
 
 // The owner's packets entered the ring: players are woken as after an engine read.

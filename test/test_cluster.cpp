@@ -115,6 +115,9 @@ Test(cluster, the_owners_death_moves_the_stream_and_no_survivor_disconnects, .ti
     cr_log_info("owner killed: the longest gap in data at a survivor's player was %ld ms (lease 3 s)", gap);
     cr_assert_leq(gap, 3000, "the takeover (the owner renews every 0.5 s and is stale after 1.5 s) and the engine's start: %ld ms", gap);
     cr_assert_eq(sim_stat(c.engine.stats(), "content"), 2, "the new owner's one connection");
+    // The dead owner's engine session does not go on downloading for nobody: the new owner stopped it.
+    cr_assert_geq(sim_stat(c.engine.stats(), "stops"), 1, "%s", c.engine.stats().c_str());
+    cr_assert_eq(sim_stat(c.engine.stats(), "active"), 1, "one session left: %s", c.engine.stats().c_str());
 }
 
 Test(cluster, redis_stopped_for_10_s_costs_the_owners_players_nothing, .timeout = 60) {

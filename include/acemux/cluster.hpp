@@ -39,10 +39,15 @@ public:
         std::string owner;
         uint64_t epoch = 0;
         uint64_t index = 0;
+        std::string dead_engine, dead_session; // taken over: the engine session its owner left (name, command URL)
     };
     using Claim = Pending<Lease>;
     void claim(const std::string& id, Millis stale, Claim& p, std::function<void(Lease)> done);
     void release(const std::string& id, uint64_t epoch); // ours at that epoch only
+    // The owner's engine session, noted with its lease: whoever takes the
+    // lease over from a dead owner stops it (the engine would go on
+    // downloading for nobody).
+    void note_session(const std::string& id, uint64_t epoch, const std::string& engine, const std::string& command_url);
 
     // A follower with players says so, and the owner asks before it stops.
     void watching(const std::string& id, bool yes);

@@ -37,6 +37,8 @@ public:
         virtual void leave_engine() = 0;            // another instance does: stop, its chunks follow
         virtual void followed(size_t bytes) = 0;    // the owner's packets entered the ring
         virtual bool watched() const = 0;           // players or viewers here
+        // The lease was taken from a dead owner, whose engine session this was.
+        virtual void stop_dead_session(const std::string& engine, const std::string& command_url) = 0;
 
     protected:
         ~Listener() = default;

@@ -114,6 +114,7 @@ private:
     void leave_engine() override;
     void followed(size_t bytes) override;
     bool watched() const override { return !players_.empty() || !viewers_.empty(); }
+    void stop_dead_session(const std::string& engine, const std::string& command_url) override;
     void answer_manifests();
 
     using PlayerIt = std::list<std::unique_ptr<Player>>::iterator;

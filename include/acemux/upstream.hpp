@@ -99,6 +99,7 @@ public:
     // Ends the attempt quietly; an engine session it opened is told to stop.
     void stop();
     bool active() const { return asking_ || play_.active(); }
+    const std::string& command_url() const { return command_url_; } // of the engine session open now ("" none)
     // Still waiting for the engine to answer (its JSON, or the playback's headers).
     bool waiting_answer() const { return asking_ || (play_.active() && !play_.answered()); }
     const EngineStatus& status() const { return status_; }
