@@ -375,4 +375,157 @@ bool HlsReply::handle_io(uint32_t ev) {
     return (ev & EPOLLOUT) ? pump() : true;
 }
 
+// ------------------------------------------------------------ outlet
+
+HlsOutlet::HlsOutlet(Reactor& r, Ring& ring, const HlsConfig& cfg, const StreamConfig& scfg, Owner& owner,
+                     const std::string& id_key, const std::string& id)
+    : r_(r), ring_(ring), cfg_(cfg), scfg_(scfg), owner_(owner), id_key_(id_key), id_(id),
+      seg_(cfg.target_duration, cfg.window) {}
+
+bool HlsOutlet::knows(const SockAddr& peer, const std::string& ua) const {
+    return viewers_.count(viewer_key(peer, ua)) > 0;
+}
+
+// A viewer watches while it fetches segments. Its manifest requests count
+// only until the playlist lets it start (before that there is nothing else
+// to fetch): a client that polls the playlist and never fetches a segment
+// does not keep a stream and its engine session for as long as it polls.
+void HlsOutlet::seen(const SockAddr& peer, const std::string& ua, bool segment) {
+    Millis now = r_.now();
+    std::string key = viewer_key(peer, ua);
+    if (!segment && has_segments() && left_.count(key)) return; // it left; its polls do not bring it back
+    left_.erase(key);
+    auto [it, fresh] = viewers_.try_emplace(key);
+    Viewer& v = it->second;
+    if (fresh || segment || !has_segments()) v.last = now;
+    if (!fresh) return;
+    v.peer = peer, v.user_agent = ua, v.since = now;
+    owner_.watchers_changed();
+    r_.log().info("hls viewer %s joined stream %s", peer.str().c_str(), id_.c_str());
+}
+
+HttpResponse HlsOutlet::playlist(const std::string& uri_suffix) const {
+    HttpResponse r;
+    r.content_type = "application/vnd.apple.mpegurl";
+    r.headers.emplace_back("Cache-Control", "no-cache");
+    r.body = seg_.playlist("/ace/hls/" + id_key_ + "/" + id_ + "/", uri_suffix);
+    return r;
+}
+
+void HlsOutlet::wait_manifest(StreamHandoff&& h, std::string uri_suffix, std::string viewer) {
+    replies_.push_back(std::make_unique<HlsReply>(r_, ring_, static_cast<HlsReply::Owner&>(*this), std::move(h)));
+    HlsReply& r = *replies_.back();
+    r.self = std::prev(replies_.end());
+    r.uri_suffix = std::move(uri_suffix);
+    r.viewer = std::move(viewer);
+    if (r.ended()) end_reply(r.self);
+    else answer_manifests(); // a segment may have come meanwhile
+}
+
+// Waiting manifests are answered once a player can start.
+void HlsOutlet::answer_manifests() {
+    if (replies_.empty() || !has_segments()) return;
+    for (auto it = replies_.begin(); it != replies_.end();) {
+        HlsReply& r = **it;
+        it = !r.waiting() || r.send(playlist(r.uri_suffix)) ? std::next(it) : end_reply(it);
+    }
+}
+
+void HlsOutlet::send_segment(StreamHandoff&& h, uint64_t seq, const std::string& viewer) {
+    replies_.push_back(std::make_unique<HlsReply>(r_, ring_, static_cast<HlsReply::Owner&>(*this), std::move(h)));
+    HlsReply& r = *replies_.back();
+    r.self = std::prev(replies_.end());
+    r.viewer = viewer;
+    const Segment* s = seg_.find(seq);
+    if (auto v = viewers_.find(viewer); v != viewers_.end() && s) v->second.bytes += s->size(), v->second.segments++;
+    bool alive = !r.ended() && (s ? r.send(*s)
+                                   : r.send(HttpResponse::text(404, "segment " + std::to_string(seq) +
+                                                                        (seg_.gone(seq) ? " has left the buffer"
+                                                                                        : " is not cut yet"))));
+    if (!alive) end_reply(r.self);
+}
+
+void HlsOutlet::reply_ended(HlsReply& r) { end_reply(r.self); }
+
+HlsOutlet::ReplyIt HlsOutlet::end_reply(ReplyIt it) {
+    (*it)->end(); // a no-op when it was sent and given back
+    r_.release(std::move(*it));
+    return replies_.erase(it);
+}
+
+void HlsOutlet::data(Millis now) {
+    seg_.update(ring_, now);
+    answer_manifests();
+}
+
+// Viewers that stopped fetching leave; a manifest that waited too long is
+// told to come back; a reply that stopped reading is dropped; and the ring
+// grows when the window does not fit at the stream's rate.
+void HlsOutlet::tick(Millis now, double byte_rate) {
+    seg_.reconfigure(cfg_.target_duration, cfg_.window);
+    for (auto& r : replies_) // a fetch under way is a viewer watching
+        if (auto v = viewers_.find(r->viewer); v != viewers_.end()) v->second.last = now;
+    for (auto it = viewers_.begin(); it != viewers_.end();) {
+        if (now - it->second.last <= 3 * cfg_.target_duration) {
+            ++it;
+            continue;
+        }
+        r_.log().info("hls viewer %s left stream %s (%.1f s, %llu segments)", it->second.peer.str().c_str(), id_.c_str(),
+                      static_cast<double>(it->second.last - it->second.since) / 1000.0,
+                      static_cast<unsigned long long>(it->second.segments));
+        owner_.viewer_left();
+        left_[it->first] = now;
+        it = viewers_.erase(it);
+        owner_.watchers_changed();
+    }
+    std::erase_if(left_, [now](const auto& kv) { return now - kv.second > kLeftKept; });
+    for (auto it = replies_.begin(); it != replies_.end();) {
+        HlsReply& r = **it;
+        if (r.waiting() && now - r.since() >= cfg_.manifest_wait) {
+            (void)r.send(HttpResponse::unavailable("the stream has no segment yet (the engine is still buffering)", 5));
+            it = end_reply(it);
+        } else if (!r.waiting() && now - r.last_progress() >= scfg_.client_stall_timeout) {
+            it = end_reply(it);
+        } else {
+            ++it;
+        }
+    }
+    if (!viewers_.empty() && byte_rate > 0) grow_ring(byte_rate);
+}
+
+// The window, one segment more, each up to 1.5 targets long (a segment ends
+// at a keyframe past the target), up to max_ring_bytes.
+void HlsOutlet::grow_ring(double byte_rate) {
+    const HlsConfig& h = cfg_;
+    double need = byte_rate * static_cast<double>(h.window + 1) * 1.5 * static_cast<double>(h.target_duration) / 1000.0;
+    size_t chunks = static_cast<size_t>(need / static_cast<double>(ring_.chunk_size())) + 1;
+    size_t cap = std::max<size_t>(ring_.chunks(), h.max_ring_bytes / ring_.chunk_size());
+    if (chunks <= ring_.chunks()) return;
+    size_t to = std::min(chunks, cap);
+    if (to > ring_.chunks()) {
+        if (!ring_.grow(to)) {
+            r_.log().warn("stream %s: out of memory to grow the ring for HLS", id_.c_str());
+            return;
+        }
+        r_.log().info("stream %s: ring grows to %zu chunks (%.1f MiB) to hold the HLS window of %d x %.0f s at "
+                      "%.1f Mbit/s", id_.c_str(), to, static_cast<double>(to * ring_.chunk_size()) / (1 << 20), h.window,
+                      static_cast<double>(h.target_duration) / 1000.0, byte_rate * 8 / 1e6);
+    }
+    if (chunks > to && !ring_capped_logged_) {
+        ring_capped_logged_ = true;
+        r_.log().warn("stream %s: the HLS window (%d x %.0f s at %.1f Mbit/s) does not fit in [hls] max_ring_mib; the "
+                      "playlist lists fewer segments",
+                      id_.c_str(), h.window, static_cast<double>(h.target_duration) / 1000.0, byte_rate * 8 / 1e6);
+    }
+}
+
+void HlsOutlet::close(int status, const std::string& why) {
+    for (auto it = replies_.begin(); it != replies_.end();) {
+        if ((*it)->waiting())
+            (void)(*it)->send(status == 503 ? HttpResponse::unavailable(why, 5) : HttpResponse::text(status, why));
+        (*it)->end();
+        it = end_reply(it);
+    }
+}
+
 } // namespace acemux

@@ -26,7 +26,7 @@ cJSON* player_json(const Player& c, const Ring& ring, Millis now) {
     return o;
 }
 
-cJSON* viewer_json(const Stream::HlsViewer& v, Millis now) {
+cJSON* viewer_json(const HlsOutlet::Viewer& v, Millis now) {
     cJSON* o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "kind", "hls");
     cJSON_AddStringToObject(o, "address", v.peer.host().c_str());
@@ -75,8 +75,8 @@ cJSON* session_json(const Stream& s, Millis now) {
     }
     cJSON* players = cJSON_AddArrayToObject(o, "players");
     for (auto& p : s.players()) cJSON_AddItemToArray(players, player_json(*p, ring, now));
-    for (auto& [k, v] : s.hls_viewers()) cJSON_AddItemToArray(players, viewer_json(v, now));
-    const Segmenter& seg = s.segmenter();
+    for (auto& [k, v] : s.hls().viewers()) cJSON_AddItemToArray(players, viewer_json(v, now));
+    const Segmenter& seg = s.hls().segmenter();
     cJSON* hls = cJSON_AddObjectToObject(o, "hls");
     cJSON_AddNumberToObject(hls, "segments", static_cast<double>(seg.ready()));
     cJSON_AddNumberToObject(hls, "segments_cut", static_cast<double>(seg.cut()));
@@ -140,7 +140,7 @@ std::string stats_json(const Daemon& d) {
     cJSON_AddStringToObject(redis, "last_error", r.last_error().c_str());
 
     // "_now": at this moment; "_since_start": over the daemon's life.
-    const auto& t = d.streams().totals;
+    const auto& t = d.streams().totals();
     cJSON* totals = cJSON_AddObjectToObject(root.get(), "totals");
     cJSON_AddNumberToObject(totals, "streams_now", static_cast<double>(d.streams().streams().size()));
     cJSON_AddNumberToObject(totals, "players_now", static_cast<double>(d.streams().player_count()));
@@ -211,7 +211,7 @@ std::string html(const std::string& s) {
 
 std::string metrics_text(const Daemon& d) {
     const Streams& sm = d.streams();
-    const auto& t = sm.totals;
+    const auto& t = sm.totals();
     uint64_t bytes_in = t.bytes_in, bytes_out = t.bytes_out, jumps = t.jumps, players = t.players;
     for (auto& [k, s] : sm.streams()) {
         bytes_in += s->bytes_in();
@@ -225,7 +225,7 @@ std::string metrics_text(const Daemon& d) {
     p.one("acemux_streams", "gauge", "Streams open now.", static_cast<double>(sm.streams().size()));
     p.one("acemux_players", "gauge", "Players connected now (TS and HLS).", static_cast<double>(sm.player_count()));
     size_t hls = 0;
-    for (auto& [k, s] : sm.streams()) hls += s->hls_viewer_count();
+    for (auto& [k, s] : sm.streams()) hls += s->hls().viewer_count();
     p.one("acemux_hls_players", "gauge", "HLS players now (fetched within the last 3 target durations).",
           static_cast<double>(hls));
     p.one("acemux_connections", "gauge", "Open HTTP connections, players included.",
@@ -300,7 +300,7 @@ std::string status_html(const Daemon& d) {
                                                               : " (follows " + html(s->owner()) + ")";
         std::snprintf(buf, sizeof buf, "<td>%s%s</td><td>%.0f s</td><td>%.2f</td><td>%.2f</td><td>%zu</td>",
                       Stream::state_name(s->state()), role.c_str(), seconds(now - s->created_at()),
-                      s->byte_rate() * 8 / 1e6, s->out_rate() * 8 / 1e6, s->player_count() + s->hls_viewer_count());
+                      s->byte_rate() * 8 / 1e6, s->out_rate() * 8 / 1e6, s->player_count() + s->hls().viewer_count());
         h += "<tr><td><a href=\"/watch?id=" + html(s->id()) + "\">" + html(s->id()) + "</a></td><td>" +
              html(s->engine() ? s->engine()->cfg.name : "") + "</td>" + buf;
         if (es.at)
@@ -331,7 +331,7 @@ std::string status_html(const Daemon& d) {
                  html(s->id().substr(0, 8)) + "&hellip;</td>" + buf;
         }
     for (auto& [k, s] : sm.streams())
-        for (auto& [vk, v] : s->hls_viewers()) {
+        for (auto& [vk, v] : s->hls().viewers()) {
             std::snprintf(buf, sizeof buf, "<td>%.1f</td><td></td><td></td></tr>", static_cast<double>(v.bytes) / 1e6);
             h += "<tr><td>" + html(v.peer.host()) + "</td><td>" + html(v.user_agent) + "</td><td>hls</td><td>" +
                  html(s->id().substr(0, 8)) + "&hellip;</td>" + buf;

@@ -97,7 +97,7 @@ Test(streams, a_full_pool_says_503_and_the_same_id_shares_its_stream, .timeout =
     HttpResponse a2 = t.streams->getstream(t.request("/ace/getstream?id=" + kA));
     cr_assert(a2.stream);
     cr_assert_eq(t.streams->streams().size(), 1u);
-    cr_assert_eq(t.streams->totals.streams, 1u);
+    cr_assert_eq(t.streams->totals().streams, 1u);
 }
 
 Test(streams, zapping_takes_the_slot_of_a_stream_nobody_watches, .timeout = 10) {

@@ -16,11 +16,13 @@
 #include <cstdint>
 #include <deque>
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "acemux/config.hpp"
 #include "acemux/http.hpp"
 #include "acemux/http_server.hpp"
 #include "acemux/player.hpp"
@@ -194,6 +196,69 @@ private:
     bool sending_ = false, watch_read_ = true;
     Millis since_, last_progress_;
     uint64_t sent_ = 0;
+};
+
+// A stream's HLS side: its viewers (an HLS client, known by address and
+// user agent, watches while it fetches segments), the segmenter over its
+// ring, manifests that wait for the first segments, and every reply under
+// way. It grows the ring when the window does not fit at the stream's rate.
+class HlsOutlet final : private HlsReply::Owner {
+public:
+    struct Owner {
+        virtual void viewer_left() = 0;      // counted by the daemon
+        virtual void watchers_changed() = 0; // a viewer came or went
+
+    protected:
+        ~Owner() = default;
+    };
+    struct Viewer {
+        SockAddr peer;
+        std::string user_agent;
+        Millis since = 0, last = 0;
+        uint64_t bytes = 0, segments = 0;
+    };
+    static std::string viewer_key(const SockAddr& peer, const std::string& ua) { return peer.host() + "|" + ua; }
+
+    HlsOutlet(Reactor& r, Ring& ring, const HlsConfig& cfg, const StreamConfig& scfg, Owner& owner,
+              const std::string& id_key, const std::string& id);
+
+    // A manifest (`segment` false) or segment request from a viewer.
+    void seen(const SockAddr& peer, const std::string& user_agent, bool segment);
+    bool knows(const SockAddr& peer, const std::string& user_agent) const;
+    size_t viewer_count() const { return viewers_.size(); }
+    const std::map<std::string, Viewer>& viewers() const { return viewers_; }
+    // A playlist a player can start on: two segments, so that it starts one
+    // segment behind the live edge and the next arrives while it plays the
+    // first (with one, every player stalls once). Before that, wait_manifest.
+    bool has_segments() const { return seg_.ready() >= 2; }
+    HttpResponse playlist(const std::string& uri_suffix) const;
+    void wait_manifest(StreamHandoff&& h, std::string uri_suffix, std::string viewer);
+    void send_segment(StreamHandoff&& h, uint64_t seq, const std::string& viewer);
+
+    void data(Millis now);                  // new packets in the ring: cut, answer waiting manifests
+    void tick(Millis now, double byte_rate); // viewers gone, waits too long, the ring's size
+    void close(int status, const std::string& why);
+    const Segmenter& segmenter() const { return seg_; }
+
+private:
+    using ReplyIt = std::list<std::unique_ptr<HlsReply>>::iterator;
+    void reply_ended(HlsReply& r) override;
+    ReplyIt end_reply(ReplyIt it);
+    void answer_manifests();
+    void grow_ring(double byte_rate);
+
+    Reactor& r_;
+    Ring& ring_;
+    const HlsConfig& cfg_;
+    const StreamConfig& scfg_;
+    Owner& owner_;
+    const std::string &id_key_, &id_;
+    Segmenter seg_;
+    std::list<std::unique_ptr<HlsReply>> replies_;
+    std::map<std::string, Viewer> viewers_;
+    std::map<std::string, Millis> left_; // viewers that left lately, by key: when
+    static constexpr Millis kLeftKept = 10 * 60 * 1000;
+    bool ring_capped_logged_ = false;
 };
 
 } // namespace acemux

@@ -134,7 +134,7 @@ public:
     // segments are sent whole regardless.
     uint64_t held_from() const { return held_from_; }
     void hold_from(uint64_t idx) { held_from_ = idx; }
-    void release() { held_from_ = ~0ull; }
+    void hold_none() { held_from_ = ~0ull; }
 
     // Zero-copy sending. Readers lend ring bytes to the kernel (sendfile from
     // file() at file_offset()) while lends() says so: the stream turns it on
