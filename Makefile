@@ -165,11 +165,12 @@ test: deps-test
 	@! grep -q FAILED $(TEST_LOG)/*.status
 
 # One step of `make test`: make $(2), output shown and kept in
-# $(TEST_LOG)/$(1).log, "ok" or "FAILED" in $(TEST_LOG)/$(1).status. The +
-# says it is a recursive make (make does not see $(MAKE) through a call).
+# $(TEST_LOG)/$(1).log; "ok" or "FAILED", and the seconds it took, in
+# $(TEST_LOG)/$(1).status. The + says it is a recursive make (make does not
+# see $(MAKE) through a call).
 define test_step
-@+{ $(MAKE) --no-print-directory $(2) && echo ok > $(TEST_LOG)/$(1).status \
-		|| echo "FAILED (output in $(TEST_LOG)/$(1).log)" > $(TEST_LOG)/$(1).status; } 2>&1 | tee $(TEST_LOG)/$(1).log
+@+t=$$(date +%s); { $(MAKE) --no-print-directory $(2) && r=ok || r="FAILED (output in $(TEST_LOG)/$(1).log)"; \
+	echo "$$r, $$(( $$(date +%s) - t )) s" > $(TEST_LOG)/$(1).status; } 2>&1 | tee $(TEST_LOG)/$(1).log
 endef
 
 # Three tests per core: most of a test's time is spent waiting on engines,
