@@ -45,7 +45,9 @@ struct RingSink final : Redirects {
 };
 
 // The engine's side of a socketpair sends the input and half-closes: the
-// client reads it to the end and must be done after a few passes.
+// client reads it to the end and must then be done. Each pass of the loop
+// reads a byte at least, and sometimes no more: the ring offers one byte a
+// read while the aligner hunts through 0x47 bytes at a chunk's end.
 void serve(Reactor& r, const uint8_t* data, size_t size, HttpClient& c, const Url& url, const bool& done) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) return;
@@ -53,7 +55,7 @@ void serve(Reactor& r, const uint8_t* data, size_t size, HttpClient& c, const Ur
     c.get_on(Fd(sv[1]), url, 1000);
     (void)!send(engine.get(), data, size, MSG_NOSIGNAL);
     shutdown(engine.get(), SHUT_WR);
-    for (int i = 0; i < 50 && !done; i++) r.run_once(0);
+    for (size_t i = 0; i < size + 50 && !done; i++) r.run_once(0);
     if (!done) __builtin_trap(); // the engine closed, yet the request goes on
 }
 } // namespace
