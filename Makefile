@@ -85,7 +85,7 @@ DEB_TEST_DEPS := libcriterion-dev redis-server mandoc ffmpeg chromium
 DEB_FUZZ_DEPS := clang libclang-rt-14-dev
 DEB_ROUTER_DEPS := dpkg-dev cmake $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)
 
-.PHONY: all run test test-asan bench faults fuzz fuzz-build fuzz-smoke fuzz-prebuild soak install clean deps deps-test \
+.PHONY: all run test test-asan asan-build prebuild bench faults fuzz fuzz-build fuzz-smoke soak install clean deps deps-test \
 	deps-fuzz deps-router check-tests
 
 ifeq ($(ROUTER),)
@@ -154,7 +154,7 @@ run: deps
 TEST_LOG := build/test-log
 test: deps-test
 	@rm -rf $(TEST_LOG) && mkdir -p $(TEST_LOG)
-	$(call test_step,plain,check-tests fuzz-prebuild)
+	$(call test_step,plain,check-tests prebuild)
 	$(call test_step,asan,test-asan)
 	$(call test_step,fuzz,fuzz-smoke)
 	@echo "==== make test"
@@ -183,9 +183,20 @@ check-tests: all $(BUILD)/acemux-tests
 	$(BUILD)/acemux-tests --jobs=$(TEST_JOBS)
 
 test-asan: deps-test
-	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 build/asan/acemux build/asan/engine_sim build/asan/acemux-tests
+	$(MAKE) --no-print-directory asan-build
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
 		build/asan/acemux-tests --jobs=$(TEST_JOBS)
+
+asan-build:
+	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 build/asan/acemux build/asan/engine_sim build/asan/acemux-tests
+
+# While the plain suite runs, the ASan suite and the fuzz targets compile at
+# the lowest priority, on every core: the suite spends three quarters of its
+# time waiting (sockets, timers) and gets the CPU back whenever it wants it.
+# Best effort: the steps after build whatever is still missing and show the
+# errors. (Its own -j: the suite holds one of the shared job slots.)
+prebuild: all $(BUILD)/acemux-tests
+	-nice -n 19 $(MAKE) --no-print-directory -k -j$(shell nproc) asan-build fuzz-build > build/prebuild.log 2>&1
 
 # Speed and memory figures (a few minutes); FULL=1 for every size (longer).
 # The static router build is measured too (its idle memory and size).
@@ -241,14 +252,6 @@ define fuzz_each
 @+failed=; for t in $(FUZZ_TARGETS); do $(MAKE) --no-print-directory $(1) fuzz-run-$$t || failed="$$failed $$t"; done; \
 	test -z "$$failed" || { echo "fuzz: crashed:$$failed"; exit 1; }
 endef
-
-# The fuzz targets compile while the plain suite runs, at the lowest priority:
-# the suite spends three quarters of its time waiting (sockets, timers), and
-# gets the CPU back whenever it wants it. Best effort: the fuzz step builds
-# whatever is missing and shows the errors.
-fuzz-prebuild: all $(BUILD)/acemux-tests
-	mkdir -p $(FUZZ_DIR)
-	-nice -n 19 $(MAKE) --no-print-directory -k fuzz-build > $(FUZZ_DIR)/build.log 2>&1
 
 # One target for FUZZ_SECONDS; -timeout: an input taking 10 s is a hang.
 fuzz-run-%: $(FUZZ_DIR)/fuzz_%
