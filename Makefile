@@ -85,8 +85,8 @@ DEB_TEST_DEPS := libcriterion-dev redis-server mandoc ffmpeg chromium
 DEB_FUZZ_DEPS := clang libclang-rt-14-dev
 DEB_ROUTER_DEPS := dpkg-dev cmake $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)
 
-.PHONY: all run test test-asan asan-build prebuild bench faults fuzz fuzz-build fuzz-smoke soak install clean deps deps-test \
-	deps-fuzz deps-router check-tests
+.PHONY: all run test test-asan asan-build asan-prebuild fuzz-prebuild bench faults fuzz fuzz-build fuzz-smoke soak install \
+	clean deps deps-test deps-fuzz deps-router check-tests
 
 ifeq ($(ROUTER),)
 all: acemux $(BUILD)/engine_sim
@@ -150,12 +150,13 @@ run: deps
 # + UBSan (+ LeakSanitizer), and every fuzz target built and run for
 # FUZZ_SMOKE_SECONDS. Each step's output is shown and kept in $(TEST_LOG)/;
 # at the end, each step's summary lines together, and the exit status says
-# whether all passed.
+# whether all passed. While a suite runs, the next step's programs compile
+# (asan-prebuild, fuzz-prebuild).
 TEST_LOG := build/test-log
 test: deps-test
 	@rm -rf $(TEST_LOG) && mkdir -p $(TEST_LOG)
-	$(call test_step,plain,check-tests prebuild)
-	$(call test_step,asan,test-asan)
+	$(call test_step,plain,check-tests asan-prebuild)
+	$(call test_step,asan,test-asan fuzz-prebuild)
 	$(call test_step,fuzz,fuzz-smoke)
 	@echo "==== make test"
 	@for s in plain asan fuzz; do \
@@ -182,21 +183,22 @@ TEST_JOBS ?= $(shell echo $$(( $$(nproc) * 3 )))
 check-tests: all $(BUILD)/acemux-tests
 	$(BUILD)/acemux-tests --jobs=$(TEST_JOBS)
 
-test-asan: deps-test
-	$(MAKE) --no-print-directory asan-build
+test-asan: deps-test asan-build
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
 		build/asan/acemux-tests --jobs=$(TEST_JOBS)
 
 asan-build:
 	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 build/asan/acemux build/asan/engine_sim build/asan/acemux-tests
 
-# While the plain suite runs, the ASan suite and the fuzz targets compile at
-# the lowest priority, on every core: the suite spends three quarters of its
-# time waiting (sockets, timers) and gets the CPU back whenever it wants it.
-# Best effort: the steps after build whatever is still missing and show the
-# errors. (Its own -j: the suite holds one of the shared job slots.)
-prebuild: all $(BUILD)/acemux-tests
-	-nice -n 19 $(MAKE) --no-print-directory -k -j$(shell nproc) asan-build fuzz-build > build/prebuild.log 2>&1
+# While a suite runs, what the next step needs compiles at the lowest
+# priority, on every core: a suite spends most of its time waiting (sockets,
+# timers) and gets the CPU back whenever it wants it. Best effort: the next
+# step builds whatever is still missing and shows the errors. Each has its
+# own -j (the suite holds one of the shared job slots).
+asan-prebuild: all $(BUILD)/acemux-tests
+	-nice -n 19 $(MAKE) --no-print-directory -k -j$(shell nproc) asan-build > build/asan-prebuild.log 2>&1
+fuzz-prebuild: asan-build
+	-nice -n 19 $(MAKE) --no-print-directory -k -j$(shell nproc) fuzz-build > build/fuzz-prebuild.log 2>&1
 
 # Speed and memory figures (a few minutes); FULL=1 for every size (longer).
 # The static router build is measured too (its idle memory and size).
@@ -238,20 +240,19 @@ $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/test/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
 
 fuzz-build: $(FUZZ_BINS)
 
+# Every target in turn, so that each has a core to itself (the runs say how
+# fast each goes), each whatever the others did; fails at the end when one
+# crashed.
 fuzz: deps-fuzz
 	$(MAKE) --no-print-directory fuzz-build
-	$(call fuzz_each)
+	@failed=; for t in $(FUZZ_TARGETS); do $(MAKE) --no-print-directory fuzz-run-$$t || failed="$$failed $$t"; done; \
+		test -z "$$failed" || { echo "fuzz: failed:$$failed"; exit 1; }
 
+# The smoke runs share the job slots, and -k keeps them going past a failure.
 fuzz-smoke: fuzz-build
 	rm -rf $(FUZZ_DIR)/smoke-*
-	$(call fuzz_each,FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) FUZZ_CORPUS=$(FUZZ_DIR)/smoke)
-
-# Every target in turn (they would share the cores otherwise), each whatever
-# the others did; fails at the end when one crashed.
-define fuzz_each
-@+failed=; for t in $(FUZZ_TARGETS); do $(MAKE) --no-print-directory $(1) fuzz-run-$$t || failed="$$failed $$t"; done; \
-	test -z "$$failed" || { echo "fuzz: crashed:$$failed"; exit 1; }
-endef
+	$(MAKE) --no-print-directory -k FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) FUZZ_CORPUS=$(FUZZ_DIR)/smoke \
+		$(FUZZ_TARGETS:%=fuzz-run-%)
 
 # One target for FUZZ_SECONDS; -timeout: an input taking 10 s is a hang.
 fuzz-run-%: $(FUZZ_DIR)/fuzz_%
