@@ -2,12 +2,13 @@
 // bodies, redirects), the engine JSON, and the stream path into a ring. The
 // input is answered twice: to a JSON request, whose body is read as every
 // kind of engine JSON, and to a playback request, whose body goes into a
-// ring through the TS aligner as the upstream's does.
+// ring through the stream's ingest as the upstream's does.
 #include <cstdint>
 #include <string>
 #include <sys/socket.h>
 
 #include "acemux/http_client.hpp"
+#include "acemux/ingest.hpp"
 #include "acemux/ring.hpp"
 #include "acemux/upstream.hpp"
 
@@ -34,13 +35,15 @@ struct BodySink final : Redirects {
     void on_end(const std::string&) override { done = true; }
 };
 
+// The body into a ring as the upstream takes it (received in place, aligned).
 struct RingSink final : Redirects {
     Ring ring{188 * 16, 8};
-    ts::Aligner aligner;
+    Ingest in{ring};
     bool done = false;
-    std::pair<uint8_t*, size_t> recv_area() override { return {ring.recv_ptr(), ring.recv_space()}; }
-    bool on_body(const uint8_t* at, size_t n) override { return ring.append(at, n), true; }
-    void on_read() override { ring.commit(aligner); }
+    RingSink() { in.begin(0); }
+    std::pair<uint8_t*, size_t> recv_area() override { return in.area(); }
+    bool on_body(const uint8_t* at, size_t n) override { return in.add(at, n), true; }
+    void on_read() override { in.commit(); }
     void on_end(const std::string&) override { done = true; }
 };
 

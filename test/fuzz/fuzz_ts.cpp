@@ -1,14 +1,13 @@
-// Arbitrary engine bytes -> the TS aligner, the ring (keyframe index and
-// continuity included) and the splice, as the upstream drives them: the
-// first part of the input is one engine connection read straight into the
-// ring, the rest a second one spliced on through a staging buffer.
-// Byte 0 sets the read size, byte 1 where the second connection starts and
-// whether the splice waits for a keyframe.
+// Arbitrary engine bytes -> the stream's ingest: the TS aligner, the ring
+// (keyframe index and continuity included) and the splice. The first part of
+// the input is one source read into an empty ring, the rest a second source
+// spliced on, as after a failover. Byte 0 sets the read size, byte 1 where
+// the second source starts and whether the splice waits for a keyframe.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
-#include <vector>
 
+#include "acemux/ingest.hpp"
 #include "acemux/ring.hpp"
 #include "acemux/ts.hpp"
 
@@ -16,7 +15,6 @@ using namespace acemux;
 
 namespace {
 constexpr size_t kChunk = 188 * 8;
-constexpr size_t kStage = 188 * 20; // the upstream's is 64 KiB; a small one fills more often
 
 // Everything visible in the ring is whole packets and keyframes sit on packet starts.
 void check_visible(const Ring& ring) {
@@ -31,21 +29,17 @@ void check_visible(const Ring& ring) {
     });
 }
 
-// `n` bytes read straight into the ring: no byte is both made visible and
-// dropped, and what the aligner has not judged yet fits in the open chunk.
-void read_into_ring(Ring& ring, ts::Aligner& a, const uint8_t* data, size_t n, size_t step, size_t pending) {
-    uint64_t in0 = ring.bytes_in(), dropped0 = a.dropped();
+// `n` bytes of a source, received as the upstream receives them.
+void feed(Ingest& in, const uint8_t* data, size_t n, size_t step) {
     for (size_t off = 0; off < n;) {
-        size_t k = std::min({step, n - off, ring.recv_space()});
-        if (k == 0) __builtin_trap(); // no room to read into: the upstream would stall
-        std::memcpy(ring.recv_ptr(), data + off, k);
-        ring.append(ring.recv_ptr(), k);
-        ring.commit(a);
+        auto [at, room] = in.area();
+        size_t k = std::min({step, n - off, room});
+        if (k == 0) __builtin_trap(); // no room to receive into: the upstream would stall
+        std::memcpy(at, data + off, k);
+        in.add(at, k);
+        in.commit();
         off += k;
     }
-    uint64_t out = ring.bytes_in() - in0 + a.dropped() - dropped0;
-    if (out > pending + n || pending + n - out > 2 * kChunk) __builtin_trap();
-    check_visible(ring);
 }
 } // namespace
 
@@ -57,54 +51,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     data += 2, size -= 2;
 
     Ring ring(kChunk, 4);
-    ts::Aligner a;
-    // The first connection: read into the ring, verified there.
-    read_into_ring(ring, a, data, split, step, 0);
-    if (split == size) return 0;
-
-    // The second: what the first left half-sent is dropped, and its bytes
-    // are staged and go through the splice until it is done.
-    a.reset();
-    ring.discard_pending();
-    ts::Splice s;
-    if (ring.bytes_in()) {
-        s.arm(key_wait);
-        ring.splice();
-    }
-    std::vector<uint8_t> stage(kStage);
-    size_t off = split, stage_fill = 0;
-    uint64_t refused = 0; // packets the splice dropped
-    size_t handed = 0;    // bytes the stage gave the ring unjudged when the splice was done
-    while (off < size && s.active()) {
-        size_t k = std::min({step, size - off, kStage - stage_fill});
-        std::memcpy(stage.data() + stage_fill, data + off, k);
-        stage_fill += k, off += k;
-        uint64_t dropped0 = a.dropped();
-        ts::Aligner::Result r = a.scan(stage.data(), stage_fill);
-        // Every staged byte is a packet, dropped, or kept for the next scan.
-        if (r.whole % ts::kPacket || r.whole + r.rest + (a.dropped() - dropped0) != stage_fill) __builtin_trap();
-        for (size_t p = 0; p < r.whole; p += ts::kPacket) {
-            size_t n = s.filter(stage.data() + p, ring.packet_area());
-            if (n != 0 && n != ts::kPacket && n != 2 * ts::kPacket) __builtin_trap();
-            for (size_t q = 0; q < n; q += ts::kPacket)
-                if (ring.packet_area()[q] != ts::kSync) __builtin_trap(); // the splice made a non-packet
-            if (n) ring.add_packets(n);
-            else refused++;
-        }
-        if (s.active()) {
-            std::memmove(stage.data(), stage.data() + r.whole, r.rest);
-            stage_fill = r.rest;
-            if (stage_fill == kStage) __builtin_trap(); // a full stage the aligner cannot judge: a stall
-        } else {
-            ring.append(stage.data() + r.whole, r.rest);
-            handed = r.rest;
-            stage_fill = 0;
-        }
-    }
-    if (s.dropped() != refused) __builtin_trap(); // the splice's count is what it dropped
+    Ingest in(ring);
+    // The first source, into an empty ring: no byte is both made visible and
+    // dropped, and what the aligner has not judged yet fits in the open chunk.
+    in.begin(key_wait);
+    feed(in, data, split, step);
+    uint64_t judged = ring.bytes_in() + in.aligner().dropped();
+    if (judged > split || split - judged > 2 * kChunk) __builtin_trap();
     check_visible(ring);
-    // Once the splice is done, the rest goes straight into the ring again,
-    // after what the stage handed over unjudged.
-    if (!s.active()) read_into_ring(ring, a, data + off, size - off, step, handed);
+
+    // The second, spliced on when the first made anything visible.
+    uint64_t before = ring.bytes_in();
+    in.begin(key_wait);
+    feed(in, data + split, size - split, step);
+    check_visible(ring);
+    // Players see the new source from its PAT on (then its PMT, its keyframe).
+    Cursor c;
+    if (before && ring.bytes_in() > before && ring.locate(ring.splice_pos(), c) && c.off < ring.length(c.idx) &&
+        ts::pid(ring.data(c.idx) + c.off) != 0)
+        __builtin_trap();
     return 0;
 }
