@@ -163,9 +163,11 @@ test: deps-test
 	@echo "==== make test"
 	@for s in plain asan fuzz; do \
 		echo "$$s: $$(cat $(TEST_LOG)/$$s.status)"; \
-		grep -h -e '^\[====\] Synthesis' -e '^fuzz_' $(TEST_LOG)/$$s.log | sed 's/^/    /'; \
+		grep -h -e '^\[====\] Synthesis' -e '^fuzz_' -e '^\[LEAK\]' $(TEST_LOG)/$$s.log | sed 's/^/    /'; \
 	done
 	@! grep -q FAILED $(TEST_LOG)/*.status
+	@# A test that left a process running fails the run too (test/runner.cpp says which).
+	@! grep -q '^\[LEAK\]' $(TEST_LOG)/*.log
 
 # One step of `make test`: make $(2), output shown and kept in
 # $(TEST_LOG)/$(1).log; "ok" or "FAILED", and the seconds it took, in
