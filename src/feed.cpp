@@ -28,6 +28,7 @@ void Feed::connect() {
     attempts_++;
     waiting_since_ = r_.now(); // the patience counts from each attempt
     attempt_data_ = prebuf_logged_ = false;
+    was_waiting_ = true;
     Millis batch_wait = std::min<Millis>(cfg_.wake_delay, cfg_.keepalive_interval / 4);
     up_.start(engine_->cfg, {id_key_, id_, cfg_.connect_timeout, cfg_.answer_timeout, key_wait(), cfg_.wake_bytes,
                              batch_wait});
@@ -200,6 +201,11 @@ void Feed::move_off_engine() {
 //   reconnecting to the same engine would only restart its buffering.
 void Feed::judge(Millis now) {
     if (!up_.active()) return; // between attempts: the retry timer runs
+    bool waiting = up_.waiting_answer();
+    // The patience for the first packet counts from the playback's answer,
+    // which a cold channel gives only after its prebuffer.
+    if (was_waiting_ && !waiting && !attempt_data_) waiting_since_ = now;
+    was_waiting_ = waiting;
     Millis quiet = now - waiting_since_;
     const EngineStatus& es = up_.status();
     bool fresh = es.at && now - es.at <= 3 * Upstream::kStatEvery;
@@ -219,7 +225,6 @@ void Feed::judge(Millis now) {
         }
     }
     bool running = ring_.bytes_in() > 0 && !prebuffering && pool_.other_usable(engine_.get());
-    bool waiting = up_.waiting_answer();
     Millis limit = attempt_data_  ? (running ? kStallAfter : cfg_.no_data_timeout)
                    : waiting      ? (running ? kReconnectWait : cfg_.answer_timeout)
                    : running      ? kFirstPacket

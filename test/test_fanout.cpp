@@ -95,7 +95,8 @@ Test(fanout, players_woken_in_slices_lose_nothing_while_others_come_and_go, .tim
     std::mt19937 rnd(26);
     int left = 0;
     std::vector<testts::TsCheck> gone;
-    for (long until = now_ms() + 3000; now_ms() < until;) {
+    // Until a hundred have left (a slower build takes more passes to get there).
+    for (long until = now_ms() + 30000; left < 100 && now_ms() < until;) {
         f.pass();
         // A few leave, anywhere in the list, and as many join at its end.
         int n = static_cast<int>(rnd() % 4);
@@ -109,7 +110,7 @@ Test(fanout, players_woken_in_slices_lose_nothing_while_others_come_and_go, .tim
         }
     }
     for (int i = 0; i < 20; i++) f.pass();
-    cr_assert_gt(left, 100, "players left during the run: %d", left);
+    cr_assert_geq(left, 100, "players left during the run: %d", left);
     int i = 0;
     for (auto& c : gone) {
         cr_assert(c.clean(), "leaver %d: %s", i, c.summary().c_str());

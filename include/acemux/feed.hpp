@@ -95,6 +95,7 @@ private:
     bool accepted_ = false;
     bool attempt_data_ = false;           // the current attempt has brought whole packets
     bool prebuf_logged_ = false;
+    bool was_waiting_ = false;            // the attempt waited for an answer at the last judge
     const Engine* accepted_by_ = nullptr; // the engine that last said yes (logged once)
     std::vector<std::pair<std::string, std::string>> refused_; // engines that refused this new stream, and what they said
     double byte_rate_ = 0;
