@@ -11,11 +11,11 @@ const char* Stream::state_name(State s) {
 
 Stream::Stream(const Env& env, std::string key, std::string id_key, std::string id, EngineLease engine)
     : env_(env), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)),
-      ring_(env.cfg.chunk_size, env.cfg.ring_chunks),
-      feed_(env.r, ring_, in_, env.pool, std::move(engine), env.host.detached(), env.cfg,
+      ring_(std::make_shared<Ring>(env.cfg.chunk_size, env.cfg.ring_chunks)),
+      feed_(env.r, *ring_, in_, env.pool, std::move(engine), env.host.detached(), env.cfg,
             static_cast<Feed::Listener&>(*this), id_key_, id_),
-      fanout_(env.r, ring_, env.cfg, static_cast<Fanout::Owner&>(*this), id_),
-      hls_(env.r, ring_, env.hls, env.cfg, static_cast<HlsOutlet::Owner&>(*this), id_key_, id_),
+      fanout_(env.r, *ring_, env.cfg, static_cast<Fanout::Owner&>(*this), id_),
+      hls_(env.r, ring_, env.hls, static_cast<HlsOutlet::Owner&>(*this), id_key_, id_),
       tick_timer_(env.r, [this] { tick(); }), silence_timer_(env.r, [this] { tick(); }),
       grace_timer_(env.r, [this] { grace_over(); }) {
     created_ = last_data_ = idle_since_ = env_.r.now();
@@ -28,14 +28,14 @@ Stream::Stream(const Env& env, std::string key, std::string id_key, std::string 
     RedisMirror& redis = env_.redis;
     // In a cluster the lease says who reads the engine, and only the owner writes to Redis.
     if (env_.cluster && env_.cluster->enabled()) {
-        follow_ = std::make_unique<Follow>(env_.r, *env_.cluster, redis, ring_, in_, id_,
+        follow_ = std::make_unique<Follow>(env_.r, *env_.cluster, redis, *ring_, in_, id_,
                                            static_cast<Follow::Listener&>(*this), feed_.key_wait());
-        ring_.on_seal = [this](uint64_t idx, const uint8_t* data, size_t len) { follow_->sealed(idx, data, len); };
+        ring_->on_seal = [this](uint64_t idx, const uint8_t* data, size_t len) { follow_->sealed(idx, data, len); };
         follow_->start();
         return;
     }
     if (redis.enabled()) {
-        ring_.on_seal = [this, &redis](uint64_t idx, const uint8_t* data, size_t len) { redis.mirror(id_, idx, data, len); };
+        ring_->on_seal = [this, &redis](uint64_t idx, const uint8_t* data, size_t len) { redis.mirror(id_, idx, data, len); };
         feed_.resume(redis);
     }
     feed_.start();
@@ -65,7 +65,7 @@ Stream::State Stream::state() const {
 void Stream::update_rules() {
     const StreamConfig& c = cfg();
     Player::Rules& rules = fanout_.rules();
-    uint64_t max_chunks = std::min<uint64_t>(static_cast<uint64_t>(c.catchup_behind), ring_.chunks() - 2);
+    uint64_t max_chunks = std::min<uint64_t>(static_cast<uint64_t>(c.catchup_behind), ring_->chunks() - 2);
     rules.join.keyframes = c.join_behind > 0;
     rules.join.max_chunks = max_chunks;
     rules.join.back_chunks = std::min<uint64_t>(static_cast<uint64_t>(c.initial_behind), max_chunks - 1);
@@ -172,7 +172,7 @@ void Stream::tick() {
 
 // The rate counts from the first byte: an engine's prebuffer is not a slow stream.
 void Stream::sample_rate(Millis now) {
-    if (ring_.bytes_in()) rate_samples_.push_back({now, ring_.bytes_in(), bytes_out()});
+    if (ring_->bytes_in()) rate_samples_.push_back({now, ring_->bytes_in(), bytes_out()});
     while (rate_samples_.size() > 2 && now - rate_samples_.front().at > kRateWindowMs) rate_samples_.pop_front();
     Millis span = rate_samples_.empty() ? 0 : now - rate_samples_.front().at;
     if (span < 250) return;
@@ -194,7 +194,7 @@ void Stream::close(int status, const std::string& why) {
     fanout_.close(status, why);
     hls_.close(status, why);
     env_.r.log().info("stream %s: closed (%s)", id_.c_str(), why.c_str());
-    env_.host.counters().bytes_in += ring_.bytes_in();
+    env_.host.counters().bytes_in += ring_->bytes_in();
     env_.host.closed(*this, why);
     feed_.lease().release();
 }
@@ -209,7 +209,7 @@ void Stream::close(int status, const std::string& why) {
 void Stream::read_engine() {
     if (st_ == State::closed) return;
     Cluster& cluster = *env_.cluster;
-    if (!reserved_ && !ring_.bytes_in() && cluster.connected()) {
+    if (!reserved_ && !ring_->bytes_in() && cluster.connected()) {
         const EngineConfig& e = feed_.engine()->cfg;
         cluster.reserve(e.name, e.max_streams, reserve_, [this](int r) {
             if (r == 1) reserved_ = true;

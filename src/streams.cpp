@@ -171,8 +171,8 @@ HttpResponse Streams::manifest_answer(const HttpRequest& req) {
     s->hls().seen(req.peer, ua, false);
     if (s->hls().has_segments() || req.is_head()) return s->hls().playlist(token_suffix(req));
     HttpResponse r;
-    r.stream = [this, key = w.key, suffix = token_suffix(req), viewer = HlsOutlet::viewer_key(req.peer, ua)](StreamHandoff&& h) {
-        if (Stream* s = find(key)) s->hls().wait_manifest(std::move(h), suffix, viewer);
+    r.later = [this, key = w.key, suffix = token_suffix(req), viewer = HlsOutlet::viewer_key(req.peer, ua)](Reply reply) {
+        if (Stream* s = find(key)) s->hls().wait_manifest(std::move(reply), suffix, viewer);
     };
     return r;
 }
@@ -197,11 +197,7 @@ HttpResponse Streams::segment_answer(const HttpRequest& req) {
     std::string ua = user_agent(req);
     s->hls().seen(req.peer, ua, true);
     if (req.is_head()) return ts_head();
-    HttpResponse r;
-    r.stream = [this, key = w.key, seq, viewer = HlsOutlet::viewer_key(req.peer, ua)](StreamHandoff&& h) {
-        if (Stream* s = find(key)) s->hls().send_segment(std::move(h), seq, viewer);
-    };
-    return r;
+    return s->hls().segment(seq, HlsOutlet::viewer_key(req.peer, ua));
 }
 
 namespace {

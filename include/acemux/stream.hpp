@@ -82,7 +82,7 @@ public:
     void update_rules(); // after a reload and as the rate is measured
 
     const StreamConfig& cfg() const { return env_.cfg; }
-    const Ring& ring() const { return ring_; }
+    const Ring& ring() const { return *ring_; }
     const Player::Rules& rules() const { return fanout_.rules(); }
     double byte_rate() const { return byte_rate_; }
     double out_rate() const { return out_rate_; } // to all its players
@@ -96,7 +96,7 @@ public:
     size_t player_count() const { return fanout_.size(); }
     Millis created_at() const { return created_; }
     Millis idle_since() const { return idle_since_; } // when the last watcher left (draining)
-    uint64_t bytes_in() const { return ring_.bytes_in(); }
+    uint64_t bytes_in() const { return ring_->bytes_in(); }
     uint64_t bytes_out() const { return fanout_.bytes_out(); }
     uint64_t dropped_bytes() const { return in_.aligner().dropped(); }
     uint64_t reconnects() const { return feed_.reconnects(); }
@@ -136,8 +136,9 @@ private:
     Env env_;
     std::string key_, id_key_, id_;
     State st_ = State::starting;
-    Ring ring_;
-    Ingest in_{ring_};
+    // Shared with the HLS segments being sent: one outlives its stream by the time it takes to send it.
+    std::shared_ptr<Ring> ring_;
+    Ingest in_{*ring_};
     Feed feed_;
     Fanout fanout_;
     HlsOutlet hls_;
