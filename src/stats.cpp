@@ -38,7 +38,7 @@ cJSON* viewer_json(const HlsOutlet::Viewer& v, Millis now) {
     return o;
 }
 
-cJSON* session_json(const Stream& s, Millis now) {
+cJSON* stream_json(const Stream& s, Millis now) {
     cJSON* o = cJSON_CreateObject();
     const Ring& ring = s.ring();
     cJSON_AddStringToObject(o, "id", s.id().c_str());
@@ -52,7 +52,9 @@ cJSON* session_json(const Stream& s, Millis now) {
     cJSON_AddNumberToObject(o, "bitrate_in", s.byte_rate() * 8);
     cJSON_AddNumberToObject(o, "bytes_out", static_cast<double>(s.bytes_out()));
     cJSON_AddNumberToObject(o, "bitrate_out", s.out_rate() * 8);
-    cJSON_AddNumberToObject(o, "ring_chunks", static_cast<double>(ring.head() - ring.first() + 1));
+    // The ring's size (the config's ring_chunks, or more for an HLS window) and what of it holds data.
+    cJSON_AddNumberToObject(o, "ring_chunks", static_cast<double>(ring.chunks()));
+    cJSON_AddNumberToObject(o, "ring_used_chunks", static_cast<double>(ring.head() - ring.first() + 1));
     cJSON_AddNumberToObject(o, "ring_size", static_cast<double>(ring.chunks()));
     cJSON_AddBoolToObject(o, "zero_copy", ring.lends());
     cJSON_AddNumberToObject(o, "ring_renewed", static_cast<double>(ring.renewed()));
@@ -92,7 +94,7 @@ std::string stats_json(const Daemon& d) {
     cJSON_AddNumberToObject(root.get(), "uptime_s", seconds(now - d.started_at()));
 
     cJSON* streams = cJSON_AddArrayToObject(root.get(), "streams");
-    for (auto& [key, s] : d.streams().streams()) cJSON_AddItemToArray(streams, session_json(*s, now));
+    for (auto& [key, s] : d.streams().streams()) cJSON_AddItemToArray(streams, stream_json(*s, now));
 
     if (d.cluster().enabled()) {
         cJSON* cl = cJSON_AddObjectToObject(root.get(), "cluster");
@@ -223,11 +225,13 @@ std::string metrics_text(const Daemon& d) {
     p.one("acemux_uptime_seconds", "gauge", "Seconds since the daemon started.",
           seconds(d.reactor().now() - d.started_at()));
     p.one("acemux_streams", "gauge", "Streams open now.", static_cast<double>(sm.streams().size()));
-    p.one("acemux_players", "gauge", "Players connected now (TS and HLS).", static_cast<double>(sm.player_count()));
-    size_t hls = 0;
-    for (auto& [k, s] : sm.streams()) hls += s->hls().viewer_count();
-    p.one("acemux_hls_players", "gauge", "HLS players now (fetched within the last 3 target durations).",
-          static_cast<double>(hls));
+    // One metric for watchers of both kinds, told apart by a label: the sum
+    // over kinds is the number of watchers, as /stats and the limits count them.
+    size_t ts = 0, hls = 0;
+    for (auto& [k, s] : sm.streams()) ts += s->player_count(), hls += s->hls().viewer_count();
+    p.head("acemux_players", "gauge", "Watchers now: TS players, and HLS viewers (fetched within 3 target durations).");
+    p.value("acemux_players", static_cast<double>(ts), label("kind", "ts"));
+    p.value("acemux_players", static_cast<double>(hls), label("kind", "hls"));
     p.one("acemux_connections", "gauge", "Open HTTP connections, players included.",
           static_cast<double>(d.server().connections()));
     p.one("acemux_streams_started_total", "counter", "Streams started.", static_cast<double>(t.streams));
@@ -238,19 +242,23 @@ std::string metrics_text(const Daemon& d) {
     p.one("acemux_sent_bytes_total", "counter", "Bytes sent to players.", static_cast<double>(bytes_out));
     p.one("acemux_player_jumps_total", "counter", "Catch-up jumps of players that fell behind.",
           static_cast<double>(jumps));
-    p.head("acemux_stream_players", "gauge", "Players of a stream.");
-    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_players", static_cast<double>(s->player_count()), label("id", s->id()));
-    p.head("acemux_stream_bitrate_bits", "gauge", "Bits per second received for a stream.");
-    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_bitrate_bits", s->byte_rate() * 8, label("id", s->id()));
-    p.head("acemux_stream_out_bitrate_bits", "gauge", "Bits per second sent to a stream's players, together.");
-    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_out_bitrate_bits", s->out_rate() * 8, label("id", s->id()));
+    p.head("acemux_stream_players", "gauge", "Watchers of a stream, by kind (ts: players, hls: viewers).");
+    for (auto& [k, s] : sm.streams()) {
+        p.value("acemux_stream_players", static_cast<double>(s->player_count()), label("id", s->id()) + "," + label("kind", "ts"));
+        p.value("acemux_stream_players", static_cast<double>(s->hls().viewer_count()), label("id", s->id()) + "," + label("kind", "hls"));
+    }
+    p.head("acemux_stream_receive_bytes_per_second", "gauge", "Bytes per second received for a stream.");
+    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_receive_bytes_per_second", s->byte_rate(), label("id", s->id()));
+    p.head("acemux_stream_send_bytes_per_second", "gauge", "Bytes per second sent to a stream's players, together.");
+    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_send_bytes_per_second", s->out_rate(), label("id", s->id()));
     p.head("acemux_stream_engine_peers", "gauge", "Peers the engine reports for a stream.");
     for (auto& [k, s] : sm.streams())
         if (s->engine_status().at) p.value("acemux_stream_engine_peers", static_cast<double>(s->engine_status().peers), label("id", s->id()));
-    p.head("acemux_stream_engine_speed_down_kibibytes", "gauge", "Download speed the engine reports for a stream (KiB/s).");
+    p.head("acemux_stream_engine_download_bytes_per_second", "gauge", "Download speed the engine reports for a stream.");
     for (auto& [k, s] : sm.streams())
         if (s->engine_status().at)
-            p.value("acemux_stream_engine_speed_down_kibibytes", static_cast<double>(s->engine_status().speed_down), label("id", s->id()));
+            p.value("acemux_stream_engine_download_bytes_per_second", static_cast<double>(s->engine_status().speed_down) * 1024,
+                    label("id", s->id()));
     p.head("acemux_stream_engine_downloaded_bytes", "gauge", "Bytes the engine reports downloaded for a stream.");
     for (auto& [k, s] : sm.streams())
         if (s->engine_status().at)

@@ -196,7 +196,7 @@ void Stream::close(int status, const std::string& why) {
     env_.r.log().info("stream %s: closed (%s)", id_.c_str(), why.c_str());
     env_.host.counters().bytes_in += ring_->bytes_in();
     env_.host.closed(*this, why);
-    feed_.lease().release();
+    feed_.lease().give_back();
 }
 
 // ------------------------------------------------------------ cluster

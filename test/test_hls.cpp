@@ -186,8 +186,11 @@ Test(hls, an_hls_viewer_and_a_ts_player_share_one_engine_connection, .timeout = 
     cr_assert_neq(stats.find("\"kind\":\"hls\""), std::string::npos, "%s", stats.c_str());
     cr_assert_neq(stats.find("\"kind\":\"ts\""), std::string::npos, "%s", stats.c_str());
     std::string metrics = http_get(rig.daemon.port, "/metrics").body;
-    cr_assert_neq(metrics.find("\nacemux_hls_players 1\n"), std::string::npos, "%s", metrics.c_str());
-    cr_assert_neq(metrics.find("\nacemux_players 2\n"), std::string::npos, "%s", metrics.c_str());
+    // One metric, the kinds apart, each stream's adding up to the whole.
+    cr_assert_neq(metrics.find("\nacemux_players{kind=\"ts\"} 1\n"), std::string::npos, "%s", metrics.c_str());
+    cr_assert_neq(metrics.find("\nacemux_players{kind=\"hls\"} 1\n"), std::string::npos, "%s", metrics.c_str());
+    cr_assert_neq(metrics.find("acemux_stream_players{id=\"" + kId + "\",kind=\"ts\"} 1\n"), std::string::npos, "%s", metrics.c_str());
+    cr_assert_neq(metrics.find("acemux_stream_players{id=\"" + kId + "\",kind=\"hls\"} 1\n"), std::string::npos, "%s", metrics.c_str());
 }
 
 Test(hls, a_failover_puts_a_discontinuity_in_the_playlist, .timeout = 60) {

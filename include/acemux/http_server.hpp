@@ -37,16 +37,16 @@ public:
         : count_(std::exchange(o.count_, nullptr)), per_ip_(std::exchange(o.per_ip_, nullptr)) {}
     ConnSlot& operator=(ConnSlot&& o) noexcept {
         if (this != &o) {
-            release();
+            free();
             count_ = std::exchange(o.count_, nullptr);
             per_ip_ = std::exchange(o.per_ip_, nullptr);
         }
         return *this;
     }
-    ~ConnSlot() { release(); }
+    ~ConnSlot() { free(); }
 
 private:
-    void release() {
+    void free() {
         if (count_) --*count_;
         if (per_ip_) --*per_ip_;
         count_ = per_ip_ = nullptr;
