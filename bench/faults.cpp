@@ -107,13 +107,8 @@ struct Player {
 
     void on_data(const char* p, size_t n, long now) {
         if (!status) {
-            head.append(p, n);
-            size_t end = head.find("\r\n\r\n");
-            if (end == std::string::npos) return;
-            status = std::atoi(head.c_str() + 9);
-            std::string rest = head.substr(end + 4);
-            head.resize(end + 4);
-            if (!rest.empty()) on_data(rest.data(), rest.size(), now);
+            std::string rest;
+            if (take_head(head, status, p, n, rest) && !rest.empty()) on_data(rest.data(), rest.size(), now);
             return;
         }
         if (t0 && last_byte >= 0) max_silence = std::max(max_silence, now - std::max(last_byte, t0));

@@ -1,6 +1,7 @@
 #include "acemux/engine_pool.hpp"
 
-#include <cjson/cJSON.h>
+#include "acemux/http.hpp"
+#include "acemux/json.hpp"
 
 namespace acemux {
 
@@ -81,11 +82,10 @@ void EnginePool::check(const std::shared_ptr<Engine>& e) {
                     auto e = weak.lock();
                     if (!e || e->removed) return;
                     if (err.empty() && status / 100 == 2) {
-                        if (cJSON* j = cJSON_Parse(body.c_str())) {
-                            cJSON* res = cJSON_GetObjectItemCaseSensitive(j, "result");
+                        if (Json j = json_parse(body)) {
+                            cJSON* res = cJSON_GetObjectItemCaseSensitive(j.get(), "result");
                             cJSON* v = res ? cJSON_GetObjectItemCaseSensitive(res, "version") : nullptr;
-                            if (cJSON_IsString(v)) e->version = v->valuestring;
-                            cJSON_Delete(j);
+                            if (cJSON_IsString(v)) e->version = printable(v->valuestring, 64);
                         }
                         if (!e->up) r_.log().info("engine %s: up (version %s)", e->cfg.name.c_str(), e->version.c_str());
                         e->up = true;

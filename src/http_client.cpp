@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <llhttp.h>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -46,9 +47,9 @@ bool parse_url(std::string_view s, Url& out) {
     }
     if (u.host.empty() || u.host.find_first_of(" \t\r\n") != std::string::npos) return false;
     if (!port.empty()) {
-        if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) return false;
-        u.port = std::stoi(std::string(port));
-        if (u.port < 1 || u.port > 65535) return false;
+        uint64_t p = 0;
+        if (!parse_uint(port, 65535, p) || p == 0) return false;
+        u.port = static_cast<int>(p);
     }
     rest = rest.substr(0, rest.find('#'));
     u.target = rest.empty() || rest[0] != '/' ? "/" + std::string(rest) : std::string(rest);
@@ -79,7 +80,17 @@ bool is_redirect(int status) {
 }
 } // namespace
 
-const llhttp_settings_t& HttpClient::settings() {
+struct HttpClient::Parser {
+    llhttp_t p;
+    static const llhttp_settings_t& settings();
+};
+
+HttpClient::HttpClient(Reactor& r, Sink& s)
+    : r_(r), sink_(s), timer_(r, [this] { on_timer(); }), parser_(std::make_unique<Parser>()) {}
+
+HttpClient::~HttpClient() { close(); }
+
+const llhttp_settings_t& HttpClient::Parser::settings() {
     static const llhttp_settings_t s = [] {
         llhttp_settings_t s;
         llhttp_settings_init(&s);
@@ -210,8 +221,8 @@ void HttpClient::start(Fd fd) {
     in_location_ = in_type_ = false;
     headers_done_ = complete_ = aborted_ = redirect_ = batching_ = false;
     lowat_ = 1;
-    llhttp_init(&parser_, HTTP_RESPONSE, &settings());
-    parser_.data = this;
+    llhttp_init(&parser_->p, HTTP_RESPONSE, &Parser::settings());
+    parser_->p.data = this;
     phase_ = Phase::connecting;
     if (int e = r_.watch(fd_.get(), this, false, true)) {
         fd_.reset();
@@ -294,19 +305,19 @@ void HttpClient::read_answer() {
             return finish("recv from " + url_.authority() + ": " + std::strerror(errno));
         }
         if (n == 0) {
-            llhttp_finish(&parser_); // completes a close-delimited body
+            llhttp_finish(&parser_->p); // completes a close-delimited body
             if (complete_) return finish("");
             return finish("connection closed by " + url_.authority() +
                           (headers_done_ ? " in the middle of the body" : " before the headers"));
         }
-        llhttp_errno_t e = llhttp_execute(&parser_, reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
+        llhttp_errno_t e = llhttp_execute(&parser_->p, reinterpret_cast<const char*>(buf), static_cast<size_t>(n));
         if (redirect_) return follow();
         sink_.on_read();
         if (!fd_) return; // the sink let the connection go
         if (complete_) return finish("");
         if (aborted_) return finish("aborted after status " + std::to_string(status_));
         if (e != HPE_OK) {
-            const char* why = llhttp_get_error_reason(&parser_);
+            const char* why = llhttp_get_error_reason(&parser_->p);
             return finish("bad HTTP from " + url_.authority() + ": " + (why ? why : llhttp_errno_name(e)));
         }
         if (static_cast<size_t>(n) < cap) break;

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <string>
 #include <netinet/tcp.h>
@@ -68,14 +69,12 @@ bool parse_hostport(std::string_view s, SockAddr& out, std::string& err) {
         host = s.substr(0, colon);
         port = s.substr(colon + 1);
     }
-    int p = 0;
-    if (port.empty() || port.size() > 5) p = -1;
-    for (char c : port) p = (c >= '0' && c <= '9' && p >= 0) ? p * 10 + (c - '0') : -1;
-    if (p < 0 || p > 65535) {
+    uint64_t p = 0;
+    if (!parse_uint(port, 65535, p)) {
         err = "port must be a number from 0 to 65535";
         return false;
     }
-    if (!parse_ip(host, p, out)) {
+    if (!parse_ip(host, static_cast<int>(p), out)) {
         err = "\"" + std::string(host) + "\" is not an IP address (names are not resolved)";
         return false;
     }
@@ -174,11 +173,18 @@ bool parse_cidr(const std::string& s, Cidr& out) {
     int max = out.net.family() == AF_INET ? 32 : 128;
     out.bits = max;
     if (slash != std::string::npos) {
-        std::string b = s.substr(slash + 1);
-        if (b.empty() || b.size() > 3 || b.find_first_not_of("0123456789") != std::string::npos) return false;
-        out.bits = std::stoi(b);
-        if (out.bits > max) return false;
+        uint64_t bits = 0;
+        if (!parse_uint(std::string_view(s).substr(slash + 1), static_cast<uint64_t>(max), bits)) return false;
+        out.bits = static_cast<int>(bits);
     }
+    return true;
+}
+
+bool parse_uint(std::string_view s, uint64_t max, uint64_t& out) {
+    uint64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size() || v > max) return false;
+    out = v;
     return true;
 }
 

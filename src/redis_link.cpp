@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 
 #include "acemux/config.hpp"
+#include "acemux/net.hpp"
 
 namespace acemux {
 
@@ -53,8 +54,9 @@ struct RedisHooks {
 bool RedisLink::parse_url(const std::string& url, Target& t, std::string& err) {
     t = Target{};
     auto number = [](const std::string& s, int& out) {
-        if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos) return false;
-        out = std::stoi(s);
+        uint64_t v = 0;
+        if (!parse_uint(s, 65535, v)) return false;
+        out = static_cast<int>(v);
         return true;
     };
     if (url.rfind("unix://", 0) == 0 || url.rfind('/', 0) == 0) {

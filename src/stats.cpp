@@ -1,15 +1,13 @@
 #include "acemux/stats.hpp"
 
-#include <cjson/cJSON.h>
-#include <memory>
 
 #include "acemux/daemon.hpp"
+#include "acemux/json.hpp"
 #include "acemux/version.hpp"
 
 namespace acemux {
 
 namespace {
-using Json = std::unique_ptr<cJSON, decltype(&cJSON_Delete)>;
 
 double seconds(Millis ms) { return static_cast<double>(ms) / 1000.0; }
 
@@ -89,7 +87,7 @@ cJSON* stream_json(const Stream& s, Millis now) {
 
 std::string stats_json(const Daemon& d) {
     Millis now = d.reactor().now();
-    Json root(cJSON_CreateObject(), cJSON_Delete);
+    Json root = json_object();
     cJSON_AddStringToObject(root.get(), "version", ACEMUX_VERSION);
     cJSON_AddNumberToObject(root.get(), "uptime_s", seconds(now - d.started_at()));
 
@@ -158,8 +156,7 @@ std::string stats_json(const Daemon& d) {
     cJSON_AddNumberToObject(totals, "player_writes_since_start", static_cast<double>(writes));
     cJSON_AddNumberToObject(totals, "loop_passes_since_start", static_cast<double>(d.reactor().passes()));
 
-    std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(root.get()), cJSON_free);
-    return std::string(text.get()) + "\n";
+    return json_text(root);
 }
 
 } // namespace acemux

@@ -1,8 +1,10 @@
 #include "acemux/streams.hpp"
 
-#include <cjson/cJSON.h>
 #include <cstdio>
 #include <new>
+
+#include "acemux/json.hpp"
+#include "acemux/net.hpp"
 
 namespace acemux {
 
@@ -187,13 +189,14 @@ HttpResponse Streams::segment_answer(const HttpRequest& req) {
     w.id = std::string(rest.substr(a + 1, b - a - 1));
     std::string_view name = rest.substr(b + 1);
     if ((w.id_key != "content_id" && w.id_key != "id" && w.id_key != "infohash") || !is_content_id(w.id) ||
-        name.size() < 4 || name.substr(name.size() - 3) != ".ts" ||
-        name.find_first_not_of("0123456789") != name.size() - 3 || name.size() > 23)
+        name.size() < 4 || name.substr(name.size() - 3) != ".ts")
+        return HttpResponse::text(404, "no such segment: " + req.path);
+    uint64_t seq = 0;
+    if (!parse_uint(name.substr(0, name.size() - 3), UINT64_MAX, seq))
         return HttpResponse::text(404, "no such segment: " + req.path);
     w.key = stream_key(w.id_key, w.id);
     Stream* s = find(w.key);
     if (!s) return HttpResponse::text(404, "no such stream: " + w.id + " (it starts with its manifest)");
-    uint64_t seq = std::strtoull(std::string(name.substr(0, name.size() - 3)).c_str(), nullptr, 10);
     std::string ua = user_agent(req);
     s->hls().seen(req.peer, ua, true);
     if (req.is_head()) return ts_head();
@@ -201,12 +204,10 @@ HttpResponse Streams::segment_answer(const HttpRequest& req) {
 }
 
 namespace {
-HttpResponse json_reply(cJSON* root) {
-    std::unique_ptr<char, decltype(&cJSON_free)> text(cJSON_PrintUnformatted(root), cJSON_free);
-    cJSON_Delete(root);
+HttpResponse json_reply(const Json& root) {
     HttpResponse r;
     r.content_type = "application/json";
-    r.body = std::string(text.get()) + "\n";
+    r.body = json_text(root);
     return r;
 }
 } // namespace
@@ -218,8 +219,8 @@ HttpResponse Streams::engine_answer(const HttpRequest& req, const std::string& i
     std::string base = "http://" + (host && valid_host_header(*host) ? *host : req.local.str());
     std::string token = access_.token.empty() ? "" : "?token=" + url_encode(access_.token);
     std::string path = (id_key == "infohash" ? "infohash/" : "content_id/") + id;
-    cJSON* root = cJSON_CreateObject();
-    cJSON* resp = cJSON_AddObjectToObject(root, "response");
+    Json root = json_object();
+    cJSON* resp = cJSON_AddObjectToObject(root.get(), "response");
     cJSON_AddStringToObject(resp, "playback_url", (base + "/ace/getstream?" + id_key + "=" + id +
                                                    (token.empty() ? "" : "&" + token.substr(1))).c_str());
     cJSON_AddStringToObject(resp, "stat_url", (base + "/ace/stat/" + path + token).c_str());
@@ -228,7 +229,7 @@ HttpResponse Streams::engine_answer(const HttpRequest& req, const std::string& i
     cJSON_AddStringToObject(resp, "infohash", id.c_str());
     cJSON_AddNumberToObject(resp, "is_live", 1);
     cJSON_AddNumberToObject(resp, "is_encrypted", 0);
-    cJSON_AddNullToObject(root, "error");
+    cJSON_AddNullToObject(root.get(), "error");
     return json_reply(root);
 }
 
@@ -241,15 +242,15 @@ Stream* Streams::find(const std::string& key) {
 HttpResponse Streams::engine_stat(const HttpRequest& req) {
     std::string rest = req.path.substr(std::string("/ace/stat/").size());
     std::string key = (rest.rfind("infohash/", 0) == 0 ? "infohash:" : "id:") + rest.substr(rest.find('/') + 1);
-    cJSON* root = cJSON_CreateObject();
+    Json root = json_object();
     Stream* s = find(key);
     if (!s) {
-        cJSON_AddNullToObject(root, "response");
-        cJSON_AddStringToObject(root, "error", "no such stream (it starts with its first player)");
+        cJSON_AddNullToObject(root.get(), "response");
+        cJSON_AddStringToObject(root.get(), "error", "no such stream (it starts with its first player)");
         return json_reply(root);
     }
     const EngineStatus& es = s->engine_status();
-    cJSON* resp = cJSON_AddObjectToObject(root, "response");
+    cJSON* resp = cJSON_AddObjectToObject(root.get(), "response");
     cJSON_AddStringToObject(resp, "status", es.status.empty() ? (s->bytes_in() ? "dl" : "prebuf") : es.status.c_str());
     cJSON_AddNumberToObject(resp, "peers", static_cast<double>(es.peers));
     cJSON_AddNumberToObject(resp, "speed_down", static_cast<double>(es.speed_down));
@@ -257,7 +258,7 @@ HttpResponse Streams::engine_stat(const HttpRequest& req) {
     cJSON_AddNumberToObject(resp, "downloaded", static_cast<double>(es.downloaded));
     cJSON_AddNumberToObject(resp, "uploaded", static_cast<double>(es.uploaded));
     cJSON_AddNumberToObject(resp, "players", static_cast<double>(s->player_count()));
-    cJSON_AddNullToObject(root, "error");
+    cJSON_AddNullToObject(root.get(), "error");
     return json_reply(root);
 }
 
@@ -265,13 +266,13 @@ HttpResponse Streams::engine_stat(const HttpRequest& req) {
 // more than this caller being done; the stream ends with its last player.
 HttpResponse Streams::engine_command(const HttpRequest& req) {
     const std::string* m = req.param("method");
-    cJSON* root = cJSON_CreateObject();
+    Json root = json_object();
     if (!m || *m != "stop") {
-        cJSON_AddNullToObject(root, "response");
-        cJSON_AddStringToObject(root, "error", "unknown method (only stop is known)");
+        cJSON_AddNullToObject(root.get(), "response");
+        cJSON_AddStringToObject(root.get(), "error", "unknown method (only stop is known)");
     } else {
-        cJSON_AddStringToObject(root, "response", "ok");
-        cJSON_AddNullToObject(root, "error");
+        cJSON_AddStringToObject(root.get(), "response", "ok");
+        cJSON_AddNullToObject(root.get(), "error");
     }
     return json_reply(root);
 }

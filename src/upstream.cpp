@@ -3,7 +3,7 @@
 #include "acemux/http.hpp"
 
 #include <arpa/inet.h>
-#include <cjson/cJSON.h>
+#include "acemux/json.hpp"
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -204,10 +204,10 @@ void Upstream::poll_stat() {
 
 EngineAnswer parse_engine_answer(const std::string& body) {
     EngineAnswer a;
-    cJSON* j = cJSON_Parse(body.c_str());
+    Json j = json_parse(body);
     if (!j) return a.error = "engine answer is not JSON", a;
-    cJSON* error = cJSON_GetObjectItemCaseSensitive(j, "error");
-    cJSON* resp = cJSON_GetObjectItemCaseSensitive(j, "response");
+    cJSON* error = cJSON_GetObjectItemCaseSensitive(j.get(), "error");
+    cJSON* resp = cJSON_GetObjectItemCaseSensitive(j.get(), "response");
     auto field = [resp](const char* name) -> std::string {
         cJSON* v = cJSON_IsObject(resp) ? cJSON_GetObjectItemCaseSensitive(resp, name) : nullptr;
         return cJSON_IsString(v) ? v->valuestring : "";
@@ -223,14 +223,13 @@ EngineAnswer parse_engine_answer(const std::string& body) {
         a.stat_url = field("stat_url");
         a.command_url = field("command_url");
     }
-    cJSON_Delete(j);
     return a;
 }
 
 bool parse_engine_status(const std::string& body, EngineStatus& out) {
-    cJSON* j = cJSON_Parse(body.c_str());
+    Json j = json_parse(body);
     if (!j) return false;
-    cJSON* resp = cJSON_GetObjectItemCaseSensitive(j, "response");
+    cJSON* resp = cJSON_GetObjectItemCaseSensitive(j.get(), "response");
     bool ok = cJSON_IsObject(resp);
     if (ok) {
         auto num = [resp](const char* name) -> double {
@@ -245,7 +244,6 @@ bool parse_engine_status(const std::string& body, EngineStatus& out) {
         out.downloaded = static_cast<long long>(num("downloaded"));
         out.uploaded = static_cast<long long>(num("uploaded"));
     }
-    cJSON_Delete(j);
     return ok;
 }
 

@@ -390,6 +390,16 @@ HttpReply parse_reply(const std::string& raw) {
     return r;
 }
 
+bool take_head(std::string& head, int& status, const char* p, size_t n, std::string& rest) {
+    head.append(p, n);
+    size_t end = head.find("\r\n\r\n");
+    if (end == std::string::npos) return false;
+    status = std::atoi(head.c_str() + 9);
+    rest = head.substr(end + 4);
+    head.resize(end + 4);
+    return true;
+}
+
 HttpReply http_get(int port, const std::string& target, long timeout_ms) {
     Fd fd(connect_port(port));
     if (!send_all(fd.get(), "GET " + target + " HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")) return {};

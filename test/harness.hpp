@@ -110,6 +110,9 @@ struct HttpReply {
     std::string head, body;
 };
 HttpReply parse_reply(const std::string& raw);
+// A response read piece by piece: gathers the head until its blank line,
+// then sets `status` and returns true with what came after it in `rest`.
+bool take_head(std::string& head, int& status, const char* p, size_t n, std::string& rest);
 // One request on a fresh connection with "Connection: close".
 HttpReply http_get(int port, const std::string& target, long timeout_ms = 3000);
 

@@ -17,13 +17,8 @@ bool TestPlayer::open(int port, const std::string& id, const std::string& extra_
 
 void TestPlayer::on_data(const char* p, size_t n) {
     if (!status) {
-        head.append(p, n);
-        size_t end = head.find("\r\n\r\n");
-        if (end == std::string::npos) return;
-        status = std::atoi(head.c_str() + 9);
-        std::string rest = head.substr(end + 4);
-        head.resize(end + 4);
-        if (!rest.empty()) on_data(rest.data(), rest.size());
+        std::string rest;
+        if (take_head(head, status, p, n, rest) && !rest.empty()) on_data(rest.data(), rest.size());
         return;
     }
     long now = now_ms();

@@ -7,7 +7,7 @@
 #pragma once
 #include <functional>
 #include <list>
-#include <llhttp.h>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -53,8 +53,8 @@ public:
         ~Sink() = default;
     };
 
-    HttpClient(Reactor& r, Sink& s) : r_(r), sink_(s), timer_(r, [this] { on_timer(); }) {}
-    ~HttpClient() { close(); }
+    HttpClient(Reactor& r, Sink& s);
+    ~HttpClient();
     HttpClient(const HttpClient&) = delete;
     HttpClient& operator=(const HttpClient&) = delete;
 
@@ -93,7 +93,6 @@ private:
     void start(Fd fd);
     void follow();
     void finish(const std::string& error);
-    static const llhttp_settings_t& settings();
 
     Reactor& r_;
     Sink& sink_;
@@ -108,7 +107,8 @@ private:
     std::vector<std::string> visited_; // this request's hops, for loop detection
     std::string req_;
     size_t sent_ = 0;
-    llhttp_t parser_;
+    struct Parser; // llhttp's state and callbacks, kept out of this header
+    std::unique_ptr<Parser> parser_;
     int status_ = 0;
     std::string field_, location_, content_type_;
     bool in_location_ = false, in_type_ = false;

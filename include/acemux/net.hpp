@@ -1,5 +1,6 @@
 // Socket helpers in the spirit of Redis's anet.c: small, non-blocking, no DNS.
 #pragma once
+#include <cstdint>
 #include <netinet/in.h>
 #include <string>
 #include <string_view>
@@ -25,6 +26,10 @@ struct SockAddr {
 // would block the loop.
 bool parse_ip(std::string_view host, int port, SockAddr& out);
 bool parse_hostport(std::string_view s, SockAddr& out, std::string& err); // "1.2.3.4:80", "[::]:80"
+
+// A decimal number from 0 to max and nothing else: no sign, no space, no
+// trailing text (a port, a prefix length, a segment's sequence number).
+bool parse_uint(std::string_view s, uint64_t max, uint64_t& out);
 
 Fd listen_tcp(const SockAddr& a, int backlog, std::string& err);
 Fd connect_tcp(const SockAddr& a, std::string& err); // non-blocking; completion shows as writable
