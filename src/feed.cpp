@@ -117,7 +117,7 @@ void Feed::on_upstream_failed(const std::string& why, Upstream::Failure kind) {
         r_.log().warn("stream %s: engine %s refused it (%s); asking engine %s", id_.c_str(), name, why.c_str(),
                       other->cfg.name.c_str());
         switch_engine(std::move(other));
-        moved_at_ = r_.now();
+        backoff_.moved(r_.now());
         return retry_timer_.start(0);
     }
     if (kind == Upstream::Failure::refused)
@@ -131,7 +131,7 @@ void Feed::on_upstream_failed(const std::string& why, Upstream::Failure kind) {
         // Only a stream that ran a while since its last failure starts with a
         // clean slate; an engine that recovers briefly and fails again is
         // left, not retried forever.
-        if (now - recovered_at_ >= kStableMs) tries_on_engine_ = 0, backoff_ = 0;
+        if (now - recovered_at_ >= kStableMs) tries_on_engine_ = 0, backoff_.reset();
     }
     state_ = State::failing;
     if (now - failing_since_ >= cfg_.failover_timeout) {
@@ -155,11 +155,7 @@ void Feed::on_upstream_failed(const std::string& why, Upstream::Failure kind) {
             moved = true;
         }
     }
-    // A fresh engine is tried at once, but two bad engines must not bounce
-    // a stream between them in a tight loop: moves close together back off.
-    Millis delay = 0;
-    if (!moved || now - moved_at_ < kBounceMs) delay = backoff_ = backoff_ ? std::min<Millis>(backoff_ * 2, 4000) : 250;
-    if (moved) moved_at_ = now;
+    Millis delay = backoff_.next(moved, now);
     r_.log().warn("stream %s: %s; retrying on engine %s in %lld ms", id_.c_str(), why.c_str(),
                   engine_->cfg.name.c_str(), static_cast<long long>(delay));
     reconnects_++;

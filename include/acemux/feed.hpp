@@ -11,6 +11,7 @@
 // It tells its stream what happened through Listener, as the last thing it
 // does; nothing outside it starts or stops its upstream but start() and stop().
 #pragma once
+#include <algorithm>
 #include <string>
 #include <utility>
 #include <vector>
@@ -21,6 +22,26 @@
 #include "acemux/upstream.hpp"
 
 namespace acemux {
+
+// When a failed attempt's successor goes: at once to a fresh engine; after
+// a backoff (250 ms, doubling up to 4 s) on the same engine, or when moves
+// come closer together than kBounce, so that two bad engines do not bounce
+// a stream between them in a tight loop.
+class Backoff {
+public:
+    static constexpr Millis kFirst = 250, kMax = 4000, kBounce = 2000;
+    Millis next(bool moved, Millis now) {
+        Millis delay = 0;
+        if (!moved || now - moved_at_ < kBounce) delay = backoff_ = backoff_ ? std::min(backoff_ * 2, kMax) : kFirst;
+        if (moved) moved_at_ = now;
+        return delay;
+    }
+    void moved(Millis now) { moved_at_ = now; } // an engine change that is not a failure's (a refusal asked elsewhere)
+    void reset() { backoff_ = 0; }              // a stream that ran a while starts afresh
+
+private:
+    Millis backoff_ = 0, moved_at_ = -kBounce;
+};
 
 class Feed final : private Upstream::Listener {
 public:
@@ -69,7 +90,6 @@ public:
     static constexpr Millis kProbeAfter = 2000;   // silence before the engine is asked whether it lives
     static constexpr Millis kProbeTimeout = 1000; // a working engine answers its version at once, busy or not
     static constexpr Millis kStableMs = 30000;    // a stream that ran this long since a failure starts afresh
-    static constexpr Millis kBounceMs = 2000;     // moves closer together than this back off
 
 private:
     void on_upstream_accepted() override;
@@ -101,8 +121,9 @@ private:
     double byte_rate_ = 0;
     // last_data_: the newest packets; waiting_since_: what the patience counts from
     // (the newest packets, the attempt's start or the engine's yes).
-    Millis last_data_ = 0, waiting_since_ = 0, moved_at_ = -kBounceMs, failing_since_ = 0, recovered_at_ = 0;
-    Millis backoff_ = 0, probed_at_ = -1000000;
+    Millis last_data_ = 0, waiting_since_ = 0, failing_since_ = 0, recovered_at_ = 0;
+    Millis probed_at_ = -1000000;
+    Backoff backoff_;
     int tries_on_engine_ = 0;
     uint64_t attempts_ = 0, reconnects_ = 0;
     size_t primed_ = 0;
