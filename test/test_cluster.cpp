@@ -112,12 +112,8 @@ Test(cluster, the_owners_death_moves_the_stream_and_no_survivor_disconnects, .ti
         cr_assert_gt(p->last_data_ms, killed + 1000, "and gets data again: %s", p->check.summary().c_str());
         gap = std::max(gap, p->max_data_gap_ms);
     }
-    cr_log_info("owner killed: the longest gap in data at a survivor's player was %ld ms", gap);
-    // The goal is 3 s, met when this test runs alone, even beside a busy
-    // core (2.2-2.5 s); the suite runs six tests at once on two cores,
-    // where it measured 3.8 s, so the bound here catches a takeover that
-    // stalls, not a slow machine.
-    cr_assert_leq(gap, 5000, "the takeover (the owner renews every 0.5 s and is stale after 1.5 s) and the engine's start: %ld ms", gap);
+    cr_log_info("owner killed: the longest gap in data at a survivor's player was %ld ms (lease 3 s)", gap);
+    cr_assert_leq(gap, 3000, "the takeover (the owner renews every 0.5 s and is stale after 1.5 s) and the engine's start: %ld ms", gap);
     cr_assert_eq(sim_stat(c.engine.stats(), "content"), 2, "the new owner's one connection");
     // The dead owner's engine session does not go on downloading for nobody: the new owner stopped it.
     cr_assert_geq(sim_stat(c.engine.stats(), "stops"), 1, "%s", c.engine.stats().c_str());
