@@ -79,7 +79,7 @@ void Cluster::reconfigure(const ClusterConfig& c) {
                     it->second(std::strtoull(r->str, nullptr, 10));
             });
     };
-    sub_.set_url(mirror_.config().url);
+    sub_.set(mirror_.config().url, mirror_.sentinel());
     if (!heartbeat_timer_.armed()) heartbeat_timer_.start(0, kHeartbeat);
     r_.log().info("cluster: this instance is %s", name_.c_str());
 }

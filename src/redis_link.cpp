@@ -7,6 +7,8 @@
 #include <sys/epoll.h>
 
 #include "acemux/config.hpp"
+#include "acemux/http.hpp"
+#include "acemux/redis_sentinel.hpp"
 
 namespace acemux {
 
@@ -17,13 +19,22 @@ constexpr Millis kConnectTimeout = 3000;
 constexpr Millis kMaxBackoff = 2000;
 constexpr Millis kAuthRetry = 30000;
 
-// A reply callback owned by hiredis until it runs (with nullptr when the
-// connection goes away first).
-void call_reply(redisAsyncContext*, void* reply, void* priv) {
-    std::unique_ptr<RedisLink::Reply> fn(static_cast<RedisLink::Reply*>(priv));
-    (*fn)(static_cast<redisReply*>(reply));
+bool starts(const redisReply* r, const char* word) {
+    size_t n = std::strlen(word);
+    return r->len >= n && std::memcmp(r->str, word, n) == 0;
 }
 } // namespace
+
+// A reply callback owned by hiredis until it runs (with nullptr when the
+// connection goes away first). The link looks at errors on the way.
+struct RedisReplies {
+    static void call(redisAsyncContext* ac, void* reply, void* priv) {
+        std::unique_ptr<RedisLink::Reply> fn(static_cast<RedisLink::Reply*>(priv));
+        auto* r = static_cast<redisReply*>(reply);
+        if (r && r->type == REDIS_REPLY_ERROR && ac && ac->data) static_cast<RedisLink*>(ac->data)->answered(r);
+        (*fn)(r);
+    }
+};
 
 // The reactor adapter: hiredis asks for read/write interest on its fd.
 struct RedisHooks {
@@ -101,7 +112,10 @@ bool RedisLink::parse_url(const std::string& url, Target& t, std::string& err) {
 RedisLink::RedisLink(Reactor& r, const char* name)
     : r_(r), name_(name), connect_timer_(r, [this] { connect_timed_out(); }), retry_timer_(r, [this] { retry(); }) {}
 
-RedisLink::~RedisLink() { close(); }
+RedisLink::~RedisLink() {
+    if (sentinel_) sentinel_->unwatch(sentinel_watch_);
+    close();
+}
 
 void RedisLink::close() {
     if (ac_) {
@@ -112,31 +126,65 @@ void RedisLink::close() {
     retry_timer_.stop();
     connect_timer_.stop();
     lookup_.cancel();
+    where_.cancel();
+    locating_ = false;
 }
 
-void RedisLink::set_url(const std::string& url) {
-    bool same = url == url_;
+void RedisLink::set(const std::string& url, RedisSentinel* sentinel) {
+    bool same = url == url_ && sentinel == sentinel_;
     url_ = url;
     std::string err; // the config was checked when it was read
-    if (!parse_url(url_, target_, err)) target_ = Target{};
-    if (same && (ac_ || retry_timer_.armed() || lookup_.pending())) return;
+    if (url_.empty() || !parse_url(url_, target_, err)) target_ = Target{};
+    if (sentinel != sentinel_) {
+        if (sentinel_) sentinel_->unwatch(sentinel_watch_);
+        sentinel_ = sentinel;
+        sentinel_watch_ = sentinel_ ? sentinel_->watch([this](const std::string& h, int p) { master_moved(h, p); }) : 0;
+    }
+    if (same && (ac_ || retry_timer_.armed() || lookup_.pending() || locating_)) return;
     close();
     if (enabled()) connect();
 }
 
+// Behind Sentinel, where the master is now; else where the url says.
+void RedisLink::connect() {
+    if (!sentinel_) {
+        host_ = target_.host, port_ = target_.port;
+        return target_.unix_path.empty() ? resolve() : connect_to("");
+    }
+    locating_ = true;
+    sentinel_->locate(where_, [this](std::string host, int port, std::string err) {
+        locating_ = false;
+        if (!err.empty()) return lost(err);
+        host_ = std::move(host), port_ = port;
+        resolve();
+    });
+}
+
 // hiredis would resolve a name with a blocking getaddrinfo(): it is given
 // the address our resolver found instead.
-void RedisLink::connect() {
-    if (!target_.unix_path.empty()) return connect_to("");
-    r_.resolver().resolve(target_.host, target_.port, lookup_,
-                          [this](const std::vector<SockAddr>& a, const std::string& err) {
-                              if (!err.empty()) return lost(err);
-                              connect_to(a.front().host());
-                          });
+void RedisLink::resolve() {
+    r_.resolver().resolve(host_, port_, lookup_, [this](const std::vector<SockAddr>& a, const std::string& err) {
+        if (!err.empty()) return lost(err);
+        connect_to(a.front().host());
+    });
+}
+
+// The sentinels say the master is at host:port now (a failover ended): a
+// link elsewhere, or waiting to try again, goes there at once.
+void RedisLink::master_moved(const std::string& host, int port) {
+    if (host == host_ && port == port_ && (ac_ || lookup_.pending() || locating_)) return;
+    bool was = ready_;
+    if (!host_.empty() && (host != host_ || port != port_))
+        r_.log().warn("%s: the sentinels moved master %s from %s to %s:%d", name_, sentinel_->master().c_str(),
+                      node().c_str(), host.c_str(), port);
+    close();
+    backoff_ = 0;
+    connect();
+    if (was && on_lost) on_lost();
 }
 
 void RedisLink::connect_to(const std::string& ip) {
-    ac_ = target_.unix_path.empty() ? redisAsyncConnect(ip.c_str(), target_.port)
+    ac_ = target_.unix_path.empty() || sentinel_ ? redisAsyncConnect(ip.c_str(), port_)
                                     : redisAsyncConnectUnix(target_.unix_path.c_str());
     if (!ac_ || ac_->err) {
         std::string why = ac_ ? ac_->errstr : "out of memory";
@@ -175,6 +223,7 @@ void RedisLink::on_connect(const redisAsyncContext* ac, int status) {
     m.connect_timer_.stop();
     if (status != REDIS_OK) return m.lost(ac->errstr); // hiredis frees the context after this
     m.connected_ = true;
+    m.demoted_ = false;
     if (m.target_.password.empty()) m.ready(); // else once AUTH is answered
 }
 
@@ -200,17 +249,55 @@ void RedisLink::psubscribe(std::string pattern, Reply on_message) {
     if (ready_ && ac_) redisAsyncCommand(ac_, RedisLink::on_message, this, "PSUBSCRIBE %b", pattern_.data(), pattern_.size());
 }
 
-// The URL as logs and /stats show it: never the password.
+// The URL as logs and /stats show it: never the password. Behind Sentinel,
+// the master's name and where it is.
 std::string RedisLink::shown_url() const {
+    if (sentinel_)
+        return "master " + sentinel_->master() + (host_.empty() ? "" : " at " + node()) + " (sentinel " +
+               sentinel_->asking() + ")";
     const std::string& pw = target_.password;
     std::string u = url_;
     if (size_t at = pw.empty() ? std::string::npos : u.rfind(pw + "@"); at != std::string::npos) u.replace(at, pw.size(), "***");
     return u;
 }
 
+std::string RedisLink::node() const {
+    if (sentinel_ || target_.unix_path.empty())
+        return host_.empty() ? "" : (host_.find(':') != std::string::npos ? "[" + host_ + "]" : host_) + ":" + std::to_string(port_);
+    return target_.unix_path;
+}
+
 void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) {
     auto& m = *static_cast<RedisLink*>(ac->data);
-    m.lost(status == REDIS_OK ? "disconnected" : ac->errstr);
+    m.lost(m.demoted_ ? "the master is a replica now (READONLY)" : status == REDIS_OK ? "disconnected" : ac->errstr);
+}
+
+// Every error answer is counted and said (once a second at most) as what it
+// is. A replica refusing a write behind Sentinel means the master was
+// demoted under us (a failover we did not hear of, or the old master back
+// as a replica): the link asks the sentinels again, once the answers
+// already on their way are in.
+void RedisLink::answered(redisReply* r) {
+    bool readonly = starts(r, "READONLY");
+    const char* what = "answered an error";
+    if (readonly) {
+        errors_.readonly++, what = "refused a write: it is a replica";
+    } else if (starts(r, "MOVED ") || starts(r, "ASK ")) {
+        (r->str[0] == 'M' ? errors_.moved : errors_.ask)++;
+        what = "does not serve that key's hash slot (Redis Cluster)";
+    } else if (starts(r, "ERR unknown command")) {
+        errors_.unknown++, what = "does not know the command (Redis 7 or newer is needed)";
+    } else {
+        errors_.other++;
+    }
+    last_error_ = printable(r->str, 200);
+    if (errors_said_.ready(r_.now()))
+        r_.log().warn("%s: %s %s: %.200s%s", name_, node().c_str(), what, r->str,
+                      readonly && sentinel_ ? "; asking the sentinels where the master is" : "");
+    if (readonly && sentinel_ && ac_ && !demoted_) {
+        demoted_ = true;
+        redisAsyncDisconnect(ac_); // hiredis waits for the replies in flight
+    }
 }
 
 // The connection is gone (or never came): nothing is queued meanwhile, and
@@ -219,7 +306,7 @@ void RedisLink::lost(const std::string& why) {
     bool was = connected_;
     connected_ = ready_ = false;
     last_error_ = why;
-    if (!target_.host.empty()) r_.resolver().forget(target_.host); // it may have moved
+    if (!host_.empty()) r_.resolver().forget(host_); // it may have moved
     Millis delay = backoff_ = backoff_ ? std::min(backoff_ * 2, kMaxBackoff) : 250;
     if (auth_failed_) { // said already; the password will not change until a reload
         auth_failed_ = false;
@@ -264,8 +351,8 @@ void RedisLink::command(std::vector<std::string> args, Reply cb) {
     std::vector<size_t> lens;
     for (auto& a : args) argv.push_back(a.data()), lens.push_back(a.size());
     auto fn = std::make_unique<Reply>(std::move(cb));
-    // hiredis holds the callback until the reply; call_reply takes ownership back.
-    if (redisAsyncCommandArgv(ac_, call_reply, fn.get(), static_cast<int>(argv.size()), argv.data(), lens.data()) ==
+    // hiredis holds the callback until the reply; RedisReplies::call takes ownership back.
+    if (redisAsyncCommandArgv(ac_, RedisReplies::call, fn.get(), static_cast<int>(argv.size()), argv.data(), lens.data()) ==
         REDIS_OK)
         fn.release();
     else

@@ -7,14 +7,15 @@
 
 namespace acemux {
 
-RedisMirror::RedisMirror(Reactor& r, const RedisConfig& c) : r_(r), link_(r, "redis") {
+RedisMirror::RedisMirror(Reactor& r, const RedisConfig& c) : r_(r), sentinel_(r), link_(r, "redis") {
     link_.on_lost = [this] { backlog_ = 0; }; // what was in flight is gone with the connection
     reconfigure(c);
 }
 
 void RedisMirror::reconfigure(const RedisConfig& c) {
     cfg_ = c;
-    link_.set_url(cfg_.url);
+    sentinel_.configure(c.sentinels, c.master);
+    link_.set(cfg_.url, sentinel());
 }
 
 // Keys of one stream share the hash tag {id}: the layout works on Redis Cluster.
@@ -68,6 +69,7 @@ void RedisMirror::put(const std::string& id, uint64_t idx, const uint8_t* data, 
                       if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) written_++, bytes_ += len;
                       else if (r && r->type == REDIS_REPLY_INTEGER) fenced_++;
                       else if (r && r->type == REDIS_REPLY_ERROR) failed_++, last_error_ = printable(r->str, 200);
+                      else if (!r) failed_++; // sent, but the connection went before the answer
                       done(r && r->type == REDIS_REPLY_INTEGER ? static_cast<int>(r->integer) : -1);
                   });
 }

@@ -38,6 +38,21 @@ cJSON* viewer_json(const Stream::HlsViewer& v, Millis now) {
     return o;
 }
 
+cJSON* link_json(const RedisLink& l) {
+    cJSON* o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", l.name());
+    cJSON_AddStringToObject(o, "node", l.node().c_str());
+    cJSON_AddBoolToObject(o, "connected", l.connected());
+    const RedisLink::Errors& e = l.errors();
+    cJSON_AddNumberToObject(o, "readonly", static_cast<double>(e.readonly));
+    cJSON_AddNumberToObject(o, "moved", static_cast<double>(e.moved));
+    cJSON_AddNumberToObject(o, "ask", static_cast<double>(e.ask));
+    cJSON_AddNumberToObject(o, "unknown_command", static_cast<double>(e.unknown));
+    cJSON_AddNumberToObject(o, "other_errors", static_cast<double>(e.other));
+    cJSON_AddStringToObject(o, "last_error", l.last_error().c_str());
+    return o;
+}
+
 cJSON* session_json(const Stream& s, Millis now) {
     cJSON* o = cJSON_CreateObject();
     const Ring& ring = s.ring();
@@ -135,9 +150,20 @@ std::string stats_json(const Daemon& d) {
     cJSON_AddBoolToObject(redis, "connected", r.connected());
     cJSON_AddNumberToObject(redis, "chunks_written", static_cast<double>(r.written()));
     cJSON_AddNumberToObject(redis, "chunks_skipped", static_cast<double>(r.skipped()));
+    cJSON_AddNumberToObject(redis, "chunks_refused", static_cast<double>(r.fenced())); // the lease was not ours
+    cJSON_AddNumberToObject(redis, "chunks_failed", static_cast<double>(r.failed()));   // Redis answered an error
     cJSON_AddNumberToObject(redis, "bytes_written", static_cast<double>(r.bytes()));
     cJSON_AddNumberToObject(redis, "backlog_bytes", static_cast<double>(r.backlog()));
     cJSON_AddStringToObject(redis, "last_error", r.last_error().c_str());
+    if (const RedisSentinel* s = r.sentinel()) {
+        cJSON* o = cJSON_AddObjectToObject(redis, "sentinel");
+        cJSON_AddStringToObject(o, "master", s->master().c_str());
+        cJSON_AddStringToObject(o, "asking", s->asking().c_str());
+    }
+    // Each connection: where it is, and the errors Redis answered on it by kind.
+    cJSON* links = cJSON_AddArrayToObject(redis, "links");
+    if (r.enabled()) cJSON_AddItemToArray(links, link_json(r.link()));
+    if (d.cluster().enabled()) cJSON_AddItemToArray(links, link_json(d.cluster().subscriber()));
 
     // "_now": at this moment; "_since_start": over the daemon's life.
     const auto& t = d.streams().totals;
@@ -269,6 +295,10 @@ std::string metrics_text(const Daemon& d) {
     p.one("acemux_redis_chunks_written_total", "counter", "Chunks mirrored to Redis.", static_cast<double>(r.written()));
     p.one("acemux_redis_chunks_skipped_total", "counter", "Chunks not mirrored (Redis away or slow).",
           static_cast<double>(r.skipped()));
+    p.one("acemux_redis_chunks_refused_total", "counter", "Chunks Redis refused: the stream's lease was another instance's.",
+          static_cast<double>(r.fenced()));
+    p.one("acemux_redis_chunks_failed_total", "counter", "Chunks Redis answered with an error (READONLY, MOVED, ...).",
+          static_cast<double>(r.failed()));
     p.one("acemux_log_lines_dropped_total", "counter", "Log lines lost because the log could not keep up.",
           static_cast<double>(d.reactor().log().dropped()));
     return p.out;

@@ -68,6 +68,7 @@ public:
 
     // for /stats: the instances alive, as their heartbeats say
     const std::vector<std::string>& alive() const { return alive_; }
+    const RedisLink& subscriber() const { return sub_; }
 
 private:
     void heartbeat();

@@ -20,6 +20,7 @@
 #include "acemux/config.hpp"
 #include "acemux/reactor.hpp"
 #include "acemux/redis_link.hpp"
+#include "acemux/redis_sentinel.hpp"
 
 struct redisReply;
 
@@ -38,6 +39,10 @@ public:
     bool connected() const { return link_.connected(); }
     // The connection, for others that speak to the same Redis (the cluster).
     RedisLink& link() { return link_; }
+    const RedisLink& link() const { return link_; }
+    // Where the master is behind Sentinel; nullptr without sentinels.
+    RedisSentinel* sentinel() { return sentinel_.enabled() ? &sentinel_ : nullptr; }
+    const RedisSentinel* sentinel() const { return sentinel_.enabled() ? &sentinel_ : nullptr; }
     const RedisConfig& config() const { return cfg_; }
     // <prefix>:stream:{<id>}:<what>: one stream's keys share a hash tag.
     std::string key(const std::string& id, const std::string& what) const;
@@ -69,7 +74,7 @@ public:
     uint64_t written() const { return written_; }
     uint64_t skipped() const { return skipped_; }
     uint64_t fenced() const { return fenced_; } // refused: the lease was another instance's
-    uint64_t failed() const { return failed_; } // errors Redis answered
+    uint64_t failed() const { return failed_; } // sent, not written: an error answer, or no answer
     uint64_t bytes() const { return bytes_; }
     size_t backlog() const { return backlog_; }
     const std::string& last_error() const { return last_error_.empty() ? link_.last_error() : last_error_; }
@@ -81,6 +86,7 @@ private:
 
     Reactor& r_;
     RedisConfig cfg_;
+    RedisSentinel sentinel_; // before the link, which asks it
     RedisLink link_;
     size_t backlog_ = 0;
     uint64_t written_ = 0, skipped_ = 0, bytes_ = 0, fenced_ = 0, failed_ = 0;
