@@ -65,11 +65,11 @@ void Cluster::reconfigure(const ClusterConfig& c) {
     cfg_ = c;
     if (name_.empty() || (!c.instance.empty() && c.instance != name_)) name_ = c.instance.empty() ? default_name() : c.instance;
     if (!enabled()) {
-        sub_.set_url("");
+        sub_.set("", nullptr);
         heartbeat_timer_.stop();
         return;
     }
-    sub_.psubscribe(mirror_.config().prefix + ":stream:*:chunks", [this](redisReply* r) { on_message(r); });
+    sub_.on_message = [this](const std::string& ch, const std::string& m) { on_message(ch, m); };
     // Announcements missed while the subscription was down: the index key says where the owner is.
     sub_.on_ready = [this] {
         for (auto& [id, on_chunk] : following_)
@@ -134,19 +134,23 @@ void Cluster::watchers(const std::string& id, Count& p, std::function<void(long)
                            [result](redisReply* r) { result(r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1); });
 }
 
-void Cluster::follow(const std::string& id, std::function<void(uint64_t)> on_chunk) { following_[id] = std::move(on_chunk); }
-void Cluster::unfollow(const std::string& id) { following_.erase(id); }
+// Each followed stream's own channel: an instance hears nothing of the
+// streams it does not follow.
+void Cluster::follow(const std::string& id, std::function<void(uint64_t)> on_chunk) {
+    following_[id] = std::move(on_chunk);
+    sub_.subscribe(key(id, "chunks"));
+}
 
-// ["pmessage", pattern, "<prefix>:stream:{<id>}:chunks", "<index>"]
-void Cluster::on_message(redisReply* r) {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 || r->element[2]->type != REDIS_REPLY_STRING ||
-        r->element[3]->type != REDIS_REPLY_STRING)
-        return;
-    std::string ch(r->element[2]->str, r->element[2]->len);
-    size_t a = ch.find('{'), b = ch.find('}');
+void Cluster::unfollow(const std::string& id) {
+    if (following_.erase(id)) sub_.unsubscribe(key(id, "chunks"));
+}
+
+// "<prefix>:stream:{<id>}:chunks" says "<index>".
+void Cluster::on_message(const std::string& channel, const std::string& message) {
+    size_t a = channel.find('{'), b = channel.find('}');
     if (a == std::string::npos || b == std::string::npos || b < a) return;
-    auto it = following_.find(ch.substr(a + 1, b - a - 1));
-    if (it != following_.end()) it->second(std::strtoull(r->element[3]->str, nullptr, 10));
+    auto it = following_.find(channel.substr(a + 1, b - a - 1));
+    if (it != following_.end()) it->second(std::strtoull(message.c_str(), nullptr, 10));
 }
 
 namespace {

@@ -61,61 +61,12 @@ struct RedisHooks {
     }
 };
 
-bool RedisLink::parse_url(const std::string& url, Target& t, std::string& err) {
-    t = Target{};
-    auto number = [](const std::string& s, int& out) {
-        if (s.empty() || s.size() > 5 || s.find_first_not_of("0123456789") != std::string::npos) return false;
-        out = std::stoi(s);
-        return true;
-    };
-    if (url.rfind("unix://", 0) == 0 || url.rfind('/', 0) == 0) {
-        std::string p = url.rfind("unix://", 0) == 0 ? url.substr(7) : url;
-        size_t q = p.find("?db=");
-        if (q != std::string::npos && !number(p.substr(q + 4), t.db)) return err = "bad ?db= in " + url, false;
-        t.unix_path = p.substr(0, q);
-        return true;
-    }
-    if (url.rfind("redis://", 0) != 0) return err = "url must start with redis:// or unix:// (or be a socket path)", false;
-    std::string rest = url.substr(8);
-    size_t at = rest.rfind('@');
-    if (at != std::string::npos) {
-        std::string auth = rest.substr(0, at);
-        t.password = auth.substr(auth.find(':') == std::string::npos ? 0 : auth.find(':') + 1);
-        rest = rest.substr(at + 1);
-    }
-    size_t slash = rest.find('/');
-    if (slash != std::string::npos) {
-        if (slash + 1 < rest.size() && !number(rest.substr(slash + 1), t.db)) return err = "bad database number", false;
-        rest = rest.substr(0, slash);
-    }
-    if (rest.empty()) return err = "no host in " + url, false;
-    // A name is resolved on the loop before hiredis connects to the address.
-    std::string port = "6379";
-    if (rest[0] == '[') {
-        size_t close = rest.find(']');
-        if (close == std::string::npos) return err = "unclosed [ in " + url, false;
-        t.host = rest.substr(1, close - 1);
-        if (close + 1 < rest.size()) {
-            if (rest[close + 1] != ':') return err = "expected :port after ] in " + url, false;
-            port = rest.substr(close + 2);
-        }
-    } else {
-        size_t colon = rest.find(':');
-        t.host = rest.substr(0, colon);
-        if (colon != std::string::npos) port = rest.substr(colon + 1);
-    }
-    if (!number(port, t.port) || t.port < 1 || t.port > 65535) return err = "bad port in " + url, false;
-    if (!valid_host(t.host)) return err = "\"" + t.host + "\" is neither an IP address nor a host name", false;
-    return true;
-}
-
 RedisLink::RedisLink(Reactor& r, const char* name)
-    : r_(r), name_(name), connect_timer_(r, [this] { connect_timed_out(); }), retry_timer_(r, [this] { retry(); }) {}
-
-RedisLink::~RedisLink() {
-    if (sentinel_) sentinel_->unwatch(sentinel_watch_);
-    close();
+    : r_(r), name_(name), address_(r), connect_timer_(r, [this] { connect_timed_out(); }), retry_timer_(r, [this] { retry(); }) {
+    address_.on_moved = [this](const std::string& h, int p) { master_moved(h, p); };
 }
+
+RedisLink::~RedisLink() { close(); }
 
 void RedisLink::close() {
     if (ac_) {
@@ -125,67 +76,45 @@ void RedisLink::close() {
     connected_ = ready_ = false;
     retry_timer_.stop();
     connect_timer_.stop();
-    lookup_.cancel();
-    where_.cancel();
-    locating_ = false;
+    address_.cancel();
 }
 
 void RedisLink::set(const std::string& url, RedisSentinel* sentinel) {
-    bool same = url == url_ && sentinel == sentinel_;
+    bool same = url == url_ && sentinel == address_.sentinel();
     url_ = url;
+    Target t;
     std::string err; // the config was checked when it was read
-    if (url_.empty() || !parse_url(url_, target_, err)) target_ = Target{};
-    if (sentinel != sentinel_) {
-        if (sentinel_) sentinel_->unwatch(sentinel_watch_);
-        sentinel_ = sentinel;
-        sentinel_watch_ = sentinel_ ? sentinel_->watch([this](const std::string& h, int p) { master_moved(h, p); }) : 0;
-    }
-    if (same && (ac_ || retry_timer_.armed() || lookup_.pending() || locating_)) return;
+    if (!url_.empty() && !parse_url(url_, t, err)) t = Target{};
+    address_.set(t, sentinel);
+    if (same && (ac_ || retry_timer_.armed() || address_.finding())) return;
     close();
     if (enabled()) connect();
 }
 
-// Behind Sentinel, where the master is now; else where the url says.
 void RedisLink::connect() {
-    if (!sentinel_) {
-        host_ = target_.host, port_ = target_.port;
-        return target_.unix_path.empty() ? resolve() : connect_to("");
-    }
-    locating_ = true;
-    sentinel_->locate(where_, [this](std::string host, int port, std::string err) {
-        locating_ = false;
+    address_.find([this](const RedisAddress::Place& p, const std::string& err) {
         if (!err.empty()) return lost(err);
-        host_ = std::move(host), port_ = port;
-        resolve();
-    });
-}
-
-// hiredis would resolve a name with a blocking getaddrinfo(): it is given
-// the address our resolver found instead.
-void RedisLink::resolve() {
-    r_.resolver().resolve(host_, port_, lookup_, [this](const std::vector<SockAddr>& a, const std::string& err) {
-        if (!err.empty()) return lost(err);
-        connect_to(a.front().host());
+        connect_to(p);
     });
 }
 
 // The sentinels say the master is at host:port now (a failover ended): a
 // link elsewhere, or waiting to try again, goes there at once.
 void RedisLink::master_moved(const std::string& host, int port) {
-    if (host == host_ && port == port_ && (ac_ || lookup_.pending() || locating_)) return;
+    if (address_.at(host, port) && (ac_ || address_.finding())) return;
     bool was = ready_;
-    if (!host_.empty() && (host != host_ || port != port_))
-        r_.log().warn("%s: the sentinels moved master %s from %s to %s:%d", name_, sentinel_->master().c_str(),
-                      node().c_str(), host.c_str(), port);
+    if (!address_.node().empty() && !address_.at(host, port))
+        r_.log().warn("%s: the sentinels moved the master from %s to %s:%d", name_, address_.node().c_str(), host.c_str(), port);
     close();
     backoff_ = 0;
     connect();
     if (was && on_lost) on_lost();
 }
 
-void RedisLink::connect_to(const std::string& ip) {
-    ac_ = target_.unix_path.empty() || sentinel_ ? redisAsyncConnect(ip.c_str(), port_)
-                                    : redisAsyncConnectUnix(target_.unix_path.c_str());
+// hiredis is given the address our resolver found: it would resolve a
+// name with a blocking getaddrinfo().
+void RedisLink::connect_to(const RedisAddress::Place& p) {
+    ac_ = p.unix_path.empty() ? redisAsyncConnect(p.ip.c_str(), p.port) : redisAsyncConnectUnix(p.unix_path.c_str());
     if (!ac_ || ac_->err) {
         std::string why = ac_ ? ac_->errstr : "out of memory";
         if (ac_) redisAsyncFree(ac_);
@@ -204,7 +133,7 @@ void RedisLink::connect_to(const std::string& ip) {
     redisAsyncSetDisconnectCallback(ac_, on_disconnect);
     RedisHooks::add_write(this); // connect() completes as writable
     connect_timer_.start(kConnectTimeout);
-    if (!target_.password.empty()) command({"AUTH", target_.password}, [this](redisReply* r) {
+    if (!address_.target().password.empty()) command({"AUTH", address_.target().password}, [this](redisReply* r) {
             if (!r) return;
             if (r->type != REDIS_REPLY_ERROR) return ready();
             auth_failed_ = true;
@@ -213,7 +142,7 @@ void RedisLink::connect_to(const std::string& ip) {
                            "retrying in %lld s", name_, shown_url().c_str(), r->str, static_cast<long long>(kAuthRetry / 1000));
             if (ac_) redisAsyncDisconnect(ac_);
         });
-    if (target_.db) command({"SELECT", std::to_string(target_.db)}, [this](redisReply* r) {
+    if (address_.target().db) command({"SELECT", std::to_string(address_.target().db)}, [this](redisReply* r) {
             if (r && r->type == REDIS_REPLY_ERROR) r_.log().error("%s: SELECT failed: %s", name_, r->str);
         });
 }
@@ -224,7 +153,7 @@ void RedisLink::on_connect(const redisAsyncContext* ac, int status) {
     if (status != REDIS_OK) return m.lost(ac->errstr); // hiredis frees the context after this
     m.connected_ = true;
     m.demoted_ = false;
-    if (m.target_.password.empty()) m.ready(); // else once AUTH is answered
+    if (m.address_.target().password.empty()) m.ready(); // else once AUTH is answered
 }
 
 void RedisLink::ready() {
@@ -251,25 +180,19 @@ void RedisLink::psubscribe(std::string pattern, Reply on_message) {
 
 // The URL as logs and /stats show it: never the password. Behind Sentinel,
 // the master's name and where it is.
-std::string RedisLink::shown_url() const {
-    if (sentinel_)
-        return "master " + sentinel_->master() + (host_.empty() ? "" : " at " + node()) + " (sentinel " +
-               sentinel_->asking() + ")";
-    const std::string& pw = target_.password;
-    std::string u = url_;
-    if (size_t at = pw.empty() ? std::string::npos : u.rfind(pw + "@"); at != std::string::npos) u.replace(at, pw.size(), "***");
-    return u;
-}
-
-std::string RedisLink::node() const {
-    if (sentinel_ || target_.unix_path.empty())
-        return host_.empty() ? "" : (host_.find(':') != std::string::npos ? "[" + host_ + "]" : host_) + ":" + std::to_string(port_);
-    return target_.unix_path;
-}
+std::string RedisLink::shown_url() const { return address_.shown(url_); }
 
 void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) {
     auto& m = *static_cast<RedisLink*>(ac->data);
     m.lost(m.demoted_ ? "the master is a replica now (READONLY)" : status == REDIS_OK ? "disconnected" : ac->errstr);
+}
+
+const char* RedisLink::Errors::count(const redisReply* r) {
+    if (starts(r, "READONLY")) return readonly++, "refused a write: it is a replica";
+    if (starts(r, "MOVED ")) return moved++, "does not serve that key's hash slot (Redis Cluster)";
+    if (starts(r, "ASK ")) return ask++, "does not serve that key's hash slot now (Redis Cluster, slot migrating)";
+    if (starts(r, "ERR unknown command")) return unknown++, "does not know the command (Redis 7 or newer is needed)";
+    return other++, "answered an error";
 }
 
 // Every error answer is counted and said (once a second at most) as what it
@@ -279,22 +202,12 @@ void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) {
 // already on their way are in.
 void RedisLink::answered(redisReply* r) {
     bool readonly = starts(r, "READONLY");
-    const char* what = "answered an error";
-    if (readonly) {
-        errors_.readonly++, what = "refused a write: it is a replica";
-    } else if (starts(r, "MOVED ") || starts(r, "ASK ")) {
-        (r->str[0] == 'M' ? errors_.moved : errors_.ask)++;
-        what = "does not serve that key's hash slot (Redis Cluster)";
-    } else if (starts(r, "ERR unknown command")) {
-        errors_.unknown++, what = "does not know the command (Redis 7 or newer is needed)";
-    } else {
-        errors_.other++;
-    }
+    const char* what = errors_.count(r);
     last_error_ = printable(r->str, 200);
     if (errors_said_.ready(r_.now()))
         r_.log().warn("%s: %s %s: %.200s%s", name_, node().c_str(), what, r->str,
-                      readonly && sentinel_ ? "; asking the sentinels where the master is" : "");
-    if (readonly && sentinel_ && ac_ && !demoted_) {
+                      readonly && address_.sentinel() ? "; asking the sentinels where the master is" : "");
+    if (readonly && address_.sentinel() && ac_ && !demoted_) {
         demoted_ = true;
         redisAsyncDisconnect(ac_); // hiredis waits for the replies in flight
     }
@@ -306,7 +219,7 @@ void RedisLink::lost(const std::string& why) {
     bool was = connected_;
     connected_ = ready_ = false;
     last_error_ = why;
-    if (!host_.empty()) r_.resolver().forget(host_); // it may have moved
+    address_.failed();
     Millis delay = backoff_ = backoff_ ? std::min(backoff_ * 2, kMaxBackoff) : 250;
     if (auth_failed_) { // said already; the password will not change until a reload
         auth_failed_ = false;
@@ -323,7 +236,7 @@ void RedisLink::lost(const std::string& why) {
 }
 
 void RedisLink::retry() {
-    if (!ac_ && !lookup_.pending() && enabled()) connect();
+    if (!ac_ && !address_.finding() && enabled()) connect();
 }
 
 void RedisLink::connect_timed_out() {

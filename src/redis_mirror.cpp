@@ -36,7 +36,7 @@ const char* kWrite =
     "local t = redis.call('time') "
     "redis.call('set', KEYS[3], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), 'px', ARGV[3]) "
     "if KEYS[5] ~= KEYS[1] then redis.call('del', KEYS[5]) end "
-    "if ARGV[6] ~= '' then redis.call('publish', ARGV[6], ARGV[2]) end "
+    "if ARGV[6] ~= '' then redis.call('spublish', ARGV[6], ARGV[2]) end "
     "return 1";
 } // namespace
 

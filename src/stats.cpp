@@ -38,7 +38,8 @@ cJSON* viewer_json(const Stream::HlsViewer& v, Millis now) {
     return o;
 }
 
-cJSON* link_json(const RedisLink& l) {
+// A connection to Redis: where it is, and the errors Redis answered on it by kind.
+template <typename L> cJSON* link_json(const L& l) {
     cJSON* o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "name", l.name());
     cJSON_AddStringToObject(o, "node", l.node().c_str());
@@ -50,6 +51,14 @@ cJSON* link_json(const RedisLink& l) {
     cJSON_AddNumberToObject(o, "unknown_command", static_cast<double>(e.unknown));
     cJSON_AddNumberToObject(o, "other_errors", static_cast<double>(e.other));
     cJSON_AddStringToObject(o, "last_error", l.last_error().c_str());
+    return o;
+}
+
+// The sharded subscriptions: one channel per followed stream, and what came on them.
+cJSON* subscriber_json(const RedisSubscriber& s) {
+    cJSON* o = link_json(s);
+    cJSON_AddNumberToObject(o, "channels", static_cast<double>(s.channels()));
+    cJSON_AddNumberToObject(o, "messages", static_cast<double>(s.messages()));
     return o;
 }
 
@@ -160,10 +169,9 @@ std::string stats_json(const Daemon& d) {
         cJSON_AddStringToObject(o, "master", s->master().c_str());
         cJSON_AddStringToObject(o, "asking", s->asking().c_str());
     }
-    // Each connection: where it is, and the errors Redis answered on it by kind.
     cJSON* links = cJSON_AddArrayToObject(redis, "links");
     if (r.enabled()) cJSON_AddItemToArray(links, link_json(r.link()));
-    if (d.cluster().enabled()) cJSON_AddItemToArray(links, link_json(d.cluster().subscriber()));
+    if (d.cluster().enabled()) cJSON_AddItemToArray(links, subscriber_json(d.cluster().subscriber()));
 
     // "_now": at this moment; "_since_start": over the daemon's life.
     const auto& t = d.streams().totals;

@@ -50,7 +50,8 @@ public:
     void mirror(const std::string& id, uint64_t idx, const uint8_t* data, size_t len);
     // A cluster owner's write: only while <prefix>:stream:{<id>}:owner
     // still names `who` at `epoch`, and never an index not past the one
-    // there; then announced on <prefix>:stream:{<id>}:chunks. done(1):
+    // there; then announced on <prefix>:stream:{<id>}:chunks (SPUBLISH: a
+    // sharded channel, in the stream's hash slot). done(1):
     // written, done(0): refused (the lease is not ours), done(-1): no answer
     // or skipped (Redis away, backlog full).
     struct Fence {
