@@ -192,6 +192,7 @@ const char* RedisLink::Errors::count(const redisReply* r) {
     if (starts(r, "MOVED ")) return moved++, "does not serve that key's hash slot (Redis Cluster)";
     if (starts(r, "ASK ")) return ask++, "does not serve that key's hash slot now (Redis Cluster, slot migrating)";
     if (starts(r, "ERR unknown command")) return unknown++, "does not know the command (Redis 7 or newer is needed)";
+    if (starts(r, "TRYAGAIN")) return other++, "is moving that key's hash slot (Redis Cluster): asked again shortly";
     return other++, "answered an error";
 }
 
@@ -205,7 +206,7 @@ void RedisLink::answered(redisReply* r) {
     const char* what = errors_.count(r);
     last_error_ = printable(r->str, 200);
     if (errors_said_.ready(r_.now()))
-        r_.log().warn("%s: %s %s: %.200s%s", name_, node().c_str(), what, r->str,
+        r_.log().warn("%s: %s %s: %.200s%s", name_, std::strstr(name_, node().c_str()) ? "it" : node().c_str(), what, r->str,
                       readonly && address_.sentinel() ? "; asking the sentinels where the master is" : "");
     if (readonly && address_.sentinel() && ac_ && !demoted_) {
         demoted_ = true;
@@ -255,7 +256,7 @@ void RedisLink::on_io(uint32_t ev) {
 // No answer ever comes inside this call: one known at once (no connection,
 // a context being torn down) is posted to the loop. A requester that asks
 // again from its answer would otherwise recurse for as long as Redis is away.
-void RedisLink::command(std::vector<std::string> args, Reply cb) {
+void RedisLink::command(const std::vector<std::string>& args, Reply cb) {
     auto fail = [this](Reply cb) { r_.post([cb = std::move(cb), alive = std::weak_ptr<char>(alive_)] {
                                        if (alive.lock()) cb(nullptr);
                                    }); };

@@ -217,7 +217,8 @@ void RedisSubscriber::reply(redisReply* r) {
     }
     const char* what_it_is = errors_.count(r);
     if (errors_said_.ready(r_.now()))
-        r_.log().warn("%s: %s %s: %.200s (channel %s)", name_, node().c_str(), what_it_is, r->str, ch.c_str());
+        r_.log().warn("%s: %s %s: %.200s (channel %s)", name_, std::strstr(name_, node().c_str()) ? "it" : node().c_str(),
+                      what_it_is, r->str, ch.c_str());
     if (on_refused) on_refused(ch, text(r));
 }
 

@@ -169,9 +169,20 @@ std::string stats_json(const Daemon& d) {
         cJSON_AddStringToObject(o, "master", s->master().c_str());
         cJSON_AddStringToObject(o, "asking", s->asking().c_str());
     }
+    const RedisRouter& rt = r.router();
+    if (rt.cluster()) {
+        cJSON* c = cJSON_AddObjectToObject(redis, "cluster"); // a Redis Cluster's routing
+        cJSON_AddNumberToObject(c, "moved", static_cast<double>(rt.moved()));
+        cJSON_AddNumberToObject(c, "ask", static_cast<double>(rt.asked()));
+        cJSON_AddNumberToObject(c, "tryagain", static_cast<double>(rt.retried()));
+        cJSON_AddNumberToObject(c, "slot_refreshes", static_cast<double>(rt.refreshes()));
+    }
     cJSON* links = cJSON_AddArrayToObject(redis, "links");
-    if (r.enabled()) cJSON_AddItemToArray(links, link_json(r.link()));
-    if (d.cluster().enabled()) cJSON_AddItemToArray(links, subscriber_json(d.cluster().subscriber()));
+    if (const RedisLink* seed = rt.seed()) cJSON_AddItemToArray(links, link_json(*seed));
+    rt.each([&](const RedisRouter::Node& n) {
+        cJSON_AddItemToArray(links, link_json(n.link));
+        if (n.sub) cJSON_AddItemToArray(links, subscriber_json(*n.sub));
+    });
 
     // "_now": at this moment; "_since_start": over the daemon's life.
     const auto& t = d.streams().totals;

@@ -19,7 +19,6 @@
 #include "acemux/config.hpp"
 #include "acemux/engine_pool.hpp"
 #include "acemux/redis_mirror.hpp"
-#include "acemux/redis_subscriber.hpp"
 
 namespace acemux {
 
@@ -70,7 +69,6 @@ public:
 
     // for /stats: the instances alive, as their heartbeats say
     const std::vector<std::string>& alive() const { return alive_; }
-    const RedisSubscriber& subscriber() const { return sub_; }
 
 private:
     void heartbeat();
@@ -83,7 +81,6 @@ private:
     RedisMirror& mirror_;
     EnginePool& pool_;
     std::string name_;
-    RedisSubscriber sub_; // this instance's followed streams' announcements only
     std::map<std::string, std::function<void(uint64_t)>> following_;
     std::vector<std::string> alive_;
     Timer heartbeat_timer_;

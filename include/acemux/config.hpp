@@ -34,6 +34,7 @@ struct RedisConfig {
     std::string url;       // empty (and no sentinels): no Redis, the buffer lives in memory only
     std::vector<std::string> sentinels; // "host:port" of each; then the url gives only password and db
     std::string master;    // the name the sentinels know the master by
+    bool cluster = false;  // a Redis Cluster: the url names one of its nodes
     bool enabled() const { return !url.empty() || !sentinels.empty(); }
     std::string prefix = "ace_proxy";
     int ttl = 60;          // seconds: ends what a stream that stopped left behind

@@ -39,7 +39,7 @@ public:
     void set(const std::string& url, RedisSentinel* sentinel);
     bool enabled() const { return !url_.empty() || address_.sentinel(); }
     bool connected() const { return ready_; } // and authenticated
-    void command(std::vector<std::string> args, Reply cb);
+    void command(const std::vector<std::string>& args, Reply cb);
     // Every message of the channels matching `pattern`, on this connection
     // for good (subscribed again after each reconnect).
     void psubscribe(std::string pattern, Reply on_message);

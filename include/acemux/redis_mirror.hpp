@@ -1,4 +1,5 @@
-// Mirror of sealed ring chunks to Redis, over one RedisLink.
+// Mirror of sealed ring chunks to Redis, over the router (one RedisLink, or
+// one per master of a Redis Cluster).
 //
 // Keys: <prefix>:stream:{<id>}:chunk:<N>, <prefix>:stream:{<id>}:index = N,
 // and <prefix>:stream:{<id>}:time (Redis's clock at that index, ms) so a
@@ -19,7 +20,7 @@
 
 #include "acemux/config.hpp"
 #include "acemux/reactor.hpp"
-#include "acemux/redis_link.hpp"
+#include "acemux/redis_router.hpp"
 #include "acemux/redis_sentinel.hpp"
 
 struct redisReply;
@@ -35,11 +36,11 @@ public:
     RedisMirror(Reactor& r, const RedisConfig& c);
 
     void reconfigure(const RedisConfig& c);
-    bool enabled() const { return link_.enabled(); }
-    bool connected() const { return link_.connected(); }
-    // The connection, for others that speak to the same Redis (the cluster).
-    RedisLink& link() { return link_; }
-    const RedisLink& link() const { return link_; }
+    bool enabled() const { return router_.enabled(); }
+    bool connected() const { return router_.connected(); }
+    // The connections, for others that speak to the same Redis (the cluster).
+    RedisRouter& router() { return router_; }
+    const RedisRouter& router() const { return router_; }
     // Where the master is behind Sentinel; nullptr without sentinels.
     RedisSentinel* sentinel() { return sentinel_.enabled() ? &sentinel_ : nullptr; }
     const RedisSentinel* sentinel() const { return sentinel_.enabled() ? &sentinel_ : nullptr; }
@@ -78,7 +79,7 @@ public:
     uint64_t failed() const { return failed_; } // sent, not written: an error answer, or no answer
     uint64_t bytes() const { return bytes_; }
     size_t backlog() const { return backlog_; }
-    const std::string& last_error() const { return last_error_.empty() ? link_.last_error() : last_error_; }
+    const std::string& last_error() const { return last_error_.empty() ? router_.last_error() : last_error_; }
 
 private:
     void get_chunks(const std::string& id, uint64_t from, uint64_t to, bool run, Loaded result);
@@ -87,8 +88,8 @@ private:
 
     Reactor& r_;
     RedisConfig cfg_;
-    RedisSentinel sentinel_; // before the link, which asks it
-    RedisLink link_;
+    RedisSentinel sentinel_; // before the router, whose link asks it
+    RedisRouter router_;
     size_t backlog_ = 0;
     uint64_t written_ = 0, skipped_ = 0, bytes_ = 0, fenced_ = 0, failed_ = 0;
     std::string last_error_;
