@@ -316,8 +316,22 @@ std::string metrics_text(const Daemon& d) {
           static_cast<double>(r.skipped()));
     p.one("acemux_redis_chunks_refused_total", "counter", "Chunks Redis refused: the stream's lease was another instance's.",
           static_cast<double>(r.fenced()));
-    p.one("acemux_redis_chunks_failed_total", "counter", "Chunks Redis answered with an error (READONLY, MOVED, ...).",
+    p.one("acemux_redis_chunks_failed_total", "counter", "Chunks sent to Redis and not written: an error answer, or none.",
           static_cast<double>(r.failed()));
+    RedisLink::Errors errs;
+    auto add = [&errs](const RedisLink::Errors& e) {
+        errs.readonly += e.readonly, errs.moved += e.moved, errs.ask += e.ask, errs.unknown += e.unknown, errs.other += e.other;
+    };
+    if (const RedisLink* seed = r.router().seed()) add(seed->errors());
+    r.router().each([&](const RedisRouter::Node& n) {
+        add(n.link.errors());
+        if (n.sub) add(n.sub->errors());
+    });
+    p.head("acemux_redis_errors_total", "counter", "Error answers from Redis, by kind (READONLY: a replica; MOVED, ASK: "
+                                                   "another node's hash slot; unknown_command: Redis too old).");
+    for (auto [kind, n] : {std::pair{"readonly", errs.readonly}, {"moved", errs.moved}, {"ask", errs.ask},
+                           {"unknown_command", errs.unknown}, {"other", errs.other}})
+        p.value("acemux_redis_errors_total", static_cast<double>(n), label("kind", kind));
     p.one("acemux_log_lines_dropped_total", "counter", "Log lines lost because the log could not keep up.",
           static_cast<double>(d.reactor().log().dropped()));
     return p.out;

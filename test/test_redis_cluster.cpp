@@ -3,6 +3,7 @@
 // announcements routed by hash slot, MOVED and ASK followed.
 #include <criterion/criterion.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <memory>
 #include <unistd.h>
@@ -25,10 +26,12 @@ std::string own_dir() {
 
 // A cluster node: its bus on a free port of its own (by default the
 // bus is the port + 10000, which may be taken or past 65535).
+// Replicas sync at once, and a master is failed over about 2 s after it dies.
 bool start_node(RedisServer& s) {
     std::string dir = own_dir();
     return s.start(0, {"--cluster-enabled", "yes", "--cluster-config-file", dir + "/nodes.conf", "--dir", dir,
-                       "--cluster-port", std::to_string(free_port()), "--cluster-node-timeout", "2000"});
+                       "--cluster-port", std::to_string(free_port()), "--cluster-node-timeout", "1000",
+                       "--repl-diskless-sync-delay", "0"});
 }
 
 std::vector<std::string> lines(const std::string& s) {
@@ -44,14 +47,16 @@ std::vector<std::string> lines(const std::string& s) {
 
 struct RedisCluster {
     std::vector<std::unique_ptr<RedisServer>> nodes;
-    void start(int n = 3) {
-        for (int i = 0; i < n; i++) {
+    // `replicas` for each of the three masters.
+    void start(int replicas = 0) {
+        for (int i = 0; i < 3 * (1 + replicas); i++) {
             nodes.push_back(std::make_unique<RedisServer>());
             cr_assert(start_node(*nodes.back()), "%s", nodes.back()->proc.output().c_str());
         }
         std::vector<std::string> argv{"/usr/bin/redis-cli", "--cluster", "create"};
         for (auto& s : nodes) argv.push_back("127.0.0.1:" + std::to_string(s->port));
-        for (const char* a : {"--cluster-replicas", "0", "--cluster-yes"}) argv.push_back(a);
+        for (std::string a : {std::string("--cluster-replicas"), std::to_string(replicas), std::string("--cluster-yes")})
+            argv.push_back(a);
         Proc create;
         cr_assert(create.spawn(argv));
         cr_assert(create.wait_line("All 16384 slots covered", 20000) != "", "%s", create.output().c_str());
@@ -78,6 +83,17 @@ struct RedisCluster {
         return *nodes[0];
     }
     std::string id_of(RedisServer& s) { return s.cmd({"CLUSTER", "MYID"}); }
+    // The replica of `master`, in sync, by ROLE: slave, its master's ip and port, ... connected.
+    RedisServer& replica_of(RedisServer& master) {
+        for (long until = now_ms() + 10000; now_ms() < until; usleep(100000))
+            for (auto& s : nodes) {
+                auto role = lines(s->cmd({"ROLE"}));
+                if (role.size() >= 4 && role[0] == "slave" && std::atoi(role[2].c_str()) == master.port && role[3] == "connected")
+                    return *s;
+            }
+        cr_assert_fail("no replica of %d in sync", master.port);
+        return master;
+    }
 };
 
 std::string key(const std::string& id, const std::string& what) { return "ace_proxy:stream:{" + id + "}:" + what; }
@@ -268,4 +284,55 @@ Test(redis_cluster, config_names_one_node_and_refuses_what_a_cluster_cannot_do) 
     cr_assert_eq(e, "t.toml:2:11: cluster and sentinels do not go together: a Redis Cluster fails over by itself", "%s", e.c_str());
     e = config_error("[redis]\ncluster = 1\n");
     cr_assert_eq(e, "t.toml:2:11: cluster must be true or false, not an integer", "%s", e.c_str());
+}
+
+// A master dies (SIGKILL) under a channel that one instance owns and another
+// follows; the cluster promotes its replica about 2 s later. No player goes
+// 3 s without real data (the follower reads the engine itself meanwhile),
+// the instances find the new master (the slots asked for every second
+// while one is missing), and the cluster is back to one engine session.
+Test(redis_cluster, a_master_failing_over_to_its_replica_costs_no_player_more_than_3_s, .timeout = 120) {
+    RedisCluster rc;
+    rc.start(1);
+    Instances in;
+    in.start(rc.url());
+    std::string id = ids_across_masters(1)[2]; // not on the node the url names
+    int slot = RedisRouter::slot(key(id, "owner"));
+    TestPlayer owner, follower;
+    cr_assert(owner.open(in.d[0]->port, id) && wait_data(owner, 15000));
+    cr_assert(follower.open(in.d[1]->port, id) && wait_data(follower, 10000));
+    read_players({&owner, &follower}, 1500);
+    RedisServer& master = rc.serving(slot);
+    cr_assert(&master != rc.nodes[0].get(), "the url's node stays up");
+    RedisServer& replica = rc.replica_of(master);
+    for (auto* p : {&owner, &follower}) p->max_data_gap_ms = 0;
+    long killed = now_ms();
+    master.proc.stop(SIGKILL);
+    long promoted = -1;
+    for (long until = killed + 12000; now_ms() < until;) {
+        read_players({&owner, &follower}, 100);
+        if (promoted < 0 && replica.cmd({"ROLE"}).rfind("master", 0) == 0) promoted = now_ms() - killed;
+    }
+    long gap_owner = std::max(owner.max_data_gap_ms, now_ms() - owner.last_data_ms);
+    long gap_follower = std::max(follower.max_data_gap_ms, now_ms() - follower.last_data_ms);
+    cr_log_info("redis cluster failover: the replica was master %ld ms after the kill; longest gap in real data: "
+                "owner's player %ld ms, follower's %ld ms", promoted, gap_owner, gap_follower);
+    cr_assert_geq(promoted, 0, "the replica took over");
+    cr_assert(!owner.closed && !follower.closed);
+    cr_assert_leq(gap_owner, 3000, "%s", owner.check.summary().c_str());
+    cr_assert_leq(gap_follower, 3000, "%s", follower.check.summary().c_str());
+    long until = now_ms() + 10000;
+    while (now_ms() < until && sim_stat(in.engine.stats(), "active") > 1) read_players({&owner, &follower}, 200);
+    cr_assert_eq(sim_stat(in.engine.stats(), "active"), 1, "one engine session again: %s", in.engine.stats().c_str());
+    long index = std::atol(replica.cmd({"GET", key(id, "index")}).c_str());
+    for (auto* p : {&owner, &follower}) p->max_data_gap_ms = 0;
+    read_players({&owner, &follower}, 2000);
+    cr_assert_gt(std::atol(replica.cmd({"GET", key(id, "index")}).c_str()), index, "the owner writes to the new master");
+    for (auto* p : {&owner, &follower}) cr_assert_lt(p->max_data_gap_ms, 1000, "%s", p->check.summary().c_str());
+    std::string at = "127.0.0.1:" + std::to_string(replica.port);
+    for (auto& d : in.d) {
+        std::string st = http_get(d->port, "/stats").body;
+        cr_assert_neq(st.find("\"name\":\"redis " + at + "\",\"node\":\"" + at + "\",\"connected\":true"), std::string::npos,
+                      "a link to the new master: %s", st.c_str());
+    }
 }
