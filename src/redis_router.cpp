@@ -35,6 +35,13 @@ bool starts(const redisReply* r, const char* word) {
 std::string host_port(const std::string& host, long long port) {
     return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
+
+// MOVED and ASK name a node "ip:port", an IPv6 address unbracketed.
+std::string named(const std::string& to) {
+    size_t colon = to.rfind(':');
+    if (colon == std::string::npos || to[0] == '[') return to;
+    return host_port(to.substr(0, colon), std::atoll(to.c_str() + colon + 1));
+}
 } // namespace
 
 int RedisRouter::slot(const std::string& key) {
@@ -129,7 +136,7 @@ RedisRouter::Node& RedisRouter::add(const std::string& addr) {
             int s = -1;
             if (!cluster_ || !(in >> word >> s >> to) || word != "MOVED" || s < 0 || s >= kSlots) return;
             moved_++;
-            slots_[static_cast<size_t>(s)] = &add(to);
+            slots_[static_cast<size_t>(s)] = &add(named(to));
             place(ch);
             refresh();
         };
@@ -209,7 +216,7 @@ bool RedisRouter::redirected(const std::shared_ptr<Request>& req, redisReply* r)
     int s = -1;
     if (!(in >> word >> s >> to) || s < 0 || s >= kSlots || to.empty() || to[0] == ':') return false;
     req->redirects++;
-    Node& n = add(to);
+    Node& n = add(named(to));
     if (ask) {
         asked_++;
         send(req, &n);
