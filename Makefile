@@ -17,6 +17,10 @@ BUILD   ?= build/$(or $(CROSS:%-=%),native)
 endif
 BUILD   ?= build
 DEBSRC  := build/debsrc
+# hls.js for the watch page (fetched by make deps, installed by make install).
+# Defined before any rule names it: a rule's prerequisites are expanded as
+# the rule is read.
+HLSJS   := build/share/hls.min.js
 
 # Build in parallel; sub-makes share the top level's job slots.
 ifeq ($(MAKELEVEL),0)
@@ -38,7 +42,9 @@ comma    := ,
 # No vptr check: UBSan tests a vtable by writing it to a pipe it opens, and
 # with every fd in use (the out-of-fds test does that on purpose) it reports a
 # sound object as invalid. ASan still catches calls on freed objects.
-SANFLAGS := $(if $(SAN),-O1 -fsanitize=address$(comma)undefined -fno-sanitize=vptr -fno-omit-frame-pointer \
+# Line tables only (-g1): all a sanitizer's stack trace needs, inlined frames
+# included, and the ASan build takes a third less time than with -g.
+SANFLAGS := $(if $(SAN),-O1 -g1 -fsanitize=address$(comma)undefined -fno-sanitize=vptr -fno-omit-frame-pointer \
 	-fno-sanitize-recover=undefined)
 override CPPFLAGS += -Iinclude -I$(LLHTTP_INC) -MMD -MP
 CXXFLAGS ?= -O2 -g
@@ -81,7 +87,8 @@ DEB_TEST_DEPS := libcriterion-dev redis-server mandoc ffmpeg chromium
 DEB_FUZZ_DEPS := clang libclang-rt-14-dev
 DEB_ROUTER_DEPS := dpkg-dev cmake $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)
 
-.PHONY: all run test test-asan bench faults fuzz soak install clean deps deps-test deps-fuzz deps-router check-tests
+.PHONY: all run test test-asan asan-build asan-prebuild fuzz-prebuild bench faults fuzz fuzz-build fuzz-smoke soak install \
+	clean deps deps-test deps-fuzz deps-router check-tests
 
 ifeq ($(ROUTER),)
 all: acemux $(BUILD)/engine_sim
@@ -141,10 +148,35 @@ run: deps
 	$(MAKE) --no-print-directory all
 	./acemux -f -c etc/acemux.toml
 
-# The suite, then the same suite under AddressSanitizer + UBSan (+ LeakSanitizer).
+# Every check, whatever fails: the suite, the same suite under AddressSanitizer
+# + UBSan (+ LeakSanitizer), and every fuzz target built and run for
+# FUZZ_SMOKE_SECONDS. Each step's output is shown and kept in $(TEST_LOG)/;
+# at the end, each step's summary lines together, and the exit status says
+# whether all passed. While a suite runs, the next step's programs compile
+# (asan-prebuild, fuzz-prebuild).
+TEST_LOG := build/test-log
 test: deps-test
-	$(MAKE) --no-print-directory check-tests
-	$(MAKE) --no-print-directory test-asan
+	@rm -rf $(TEST_LOG) && mkdir -p $(TEST_LOG)
+	$(call test_step,plain,check-tests asan-prebuild)
+	$(call test_step,asan,test-asan fuzz-prebuild)
+	$(call test_step,fuzz,fuzz-smoke)
+	@echo "==== make test"
+	@for s in plain asan fuzz; do \
+		echo "$$s: $$(cat $(TEST_LOG)/$$s.status)"; \
+		grep -h -e '^\[====\] Synthesis' -e '^fuzz_' -e '^\[LEAK\]' $(TEST_LOG)/$$s.log | sed 's/^/    /'; \
+	done
+	@! grep -q FAILED $(TEST_LOG)/*.status
+	@# A test that left a process running fails the run too (test/runner.cpp says which).
+	@! grep -q '^\[LEAK\]' $(TEST_LOG)/*.log
+
+# One step of `make test`: make $(2), output shown and kept in
+# $(TEST_LOG)/$(1).log; "ok" or "FAILED", and the seconds it took, in
+# $(TEST_LOG)/$(1).status. The + says it is a recursive make (make does not
+# see $(MAKE) through a call).
+define test_step
+@+t=$$(date +%s); { $(MAKE) --no-print-directory $(2) && r=ok || r="FAILED (output in $(TEST_LOG)/$(1).log)"; \
+	echo "$$r, $$(( $$(date +%s) - t )) s" > $(TEST_LOG)/$(1).status; } 2>&1 | tee $(TEST_LOG)/$(1).log
+endef
 
 # Three tests per core: most of a test's time is spent waiting on engines,
 # players, Redis leases and HLS segments (a real engine takes a second to
@@ -155,10 +187,22 @@ TEST_JOBS ?= $(shell echo $$(( $$(nproc) * 3 )))
 check-tests: all $(BUILD)/acemux-tests
 	$(BUILD)/acemux-tests --jobs=$(TEST_JOBS)
 
-test-asan: deps-test
-	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 build/asan/acemux build/asan/engine_sim build/asan/acemux-tests
+test-asan: deps-test asan-build
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
 		build/asan/acemux-tests --jobs=$(TEST_JOBS)
+
+asan-build:
+	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 build/asan/acemux build/asan/engine_sim build/asan/acemux-tests
+
+# While a suite runs, what the next step needs compiles at the lowest
+# priority, on every core: a suite spends most of its time waiting (sockets,
+# timers) and gets the CPU back whenever it wants it. Best effort: the next
+# step builds whatever is still missing and shows the errors. Each has its
+# own -j (the suite holds one of the shared job slots).
+asan-prebuild: all $(BUILD)/acemux-tests
+	-nice -n 19 $(MAKE) --no-print-directory -k -j$(shell nproc) asan-build > build/asan-prebuild.log 2>&1
+fuzz-prebuild: asan-build
+	-nice -n 19 $(MAKE) --no-print-directory -k -j$(shell nproc) fuzz-build > build/fuzz-prebuild.log 2>&1
 
 # Speed and memory figures (a few minutes); FULL=1 for every size (longer).
 # The static router build is measured too (its idle memory and size).
@@ -167,13 +211,21 @@ bench: deps
 	$(MAKE) --no-print-directory STATIC=1
 	$(BUILD)/benchmark $(if $(FULL),--full) --out bench/results/latest.json
 
-# libFuzzer targets under ASan+UBSan, each run for FUZZ_SECONDS on a copy of
-# its seed corpus (test/fuzz/corpus/); a crash fails the target and leaves
-# its input in build/fuzz/.
-FUZZ_TARGETS := http_request engine_answer ts config
+# libFuzzer targets (test/fuzz/fuzz_*.cpp) under ASan+UBSan. `make fuzz` runs
+# each for FUZZ_SECONDS on its corpus in build/fuzz/corpus-<target> (the seeds
+# of test/fuzz/corpus/ and what earlier runs found); `make test` runs each for
+# FUZZ_SMOKE_SECONDS on a fresh copy of the seeds. Every target runs, whatever
+# the others did; a crash fails the run at the end and leaves its input in
+# build/fuzz/<target>-crash-*, the whole output in build/fuzz/<target>.log.
+FUZZ_TARGETS := $(patsubst test/fuzz/fuzz_%.cpp,%,$(wildcard test/fuzz/fuzz_*.cpp))
 FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 5
 FUZZ_DIR     := build/fuzz
-FUZZ_FLAGS   := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined
+FUZZ_BINS    := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
+FUZZ_CORPUS  := $(FUZZ_DIR)/corpus
+# -O1 (fast enough to fuzz) and line tables only (all a stack trace needs):
+# `make test` builds these objects too, so they must compile quickly.
+FUZZ_FLAGS   := -gline-tables-only -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_LIB_OBJ := $(LIB_SRC:%.cpp=$(FUZZ_DIR)/%.o) $(patsubst %,$(FUZZ_DIR)/llhttp/%.o,api http llhttp)
 
 $(FUZZ_DIR)/%.o: %.cpp
@@ -186,16 +238,33 @@ $(FUZZ_DIR)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 
 $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/test/fuzz/fuzz_%.o $(FUZZ_LIB_OBJ)
 	clang++ $(FUZZ_FLAGS) -fsanitize=fuzzer -o $@ $^ $(LDLIBS)
+# Named only by a pattern rule, the objects would count as intermediate and
+# be deleted after each build, then built again by the next.
+.SECONDARY: $(FUZZ_LIB_OBJ) $(FUZZ_TARGETS:%=$(FUZZ_DIR)/test/fuzz/fuzz_%.o)
 
+fuzz-build: $(FUZZ_BINS)
+
+# Every target in turn, so that each has a core to itself (the runs say how
+# fast each goes), each whatever the others did; fails at the end when one
+# crashed.
 fuzz: deps-fuzz
-	$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)
-	@for t in $(FUZZ_TARGETS); do \
-		mkdir -p $(FUZZ_DIR)/corpus-$$t && cp -n test/fuzz/corpus/$$t/* $(FUZZ_DIR)/corpus-$$t/ ; \
-		$(FUZZ_DIR)/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/$$t- \
-			$(FUZZ_DIR)/corpus-$$t > $(FUZZ_DIR)/$$t.log 2>&1 || { tail -40 $(FUZZ_DIR)/$$t.log; exit 1; } ; \
-		echo "fuzz_$$t: $$(grep -o 'stat::number_of_executed_units: [0-9]*' $(FUZZ_DIR)/$$t.log | cut -d' ' -f2) runs," \
-			"$(FUZZ_SECONDS) s, no crash"; \
-	done
+	$(MAKE) --no-print-directory fuzz-build
+	@failed=; for t in $(FUZZ_TARGETS); do $(MAKE) --no-print-directory fuzz-run-$$t || failed="$$failed $$t"; done; \
+		test -z "$$failed" || { echo "fuzz: failed:$$failed"; exit 1; }
+
+# The smoke runs share the job slots, and -k keeps them going past a failure.
+fuzz-smoke: fuzz-build
+	rm -rf $(FUZZ_DIR)/smoke-*
+	$(MAKE) --no-print-directory -k FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) FUZZ_CORPUS=$(FUZZ_DIR)/smoke \
+		$(FUZZ_TARGETS:%=fuzz-run-%)
+
+# One target for FUZZ_SECONDS; -timeout: an input taking 10 s is a hang.
+fuzz-run-%: $(FUZZ_DIR)/fuzz_%
+	@mkdir -p $(FUZZ_CORPUS)-$* && cp -n test/fuzz/corpus/$*/* $(FUZZ_CORPUS)-$*/
+	@$< -max_total_time=$(FUZZ_SECONDS) -timeout=10 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/$*- \
+		$(FUZZ_CORPUS)-$* > $(FUZZ_DIR)/$*.log 2>&1 \
+		|| { tail -40 $(FUZZ_DIR)/$*.log; echo "fuzz_$*: FAILED (crash, hang or leak), output in $(FUZZ_DIR)/$*.log"; exit 1; }
+	@sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/fuzz_$*: \1 runs, \2 s, no crash/p' $(FUZZ_DIR)/$*.log
 
 # What a player sees when an engine fails in each way it can (a stall, garbage,
 # a refusal, ...): times to null packets and to the other engine's data,
@@ -239,7 +308,6 @@ endef
 # hls.js for the watch page: the release pinned in etc/web, fetched from the
 # npm registry (npm ci checks it against the lock file's integrity). npm
 # comes with Debian's package unless the machine has one already.
-HLSJS := build/share/hls.min.js
 $(HLSJS): etc/web/package.json etc/web/package-lock.json
 	@command -v npm >/dev/null || $(MAKE) --no-print-directory deps-npm
 	mkdir -p build/web $(dir $@)
@@ -253,8 +321,9 @@ deps-npm:
 deps: $(HLSJS)
 	$(call install_missing,$(DEB_DEPS))
 
+# The fuzz step of `make test` needs clang and its libFuzzer.
 deps-test: deps
-	$(call install_missing,$(DEB_TEST_DEPS))
+	$(call install_missing,$(DEB_TEST_DEPS) $(DEB_FUZZ_DEPS))
 
 deps-fuzz: deps
 	$(call install_missing,$(DEB_FUZZ_DEPS))

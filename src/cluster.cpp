@@ -110,7 +110,7 @@ void Cluster::note_session(const std::string& id, uint64_t epoch, const std::str
                            [](redisReply*) {});
 }
 
-void Cluster::release(const std::string& id, uint64_t epoch) {
+void Cluster::give_up(const std::string& id, uint64_t epoch) {
     if (!connected()) return;
     mirror_.router().command({"EVAL", kRelease, "1", key(id, "owner"), name_, std::to_string(epoch)}, [](redisReply*) {});
 }

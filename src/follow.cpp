@@ -34,7 +34,7 @@ void Follow::stop() {
     tick_.stop();
     claim_.cancel();
     load_.cancel();
-    if (role_ == Role::owner) cluster_.release(id_, epoch_);
+    if (role_ == Role::owner) cluster_.give_up(id_, epoch_);
     if (role_ == Role::follower) cluster_.unfollow(id_), cluster_.watching(id_, false);
     role_ = Role::solo;
 }

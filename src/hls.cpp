@@ -274,105 +274,162 @@ std::string Segmenter::playlist(const std::string& prefix, const std::string& su
     return out;
 }
 
-// ------------------------------------------------------------ reply
+// ------------------------------------------------------------ body
 
-HlsReply::HlsReply(Reactor& r, const Ring& ring, Owner& owner, StreamHandoff&& h)
-    : r_(r), ring_(ring), owner_(owner), fd_(std::move(h.fd)), slot_(std::move(h.slot)), peer_(h.peer),
-      server_(h.server), keep_alive_(h.keep_alive && h.server), own_(std::move(h.queued)) {
-    since_ = last_progress_ = r_.now();
-    if (r_.watch(fd_.get(), this, true, false)) end(); // its owner sees ended()
-}
-
-HlsReply::~HlsReply() { r_.unwatch(fd_.get()); }
-
-void HlsReply::end() {
-    r_.unwatch(fd_.get());
-    fd_.reset();
-    slot_ = ConnSlot();
-}
-
-bool HlsReply::send(const HttpResponse& resp) {
-    sending_ = true;
-    Params headers = resp.headers;
-    if (std::find(headers.begin(), headers.end(), kAnyOrigin) == headers.end()) headers.push_back(kAnyOrigin);
-    own_ += response_head(resp.status, resp.content_type, static_cast<long long>(resp.body.size()), headers,
-                          keep_alive_);
-    own_ += resp.body;
-    return pump();
-}
-
-bool HlsReply::send(const Segment& s) {
-    sending_ = true;
+SegmentBody::SegmentBody(std::shared_ptr<const Ring> ring, const Segment& s) : ring_(std::move(ring)), psi_(s.psi) {
     s.each_range([this](uint64_t pos, uint64_t len) { ranges_.emplace_back(pos, len); });
-    Cursor c;
-    if (ranges_.empty() || !ring_.locate(ranges_.front().first, c)) {
-        keep_alive_ = false;
-        ranges_.clear();
-        return send(HttpResponse::text(404, "segment " + std::to_string(s.seq) + " has left the buffer"));
-    }
-    own_ += response_head(200, "video/mp2t", static_cast<long long>(s.psi.size() + s.size()),
-                          {{"Cache-Control", "max-age=60"}, kAnyOrigin}, keep_alive_);
-    own_.append(reinterpret_cast<const char*>(s.psi.data()), s.psi.size());
-    return pump();
+    size_ = psi_.size() + s.size();
 }
 
-// As a player sends, over the segment's ranges of the ring.
-bool HlsReply::pump() {
-    if (ended()) return false;
-    if (!sending_) return true;
-    iovec iov[IOV_MAX];
+int SegmentBody::gather(uint64_t offset, iovec* iov, int max) const {
     int n = 0;
-    size_t own_left = own_.size() - own_off_;
-    if (own_left) iov[n++] = {own_.data() + own_off_, own_left};
-    for (size_t i = next_; i < ranges_.size() && n < IOV_MAX; i++) {
-        int k = ring_.gather(ranges_[i].first, ranges_[i].second, iov + n, IOV_MAX - n);
-        if (k < 0) return end(), false; // a reader this slow lost the race with the writer: its bytes are gone
-        n += k;
+    if (offset < psi_.size() && n < max) {
+        iov[n++] = {const_cast<uint8_t*>(psi_.data()) + offset, psi_.size() - offset};
+        offset = 0;
+    } else {
+        offset -= psi_.size();
     }
-    Sent s = send_iov(fd_.get(), iov, n, own_left > 0, ring_);
-    if (!s.offered) return finish();
-    if (s.err) return end(), false;
-    if (s.took) last_progress_ = r_.now(), sent_ += s.took;
-    own_off_ += s.took - s.from_ring;
-    if (own_off_ == own_.size()) own_.clear(), own_off_ = 0;
-    for (uint64_t left = s.from_ring; left;) {
-        auto& [pos, len] = ranges_[next_];
-        uint64_t t = std::min(left, len);
-        pos += t, len -= t, left -= t;
-        if (!len) next_++;
-    }
-    if (own_.empty() && next_ == ranges_.size()) return finish();
-    if (r_.set_interest(fd_.get(), watch_read_, true)) return end(), false;
-    return true;
-}
-
-// Sent: a kept-alive connection goes back to the server for its next request.
-bool HlsReply::finish() {
-    r_.unwatch(fd_.get());
-    slot_ = ConnSlot();
-    if (keep_alive_) server_->give_back(std::move(fd_), peer_);
-    fd_.reset();
-    return false;
-}
-
-void HlsReply::on_io(uint32_t ev) {
-    if (!handle_io(ev)) owner_.reply_ended(*this);
-}
-
-bool HlsReply::handle_io(uint32_t ev) {
-    if (ev & (EPOLLERR | EPOLLHUP)) return end(), false;
-    if (ev & EPOLLIN) {
-        // Nothing is read before the answer is out: a close is noticed here,
-        // and a request pipelined behind this one stays for the server.
-        char b;
-        ssize_t n = ::recv(fd_.get(), &b, 1, MSG_PEEK);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return end(), false;
-        if (n > 0) {
-            watch_read_ = false;
-            if (r_.set_interest(fd_.get(), false, sending_)) return end(), false;
+    for (auto [pos, len] : ranges_) {
+        if (n >= max) break;
+        if (offset >= len) {
+            offset -= len;
+            continue;
         }
+        int k = ring_->gather(pos + offset, len - offset, iov + n, max - n);
+        if (k < 0) return -1; // a reader this slow lost the race with the writer: its bytes are gone
+        n += k;
+        offset = 0;
     }
-    return (ev & EPOLLOUT) ? pump() : true;
+    return n;
+}
+
+// ------------------------------------------------------------ outlet
+
+HlsOutlet::HlsOutlet(Reactor& r, std::shared_ptr<Ring> ring, const HlsConfig& cfg, Owner& owner,
+                     const std::string& id_key, const std::string& id)
+    : r_(r), ring_(std::move(ring)), cfg_(cfg), owner_(owner), id_key_(id_key), id_(id),
+      seg_(cfg.target_duration, cfg.window) {}
+
+bool HlsOutlet::knows(const SockAddr& peer, const std::string& ua) const {
+    return viewers_.count(viewer_key(peer, ua)) > 0;
+}
+
+// A viewer watches while it fetches segments. Its manifest requests count
+// only until the playlist lets it start (before that there is nothing else
+// to fetch): a client that polls the playlist and never fetches a segment
+// does not keep a stream and its engine session for as long as it polls.
+void HlsOutlet::seen(const SockAddr& peer, const std::string& ua, bool segment) {
+    Millis now = r_.now();
+    std::string key = viewer_key(peer, ua);
+    if (!segment && has_segments() && left_.count(key)) return; // it left; its polls do not bring it back
+    left_.erase(key);
+    auto [it, fresh] = viewers_.try_emplace(key);
+    Viewer& v = it->second;
+    if (fresh || segment || !has_segments()) v.last = now;
+    if (!fresh) return;
+    v.peer = peer, v.user_agent = ua, v.since = now;
+    owner_.watchers_changed();
+    r_.log().info("hls viewer %s joined stream %s", peer.str().c_str(), id_.c_str());
+}
+
+HttpResponse HlsOutlet::playlist(const std::string& uri_suffix) const {
+    HttpResponse r;
+    r.content_type = "application/vnd.apple.mpegurl";
+    r.headers.emplace_back("Cache-Control", "no-cache");
+    r.body = seg_.playlist("/ace/hls/" + id_key_ + "/" + id_ + "/", uri_suffix);
+    return r;
+}
+
+void HlsOutlet::wait_manifest(Reply r, std::string uri_suffix, std::string viewer) {
+    waiting_.push_back({std::move(r), std::move(uri_suffix), std::move(viewer), r_.now()});
+    answer_manifests(); // a segment may have come meanwhile
+}
+
+// Waiting manifests are answered once a player can start.
+void HlsOutlet::answer_manifests() {
+    if (waiting_.empty() || !has_segments()) return;
+    for (auto& w : waiting_) w.reply.send(playlist(w.uri_suffix));
+    waiting_.clear();
+}
+
+HttpResponse HlsOutlet::segment(uint64_t seq, const std::string& viewer) {
+    const Segment* s = seg_.find(seq);
+    Cursor c;
+    if (!s || !ring_->locate(s->start, c))
+        return HttpResponse::text(404, "segment " + std::to_string(seq) +
+                                           (seg_.gone(seq) ? " has left the buffer" : " is not cut yet"));
+    if (auto v = viewers_.find(viewer); v != viewers_.end()) v->second.bytes += s->size(), v->second.segments++;
+    HttpResponse r;
+    r.content_type = "video/mp2t";
+    r.headers.emplace_back("Cache-Control", "max-age=60");
+    r.body_source = std::make_shared<SegmentBody>(ring_, *s);
+    return r;
+}
+
+void HlsOutlet::data(Millis now) {
+    seg_.update(*ring_, now);
+    answer_manifests();
+}
+
+// Viewers that stopped fetching leave, a manifest that waited too long is
+// told to come back, and the ring grows when the window does not fit at
+// the stream's rate.
+void HlsOutlet::tick(Millis now, double byte_rate) {
+    seg_.reconfigure(cfg_.target_duration, cfg_.window);
+    for (auto& w : waiting_) // a manifest waiting is a viewer watching
+        if (auto v = viewers_.find(w.viewer); v != viewers_.end()) v->second.last = now;
+    for (auto it = viewers_.begin(); it != viewers_.end();) {
+        if (now - it->second.last <= 3 * cfg_.target_duration) {
+            ++it;
+            continue;
+        }
+        r_.log().info("hls viewer %s left stream %s (%.1f s, %llu segments)", it->second.peer.str().c_str(), id_.c_str(),
+                      static_cast<double>(it->second.last - it->second.since) / 1000.0,
+                      static_cast<unsigned long long>(it->second.segments));
+        owner_.viewer_left();
+        left_[it->first] = now;
+        it = viewers_.erase(it);
+        owner_.watchers_changed();
+    }
+    std::erase_if(left_, [now](const auto& kv) { return now - kv.second > kLeftKept; });
+    std::erase_if(waiting_, [&](Waiting& w) {
+        if (!w.reply.open()) return true; // its connection is gone
+        if (now - w.since < cfg_.manifest_wait) return false;
+        w.reply.send(HttpResponse::unavailable("the stream has no segment yet (the engine is still buffering)", 5));
+        return true;
+    });
+    if (!viewers_.empty() && byte_rate > 0) grow_ring(byte_rate);
+}
+
+// The window, one segment more, each up to 1.5 targets long (a segment ends
+// at a keyframe past the target), up to max_ring_bytes.
+void HlsOutlet::grow_ring(double byte_rate) {
+    const HlsConfig& h = cfg_;
+    double need = byte_rate * static_cast<double>(h.window + 1) * 1.5 * static_cast<double>(h.target_duration) / 1000.0;
+    size_t chunks = static_cast<size_t>(need / static_cast<double>(ring_->chunk_size())) + 1;
+    size_t cap = std::max<size_t>(ring_->chunks(), h.max_ring_bytes / ring_->chunk_size());
+    if (chunks <= ring_->chunks()) return;
+    size_t to = std::min(chunks, cap);
+    if (to > ring_->chunks()) {
+        if (!ring_->grow(to)) {
+            r_.log().warn("stream %s: out of memory to grow the ring for HLS", id_.c_str());
+            return;
+        }
+        r_.log().info("stream %s: ring grows to %zu chunks (%.1f MiB) to hold the HLS window of %d x %.0f s at "
+                      "%.1f Mbit/s", id_.c_str(), to, static_cast<double>(to * ring_->chunk_size()) / (1 << 20), h.window,
+                      static_cast<double>(h.target_duration) / 1000.0, byte_rate * 8 / 1e6);
+    }
+    if (chunks > to && !ring_capped_logged_) {
+        ring_capped_logged_ = true;
+        r_.log().warn("stream %s: the HLS window (%d x %.0f s at %.1f Mbit/s) does not fit in [hls] max_ring_mib; the "
+                      "playlist lists fewer segments",
+                      id_.c_str(), h.window, static_cast<double>(h.target_duration) / 1000.0, byte_rate * 8 / 1e6);
+    }
+}
+
+void HlsOutlet::close(int status, const std::string& why) {
+    for (auto& w : waiting_) w.reply.send(status == 503 ? HttpResponse::unavailable(why, 5) : HttpResponse::text(status, why));
+    waiting_.clear();
 }
 
 } // namespace acemux

@@ -202,4 +202,12 @@ std::string response_bytes(const HttpResponse& r) {
     return response_head(r.status, r.content_type, static_cast<long long>(r.body.size()), r.headers, false) + r.body;
 }
 
+void Reply::send(HttpResponse r) {
+    auto w = w_.lock();
+    w_.reset();
+    if (!w || !w->answer) return;
+    auto answer = std::move(w->answer); // once: the connection forgets it as it answers
+    answer(std::move(r));
+}
+
 } // namespace acemux

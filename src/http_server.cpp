@@ -1,9 +1,12 @@
 #include "acemux/http_server.hpp"
 
+#include "acemux/ring.hpp"
+
 #include <cerrno>
 #include <new>
 #include <cstring>
 #include <fcntl.h>
+#include <climits>
 #include <llhttp.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -62,8 +65,12 @@ private:
         return HPE_USER;
     }
     void on_readable();
+    void parse(const char* p, size_t n);
     void flush();
+    void resume();
     void respond(const HttpResponse& r, bool head, bool keep);
+    void answer_later(HttpResponse&& r, bool head, bool keep);
+    void process(); // what follows input or an answer: send, hand off, or end
     void commit_header();
     int headers_complete();
     int message_complete();
@@ -77,6 +84,15 @@ private:
     std::string out, error_reason;
     bool reading = true, closing = false, dead = false;
     std::function<void(StreamHandoff&&)> handoff;
+
+public:
+    // A body sent from where it lies after `out` (BodySource), and an
+    // answer a route gives later (Reply): while either is under way, the
+    // next request waits, its bytes (if read already) in `unparsed`.
+    std::shared_ptr<const BodySource> body;
+    uint64_t body_sent = 0;
+    std::shared_ptr<Reply::Waiting> waiting;
+    std::string unparsed;
 };
 
 const llhttp_settings_t& HttpServer::Conn::settings() {
@@ -172,18 +188,38 @@ int HttpServer::Conn::message_complete() {
         return HPE_PAUSED; // the rest of the input belongs to nobody: streams are close-delimited
     }
     bool keep = req.keep_alive && !resp.close_delimited;
+    if (resp.later) {
+        bool head = req.is_head();
+        waiting = std::make_shared<Reply::Waiting>();
+        waiting->answer = [this, head, keep](HttpResponse&& r) { answer_later(std::move(r), head, keep); };
+        resp.later(Reply(waiting));
+        return waiting || body || !keep ? HPE_PAUSED : 0; // unless it was answered at once
+    }
     respond(resp, req.is_head(), keep);
     if (!keep) {
         closing = true;
         return HPE_PAUSED;
     }
-    return 0;
+    return body ? HPE_PAUSED : 0; // the next answer waits for this body
+}
+
+// A route's answer that came later: sent now, and the connection goes on
+// (what it read meanwhile is parsed), outside its own callbacks.
+void HttpServer::Conn::answer_later(HttpResponse&& r, bool head, bool keep) {
+    waiting.reset();
+    respond(r, head, keep);
+    if (!keep) closing = true;
+    process();
 }
 
 void HttpServer::Conn::respond(const HttpResponse& r, bool head, bool keep) {
-    out += response_head(r.status, r.content_type, r.close_delimited ? -1 : static_cast<long long>(r.body.size()),
-                         r.headers, keep);
-    if (!head) out += r.body;
+    long long length = r.close_delimited ? -1
+                       : r.body_source   ? static_cast<long long>(r.body_source->size())
+                                         : static_cast<long long>(r.body.size());
+    out += response_head(r.status, r.content_type, length, r.headers, keep);
+    if (head) return;
+    if (r.body_source) body = r.body_source, body_sent = 0;
+    else out += r.body;
 }
 
 void HttpServer::Conn::on_readable() {
@@ -199,62 +235,101 @@ void HttpServer::Conn::on_readable() {
             if (out.empty()) dead = true;
             break;
         }
-        llhttp_errno_t e = llhttp_execute(&parser, buf, static_cast<size_t>(n));
-        // A request line without a version (HTTP/0.9) leaves the parser
-        // waiting for headers its sender will never write: answer now.
-        if (e == HPE_OK && parser.http_major == 0 && parser.http_minor == 9 && !req.target.empty() &&
-            !error_status) {
-            error_status = 400;
-            error_reason = "HTTP/0.9 is not supported: use HTTP/1.0 or 1.1";
-            e = HPE_USER;
-        }
-        if (e == HPE_PAUSED) {
-            reading = false;
-            break;
-        }
-        if (e != HPE_OK) {
-            int status = error_status ? error_status : 400;
-            const char* reason = llhttp_get_error_reason(&parser);
-            std::string why = error_status ? error_reason : reason ? reason : "malformed request";
-            if (srv.r_.log().enabled(LogLevel::debug))
-                srv.r_.log().debug("http %s: %d %s", req.peer.str().c_str(), status, why.c_str());
-            HttpResponse r = HttpResponse::text(status, why);
-            if (status == 405) r.headers.emplace_back("Allow", "GET, HEAD");
-            respond(r, false, false);
-            reading = false;
-            closing = true;
-            break;
-        }
+        parse(buf, static_cast<size_t>(n));
         if (out.size() > kMaxQueued) break;
     }
 }
 
-void HttpServer::Conn::flush() {
-    while (!out.empty()) {
-        ssize_t w = ::send(fd.get(), out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-        if (w < 0 && errno == EINTR) continue;
-        if (w < 0 && errno == EAGAIN) break;
-        if (w < 0) {
-            dead = true;
-            return;
-        }
-        out.erase(0, static_cast<size_t>(w));
+void HttpServer::Conn::parse(const char* p, size_t n) {
+    llhttp_errno_t e = llhttp_execute(&parser, p, n);
+    // A request line without a version (HTTP/0.9) leaves the parser
+    // waiting for headers its sender will never write: answer now.
+    if (e == HPE_OK && parser.http_major == 0 && parser.http_minor == 9 && !req.target.empty() && !error_status) {
+        error_status = 400;
+        error_reason = "HTTP/0.9 is not supported: use HTTP/1.0 or 1.1";
+        e = HPE_USER;
     }
-    if (out.empty() && closing) {
-        dead = true;
+    if (e == HPE_PAUSED) {
+        reading = false;
+        // A request pipelined behind one whose answer is not out yet (a
+        // body under way, an answer to come) waits, unparsed.
+        if ((body || waiting) && !closing && !handoff) {
+            const char* at = llhttp_get_error_pos(&parser);
+            if (at && at >= p && at < p + n) unparsed.assign(at, static_cast<size_t>(p + n - at));
+        }
         return;
     }
+    if (e != HPE_OK) {
+        int status = error_status ? error_status : 400;
+        const char* reason = llhttp_get_error_reason(&parser);
+        std::string why = error_status ? error_reason : reason ? reason : "malformed request";
+        if (srv.r_.log().enabled(LogLevel::debug)) srv.r_.log().debug("http %s: %d %s", req.peer.str().c_str(), status, why.c_str());
+        HttpResponse r = HttpResponse::text(status, why);
+        if (status == 405) r.headers.emplace_back("Allow", "GET, HEAD");
+        respond(r, false, false);
+        reading = false;
+        closing = true;
+    }
+}
+
+// The answer is out (its body too): the next request, read already or to come.
+void HttpServer::Conn::resume() {
+    if (closing || handoff || body || waiting || reading) return;
+    llhttp_resume(&parser);
+    reading = true;
+    if (unparsed.empty()) return;
+    std::string in = std::move(unparsed);
+    unparsed.clear();
+    parse(in.data(), in.size());
+}
+
+void HttpServer::Conn::flush() {
+    for (bool progress = true; progress && !dead;) {
+        progress = false;
+        if (body) { // the head (and what is queued before it), then the body from where it lies
+            iovec iov[IOV_MAX];
+            int n = 0;
+            if (!out.empty()) iov[n++] = {out.data(), out.size()};
+            int k = body->gather(body_sent, iov + n, IOV_MAX - n);
+            if (k < 0) return void(dead = true); // gone from the ring: its length was promised, so the connection ends
+            Sent s = send_iov(fd.get(), iov, n + k, !out.empty(), body->ring());
+            if (s.err) return void(dead = true);
+            out.erase(0, s.took - s.from_ring);
+            body_sent += s.from_ring;
+            if (s.took) srv.touch(*this); // a reader that keeps reading keeps its connection
+            if (body_sent == body->size()) body.reset();
+            progress = s.took == s.offered && s.took;
+            continue;
+        }
+        while (!out.empty()) {
+            ssize_t w = ::send(fd.get(), out.data(), out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w < 0 && errno == EINTR) continue;
+            if (w < 0 && errno == EAGAIN) break;
+            if (w < 0) return void(dead = true);
+            out.erase(0, static_cast<size_t>(w));
+        }
+        if (!out.empty() || waiting) break;
+        if (closing) return void(dead = true);
+        bool paused = !reading;
+        resume(); // which may queue the next answer
+        progress = paused && reading && (!out.empty() || body);
+    }
+    if (dead) return;
     bool want_read = reading && out.size() <= kMaxQueued;
-    if (srv.r_.set_interest(fd.get(), want_read, !out.empty())) dead = true;
+    if (srv.r_.set_interest(fd.get(), want_read, !out.empty() || body)) dead = true;
 }
 
 void HttpServer::Conn::on_io(uint32_t ev) {
     if (ev & EPOLLERR) dead = true;
     if (!dead && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP))) on_readable();
+    process();
+}
+
+void HttpServer::Conn::process() {
     if (!dead && !handoff) flush();
     if (handoff && !dead) {
         srv.r_.unwatch(fd.get());
-        StreamHandoff h{std::move(fd), std::move(slot), std::move(out), req.peer, &srv, req.keep_alive};
+        StreamHandoff h{std::move(fd), std::move(slot), std::move(out), req.peer};
         auto take = std::move(handoff);
         take(std::move(h));
         dead = true;
@@ -390,14 +465,6 @@ void HttpServer::adopt(Fd fd, const SockAddr& peer, size_t* per_ip) {
     if (Conn* c = watch_conn(std::move(fd), peer, per_ip)) c->on_io(EPOLLIN);
 }
 
-void HttpServer::give_back(Fd fd, const SockAddr& peer) {
-    try {
-        (void)watch_conn(std::move(fd), peer, nullptr);
-    } catch (const std::bad_alloc&) { // the connection closes with the unwinding
-        r_.log().error("out of memory: closing %s", peer.str().c_str());
-    }
-}
-
 void HttpServer::refuse(Fd fd, int status, const char* why) {
     HttpResponse r = HttpResponse::text(status, why);
     r.headers.emplace_back("Retry-After", "5");
@@ -415,6 +482,10 @@ void HttpServer::sweep() {
     Millis now = r_.now();
     while (!conns_.empty() && conns_.front()->deadline <= now) {
         Conn& c = *conns_.front();
+        if (c.waiting) { // its route answers in its own time (a playlist waits up to manifest_wait)
+            touch(c);
+            continue;
+        }
         // One that began a request and did not finish it is told why, once,
         // without waiting for it to read. One that sent nothing more (a kept
         // alive connection between an HLS player's fetches, a browser's

@@ -70,54 +70,6 @@ void Player::move_to(const JoinPoint& j) {
     if (j.psi) own_.append(reinterpret_cast<const char*>(j.psi), 2 * ts::kPacket);
 }
 
-Sent send_iov(int fd, iovec* iov, int n, bool own, const Ring& ring) {
-    Sent s;
-    for (int i = 0; i < n; i++) s.offered += iov[i].iov_len;
-    if (!s.offered) return s;
-    int from_ring = own ? 1 : 0; // the first iovec over the ring
-    ssize_t took = 0;
-    bool copy = n == from_ring || !ring.lends();
-    if (!copy) {
-        // Own bytes first (MSG_MORE: the ring's follow at once), then each
-        // range of the ring by sendfile: the socket takes references to the
-        // ring's pages instead of a copy of them.
-        for (int i = 0; i < n; i++) {
-            ssize_t w;
-            if (i < from_ring) {
-                w = ::send(fd, iov[i].iov_base, iov[i].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT | MSG_MORE);
-            } else {
-                ring.lend(iov[i].iov_base);
-                off_t off = ring.file_offset(iov[i].iov_base);
-                w = ::sendfile(fd, ring.file(), &off, iov[i].iov_len);
-            }
-            s.calls++;
-            if (w < 0) {
-                if (!took) took = -1; // an error only when nothing went: what did go is accounted
-                break;
-            }
-            took += w;
-            if (static_cast<size_t>(w) < iov[i].iov_len) break;
-        }
-        copy = took < 0 && errno == EINVAL; // a socket that cannot take pages: copy after all
-    }
-    if (copy) {
-        // sendmsg, not writev: the same gather, but straight to the socket
-        // layer, without the file layer's position lock and iterator set-up.
-        msghdr msg{};
-        msg.msg_iov = iov;
-        msg.msg_iovlen = static_cast<size_t>(n);
-        took = ::sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-        s.calls++;
-    }
-    if (took < 0) {
-        if (errno != EAGAIN && errno != EINTR) s.err = errno;
-        return s;
-    }
-    s.took = static_cast<size_t>(took);
-    s.from_ring = s.took - std::min<size_t>(s.took, own ? iov[0].iov_len : 0);
-    return s;
-}
-
 Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, const Ring& ring, bool from_ring) {
     iovec iov[IOV_MAX];
     int n = 0;

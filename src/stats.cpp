@@ -26,7 +26,7 @@ cJSON* player_json(const Player& c, const Ring& ring, Millis now) {
     return o;
 }
 
-cJSON* viewer_json(const Stream::HlsViewer& v, Millis now) {
+cJSON* viewer_json(const HlsOutlet::Viewer& v, Millis now) {
     cJSON* o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "kind", "hls");
     cJSON_AddStringToObject(o, "address", v.peer.host().c_str());
@@ -62,7 +62,7 @@ cJSON* subscriber_json(const RedisSubscriber& s) {
     return o;
 }
 
-cJSON* session_json(const Stream& s, Millis now) {
+cJSON* stream_json(const Stream& s, Millis now) {
     cJSON* o = cJSON_CreateObject();
     const Ring& ring = s.ring();
     cJSON_AddStringToObject(o, "id", s.id().c_str());
@@ -76,7 +76,9 @@ cJSON* session_json(const Stream& s, Millis now) {
     cJSON_AddNumberToObject(o, "bitrate_in", s.byte_rate() * 8);
     cJSON_AddNumberToObject(o, "bytes_out", static_cast<double>(s.bytes_out()));
     cJSON_AddNumberToObject(o, "bitrate_out", s.out_rate() * 8);
-    cJSON_AddNumberToObject(o, "ring_chunks", static_cast<double>(ring.head() - ring.first() + 1));
+    // The ring's size (the config's ring_chunks, or more for an HLS window) and what of it holds data.
+    cJSON_AddNumberToObject(o, "ring_chunks", static_cast<double>(ring.chunks()));
+    cJSON_AddNumberToObject(o, "ring_used_chunks", static_cast<double>(ring.head() - ring.first() + 1));
     cJSON_AddNumberToObject(o, "ring_size", static_cast<double>(ring.chunks()));
     cJSON_AddBoolToObject(o, "zero_copy", ring.lends());
     cJSON_AddNumberToObject(o, "ring_renewed", static_cast<double>(ring.renewed()));
@@ -99,8 +101,8 @@ cJSON* session_json(const Stream& s, Millis now) {
     }
     cJSON* players = cJSON_AddArrayToObject(o, "players");
     for (auto& p : s.players()) cJSON_AddItemToArray(players, player_json(*p, ring, now));
-    for (auto& [k, v] : s.hls_viewers()) cJSON_AddItemToArray(players, viewer_json(v, now));
-    const Segmenter& seg = s.segmenter();
+    for (auto& [k, v] : s.hls().viewers()) cJSON_AddItemToArray(players, viewer_json(v, now));
+    const Segmenter& seg = s.hls().segmenter();
     cJSON* hls = cJSON_AddObjectToObject(o, "hls");
     cJSON_AddNumberToObject(hls, "segments", static_cast<double>(seg.ready()));
     cJSON_AddNumberToObject(hls, "segments_cut", static_cast<double>(seg.cut()));
@@ -116,7 +118,7 @@ std::string stats_json(const Daemon& d) {
     cJSON_AddNumberToObject(root.get(), "uptime_s", seconds(now - d.started_at()));
 
     cJSON* streams = cJSON_AddArrayToObject(root.get(), "streams");
-    for (auto& [key, s] : d.streams().streams()) cJSON_AddItemToArray(streams, session_json(*s, now));
+    for (auto& [key, s] : d.streams().streams()) cJSON_AddItemToArray(streams, stream_json(*s, now));
 
     if (d.cluster().enabled()) {
         cJSON* cl = cJSON_AddObjectToObject(root.get(), "cluster");
@@ -185,7 +187,7 @@ std::string stats_json(const Daemon& d) {
     });
 
     // "_now": at this moment; "_since_start": over the daemon's life.
-    const auto& t = d.streams().totals;
+    const auto& t = d.streams().totals();
     cJSON* totals = cJSON_AddObjectToObject(root.get(), "totals");
     cJSON_AddNumberToObject(totals, "streams_now", static_cast<double>(d.streams().streams().size()));
     cJSON_AddNumberToObject(totals, "players_now", static_cast<double>(d.streams().player_count()));
@@ -256,7 +258,7 @@ std::string html(const std::string& s) {
 
 std::string metrics_text(const Daemon& d) {
     const Streams& sm = d.streams();
-    const auto& t = sm.totals;
+    const auto& t = sm.totals();
     uint64_t bytes_in = t.bytes_in, bytes_out = t.bytes_out, jumps = t.jumps, players = t.players;
     for (auto& [k, s] : sm.streams()) {
         bytes_in += s->bytes_in();
@@ -268,11 +270,13 @@ std::string metrics_text(const Daemon& d) {
     p.one("acemux_uptime_seconds", "gauge", "Seconds since the daemon started.",
           seconds(d.reactor().now() - d.started_at()));
     p.one("acemux_streams", "gauge", "Streams open now.", static_cast<double>(sm.streams().size()));
-    p.one("acemux_players", "gauge", "Players connected now (TS and HLS).", static_cast<double>(sm.player_count()));
-    size_t hls = 0;
-    for (auto& [k, s] : sm.streams()) hls += s->hls_viewer_count();
-    p.one("acemux_hls_players", "gauge", "HLS players now (fetched within the last 3 target durations).",
-          static_cast<double>(hls));
+    // One metric for watchers of both kinds, told apart by a label: the sum
+    // over kinds is the number of watchers, as /stats and the limits count them.
+    size_t ts = 0, hls = 0;
+    for (auto& [k, s] : sm.streams()) ts += s->player_count(), hls += s->hls().viewer_count();
+    p.head("acemux_players", "gauge", "Watchers now: TS players, and HLS viewers (fetched within 3 target durations).");
+    p.value("acemux_players", static_cast<double>(ts), label("kind", "ts"));
+    p.value("acemux_players", static_cast<double>(hls), label("kind", "hls"));
     p.one("acemux_connections", "gauge", "Open HTTP connections, players included.",
           static_cast<double>(d.server().connections()));
     p.one("acemux_streams_started_total", "counter", "Streams started.", static_cast<double>(t.streams));
@@ -283,19 +287,23 @@ std::string metrics_text(const Daemon& d) {
     p.one("acemux_sent_bytes_total", "counter", "Bytes sent to players.", static_cast<double>(bytes_out));
     p.one("acemux_player_jumps_total", "counter", "Catch-up jumps of players that fell behind.",
           static_cast<double>(jumps));
-    p.head("acemux_stream_players", "gauge", "Players of a stream.");
-    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_players", static_cast<double>(s->player_count()), label("id", s->id()));
-    p.head("acemux_stream_bitrate_bits", "gauge", "Bits per second received for a stream.");
-    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_bitrate_bits", s->byte_rate() * 8, label("id", s->id()));
-    p.head("acemux_stream_out_bitrate_bits", "gauge", "Bits per second sent to a stream's players, together.");
-    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_out_bitrate_bits", s->out_rate() * 8, label("id", s->id()));
+    p.head("acemux_stream_players", "gauge", "Watchers of a stream, by kind (ts: players, hls: viewers).");
+    for (auto& [k, s] : sm.streams()) {
+        p.value("acemux_stream_players", static_cast<double>(s->player_count()), label("id", s->id()) + "," + label("kind", "ts"));
+        p.value("acemux_stream_players", static_cast<double>(s->hls().viewer_count()), label("id", s->id()) + "," + label("kind", "hls"));
+    }
+    p.head("acemux_stream_receive_bytes_per_second", "gauge", "Bytes per second received for a stream.");
+    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_receive_bytes_per_second", s->byte_rate(), label("id", s->id()));
+    p.head("acemux_stream_send_bytes_per_second", "gauge", "Bytes per second sent to a stream's players, together.");
+    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_send_bytes_per_second", s->out_rate(), label("id", s->id()));
     p.head("acemux_stream_engine_peers", "gauge", "Peers the engine reports for a stream.");
     for (auto& [k, s] : sm.streams())
         if (s->engine_status().at) p.value("acemux_stream_engine_peers", static_cast<double>(s->engine_status().peers), label("id", s->id()));
-    p.head("acemux_stream_engine_speed_down_kibibytes", "gauge", "Download speed the engine reports for a stream (KiB/s).");
+    p.head("acemux_stream_engine_download_bytes_per_second", "gauge", "Download speed the engine reports for a stream.");
     for (auto& [k, s] : sm.streams())
         if (s->engine_status().at)
-            p.value("acemux_stream_engine_speed_down_kibibytes", static_cast<double>(s->engine_status().speed_down), label("id", s->id()));
+            p.value("acemux_stream_engine_download_bytes_per_second", static_cast<double>(s->engine_status().speed_down) * 1024,
+                    label("id", s->id()));
     p.head("acemux_stream_engine_downloaded_bytes", "gauge", "Bytes the engine reports downloaded for a stream.");
     for (auto& [k, s] : sm.streams())
         if (s->engine_status().at)
@@ -363,7 +371,7 @@ std::string status_html(const Daemon& d) {
                                                               : " (follows " + html(s->owner()) + ")";
         std::snprintf(buf, sizeof buf, "<td>%s%s</td><td>%.0f s</td><td>%.2f</td><td>%.2f</td><td>%zu</td>",
                       Stream::state_name(s->state()), role.c_str(), seconds(now - s->created_at()),
-                      s->byte_rate() * 8 / 1e6, s->out_rate() * 8 / 1e6, s->player_count() + s->hls_viewer_count());
+                      s->byte_rate() * 8 / 1e6, s->out_rate() * 8 / 1e6, s->player_count() + s->hls().viewer_count());
         h += "<tr><td><a href=\"/watch?id=" + html(s->id()) + "\">" + html(s->id()) + "</a></td><td>" +
              html(s->engine() ? s->engine()->cfg.name : "") + "</td>" + buf;
         if (es.at)
@@ -394,7 +402,7 @@ std::string status_html(const Daemon& d) {
                  html(s->id().substr(0, 8)) + "&hellip;</td>" + buf;
         }
     for (auto& [k, s] : sm.streams())
-        for (auto& [vk, v] : s->hls_viewers()) {
+        for (auto& [vk, v] : s->hls().viewers()) {
             std::snprintf(buf, sizeof buf, "<td>%.1f</td><td></td><td></td></tr>", static_cast<double>(v.bytes) / 1e6);
             h += "<tr><td>" + html(v.peer.host()) + "</td><td>" + html(v.user_agent) + "</td><td>hls</td><td>" +
                  html(s->id().substr(0, 8)) + "&hellip;</td>" + buf;

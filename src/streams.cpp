@@ -56,11 +56,11 @@ size_t Streams::watcher_count(const std::string* host) const {
     size_t n = 0;
     for (auto& [k, s] : streams_) {
         if (!host) { // all of them: the sizes say it
-            n += s->player_count() + s->hls_viewer_count();
+            n += s->player_count() + s->hls().viewer_count();
             continue;
         }
         for (auto& p : s->players()) n += p->peer().host() == *host;
-        for (auto& [vk, v] : s->hls_viewers()) n += v.peer.host() == *host;
+        for (auto& [vk, v] : s->hls().viewers()) n += v.peer.host() == *host;
     }
     return n;
 }
@@ -103,10 +103,11 @@ Stream* Streams::find_or_start(const Wanted& w, HttpResponse& no) {
     // A ring is megabytes: when memory runs out, this stream is refused and
     // every other one goes on.
     try {
-        auto s = std::make_unique<Stream>(*this, w.key, w.id_key, w.id, std::move(e));
+        Stream::Env env{r_, cfg_, hls_, pool_, redis_, cluster_, *this};
+        auto s = std::make_unique<Stream>(env, w.key, w.id_key, w.id, std::move(e));
         Stream* raw = s.get();
         streams_[w.key] = std::move(s);
-        totals.streams++;
+        totals_.streams++;
         return raw;
     } catch (const std::bad_alloc&) {
         streams_.erase(w.key);
@@ -165,13 +166,13 @@ HttpResponse Streams::manifest_answer(const HttpRequest& req) {
     if (!read_id(req, w, no)) return no;
     std::string ua = user_agent(req);
     Stream* s = find(w.key);
-    if (!(s && s->hls_knows(req.peer, ua)) && !admit(req, w.id, no)) return no;
+    if (!(s && s->hls().knows(req.peer, ua)) && !admit(req, w.id, no)) return no;
     if (!(s = find_or_start(w, no))) return no;
-    s->hls_seen(req.peer, ua, false);
-    if (s->has_segments() || req.is_head()) return s->playlist(token_suffix(req));
+    s->hls().seen(req.peer, ua, false);
+    if (s->hls().has_segments() || req.is_head()) return s->hls().playlist(token_suffix(req));
     HttpResponse r;
-    r.stream = [this, key = w.key, suffix = token_suffix(req), viewer = Stream::viewer_key(req.peer, ua)](StreamHandoff&& h) {
-        if (Stream* s = find(key)) s->wait_manifest(std::move(h), suffix, viewer);
+    r.later = [this, key = w.key, suffix = token_suffix(req), viewer = HlsOutlet::viewer_key(req.peer, ua)](Reply reply) {
+        if (Stream* s = find(key)) s->hls().wait_manifest(std::move(reply), suffix, viewer);
     };
     return r;
 }
@@ -194,13 +195,9 @@ HttpResponse Streams::segment_answer(const HttpRequest& req) {
     if (!s) return HttpResponse::text(404, "no such stream: " + w.id + " (it starts with its manifest)");
     uint64_t seq = std::strtoull(std::string(name.substr(0, name.size() - 3)).c_str(), nullptr, 10);
     std::string ua = user_agent(req);
-    s->hls_seen(req.peer, ua, true);
+    s->hls().seen(req.peer, ua, true);
     if (req.is_head()) return ts_head();
-    HttpResponse r;
-    r.stream = [this, key = w.key, seq, viewer = Stream::viewer_key(req.peer, ua)](StreamHandoff&& h) {
-        if (Stream* s = find(key)) s->send_segment(std::move(h), seq, viewer);
-    };
-    return r;
+    return s->hls().segment(seq, HlsOutlet::viewer_key(req.peer, ua));
 }
 
 namespace {
@@ -292,9 +289,15 @@ bool Streams::close_idle_stream() {
     return true;
 }
 
-void Streams::closed(const Stream& s, const std::string& why) {
+void Streams::closed(Stream& s, const std::string& why) {
     ended_.push_back({s.id(), s.engine() ? s.engine()->cfg.name : "", why, r_.now()});
     if (ended_.size() > kEndedKept) ended_.pop_front();
+    auto it = streams_.find(s.key());
+    if (it == streams_.end() || it->second.get() != &s) return;
+    // Out of the map at once, so a new request starts a fresh stream;
+    // released, since we are inside one of the stream's own callbacks.
+    r_.release(std::move(it->second));
+    streams_.erase(it);
 }
 
 void Streams::reconfigure(const StreamConfig& c, const HlsConfig& h, const AccessConfig& a) {
@@ -306,15 +309,6 @@ void Streams::reconfigure(const StreamConfig& c, const HlsConfig& h, const Acces
         if (s->engine() && s->engine()->removed) moving.push_back(s.get());
     for (Stream* s : moving) s->move_off_engine();
     for (auto& [k, s] : streams_) s->update_rules();
-}
-
-void Streams::remove(Stream& s) {
-    auto it = streams_.find(s.key());
-    if (it == streams_.end() || it->second.get() != &s) return;
-    // Out of the map at once, so a new request starts a fresh stream;
-    // released, since we are inside one of the stream's own callbacks.
-    r_.release(std::move(it->second));
-    streams_.erase(it);
 }
 
 void Streams::close_all() {

@@ -18,7 +18,7 @@ using namespace acemux::test;
 
 namespace {
 
-struct Fanout {
+struct FanoutRig {
     Reactor r;
     EngineSim sim;
     RedisMirror redis{r, RedisConfig{}};
@@ -33,7 +33,7 @@ struct Fanout {
     };
     std::list<Peer> peers;
 
-    explicit Fanout(const std::vector<std::string>& sim_args) {
+    explicit FanoutRig(const std::vector<std::string>& sim_args) {
         ::signal(SIGPIPE, SIG_IGN); // as the daemon does: a player that hangs up is an error return, not a signal
         r.log().set_level(LogLevel::warn);
         cr_assert(sim.start(sim_args), "%s", sim.proc.output().c_str());
@@ -45,7 +45,7 @@ struct Fanout {
         pool = std::make_unique<EnginePool>(r, ec);
         streams = std::make_unique<Streams>(r, StreamConfig{}, HlsConfig{}, AccessConfig{}, *pool, redis);
     }
-    ~Fanout() { streams->close_all(); }
+    ~FanoutRig() { streams->close_all(); }
 
     void join() {
         HttpRequest q;
@@ -88,14 +88,15 @@ struct Fanout {
 // several passes of the loop; players leave and join between passes, so in
 // the middle of those sweeps, anywhere in the list.
 Test(fanout, players_woken_in_slices_lose_nothing_while_others_come_and_go, .timeout = 60) {
-    Fanout f({"--bitrate", "20000000", "--api-delay", "0", "--delay", "0"});
+    FanoutRig f({"--bitrate", "20000000", "--api-delay", "0", "--delay", "0"});
     for (int i = 0; i < 130; i++) f.join();
     for (long until = now_ms() + 10000; now_ms() < until && f.peers.front().check.data < 1000;) f.pass();
     cr_assert_geq(f.peers.front().check.data, 1000u, "the stream started: %s", f.peers.front().check.summary().c_str());
     std::mt19937 rnd(26);
     int left = 0;
     std::vector<testts::TsCheck> gone;
-    for (long until = now_ms() + 3000; now_ms() < until;) {
+    // Until a hundred have left (a slower build takes more passes to get there).
+    for (long until = now_ms() + 30000; left < 100 && now_ms() < until;) {
         f.pass();
         // A few leave, anywhere in the list, and as many join at its end.
         int n = static_cast<int>(rnd() % 4);
@@ -109,7 +110,7 @@ Test(fanout, players_woken_in_slices_lose_nothing_while_others_come_and_go, .tim
         }
     }
     for (int i = 0; i < 20; i++) f.pass();
-    cr_assert_gt(left, 100, "players left during the run: %d", left);
+    cr_assert_geq(left, 100, "players left during the run: %d", left);
     int i = 0;
     for (auto& c : gone) {
         cr_assert(c.clean(), "leaver %d: %s", i, c.summary().c_str());
@@ -122,7 +123,7 @@ Test(fanout, players_woken_in_slices_lose_nothing_while_others_come_and_go, .tim
         cr_assert_gt(p.check.data, 0u, "player %d got data", i);
         i++;
     }
-    uint64_t jumps = f.streams->totals.jumps;
+    uint64_t jumps = f.streams->totals().jumps;
     for (auto& [k, s] : f.streams->streams())
         for (auto& p : s->players()) jumps += p->jumps();
     cr_assert_eq(jumps, 0u, "no player was ever behind enough to be jumped");

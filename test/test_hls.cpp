@@ -144,6 +144,31 @@ Test(hls, a_kept_alive_connection_fetches_manifest_and_segments_in_turn, .timeou
     cr_assert_eq(ask(fd.get(), kManifest).status, 200, "and the manifest again on the same connection");
 }
 
+// Requests pipelined behind a segment (sent from the ring by the
+// connection itself) wait their turn and are answered in order.
+Test(hls, pipelined_segment_and_playlist_requests_are_answered_in_order, .timeout = 30) {
+    Rig rig;
+    rig.start({"--keyframes", "idr", "--key-every", "1000"}, "", "[hls]\ntarget_duration = 1\n");
+    auto uris = segment_uris(playlist_with(rig.daemon.port, 2));
+    Fd fd(connect_port(rig.daemon.port));
+    std::string ask_all;
+    for (auto& t : {uris[0], uris[1], kManifest}) ask_all += "GET " + t + " HTTP/1.1\r\nHost: t\r\nUser-Agent: pipeliner\r\n\r\n";
+    cr_assert(send_all(fd.get(), ask_all));
+    std::string raw;
+    for (int i = 0; i < 3; i++) {
+        long until = now_ms() + 10000;
+        while (raw.find("\r\n\r\n") == std::string::npos && now_ms() < until) raw += read_n(fd.get(), 1, 10000);
+        HttpReply r = parse_reply(raw);
+        cr_assert_eq(r.status, 200, "answer %d: %s", i, r.head.c_str());
+        size_t len = std::strtoul(r.head.c_str() + r.head.find("Content-Length: ") + 16, nullptr, 10);
+        std::string body = raw.substr(r.head.size()) + read_n(fd.get(), len - std::min(len, raw.size() - r.head.size()), 10000);
+        raw = body.substr(len);
+        body.resize(len);
+        if (i < 2) starts_clean(body, uris[size_t(i)]);
+        else cr_assert(body.rfind("#EXTM3U", 0) == 0, "then the playlist: %s", body.c_str());
+    }
+}
+
 Test(hls, an_hls_viewer_and_a_ts_player_share_one_engine_connection, .timeout = 40) {
     Rig rig;
     rig.start({"--keyframes", "idr", "--key-every", "1000"}, "", "[hls]\ntarget_duration = 1\n");
@@ -161,8 +186,11 @@ Test(hls, an_hls_viewer_and_a_ts_player_share_one_engine_connection, .timeout = 
     cr_assert_neq(stats.find("\"kind\":\"hls\""), std::string::npos, "%s", stats.c_str());
     cr_assert_neq(stats.find("\"kind\":\"ts\""), std::string::npos, "%s", stats.c_str());
     std::string metrics = http_get(rig.daemon.port, "/metrics").body;
-    cr_assert_neq(metrics.find("\nacemux_hls_players 1\n"), std::string::npos, "%s", metrics.c_str());
-    cr_assert_neq(metrics.find("\nacemux_players 2\n"), std::string::npos, "%s", metrics.c_str());
+    // One metric, the kinds apart, each stream's adding up to the whole.
+    cr_assert_neq(metrics.find("\nacemux_players{kind=\"ts\"} 1\n"), std::string::npos, "%s", metrics.c_str());
+    cr_assert_neq(metrics.find("\nacemux_players{kind=\"hls\"} 1\n"), std::string::npos, "%s", metrics.c_str());
+    cr_assert_neq(metrics.find("acemux_stream_players{id=\"" + kId + "\",kind=\"ts\"} 1\n"), std::string::npos, "%s", metrics.c_str());
+    cr_assert_neq(metrics.find("acemux_stream_players{id=\"" + kId + "\",kind=\"hls\"} 1\n"), std::string::npos, "%s", metrics.c_str());
 }
 
 Test(hls, a_failover_puts_a_discontinuity_in_the_playlist, .timeout = 60) {

@@ -201,7 +201,8 @@ Test(observability, metrics_are_valid_prometheus_text, .timeout = 20) {
     }
     cr_assert_gt(samples, 15);
     cr_assert_eq(values["acemux_streams"], 1);
-    cr_assert_eq(values["acemux_players"], 1);
+    cr_assert_eq(values["acemux_players{kind=\"ts\"}"], 1);
+    cr_assert_eq(values["acemux_players{kind=\"hls\"}"], 0);
     cr_assert_gt(values["acemux_sent_bytes_total"], 100000);
     cr_assert_eq(values["acemux_engine_up{engine=\"127.0.0.1:" + std::to_string(rig.engine.port) + "\"}"], 1);
     cr_assert_eq(values["acemux_stream_engine_peers{id=\"" + kId + "\"}"], 8, "peers as the engine reports them");

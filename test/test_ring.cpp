@@ -141,7 +141,7 @@ Test(ring, players_gather_up_to_the_held_chunk) {
     cr_assert_eq(c.gather(r, iov, 4, r.held_from()), 1, "only the sealed chunk: one range");
     cr_assert_eq(iov[0].iov_len, 188u * 9);
     cr_assert_eq(c.gather(r, iov, 4), 2, "without a limit (a segment), the open chunk too");
-    r.release();
+    r.hold_none();
     cr_assert_eq(c.gather(r, iov, 4, r.held_from()), 2);
     cr_assert_eq(iov[1].iov_len, 3u * 188);
 }

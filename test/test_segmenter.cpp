@@ -105,7 +105,7 @@ struct Cut {
     }
     std::vector<const Segment*> segments() {
         std::vector<const Segment*> out;
-        for (uint64_t s = 0; s < seg.cut(); s++)
+        for (uint64_t s = seg.cut() - std::min<uint64_t>(seg.cut(), 1000); s < seg.cut(); s++)
             if (const Segment* p = seg.find(s)) out.push_back(p);
         return out;
     }

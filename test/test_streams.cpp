@@ -97,7 +97,7 @@ Test(streams, a_full_pool_says_503_and_the_same_id_shares_its_stream, .timeout =
     HttpResponse a2 = t.streams->getstream(t.request("/ace/getstream?id=" + kA));
     cr_assert(a2.stream);
     cr_assert_eq(t.streams->streams().size(), 1u);
-    cr_assert_eq(t.streams->totals.streams, 1u);
+    cr_assert_eq(t.streams->totals().streams, 1u);
 }
 
 Test(streams, zapping_takes_the_slot_of_a_stream_nobody_watches, .timeout = 10) {
@@ -170,9 +170,9 @@ Test(streams, hls_viewers_count_towards_the_client_limits, .timeout = 10) {
         return t.streams->manifest(t.request("/ace/manifest.m3u8?content_id=" + kA, from));
     };
     cr_assert_eq(manifest("10.0.0.1").status, 429, "the same address is at its limit");
-    cr_assert(manifest("10.0.0.2").stream, "an HLS viewer from another address waits for the first segments");
+    cr_assert(manifest("10.0.0.2").later, "an HLS viewer from another address waits for the first segments");
     cr_assert_eq(t.streams->player_count(), 2u);
-    cr_assert(manifest("10.0.0.2").stream, "a viewer already counted is not refused by its own count");
+    cr_assert(manifest("10.0.0.2").later, "a viewer already counted is not refused by its own count");
     HttpResponse third = manifest("10.0.0.3");
     cr_assert_eq(third.status, 503);
     cr_assert_str_eq(third.body.c_str(), "client limit reached (2)\n");

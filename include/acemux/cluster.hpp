@@ -44,7 +44,7 @@ public:
     };
     using Claim = Pending<Lease>;
     void claim(const std::string& id, Millis stale, Claim& p, std::function<void(Lease)> done);
-    void release(const std::string& id, uint64_t epoch); // ours at that epoch only
+    void give_up(const std::string& id, uint64_t epoch); // the lease, when ours at that epoch
     // The owner's engine session, noted with its lease: whoever takes the
     // lease over from a dead owner stops it (the engine would go on
     // downloading for nobody).

@@ -39,17 +39,17 @@ public:
     EngineLease(EngineLease&& o) noexcept : e_(std::move(o.e_)), counted_(o.counted_) {}
     EngineLease& operator=(EngineLease&& o) noexcept {
         if (this != &o) {
-            release();
+            give_back();
             e_ = std::move(o.e_);
             counted_ = o.counted_;
         }
         return *this;
     }
-    ~EngineLease() { release(); }
+    ~EngineLease() { give_back(); }
     Engine* operator->() const { return e_.get(); }
     Engine* get() const { return e_.get(); }
     explicit operator bool() const { return static_cast<bool>(e_); }
-    void release() {
+    void give_back() { // the slot is free for another stream
         if (e_ && counted_) e_->streams--;
         e_.reset();
         counted_ = true;

@@ -8,22 +8,21 @@
 // overwritten and writes the live playlist. Video is cut at the keyframe;
 // every other stream (audio) by time, so that no segment starts with sound
 // from before its first picture (see Segment).
-// HlsReply: an HTTP answer the stream writes itself, a segment from ring
-// memory or a manifest that had to wait for the first segment, after which
-// the connection goes back to the HTTP server for its next request.
+// SegmentBody: a segment as the body of a response, which the HTTP
+// connection sends from ring memory itself.
 #pragma once
 #include <array>
 #include <cstdint>
 #include <deque>
 #include <list>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "acemux/config.hpp"
 #include "acemux/http.hpp"
-#include "acemux/http_server.hpp"
-#include "acemux/player.hpp"
 #include "acemux/reactor.hpp"
 #include "acemux/ring.hpp"
 
@@ -142,58 +141,86 @@ private:
     Millis first_data_ = -1; // when the ring first had data (the no-keyframe rule)
 };
 
-class HlsReply final : public IoHandler {
+// A segment as a response body: PAT and PMT, then its ranges of the ring,
+// sent by the connection from where they lie. It holds the ring, so a
+// segment under way outlives its stream.
+class SegmentBody final : public BodySource {
+public:
+    SegmentBody(std::shared_ptr<const Ring> ring, const Segment& s);
+    uint64_t size() const override { return size_; }
+    int gather(uint64_t offset, iovec* iov, int max) const override;
+    const Ring& ring() const override { return *ring_; }
+
+private:
+    std::shared_ptr<const Ring> ring_;
+    std::array<uint8_t, 2 * ts::kPacket> psi_;
+    std::vector<std::pair<uint64_t, uint64_t>> ranges_; // (position, length) in the ring
+    uint64_t size_ = 0;
+};
+
+// A stream's HLS side: its viewers (an HLS client, known by address and
+// user agent, watches while it fetches segments), the segmenter over its
+// ring, manifests that wait for the first segments, and every reply under
+// way. It grows the ring when the window does not fit at the stream's rate.
+class HlsOutlet {
 public:
     struct Owner {
-        virtual void reply_ended(HlsReply& r) = 0; // from the reply's own socket callback
+        virtual void viewer_left() = 0;      // counted by the daemon
+        virtual void watchers_changed() = 0; // a viewer came or went
 
     protected:
         ~Owner() = default;
     };
+    struct Viewer {
+        SockAddr peer;
+        std::string user_agent;
+        Millis since = 0, last = 0;
+        uint64_t bytes = 0, segments = 0;
+    };
+    static std::string viewer_key(const SockAddr& peer, const std::string& ua) { return peer.host() + "|" + ua; }
 
-    HlsReply(Reactor& r, const Ring& ring, Owner& owner, StreamHandoff&& h);
-    ~HlsReply();
-    HlsReply(const HlsReply&) = delete;
-    HlsReply& operator=(const HlsReply&) = delete;
+    HlsOutlet(Reactor& r, std::shared_ptr<Ring> ring, const HlsConfig& cfg, Owner& owner, const std::string& id_key,
+              const std::string& id);
 
-    // Each returns false when the reply has ended (sent, or failed): its
-    // owner releases it.
-    [[nodiscard]] bool send(const HttpResponse& resp);
-    [[nodiscard]] bool send(const Segment& s);
-    void on_io(uint32_t ev) override;
+    // A manifest (`segment` false) or segment request from a viewer.
+    void seen(const SockAddr& peer, const std::string& user_agent, bool segment);
+    bool knows(const SockAddr& peer, const std::string& user_agent) const;
+    size_t viewer_count() const { return viewers_.size(); }
+    const std::map<std::string, Viewer>& viewers() const { return viewers_; }
+    // A playlist a player can start on: two segments, so that it starts one
+    // segment behind the live edge and the next arrives while it plays the
+    // first (with one, every player stalls once). Before that, wait_manifest.
+    bool has_segments() const { return seg_.ready() >= 2; }
+    HttpResponse playlist(const std::string& uri_suffix) const;
+    void wait_manifest(Reply r, std::string uri_suffix, std::string viewer); // answered once there are segments
+    HttpResponse segment(uint64_t seq, const std::string& viewer);
 
-    bool ended() const { return !fd_; }
-    bool waiting() const { return !sending_; } // a manifest waiting for the first segment
-    Millis since() const { return since_; }
-    Millis last_progress() const { return last_progress_; }
-    uint64_t bytes_sent() const { return sent_; }
-    const SockAddr& peer() const { return peer_; }
-    void end(); // closes the connection
-
-    std::list<std::unique_ptr<HlsReply>>::iterator self;
-    std::string uri_suffix; // a waiting manifest's: what its segment URIs carry (the token)
-    std::string viewer;     // whose it is (a viewer with a reply under way is watching)
+    void data(Millis now);                  // new packets in the ring: cut, answer waiting manifests
+    void tick(Millis now, double byte_rate); // viewers gone, waits too long, the ring's size
+    void close(int status, const std::string& why);
+    const Segmenter& segmenter() const { return seg_; }
 
 private:
-    bool handle_io(uint32_t ev);
-    bool pump();
-    bool finish(); // sent: back to the server, or closed
+    void answer_manifests();
+    void grow_ring(double byte_rate);
 
     Reactor& r_;
-    const Ring& ring_;
+    std::shared_ptr<Ring> ring_;
+    const HlsConfig& cfg_;
     Owner& owner_;
-    Fd fd_;
-    ConnSlot slot_;
-    SockAddr peer_;
-    HttpServer* server_;
-    bool keep_alive_;
-    std::string own_; // head (and PAT, PMT for a segment)
-    size_t own_off_ = 0;
-    std::vector<std::pair<uint64_t, uint64_t>> ranges_; // ring bytes still to send: (position, length)
-    size_t next_ = 0;                                   // the first range not sent whole
-    bool sending_ = false, watch_read_ = true;
-    Millis since_, last_progress_;
-    uint64_t sent_ = 0;
+    const std::string &id_key_, &id_;
+    Segmenter seg_;
+    struct Waiting {
+        Reply reply;
+        std::string uri_suffix; // what its segment URIs carry (the token)
+        std::string viewer;     // whose it is (a viewer waiting is watching)
+        Millis since;
+    };
+    std::vector<Waiting> waiting_; // manifests waiting for the first segments
+    std::map<std::string, Viewer> viewers_;
+    std::map<std::string, Millis> left_; // viewers that left lately, by key: when
+    static constexpr Millis kLeftKept = 10 * 60 * 1000;
+    bool ring_capped_logged_ = false;
 };
 
 } // namespace acemux

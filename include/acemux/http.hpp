@@ -3,7 +3,9 @@
 // client's bytes, and the one function that writes a response head.
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
+#include <sys/uio.h>
 #include <string_view>
 #include <utility>
 #include <vector>
@@ -13,6 +15,38 @@
 namespace acemux {
 
 struct StreamHandoff;
+class Ring;
+
+// A response body the connection sends itself from memory it does not own
+// (ranges of a stream's ring: an HLS segment), as h2o's generators do: no
+// copy, and the connection stays the server's, for the next request.
+struct BodySource {
+    virtual ~BodySource() = default;
+    virtual uint64_t size() const = 0;
+    // The bytes from `offset` on as iovecs (at most `max`); -1 when they
+    // are no longer there (the ring went past them).
+    virtual int gather(uint64_t offset, iovec* iov, int max) const = 0;
+    virtual const Ring& ring() const = 0; // whose pages may be lent (sendfile)
+};
+
+struct HttpResponse;
+// An answer a route gives later (a playlist that waits for its stream's
+// first segments): the route keeps the Reply, the connection waits for it,
+// reading nothing more meanwhile. Sending on a Reply whose connection is
+// gone does nothing; a Reply goes unanswered only with its connection.
+class Reply {
+public:
+    struct Waiting {
+        std::function<void(HttpResponse&&)> answer;
+    };
+    Reply() = default;
+    explicit Reply(std::weak_ptr<Waiting> w) : w_(std::move(w)) {}
+    bool open() const { return !w_.expired(); }
+    void send(HttpResponse r); // once
+
+private:
+    std::weak_ptr<Waiting> w_;
+};
 
 using Params = std::vector<std::pair<std::string, std::string>>;
 
@@ -39,6 +73,8 @@ struct HttpResponse {
     Params headers;
     bool close_delimited = false; // no Content-Length; the connection closes after the headers
     std::function<void(StreamHandoff&&)> stream; // set: the route takes the socket
+    std::shared_ptr<const BodySource> body_source; // set: the body, sent from where it lies (Content-Length its size)
+    std::function<void(Reply)> later;              // set: the route answers later, through the Reply
 
     static HttpResponse text(int status, std::string body);
     // 503 with Retry-After: come back later, nothing is wrong with the request.

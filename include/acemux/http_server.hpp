@@ -1,8 +1,11 @@
 // HTTP/1.1 server on llhttp: listeners, connections, one route table.
 //
 // Small responses are written from a per-connection buffer with keep-alive and
-// pipelining. A route may instead take the socket (a player's stream): the
-// server hands over the fd, its connection slot and any bytes still queued.
+// pipelining; a body that lies elsewhere (an HLS segment in a stream's ring)
+// is sent from where it lies, and a route may answer later (a playlist that
+// waits for its first segments). A route may instead take the socket (a
+// player's stream): the server hands over the fd, its connection slot and
+// any bytes still queued.
 #pragma once
 #include <functional>
 #include <list>
@@ -34,16 +37,16 @@ public:
         : count_(std::exchange(o.count_, nullptr)), per_ip_(std::exchange(o.per_ip_, nullptr)) {}
     ConnSlot& operator=(ConnSlot&& o) noexcept {
         if (this != &o) {
-            release();
+            free();
             count_ = std::exchange(o.count_, nullptr);
             per_ip_ = std::exchange(o.per_ip_, nullptr);
         }
         return *this;
     }
-    ~ConnSlot() { release(); }
+    ~ConnSlot() { free(); }
 
 private:
-    void release() {
+    void free() {
         if (count_) --*count_;
         if (per_ip_) --*per_ip_;
         count_ = per_ip_ = nullptr;
@@ -59,8 +62,6 @@ struct StreamHandoff {
     ConnSlot slot;
     std::string queued; // responses to earlier pipelined requests, not yet sent
     SockAddr peer;
-    HttpServer* server = nullptr; // to give a kept-alive connection back to (HLS)
-    bool keep_alive = false;      // the request asked for it
 };
 
 class HttpServer {
@@ -83,10 +84,6 @@ public:
     void route_prefix(std::string prefix, Handler h); // every path that starts with prefix
     void close_all();                              // listeners and idle/partial connections
     void adopt(Fd fd, const SockAddr& peer, size_t* per_ip = nullptr); // serve an already connected socket
-    // A connection handed off for one answer (an HLS segment) comes back for
-    // its next request; read on the next pass of the loop, not inside the
-    // caller, which is in the middle of its own work.
-    void give_back(Fd fd, const SockAddr& peer);
 
     std::vector<SockAddr> bound() const;
     size_t connections() const { return conn_count_; } // HTTP connections and handed-off streams

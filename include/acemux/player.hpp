@@ -23,17 +23,6 @@
 
 namespace acemux {
 
-// What a reader of the ring sends: iovecs, the first one its own bytes when
-// `own` (a response head, PAT and PMT, a null packet), the others ring
-// memory. One sendmsg of them all, or, while the ring lends (Ring::lends),
-// the own bytes and then each ring range by sendfile, without a copy.
-// Players and HLS replies both send this way.
-struct Sent {
-    size_t offered = 0, took = 0, from_ring = 0;
-    int err = 0;   // errno of a failed call (EAGAIN is no failure)
-    int calls = 0; // system calls made
-};
-Sent send_iov(int fd, iovec* iov, int n, bool own, const Ring& ring);
 // A player's send: `own` first, then, when `from_ring`, every readable
 // byte from its cursor; what the kernel took comes off `own` and moves the cursor.
 Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, const Ring& ring, bool from_ring);

@@ -134,7 +134,7 @@ public:
     // segments are sent whole regardless.
     uint64_t held_from() const { return held_from_; }
     void hold_from(uint64_t idx) { held_from_ = idx; }
-    void release() { held_from_ = ~0ull; }
+    void hold_none() { held_from_ = ~0ull; }
 
     // Zero-copy sending. Readers lend ring bytes to the kernel (sendfile from
     // file() at file_offset()) while lends() says so: the stream turns it on
@@ -234,5 +234,17 @@ private:
     size_t rap_next_ = 0, rap_count_ = 0;
     uint64_t raps_found_ = 0;
 };
+
+// What a reader of the ring sends: iovecs, the first one its own bytes when
+// `own` (a response head, PAT and PMT, a null packet), the others ring
+// memory. One sendmsg of them all, or, while the ring lends (Ring::lends),
+// the own bytes and then each ring range by sendfile, without a copy.
+// Players and HTTP bodies from the ring (HLS segments) send this way.
+struct Sent {
+    size_t offered = 0, took = 0, from_ring = 0;
+    int err = 0;   // errno of a failed call (EAGAIN is no failure)
+    int calls = 0; // system calls made
+};
+Sent send_iov(int fd, iovec* iov, int n, bool own, const Ring& ring);
 
 } // namespace acemux

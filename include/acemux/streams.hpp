@@ -12,7 +12,7 @@
 
 namespace acemux {
 
-class Streams {
+class Streams final : private Stream::Host {
 public:
     Streams(Reactor& r, const StreamConfig& c, const HlsConfig& h, const AccessConfig& a, EnginePool& pool,
             RedisMirror& redis, Cluster* cluster = nullptr);
@@ -28,27 +28,15 @@ public:
     void reconfigure(const StreamConfig& c, const HlsConfig& h, const AccessConfig& a);
     void close_all();
 
-    // for streams
-    Reactor& reactor() { return r_; }
     const StreamConfig& cfg() const { return cfg_; }
-    const HlsConfig& hls() const { return hls_; }
-    EnginePool& pool() { return pool_; }
-    RedisMirror& redis() { return redis_; }
-    Cluster* cluster() { return cluster_; } // nullptr: no cluster
     size_t stops_pending() const { return detached_.size(); } // engine requests still out (stops among them)
-    FetchSet& detached() { return detached_; } // engine requests that outlive their stream
-    void closed(const Stream& s, const std::string& why); // remembered for /stats
     bool close_idle_stream(); // the one in its grace period longest; false when there is none
-    void remove(Stream& s);
 
     const std::map<std::string, std::unique_ptr<Stream>>& streams() const { return streams_; }
     size_t player_count() const; // TS players and HLS viewers
 
-    // Counters over the daemon's life (players that left add theirs here).
-    struct Totals {
-        uint64_t streams = 0, reconnects = 0, players = 0, hls_players = 0, bytes_in = 0, bytes_out = 0, jumps = 0, writes = 0;
-        void closed(const Player& c) { players++, bytes_out += c.bytes_sent(), jumps += c.jumps(), writes += c.writes(); }
-    } totals;
+    // Counters over the daemon's life (what ends adds its own here).
+    const StreamTotals& totals() const { return totals_; }
     // The last streams that ended, newest last, and why: a user asking why a
     // channel did not play finds the engine's answer here.
     struct Ended {
@@ -70,6 +58,10 @@ private:
     Stream* find_or_start(const Wanted& w, HttpResponse& no);
     HttpResponse engine_answer(const HttpRequest& req, const std::string& id_key, const std::string& id);
     Stream* find(const std::string& key);
+    // Stream::Host
+    StreamTotals& counters() override { return totals_; }
+    FetchSet& detached() override { return detached_; }
+    void closed(Stream& s, const std::string& why) override; // remembered for /stats, taken out
 
     Reactor& r_;
     StreamConfig cfg_;
@@ -81,6 +73,7 @@ private:
     std::map<std::string, std::unique_ptr<Stream>> streams_;
     std::deque<Ended> ended_;
     FetchSet detached_;
+    StreamTotals totals_;
     Throttle refused_; // streams no engine could take
 };
 
