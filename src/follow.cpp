@@ -141,7 +141,10 @@ void Follow::become_follower(const std::string& owner, uint64_t index) {
 }
 
 void Follow::on_announce(uint64_t idx) {
-    heard_ = r_.now();
+    // An announcement is Redis answering too: a follower that has not
+    // claimed for a while (its owner wrote) did not lose Redis, and takes
+    // a dead owner's lease as soon as it is stale, not kStale later.
+    heard_ = answered_ = r_.now();
     // Redis is back and the owner it kept the lease for writes again (a
     // chunk newer than any before the outage; a dead owner's index does not
     // move): the engine session this follower opened meanwhile ends, and
