@@ -57,29 +57,26 @@ std::string default_name() {
 } // namespace
 
 Cluster::Cluster(Reactor& r, const ClusterConfig& c, RedisMirror& mirror, EnginePool& pool)
-    : r_(r), mirror_(mirror), pool_(pool), sub_(r, "redis pub/sub"), heartbeat_timer_(r, [this] { heartbeat(); }) {
+    : r_(r), mirror_(mirror), pool_(pool), heartbeat_timer_(r, [this] { heartbeat(); }) {
     reconfigure(c);
 }
 
 void Cluster::reconfigure(const ClusterConfig& c) {
     cfg_ = c;
     if (name_.empty() || (!c.instance.empty() && c.instance != name_)) name_ = c.instance.empty() ? default_name() : c.instance;
-    if (!enabled()) {
-        sub_.set_url("");
-        heartbeat_timer_.stop();
-        return;
-    }
-    sub_.psubscribe(mirror_.config().prefix + ":stream:*:chunks", [this](redisReply* r) { on_message(r); });
+    RedisRouter& redis = mirror_.router();
+    redis.set_pubsub(enabled());
+    if (!enabled()) return heartbeat_timer_.stop();
+    redis.on_message = [this](const std::string& ch, const std::string& m) { on_message(ch, m); };
     // Announcements missed while the subscription was down: the index key says where the owner is.
-    sub_.on_ready = [this] {
+    redis.on_subscribed = [this] {
         for (auto& [id, on_chunk] : following_)
-            mirror_.link().command({"GET", key(id, "index")}, [this, id = id](redisReply* r) {
+            mirror_.router().command({"GET", key(id, "index")}, [this, id = id](redisReply* r) {
                 auto it = following_.find(id);
                 if (it != following_.end() && r && r->type == REDIS_REPLY_STRING)
                     it->second(std::strtoull(r->str, nullptr, 10));
             });
     };
-    sub_.set_url(mirror_.config().url);
     if (!heartbeat_timer_.armed()) heartbeat_timer_.start(0, kHeartbeat);
     r_.log().info("cluster: this instance is %s", name_.c_str());
 }
@@ -87,7 +84,7 @@ void Cluster::reconfigure(const ClusterConfig& c) {
 void Cluster::claim(const std::string& id, Millis stale, Claim& p, std::function<void(Lease)> done) {
     auto result = p.arm(std::move(done));
     if (!connected()) return r_.post([result] { result({}); }); // never inside this call
-    mirror_.link().command({"EVAL", kClaim, "3", key(id, "owner"), key(id, "epoch"), key(id, "index"), name_,
+    mirror_.router().command({"EVAL", kClaim, "3", key(id, "owner"), key(id, "epoch"), key(id, "index"), name_,
                             std::to_string(cfg_.lease), std::to_string(stale)},
                            [result](redisReply* r) {
                                Lease l;
@@ -109,44 +106,48 @@ void Cluster::claim(const std::string& id, Millis stale, Claim& p, std::function
 
 void Cluster::note_session(const std::string& id, uint64_t epoch, const std::string& engine, const std::string& command_url) {
     if (!connected()) return;
-    mirror_.link().command({"EVAL", kNote, "1", key(id, "owner"), name_, std::to_string(epoch), engine, command_url},
+    mirror_.router().command({"EVAL", kNote, "1", key(id, "owner"), name_, std::to_string(epoch), engine, command_url},
                            [](redisReply*) {});
 }
 
 void Cluster::give_up(const std::string& id, uint64_t epoch) {
     if (!connected()) return;
-    mirror_.link().command({"EVAL", kRelease, "1", key(id, "owner"), name_, std::to_string(epoch)}, [](redisReply*) {});
+    mirror_.router().command({"EVAL", kRelease, "1", key(id, "owner"), name_, std::to_string(epoch)}, [](redisReply*) {});
 }
 
 void Cluster::watching(const std::string& id, bool yes) {
     if (!connected()) return;
     if (yes)
-        mirror_.link().command({"ZADD", key(id, "watchers"), std::to_string(unix_ms() + 3 * cfg_.lease), name_},
+        mirror_.router().command({"ZADD", key(id, "watchers"), std::to_string(unix_ms() + 3 * cfg_.lease), name_},
                                [](redisReply*) {});
     else
-        mirror_.link().command({"ZREM", key(id, "watchers"), name_}, [](redisReply*) {});
+        mirror_.router().command({"ZREM", key(id, "watchers"), name_}, [](redisReply*) {});
 }
 
 void Cluster::watchers(const std::string& id, Count& p, std::function<void(long)> done) {
     auto result = p.arm(std::move(done));
     if (!connected()) return r_.post([result] { result(-1); });
-    mirror_.link().command({"EVAL", kWatchers, "1", key(id, "watchers"), std::to_string(unix_ms())},
+    mirror_.router().command({"EVAL", kWatchers, "1", key(id, "watchers"), std::to_string(unix_ms())},
                            [result](redisReply* r) { result(r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1); });
 }
 
-void Cluster::follow(const std::string& id, std::function<void(uint64_t)> on_chunk) { following_[id] = std::move(on_chunk); }
-void Cluster::unfollow(const std::string& id) { following_.erase(id); }
+// Each followed stream's own channel: an instance hears nothing of the
+// streams it does not follow.
+void Cluster::follow(const std::string& id, std::function<void(uint64_t)> on_chunk) {
+    following_[id] = std::move(on_chunk);
+    mirror_.router().subscribe(key(id, "chunks"));
+}
 
-// ["pmessage", pattern, "<prefix>:stream:{<id>}:chunks", "<index>"]
-void Cluster::on_message(redisReply* r) {
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 || r->element[2]->type != REDIS_REPLY_STRING ||
-        r->element[3]->type != REDIS_REPLY_STRING)
-        return;
-    std::string ch(r->element[2]->str, r->element[2]->len);
-    size_t a = ch.find('{'), b = ch.find('}');
+void Cluster::unfollow(const std::string& id) {
+    if (following_.erase(id)) mirror_.router().unsubscribe(key(id, "chunks"));
+}
+
+// "<prefix>:stream:{<id>}:chunks" says "<index>".
+void Cluster::on_message(const std::string& channel, const std::string& message) {
+    size_t a = channel.find('{'), b = channel.find('}');
     if (a == std::string::npos || b == std::string::npos || b < a) return;
-    auto it = following_.find(ch.substr(a + 1, b - a - 1));
-    if (it != following_.end()) it->second(std::strtoull(r->element[3]->str, nullptr, 10));
+    auto it = following_.find(channel.substr(a + 1, b - a - 1));
+    if (it != following_.end()) it->second(std::strtoull(message.c_str(), nullptr, 10));
 }
 
 namespace {
@@ -192,7 +193,7 @@ void Cluster::heartbeat() {
     std::vector<std::string> args{"EVAL", kBeat, "2", registry("alive"), registry("slots"), name_,
                                   std::to_string(3 * kHeartbeat)};
     for (auto& e : pool_.engines()) args.push_back(e->cfg.name), args.push_back(std::to_string(e->streams));
-    mirror_.link().command(std::move(args), [this](redisReply* r) {
+    mirror_.router().command(std::move(args), [this](redisReply* r) {
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return;
         redisReply *alive = r->element[0], *slots = r->element[1];
         if (alive->type != REDIS_REPLY_ARRAY || slots->type != REDIS_REPLY_ARRAY) return;
@@ -214,7 +215,7 @@ void Cluster::heartbeat() {
 void Cluster::reserve(const std::string& engine, int max_streams, Reserve& p, std::function<void(int)> done) {
     auto result = p.arm(std::move(done));
     if (!connected()) return r_.post([result] { result(-1); });
-    mirror_.link().command({"EVAL", kReserve, "2", registry("alive"), registry("slots"), engine, name_,
+    mirror_.router().command({"EVAL", kReserve, "2", registry("alive"), registry("slots"), engine, name_,
                             std::to_string(max_streams)},
                            [result](redisReply* r) { result(r && r->type == REDIS_REPLY_INTEGER ? static_cast<int>(r->integer) : -1); });
 }
@@ -223,7 +224,7 @@ void Cluster::reserve(const std::string& engine, int max_streams, Reserve& p, st
 // the next heartbeat writes the truth anyway.
 void Cluster::free_slot(const std::string& engine) {
     if (!connected()) return;
-    mirror_.link().command({"HINCRBY", registry("slots"), engine + "|" + name_, "-1"}, [](redisReply*) {});
+    mirror_.router().command({"HINCRBY", registry("slots"), engine + "|" + name_, "-1"}, [](redisReply*) {});
 }
 
 } // namespace acemux

@@ -177,6 +177,49 @@ Problem parse_cidrs(const toml::node& n, std::vector<Cidr>& out, const char* key
     return {};
 }
 
+// Each "host[:port]" (a name, an IPv4 address or [IPv6]; port 26379 when not given); [] none.
+Problem parse_sentinels(const toml::node& n, std::vector<std::string>& out) {
+    if (!n.is_array()) return "sentinels must be an array of \"host:port\" strings";
+    out.clear();
+    for (auto& e : *n.as_array()) {
+        if (!e.is_string()) return {std::string("sentinels entries must be \"host:port\" strings, not ") + type_name(e), &e};
+        std::string s = e.as_string()->get();
+        if (!s.empty() && (s[0] == '[' ? s.back() == ']' : s.find(':') == std::string::npos)) s += ":26379";
+        RedisLink::Target t;
+        std::string why;
+        if (s.empty() || s.find_first_of("/@?") != std::string::npos || !RedisLink::parse_url("redis://" + s, t, why))
+            return {"sentinels entry \"" + e.as_string()->get() + "\" is not host:port" + (why.empty() ? "" : " (" + why + ")"), &e};
+        out.push_back(s);
+    }
+    return {};
+}
+
+// Sentinels and the master's name go together; the url then says only the
+// password and database, and names the master as its host so that it
+// cannot be read as a second address to use. A Redis Cluster is named by
+// one node's url.
+bool check_sentinels(Parser& p, const toml::table& t, const toml::source_region& whole, const RedisConfig& r) {
+    auto at = [&](const char* name) { return t.get(name) ? t.get(name)->source() : whole; };
+    if (r.sentinels.empty() != r.master.empty())
+        return p.fail(at(r.master.empty() ? "sentinels" : "master"),
+                      r.master.empty() ? "sentinels needs master: the name the sentinels know the master by"
+                                       : "master needs sentinels: the \"host:port\" of each sentinel to ask");
+    RedisLink::Target u;
+    std::string why;
+    RedisLink::parse_url(r.url, u, why);
+    // A Redis Cluster has no databases and no sentinels; its nodes name each other by address.
+    if (r.cluster && !r.sentinels.empty())
+        return p.fail(at("cluster"), "cluster and sentinels do not go together: a Redis Cluster fails over by itself");
+    if (r.cluster && (r.url.empty() || !u.unix_path.empty()))
+        return p.fail(at(r.url.empty() ? "cluster" : "url"), "cluster needs url = \"redis://[:password@]host:port\" naming one of its nodes");
+    if (r.cluster && u.db != 0) return p.fail(at("url"), "a Redis Cluster has only database 0: drop the /" + std::to_string(u.db) + " from url");
+    if (r.sentinels.empty() || r.url.empty()) return true;
+    if (!u.unix_path.empty() || u.host != r.master)
+        return p.fail(at("url"), "with sentinels, url gives only the password and database and names the master: "
+                                 "redis://[:password@]" + r.master + "[/db]");
+    return true;
+}
+
 bool parse_channels(Parser& p, const toml::node& n, Config& c) {
     if (!n.is_array_of_tables()) return p.fail(n.source(), "channel must be written as [[channel]] tables");
     for (auto& e : *n.as_array()) {
@@ -348,14 +391,22 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                          return "max_backlog_mib is out of range (0.0625 to 1024)";
                      return {};
                  }},
-                seconds("resume_max_age", c.redis.resume_max_age, 0, 86400)});
+                seconds("resume_max_age", c.redis.resume_max_age, 0, 86400),
+                {"sentinels", [&](const toml::node& n) { return parse_sentinels(n, c.redis.sentinels); }},
+                string("master", c.redis.master),
+                {"cluster", [&c](const toml::node& n) -> Problem {
+                     if (!n.is_boolean()) return std::string("cluster must be true or false, not ") + type_name(n);
+                     c.redis.cluster = n.as_boolean()->get();
+                     return {};
+                 }}});
+            if (ok) ok = check_sentinels(p, *v.as_table(), v.source(), c.redis);
         } else {
             ok = p.fail(k.source(), "unknown section or key \"" + key + "\"");
         }
         if (!ok) break;
     }
-    if (ok && cluster_at && c.redis.url.empty())
-        ok = p.fail(*cluster_at, "[cluster] enabled needs [redis] url: the instances meet in Redis");
+    if (ok && cluster_at && !c.redis.enabled())
+        ok = p.fail(*cluster_at, "[cluster] enabled needs [redis] url (or sentinels): the instances meet in Redis");
     if (!ok) {
         err = p.err;
         return false;

@@ -141,7 +141,22 @@ void Follow::become_follower(const std::string& owner, uint64_t index) {
 }
 
 void Follow::on_announce(uint64_t idx) {
-    heard_ = r_.now();
+    // An announcement is Redis answering too: a follower that has not
+    // claimed for a while (its owner wrote) did not lose Redis, and takes
+    // a dead owner's lease as soon as it is stale, not kStale later.
+    heard_ = answered_ = r_.now();
+    // Redis is back and the owner it kept the lease for writes again (a
+    // chunk newer than any before the outage; a dead owner's index does not
+    // move): the engine session this follower opened meanwhile ends, and
+    // the owner's chunks are fed again from this one on.
+    if (reading_ && role_ == Role::follower && idx > announced_) {
+        r_.log().info("stream %s: its owner %s writes again; following it through redis", id_.c_str(), owner_.c_str());
+        reading_ = false;
+        l_.leave_engine();
+        next_ = idx;
+        in_.begin(key_wait_);
+        backoff_ = 0;
+    }
     announced_ = std::max(announced_, idx);
     fetch();
 }

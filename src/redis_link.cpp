@@ -7,7 +7,8 @@
 #include <sys/epoll.h>
 
 #include "acemux/config.hpp"
-#include "acemux/net.hpp"
+#include "acemux/http.hpp"
+#include "acemux/redis_sentinel.hpp"
 
 namespace acemux {
 
@@ -18,13 +19,22 @@ constexpr Millis kConnectTimeout = 3000;
 constexpr Millis kMaxBackoff = 2000;
 constexpr Millis kAuthRetry = 30000;
 
-// A reply callback owned by hiredis until it runs (with nullptr when the
-// connection goes away first).
-void call_reply(redisAsyncContext*, void* reply, void* priv) {
-    std::unique_ptr<RedisLink::Reply> fn(static_cast<RedisLink::Reply*>(priv));
-    (*fn)(static_cast<redisReply*>(reply));
+bool starts(const redisReply* r, const char* word) {
+    size_t n = std::strlen(word);
+    return r->len >= n && std::memcmp(r->str, word, n) == 0;
 }
 } // namespace
+
+// A reply callback owned by hiredis until it runs (with nullptr when the
+// connection goes away first). The link looks at errors on the way.
+struct RedisReplies {
+    static void call(redisAsyncContext* ac, void* reply, void* priv) {
+        std::unique_ptr<RedisLink::Reply> fn(static_cast<RedisLink::Reply*>(priv));
+        auto* r = static_cast<redisReply*>(reply);
+        if (r && r->type == REDIS_REPLY_ERROR && ac && ac->data) static_cast<RedisLink*>(ac->data)->answered(r);
+        (*fn)(r);
+    }
+};
 
 // The reactor adapter: hiredis asks for read/write interest on its fd.
 struct RedisHooks {
@@ -51,57 +61,10 @@ struct RedisHooks {
     }
 };
 
-bool RedisLink::parse_url(const std::string& url, Target& t, std::string& err) {
-    t = Target{};
-    auto number = [](const std::string& s, int& out) {
-        uint64_t v = 0;
-        if (!parse_uint(s, 65535, v)) return false;
-        out = static_cast<int>(v);
-        return true;
-    };
-    if (url.rfind("unix://", 0) == 0 || url.rfind('/', 0) == 0) {
-        std::string p = url.rfind("unix://", 0) == 0 ? url.substr(7) : url;
-        size_t q = p.find("?db=");
-        if (q != std::string::npos && !number(p.substr(q + 4), t.db)) return err = "bad ?db= in " + url, false;
-        t.unix_path = p.substr(0, q);
-        return true;
-    }
-    if (url.rfind("redis://", 0) != 0) return err = "url must start with redis:// or unix:// (or be a socket path)", false;
-    std::string rest = url.substr(8);
-    size_t at = rest.rfind('@');
-    if (at != std::string::npos) {
-        std::string auth = rest.substr(0, at);
-        t.password = auth.substr(auth.find(':') == std::string::npos ? 0 : auth.find(':') + 1);
-        rest = rest.substr(at + 1);
-    }
-    size_t slash = rest.find('/');
-    if (slash != std::string::npos) {
-        if (slash + 1 < rest.size() && !number(rest.substr(slash + 1), t.db)) return err = "bad database number", false;
-        rest = rest.substr(0, slash);
-    }
-    if (rest.empty()) return err = "no host in " + url, false;
-    // A name is resolved on the loop before hiredis connects to the address.
-    std::string port = "6379";
-    if (rest[0] == '[') {
-        size_t close = rest.find(']');
-        if (close == std::string::npos) return err = "unclosed [ in " + url, false;
-        t.host = rest.substr(1, close - 1);
-        if (close + 1 < rest.size()) {
-            if (rest[close + 1] != ':') return err = "expected :port after ] in " + url, false;
-            port = rest.substr(close + 2);
-        }
-    } else {
-        size_t colon = rest.find(':');
-        t.host = rest.substr(0, colon);
-        if (colon != std::string::npos) port = rest.substr(colon + 1);
-    }
-    if (!number(port, t.port) || t.port < 1 || t.port > 65535) return err = "bad port in " + url, false;
-    if (!valid_host(t.host)) return err = "\"" + t.host + "\" is neither an IP address nor a host name", false;
-    return true;
-}
-
 RedisLink::RedisLink(Reactor& r, const char* name)
-    : r_(r), name_(name), connect_timer_(r, [this] { connect_timed_out(); }), retry_timer_(r, [this] { retry(); }) {}
+    : r_(r), name_(name), address_(r), connect_timer_(r, [this] { connect_timed_out(); }), retry_timer_(r, [this] { retry(); }) {
+    address_.on_moved = [this](const std::string& h, int p) { master_moved(h, p); };
+}
 
 RedisLink::~RedisLink() { close(); }
 
@@ -113,33 +76,45 @@ void RedisLink::close() {
     connected_ = ready_ = false;
     retry_timer_.stop();
     connect_timer_.stop();
-    lookup_.cancel();
+    address_.cancel();
 }
 
-void RedisLink::set_url(const std::string& url) {
-    bool same = url == url_;
+void RedisLink::set(const std::string& url, RedisSentinel* sentinel) {
+    bool same = url == url_ && sentinel == address_.sentinel();
     url_ = url;
+    Target t;
     std::string err; // the config was checked when it was read
-    if (!parse_url(url_, target_, err)) target_ = Target{};
-    if (same && (ac_ || retry_timer_.armed() || lookup_.pending())) return;
+    if (!url_.empty() && !parse_url(url_, t, err)) t = Target{};
+    address_.set(t, sentinel);
+    if (same && (ac_ || retry_timer_.armed() || address_.finding())) return;
     close();
     if (enabled()) connect();
 }
 
-// hiredis would resolve a name with a blocking getaddrinfo(): it is given
-// the address our resolver found instead.
 void RedisLink::connect() {
-    if (!target_.unix_path.empty()) return connect_to("");
-    r_.resolver().resolve(target_.host, target_.port, lookup_,
-                          [this](const std::vector<SockAddr>& a, const std::string& err) {
-                              if (!err.empty()) return lost(err);
-                              connect_to(a.front().host());
-                          });
+    address_.find([this](const RedisAddress::Place& p, const std::string& err) {
+        if (!err.empty()) return lost(err);
+        connect_to(p);
+    });
 }
 
-void RedisLink::connect_to(const std::string& ip) {
-    ac_ = target_.unix_path.empty() ? redisAsyncConnect(ip.c_str(), target_.port)
-                                    : redisAsyncConnectUnix(target_.unix_path.c_str());
+// The sentinels say the master is at host:port now (a failover ended): a
+// link elsewhere, or waiting to try again, goes there at once.
+void RedisLink::master_moved(const std::string& host, int port) {
+    if (address_.at(host, port) && (ac_ || address_.finding())) return;
+    bool was = ready_;
+    if (!address_.node().empty() && !address_.at(host, port))
+        r_.log().warn("%s: the sentinels moved the master from %s to %s:%d", name_, address_.node().c_str(), host.c_str(), port);
+    close();
+    backoff_ = 0;
+    connect();
+    if (was && on_lost) on_lost();
+}
+
+// hiredis is given the address our resolver found: it would resolve a
+// name with a blocking getaddrinfo().
+void RedisLink::connect_to(const RedisAddress::Place& p) {
+    ac_ = p.unix_path.empty() ? redisAsyncConnect(p.ip.c_str(), p.port) : redisAsyncConnectUnix(p.unix_path.c_str());
     if (!ac_ || ac_->err) {
         std::string why = ac_ ? ac_->errstr : "out of memory";
         if (ac_) redisAsyncFree(ac_);
@@ -158,7 +133,7 @@ void RedisLink::connect_to(const std::string& ip) {
     redisAsyncSetDisconnectCallback(ac_, on_disconnect);
     RedisHooks::add_write(this); // connect() completes as writable
     connect_timer_.start(kConnectTimeout);
-    if (!target_.password.empty()) command({"AUTH", target_.password}, [this](redisReply* r) {
+    if (!address_.target().password.empty()) command({"AUTH", address_.target().password}, [this](redisReply* r) {
             if (!r) return;
             if (r->type != REDIS_REPLY_ERROR) return ready();
             auth_failed_ = true;
@@ -167,7 +142,7 @@ void RedisLink::connect_to(const std::string& ip) {
                            "retrying in %lld s", name_, shown_url().c_str(), r->str, static_cast<long long>(kAuthRetry / 1000));
             if (ac_) redisAsyncDisconnect(ac_);
         });
-    if (target_.db) command({"SELECT", std::to_string(target_.db)}, [this](redisReply* r) {
+    if (address_.target().db) command({"SELECT", std::to_string(address_.target().db)}, [this](redisReply* r) {
             if (r && r->type == REDIS_REPLY_ERROR) r_.log().error("%s: SELECT failed: %s", name_, r->str);
         });
 }
@@ -177,7 +152,8 @@ void RedisLink::on_connect(const redisAsyncContext* ac, int status) {
     m.connect_timer_.stop();
     if (status != REDIS_OK) return m.lost(ac->errstr); // hiredis frees the context after this
     m.connected_ = true;
-    if (m.target_.password.empty()) m.ready(); // else once AUTH is answered
+    m.demoted_ = false;
+    if (m.address_.target().password.empty()) m.ready(); // else once AUTH is answered
 }
 
 void RedisLink::ready() {
@@ -202,17 +178,40 @@ void RedisLink::psubscribe(std::string pattern, Reply on_message) {
     if (ready_ && ac_) redisAsyncCommand(ac_, RedisLink::on_message, this, "PSUBSCRIBE %b", pattern_.data(), pattern_.size());
 }
 
-// The URL as logs and /stats show it: never the password.
-std::string RedisLink::shown_url() const {
-    const std::string& pw = target_.password;
-    std::string u = url_;
-    if (size_t at = pw.empty() ? std::string::npos : u.rfind(pw + "@"); at != std::string::npos) u.replace(at, pw.size(), "***");
-    return u;
-}
+// The URL as logs and /stats show it: never the password. Behind Sentinel,
+// the master's name and where it is.
+std::string RedisLink::shown_url() const { return address_.shown(url_); }
 
 void RedisLink::on_disconnect(const redisAsyncContext* ac, int status) {
     auto& m = *static_cast<RedisLink*>(ac->data);
-    m.lost(status == REDIS_OK ? "disconnected" : ac->errstr);
+    m.lost(m.demoted_ ? "the master is a replica now (READONLY)" : status == REDIS_OK ? "disconnected" : ac->errstr);
+}
+
+const char* RedisLink::Errors::count(const redisReply* r) {
+    if (starts(r, "READONLY")) return readonly++, "refused a write: it is a replica";
+    if (starts(r, "MOVED ")) return moved++, "does not serve that key's hash slot (Redis Cluster)";
+    if (starts(r, "ASK ")) return ask++, "does not serve that key's hash slot now (Redis Cluster, slot migrating)";
+    if (starts(r, "ERR unknown command")) return unknown++, "does not know the command (Redis 7 or newer is needed)";
+    if (starts(r, "TRYAGAIN")) return other++, "is moving that key's hash slot (Redis Cluster): asked again shortly";
+    return other++, "answered an error";
+}
+
+// Every error answer is counted and said (once a second at most) as what it
+// is. A replica refusing a write behind Sentinel means the master was
+// demoted under us (a failover we did not hear of, or the old master back
+// as a replica): the link asks the sentinels again, once the answers
+// already on their way are in.
+void RedisLink::answered(redisReply* r) {
+    bool readonly = starts(r, "READONLY");
+    const char* what = errors_.count(r);
+    last_error_ = printable(r->str, 200);
+    if (errors_said_.ready(r_.now()))
+        r_.log().warn("%s: %s %s: %.200s%s", name_, std::strstr(name_, node().c_str()) ? "it" : node().c_str(), what, r->str,
+                      readonly && address_.sentinel() ? "; asking the sentinels where the master is" : "");
+    if (readonly && address_.sentinel() && ac_ && !demoted_) {
+        demoted_ = true;
+        redisAsyncDisconnect(ac_); // hiredis waits for the replies in flight
+    }
 }
 
 // The connection is gone (or never came): nothing is queued meanwhile, and
@@ -221,7 +220,7 @@ void RedisLink::lost(const std::string& why) {
     bool was = connected_;
     connected_ = ready_ = false;
     last_error_ = why;
-    if (!target_.host.empty()) r_.resolver().forget(target_.host); // it may have moved
+    address_.failed();
     Millis delay = backoff_ = backoff_ ? std::min(backoff_ * 2, kMaxBackoff) : 250;
     if (auth_failed_) { // said already; the password will not change until a reload
         auth_failed_ = false;
@@ -238,7 +237,7 @@ void RedisLink::lost(const std::string& why) {
 }
 
 void RedisLink::retry() {
-    if (!ac_ && !lookup_.pending() && enabled()) connect();
+    if (!ac_ && !address_.finding() && enabled()) connect();
 }
 
 void RedisLink::connect_timed_out() {
@@ -257,7 +256,7 @@ void RedisLink::on_io(uint32_t ev) {
 // No answer ever comes inside this call: one known at once (no connection,
 // a context being torn down) is posted to the loop. A requester that asks
 // again from its answer would otherwise recurse for as long as Redis is away.
-void RedisLink::command(std::vector<std::string> args, Reply cb) {
+void RedisLink::command(const std::vector<std::string>& args, Reply cb) {
     auto fail = [this](Reply cb) { r_.post([cb = std::move(cb), alive = std::weak_ptr<char>(alive_)] {
                                        if (alive.lock()) cb(nullptr);
                                    }); };
@@ -266,8 +265,8 @@ void RedisLink::command(std::vector<std::string> args, Reply cb) {
     std::vector<size_t> lens;
     for (auto& a : args) argv.push_back(a.data()), lens.push_back(a.size());
     auto fn = std::make_unique<Reply>(std::move(cb));
-    // hiredis holds the callback until the reply; call_reply takes ownership back.
-    if (redisAsyncCommandArgv(ac_, call_reply, fn.get(), static_cast<int>(argv.size()), argv.data(), lens.data()) ==
+    // hiredis holds the callback until the reply; RedisReplies::call takes ownership back.
+    if (redisAsyncCommandArgv(ac_, RedisReplies::call, fn.get(), static_cast<int>(argv.size()), argv.data(), lens.data()) ==
         REDIS_OK)
         fn.release();
     else

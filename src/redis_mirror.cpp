@@ -7,14 +7,13 @@
 
 namespace acemux {
 
-RedisMirror::RedisMirror(Reactor& r, const RedisConfig& c) : r_(r), link_(r, "redis") {
-    link_.on_lost = [this] { backlog_ = 0; }; // what was in flight is gone with the connection
-    reconfigure(c);
-}
+// What is in flight when a connection goes is answered nullptr, which gives its bytes back to the backlog.
+RedisMirror::RedisMirror(Reactor& r, const RedisConfig& c) : r_(r), sentinel_(r), router_(r) { reconfigure(c); }
 
 void RedisMirror::reconfigure(const RedisConfig& c) {
     cfg_ = c;
-    link_.set_url(cfg_.url);
+    sentinel_.configure(c.sentinels, c.master);
+    router_.set(cfg_.url, sentinel(), cfg_.cluster);
 }
 
 // Keys of one stream share the hash tag {id}: the layout works on Redis Cluster.
@@ -35,7 +34,7 @@ const char* kWrite =
     "local t = redis.call('time') "
     "redis.call('set', KEYS[3], tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000), 'px', ARGV[3]) "
     "if KEYS[5] ~= KEYS[1] then redis.call('del', KEYS[5]) end "
-    "if ARGV[6] ~= '' then redis.call('publish', ARGV[6], ARGV[2]) end "
+    "if ARGV[6] ~= '' then redis.call('spublish', ARGV[6], ARGV[2]) end "
     "return 1";
 } // namespace
 
@@ -51,15 +50,15 @@ void RedisMirror::write(const std::string& id, uint64_t idx, const uint8_t* data
 void RedisMirror::put(const std::string& id, uint64_t idx, const uint8_t* data, size_t len, const Fence* fence,
                       std::function<void(int)> done) {
     if (!enabled()) return;
-    if (!link_.connected() || backlog_ + len > cfg_.max_backlog) {
+    std::string n = std::to_string(idx);
+    if (!router_.connected(key(id, "index")) || backlog_ + len > cfg_.max_backlog) {
         skipped_++;
         return r_.post([done = std::move(done)] { done(-1); });
     }
     backlog_ += len;
-    std::string n = std::to_string(idx);
     uint64_t keep = static_cast<uint64_t>(cfg_.keep_chunks);
     std::string old = std::to_string(idx >= keep ? idx - keep : idx);
-    link_.command({"EVAL", kWrite, "5", key(id, "chunk:" + n), key(id, "index"), key(id, "time"), key(id, "owner"),
+    router_.command({"EVAL", kWrite, "5", key(id, "chunk:" + n), key(id, "index"), key(id, "time"), key(id, "owner"),
                    key(id, "chunk:" + old), std::string(reinterpret_cast<const char*>(data), len), n,
                    std::to_string(static_cast<long long>(cfg_.ttl) * 1000), fence ? fence->who : "",
                    fence ? std::to_string(fence->epoch) : "", fence ? key(id, "chunks") : ""},
@@ -68,14 +67,15 @@ void RedisMirror::put(const std::string& id, uint64_t idx, const uint8_t* data, 
                       if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) written_++, bytes_ += len;
                       else if (r && r->type == REDIS_REPLY_INTEGER) fenced_++;
                       else if (r && r->type == REDIS_REPLY_ERROR) failed_++, last_error_ = printable(r->str, 200);
+                      else if (!r) failed_++; // sent, but the connection went before the answer
                       done(r && r->type == REDIS_REPLY_INTEGER ? static_cast<int>(r->integer) : -1);
                   });
 }
 
 bool RedisMirror::load(const std::string& id, size_t max_chunks, Load& l, Loaded done) {
-    if (!link_.connected()) return false;
+    if (!router_.connected(key(id, "index"))) return false;
     auto result = l.arm(std::move(done));
-    link_.command({"MGET", key(id, "index"), key(id, "time")}, [this, id, max_chunks, result](redisReply* r) {
+    router_.command({"MGET", key(id, "index"), key(id, "time")}, [this, id, max_chunks, result](redisReply* r) {
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[0]->type != REDIS_REPLY_STRING ||
             r->element[1]->type != REDIS_REPLY_STRING)
             return result({});
@@ -99,7 +99,7 @@ void RedisMirror::fetch(const std::string& id, uint64_t from, uint64_t to, Load&
 void RedisMirror::get_chunks(const std::string& id, uint64_t from, uint64_t to, bool run, Loaded result) {
     std::vector<std::string> args{"MGET"};
     for (uint64_t i = from; i <= to; i++) args.push_back(key(id, "chunk:" + std::to_string(i)));
-    link_.command(std::move(args), [from, run, result](redisReply* r) {
+    router_.command(std::move(args), [from, run, result](redisReply* r) {
         Chunks out;
         for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
             if (r->element[i]->type == REDIS_REPLY_STRING)

@@ -36,6 +36,30 @@ cJSON* viewer_json(const HlsOutlet::Viewer& v, Millis now) {
     return o;
 }
 
+// A connection to Redis: where it is, and the errors Redis answered on it by kind.
+template <typename L> cJSON* link_json(const L& l) {
+    cJSON* o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", l.name());
+    cJSON_AddStringToObject(o, "node", l.node().c_str());
+    cJSON_AddBoolToObject(o, "connected", l.connected());
+    const RedisLink::Errors& e = l.errors();
+    cJSON_AddNumberToObject(o, "readonly", static_cast<double>(e.readonly));
+    cJSON_AddNumberToObject(o, "moved", static_cast<double>(e.moved));
+    cJSON_AddNumberToObject(o, "ask", static_cast<double>(e.ask));
+    cJSON_AddNumberToObject(o, "unknown_command", static_cast<double>(e.unknown));
+    cJSON_AddNumberToObject(o, "other_errors", static_cast<double>(e.other));
+    cJSON_AddStringToObject(o, "last_error", l.last_error().c_str());
+    return o;
+}
+
+// The sharded subscriptions: one channel per followed stream, and what came on them.
+cJSON* subscriber_json(const RedisSubscriber& s) {
+    cJSON* o = link_json(s);
+    cJSON_AddNumberToObject(o, "channels", static_cast<double>(s.channels()));
+    cJSON_AddNumberToObject(o, "messages", static_cast<double>(s.messages()));
+    return o;
+}
+
 cJSON* stream_json(const Stream& s, Millis now) {
     cJSON* o = cJSON_CreateObject();
     const Ring& ring = s.ring();
@@ -135,9 +159,30 @@ std::string stats_json(const Daemon& d) {
     cJSON_AddBoolToObject(redis, "connected", r.connected());
     cJSON_AddNumberToObject(redis, "chunks_written", static_cast<double>(r.written()));
     cJSON_AddNumberToObject(redis, "chunks_skipped", static_cast<double>(r.skipped()));
+    cJSON_AddNumberToObject(redis, "chunks_refused", static_cast<double>(r.fenced())); // the lease was not ours
+    cJSON_AddNumberToObject(redis, "chunks_failed", static_cast<double>(r.failed()));   // Redis answered an error
     cJSON_AddNumberToObject(redis, "bytes_written", static_cast<double>(r.bytes()));
     cJSON_AddNumberToObject(redis, "backlog_bytes", static_cast<double>(r.backlog()));
     cJSON_AddStringToObject(redis, "last_error", r.last_error().c_str());
+    if (const RedisSentinel* s = r.sentinel()) {
+        cJSON* o = cJSON_AddObjectToObject(redis, "sentinel");
+        cJSON_AddStringToObject(o, "master", s->master().c_str());
+        cJSON_AddStringToObject(o, "asking", s->asking().c_str());
+    }
+    const RedisRouter& rt = r.router();
+    if (rt.cluster()) {
+        cJSON* c = cJSON_AddObjectToObject(redis, "cluster"); // a Redis Cluster's routing
+        cJSON_AddNumberToObject(c, "moved", static_cast<double>(rt.moved()));
+        cJSON_AddNumberToObject(c, "ask", static_cast<double>(rt.asked()));
+        cJSON_AddNumberToObject(c, "tryagain", static_cast<double>(rt.retried()));
+        cJSON_AddNumberToObject(c, "slot_refreshes", static_cast<double>(rt.refreshes()));
+    }
+    cJSON* links = cJSON_AddArrayToObject(redis, "links");
+    if (const RedisLink* seed = rt.seed()) cJSON_AddItemToArray(links, link_json(*seed));
+    rt.each([&](const RedisRouter::Node& n) {
+        cJSON_AddItemToArray(links, link_json(n.link));
+        if (n.sub) cJSON_AddItemToArray(links, subscriber_json(*n.sub));
+    });
 
     // "_now": at this moment; "_since_start": over the daemon's life.
     const auto& t = d.streams().totals();
@@ -274,6 +319,24 @@ std::string metrics_text(const Daemon& d) {
     p.one("acemux_redis_chunks_written_total", "counter", "Chunks mirrored to Redis.", static_cast<double>(r.written()));
     p.one("acemux_redis_chunks_skipped_total", "counter", "Chunks not mirrored (Redis away or slow).",
           static_cast<double>(r.skipped()));
+    p.one("acemux_redis_chunks_refused_total", "counter", "Chunks Redis refused: the stream's lease was another instance's.",
+          static_cast<double>(r.fenced()));
+    p.one("acemux_redis_chunks_failed_total", "counter", "Chunks sent to Redis and not written: an error answer, or none.",
+          static_cast<double>(r.failed()));
+    RedisLink::Errors errs;
+    auto add = [&errs](const RedisLink::Errors& e) {
+        errs.readonly += e.readonly, errs.moved += e.moved, errs.ask += e.ask, errs.unknown += e.unknown, errs.other += e.other;
+    };
+    if (const RedisLink* seed = r.router().seed()) add(seed->errors());
+    r.router().each([&](const RedisRouter::Node& n) {
+        add(n.link.errors());
+        if (n.sub) add(n.sub->errors());
+    });
+    p.head("acemux_redis_errors_total", "counter", "Error answers from Redis, by kind (READONLY: a replica; MOVED, ASK: "
+                                                   "another node's hash slot; unknown_command: Redis too old).");
+    for (auto [kind, n] : {std::pair{"readonly", errs.readonly}, {"moved", errs.moved}, {"ask", errs.ask},
+                           {"unknown_command", errs.unknown}, {"other", errs.other}})
+        p.value("acemux_redis_errors_total", static_cast<double>(n), label("kind", kind));
     p.one("acemux_log_lines_dropped_total", "counter", "Log lines lost because the log could not keep up.",
           static_cast<double>(d.reactor().log().dropped()));
     return p.out;

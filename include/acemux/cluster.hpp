@@ -3,7 +3,8 @@
 // lease (<prefix>:stream:{id}:owner: who holds it, its epoch, when it was
 // last renewed, by Redis's clock) and reads the engine; its chunks are
 // written fenced by that epoch and announced on <prefix>:stream:{id}:chunks
-// (RedisMirror::write). The others follow (Follow). An owner that stops
+// (RedisMirror::write), a sharded channel that only the instances following
+// the stream subscribe to. The others follow (Follow). An owner that stops
 // renewing for `stale` (dead, paused, cut off) loses the lease to the first
 // follower that asks, with the next epoch. Instances say they are alive and
 // how many streams they have on each engine (<prefix>:{registry}:alive and
@@ -71,7 +72,7 @@ public:
 
 private:
     void heartbeat();
-    void on_message(redisReply* r);
+    void on_message(const std::string& channel, const std::string& message);
     std::string key(const std::string& id, const std::string& what) const { return mirror_.key(id, what); }
     std::string registry(const std::string& what) const;
 
@@ -80,7 +81,6 @@ private:
     RedisMirror& mirror_;
     EnginePool& pool_;
     std::string name_;
-    RedisLink sub_;
     std::map<std::string, std::function<void(uint64_t)>> following_;
     std::vector<std::string> alive_;
     Timer heartbeat_timer_;

@@ -31,7 +31,11 @@ bool valid_host(const std::string& h);
 
 // [redis]; the URL is the mirror's to read (RedisMirror::parse_url).
 struct RedisConfig {
-    std::string url;       // empty: no Redis, the buffer lives in memory only
+    std::string url;       // empty (and no sentinels): no Redis, the buffer lives in memory only
+    std::vector<std::string> sentinels; // "host:port" of each; then the url gives only password and db
+    std::string master;    // the name the sentinels know the master by
+    bool cluster = false;  // a Redis Cluster: the url names one of its nodes
+    bool enabled() const { return !url.empty() || !sentinels.empty(); }
     std::string prefix = "ace_proxy";
     int ttl = 60;          // seconds: ends what a stream that stopped left behind
     int keep_chunks = 32;  // newest chunks kept per stream (a resume needs 16, a follower a few)

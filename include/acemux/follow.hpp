@@ -93,7 +93,7 @@ private:
     uint64_t next_ = 0;         // the next of the owner's chunks to feed (Redis index)
     bool fetching_ = false, claiming_ = false, reading_ = false;
     Millis heard_ = 0;          // the owner's last chunk, or Redis's last answer
-    Millis answered_ = 0;       // Redis's last answer to a claim
+    Millis answered_ = 0;       // Redis's last answer to a claim, or announcement
     Millis back_ = 0;           // Redis's first answer after a silence
     Millis renewed_ = -1000000;
     Millis backoff_ = 0, retry_at_ = 0;

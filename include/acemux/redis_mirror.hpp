@@ -1,4 +1,5 @@
-// Mirror of sealed ring chunks to Redis, over one RedisLink.
+// Mirror of sealed ring chunks to Redis, over the router (one RedisLink, or
+// one per master of a Redis Cluster).
 //
 // Keys: <prefix>:stream:{<id>}:chunk:<N>, <prefix>:stream:{<id>}:index = N,
 // and <prefix>:stream:{<id>}:time (Redis's clock at that index, ms) so a
@@ -19,7 +20,8 @@
 
 #include "acemux/config.hpp"
 #include "acemux/reactor.hpp"
-#include "acemux/redis_link.hpp"
+#include "acemux/redis_router.hpp"
+#include "acemux/redis_sentinel.hpp"
 
 struct redisReply;
 
@@ -34,10 +36,14 @@ public:
     RedisMirror(Reactor& r, const RedisConfig& c);
 
     void reconfigure(const RedisConfig& c);
-    bool enabled() const { return link_.enabled(); }
-    bool connected() const { return link_.connected(); }
-    // The connection, for others that speak to the same Redis (the cluster).
-    RedisLink& link() { return link_; }
+    bool enabled() const { return router_.enabled(); }
+    bool connected() const { return router_.connected(); }
+    // The connections, for others that speak to the same Redis (the cluster).
+    RedisRouter& router() { return router_; }
+    const RedisRouter& router() const { return router_; }
+    // Where the master is behind Sentinel; nullptr without sentinels.
+    RedisSentinel* sentinel() { return sentinel_.enabled() ? &sentinel_ : nullptr; }
+    const RedisSentinel* sentinel() const { return sentinel_.enabled() ? &sentinel_ : nullptr; }
     const RedisConfig& config() const { return cfg_; }
     // <prefix>:stream:{<id>}:<what>: one stream's keys share a hash tag.
     std::string key(const std::string& id, const std::string& what) const;
@@ -45,7 +51,8 @@ public:
     void mirror(const std::string& id, uint64_t idx, const uint8_t* data, size_t len);
     // A cluster owner's write: only while <prefix>:stream:{<id>}:owner
     // still names `who` at `epoch`, and never an index not past the one
-    // there; then announced on <prefix>:stream:{<id>}:chunks. done(1):
+    // there; then announced on <prefix>:stream:{<id>}:chunks (SPUBLISH: a
+    // sharded channel, in the stream's hash slot). done(1):
     // written, done(0): refused (the lease is not ours), done(-1): no answer
     // or skipped (Redis away, backlog full).
     struct Fence {
@@ -69,10 +76,10 @@ public:
     uint64_t written() const { return written_; }
     uint64_t skipped() const { return skipped_; }
     uint64_t fenced() const { return fenced_; } // refused: the lease was another instance's
-    uint64_t failed() const { return failed_; } // errors Redis answered
+    uint64_t failed() const { return failed_; } // sent, not written: an error answer, or no answer
     uint64_t bytes() const { return bytes_; }
     size_t backlog() const { return backlog_; }
-    const std::string& last_error() const { return last_error_.empty() ? link_.last_error() : last_error_; }
+    const std::string& last_error() const { return last_error_.empty() ? router_.last_error() : last_error_; }
 
 private:
     void get_chunks(const std::string& id, uint64_t from, uint64_t to, bool run, Loaded result);
@@ -81,7 +88,8 @@ private:
 
     Reactor& r_;
     RedisConfig cfg_;
-    RedisLink link_;
+    RedisSentinel sentinel_; // before the router, whose link asks it
+    RedisRouter router_;
     size_t backlog_ = 0;
     uint64_t written_ = 0, skipped_ = 0, bytes_ = 0, fenced_ = 0, failed_ = 0;
     std::string last_error_;
