@@ -87,7 +87,7 @@ DEB_TEST_DEPS := libcriterion-dev redis-server mandoc ffmpeg chromium
 DEB_FUZZ_DEPS := clang libclang-rt-14-dev
 DEB_ROUTER_DEPS := dpkg-dev cmake $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)
 
-.PHONY: all run test test-asan asan-build asan-prebuild fuzz-prebuild bench faults fuzz fuzz-build fuzz-smoke soak install \
+.PHONY: all run test test-asan asan-build suite-plain suite-asan bench faults fuzz fuzz-build fuzz-smoke soak install \
 	clean deps deps-test deps-fuzz deps-router check-tests
 
 ifeq ($(ROUTER),)
@@ -153,12 +153,12 @@ run: deps
 # FUZZ_SMOKE_SECONDS. Each step's output is shown and kept in $(TEST_LOG)/;
 # at the end, each step's summary lines together, and the exit status says
 # whether all passed. While a suite runs, the next step's programs compile
-# (asan-prebuild, fuzz-prebuild).
+# (suite-plain, suite-asan).
 TEST_LOG := build/test-log
 test: deps-test
 	@rm -rf $(TEST_LOG) && mkdir -p $(TEST_LOG)
-	$(call test_step,plain,check-tests asan-prebuild)
-	$(call test_step,asan,test-asan fuzz-prebuild)
+	$(call test_step,plain,suite-plain)
+	$(call test_step,asan,suite-asan)
 	$(call test_step,fuzz,fuzz-smoke)
 	@echo "==== make test"
 	@for s in plain asan fuzz; do \
@@ -184,25 +184,42 @@ endef
 # repeatedly, on two cores.
 TEST_JOBS ?= $(shell echo $$(( $$(nproc) * 3 )))
 
+RUN_TESTS      = $(BUILD)/acemux-tests --jobs=$(TEST_JOBS)
+RUN_ASAN_TESTS = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
+	LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp build/asan/acemux-tests --jobs=$(TEST_JOBS)
+
 check-tests: all $(BUILD)/acemux-tests
-	$(BUILD)/acemux-tests --jobs=$(TEST_JOBS)
+	$(RUN_TESTS)
 
 test-asan: deps-test asan-build
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 LSAN_OPTIONS=suppressions=$(CURDIR)/test/lsan.supp \
-		build/asan/acemux-tests --jobs=$(TEST_JOBS)
+	$(RUN_ASAN_TESTS)
 
 asan-build:
 	$(MAKE) --no-print-directory BUILD=build/asan SAN=1 build/asan/acemux build/asan/engine_sim build/asan/acemux-tests
 
-# While a suite runs, what the next step needs compiles at the lowest
-# priority, on every core: a suite spends most of its time waiting (sockets,
-# timers) and gets the CPU back whenever it wants it. Best effort: the next
-# step builds whatever is still missing and shows the errors. Each has its
-# own -j (the suite holds one of the shared job slots).
-asan-prebuild: all $(BUILD)/acemux-tests
-	-nice -n 19 $(MAKE) --no-print-directory -k -j$(shell nproc) asan-build > build/asan-prebuild.log 2>&1
-fuzz-prebuild: asan-build
-	-nice -n 19 $(MAKE) --no-print-directory -k -j$(shell nproc) fuzz-build > build/fuzz-prebuild.log 2>&1
+# make test's suites: check-tests and test-asan, each with the next step's
+# build under way.
+suite-plain: all $(BUILD)/acemux-tests
+	$(call while_building,$(RUN_TESTS),asan-build)
+suite-asan: deps-test asan-build
+	$(call while_building,$(RUN_ASAN_TESTS),fuzz-build)
+
+# Runs $(1) while make $(2) goes on at the lowest priority, on every core (its
+# own -j) and the CPU the suite leaves: a suite spends most of its time
+# waiting on sockets and timers, and gets the CPU back whenever it wants it.
+# When $(1) ends, the build stops wherever it is and the next step builds the
+# rest at normal priority: on a loaded machine a build at nice 19 gets next to
+# nothing done (beside a busy core and a fuzzer, one took 20 minutes), and
+# nothing should wait for it. The build has a process group of its own, so
+# that stopping it stops its compilers too (they outlive a make killed
+# alone); the trap stops it however the shell ends, and waits until it has.
+# Its output goes to build/$(2).log.
+define while_building
+@setsid nice -n 19 $(MAKE) --no-print-directory -k -j$(shell nproc) $(2) > build/$(2).log 2>&1 & ahead=$$!; \
+	trap 'kill -TERM -$$ahead 2>/dev/null; wait $$ahead; while kill -0 -$$ahead 2>/dev/null; do sleep 0.1; done' \
+		EXIT INT TERM HUP; \
+	$(1)
+endef
 
 # Speed and memory figures (a few minutes); FULL=1 for every size (longer).
 # The static router build is measured too (its idle memory and size).
