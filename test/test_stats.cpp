@@ -2,7 +2,7 @@
 // their readers read them: JSON a parser takes, lines Prometheus takes, and
 // HTML in which a name from the config stays text.
 #include <criterion/criterion.h>
-#include <regex>
+#include <cstdlib>
 #include <sstream>
 
 #include "acemux/daemon.hpp"
@@ -24,6 +24,41 @@ Config one_engine() {
     c.engines.push_back(e);
     return c;
 }
+// Prometheus's text format, one line: a comment (HELP or TYPE), or a name,
+// labels whose values escape \\, \" and newlines, and a number. (Checked by
+// hand: std::regex trips GCC 12's warnings in the sanitizer build.)
+bool name_char(char c, bool first) { return c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9'); }
+
+size_t name_end(const std::string& l, size_t i) {
+    size_t b = i;
+    while (i < l.size() && name_char(l[i], i == b)) i++;
+    return i == b ? std::string::npos : i;
+}
+
+bool prometheus_line(const std::string& l) {
+    if (l.rfind("# HELP ", 0) == 0 || l.rfind("# TYPE ", 0) == 0) {
+        size_t e = name_end(l, 7);
+        return e != std::string::npos && e + 1 < l.size() && l[e] == ' ';
+    }
+    size_t i = name_end(l, 0);
+    if (i == std::string::npos) return false;
+    if (l[i] == '{') {
+        do {
+            i = name_end(l, i + 1);
+            if (i == std::string::npos || l.compare(i, 2, "=\"") != 0) return false;
+            for (i += 2; i < l.size() && l[i] != '"'; i++) {
+                if (l[i] == '\\' && (i + 1 >= l.size() || (l[i + 1] != '\\' && l[i + 1] != '"' && l[i + 1] != 'n'))) return false;
+                if (l[i] == '\\') i++;
+            }
+            if (++i >= l.size()) return false;
+        } while (l[i] == ',');
+        if (l[i++] != '}') return false;
+    }
+    if (i >= l.size() || l[i++] != ' ' || i >= l.size()) return false;
+    char* end = nullptr;
+    std::strtod(l.c_str() + i, &end);
+    return end == l.c_str() + l.size();
+}
 } // namespace
 
 Test(stats, json_parses_and_keeps_names_as_they_are) {
@@ -44,17 +79,12 @@ Test(stats, every_metrics_line_is_prometheus_text_and_labels_are_escaped) {
     Reactor r;
     Daemon d(r, one_engine());
     std::string text = metrics_text(d);
-    // The text format: comments, or a name, optional labels with escaped
-    // values, and a number.
-    std::regex sample(R"re(^[a-z_:][a-z0-9_:]*(\{[a-z_]+="([^"\\\n]|\\["\\n])*"(,[a-z_]+="([^"\\\n]|\\["\\n])*")*\})? -?[0-9.e+-]+$)re");
-    std::regex comment(R"(^# (HELP|TYPE) [a-z_:][a-z0-9_:]* .+$)");
     std::istringstream in(text);
     std::string line;
     int samples = 0;
     while (std::getline(in, line)) {
-        bool c = std::regex_match(line, comment);
-        cr_assert(c || std::regex_match(line, sample), "not Prometheus text: %s", line.c_str());
-        samples += !c;
+        cr_assert(prometheus_line(line), "not Prometheus text: %s", line.c_str());
+        samples += line[0] != '#';
     }
     cr_assert_gt(samples, 10);
     cr_assert_neq(text.find("acemux_engine_up{engine=\"tv \\\"<1>\\\" & \\\\n\\\\\"} "), std::string::npos, "%s", text.c_str());
