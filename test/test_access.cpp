@@ -26,7 +26,8 @@ HttpRequest from(const char* ip, const char* path = "/ace/getstream") {
 void expect(const Config& c, const HttpRequest& q, Audience who, const char* want) {
     auto r = refuse_access(c, q, who);
     std::string got = r ? std::to_string(r->status) + " " + r->body.substr(0, r->body.find('\n')) : "pass";
-    cr_assert_str_eq(got.c_str(), want, "%s from %s: %s", q.path.c_str(), q.peer.host().c_str(), got.c_str());
+    std::string from = q.peer.host(); // named: Criterion keeps the pointers past the full expression
+    cr_assert_str_eq(got.c_str(), want, "%s from %s: %s", q.path.c_str(), from.c_str(), got.c_str());
 }
 } // namespace
 

@@ -20,9 +20,11 @@ Test(net, parse_hostport_reads_v4_and_bracketed_v6_and_says_what_is_wrong) {
     SockAddr a;
     std::string err;
     cr_assert(parse_hostport("127.0.0.1:6878", a, err), "%s", err.c_str());
-    cr_assert_str_eq(a.str().c_str(), "127.0.0.1:6878");
+    std::string s = a.str(); // named: Criterion keeps the pointer past the full expression
+    cr_assert_str_eq(s.c_str(), "127.0.0.1:6878");
     cr_assert(parse_hostport("[::1]:80", a, err), "%s", err.c_str());
-    cr_assert_str_eq(a.str().c_str(), "[::1]:80");
+    s = a.str();
+    cr_assert_str_eq(s.c_str(), "[::1]:80");
     cr_assert(!parse_hostport("127.0.0.1", a, err));
     cr_assert_str_eq(err.c_str(), "expected \"address:port\"");
     cr_assert(!parse_hostport("127.0.0.1:70000", a, err));
