@@ -160,4 +160,10 @@ long sim_stat(const std::string& json, const std::string& key) {
     return p == std::string::npos ? -1 : std::atol(json.c_str() + p + key.size() + 3);
 }
 
+std::string instance_config(const std::string& url, const std::string& name, const std::string& cluster_more,
+                            const std::string& redis_more) {
+    return "[redis]\nurl = \"" + url + "\"\n" + redis_more + "[cluster]\nenabled = true\ninstance = \"" + name + "\"\n" +
+           cluster_more;
+}
+
 } // namespace acemux::test

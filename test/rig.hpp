@@ -82,6 +82,10 @@ inline const std::string kId2 = "fedcba9876543210fedcba9876543210fedcba98";
 
 // An [[engine]] table for a config.
 std::string engine_entry(const std::string& name, int port, int max_streams = 10, const std::string& host = "127.0.0.1");
+// [redis] on `url` (plus `redis_more` keys) and [cluster] for instance `name`
+// (plus `cluster_more` keys): one instance of a cluster.
+std::string instance_config(const std::string& url, const std::string& name, const std::string& cluster_more = "",
+                            const std::string& redis_more = "");
 
 // Parses {"api":1,...} as written by engine_sim.
 long sim_stat(const std::string& json, const std::string& key);

@@ -27,8 +27,8 @@ struct ClusterRig {
     DaemonProc& add() {
         auto d = std::make_unique<DaemonProc>();
         std::string name = "i" + std::to_string(daemons.size());
-        cr_assert(d->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port) + "[redis]\nurl = \"" +
-                           redis.url() + "\"\n[cluster]\nenabled = true\ninstance = \"" + name + "\"\nlease = 3\n"));
+        cr_assert(d->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port) +
+                           instance_config(redis.url(), name, "lease = 3\n")));
         cr_assert(d->proc.wait_line("redis pub/sub: connected", 3000) != "", "%s", d->proc.output().c_str());
         daemons.push_back(std::move(d));
         return *daemons.back();
@@ -161,8 +161,8 @@ Test(cluster, max_streams_counts_across_instances_and_a_follower_needs_no_slot, 
     std::vector<std::unique_ptr<DaemonProc>> d;
     for (int i = 0; i < 2; i++) {
         d.push_back(std::make_unique<DaemonProc>());
-        cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port, 1) + "[redis]\nurl = \"" +
-                                  redis.url() + "\"\n[cluster]\nenabled = true\ninstance = \"i" + std::to_string(i) + "\"\n"));
+        cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port, 1) +
+                                  instance_config(redis.url(), "i" + std::to_string(i))));
         cr_assert(d.back()->proc.wait_line("redis pub/sub: connected", 3000) != "");
     }
     TestPlayer a;
@@ -298,8 +298,7 @@ Test(cluster, engine_slots_are_reserved_across_instances_at_once, .timeout = 60)
     for (int i = 0; i < 3; i++) {
         d.push_back(std::make_unique<DaemonProc>());
         cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engine_entry("a", a.port, 2) + engine_entry("b", b.port, 2) +
-                                  "[redis]\nurl = \"" + redis.url() + "\"\n[cluster]\nenabled = true\ninstance = \"i" +
-                                  std::to_string(i) + "\"\n"));
+                                  instance_config(redis.url(), "i" + std::to_string(i))));
     }
     usleep(1500 * 1000); // every instance has beaten once
     std::vector<std::unique_ptr<TestPlayer>> ps;

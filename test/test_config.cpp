@@ -2,18 +2,14 @@
 
 #include "acemux/config.hpp"
 #include "acemux/redis_mirror.hpp"
+#include "config_error.hpp"
 
 using namespace acemux;
+using acemux::test::config_error;
 
 namespace {
-std::string error_of(const std::string& text) {
-    Config c;
-    std::string err;
-    cr_assert(!parse_config(text, "t.toml", c, err), "accepted: %s", text.c_str());
-    return err;
-}
 void expect_error(const std::string& text, const std::string& want) {
-    std::string err = error_of(text);
+    std::string err = config_error(text);
     cr_assert_eq(err, want, "got  \"%s\"\nwant \"%s\"", err.c_str(), want.c_str());
 }
 } // namespace
@@ -144,7 +140,7 @@ Test(config, addresses) {
 }
 
 Test(config, syntax_error) {
-    std::string err = error_of("[server\n");
+    std::string err = config_error("[server\n");
     cr_assert_eq(err.rfind("t.toml:1:", 0), 0u, "%s", err.c_str());
 }
 
@@ -156,7 +152,7 @@ Test(config, missing_file) {
 }
 
 Test(config, a_cluster_needs_redis_and_hls_and_cluster_values_are_read) {
-    std::string err = error_of("[cluster]\nenabled = true\n");
+    std::string err = config_error("[cluster]\nenabled = true\n");
     cr_assert(err.rfind("t.toml:1:1: [cluster] enabled needs [redis] url", 0) == 0, "%s", err.c_str());
     expect_error("[hls]\nwindow = 2\n", "t.toml:2:10: window = 2 is out of range (3 to 30)");
     Config c;

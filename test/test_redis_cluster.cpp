@@ -10,6 +10,7 @@
 
 #include "acemux/config.hpp"
 #include "acemux/redis_router.hpp"
+#include "config_error.hpp"
 #include "rig.hpp"
 
 using namespace acemux;
@@ -124,9 +125,8 @@ struct Instances {
         cr_assert(engine.start());
         for (int i = 0; i < n; i++) {
             d.push_back(std::make_unique<DaemonProc>());
-            cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port) + "[redis]\nurl = \"" +
-                                      url + "\"\ncluster = true\n[cluster]\nenabled = true\ninstance = \"i" +
-                                      std::to_string(i) + "\"\nlease = 3\n"));
+            cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port) +
+                                      instance_config(url, "i" + std::to_string(i), "lease = 3\n", "cluster = true\n")));
             cr_assert(d.back()->proc.wait_line("redis cluster: 3 masters serve 16384 of 16384 slots", 5000) != "",
                       "%s", d.back()->proc.output().c_str());
             for (int k = 0; k < 3; k++)
@@ -259,15 +259,6 @@ Test(redis_cluster, a_slot_moving_to_another_master_is_followed, .timeout = 120)
     cr_assert_gt(stat_after(st, "\"cluster\":{", "moved"), 0, "%s", st.c_str());
     cr_assert_eq(stat_after(st, "\"redis\":{", "chunks_failed"), 0, "no chunk lost while its slot moved: %s", st.c_str());
 }
-
-namespace {
-std::string config_error(const std::string& text) {
-    Config c;
-    std::string err;
-    cr_assert(!parse_config(text, "t.toml", c, err), "accepted: %s", text.c_str());
-    return err;
-}
-} // namespace
 
 Test(redis_cluster, config_names_one_node_and_refuses_what_a_cluster_cannot_do) {
     Config c;

@@ -131,8 +131,8 @@ Test(redis_subscriber, an_instance_hears_only_the_streams_it_follows, .timeout =
     std::vector<std::unique_ptr<DaemonProc>> d;
     for (int i = 0; i < 2; i++) {
         d.push_back(std::make_unique<DaemonProc>());
-        cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port) + "[redis]\nurl = \"" +
-                                  redis.url() + "\"\n[cluster]\nenabled = true\ninstance = \"i" + std::to_string(i) + "\"\n"));
+        cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port) +
+                                  instance_config(redis.url(), "i" + std::to_string(i))));
         cr_assert(d.back()->proc.wait_line("redis pub/sub: connected", 3000) != "");
     }
     TestPlayer a, b, f;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "acemux/config.hpp"
+#include "config_error.hpp"
 #include "rig.hpp"
 
 using namespace acemux;
@@ -202,15 +203,6 @@ Test(sentinel, readonly_answers_make_the_link_ask_the_sentinels_again, .timeout 
                  "mirroring goes on on the master");
     cr_assert(p.check.clean(), "the player lost nothing: %s", p.check.summary().c_str());
 }
-
-namespace {
-std::string config_error(const std::string& text) {
-    Config c;
-    std::string err;
-    cr_assert(!parse_config(text, "t.toml", c, err), "accepted: %s", text.c_str());
-    return err;
-}
-} // namespace
 
 Test(sentinel, config_takes_sentinels_and_a_master_together_and_says_where_a_bad_one_is) {
     Config c;
