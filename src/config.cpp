@@ -349,6 +349,18 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                      if (!(max_ring_mib >= 1 && max_ring_mib <= 4096)) return "max_ring_mib is out of range (1 to 4096)";
                      return {};
                  }}});
+        } else if (key == "tuner") {
+            ok = p.subtable(root, "tuner", {
+                string("name", c.tuner_name), integer("count", c.tuner_count, 0, 1000),
+                {"device_id", [&](const toml::node& n) -> Problem {
+                     if (!n.is_string()) return Problem(std::string("device_id must be a string, not ") + type_name(n));
+                     c.device_id = n.value<std::string>().value_or("");
+                     bool hex8 = c.device_id.size() == 8 &&
+                                 c.device_id.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+                     if (!c.device_id.empty() && !hex8)
+                         return "device_id must be 8 hexadecimal characters (or empty: derived from name)";
+                     return {};
+                 }}});
         } else if (key == "engines") {
             ok = p.subtable(root, "engines", {seconds("health_interval", c.health_interval, 0.05, 3600),
                                               integer("health_failures", c.health_failures, 1, 100),

@@ -1,7 +1,9 @@
 #include "acemux/daemon.hpp"
 
 #include "acemux/access.hpp"
+#include "acemux/playlist.hpp"
 #include "acemux/stats.hpp"
+#include "acemux/tuner.hpp"
 
 #include <unistd.h>
 
@@ -22,7 +24,21 @@ Daemon::Daemon(Reactor& r, Config c)
     // The engine's JSON API, for tools that speak it (/ace/getstream?format=json points here).
     route("/ace/stat/", Audience::player, [this](const HttpRequest& q) { return streams_.engine_stat(q); }, true);
     route("/ace/cmd/", Audience::player, [this](const HttpRequest& q) { return streams_.engine_command(q); }, true);
-    route("/playlist.m3u", Audience::player, [this](const HttpRequest& q) { return playlist(q); });
+    route("/playlist.m3u", Audience::player, [this](const HttpRequest& q) {
+        return typed("audio/x-mpegurl; charset=utf-8", playlist_m3u(cfg_, base_url(q)));
+    });
+    // An HDHomeRun for Plex, Jellyfin and Emby. Those send no token, so with
+    // [access] token set they are refused like any request without one:
+    // the lineup would hand the token to whoever asks.
+    route("/discover.json", Audience::player, [this](const HttpRequest& q) {
+        return typed("application/json", tuner_discover(cfg_, base_url(q)));
+    });
+    route("/lineup.json", Audience::player, [this](const HttpRequest& q) {
+        return typed("application/json", tuner_lineup(cfg_, base_url(q)));
+    });
+    route("/lineup_status.json", Audience::player, [this](const HttpRequest&) {
+        return typed("application/json", tuner_lineup_status());
+    });
     route("/stats", Audience::admin, [this](const HttpRequest&) {
         return typed("application/json", stats_json(*this));
     });
@@ -57,29 +73,6 @@ void Daemon::route(const char* path, Audience who, HttpServer::Handler h, bool p
     };
     if (prefix) server_.route_prefix(path, std::move(checked));
     else server_.route(path, std::move(checked));
-}
-
-// An M3U of the configured channels, pointing back at us as the player
-// reached us. M3U has no escapes: what would end an attribute or a line is
-// replaced, and a Host header that is not a plain host[:port] is not used.
-HttpResponse Daemon::playlist(const HttpRequest& q) {
-    const std::string* host = q.header("host");
-    std::string base = "http://" + (host && valid_host_header(*host) ? *host : q.local.str());
-    std::string token = cfg_.token.empty() ? "" : "&token=" + url_encode(cfg_.token);
-    auto text = [](std::string s, bool attribute) {
-        for (auto& c : s)
-            if (c == '\r' || c == '\n') c = ' ';
-            else if (attribute && c == '"') c = '\'';
-        return s;
-    };
-    std::string m3u = "#EXTM3U\n";
-    for (auto& ch : cfg_.channels) {
-        m3u += "#EXTINF:-1";
-        if (!ch.logo.empty()) m3u += " tvg-logo=\"" + text(ch.logo, true) + "\"";
-        if (!ch.group.empty()) m3u += " group-title=\"" + text(ch.group, true) + "\"";
-        m3u += "," + text(ch.name, false) + "\n" + base + "/ace/getstream?id=" + ch.id + token + "\n";
-    }
-    return typed("audio/x-mpegurl; charset=utf-8", m3u);
 }
 
 void Daemon::load_watch_page() {

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <new>
+#include <strings.h>
 
 #include "acemux/json.hpp"
 #include "acemux/net.hpp"
@@ -48,6 +49,8 @@ bool Streams::read_id(const HttpRequest& req, Wanted& w, HttpResponse& bad) {
         if (k == w.id_key && v != w.id) return bad = HttpResponse::text(400, "give one " + w.id_key + ", not several"), false;
     if (w.id_key.empty())
         return bad = HttpResponse::text(400, "missing content id: use " + req.path + "?content_id=<40 hex characters>"), false;
+    // A link pasted as it came (acestream://<id>) names the same content.
+    if (w.id.size() > 12 && strncasecmp(w.id.c_str(), "acestream://", 12) == 0) w.id.erase(0, 12);
     if (!is_content_id(w.id)) return bad = HttpResponse::text(400, w.id_key + " must be 40 hexadecimal characters"), false;
     w.key = stream_key(w.id_key, w.id);
     return true;

@@ -109,7 +109,7 @@ Test(engine, every_attempt_sends_its_own_pid, .timeout = 40) {
     for (auto& pid : pids) cr_assert(uuid_shaped(pid), "a UUID, not the player's own pid: %s", pid.c_str());
 }
 
-Test(engine, content_id_id_and_infohash_reach_the_engine_by_name, .timeout = 30) {
+Test(engine, content_id_id_links_and_infohash_reach_the_engine_by_name, .timeout = 30) {
     Rig rig;
     rig.start();
     TestPlayer a, b, c;
@@ -119,9 +119,13 @@ Test(engine, content_id_id_and_infohash_reach_the_engine_by_name, .timeout = 30)
     cr_assert(b.open(rig.daemon.port, kId)); // id=: the same content, the same stream
     cr_assert(send_all((c.fd = Fd(connect_port(rig.daemon.port))).get(),
                        "GET /ace/getstream?infohash=" + kId2 + " HTTP/1.1\r\n\r\n"));
-    cr_assert(wait_data({&a, &b, &c}));
+    // A pasted link, as it came or URL-encoded: the same content again.
+    TestPlayer d, e;
+    cr_assert(d.open(rig.daemon.port, "acestream://" + kId));
+    cr_assert(e.open(rig.daemon.port, "ACESTREAM%3A%2F%2F" + kId));
+    cr_assert(wait_data({&a, &b, &c, &d, &e}));
     std::string st = rig.engine.stats();
-    cr_assert_eq(sim_stat(st, "api"), 2, "content_id= and id= share a stream: %s", st.c_str());
+    cr_assert_eq(sim_stat(st, "api"), 2, "content_id=, id= and acestream:// links share a stream: %s", st.c_str());
     cr_assert_eq(sim_stat(st, "by_content_id"), 1, "%s", st.c_str());
     cr_assert_eq(sim_stat(st, "by_infohash"), 1, "%s", st.c_str());
     cr_assert_eq(sim_stat(st, "by_id"), 0, "%s", st.c_str());

@@ -234,6 +234,24 @@ Test(playlist, channels_point_back_at_the_host_asked, .timeout = 30) {
                          "http://tv.lan:8000/ace/getstream?id=" + kId2 + "\n");
 }
 
+// Plex, Jellyfin and Emby find the channels as an HDHomeRun's lineup.
+Test(playlist, the_tuner_endpoints_answer_as_an_hdhomerun, .timeout = 30) {
+    Rig rig;
+    rig.start({}, "", "[[channel]]\nname = \"News\"\nid = \"" + kId + "\"\n[tuner]\nname = \"acemux test\"\n");
+    HttpReply d = get(rig.daemon.port, "/discover.json");
+    cr_assert_eq(d.status, 200, "%s", d.body.c_str());
+    cr_assert_neq(d.head.find("application/json"), std::string::npos, "%s", d.head.c_str());
+    cr_assert_neq(d.body.find("\"LineupURL\":\"http://tv.lan:8000/lineup.json\""), std::string::npos, "%s", d.body.c_str());
+    cr_assert_neq(d.body.find("\"TunerCount\":10"), std::string::npos, "the engine's max_streams: %s", d.body.c_str());
+    HttpReply l = get(rig.daemon.port, "/lineup.json");
+    cr_assert_eq(l.status, 200);
+    cr_assert_eq(l.body, "[{\"GuideNumber\":\"1\",\"GuideName\":\"News\",\"URL\":\"http://tv.lan:8000/ace/getstream?id=" +
+                             kId + "\"}]\n", "%s", l.body.c_str());
+    HttpReply s = get(rig.daemon.port, "/lineup_status.json");
+    cr_assert_eq(s.status, 200);
+    cr_assert_neq(s.body.find("\"ScanInProgress\":0"), std::string::npos, "%s", s.body.c_str());
+}
+
 // A token with URL characters, names with quotes and line breaks, a Host
 // header with markup: the M3U stays an M3U and every URL in it works.
 Test(playlist, odd_tokens_names_and_hosts_are_encoded, .timeout = 20) {

@@ -112,7 +112,13 @@ struct AccessConfig { // [access]
     int max_clients_per_ip = 0;
 };
 
-struct Config : ServerConfig, LogConfig, StreamConfig, HlsConfig, ClusterConfig, EnginesConfig, AccessConfig {
+struct TunerConfig { // [tuner]: what Plex, Jellyfin and Emby see of acemux as an HDHomeRun
+    std::string tuner_name = "acemux"; // FriendlyName
+    std::string device_id;             // 8 hex digits; empty: derived from the name
+    int tuner_count = 0;               // streams at once; 0: the engines' max_streams added up
+};
+
+struct Config : ServerConfig, LogConfig, StreamConfig, HlsConfig, ClusterConfig, EnginesConfig, AccessConfig, TunerConfig {
     std::string path;
     RedisConfig redis;
     std::vector<ChannelConfig> channels; // [[channel]]

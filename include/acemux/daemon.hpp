@@ -40,7 +40,6 @@ private:
     void apply_log_config();
     void load_watch_page();
     void route(const char* path, Audience who, HttpServer::Handler h, bool prefix = false);
-    HttpResponse playlist(const HttpRequest& q);
     static HttpResponse typed(const char* type, std::string body);
 
     Reactor& r_;
