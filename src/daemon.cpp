@@ -14,11 +14,15 @@ Daemon::Daemon(Reactor& r, Config c)
       cluster_(r, cfg_, redis_, pool_), streams_(r, cfg_, cfg_, cfg_, pool_, redis_, &cluster_), started_(r.now()), shutdown_timer_(r, [this] { check_shutdown(); }) {
     apply_log_config();
     load_watch_page();
+    streams_.name_channels(cfg_.channels);
     route("/health", Audience::anyone, [](const HttpRequest&) { return HttpResponse::text(200, "ok"); });
     route("/ace/getstream", Audience::player, [this](const HttpRequest& q) { return streams_.getstream(q); });
     route("/ace/manifest.m3u8", Audience::player, [this](const HttpRequest& q) { return streams_.manifest(q); });
     route("/ace/hls/", Audience::player, [this](const HttpRequest& q) { return streams_.segment(q); }, true);
-    route("/watch", Audience::player, [this](const HttpRequest& q) { return watch_.page(q); });
+    route("/watch", Audience::player, [this](const HttpRequest& q) {
+        const std::string* id = q.param("id");
+        return watch_.page(q, id ? streams_.channel_name(*id) : "");
+    });
     // Anyone: a script tag carries no token, and hls.js is no secret.
     route("/static/hls.min.js", Audience::anyone, [this](const HttpRequest& q) { return watch_.script(q); });
     // The engine's JSON API, for tools that speak it (/ace/getstream?format=json points here).
@@ -121,6 +125,7 @@ void Daemon::reload() {
     redis_.reconfigure(cfg_.redis);
     cluster_.reconfigure(cfg_);
     streams_.reconfigure(cfg_, cfg_, cfg_);
+    streams_.name_channels(cfg_.channels);
     r_.log().info("reload: %s applied", cfg_.path.c_str());
 }
 

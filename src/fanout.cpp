@@ -2,8 +2,8 @@
 
 namespace acemux {
 
-Fanout::Fanout(Reactor& r, Ring& ring, const StreamConfig& cfg, Owner& owner, const std::string& id)
-    : r_(r), ring_(ring), cfg_(cfg), owner_(owner), id_(id), wake_timer_(r, [this] { wake(); }),
+Fanout::Fanout(Reactor& r, Ring& ring, const StreamConfig& cfg, Owner& owner, const std::string& label)
+    : r_(r), ring_(ring), cfg_(cfg), owner_(owner), label_(label), wake_timer_(r, [this] { wake(); }),
       slice_timer_(r, [this] { pump_slice(); }) {}
 
 void Fanout::add(StreamHandoff&& h, std::string user_agent, bool answered) {
@@ -12,7 +12,7 @@ void Fanout::add(StreamHandoff&& h, std::string user_agent, bool answered) {
     Player& p = *players_.back();
     p.self = std::prev(players_.end());
     owner_.watchers_changed();
-    r_.log().info("player %s joined stream %s (%zu players)", p.peer().str().c_str(), id_.c_str(), players_.size());
+    r_.log().info("player %s joined stream %s (%zu players)", p.peer().str().c_str(), label_.c_str(), players_.size());
     if (p.ended() || (answered && !p.begin(200, ""))) end_player(p.self);
 }
 
@@ -37,7 +37,7 @@ void Fanout::player_ended(Player& p) { end_player(p.self); }
 Fanout::PlayerIt Fanout::end_player(PlayerIt it) {
     Player& p = **it;
     p.end("stream closed"); // a no-op when it ended by itself: its own reason stays
-    r_.log().info("player %s left stream %s: %s (%.1f s, %llu bytes, %llu jumps)", p.peer().str().c_str(), id_.c_str(),
+    r_.log().info("player %s left stream %s: %s (%.1f s, %llu bytes, %llu jumps)", p.peer().str().c_str(), label_.c_str(),
                   p.why(), static_cast<double>(r_.now() - p.connected_at()) / 1000.0,
                   static_cast<unsigned long long>(p.bytes_sent()), static_cast<unsigned long long>(p.jumps()));
     owner_.player_left(p);

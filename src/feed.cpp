@@ -5,8 +5,9 @@
 namespace acemux {
 
 Feed::Feed(Reactor& r, Ring& ring, Ingest& in, EnginePool& pool, EngineLease engine, FetchSet& detached,
-           const StreamConfig& cfg, Listener& l, const std::string& id_key, const std::string& id)
-    : r_(r), ring_(ring), pool_(pool), cfg_(cfg), l_(l), id_key_(id_key), id_(id), up_(r, in, *this, detached),
+           const StreamConfig& cfg, Listener& l, const std::string& id_key, const std::string& id,
+           const std::string& label)
+    : r_(r), ring_(ring), pool_(pool), cfg_(cfg), l_(l), id_key_(id_key), id_(id), label_(label), up_(r, in, *this, detached),
       engine_(std::move(engine)), retry_timer_(r, [this] { connect(); }), probe_(r) {
     last_data_ = waiting_since_ = r.now();
 }
@@ -30,7 +31,7 @@ void Feed::connect() {
     attempt_data_ = prebuf_logged_ = false;
     was_waiting_ = true;
     Millis batch_wait = std::min<Millis>(cfg_.wake_delay, cfg_.keepalive_interval / 4);
-    up_.start(engine_->cfg, {id_key_, id_, cfg_.connect_timeout, cfg_.answer_timeout, key_wait(), cfg_.wake_bytes,
+    up_.start(engine_->cfg, {id_key_, id_, label_, cfg_.connect_timeout, cfg_.answer_timeout, key_wait(), cfg_.wake_bytes,
                              batch_wait});
 }
 
@@ -51,7 +52,7 @@ void Feed::resume(RedisMirror& m) {
 void Feed::prime(RedisMirror::Chunks chunks) {
     if (chunks.empty()) return;
     if (ring_.bytes_in()) {
-        r_.log().debug("stream %s: engine data came first, not resuming from redis", id_.c_str());
+        r_.log().debug("stream %s: engine data came first, not resuming from redis", label_.c_str());
         return;
     }
     size_t bytes = 0;
@@ -61,7 +62,7 @@ void Feed::prime(RedisMirror::Chunks chunks) {
         bytes += data.size();
     }
     if (!primed_) return;
-    r_.log().info("stream %s: resumed %zu chunks (%zu bytes) from redis, up to chunk %llu", id_.c_str(), primed_, bytes,
+    r_.log().info("stream %s: resumed %zu chunks (%zu bytes) from redis, up to chunk %llu", label_.c_str(), primed_, bytes,
                   static_cast<unsigned long long>(ring_.head() - 1));
     accepted_ = true; // the engine's data will be spliced on as a new stream
     l_.feed_resumed();
@@ -71,7 +72,7 @@ void Feed::on_upstream_accepted() {
     waiting_since_ = r_.now(); // and again from the engine's yes
     // Said once per engine: a retry on the same engine is no news.
     r_.log().write(accepted_by_ == engine_.get() ? LogLevel::debug : LogLevel::info, "stream %s: engine %s accepted it",
-                   id_.c_str(), engine_->cfg.name.c_str());
+                   label_.c_str(), engine_->cfg.name.c_str());
     accepted_by_ = engine_.get();
     bool first = !accepted_;
     accepted_ = true;
@@ -90,7 +91,7 @@ void Feed::on_upstream_data(size_t n) {
         refused_.clear();
     }
     if (failing_since_) {
-        r_.log().info("stream %s: data flowing again from engine %s after %.1f s", id_.c_str(),
+        r_.log().info("stream %s: data flowing again from engine %s after %.1f s", label_.c_str(),
                       engine_->cfg.name.c_str(), static_cast<double>(now - failing_since_) / 1000.0);
         failing_since_ = 0;
         recovered_at_ = now;
@@ -111,17 +112,17 @@ void Feed::on_upstream_failed(const std::string& why, Upstream::Failure kind) {
         refused_.emplace_back(engine_->cfg.name, why);
         EngineLease other = refused_.size() < 2 ? pool_.pick(engine_.get()) : EngineLease();
         if (!other || other.get() == engine_.get()) {
-            r_.log().warn("stream %s: engine %s refused it: %s", id_.c_str(), name, why.c_str());
+            r_.log().warn("stream %s: engine %s refused it: %s", label_.c_str(), name, why.c_str());
             return l_.feed_gave_up(502, "engine refused the stream: " + why);
         }
-        r_.log().warn("stream %s: engine %s refused it (%s); asking engine %s", id_.c_str(), name, why.c_str(),
+        r_.log().warn("stream %s: engine %s refused it (%s); asking engine %s", label_.c_str(), name, why.c_str(),
                       other->cfg.name.c_str());
         switch_engine(std::move(other));
         backoff_.moved(r_.now());
         return retry_timer_.start(0);
     }
     if (kind == Upstream::Failure::refused)
-        r_.log().warn("stream %s: engine %s refused the running stream (%s): the engine's fault", id_.c_str(), name,
+        r_.log().warn("stream %s: engine %s refused the running stream (%s): the engine's fault", label_.c_str(), name,
                       why.c_str());
     Millis now = r_.now();
     // The failure clock runs from the first failure until data flows again,
@@ -135,7 +136,7 @@ void Feed::on_upstream_failed(const std::string& why, Upstream::Failure kind) {
     }
     state_ = State::failing;
     if (now - failing_since_ >= cfg_.failover_timeout) {
-        r_.log().error("stream %s: giving up after %.1f s of failures (last: %s)", id_.c_str(),
+        r_.log().error("stream %s: giving up after %.1f s of failures (last: %s)", label_.c_str(),
                        static_cast<double>(now - failing_since_) / 1000.0, why.c_str());
         return l_.feed_gave_up(503, "no engine could serve the stream: " + why);
     }
@@ -150,13 +151,13 @@ void Feed::on_upstream_failed(const std::string& why, Upstream::Failure kind) {
     if (fault || ++tries_on_engine_ >= 2 || engine_->removed || !engine_->usable(now)) {
         EngineLease other = pool_.pick(engine_.get());
         if (other && other.get() != engine_.get()) {
-            r_.log().warn("stream %s: moving from engine %s to %s", id_.c_str(), name, other->cfg.name.c_str());
+            r_.log().warn("stream %s: moving from engine %s to %s", label_.c_str(), name, other->cfg.name.c_str());
             switch_engine(std::move(other));
             moved = true;
         }
     }
     Millis delay = backoff_.next(moved, now);
-    r_.log().warn("stream %s: %s; retrying on engine %s in %lld ms", id_.c_str(), why.c_str(),
+    r_.log().warn("stream %s: %s; retrying on engine %s in %lld ms", label_.c_str(), why.c_str(),
                   engine_->cfg.name.c_str(), static_cast<long long>(delay));
     reconnects_++;
     retry_timer_.start(delay);
@@ -167,11 +168,11 @@ void Feed::move_off_engine() {
     if (!engine_->removed) return;
     EngineLease other = pool_.pick(engine_.get());
     if (!other || other.get() == engine_.get()) {
-        r_.log().warn("stream %s: engine %s left the config, but no other engine can take the stream yet", id_.c_str(),
+        r_.log().warn("stream %s: engine %s left the config, but no other engine can take the stream yet", label_.c_str(),
                       engine_->cfg.name.c_str());
         return;
     }
-    r_.log().info("stream %s: engine %s left the config, moving to %s", id_.c_str(), engine_->cfg.name.c_str(),
+    r_.log().info("stream %s: engine %s left the config, moving to %s", label_.c_str(), engine_->cfg.name.c_str(),
                   other->cfg.name.c_str());
     bool was_reading = reading();
     up_.stop();
@@ -211,12 +212,12 @@ void Feed::judge(Millis now) {
             char why[96];
             std::snprintf(why, sizeof why, "engine found no peers for the content in %.0f s",
                           static_cast<double>(up_.peerless_for(now)) / 1000.0);
-            r_.log().warn("stream %s: %s (engine %s)", id_.c_str(), why, engine_->cfg.name.c_str());
+            r_.log().warn("stream %s: %s (engine %s)", label_.c_str(), why, engine_->cfg.name.c_str());
             return l_.feed_gave_up(502, why);
         }
         if (!prebuf_logged_) {
             prebuf_logged_ = true;
-            r_.log().info("stream %s: engine %s prebuffering (%s, %ld peers)", id_.c_str(), engine_->cfg.name.c_str(),
+            r_.log().info("stream %s: engine %s prebuffering (%s, %ld peers)", label_.c_str(), engine_->cfg.name.c_str(),
                           es.status.c_str(), es.peers);
         }
     }

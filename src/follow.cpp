@@ -11,8 +11,8 @@ const char* Follow::role_name(Role r) {
 }
 
 Follow::Follow(Reactor& r, Cluster& cluster, RedisMirror& mirror, Ring& ring, Ingest& in, std::string id,
-               Listener& l, uint64_t key_wait)
-    : r_(r), cluster_(cluster), mirror_(mirror), ring_(ring), in_(in), id_(std::move(id)), l_(l), key_wait_(key_wait),
+               const std::string& label, Listener& l, uint64_t key_wait)
+    : r_(r), cluster_(cluster), mirror_(mirror), ring_(ring), in_(in), id_(std::move(id)), label_(label), l_(l), key_wait_(key_wait),
       tick_(r, [this] { tick(); }) {}
 
 Follow::~Follow() { stop(); }
@@ -23,7 +23,7 @@ void Follow::start() {
     tick_.start(kTick, kTick);
     // Nobody to ask: the players are not kept waiting on Redis.
     if (!cluster_.connected()) {
-        r_.log().warn("stream %s: redis is away; reading the engine until it answers", id_.c_str());
+        r_.log().warn("stream %s: redis is away; reading the engine until it answers", label_.c_str());
         reading_ = true;
         return l_.read_engine();
     }
@@ -55,7 +55,7 @@ void Follow::tick() {
         claim(); // solo: Redis was away, or has not answered yet
     }
     if (!reading_ && role_ != Role::owner && now - answered_ >= kRedisAway && now - heard_ >= kRedisAway) {
-        r_.log().warn("stream %s: no answer from redis for %.1f s; reading the engine until it answers", id_.c_str(),
+        r_.log().warn("stream %s: no answer from redis for %.1f s; reading the engine until it answers", label_.c_str(),
                       static_cast<double>(now - answered_) / 1000.0);
         reading_ = true;
         l_.read_engine();
@@ -105,10 +105,10 @@ void Follow::become_owner(uint64_t epoch, uint64_t index) {
     load_.cancel();
     fetching_ = false;
     if (was == Role::follower)
-        r_.log().warn("stream %s: its owner is silent; this instance takes over (epoch %llu)", id_.c_str(),
+        r_.log().warn("stream %s: its owner is silent; this instance takes over (epoch %llu)", label_.c_str(),
                       static_cast<unsigned long long>(epoch_));
     else
-        r_.log().info("stream %s: this instance owns it (epoch %llu)", id_.c_str(), static_cast<unsigned long long>(epoch_));
+        r_.log().info("stream %s: this instance owns it (epoch %llu)", label_.c_str(), static_cast<unsigned long long>(epoch_));
     reading_ = true;
     l_.read_engine();
 }
@@ -122,9 +122,9 @@ void Follow::become_follower(const std::string& owner, uint64_t index) {
     owner_ = owner;
     heard_ = r_.now();
     if (was == Role::owner)
-        r_.log().warn("stream %s: the lease is now %s's; following it", id_.c_str(), owner.c_str());
+        r_.log().warn("stream %s: the lease is now %s's; following it", label_.c_str(), owner.c_str());
     else
-        r_.log().info("stream %s: owned by %s; following it through redis", id_.c_str(), owner.c_str());
+        r_.log().info("stream %s: owned by %s; following it through redis", label_.c_str(), owner.c_str());
     reading_ = false;
     l_.leave_engine(); // also a new stream's slot, which a follower does not hold
     cluster_.follow(id_, [this](uint64_t idx) { on_announce(idx); });
@@ -150,7 +150,7 @@ void Follow::on_announce(uint64_t idx) {
     // move): the engine session this follower opened meanwhile ends, and
     // the owner's chunks are fed again from this one on.
     if (reading_ && role_ == Role::follower && idx > announced_) {
-        r_.log().info("stream %s: its owner %s writes again; following it through redis", id_.c_str(), owner_.c_str());
+        r_.log().info("stream %s: its owner %s writes again; following it through redis", label_.c_str(), owner_.c_str());
         reading_ = false;
         l_.leave_engine();
         next_ = idx;
@@ -183,7 +183,7 @@ void Follow::feed(RedisMirror::Chunks chunks) {
         retry_at_ = r_.now() + backoff_;
         if (behind_.ready(r_.now()))
             r_.log().warn("stream %s: cannot catch up with its owner %s: chunks %llu.. are gone; trying again in %lld ms",
-                          id_.c_str(), owner_.c_str(), static_cast<unsigned long long>(next_),
+                          label_.c_str(), owner_.c_str(), static_cast<unsigned long long>(next_),
                           static_cast<long long>(backoff_));
         next_ = announced_; // the newest, at least, should be there
         return;
@@ -218,7 +218,7 @@ void Follow::sealed(uint64_t idx, const uint8_t* data, size_t len) {
     mirror_.write(id_, at, data, len, RedisMirror::Fence{cluster_.instance(), epoch_}, written_, [this](int r) {
         if (r == 0 && role_ == Role::owner) {
             r_.log().warn("stream %s: redis refused its chunk: the lease (epoch %llu) is no longer this instance's",
-                          id_.c_str(), static_cast<unsigned long long>(epoch_));
+                          label_.c_str(), static_cast<unsigned long long>(epoch_));
             claim();
         }
     });

@@ -306,8 +306,8 @@ int SegmentBody::gather(uint64_t offset, iovec* iov, int max) const {
 // ------------------------------------------------------------ outlet
 
 HlsOutlet::HlsOutlet(Reactor& r, std::shared_ptr<Ring> ring, const HlsConfig& cfg, Owner& owner,
-                     const std::string& id_key, const std::string& id)
-    : r_(r), ring_(std::move(ring)), cfg_(cfg), owner_(owner), id_key_(id_key), id_(id),
+                     const std::string& id_key, const std::string& id, const std::string& label)
+    : r_(r), ring_(std::move(ring)), cfg_(cfg), owner_(owner), id_key_(id_key), id_(id), label_(label),
       seg_(cfg.target_duration, cfg.window) {}
 
 bool HlsOutlet::knows(const SockAddr& peer, const std::string& ua) const {
@@ -329,7 +329,7 @@ void HlsOutlet::seen(const SockAddr& peer, const std::string& ua, bool segment) 
     if (!fresh) return;
     v.peer = peer, v.user_agent = ua, v.since = now;
     owner_.watchers_changed();
-    r_.log().info("hls viewer %s joined stream %s", peer.str().c_str(), id_.c_str());
+    r_.log().info("hls viewer %s joined stream %s", peer.str().c_str(), label_.c_str());
 }
 
 HttpResponse HlsOutlet::playlist(const std::string& uri_suffix) const {
@@ -383,7 +383,7 @@ void HlsOutlet::tick(Millis now, double byte_rate) {
             ++it;
             continue;
         }
-        r_.log().info("hls viewer %s left stream %s (%.1f s, %llu segments)", it->second.peer.str().c_str(), id_.c_str(),
+        r_.log().info("hls viewer %s left stream %s (%.1f s, %llu segments)", it->second.peer.str().c_str(), label_.c_str(),
                       static_cast<double>(it->second.last - it->second.since) / 1000.0,
                       static_cast<unsigned long long>(it->second.segments));
         owner_.viewer_left();
@@ -412,18 +412,18 @@ void HlsOutlet::grow_ring(double byte_rate) {
     size_t to = std::min(chunks, cap);
     if (to > ring_->chunks()) {
         if (!ring_->grow(to)) {
-            r_.log().warn("stream %s: out of memory to grow the ring for HLS", id_.c_str());
+            r_.log().warn("stream %s: out of memory to grow the ring for HLS", label_.c_str());
             return;
         }
         r_.log().info("stream %s: ring grows to %zu chunks (%.1f MiB) to hold the HLS window of %d x %.0f s at "
-                      "%.1f Mbit/s", id_.c_str(), to, static_cast<double>(to * ring_->chunk_size()) / (1 << 20), h.window,
+                      "%.1f Mbit/s", label_.c_str(), to, static_cast<double>(to * ring_->chunk_size()) / (1 << 20), h.window,
                       static_cast<double>(h.target_duration) / 1000.0, byte_rate * 8 / 1e6);
     }
     if (chunks > to && !ring_capped_logged_) {
         ring_capped_logged_ = true;
         r_.log().warn("stream %s: the HLS window (%d x %.0f s at %.1f Mbit/s) does not fit in [hls] max_ring_mib; the "
                       "playlist lists fewer segments",
-                      id_.c_str(), h.window, static_cast<double>(h.target_duration) / 1000.0, byte_rate * 8 / 1e6);
+                      label_.c_str(), h.window, static_cast<double>(h.target_duration) / 1000.0, byte_rate * 8 / 1e6);
     }
 }
 

@@ -79,6 +79,20 @@ bool url_decode(std::string_view in, std::string& out, bool plus_is_space) {
     return true;
 }
 
+std::string html_escape(std::string_view s) {
+    std::string o;
+    for (char c : s) {
+        switch (c) {
+        case '<': o += "&lt;"; break;
+        case '>': o += "&gt;"; break;
+        case '&': o += "&amp;"; break;
+        case '"': o += "&quot;"; break;
+        default: o += c;
+        }
+    }
+    return o;
+}
+
 std::string url_encode(std::string_view in) {
     static const char hex[] = "0123456789ABCDEF";
     std::string out;

@@ -64,6 +64,7 @@ cJSON* stream_json(const Stream& s, Millis now) {
     cJSON* o = cJSON_CreateObject();
     const Ring& ring = s.ring();
     cJSON_AddStringToObject(o, "id", s.id().c_str());
+    cJSON_AddStringToObject(o, "name", s.name().c_str()); // the [[channel]]'s, "" if none
     cJSON_AddStringToObject(o, "engine", s.engine() ? s.engine()->cfg.name.c_str() : "");
     cJSON_AddStringToObject(o, "state", Stream::state_name(s.state()));
     cJSON_AddStringToObject(o, "role", Follow::role_name(s.role())); // in a cluster: owner or follower
@@ -238,18 +239,9 @@ std::string label(const char* k, const std::string& v) {
     return std::string(k) + "=\"" + e + "\"";
 }
 
-std::string html(const std::string& s) {
-    std::string o;
-    for (char c : s) {
-        switch (c) {
-        case '<': o += "&lt;"; break;
-        case '>': o += "&gt;"; break;
-        case '&': o += "&amp;"; break;
-        case '"': o += "&quot;"; break;
-        default: o += c;
-        }
-    }
-    return o;
+// A stream's series carry its id, and its channel's name when it has one.
+std::string stream_labels(const Stream& s) {
+    return label("id", s.id()) + (s.name().empty() ? "" : "," + label("name", s.name()));
 }
 } // namespace
 
@@ -286,29 +278,29 @@ std::string metrics_text(const Daemon& d) {
           static_cast<double>(jumps));
     p.head("acemux_stream_players", "gauge", "Watchers of a stream, by kind (ts: players, hls: viewers).");
     for (auto& [k, s] : sm.streams()) {
-        p.value("acemux_stream_players", static_cast<double>(s->player_count()), label("id", s->id()) + "," + label("kind", "ts"));
-        p.value("acemux_stream_players", static_cast<double>(s->hls().viewer_count()), label("id", s->id()) + "," + label("kind", "hls"));
+        p.value("acemux_stream_players", static_cast<double>(s->player_count()), stream_labels(*s) + "," + label("kind", "ts"));
+        p.value("acemux_stream_players", static_cast<double>(s->hls().viewer_count()), stream_labels(*s) + "," + label("kind", "hls"));
     }
     p.head("acemux_stream_receive_bytes_per_second", "gauge", "Bytes per second received for a stream.");
-    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_receive_bytes_per_second", s->byte_rate(), label("id", s->id()));
+    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_receive_bytes_per_second", s->byte_rate(), stream_labels(*s));
     p.head("acemux_stream_send_bytes_per_second", "gauge", "Bytes per second sent to a stream's players, together.");
-    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_send_bytes_per_second", s->out_rate(), label("id", s->id()));
+    for (auto& [k, s] : sm.streams()) p.value("acemux_stream_send_bytes_per_second", s->out_rate(), stream_labels(*s));
     p.head("acemux_stream_engine_peers", "gauge", "Peers the engine reports for a stream.");
     for (auto& [k, s] : sm.streams())
-        if (s->engine_status().at) p.value("acemux_stream_engine_peers", static_cast<double>(s->engine_status().peers), label("id", s->id()));
+        if (s->engine_status().at) p.value("acemux_stream_engine_peers", static_cast<double>(s->engine_status().peers), stream_labels(*s));
     p.head("acemux_stream_engine_download_bytes_per_second", "gauge", "Download speed the engine reports for a stream.");
     for (auto& [k, s] : sm.streams())
         if (s->engine_status().at)
             p.value("acemux_stream_engine_download_bytes_per_second", static_cast<double>(s->engine_status().speed_down) * 1024,
-                    label("id", s->id()));
+                    stream_labels(*s));
     p.head("acemux_stream_engine_downloaded_bytes", "gauge", "Bytes the engine reports downloaded for a stream.");
     for (auto& [k, s] : sm.streams())
         if (s->engine_status().at)
-            p.value("acemux_stream_engine_downloaded_bytes", static_cast<double>(s->engine_status().downloaded), label("id", s->id()));
+            p.value("acemux_stream_engine_downloaded_bytes", static_cast<double>(s->engine_status().downloaded), stream_labels(*s));
     p.head("acemux_stream_engine_status", "gauge", "1 for the status the engine reports for a stream (prebuf, dl, ...).");
     for (auto& [k, s] : sm.streams())
         if (s->engine_status().at)
-            p.value("acemux_stream_engine_status", 1, label("id", s->id()) + "," + label("status", s->engine_status().status));
+            p.value("acemux_stream_engine_status", 1, stream_labels(*s) + "," + label("status", s->engine_status().status));
     p.head("acemux_engine_up", "gauge", "1 when the engine passes its health checks and takes new streams.");
     for (auto& e : d.pool().engines())
         p.value("acemux_engine_up", e->usable(d.reactor().now()) ? 1 : 0, label("engine", e->cfg.name));
@@ -355,8 +347,8 @@ std::string status_html(const Daemon& d) {
     h += buf;
     if (d.cluster().enabled()) {
         std::string alive;
-        for (auto& n : d.cluster().alive()) alive += (alive.empty() ? "" : ", ") + html(n);
-        h += "<p>cluster: this instance is <b>" + html(d.cluster().instance()) + "</b>; instances alive: " + alive + "</p>";
+        for (auto& n : d.cluster().alive()) alive += (alive.empty() ? "" : ", ") + html_escape(n);
+        h += "<p>cluster: this instance is <b>" + html_escape(d.cluster().instance()) + "</b>; instances alive: " + alive + "</p>";
     }
     h += "<h2>Streams</h2><table><tr><th>id</th><th>engine</th><th>state</th><th>up</th><th>Mbit/s in</th>"
          "<th>Mbit/s out</th><th>players</th><th>engine status</th><th>peers</th><th>KiB/s down</th>"
@@ -365,24 +357,25 @@ std::string status_html(const Daemon& d) {
         const EngineStatus& es = s->engine_status();
         std::string role = s->role() == Follow::Role::solo ? ""
                            : s->role() == Follow::Role::owner ? " (owner)"
-                                                              : " (follows " + html(s->owner()) + ")";
+                                                              : " (follows " + html_escape(s->owner()) + ")";
         std::snprintf(buf, sizeof buf, "<td>%s%s</td><td>%.0f s</td><td>%.2f</td><td>%.2f</td><td>%zu</td>",
                       Stream::state_name(s->state()), role.c_str(), seconds(now - s->created_at()),
                       s->byte_rate() * 8 / 1e6, s->out_rate() * 8 / 1e6, s->player_count() + s->hls().viewer_count());
-        h += "<tr><td><a href=\"/watch?id=" + html(s->id()) + "\">" + html(s->id()) + "</a></td><td>" +
-             html(s->engine() ? s->engine()->cfg.name : "") + "</td>" + buf;
+        std::string named = s->name().empty() ? html_escape(s->id()) : html_escape(s->name()) + " <small>" + html_escape(s->id()) + "</small>";
+        h += "<tr><td><a href=\"/watch?id=" + html_escape(s->id()) + "\">" + named + "</a></td><td>" +
+             html_escape(s->engine() ? s->engine()->cfg.name : "") + "</td>" + buf;
         if (es.at)
             std::snprintf(buf, sizeof buf, "</td><td>%ld</td><td>%ld</td><td>%.1f</td></tr>", es.peers, es.speed_down,
                           static_cast<double>(es.downloaded) / 1e6);
         else
             std::snprintf(buf, sizeof buf, "</td><td></td><td></td><td></td></tr>");
-        h += "<td>" + html(es.status) + buf;
+        h += "<td>" + html_escape(es.status) + buf;
     }
     if (!sm.ended().empty()) {
         h += "</table><h2>Ended</h2><table><tr><th>id</th><th>engine</th><th>ago</th><th>why</th></tr>";
         for (auto it = sm.ended().rbegin(); it != sm.ended().rend(); ++it) {
             std::snprintf(buf, sizeof buf, "<td>%.0f s</td>", seconds(now - it->at));
-            h += "<tr><td>" + html(it->id) + "</td><td>" + html(it->engine) + "</td>" + buf + "<td>" + html(it->why) +
+            h += "<tr><td>" + html_escape(it->id) + "</td><td>" + html_escape(it->engine) + "</td>" + buf + "<td>" + html_escape(it->why) +
                  "</td></tr>";
         }
     }
@@ -395,20 +388,20 @@ std::string status_html(const Daemon& d) {
                           static_cast<double>(c.bytes_sent()) / 1e6,
                           static_cast<unsigned long long>(c.started() ? c.cursor().behind(s->ring()) : 0),
                           static_cast<unsigned long long>(c.jumps()));
-            h += "<tr><td>" + html(c.peer().str()) + "</td><td>" + html(c.user_agent()) + "</td><td>ts</td><td>" +
-                 html(s->id().substr(0, 8)) + "&hellip;</td>" + buf;
+            h += "<tr><td>" + html_escape(c.peer().str()) + "</td><td>" + html_escape(c.user_agent()) + "</td><td>ts</td><td>" +
+                 html_escape(s->id().substr(0, 8)) + "&hellip;</td>" + buf;
         }
     for (auto& [k, s] : sm.streams())
         for (auto& [vk, v] : s->hls().viewers()) {
             std::snprintf(buf, sizeof buf, "<td>%.1f</td><td></td><td></td></tr>", static_cast<double>(v.bytes) / 1e6);
-            h += "<tr><td>" + html(v.peer.host()) + "</td><td>" + html(v.user_agent) + "</td><td>hls</td><td>" +
-                 html(s->id().substr(0, 8)) + "&hellip;</td>" + buf;
+            h += "<tr><td>" + html_escape(v.peer.host()) + "</td><td>" + html_escape(v.user_agent) + "</td><td>hls</td><td>" +
+                 html_escape(s->id().substr(0, 8)) + "&hellip;</td>" + buf;
         }
     h += "</table><h2>Engines</h2><table><tr><th>name</th><th>address</th><th>state</th><th>streams</th></tr>";
     for (auto& e : d.pool().engines()) {
         std::snprintf(buf, sizeof buf, "<td>%s</td><td>%d / %d</td></tr>",
                       !e->up ? "down" : e->usable(d.reactor().now()) ? "up" : "suspended", e->streams, e->cfg.max_streams);
-        h += "<tr><td>" + html(e->cfg.name) + "</td><td>" + html(e->cfg.address()) + "</td>" + buf;
+        h += "<tr><td>" + html_escape(e->cfg.name) + "</td><td>" + html_escape(e->cfg.address()) + "</td>" + buf;
     }
     const RedisMirror& r = d.redis();
     std::snprintf(buf, sizeof buf, "</table><h2>Redis</h2><p>%s &middot; %llu chunks written &middot; %llu skipped</p>",

@@ -9,13 +9,15 @@ const char* Stream::state_name(State s) {
     return names[static_cast<int>(s)];
 }
 
-Stream::Stream(const Env& env, std::string key, std::string id_key, std::string id, EngineLease engine)
-    : env_(env), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)),
+Stream::Stream(const Env& env, std::string key, std::string id_key, std::string id, std::string name,
+               EngineLease engine)
+    : env_(env), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)), name_(std::move(name)),
+      label_(name_.empty() ? id_ : "\"" + name_ + "\" (" + id_ + ")"),
       ring_(std::make_shared<Ring>(env.cfg.chunk_size, env.cfg.ring_chunks)),
       feed_(env.r, *ring_, in_, env.pool, std::move(engine), env.host.detached(), env.cfg,
-            static_cast<Feed::Listener&>(*this), id_key_, id_),
-      fanout_(env.r, *ring_, env.cfg, static_cast<Fanout::Owner&>(*this), id_),
-      hls_(env.r, ring_, env.hls, static_cast<HlsOutlet::Owner&>(*this), id_key_, id_),
+            static_cast<Feed::Listener&>(*this), id_key_, id_, label_),
+      fanout_(env.r, *ring_, env.cfg, static_cast<Fanout::Owner&>(*this), label_),
+      hls_(env.r, ring_, env.hls, static_cast<HlsOutlet::Owner&>(*this), id_key_, id_, label_),
       tick_timer_(env.r, [this] { tick(); }), silence_timer_(env.r, [this] { tick(); }),
       grace_timer_(env.r, [this] { grace_over(); }) {
     created_ = last_data_ = idle_since_ = env_.r.now();
@@ -24,11 +26,11 @@ Stream::Stream(const Env& env, std::string key, std::string id_key, std::string 
     // Made for a watcher about to be added; one that never comes (its
     // connection closed first) leaves a stream that ends by the same rule.
     grace_timer_.start(cfg().grace_period);
-    env_.r.log().info("stream %s: starting on engine %s", id_.c_str(), feed_.engine()->cfg.name.c_str());
+    env_.r.log().info("stream %s: starting on engine %s", label_.c_str(), feed_.engine()->cfg.name.c_str());
     RedisMirror& redis = env_.redis;
     // In a cluster the lease says who reads the engine, and only the owner writes to Redis.
     if (env_.cluster && env_.cluster->enabled()) {
-        follow_ = std::make_unique<Follow>(env_.r, *env_.cluster, redis, *ring_, in_, id_,
+        follow_ = std::make_unique<Follow>(env_.r, *env_.cluster, redis, *ring_, in_, id_, label_,
                                            static_cast<Follow::Listener&>(*this), feed_.key_wait());
         ring_->on_seal = [this](uint64_t idx, const uint8_t* data, size_t len) { follow_->sealed(idx, data, len); };
         follow_->start();
@@ -97,12 +99,12 @@ void Stream::watchers_changed() {
     if (watched()) {
         if (!grace_timer_.armed()) return;
         grace_timer_.stop();
-        if (env_.r.now() > created_) env_.r.log().info("stream %s: a watcher returned within the grace period", id_.c_str());
+        if (env_.r.now() > created_) env_.r.log().info("stream %s: a watcher returned within the grace period", label_.c_str());
         return;
     }
     if (grace_timer_.armed()) return;
     idle_since_ = env_.r.now();
-    env_.r.log().info("stream %s: no watchers left, stopping in %.1f s unless one returns", id_.c_str(),
+    env_.r.log().info("stream %s: no watchers left, stopping in %.1f s unless one returns", label_.c_str(),
                       static_cast<double>(cfg().grace_period) / 1000.0);
     grace_timer_.start(cfg().grace_period);
 }
@@ -193,7 +195,7 @@ void Stream::close(int status, const std::string& why) {
     if (reserved_) env_.cluster->free_slot(feed_.engine()->cfg.name), reserved_ = false;
     fanout_.close(status, why);
     hls_.close(status, why);
-    env_.r.log().info("stream %s: closed (%s)", id_.c_str(), why.c_str());
+    env_.r.log().info("stream %s: closed (%s)", label_.c_str(), why.c_str());
     env_.host.counters().bytes_in += ring_->bytes_in();
     env_.host.closed(*this, why);
     feed_.lease().give_back();
@@ -220,7 +222,7 @@ void Stream::read_engine() {
                 feed_.switch_engine(std::move(other));
                 return read_engine();
             }
-            env_.r.log().warn("stream %s: refused, engine %s is full across the cluster", id_.c_str(),
+            env_.r.log().warn("stream %s: refused, engine %s is full across the cluster", label_.c_str(),
                               feed_.engine()->cfg.name.c_str());
             close(503, "no engine can take a new stream now");
         });
@@ -245,7 +247,7 @@ void Stream::leave_engine() {
 void Stream::stop_dead_session(const std::string& engine, const std::string& command_url) {
     for (auto& e : env_.pool.engines())
         if (e->cfg.name == engine) {
-            env_.r.log().info("stream %s: stopping the engine session its dead owner left on engine %s", id_.c_str(),
+            env_.r.log().info("stream %s: stopping the engine session its dead owner left on engine %s", label_.c_str(),
                               engine.c_str());
             return Upstream::stop_session(env_.host.detached(), e->cfg, command_url, cfg().connect_timeout);
         }

@@ -56,6 +56,21 @@ bool Streams::read_id(const HttpRequest& req, Wanted& w, HttpResponse& bad) {
     return true;
 }
 
+void Streams::name_channels(const std::vector<ChannelConfig>& channels) {
+    names_.clear();
+    for (auto& ch : channels) {
+        std::string id = ch.id;
+        is_content_id(id); // lower case, as a request's id is made
+        names_.emplace(id, ch.name);
+    }
+}
+
+std::string Streams::channel_name(std::string id) const {
+    is_content_id(id); // lower case
+    auto it = names_.find(id);
+    return it == names_.end() ? "" : it->second;
+}
+
 // Watchers: TS players and HLS viewers alike.
 size_t Streams::watcher_count(const std::string* host) const {
     size_t n = 0;
@@ -109,7 +124,8 @@ Stream* Streams::find_or_start(const Wanted& w, HttpResponse& no) {
     // every other one goes on.
     try {
         Stream::Env env{r_, cfg_, hls_, pool_, redis_, cluster_, *this};
-        auto s = std::make_unique<Stream>(env, w.key, w.id_key, w.id, std::move(e));
+        auto s = std::make_unique<Stream>(env, w.key, w.id_key, w.id,
+                                          w.id_key == "infohash" ? "" : channel_name(w.id), std::move(e));
         Stream* raw = s.get();
         streams_[w.key] = std::move(s);
         totals_.streams++;

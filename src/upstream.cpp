@@ -154,18 +154,18 @@ void Upstream::play(const Url& url) {
     // Whatever the ring holds came from elsewhere (an earlier attempt, a
     // buffer resumed from Redis, another instance): this stream is spliced on.
     in_.begin(attempt_.key_wait);
-    if (r_.log().enabled(LogLevel::debug)) r_.log().debug("engine %s: GET %s", engine_.name.c_str(), url.str().c_str());
+    if (r_.log().enabled(LogLevel::debug)) r_.log().debug("engine %s, stream %s: GET %s", engine_.name.c_str(), attempt_.label.c_str(), url.str().c_str());
     play_.get(url, attempt_.connect, attempt_.answer);
 }
 
 bool Upstream::on_redirect(int status, const Url& to) {
     if (!engine_own(r_, engine_, to)) {
-        r_.log().warn("engine %s: not following its redirect (HTTP %d) to %s, another host "
-                      "([engines] allow_other_hosts allows it)", engine_.name.c_str(), status,
+        r_.log().warn("engine %s, stream %s: not following its redirect (HTTP %d) to %s, another host "
+                      "([engines] allow_other_hosts allows it)", engine_.name.c_str(), attempt_.label.c_str(), status,
                       printable(to.str(), 300).c_str());
         return false;
     }
-    r_.log().info("engine %s: playback redirected (HTTP %d) to %s", engine_.name.c_str(), status,
+    r_.log().info("engine %s, stream %s: playback redirected (HTTP %d) to %s", engine_.name.c_str(), attempt_.label.c_str(), status,
                   printable(to.str(), 300).c_str());
     return true;
 }
@@ -187,13 +187,13 @@ void Upstream::poll_stat() {
         stat_timer_.start(next);
         if (!ok) {
             if (r_.log().enabled(LogLevel::debug))
-                r_.log().debug("engine %s: stat_url: %s", engine_.name.c_str(),
+                r_.log().debug("engine %s, stream %s: stat_url: %s", engine_.name.c_str(), attempt_.label.c_str(),
                                err.empty() ? ("HTTP " + std::to_string(status)).c_str() : err.c_str());
             return;
         }
         s.at = r_.now();
         if (s.status != status_.status && !s.status.empty())
-            r_.log().info("engine %s: status %s, %ld peers, %lld bytes downloaded", engine_.name.c_str(),
+            r_.log().info("engine %s, stream %s: status %s, %ld peers, %lld bytes downloaded", engine_.name.c_str(), attempt_.label.c_str(),
                           s.status.c_str(), s.peers, s.downloaded);
         bool peerless = (s.status == "prebuf" || s.status == "idle" || s.status == "starting") && s.peers <= 0;
         if (!peerless) peerless_since_ = 0;
@@ -263,12 +263,12 @@ void Upstream::on_read() {
     size_t n = in_.commit();
     packets_ += n / ts::kPacket;
     if (splicing && !in_.splicing())
-        r_.log().info("engine %s: new stream spliced in (%llu packets before its PAT dropped)", engine_.name.c_str(),
+        r_.log().info("engine %s, stream %s: new stream spliced in (%llu packets before its PAT dropped)", engine_.name.c_str(), attempt_.label.c_str(),
                       static_cast<unsigned long long>(in_.splice_dropped()));
     // One line per second at most: an engine that interleaves garbage would flood the log.
     if (a.dropped() != dropped_seen_ && a.synced() && r_.now() - dropped_logged_at_ >= 1000) {
-        r_.log().warn("engine %s: dropped %llu bytes that were not TS packets (%llu in all, %llu resyncs)",
-                      engine_.name.c_str(), static_cast<unsigned long long>(a.dropped() - dropped_seen_),
+        r_.log().warn("engine %s, stream %s: dropped %llu bytes that were not TS packets (%llu in all, %llu resyncs)",
+                      engine_.name.c_str(), attempt_.label.c_str(), static_cast<unsigned long long>(a.dropped() - dropped_seen_),
                       static_cast<unsigned long long>(a.dropped()), static_cast<unsigned long long>(a.resyncs()));
         dropped_seen_ = a.dropped();
         dropped_logged_at_ = r_.now();

@@ -344,3 +344,31 @@ Test(man, pages_lint_clean, .timeout = 30) {
         cr_assert_eq(run(cmd), 0, "%s", cmd.c_str());
     }
 }
+
+// A stream whose id a [[channel]] lists carries the channel's name wherever
+// it is shown: /stats, /status, /metrics, the log (engine lines too) and the
+// watch page's title.
+Test(names, a_channels_stream_is_named_everywhere, .timeout = 30) {
+    Rig rig;
+    rig.start({}, "", "[[channel]]\nname = \"Sports <One>\"\nid = \"" + kId + "\"\n");
+    TestPlayer p, other;
+    cr_assert(p.open(rig.daemon.port, kId) && wait_data(p));
+    cr_assert(other.open(rig.daemon.port, kId2) && wait_data(other));
+    std::string stats = get(rig.daemon.port, "/stats").body;
+    cr_assert_neq(stats.find("\"id\":\"" + kId + "\",\"name\":\"Sports <One>\""), std::string::npos, "%s", stats.c_str());
+    cr_assert_neq(stats.find("\"id\":\"" + kId2 + "\",\"name\":\"\""), std::string::npos, "%s", stats.c_str());
+    std::string metrics = get(rig.daemon.port, "/metrics").body;
+    cr_assert_neq(metrics.find("acemux_stream_players{id=\"" + kId + "\",name=\"Sports <One>\",kind=\"ts\"} 1"),
+                  std::string::npos, "%s", metrics.c_str());
+    std::string status = get(rig.daemon.port, "/status").body;
+    cr_assert_neq(status.find("Sports &lt;One&gt;"), std::string::npos, "%s", status.c_str());
+    std::string page = get(rig.daemon.port, "/watch?id=" + kId).body;
+    cr_assert_neq(page.find("<title>Sports &lt;One&gt; - acemux</title>"), std::string::npos, "%s", page.c_str());
+    std::string log = rig.log();
+    std::string label = "stream \"Sports <One>\" (" + kId + ")";
+    cr_assert_neq(log.find(label + ": starting on engine"), std::string::npos, "%s", log.c_str());
+    cr_assert_neq(log.find("joined " + label), std::string::npos, "%s", log.c_str());
+    cr_assert_neq(log.find(", " + label + ": playback redirected"), std::string::npos, "%s", log.c_str());
+    cr_assert_neq(log.find("stream " + kId2 + ": starting on engine"), std::string::npos, "an unnamed one by its id: %s",
+                  log.c_str());
+}

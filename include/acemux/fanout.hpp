@@ -36,7 +36,7 @@ public:
     };
     using Players = std::list<std::unique_ptr<Player>>;
 
-    Fanout(Reactor& r, Ring& ring, const StreamConfig& cfg, Owner& owner, const std::string& id);
+    Fanout(Reactor& r, Ring& ring, const StreamConfig& cfg, Owner& owner, const std::string& label);
 
     // A player. `answered`: the engine has said yes (or a resumed buffer
     // stands in), so it gets its response head now; else when answer() comes.
@@ -71,7 +71,7 @@ private:
     Ring& ring_;
     const StreamConfig& cfg_;
     Owner& owner_;
-    const std::string& id_;
+    const std::string& label_; // the stream's, for the log
     Player::Rules rules_;
     Players players_;
     PlayerIt sweep_ = players_.end(); // next player of a wake-up in slices

@@ -60,7 +60,8 @@ public:
     enum class State { starting, running, failing };
 
     Feed(Reactor& r, Ring& ring, Ingest& in, EnginePool& pool, EngineLease engine, FetchSet& detached,
-         const StreamConfig& cfg, Listener& l, const std::string& id_key, const std::string& id);
+         const StreamConfig& cfg, Listener& l, const std::string& id_key, const std::string& id,
+         const std::string& label);
 
     void start();                 // an attempt now, unless one is under way or due
     void resume(RedisMirror& m);  // a recent buffer in Redis stands in while the engine answers
@@ -105,7 +106,7 @@ private:
     EnginePool& pool_;
     const StreamConfig& cfg_;
     Listener& l_;
-    const std::string &id_key_, &id_;
+    const std::string &id_key_, &id_, &label_; // label_: how the log names the stream
     Upstream up_;
     EngineLease engine_;
     Timer retry_timer_;

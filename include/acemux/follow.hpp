@@ -44,7 +44,8 @@ public:
         ~Listener() = default;
     };
 
-    Follow(Reactor& r, Cluster& cluster, RedisMirror& mirror, Ring& ring, Ingest& in, std::string id, Listener& l,
+    Follow(Reactor& r, Cluster& cluster, RedisMirror& mirror, Ring& ring, Ingest& in, std::string id,
+           const std::string& label, Listener& l,
            uint64_t key_wait);
     ~Follow();
     Follow(const Follow&) = delete;
@@ -83,6 +84,7 @@ private:
     Ring& ring_;
     Ingest& in_;
     std::string id_;
+    const std::string& label_; // the stream's, for the log
     Listener& l_;
     uint64_t key_wait_;
     Role role_ = Role::solo;

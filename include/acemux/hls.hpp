@@ -180,7 +180,7 @@ public:
     static std::string viewer_key(const SockAddr& peer, const std::string& ua) { return peer.host() + "|" + ua; }
 
     HlsOutlet(Reactor& r, std::shared_ptr<Ring> ring, const HlsConfig& cfg, Owner& owner, const std::string& id_key,
-              const std::string& id);
+              const std::string& id, const std::string& label);
 
     // A manifest (`segment` false) or segment request from a viewer.
     void seen(const SockAddr& peer, const std::string& user_agent, bool segment);
@@ -208,7 +208,7 @@ private:
     std::shared_ptr<Ring> ring_;
     const HlsConfig& cfg_;
     Owner& owner_;
-    const std::string &id_key_, &id_;
+    const std::string &id_key_, &id_, &label_;
     Segmenter seg_;
     struct Waiting {
         Reply reply;

@@ -89,6 +89,8 @@ inline const std::pair<std::string, std::string> kAnyOrigin{"Access-Control-Allo
 bool url_decode(std::string_view in, std::string& out, bool plus_is_space);
 // Percent-encodes everything but RFC 3986's unreserved characters (for a query value).
 std::string url_encode(std::string_view in);
+// Text for HTML, in an element or a quoted attribute.
+std::string html_escape(std::string_view s);
 // What a client sent, fit to show (logs, JSON, HTML): valid UTF-8 kept,
 // other bytes and control characters as '?', at most `max` bytes.
 std::string printable(std::string_view in, size_t max = 256);

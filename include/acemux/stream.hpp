@@ -66,7 +66,8 @@ public:
         Host& host;
     };
 
-    Stream(const Env& env, std::string key, std::string id_key, std::string id, EngineLease engine);
+    // `name`: the channel's, when a [[channel]] lists the id ("" if none).
+    Stream(const Env& env, std::string key, std::string id_key, std::string id, std::string name, EngineLease engine);
     ~Stream();
     Stream(const Stream&) = delete;
     Stream& operator=(const Stream&) = delete;
@@ -90,6 +91,9 @@ public:
     // for /stats
     const std::string& key() const { return key_; }
     const std::string& id() const { return id_; }
+    const std::string& name() const { return name_; }
+    // How the log names it: "News" (<id>), or the id alone.
+    const std::string& label() const { return label_; }
     State state() const;
     const Engine* engine() const { return feed_.engine(); }
     const Fanout::Players& players() const { return fanout_.players(); }
@@ -134,7 +138,7 @@ private:
     void grace_over();
 
     Env env_;
-    std::string key_, id_key_, id_;
+    std::string key_, id_key_, id_, name_, label_;
     State st_ = State::starting;
     // Shared with the HLS segments being sent: one outlives its stream by the time it takes to send it.
     std::shared_ptr<Ring> ring_;

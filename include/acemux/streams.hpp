@@ -26,6 +26,10 @@ public:
     HttpResponse engine_stat(const HttpRequest& req);
     HttpResponse engine_command(const HttpRequest& req);
     void reconfigure(const StreamConfig& c, const HlsConfig& h, const AccessConfig& a);
+    // The [[channel]] names, given to the streams of those ids from now on.
+    void name_channels(const std::vector<ChannelConfig>& channels);
+    // The channel name of a content id, "" when no [[channel]] lists it.
+    std::string channel_name(std::string id) const;
     void close_all();
 
     const StreamConfig& cfg() const { return cfg_; }
@@ -75,6 +79,7 @@ private:
     FetchSet detached_;
     StreamTotals totals_;
     Throttle refused_; // streams no engine could take
+    std::map<std::string, std::string> names_; // content id (lower case) -> channel name
 };
 
 } // namespace acemux

@@ -89,7 +89,7 @@ public:
     // a buffer resumed from Redis), this one's is spliced on as a new stream,
     // starting at a keyframe when one comes within `key_wait` packets.
     struct Attempt {
-        std::string id_key, id;
+        std::string id_key, id, label; // label: how the log names the stream
         Millis connect, answer; // timeouts
         uint64_t key_wait;
         size_t batch = 0;       // the stream is read in batches of this many bytes ...

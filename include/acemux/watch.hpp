@@ -17,7 +17,8 @@ public:
     // Finds <dir>/hls.min.js (at start and on reload); false when it is not
     // there: the page then says how to install it.
     bool load(const std::string& dir, std::string& err);
-    HttpResponse page(const HttpRequest& req) const;
+    // `name`: the channel's, for the title ("" if none).
+    HttpResponse page(const HttpRequest& req, const std::string& name) const;
     HttpResponse script(const HttpRequest& req);
 
 private:
