@@ -160,6 +160,11 @@ bool valid_host_header(std::string_view h) {
     return true;
 }
 
+std::string base_url(const HttpRequest& q) {
+    const std::string* host = q.header("host");
+    return "http://" + (host && valid_host_header(*host) ? *host : q.local.str());
+}
+
 bool parse_target(std::string_view target, std::string& path, Params& query, std::string& err) {
     query.clear();
     // The absolute form (a proxy-style request line, "GET http://host/path")

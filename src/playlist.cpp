@@ -2,11 +2,6 @@
 
 namespace acemux {
 
-std::string base_url(const HttpRequest& q) {
-    const std::string* host = q.header("host");
-    return "http://" + (host && valid_host_header(*host) ? *host : q.local.str());
-}
-
 std::string stream_url(const Config& c, const std::string& base, const std::string& id) {
     return base + "/ace/getstream?id=" + id + (c.token.empty() ? "" : "&token=" + url_encode(c.token));
 }

@@ -234,8 +234,7 @@ HttpResponse json_reply(const Json& root) {
 // What an engine answers to format=json, pointing back at us: a tool that
 // speaks the engine's API gets a playback_url that is our stream.
 HttpResponse Streams::engine_answer(const HttpRequest& req, const std::string& id_key, const std::string& id) {
-    const std::string* host = req.header("host");
-    std::string base = "http://" + (host && valid_host_header(*host) ? *host : req.local.str());
+    std::string base = base_url(req);
     std::string token = access_.token.empty() ? "" : "?token=" + url_encode(access_.token);
     std::string path = (id_key == "infohash" ? "infohash/" : "content_id/") + id;
     Json root = json_object();

@@ -96,6 +96,9 @@ std::string html_escape(std::string_view s);
 std::string printable(std::string_view in, size_t max = 256);
 // A Host header that is a host name or address with an optional port.
 bool valid_host_header(std::string_view h);
+// "http://host:port" as the request reached us: its Host header when that is
+// a plain host[:port], else the address it connected to.
+std::string base_url(const HttpRequest& q);
 bool parse_target(std::string_view target, std::string& path, Params& query, std::string& err);
 
 // The status line and headers of every response acemux writes: Server,

@@ -11,9 +11,6 @@
 
 namespace acemux {
 
-// "http://host:port" as the request reached us; a Host header that is not a
-// plain host[:port] is not used.
-std::string base_url(const HttpRequest& q);
 // A channel's TS URL under `base`, with the token when one is set.
 std::string stream_url(const Config& c, const std::string& base, const std::string& id);
 // #EXTM3U with an #EXTINF (tvg-logo, group-title, the name) per channel.
