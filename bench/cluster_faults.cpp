@@ -56,8 +56,11 @@ constexpr long kPauseMs = 7000;  // SIGSTOP: longer than the default lease (5 s)
 // splice onto another session, a smaller one is within one session.
 constexpr uint64_t kStep = 1000000000ull;
 constexpr uint64_t kBStart = 500 * kStep; // engine B's sessions, apart from A's
+// Data packets a second at engine_sim's 6 Mbit/s: 3989 packets, less PAT
+// and PMT every 100 ms and an SDT every 500 ms.
+constexpr double kDataPerSecond = 6e6 / 8 / 188 - 22;
 
-std::string g_acemux, g_logs;
+std::string g_acemux, g_logs, g_level = "info";
 bool g_verbose = false;
 
 // ---------------------------------------------------------------- players
@@ -356,7 +359,7 @@ struct Rig {
         for (int i = 0; i < 3; i++) {
             auto dp = std::make_unique<DaemonProc>();
             dp->binary = g_acemux;
-            std::string extra = "[log]\nlevel = \"info\"\n\n" + (stream.empty() ? "" : "[stream]\n" + stream + "\n") +
+            std::string extra = "[log]\nlevel = \"" + g_level + "\"\n\n" + (stream.empty() ? "" : "[stream]\n" + stream + "\n") +
                                 engine_entry("a", a.port, max_streams) + engine_entry("b", b.port, max_streams) +
                                 topo.section() + "\n[cluster]\nenabled = true\ninstance = \"i" + std::to_string(i) + "\"\n";
             if (!dp->start(extra)) return error = "acemux did not start: " + dp->proc.output(), false;
@@ -499,6 +502,7 @@ struct Result {
     std::string inst_mark[3];     // "killed", "paused" for the instance faulted on purpose
     long by_gap = -1;             // the bystander's players
     uint64_t cc = 0, lost = 0, dup = 0, splices = 0, unflagged = 0, corrupt = 0, closed = 0;
+    double lost_s = 0; // the most one player lost, in seconds of the stream
     uint64_t own_lost_bytes = 0, own_splices = 0; // the players of t0's owner
     int sess_min = 0, sess_max = 0, sess_end = 0, y_max = 0;
     double multi_s = 0;           // time with more than one session of X open
@@ -514,7 +518,7 @@ std::string gapstr(long g) { return g < 0 ? "-" : std::to_string(g); }
 
 void print_header() {
     std::printf("%-19s %7s %17s %6s %3s %6s %4s %4s %3s %6s %8s %5s %5s %s\n", "fault", "gap_max", "gap_i0/i1/i2", "by_gap",
-                "cc", "lost", "dup", "spl", "nf", "closed", "own_lost", "sess", "multi", "owner_end/alive");
+                "cc", "lost_s", "dup", "spl", "nf", "closed", "own_lost", "sess", "multi", "owner_end/alive");
 }
 
 void print(const Result& r) {
@@ -530,8 +534,8 @@ void print(const Result& r) {
     std::snprintf(multi, sizeof multi, "%.1fs", r.multi_s);
     std::snprintf(own, sizeof own, "%llu%s", (unsigned long long)r.own_lost_bytes,
                   r.own_splices ? ("+" + std::to_string(r.own_splices) + "s").c_str() : "");
-    std::printf("%-19s %7ld %17s %6s %3llu %6llu %4llu %4llu %3llu %6llu %8s %5s %5s %s/%s\n", r.name.c_str(), r.gap_max,
-                per.c_str(), gapstr(r.by_gap).c_str(), (unsigned long long)r.cc, (unsigned long long)r.lost,
+    std::printf("%-19s %7ld %17s %6s %3llu %6.2f %4llu %4llu %3llu %6llu %8s %5s %5s %s/%s\n", r.name.c_str(), r.gap_max,
+                per.c_str(), gapstr(r.by_gap).c_str(), (unsigned long long)r.cc, r.lost_s,
                 (unsigned long long)r.dup, (unsigned long long)r.splices, (unsigned long long)r.unflagged,
                 (unsigned long long)r.closed, own, sess, multi, r.owner_end.c_str(),
                 r.alive ? "alive" : "DEAD");
@@ -539,6 +543,21 @@ void print(const Result& r) {
     if (!r.timeline_y.empty()) std::printf("    Y sessions (bystander):          %s\n", join(r.timeline_y, r.t0_sample).c_str());
     if (!r.extra.empty()) std::printf("    %s\n", r.extra.c_str());
     if (!r.note.empty()) std::printf("    note: %s\n", r.note.c_str());
+    // Against the goal: no player of an instance not faulted on purpose 3 s
+    // without real data, nothing lost on the owner, no CC error, no crash,
+    // one engine session once the fault is over.
+    std::string v;
+    if (r.gap_max > 3000) v += " gap>3s";
+    if (r.by_gap > 3000) v += " bystander-gap>3s";
+    if (r.cc) v += " cc-errors";
+    if (r.own_lost_bytes) v += " owner-lost-data";
+    if (r.own_splices && r.owner_end != "i0" && r.inst_mark[0].empty()) v += " owner-demoted";
+    if (r.unflagged) v += " unflagged-splice";
+    if (r.closed) v += " players-closed";
+    if (!r.alive) v += " CRASH";
+    if (r.sess_end != 1) v += " sessions-at-end=" + std::to_string(r.sess_end);
+    if (r.lost_s > 1) v += " follower-skipped>1s";
+    std::printf("    verdict:%s\n", v.empty() ? " ok" : v.c_str());
     if (g_verbose) {
         for (auto& p : r.players) std::printf("    player %s\n", p.c_str());
         for (auto& l : r.log) std::printf("    | %s\n", l.c_str());
@@ -552,13 +571,13 @@ std::string json(const Result& r) {
     char b[900];
     std::snprintf(b, sizeof b,
                   ",\"gap_max_ms\":%ld,\"gap_ms_per_instance\":[%ld,%ld,%ld],\"instance_faulted\":[%s,%s,%s],"
-                  "\"bystander_gap_ms\":%ld,\"cc_errors\":%llu,\"lost_packets\":%llu,\"dup_packets\":%llu,\"splices\":%llu,\"unflagged_splices\":%llu,"
+                  "\"bystander_gap_ms\":%ld,\"cc_errors\":%llu,\"lost_packets\":%llu,\"lost_s_max\":%.2f,\"dup_packets\":%llu,\"splices\":%llu,\"unflagged_splices\":%llu,"
                   "\"corrupt\":%llu,\"players_closed\":%llu,\"owner_players_lost_bytes\":%llu,\"owner_players_splices\":%llu,"
                   "\"sessions_min\":%d,\"sessions_max\":%d,\"sessions_end\":%d,\"multi_session_s\":%.1f,"
                   "\"bystander_sessions_max\":%d,\"t0_sample\":%zu,\"alive\":%s,\"owner_end\":%s,\"extra\":%s",
                   r.gap_max, r.gap_inst[0], r.gap_inst[1], r.gap_inst[2], json_str(r.inst_mark[0]).c_str(),
                   json_str(r.inst_mark[1]).c_str(), json_str(r.inst_mark[2]).c_str(), r.by_gap, (unsigned long long)r.cc,
-                  (unsigned long long)r.lost, (unsigned long long)r.dup, (unsigned long long)r.splices,
+                  (unsigned long long)r.lost, r.lost_s, (unsigned long long)r.dup, (unsigned long long)r.splices,
                   (unsigned long long)r.unflagged, (unsigned long long)r.corrupt, (unsigned long long)r.closed, (unsigned long long)r.own_lost_bytes,
                   (unsigned long long)r.own_splices, r.sess_min, r.sess_max, r.sess_end, r.multi_s, r.y_max, r.t0_sample,
                   r.alive ? "true" : "false", json_str(r.owner_end).c_str(), json_str(r.extra).c_str());
@@ -760,6 +779,7 @@ Result run_fault(const Fault& f) {
         if (rig.down[size_t(p->inst)]) continue; // its connection died with the instance
         r.cc += p->cc();
         r.lost += p->lost;
+        r.lost_s = std::max(r.lost_s, static_cast<double>(p->lost) / kDataPerSecond);
         r.dup += p->dups;
         r.splices += p->splices;
         r.unflagged += p->unflagged;
@@ -954,7 +974,8 @@ int main(int argc, char** argv) {
     std::string out, only;
     g_acemux = bin_dir() + "/acemux";
     static const option opts[] = {{"acemux", 1, nullptr, 'a'}, {"only", 1, nullptr, 's'},    {"out", 1, nullptr, 'o'},
-                                  {"logs", 1, nullptr, 'l'},   {"verbose", 0, nullptr, 'v'}, {nullptr, 0, nullptr, 0}};
+                                  {"logs", 1, nullptr, 'l'},   {"verbose", 0, nullptr, 'v'}, {"log-level", 1, nullptr, 'L'},
+                                  {nullptr, 0, nullptr, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, nullptr)) != -1) {
         if (o == 'a') g_acemux = absolute(optarg);
@@ -962,9 +983,10 @@ int main(int argc, char** argv) {
         else if (o == 'o') out = optarg;
         else if (o == 'l') g_logs = optarg;
         else if (o == 'v') g_verbose = true;
+        else if (o == 'L') g_level = optarg;
         else
             return std::fprintf(stderr, "usage: cluster_faults [--acemux PATH] [--only NAME[,NAME...]|all] [--out FILE.json] "
-                                        "[--logs DIR] [--verbose]\n"),
+                                        "[--logs DIR] [--log-level debug|info] [--verbose]\n"),
                    2;
     }
     std::signal(SIGPIPE, SIG_IGN);
@@ -981,7 +1003,8 @@ int main(int argc, char** argv) {
     std::printf("3 instances (i0 owns X), 2 engines, X: 2 players per instance, Y (bystander, owned by i1): 1 on i1, 1 on i2.\n"
                 "Gaps in ms without a data packet from %ld ms before t0 to t0 + %ld s. gap_max: every X player of an\n"
                 "instance not faulted on purpose; gap_i0/i1/i2 per instance; by_gap: Y's players. cc: continuity errors;\n"
-                "lost: data packets missing within one engine session's numbering; dup: repeated or back within one;\n"
+                "lost_s: the most data one player skipped within one engine session's numbering, in seconds of the\n"
+                "stream (a follower skipping chunks, or an owner losing data); dup: repeated or back within one;\n"
                 "spl: splices onto another engine session; nf: of those, without the discontinuity flag; closed:\n"
                 "players the daemon closed; own_lost: bytes lost on t0's owner's X players (+Ns: splices there);\n"
                 "sess: engine sessions of X open at once (min-max over samples every 0.5 s); multi: time with more\n"
