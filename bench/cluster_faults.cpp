@@ -610,6 +610,7 @@ struct Fault {
 const Fault kFaults[] = {
     {"redis-kill", Kind::plain, "redis-server SIGKILLed and restarted empty on its port"},
     {"redis-stop", Kind::plain, "redis-server SIGSTOPped 7 s (the lease is 5 s), then SIGCONT"},
+    {"redis-stop-3s", Kind::plain, "redis-server SIGSTOPped 3 s (shorter than the lease, longer than a follower waits), then SIGCONT"},
     {"owner-kill", Kind::plain, "the owner instance SIGKILLed"},
     {"owner-stop", Kind::plain, "the owner instance SIGSTOPped 7 s, then SIGCONT"},
     {"sentinel-failover", Kind::sentinel, "SENTINEL FAILOVER m (3 sentinels, master + replica)"},
@@ -664,9 +665,9 @@ Result run_fault(const Fault& f) {
         rig.topo.redis().proc.stop(SIGKILL, 2000);
         if (!rig.topo.redis().start(port)) extra = "redis did not restart";
         rest();
-    } else if (name == "redis-stop") {
+    } else if (name == "redis-stop" || name == "redis-stop-3s") {
         ::kill(rig.topo.redis().proc.pid(), SIGSTOP);
-        rig.pump(kPauseMs);
+        rig.pump(name == "redis-stop" ? kPauseMs : 3000);
         ::kill(rig.topo.redis().proc.pid(), SIGCONT);
         rest();
     } else if (name == "owner-kill") {
