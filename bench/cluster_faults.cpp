@@ -84,6 +84,15 @@ struct Player {
     uint64_t lost = 0;  // data packets missing within one engine session's numbering
     uint64_t dups = 0;  // packets again or back within one session's numbering
     uint64_t splices = 0, unflagged = 0; // onto another session; without the discontinuity flag
+    long t0 = 0; // the fault's start, for the events' times
+    std::vector<std::string> events; // the first splices, skips, steps back and CC errors, with their times
+
+    void event(long now, const char* what, uint64_t a, uint64_t b, const char* more = "") {
+        if (events.size() >= 12) return;
+        char e[160];
+        std::snprintf(e, sizeof e, "t0%+ld ms %s %llu->%llu%s", now - t0, what, (unsigned long long)a, (unsigned long long)b, more);
+        events.push_back(e);
+    }
 
     bool open(int port, const std::string& content, int instance) {
         id = content;
@@ -109,16 +118,31 @@ struct Player {
         partial.erase(0, off);
     }
     void packet(const char* p, long now) {
-        uint64_t data = all.data, corrupt = all.corrupt, disc = all.discontinuity_flags, prev = all.last_seq;
+        uint64_t data = all.data, corrupt = all.corrupt, disc = all.discontinuity_flags, prev = all.last_seq,
+                 cc = all.cc_errors, other_cc = all.other_cc_errors;
         bool had = all.started;
         all.feed(p, 188);
+        if (all.other_cc_errors > other_cc) {
+            char pid[24];
+            std::snprintf(pid, sizeof pid, " (pid 0x%x)", all.other_cc_pid);
+            event(now, "cc error on a PSI PID after data seq", prev, prev, pid);
+        }
         if (all.data == data || all.corrupt > corrupt) return;
         uint64_t s = all.last_seq;
+        if (all.cc_errors > cc) event(now, "cc error on the data PID", prev, s);
         if (had) {
+            bool flagged = all.discontinuity_flags > disc;
             uint64_t diff = s > prev ? s - prev : prev - s;
-            if (diff >= kStep / 2) splices++, unflagged += all.discontinuity_flags == disc;
-            else if (s > prev + 1) lost += s - prev - 1;
-            else if (s <= prev) dups++;
+            if (diff >= kStep / 2) {
+                splices++, unflagged += !flagged;
+                event(now, "splice", prev, s, flagged ? " (flagged)" : " (NOT flagged)");
+            } else if (s > prev + 1) {
+                lost += s - prev - 1;
+                event(now, "skip", prev, s, flagged ? " (flagged)" : " (not flagged)");
+            } else if (s <= prev) {
+                dups++;
+                event(now, "back", prev, s, flagged ? " (flagged)" : " (not flagged)");
+            }
         }
         if (from >= 0 && now >= from) max_gap = std::max(max_gap, now - std::max(last_data, from));
         last_data = now;
@@ -657,6 +681,7 @@ Result run_fault(const Fault& f) {
     std::vector<size_t> log_from;
     for (auto& dp : rig.d) log_from.push_back(dp->proc.output().size());
     long t0 = now_ms();
+    for (auto& p : rig.players) p->t0 = t0;
     rig.t0_sample = rig.timeline_x.size();
     std::string name = f.name, extra;
     auto rest = [&] { rig.pump(t0 + kAfterMs - now_ms()); };
@@ -792,7 +817,9 @@ Result run_fault(const Fault& f) {
                       p->inst, p->id == kX ? "X" : "Y", p->status, g, (unsigned long long)p->lost, (unsigned long long)p->dups,
                       (unsigned long long)p->splices, (unsigned long long)p->unflagged,
                       p->closed ? std::to_string(p->closed_at - t0).c_str() : "no");
-        r.players.push_back(own + p->all.summary());
+        std::string ev;
+        for (auto& e : p->events) ev += "; " + e;
+        r.players.push_back(own + p->all.summary() + ev);
     }
     r.timeline = rig.timeline_x;
     r.timeline_y = rig.timeline_y;
