@@ -584,7 +584,8 @@ void print(const Result& r) {
     std::printf("    verdict:%s\n", v.empty() ? " ok" : v.c_str());
     if (g_verbose) {
         for (auto& p : r.players) std::printf("    player %s\n", p.c_str());
-        for (auto& l : r.log) std::printf("    | %s\n", l.c_str());
+        for (size_t i = 0; i < r.log.size() && i < 30; i++) std::printf("    | %s\n", r.log[i].c_str());
+        if (r.log.size() > 30) std::printf("    | ... %zu more (all in the JSON)\n", r.log.size() - 30);
     }
     std::fflush(stdout);
 }
