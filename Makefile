@@ -87,7 +87,7 @@ DEB_TEST_DEPS := libcriterion-dev redis-server mandoc ffmpeg chromium
 DEB_FUZZ_DEPS := clang libclang-rt-14-dev
 DEB_ROUTER_DEPS := dpkg-dev cmake $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)
 
-.PHONY: all run test test-asan asan-build suite-plain suite-asan bench faults fuzz fuzz-build fuzz-smoke soak install \
+.PHONY: all run test test-asan asan-build suite-plain suite-asan bench faults cluster-faults fuzz fuzz-build fuzz-smoke soak install \
 	clean deps deps-test deps-fuzz deps-router check-tests
 
 ifeq ($(ROUTER),)
@@ -124,6 +124,9 @@ $(BUILD)/copies: $(BUILD)/bench/copies.o
 	$(CXX) $(LDFLAGS) -o $@ $^
 
 $(BUILD)/faults: $(BUILD)/bench/faults.o $(BUILD)/test/harness.o $(BUILD)/test/ts_gen.o
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/cluster_faults: $(BUILD)/bench/cluster_faults.o $(BUILD)/test/harness.o $(BUILD)/test/ts_gen.o
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/benchmark: $(BUILD)/bench/bench.o $(BUILD)/test/harness.o $(BUILD)/test/ts_gen.o $(LIB_OBJ)
@@ -289,6 +292,16 @@ fuzz-run-%: $(FUZZ_DIR)/fuzz_%
 faults: deps
 	$(MAKE) --no-print-directory all $(BUILD)/faults
 	$(BUILD)/faults $(if $(ACEMUX),--acemux $(ACEMUX)) --out bench/results/faults.json
+
+# Three instances on one Redis (plain, Sentinel, Redis Cluster) while Redis,
+# the owner instance or the topology fails: every player's longest time
+# without data, CC errors, lost packets, the channel's engine sessions over
+# time. CLUSTER_FAULTS="--only all" adds the CLIENT KILL loop, Redis memory
+# per channel, follower CPU and engine slots.
+cluster-faults: deps
+	$(MAKE) --no-print-directory all $(BUILD)/cluster_faults
+	@mkdir -p bench/results
+	$(BUILD)/cluster_faults $(if $(ACEMUX),--acemux $(ACEMUX)) $(CLUSTER_FAULTS) --out bench/results/cluster-faults.json
 
 # Players joining and leaving at random for SOAK_SECONDS; RSS and fds over time.
 SOAK_SECONDS ?= 600

@@ -88,6 +88,7 @@ struct Options {
     testts::TsGen::Key key = testts::TsGen::Key::off;
     int key_every = 2000;
     uint64_t start_seq = 0;
+    uint64_t session_seq_step = 0; // each playback numbers from start_seq + this x the playbacks before it
     bool stamp = false; // data packets carry when they were made (the bench's end-to-end delay)
     bool card = true;   // the test card beside the data PID (--content card|data)
     int playback_status = 200;
@@ -280,12 +281,22 @@ public:
                           (unsigned long long)c_.json_drips);
             return json(buf);
         });
+        // Open playbacks by content id, one "ID N" line each (the cluster bench counts a channel's sessions).
+        srv_.route("/sim/sessions", [this](const HttpRequest&) {
+            std::map<std::string, size_t> by;
+            for (auto& p : plays_)
+                if (!p.dead) by[p.id]++;
+            std::string out;
+            for (auto& [id, n] : by) out += id + " " + std::to_string(n) + "\n";
+            return HttpResponse::text(200, out);
+        });
         tick_.start(5, 5);
     }
 
     bool listen(std::string& err) { return srv_.listen(err); }
     Reactor& r() { return r_; }
     const Options& o() const { return o_; }
+    uint64_t next_start_seq() { return o_.start_seq + o_.session_seq_step * playbacks_started_++; }
     Counters& c() { return c_; }
     const std::string& file() const { return file_; }
     EngineSession* session(const std::string& s) {
@@ -524,6 +535,7 @@ private:
     std::list<Later> later_;
     std::map<std::string, EngineSession> streams_;
     uint64_t serial_ = 0;
+    uint64_t playbacks_started_ = 0;
     std::string file_;
 };
 
@@ -534,7 +546,7 @@ Playback::Playback(Sim& sim, StreamHandoff&& h, std::string i, std::string s, st
     free_ = out_.size();
     garbage_ = sim_.o().fault == "garbage";
     gen_.gop(sim_.o().key, sim_.o().key_every);
-    gen_.start_at(sim_.o().start_seq);
+    gen_.start_at(sim_.next_start_seq());
     gen_.stamp(sim_.o().stamp);
     gen_.card(sim_.o().card);
     if (sim_.o().card) card_ = std::make_unique<testts::Card>();
@@ -726,11 +738,13 @@ void usage() {
                  "                  [--content card|data (card: a picture players show, beside the data PID)]\n"
                  "                  [--file TS] [--health-status CODE] [--playback-status CODE]\n"
                  "                  [--keyframes rai|idr|none [--key-every PACKETS]] [--start-seq N] [--stamp]\n"
+                 "                  [--session-seq-step N (playback k numbers from start-seq + k x N)]\n"
                  "                  [--fault silent|headers-only|garbage|chunk-truncated|chunk-huge|no-packets|\n"
                  "                           json-10mb|close-mid-header|refuse|drip-json|stat-dl|\n"
                  "                           stall|garbage-mid|ts187|drip-body]\n"
                  "--file and --keyframes replace the card (data content); the card needs --bitrate 1000000 or more.\n"
-                 "At run time: GET /sim/set?fault=F&delay=MS&health=CODE&drop=1&stall=MS, GET /sim/stats;\n"
+                 "At run time: GET /sim/set?fault=F&delay=MS&health=CODE&drop=1&stall=MS, GET /sim/stats,\n"
+                 "GET /sim/sessions (open playbacks by content id);\n"
                  "fault= clears the fault.\n"
                  "Faults on new requests: silent (never answers, not even the version check), garbage (a playback\n"
                  "  of bytes that are not TS), chunk-truncated, chunk-huge, no-packets, close-mid-header (a broken\n"
@@ -756,7 +770,7 @@ int main(int argc, char** argv) {
         {"api-delay", 1, nullptr, 'A'},     {"error-delay", 1, nullptr, 'E'}, {"no-redirect", 0, nullptr, 'R'},
         {"no-pid-rule", 0, nullptr, 'I'},   {"peers", 1, nullptr, 'N'},       {"redirect-hops", 1, nullptr, 'H'},
         {"redirect-loop", 0, nullptr, 'L'}, {"help", 0, nullptr, 'u'},     {"redirect-host", 1, nullptr, 'Z'},
-        {"stamp", 0, nullptr, 'T'},         {"content", 1, nullptr, 'C'},     {"error-text", 1, nullptr, 'X'},
+        {"session-seq-step", 1, nullptr, 'W'}, {"stamp", 0, nullptr, 'T'},         {"content", 1, nullptr, 'C'},     {"error-text", 1, nullptr, 'X'},
         {nullptr, 0, nullptr, 0}};
     std::string content; // "": the card unless --file or --keyframes choose what older tests asked for
     int opt;
@@ -785,6 +799,7 @@ int main(int argc, char** argv) {
         }
         case 'K': o.key_every = std::atoi(optarg); break;
         case 'q': o.start_seq = std::strtoull(optarg, nullptr, 10); break;
+        case 'W': o.session_seq_step = std::strtoull(optarg, nullptr, 10); break;
         case 'F': o.fault = optarg; break;
         case 'A': o.api_delay = std::atoll(optarg); break;
         case 'E': o.error_delay = std::atoll(optarg); break;
