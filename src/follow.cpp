@@ -185,7 +185,9 @@ void Follow::feed(RedisMirror::Chunks chunks) {
             r_.log().warn("stream %s: cannot catch up with its owner %s: chunks %llu.. are gone; trying again in %lld ms",
                           label_.c_str(), owner_.c_str(), static_cast<unsigned long long>(next_),
                           static_cast<long long>(backoff_));
-        next_ = announced_; // the newest, at least, should be there
+        // The newest, at least, should be there; what comes from it is
+        // another piece of stream, spliced on as a hole's would be.
+        if (announced_ > next_) next_ = announced_, gone_ = true;
         return;
     }
     backoff_ = 0;
@@ -193,7 +195,8 @@ void Follow::feed(RedisMirror::Chunks chunks) {
     size_t made = 0;
     for (auto& [idx, data] : chunks) {
         if (idx < next_) continue;
-        if (idx > next_) in_.begin(key_wait_); // a hole: what follows is another piece of stream
+        if (idx > next_ || gone_) in_.begin(key_wait_); // a hole: what follows is another piece of stream
+        gone_ = false;
         const uint8_t* p = reinterpret_cast<const uint8_t*>(data.data());
         for (size_t left = data.size(); left;) {
             auto [at, cap] = in_.area();

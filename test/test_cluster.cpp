@@ -322,3 +322,39 @@ Test(cluster, engine_slots_are_reserved_across_instances_at_once, .timeout = 60)
     cr_assert_eq(served, 4, "four served: %d (a: %s, b: %s)", served, sa.c_str(), sb.c_str());
     cr_assert_eq(refused, 1, "the fifth refused: %d", refused);
 }
+
+// A follower that falls further behind than Redis keeps (paused here, as a
+// busy box would be) finds its next chunks gone and goes on from the newest:
+// its players get that as a new piece of stream (PAT, PMT, a keyframe, the
+// discontinuity flagged, every PID's counter carried on), never as an
+// unmarked jump.
+Test(cluster, a_follower_that_finds_its_chunks_gone_splices_on_the_newest, .timeout = 60) {
+    RedisServer redis;
+    EngineSim engine;
+    cr_assert(redis.start() && engine.start({"--bitrate", "6000000", "--keyframes", "rai", "--key-every", "200"}));
+    std::vector<std::unique_ptr<DaemonProc>> d;
+    for (int i = 0; i < 2; i++) {
+        d.push_back(std::make_unique<DaemonProc>());
+        cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port) +
+                                  instance_config(redis.url(), "i" + std::to_string(i), "", "keep_chunks = 8\n")));
+    }
+    TestPlayer owner, follower;
+    cr_assert(owner.open(d[0]->port, kId) && wait_data(owner));
+    cr_assert(follower.open(d[1]->port, kId) && wait_data(follower, 8000, 2000));
+    read_players({&owner, &follower}, 1000);
+    uint64_t gaps = follower.check.gaps;
+    // Shorter than the silence after which a follower reads the engine
+    // itself: this is the follower behind, not Redis away.
+    kill(d[1]->proc.pid(), SIGSTOP);
+    read_players({&owner}, 1200);
+    kill(d[1]->proc.pid(), SIGCONT);
+    read_players({&owner, &follower}, 3000);
+    cr_assert_neq(d[1]->proc.wait_line("are gone", 1000), "", "the follower found its chunks gone: %s",
+                  d[1]->proc.output().c_str());
+    cr_assert_gt(follower.check.gaps, gaps, "and jumped: %s", follower.check.summary().c_str());
+    cr_assert_eq(follower.check.gaps, follower.check.gaps_on_keyframe, "onto PAT, PMT and a keyframe: %s",
+                 follower.check.summary().c_str());
+    cr_assert_eq(follower.check.cc_errors + follower.check.other_cc_errors, 0u, "with every counter carried on: %s",
+                 follower.check.summary().c_str());
+    cr_assert(owner.check.clean(), "the owner's player lost nothing: %s", owner.check.summary().c_str());
+}

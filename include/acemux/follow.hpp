@@ -92,6 +92,7 @@ private:
     uint64_t epoch_ = 0;
     int64_t offset_ = 0;        // the owner's Redis chunk index minus its ring's
     uint64_t announced_ = 0;    // the newest chunk the owner announced (Redis index)
+    bool gone_ = false;         // chunks were gone: the next one fed starts another piece of stream
     uint64_t next_ = 0;         // the next of the owner's chunks to feed (Redis index)
     bool fetching_ = false, claiming_ = false, reading_ = false;
     Millis heard_ = 0;          // the owner's last chunk, or Redis's last answer
