@@ -49,7 +49,9 @@ void Follow::tick() {
         if (now - renewed_ >= kRenew) claim();
     } else if (role_ == Role::follower) {
         if (l_.watched()) cluster_.watching(id_, true);
-        if (now - heard_ >= kStale - kTick) claim();
+        // From a tick earlier than a take could succeed: the first claim of
+        // a silence only asks, and a prompt answer lets the next one take.
+        if (now - heard_ >= kStale - 2 * kTick) claim();
         if (!fetching_ && now >= retry_at_) fetch();
     } else {
         claim(); // solo: Redis was away, or has not answered yet
@@ -69,8 +71,16 @@ void Follow::tick() {
 void Follow::claim() {
     if (claiming_) return;
     claiming_ = true;
-    if (role_ == Role::owner) renewed_ = r_.now();
-    bool take = role_ == Role::owner || r_.now() - back_ >= kStale;
+    Millis now = r_.now();
+    if (role_ == Role::owner) renewed_ = now;
+    // A follower takes a silent owner's lease only when Redis answered it
+    // promptly since the owner's last word: a silence that is Redis's own (a
+    // pause, a failover) would otherwise let a claim sent into it take the
+    // lease the moment Redis runs it, ahead of the owner's renewal waiting
+    // beside it.
+    bool take = role_ == Role::owner ||
+                (now - back_ >= kStale && (role_ != Role::follower || prompt_ > heard_));
+    asked_ = now;
     cluster_.claim(id_, take ? kStale : -1, claim_, [this](Cluster::Lease l) {
         claiming_ = false;
         on_claim(l);
@@ -79,8 +89,10 @@ void Follow::claim() {
 
 void Follow::on_claim(const Cluster::Lease& l) {
     if (l.owner.empty()) return; // Redis did not answer: the tick judges the silence
-    if (r_.now() - answered_ >= kRedisAway) back_ = r_.now(); // Redis is back after a silence
-    answered_ = r_.now();
+    Millis now = r_.now();
+    if (now - answered_ >= kRedisAway || now - asked_ >= kPrompt) back_ = now; // Redis is back after a silence
+    else prompt_ = now;
+    answered_ = now;
     if (l.owner == "-") return; // free, and not ours to take yet
     if (l.owner == cluster_.instance()) {
         if (role_ != Role::owner || l.epoch != epoch_) become_owner(l.epoch, l.index);

@@ -67,6 +67,7 @@ public:
     static constexpr Millis kRenew = 500;     // the owner renews its lease this often ...
     static constexpr Millis kStale = 1500;    // ... and is taken over when it has not for this long
     static constexpr Millis kRedisAway = 1500; // a follower without an answer this long reads the engine
+    static constexpr Millis kPrompt = 500;    // an answer slower than this: Redis (or the way to it) stalled
 
 private:
     void tick();
@@ -98,6 +99,8 @@ private:
     Millis heard_ = 0;          // the owner's last chunk, or Redis's last answer
     Millis answered_ = 0;       // Redis's last answer to a claim, or announcement
     Millis back_ = 0;           // Redis's first answer after a silence
+    Millis asked_ = 0;          // when the claim under way was sent
+    Millis prompt_ = 0;         // Redis's last answer to a claim that came within kPrompt
     Millis renewed_ = -1000000;
     Millis backoff_ = 0, retry_at_ = 0;
     Cluster::Claim claim_;
