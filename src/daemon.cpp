@@ -1,6 +1,7 @@
 #include "acemux/daemon.hpp"
 
 #include "acemux/access.hpp"
+#include "acemux/front.hpp"
 #include "acemux/playlist.hpp"
 #include "acemux/stats.hpp"
 #include "acemux/tuner.hpp"
@@ -15,13 +16,19 @@ Daemon::Daemon(Reactor& r, Config c)
     apply_log_config();
     load_watch_page();
     streams_.name_channels(cfg_.channels);
+    route("/", Audience::player, [this](const HttpRequest& q) {
+        HttpResponse r = typed("text/html; charset=utf-8", front_page(cfg_, streams_, q));
+        r.headers.emplace_back("Cache-Control", "no-cache");
+        return r;
+    });
     route("/health", Audience::anyone, [](const HttpRequest&) { return HttpResponse::text(200, "ok"); });
     route("/ace/getstream", Audience::player, [this](const HttpRequest& q) { return streams_.getstream(q); });
     route("/ace/manifest.m3u8", Audience::player, [this](const HttpRequest& q) { return streams_.manifest(q); });
     route("/ace/hls/", Audience::player, [this](const HttpRequest& q) { return streams_.segment(q); }, true);
     route("/watch", Audience::player, [this](const HttpRequest& q) {
-        const std::string* id = q.param("id");
-        return watch_.page(q, id ? streams_.channel_name(*id) : "");
+        const std::string* given = q.param("id");
+        std::string id = pasted_id(given ? *given : "");
+        return watch_.page(q, id, streams_.channel_name(id));
     });
     // Anyone: a script tag carries no token, and hls.js is no secret.
     route("/static/hls.min.js", Audience::anyone, [this](const HttpRequest& q) { return watch_.script(q); });

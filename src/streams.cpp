@@ -17,6 +17,13 @@ Streams::~Streams() = default;
 
 size_t Streams::player_count() const { return watcher_count(); }
 
+std::string pasted_id(std::string s) {
+    s.erase(0, s.find_first_not_of(" \t"));
+    s.erase(s.find_last_not_of(" \t") + 1);
+    if (s.size() > 12 && strncasecmp(s.c_str(), "acestream://", 12) == 0) s.erase(0, 12);
+    return s;
+}
+
 static bool is_content_id(std::string& s) {
     if (s.size() != 40) return false;
     for (auto& ch : s) {
@@ -49,8 +56,7 @@ bool Streams::read_id(const HttpRequest& req, Wanted& w, HttpResponse& bad) {
         if (k == w.id_key && v != w.id) return bad = HttpResponse::text(400, "give one " + w.id_key + ", not several"), false;
     if (w.id_key.empty())
         return bad = HttpResponse::text(400, "missing content id: use " + req.path + "?content_id=<40 hex characters>"), false;
-    // A link pasted as it came (acestream://<id>) names the same content.
-    if (w.id.size() > 12 && strncasecmp(w.id.c_str(), "acestream://", 12) == 0) w.id.erase(0, 12);
+    w.id = pasted_id(w.id);
     if (!is_content_id(w.id)) return bad = HttpResponse::text(400, w.id_key + " must be 40 hexadecimal characters"), false;
     w.key = stream_key(w.id_key, w.id);
     return true;

@@ -49,12 +49,11 @@ HttpResponse WatchPage::script(const HttpRequest& req) {
     return r;
 }
 
-HttpResponse WatchPage::page(const HttpRequest& req, const std::string& name) const {
-    const std::string* id = req.param("id");
-    bool ok = id && id->size() == 40 && id->find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
-    if (!ok) return HttpResponse::text(400, "use /watch?id=<40 hexadecimal characters>");
+HttpResponse WatchPage::page(const HttpRequest& req, const std::string& id, const std::string& name) const {
+    bool ok = id.size() == 40 && id.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
+    if (!ok) return HttpResponse::text(400, "use /watch?id=<40 hexadecimal characters or an acestream:// link>");
     const std::string* token = req.param("token");
-    std::string query = "content_id=" + *id + (token ? "&token=" + url_encode(*token) : "");
+    std::string query = "content_id=" + id + (token ? "&token=" + url_encode(*token) : "");
     HttpResponse r;
     r.content_type = "text/html; charset=utf-8";
     r.headers.emplace_back("Cache-Control", "no-cache");
@@ -62,7 +61,7 @@ HttpResponse WatchPage::page(const HttpRequest& req, const std::string& name) co
     // safe inside the HTML and the script below as they are.
     r.body = R"html(<!doctype html>
 <html><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
-<title>)html" + (name.empty() ? "acemux " + *id : html_escape(name) + " - acemux") + R"html(</title>
+<title>)html" + (name.empty() ? "acemux " + id : html_escape(name) + " - acemux") + R"html(</title>
 <style>body{margin:0;background:#000;color:#ccc;font:14px sans-serif}video{display:block;width:100vw;height:calc(100vh - 2em);background:#000}#say{padding:.4em .8em}</style>
 </head><body>
 <video id="video" controls autoplay muted playsinline></video><div id="say">loading</div>

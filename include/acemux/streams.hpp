@@ -12,6 +12,10 @@
 
 namespace acemux {
 
+// An id as a player or a person gave it: spaces around it dropped, and an
+// acestream:// link's prefix.
+std::string pasted_id(std::string s);
+
 class Streams final : private Stream::Host {
 public:
     Streams(Reactor& r, const StreamConfig& c, const HlsConfig& h, const AccessConfig& a, EnginePool& pool,

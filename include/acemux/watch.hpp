@@ -17,8 +17,9 @@ public:
     // Finds <dir>/hls.min.js (at start and on reload); false when it is not
     // there: the page then says how to install it.
     bool load(const std::string& dir, std::string& err);
-    // `name`: the channel's, for the title ("" if none).
-    HttpResponse page(const HttpRequest& req, const std::string& name) const;
+    // `id` as the player gave it (pasted_id), `name` the channel's for the
+    // title ("" if none).
+    HttpResponse page(const HttpRequest& req, const std::string& id, const std::string& name) const;
     HttpResponse script(const HttpRequest& req);
 
 private:
