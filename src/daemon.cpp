@@ -47,7 +47,7 @@ Daemon::Daemon(Reactor& r, Config c)
     route("/lineup.json", Audience::player, [this](const HttpRequest& q) {
         return typed("application/json", tuner_lineup(cfg_, base_url(q)));
     });
-    route("/lineup_status.json", Audience::player, [this](const HttpRequest&) {
+    route("/lineup_status.json", Audience::player, [](const HttpRequest&) {
         return typed("application/json", tuner_lineup_status());
     });
     route("/stats", Audience::admin, [this](const HttpRequest&) {
