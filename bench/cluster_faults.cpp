@@ -499,19 +499,6 @@ std::vector<std::string> log_after(Rig& rig, const std::vector<size_t>& from) {
 
 // ---------------------------------------------------------------- results
 
-std::string json_str(const std::string& s) {
-    std::string o = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') o += '\\', o += c;
-        else if (static_cast<unsigned char>(c) < 0x20) {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\u%04x", c);
-            o += b;
-        } else o += c;
-    }
-    return o + "\"";
-}
-
 std::string join(const std::vector<int>& v, size_t mark = SIZE_MAX) {
     std::string s;
     for (size_t i = 0; i < v.size(); i++) s += (i ? (i == mark ? " | " : " ") : (mark == 0 ? "| " : "")) + std::to_string(v[i]);
@@ -990,11 +977,6 @@ void print_other(const Result& r) {
                 (unsigned long long)r.lost, r.extra.c_str());
     if (!r.note.empty()) std::printf("    note: %s\n", r.note.c_str());
     std::fflush(stdout);
-}
-
-std::string absolute(const std::string& p) {
-    char buf[PATH_MAX];
-    return ::realpath(p.c_str(), buf) ? std::string(buf) : p;
 }
 
 } // namespace

@@ -192,19 +192,6 @@ bool wait_for(std::vector<Player*> players, long ms, const std::function<bool(co
     return all_done();
 }
 
-std::string json_str(const std::string& s) {
-    std::string o = "\"";
-    for (char c : s) {
-        if (c == '"' || c == '\\') o += '\\', o += c;
-        else if (static_cast<unsigned char>(c) < 0x20) {
-            char b[8];
-            std::snprintf(b, sizeof b, "\\u%04x", c);
-            o += b;
-        } else o += c;
-    }
-    return o + "\"";
-}
-
 struct Result {
     std::string fault, what, note;
     bool ran = false;
@@ -448,11 +435,6 @@ std::string json(const Result& r) {
     o += ",";
     list("log", r.log);
     return o + "}";
-}
-
-std::string absolute(const std::string& p) {
-    char buf[PATH_MAX];
-    return ::realpath(p.c_str(), buf) ? std::string(buf) : p;
 }
 
 } // namespace

@@ -60,6 +60,24 @@ std::string temp_dir() {
     return dir;
 }
 
+std::string json_str(const std::string& s) {
+    std::string o = "\"";
+    for (char c : s) {
+        if (c == '"' || c == '\\') o += '\\', o += c;
+        else if (static_cast<unsigned char>(c) < 0x20) {
+            char b[8];
+            std::snprintf(b, sizeof b, "\\u%04x", c);
+            o += b;
+        } else o += c;
+    }
+    return o + "\"";
+}
+
+std::string absolute(const std::string& p) {
+    char buf[PATH_MAX];
+    return ::realpath(p.c_str(), buf) ? std::string(buf) : p;
+}
+
 std::string make_run_dir(const char* name) {
     std::string tmpl = "/tmp/" + std::string(name) + "." + std::to_string(::getpid()) + ".XXXXXX";
     return ::mkdtemp(tmpl.data()) ? tmpl : "";

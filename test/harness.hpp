@@ -19,6 +19,8 @@ std::string write_temp(const std::string& content, const char* suffix = ".toml")
 std::string make_run_dir(const char* name); // /tmp/<name>.<pid>.XXXXXX, "" on failure
 void remove_run_dir(const std::string& dir);
 long now_ms();
+std::string json_str(const std::string& s); // a JSON string literal of s, quotes included
+std::string absolute(const std::string& p); // realpath(p), or p when it cannot be resolved
 
 class Proc {
 public:
