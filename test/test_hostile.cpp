@@ -108,7 +108,8 @@ Test(hostile, odd_requests_get_clear_answers, .timeout = 30) {
         {"GET /health HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 200},
         {"GET /health HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 200},
         {"BREW /health HTTP/1.1\r\n\r\n", 400},
-        {"GET http://evil/ HTTP/1.1\r\n\r\n", 404}, // the absolute form, as some players send it
+        {"GET http://evil/ HTTP/1.1\r\n\r\n", 200},       // the absolute form, as some players send it: the front page
+        {"GET http://evil/nothing HTTP/1.1\r\n\r\n", 404}, // and a path nobody serves
         {"GET http://evil?x=1 HTTP/1.1\r\n\r\n", 400},
         {"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400}, // a TLS ClientHello
     };
