@@ -175,7 +175,7 @@ void Follow::on_announce(uint64_t idx) {
 
 // One MGET at a time, of the owner's chunks from the next one to the newest announced.
 void Follow::fetch() {
-    if (fetching_ || role_ != Role::follower || next_ > announced_ || r_.now() < retry_at_) return;
+    if (fetching_ || role_ != Role::follower || reading_ || next_ > announced_ || r_.now() < retry_at_) return;
     uint64_t to = std::min(announced_, next_ + 7);
     fetching_ = true;
     mirror_.fetch(id_, next_, to, load_, [this](RedisMirror::Chunks c) {
@@ -189,7 +189,11 @@ void Follow::fetch() {
 // hole: what follows it is spliced on. Nothing at all: it says so and
 // waits a little longer each time, rather than asking again at once.
 void Follow::feed(RedisMirror::Chunks chunks) {
-    if (role_ != Role::follower) return;
+    // Reading the engine itself (Redis was away): an answer that was under
+    // way when Redis stopped holds chunks from before, which would land in
+    // the middle of the engine's data; the owner's newest announcement
+    // decides where following starts again.
+    if (role_ != Role::follower || reading_) return;
     if (chunks.empty()) {
         backoff_ = backoff_ ? std::min<Millis>(backoff_ * 2, 2000) : 250;
         retry_at_ = r_.now() + backoff_;

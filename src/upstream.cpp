@@ -232,17 +232,22 @@ bool parse_engine_status(const std::string& body, EngineStatus& out) {
     cJSON* resp = cJSON_GetObjectItemCaseSensitive(j.get(), "response");
     bool ok = cJSON_IsObject(resp);
     if (ok) {
-        auto num = [resp](const char* name) -> double {
+        // An engine's numbers are only its word: a negative, NaN or one past
+        // what the field holds (2.2e54 bytes, found by the fuzzer) is not a
+        // figure, and converting it would be undefined.
+        auto num = [resp](const char* name, double most) -> double {
             cJSON* v = cJSON_GetObjectItemCaseSensitive(resp, name);
-            return cJSON_IsNumber(v) ? v->valuedouble : -1;
+            double d = cJSON_IsNumber(v) ? v->valuedouble : -1;
+            return d > most ? most : d >= 0 ? d : -1;
         };
+        constexpr double kLong = 2147483647.0, kBytes = 1e18; // long is 32 bits on a router
         cJSON* st = cJSON_GetObjectItemCaseSensitive(resp, "status");
         out.status = cJSON_IsString(st) ? printable(st->valuestring, 32) : "";
-        out.peers = static_cast<long>(num("peers"));
-        out.speed_down = static_cast<long>(num("speed_down"));
-        out.speed_up = static_cast<long>(num("speed_up"));
-        out.downloaded = static_cast<long long>(num("downloaded"));
-        out.uploaded = static_cast<long long>(num("uploaded"));
+        out.peers = static_cast<long>(num("peers", kLong));
+        out.speed_down = static_cast<long>(num("speed_down", kLong));
+        out.speed_up = static_cast<long>(num("speed_up", kLong));
+        out.downloaded = static_cast<long long>(num("downloaded", kBytes));
+        out.uploaded = static_cast<long long>(num("uploaded", kBytes));
     }
     return ok;
 }

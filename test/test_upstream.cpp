@@ -43,6 +43,20 @@ Test(engine_answer, status_from_empty_to_downloading) {
     cr_assert(!parse_engine_status("nope", s));
 }
 
+// Numbers no engine could mean (found by the fuzzer: 2.2e54 bytes) are
+// capped or dropped, never converted past their type.
+Test(engine_answer, absurd_numbers_in_a_status_are_not_figures) {
+    EngineStatus s;
+    cr_assert(parse_engine_status(R"({"response": {"status": "dl", "peers": 1e300, "speed_down": -5, "speed_up": 3,)"
+                                  R"( "downloaded": 2.2e54, "uploaded": 12}})",
+                                  s));
+    cr_assert_eq(s.peers, 2147483647L);
+    cr_assert_eq(s.speed_down, -1L, "a negative speed is no figure");
+    cr_assert_eq(s.speed_up, 3L);
+    cr_assert_eq(s.downloaded, 1000000000000000000LL);
+    cr_assert_eq(s.uploaded, 12LL);
+}
+
 Test(engine_answer, urls_lead_back_to_the_engine) {
     EngineConfig docker;
     docker.host = "acestream";
