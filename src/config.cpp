@@ -5,6 +5,7 @@
 #include "acemux/redis_mirror.hpp"
 
 #include <arpa/inet.h>
+#include <cctype>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -232,6 +233,8 @@ bool parse_channels(Parser& p, const toml::node& n, Config& c) {
             const toml::node* id = e.as_table()->get("id");
             return p.fail((id ? id : &e)->source(), "channel id must be 40 hexadecimal characters");
         }
+        // Lower case, as a request's id is made: one spelling everywhere after.
+        for (auto& x : ch.id) x = static_cast<char>(std::tolower(static_cast<unsigned char>(x)));
         if (ch.name.empty()) ch.name = ch.id;
         c.channels.push_back(ch);
     }

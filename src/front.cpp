@@ -39,6 +39,9 @@ std::string front_page(const Config& c, const Streams& s, const HttpRequest& q) 
     std::string token = c.token.empty() ? "" : url_encode(c.token);
     std::string with_token = token.empty() ? "" : "&token=" + token; // after a ?id=
     std::string only_token = token.empty() ? "" : "?token=" + token;
+    // Each form carries the token on, so what it asks for is let in too.
+    std::string hidden_token =
+        token.empty() ? "" : "<input type=\"hidden\" name=\"token\" value=\"" + html_escape(c.token) + "\">";
     // Groups in the order the config first names them; a channel without one under "Channels".
     std::vector<std::string> order;
     std::map<std::string, std::vector<const ChannelConfig*>> groups;
@@ -54,11 +57,11 @@ std::string front_page(const Config& c, const Streams& s, const HttpRequest& q) 
     h += "</style></head><body><header><h1>acemux</h1>"
          "<form action=\"/\" method=\"get\"><input type=\"search\" id=\"q\" name=\"q\" placeholder=\"search\" value=\"" +
          html_escape(want) + "\">" +
-         (token.empty() ? "" : "<input type=\"hidden\" name=\"token\" value=\"" + html_escape(c.token) + "\">") +
+         hidden_token +
          "<button>search</button></form>"
          "<form action=\"/watch\" method=\"get\"><input type=\"text\" name=\"id\" "
          "placeholder=\"acestream:// link or id\" required>" +
-         (token.empty() ? "" : "<input type=\"hidden\" name=\"token\" value=\"" + html_escape(c.token) + "\">") +
+         hidden_token +
          "<button>watch</button></form>"
          "<nav><a href=\"/playlist.m3u" + only_token + "\">playlist.m3u</a><a href=\"/status" + only_token +
          "\">status</a></nav></header>\n";
@@ -69,8 +72,7 @@ std::string front_page(const Config& c, const Streams& s, const HttpRequest& q) 
     for (auto& g : order) {
         h += "<section><h2>" + html_escape(g) + "</h2><ul>\n";
         for (const ChannelConfig* ch : groups[g]) {
-            std::string id = ch->id;
-            for (auto& x : id) x = static_cast<char>(std::tolower(static_cast<unsigned char>(x)));
+            const std::string& id = ch->id; // lower case (parse_config), as stream keys are
             auto it = s.streams().find("id:" + id);
             const Stream* st = it == s.streams().end() ? nullptr : it->second.get();
             std::string state = "<span class=\"off\">not playing</span>";

@@ -64,11 +64,7 @@ bool Streams::read_id(const HttpRequest& req, Wanted& w, HttpResponse& bad) {
 
 void Streams::name_channels(const std::vector<ChannelConfig>& channels) {
     names_.clear();
-    for (auto& ch : channels) {
-        std::string id = ch.id;
-        is_content_id(id); // lower case, as a request's id is made
-        names_.emplace(id, ch.name);
-    }
+    for (auto& ch : channels) names_.emplace(ch.id, ch.name); // ids in lower case (parse_config)
 }
 
 std::string Streams::channel_name(std::string id) const {
