@@ -68,8 +68,10 @@ void Cluster::reconfigure(const ClusterConfig& c) {
     redis.set_pubsub(enabled());
     if (!enabled()) return heartbeat_timer_.stop();
     redis.on_message = [this](const std::string& ch, const std::string& m) { on_message(ch, m); };
-    // Announcements missed while the subscription was down: the index key says where the owner is.
-    redis.on_subscribed = [this] {
+    // Announcements missed while the subscription was down, or a fetch that
+    // got no answer while the command link was: the index key says where
+    // the owner is, and a follower fetches from there at once.
+    redis.on_reconnect = [this] {
         for (auto& [id, on_chunk] : following_)
             mirror_.router().command({"GET", key(id, "index")}, [this, id = id](redisReply* r) {
                 auto it = following_.find(id);

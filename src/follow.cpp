@@ -33,7 +33,8 @@ void Follow::start() {
 void Follow::stop() {
     tick_.stop();
     claim_.cancel();
-    load_.cancel();
+    fetch_.cancel();
+    wrote_.cancel();
     if (role_ == Role::owner) cluster_.give_up(id_, epoch_);
     if (role_ == Role::follower) cluster_.unfollow(id_), cluster_.watching(id_, false);
     role_ = Role::solo;
@@ -112,9 +113,11 @@ void Follow::become_owner(uint64_t epoch, uint64_t index) {
     offset_ = static_cast<int64_t>(index + 1) - static_cast<int64_t>(ring_.head());
     if (offset_ < 0) offset_ = 0;
     renewed_ = r_.now();
+    unwritten_ = ring_.head(); // what the ring had before is not this epoch's
+    wrote_fn_ = wrote_.arm([this](uint64_t idx, int r) { wrote(idx, r); });
     cluster_.unfollow(id_);
     cluster_.watching(id_, false);
-    load_.cancel();
+    fetch_.cancel();
     fetching_ = false;
     if (was == Role::follower)
         r_.log().warn("stream %s: its owner is silent; this instance takes over (epoch %llu)", label_.c_str(),
@@ -133,6 +136,7 @@ void Follow::become_follower(const std::string& owner, uint64_t index) {
     role_ = Role::follower;
     owner_ = owner;
     heard_ = r_.now();
+    wrote_.cancel();
     if (was == Role::owner)
         r_.log().warn("stream %s: the lease is now %s's; following it", label_.c_str(), owner.c_str());
     else
@@ -176,11 +180,15 @@ void Follow::on_announce(uint64_t idx) {
 // One MGET at a time, of the owner's chunks from the next one to the newest announced.
 void Follow::fetch() {
     if (fetching_ || role_ != Role::follower || reading_ || next_ > announced_ || r_.now() < retry_at_) return;
-    uint64_t to = std::min(announced_, next_ + 7);
+    uint64_t to = std::min(announced_, next_ + kFetchMax - 1);
     fetching_ = true;
-    mirror_.fetch(id_, next_, to, load_, [this](RedisMirror::Chunks c) {
+    mirror_.fetch(id_, next_, to, fetch_, [this](bool answered, RedisMirror::Chunks c) {
         fetching_ = false;
-        feed(std::move(c));
+        if (answered) return feed(std::move(c));
+        // The connection went under the question (a CLIENT KILL, a
+        // restart): nothing is known about the chunks, so nothing is
+        // skipped; asked again when the link is back (Cluster's
+        // on_reconnect announces the index) or at the next tick.
     });
 }
 
@@ -228,19 +236,34 @@ void Follow::feed(RedisMirror::Chunks chunks) {
     fetch();
 }
 
-// The owner's sealed chunk, written only while its lease is still ours at
-// this epoch. A refusal means another instance took the lease: the next
-// claim says whose, and this one follows it.
-void Follow::sealed(uint64_t idx, const uint8_t* data, size_t len) {
+// The owner's sealed chunks, written only while its lease is still ours at
+// this epoch, in order. Those sealed while Redis could not take them (a
+// dropped connection, a full backlog) are written first when it can again,
+// as far back as Redis keeps chunks and the ring still has them: a
+// follower then copies them rather than jumping over them.
+void Follow::sealed(uint64_t idx) {
     if (role_ != Role::owner) return;
-    uint64_t at = static_cast<uint64_t>(static_cast<int64_t>(idx) + offset_);
-    mirror_.write(id_, at, data, len, RedisMirror::Fence{cluster_.instance(), epoch_}, written_, [this](int r) {
-        if (r == 0 && role_ == Role::owner) {
-            r_.log().warn("stream %s: redis refused its chunk: the lease (epoch %llu) is no longer this instance's",
-                          label_.c_str(), static_cast<unsigned long long>(epoch_));
-            claim();
-        }
-    });
+    uint64_t keep = static_cast<uint64_t>(mirror_.config().keep_chunks);
+    uint64_t from = std::max({unwritten_, ring_.first(), idx + 1 - std::min(idx + 1, keep)});
+    for (uint64_t i = from; i <= idx; i++) {
+        uint64_t at = static_cast<uint64_t>(static_cast<int64_t>(i) + offset_);
+        bool sent = mirror_.write(id_, at, ring_.data(i), ring_.length(i), RedisMirror::Fence{cluster_.instance(), epoch_},
+                                  [wrote = wrote_fn_, i](int r) { wrote(i, r); });
+        if (!sent) break;
+        unwritten_ = i + 1;
+    }
+}
+
+// A refusal means another instance took the lease: the next claim says
+// whose, and this one follows it. No answer: written again from there.
+void Follow::wrote(uint64_t idx, int r) {
+    if (role_ != Role::owner) return;
+    if (r == -1) unwritten_ = std::min(unwritten_, idx);
+    if (r == 0) {
+        r_.log().warn("stream %s: redis refused its chunk: the lease (epoch %llu) is no longer this instance's",
+                      label_.c_str(), static_cast<unsigned long long>(epoch_));
+        claim();
+    }
 }
 
 } // namespace acemux

@@ -27,7 +27,7 @@ namespace {
 const char* kWrite =
     "if ARGV[4] ~= '' then "
     "  if redis.call('hget', KEYS[4], 'who') ~= ARGV[4] or redis.call('hget', KEYS[4], 'epoch') ~= ARGV[5] then return 0 end "
-    "  if tonumber(ARGV[2]) <= tonumber(redis.call('get', KEYS[2]) or '-1') then return 0 end "
+    "  if tonumber(ARGV[2]) <= tonumber(redis.call('get', KEYS[2]) or '-1') then return 2 end "
     "end "
     "redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[3]) "
     "redis.call('set', KEYS[2], ARGV[2], 'px', ARGV[3]) "
@@ -42,18 +42,18 @@ void RedisMirror::mirror(const std::string& id, uint64_t idx, const uint8_t* dat
     put(id, idx, data, len, nullptr, [](int) {});
 }
 
-void RedisMirror::write(const std::string& id, uint64_t idx, const uint8_t* data, size_t len, const Fence& fence,
-                        Written& w, std::function<void(int)> done) {
-    put(id, idx, data, len, &fence, w.arm(std::move(done)));
+bool RedisMirror::write(const std::string& id, uint64_t idx, const uint8_t* data, size_t len, const Fence& fence,
+                        std::function<void(int)> done) {
+    return put(id, idx, data, len, &fence, std::move(done));
 }
 
-void RedisMirror::put(const std::string& id, uint64_t idx, const uint8_t* data, size_t len, const Fence* fence,
+bool RedisMirror::put(const std::string& id, uint64_t idx, const uint8_t* data, size_t len, const Fence* fence,
                       std::function<void(int)> done) {
-    if (!enabled()) return;
+    if (!enabled()) return false;
     std::string n = std::to_string(idx);
     if (!router_.connected(key(id, "index")) || backlog_ + len > cfg_.max_backlog) {
         skipped_++;
-        return r_.post([done = std::move(done)] { done(-1); });
+        return false;
     }
     backlog_ += len;
     uint64_t keep = static_cast<uint64_t>(cfg_.keep_chunks);
@@ -65,11 +65,12 @@ void RedisMirror::put(const std::string& id, uint64_t idx, const uint8_t* data, 
                   [this, len, done = std::move(done)](redisReply* r) {
                       backlog_ -= std::min(backlog_, len);
                       if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) written_++, bytes_ += len;
-                      else if (r && r->type == REDIS_REPLY_INTEGER) fenced_++;
+                      else if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) fenced_++;
                       else if (r && r->type == REDIS_REPLY_ERROR) failed_++, last_error_ = printable(r->str, 200);
                       else if (!r) failed_++; // sent, but the connection went before the answer
                       done(r && r->type == REDIS_REPLY_INTEGER ? static_cast<int>(r->integer) : -1);
                   });
+    return true;
 }
 
 bool RedisMirror::load(const std::string& id, size_t max_chunks, Load& l, Loaded done) {
@@ -86,28 +87,30 @@ bool RedisMirror::load(const std::string& id, size_t max_chunks, Load& l, Loaded
                           static_cast<double>(age) / 1000.0);
             return result({});
         }
-        get_chunks(id, index + 1 - std::min<uint64_t>(index + 1, max_chunks), index, true, result);
+        get_chunks(id, index + 1 - std::min<uint64_t>(index + 1, max_chunks), index, true,
+                   [result](bool, Chunks c) { result(std::move(c)); });
     });
     return true;
 }
 
-void RedisMirror::fetch(const std::string& id, uint64_t from, uint64_t to, Load& l, Loaded done) {
-    get_chunks(id, from, to, false, l.arm(std::move(done)));
+void RedisMirror::fetch(const std::string& id, uint64_t from, uint64_t to, Fetch& f, Fetched done) {
+    get_chunks(id, from, to, false, f.arm(std::move(done)));
 }
 
 // `run`: only the newest contiguous run (a buffer to resume from); else every chunk there.
-void RedisMirror::get_chunks(const std::string& id, uint64_t from, uint64_t to, bool run, Loaded result) {
+void RedisMirror::get_chunks(const std::string& id, uint64_t from, uint64_t to, bool run, Fetched result) {
     std::vector<std::string> args{"MGET"};
     for (uint64_t i = from; i <= to; i++) args.push_back(key(id, "chunk:" + std::to_string(i)));
     router_.command(std::move(args), [from, run, result](redisReply* r) {
         Chunks out;
-        for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        bool answered = r && r->type == REDIS_REPLY_ARRAY;
+        for (size_t i = 0; answered && i < r->elements; i++) {
             if (r->element[i]->type == REDIS_REPLY_STRING)
                 out.emplace_back(from + i, std::string(r->element[i]->str, r->element[i]->len));
             else if (run)
                 out.clear(); // a hole: keep only the contiguous newest run
         }
-        result(std::move(out));
+        result(answered, std::move(out));
     });
 }
 

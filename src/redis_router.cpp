@@ -120,6 +120,9 @@ RedisRouter::Node& RedisRouter::add(const std::string& addr) {
     node.link.on_lost = [this] {
         if (cluster_) refresh(); // a master gone: its replica may have taken over
     };
+    node.link.on_ready = [this] {
+        if (on_reconnect) on_reconnect();
+    };
     node.link.set(url, s);
     if (pubsub_) {
         node.sub = std::make_unique<RedisSubscriber>(r_, node.sub_name.c_str());
@@ -127,7 +130,7 @@ RedisRouter::Node& RedisRouter::add(const std::string& addr) {
             if (on_message) on_message(ch, m);
         };
         node.sub->on_ready = [this] {
-            if (on_subscribed) on_subscribed();
+            if (on_reconnect) on_reconnect();
         };
         // The channel's slot is served elsewhere: it goes there.
         node.sub->on_refused = [this](const std::string& ch, const std::string& err) {

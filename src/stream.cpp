@@ -32,7 +32,7 @@ Stream::Stream(const Env& env, std::string key, std::string id_key, std::string 
     if (env_.cluster && env_.cluster->enabled()) {
         follow_ = std::make_unique<Follow>(env_.r, *env_.cluster, redis, *ring_, in_, id_, label_,
                                            static_cast<Follow::Listener&>(*this), feed_.key_wait());
-        ring_->on_seal = [this](uint64_t idx, const uint8_t* data, size_t len) { follow_->sealed(idx, data, len); };
+        ring_->on_seal = [this](uint64_t idx, const uint8_t*, size_t) { follow_->sealed(idx); };
         follow_->start();
         return;
     }

@@ -54,8 +54,9 @@ public:
     // Asks for the lease; until Redis answers, the stream reads the engine itself.
     void start();
     void stop(); // the stream ends: the lease is given back, nothing is followed
-    // A chunk the ring sealed: the owner writes it to Redis (fenced).
-    void sealed(uint64_t idx, const uint8_t* data, size_t len);
+    // The ring sealed a chunk: the owner writes it to Redis (fenced), after
+    // any it could not write before.
+    void sealed(uint64_t idx);
 
     Role role() const { return role_; }
     const std::string& owner() const { return owner_; }
@@ -68,6 +69,9 @@ public:
     static constexpr Millis kStale = 1500;    // ... and is taken over when it has not for this long
     static constexpr Millis kRedisAway = 1500; // a follower without an answer this long reads the engine
     static constexpr Millis kPrompt = 500;    // an answer slower than this: Redis (or the way to it) stalled
+    // Chunks asked in one MGET: enough to catch up in one answer after a
+    // dropped connection (a second or more of a 6 Mbit/s stream).
+    static constexpr uint64_t kFetchMax = 16;
 
 private:
     void tick();
@@ -78,6 +82,7 @@ private:
     void on_announce(uint64_t idx);
     void fetch();
     void feed(RedisMirror::Chunks chunks);
+    void wrote(uint64_t idx, int result);
 
     Reactor& r_;
     Cluster& cluster_;
@@ -104,8 +109,10 @@ private:
     Millis renewed_ = -1000000;
     Millis backoff_ = 0, retry_at_ = 0;
     Cluster::Claim claim_;
-    RedisMirror::Load load_;
-    RedisMirror::Written written_;
+    RedisMirror::Fetch fetch_;
+    uint64_t unwritten_ = 0;   // the owner's oldest ring chunk not sent to Redis yet
+    Pending<uint64_t, int> wrote_; // the owner's writes' answers, until its role changes
+    std::function<void(uint64_t, int)> wrote_fn_;
     Timer tick_;
     Throttle behind_; // "cannot catch up" once a second at most
 };

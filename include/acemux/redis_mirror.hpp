@@ -52,15 +52,16 @@ public:
     // A cluster owner's write: only while <prefix>:stream:{<id>}:owner
     // still names `who` at `epoch`, and never an index not past the one
     // there; then announced on <prefix>:stream:{<id>}:chunks (SPUBLISH: a
-    // sharded channel, in the stream's hash slot). done(1):
-    // written, done(0): refused (the lease is not ours), done(-1): no answer
-    // or skipped (Redis away, backlog full).
+    // sharded channel, in the stream's hash slot). done(1): written,
+    // done(2): that index or a later one is there already (this owner's
+    // own write, whose answer the connection lost), done(0): refused (the
+    // lease is not ours), done(-1): no answer. False, and done is not
+    // called, when it was not sent (Redis away, backlog full).
     struct Fence {
         std::string who;
         uint64_t epoch = 0;
     };
-    using Written = Pending<int>;
-    void write(const std::string& id, uint64_t idx, const uint8_t* data, size_t len, const Fence& fence, Written& w,
+    bool write(const std::string& id, uint64_t idx, const uint8_t* data, size_t len, const Fence& fence,
                std::function<void(int)> done);
     using Loaded = std::function<void(Chunks)>;
     using Load = Pending<Chunks>;
@@ -69,8 +70,12 @@ public:
     // connected: there is nothing to wait for and `done` is not called.
     bool load(const std::string& id, size_t max_chunks, Load& l, Loaded done);
     // Chunks from..to of a stream, whatever their age: those still there,
-    // oldest first (the caller sees the holes in their indices).
-    void fetch(const std::string& id, uint64_t from, uint64_t to, Load& l, Loaded done);
+    // oldest first (the caller sees the holes in their indices). `answered`
+    // false: Redis gave no answer (a dropped connection), which says
+    // nothing about whether the chunks are there.
+    using Fetched = std::function<void(bool answered, Chunks)>;
+    using Fetch = Pending<bool, Chunks>;
+    void fetch(const std::string& id, uint64_t from, uint64_t to, Fetch& f, Fetched done);
 
     // for /stats
     uint64_t written() const { return written_; }
@@ -82,8 +87,8 @@ public:
     const std::string& last_error() const { return last_error_.empty() ? router_.last_error() : last_error_; }
 
 private:
-    void get_chunks(const std::string& id, uint64_t from, uint64_t to, bool run, Loaded result);
-    void put(const std::string& id, uint64_t idx, const uint8_t* data, size_t len, const Fence* fence,
+    void get_chunks(const std::string& id, uint64_t from, uint64_t to, bool run, Fetched result);
+    bool put(const std::string& id, uint64_t idx, const uint8_t* data, size_t len, const Fence* fence,
              std::function<void(int)> done);
 
     Reactor& r_;

@@ -55,7 +55,9 @@ public:
     void subscribe(const std::string& channel);
     void unsubscribe(const std::string& channel);
     std::function<void(const std::string& channel, const std::string& message)> on_message;
-    std::function<void()> on_subscribed; // a subscriber (re)connected: messages may have been missed meanwhile
+    // A command link or a subscriber (re)connected: messages, and answers to
+    // commands sent while it was down, may have been missed meanwhile.
+    std::function<void()> on_reconnect;
 
     // for /stats
     struct Node {
