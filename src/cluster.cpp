@@ -13,10 +13,12 @@ constexpr Millis kHeartbeat = 1000;
 
 // KEYS: the lease (a hash: who, epoch, at), the epoch counter, the index.
 // ARGV: this instance, the lease's time to live, how stale an owner may be
-// (ms; negative: do not take it). Renews the lease when it is ours; takes
-// it, with the next epoch, when it is free or its owner has not renewed it
-// in time; answers who ("-": free, not taken), epoch, index, and on a
-// takeover the engine session the stale owner noted (engine, command URL).
+// (ms; negative: do not take it), the renewal the taker saw ("": any).
+// Renews the lease when it is ours; takes it, with the next epoch, when it
+// is free or its owner has not renewed it in time (and not since the
+// renewal the taker saw); answers who ("-": free, not taken), epoch, index,
+// on a takeover the engine session the stale owner noted (engine, command
+// URL), and the owner's last renewal and its age.
 const char* kClaim =
     "local t = redis.call('time') "
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
@@ -24,19 +26,21 @@ const char* kClaim =
     "local who = redis.call('hget', KEYS[1], 'who') "
     "if who == ARGV[1] then "
     "  redis.call('hset', KEYS[1], 'at', now) redis.call('pexpire', KEYS[1], ARGV[2]) "
-    "  return {who, redis.call('hget', KEYS[1], 'epoch'), idx} "
+    "  return {who, redis.call('hget', KEYS[1], 'epoch'), idx, '', '', redis.call('hget', KEYS[1], 'at'), '0'} "
     "end "
-    "if who and (tonumber(ARGV[3]) < 0 or now - tonumber(redis.call('hget', KEYS[1], 'at') or '0') < tonumber(ARGV[3])) then "
-    "  return {who, redis.call('hget', KEYS[1], 'epoch'), idx} "
+    "local at = redis.call('hget', KEYS[1], 'at') or '0' "
+    "local age = tostring(now - tonumber(at)) "
+    "if who and (tonumber(ARGV[3]) < 0 or tonumber(age) < tonumber(ARGV[3]) or (ARGV[4] ~= '' and at ~= ARGV[4])) then "
+    "  return {who, redis.call('hget', KEYS[1], 'epoch'), idx, '', '', at, age} "
     "end "
-    "if tonumber(ARGV[3]) < 0 then return {'-', '0', idx} end "
+    "if tonumber(ARGV[3]) < 0 then return {'-', '0', idx, '', '', '0', '0'} end "
     "local engine = redis.call('hget', KEYS[1], 'engine') or '' "
     "local cmd = redis.call('hget', KEYS[1], 'cmd') or '' "
     "local e = redis.call('incr', KEYS[2]) "
     "redis.call('del', KEYS[1]) "
     "redis.call('hset', KEYS[1], 'who', ARGV[1], 'epoch', e, 'at', now) "
     "redis.call('pexpire', KEYS[1], ARGV[2]) "
-    "return {ARGV[1], tostring(e), idx, engine, cmd}";
+    "return {ARGV[1], tostring(e), idx, engine, cmd, redis.call('hget', KEYS[1], 'at'), '0'}";
 const char* kNote =
     "if redis.call('hget', KEYS[1], 'who') == ARGV[1] and redis.call('hget', KEYS[1], 'epoch') == ARGV[2] then "
     "  redis.call('hset', KEYS[1], 'engine', ARGV[3], 'cmd', ARGV[4]) end return 0";
@@ -83,24 +87,25 @@ void Cluster::reconfigure(const ClusterConfig& c) {
     r_.log().info("cluster: this instance is %s", name_.c_str());
 }
 
-void Cluster::claim(const std::string& id, Millis stale, Claim& p, std::function<void(Lease)> done) {
+void Cluster::claim(const std::string& id, Millis stale, const std::string& renewed_at, Claim& p,
+                    std::function<void(Lease)> done) {
     auto result = p.arm(std::move(done));
     if (!connected()) return r_.post([result] { result({}); }); // never inside this call
     mirror_.router().command({"EVAL", kClaim, "3", key(id, "owner"), key(id, "epoch"), key(id, "index"), name_,
-                            std::to_string(cfg_.lease), std::to_string(stale)},
+                            std::to_string(cfg_.lease), std::to_string(stale), renewed_at},
                            [result](redisReply* r) {
                                Lease l;
-                               if (r && r->type == REDIS_REPLY_ARRAY && r->elements >= 3) {
+                               if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 7) {
                                    for (size_t i = 0; i < r->elements; i++)
                                        if (r->element[i]->type != REDIS_REPLY_STRING) return result({});
                                    l.owner.assign(r->element[0]->str, r->element[0]->len);
                                    l.epoch = std::strtoull(r->element[1]->str, nullptr, 10);
                                    long long idx = std::strtoll(r->element[2]->str, nullptr, 10);
                                    l.index = idx < 0 ? 0 : static_cast<uint64_t>(idx);
-                                   if (r->elements == 5) {
-                                       l.dead_engine.assign(r->element[3]->str, r->element[3]->len);
-                                       l.dead_session.assign(r->element[4]->str, r->element[4]->len);
-                                   }
+                                   l.dead_engine.assign(r->element[3]->str, r->element[3]->len);
+                                   l.dead_session.assign(r->element[4]->str, r->element[4]->len);
+                                   l.renewed.assign(r->element[5]->str, r->element[5]->len);
+                                   l.age = std::strtoll(r->element[6]->str, nullptr, 10);
                                }
                                result(l);
                            });

@@ -79,10 +79,15 @@ void Follow::claim() {
     // pause, a failover) would otherwise let a claim sent into it take the
     // lease the moment Redis runs it, ahead of the owner's renewal waiting
     // beside it.
+    // It also takes it only when that answer showed the owner had missed
+    // a renewal, and only if the owner has not renewed since: a take sent
+    // just before Redis stalls would otherwise run ahead of the live
+    // owner's renewal queued behind it, and find the lease stale.
+    bool follower = role_ == Role::follower;
     bool take = role_ == Role::owner ||
-                (now - back_ >= kStale && (role_ != Role::follower || prompt_ > heard_));
+                (now - back_ >= kStale && (!follower || (prompt_ > heard_ && seen_age_ >= kStale - kRenew)));
     asked_ = now;
-    cluster_.claim(id_, take ? kStale : -1, claim_, [this](Cluster::Lease l) {
+    cluster_.claim(id_, take ? kStale : -1, take && follower ? seen_renewed_ : "", claim_, [this](Cluster::Lease l) {
         claiming_ = false;
         on_claim(l);
     });
@@ -91,8 +96,15 @@ void Follow::claim() {
 void Follow::on_claim(const Cluster::Lease& l) {
     if (l.owner.empty()) return; // Redis did not answer: the tick judges the silence
     Millis now = r_.now();
-    if (now - answered_ >= kRedisAway || now - asked_ >= kPrompt) back_ = now; // Redis is back after a silence
-    else prompt_ = now;
+    if (now - answered_ >= kRedisAway || now - asked_ >= kPrompt) {
+        back_ = now; // Redis is back after a silence
+        seen_age_ = 0;
+    } else {
+        prompt_ = now;
+        bool free = l.owner == "-";
+        seen_renewed_ = free ? "" : l.renewed;
+        seen_age_ = free ? kStale : l.age;
+    }
     answered_ = now;
     if (l.owner == "-") return; // free, and not ours to take yet
     if (l.owner == cluster_.instance()) {

@@ -7,6 +7,8 @@
 #include <memory>
 #include <unistd.h>
 
+#include "acemux/cluster.hpp"
+#include "acemux/engine_pool.hpp"
 #include "rig.hpp"
 
 using namespace acemux;
@@ -398,4 +400,60 @@ Test(cluster, connections_killed_every_200_ms_cost_the_followers_players_nothing
     }
     for (auto& d : c.daemons) cr_assert(d->proc.running(), "no instance crashed: %s", d->proc.output().c_str());
     cr_assert_eq(sim_stat(c.engine.stats(), "active"), 1, "one engine session: %s", c.engine.stats().c_str());
+}
+
+namespace {
+// Runs the loop until `done` or 3 s.
+void run_until(Reactor& r, const bool& done) {
+    for (long until = now_ms() + 3000; !done && now_ms() < until;) r.run_once(10);
+    cr_assert(done, "an answer came");
+}
+Cluster::Lease claim(Reactor& r, Cluster& c, Millis stale, const std::string& renewed_at) {
+    Cluster::Claim p;
+    Cluster::Lease out;
+    bool done = false;
+    c.claim(kId, stale, renewed_at, p, [&](Cluster::Lease l) { out = l, done = true; });
+    run_until(r, done);
+    return out;
+}
+void idle(Reactor& r, long ms) {
+    for (long until = now_ms() + ms; now_ms() < until;) r.run_once(10);
+}
+} // namespace
+
+// The lease script itself, on a real Redis: a take is refused when the
+// owner renewed after the answer the taker based it on, however stale the
+// lease looks when the take runs (a take that waited in a stalled Redis
+// ahead of the live owner's renewal finds it so), and succeeds when the
+// owner has not renewed since.
+Test(cluster, a_take_is_refused_when_the_owner_renewed_since_the_answer_it_was_based_on, .timeout = 30) {
+    RedisServer redis;
+    cr_assert(redis.start(), "redis-server did not start: %s", redis.proc.output().c_str());
+    Reactor r;
+    r.log().set_level(LogLevel::error);
+    RedisConfig rc;
+    rc.url = redis.url();
+    RedisMirror mirror(r, rc);
+    EnginePool pool(r, EnginesConfig{});
+    ClusterConfig ca, cb;
+    ca.cluster = cb.cluster = true;
+    ca.instance = "a", cb.instance = "b";
+    Cluster a(r, ca, mirror, pool), b(r, cb, mirror, pool);
+    for (long until = now_ms() + 3000; !mirror.connected() && now_ms() < until;) r.run_once(10);
+    cr_assert(mirror.connected());
+
+    Cluster::Lease l = claim(r, a, 1500, "");
+    cr_assert_eq(l.owner, "a", "a free lease is taken");
+    idle(r, 1600);
+    l = claim(r, b, -1, "");
+    cr_assert(l.owner == "a" && l.age >= 1500, "b sees a's lease unrenewed: %s %lld", l.owner.c_str(), (long long)l.age);
+    std::string seen = l.renewed;
+    cr_assert_eq(claim(r, a, 1500, "").owner, "a", "a renews");
+    idle(r, 1600);
+    l = claim(r, b, 1500, seen);
+    cr_assert_eq(l.owner, "a", "stale again, but renewed since b's answer: not taken");
+    cr_assert_neq(l.renewed, seen);
+    l = claim(r, b, 1500, l.renewed);
+    cr_assert_eq(l.owner, "b", "not renewed since this answer: taken");
+    cr_assert_eq(l.epoch, 2u);
 }

@@ -35,15 +35,26 @@ public:
     // not renewed it for `stale`; never when `stale` < 0), renewed when
     // ours, else whose it is. `owner` is "" when Redis did not answer, "-"
     // when the lease is free and was not taken; `index` is the newest chunk
-    // in Redis (an owner numbers its own after it).
+    // in Redis (an owner numbers its own after it); `renewed` is the
+    // owner's last renewal (Redis's clock, as Redis wrote it) and `age` how
+    // long ago that was when Redis answered.
+    //
+    // `renewed_at`, when not empty, makes a take conditional on the lease
+    // not having been renewed since an earlier answer that said so: a take
+    // that waited in a stalled Redis behind the owner's renewal (both sent
+    // before the stall) is then refused, because the owner renewed after
+    // the answer the take was based on, or the answer showed a lease
+    // renewed too recently for the take to be sent at all.
     struct Lease {
         std::string owner;
         uint64_t epoch = 0;
         uint64_t index = 0;
         std::string dead_engine, dead_session; // taken over: the engine session its owner left (name, command URL)
+        std::string renewed;
+        Millis age = 0;
     };
     using Claim = Pending<Lease>;
-    void claim(const std::string& id, Millis stale, Claim& p, std::function<void(Lease)> done);
+    void claim(const std::string& id, Millis stale, const std::string& renewed_at, Claim& p, std::function<void(Lease)> done);
     void give_up(const std::string& id, uint64_t epoch); // the lease, when ours at that epoch
     // The owner's engine session, noted with its lease: whoever takes the
     // lease over from a dead owner stops it (the engine would go on

@@ -106,6 +106,8 @@ private:
     Millis back_ = 0;           // Redis's first answer after a silence
     Millis asked_ = 0;          // when the claim under way was sent
     Millis prompt_ = 0;         // Redis's last answer to a claim that came within kPrompt
+    std::string seen_renewed_;  // the owner's last renewal in that answer ...
+    Millis seen_age_ = 0;       // ... and how old it was then
     Millis renewed_ = -1000000;
     Millis backoff_ = 0, retry_at_ = 0;
     Cluster::Claim claim_;
