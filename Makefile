@@ -61,12 +61,15 @@ LIB_OBJ    := $(LIB_SRC:%.cpp=$(BUILD)/%.o) $(patsubst %,$(BUILD)/llhttp/%.o,api
 
 ifeq ($(ROUTER),)
 override CPPFLAGS += -DTOML_HEADER_ONLY=0 -DTOML_SHARED_LIB=1
-override LDLIBS   += -ltomlplusplus -lhiredis -lcjson -lcares
+override LDLIBS   += -ltomlplusplus -lhiredis -lcjson -lcares -lmbedtls -lmbedx509 -lmbedcrypto
 else
 BUNDLED  := cjson/cJSON $(patsubst %,hiredis/%,net hiredis sds async read alloc)
 CARES_BUILD := $(BUILD)/debsrc/c-ares
-LIB_OBJ  += $(BUNDLED:%=$(BUILD)/debsrc/%.o) $(CARES_BUILD)/lib/libcares.a
-override CPPFLAGS += -I$(DEBSRC)/include -I$(CARES_BUILD) -I$(DEBSRC)/c-ares/include -DTOML_HEADER_ONLY=1 \
+MBEDTLS_BUILD := $(BUILD)/debsrc/mbedtls
+MBEDTLS_LIBS  := $(patsubst %,$(MBEDTLS_BUILD)/library/libmbed%.a,tls x509 crypto)
+LIB_OBJ  += $(BUNDLED:%=$(BUILD)/debsrc/%.o) $(CARES_BUILD)/lib/libcares.a $(MBEDTLS_LIBS)
+override CPPFLAGS += -I$(DEBSRC)/include -I$(CARES_BUILD) -I$(DEBSRC)/c-ares/include -I$(DEBSRC)/mbedtls/include \
+	-DTOML_HEADER_ONLY=1 \
 	-DACEMUX_ROUTER=1
 # Each function in its own section, so the linker drops what nothing calls:
 # a router's flash is small (the static binary shrinks by a sixth).
@@ -82,8 +85,8 @@ TEST_SRC   := $(wildcard test/test_*.cpp) test/harness.cpp test/rig.cpp test/run
 TEST_OBJ   := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o $(BUILD)/test/card.o
 
-DEB_DEPS      := g++ make pkg-config libhiredis-dev libtomlplusplus-dev libcjson-dev libc-ares-dev node-llhttp
-DEB_TEST_DEPS := libcriterion-dev redis-server mandoc ffmpeg chromium
+DEB_DEPS      := g++ make pkg-config libhiredis-dev libtomlplusplus-dev libcjson-dev libc-ares-dev libmbedtls-dev ca-certificates node-llhttp
+DEB_TEST_DEPS := libcriterion-dev redis-server mandoc ffmpeg chromium openssl
 DEB_FUZZ_DEPS := clang libclang-rt-14-dev
 DEB_ROUTER_DEPS := dpkg-dev cmake $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)
 
@@ -403,9 +406,17 @@ $(CARES_BUILD)/lib/libcares.a: $(DEBSRC)/c-ares/.unpacked
 		-DCARES_SHARED=OFF -DCARES_BUILD_TOOLS=OFF -DCARES_BUILD_TESTS=OFF -DCARES_INSTALL=OFF > $(CARES_BUILD).log
 	cmake --build $(CARES_BUILD) >> $(CARES_BUILD).log
 
+# mbedTLS too (https playlist sources); only its libraries.
+$(MBEDTLS_LIBS) &: $(DEBSRC)/mbedtls/.unpacked
+	mkdir -p $(MBEDTLS_BUILD)
+	cmake -S $(DEBSRC)/mbedtls -B $(MBEDTLS_BUILD) -DCMAKE_C_COMPILER=$(CC) -DCMAKE_BUILD_TYPE=MinSizeRel \
+		$(if $(CROSS),-DCMAKE_SYSTEM_NAME=Linux) -DCMAKE_C_FLAGS="$(SECTIONS)" -DENABLE_PROGRAMS=OFF \
+		-DENABLE_TESTING=OFF -DUSE_SHARED_MBEDTLS_LIBRARY=OFF -DMBEDTLS_FATAL_WARNINGS=OFF > $(MBEDTLS_BUILD).log
+	cmake --build $(MBEDTLS_BUILD) >> $(MBEDTLS_BUILD).log
+
 ifneq ($(ROUTER),)
 $(BUILD)/src/main.o $(filter %.o,$(LIB_OBJ)): | $(DEBSRC)/cjson/.unpacked $(DEBSRC)/hiredis/.unpacked \
-	$(CARES_BUILD)/lib/libcares.a
+	$(CARES_BUILD)/lib/libcares.a $(MBEDTLS_LIBS)
 endif
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

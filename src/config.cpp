@@ -2,7 +2,9 @@
 
 #include <optional>
 
+#include "acemux/http_client.hpp"
 #include "acemux/redis_mirror.hpp"
+#include "acemux/m3u.hpp"
 
 #include <arpa/inet.h>
 #include <cctype>
@@ -221,22 +223,78 @@ bool check_sentinels(Parser& p, const toml::table& t, const toml::source_region&
     return true;
 }
 
+// A 40-hexadecimal id (an acestream:// link's too), in lower case: one spelling everywhere after.
+bool channel_id(std::string s, std::string& out) {
+    s = pasted_id(s);
+    if (s.size() != 40 || s.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) return false;
+    for (auto& x : s) x = static_cast<char>(std::tolower(static_cast<unsigned char>(x)));
+    out = s;
+    return true;
+}
+
 bool parse_channels(Parser& p, const toml::node& n, Config& c) {
     if (!n.is_array_of_tables()) return p.fail(n.source(), "channel must be written as [[channel]] tables");
     for (auto& e : *n.as_array()) {
         ChannelConfig ch;
+        std::vector<std::string> ids;
+        const toml::node* ids_at = nullptr;
         if (!p.table(*e.as_table(), "[[channel]]", {string("name", ch.name), string("id", ch.id),
-                                                    string("group", ch.group), string("logo", ch.logo)}))
+                                                    string("group", ch.group), string("logo", ch.logo),
+                                                    {"ids", [&](const toml::node& v) -> Problem {
+                                                         ids_at = &v;
+                                                         if (!v.is_array()) return "ids must be an array of content ids";
+                                                         for (auto& x : *v.as_array()) {
+                                                             std::string id;
+                                                             if (!x.is_string() || !channel_id(x.as_string()->get(), id))
+                                                                 return {"ids entries must be 40 hexadecimal characters", &x};
+                                                             ids.push_back(id);
+                                                         }
+                                                         return {};
+                                                     }}}))
             return false;
-        bool hex = ch.id.size() == 40 && ch.id.find_first_not_of("0123456789abcdefABCDEF") == std::string::npos;
-        if (!hex) {
-            const toml::node* id = e.as_table()->get("id");
-            return p.fail((id ? id : &e)->source(), "channel id must be 40 hexadecimal characters");
+        const toml::node* id_at = e.as_table()->get("id");
+        if (!ch.id.empty() || ids.empty()) {
+            if (!channel_id(ch.id, ch.id))
+                return p.fail((id_at ? id_at : &e)->source(),
+                              ids_at ? "channel id must be 40 hexadecimal characters"
+                                     : "channel id must be 40 hexadecimal characters (or give ids = [...])");
+            ids.insert(ids.begin(), ch.id);
         }
-        // Lower case, as a request's id is made: one spelling everywhere after.
-        for (auto& x : ch.id) x = static_cast<char>(std::tolower(static_cast<unsigned char>(x)));
+        // The first is the channel's id; a repeated one is tried once.
+        for (auto& id : ids)
+            if (std::find(ch.ids.begin(), ch.ids.end(), id) == ch.ids.end()) ch.ids.push_back(id);
+        ch.id = ch.ids.front();
+        for (auto& other : c.channels)
+            for (auto& id : ch.ids)
+                if (std::find(other.ids.begin(), other.ids.end(), id) != other.ids.end())
+                    return p.fail(e.source(), "content id " + id + " is in two channels (\"" + other.name + "\" and this one)");
         if (ch.name.empty()) ch.name = ch.id;
         c.channels.push_back(ch);
+    }
+    return true;
+}
+
+bool parse_playlists(Parser& p, const toml::node& n, Config& c) {
+    if (!n.is_array_of_tables()) return p.fail(n.source(), "playlist must be written as [[playlist]] tables");
+    for (auto& e : *n.as_array()) {
+        PlaylistConfig pl;
+        if (!p.table(*e.as_table(), "[[playlist]]", {string("source", pl.source), seconds("refresh", pl.refresh, 0, 86400 * 7),
+                                                     string("ca_file", pl.ca_file), string("group", pl.group)}))
+            return false;
+        const toml::node* at = e.as_table()->get("source");
+        Url u;
+        bool web = pl.source.rfind("http://", 0) == 0 || pl.source.rfind("https://", 0) == 0;
+        if (pl.source.empty())
+            return p.fail(e.source(), "[[playlist]] needs source = \"/path/list.m3u\" or \"https://host/list.m3u\"");
+        if (web && !parse_url(pl.source, u, true))
+            return p.fail(at->source(), "source \"" + pl.source + "\" is not a valid http:// or https:// URL");
+        if (!web && pl.source.find("://") != std::string::npos)
+            return p.fail(at->source(), "source \"" + pl.source + "\": only files, http:// and https:// are fetched");
+        if (!pl.ca_file.empty() && !u.tls)
+            return p.fail(e.as_table()->get("ca_file")->source(), "ca_file is for https:// sources");
+        for (auto& other : c.playlists)
+            if (other.source == pl.source) return p.fail(at->source(), "playlist source \"" + pl.source + "\" is listed twice");
+        c.playlists.push_back(pl);
     }
     return true;
 }
@@ -379,6 +437,8 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
             ok = parse_engines(p, v, c);
         } else if (key == "channel") {
             ok = parse_channels(p, v, c);
+        } else if (key == "playlist") {
+            ok = parse_playlists(p, v, c);
         } else if (key == "access") {
             ok = p.subtable(root, "access", {
                 {"allow", [&](const toml::node& n) { return parse_cidrs(n, c.allow, "allow"); }},

@@ -12,12 +12,14 @@ namespace acemux {
 
 Daemon::Daemon(Reactor& r, Config c)
     : r_(r), cfg_(std::move(c)), server_(r, cfg_), pool_(r, cfg_), redis_(r, cfg_.redis),
-      cluster_(r, cfg_, redis_, pool_), streams_(r, cfg_, cfg_, cfg_, pool_, redis_, &cluster_), started_(r.now()), shutdown_timer_(r, [this] { check_shutdown(); }) {
+      cluster_(r, cfg_, redis_, pool_), streams_(r, cfg_, cfg_, cfg_, pool_, redis_, &cluster_),
+      playlists_(r, [this] { build_channels(); }), started_(r.now()), shutdown_timer_(r, [this] { check_shutdown(); }) {
     apply_log_config();
     load_watch_page();
-    streams_.name_channels(cfg_.channels);
+    streams_.use_channels(&channels_);
+    build_channels();
     route("/", Audience::player, [this](const HttpRequest& q) {
-        HttpResponse r = typed("text/html; charset=utf-8", front_page(cfg_, streams_, q));
+        HttpResponse r = typed("text/html; charset=utf-8", front_page(cfg_, channels_, streams_, q));
         r.headers.emplace_back("Cache-Control", "no-cache");
         return r;
     });
@@ -28,7 +30,8 @@ Daemon::Daemon(Reactor& r, Config c)
     route("/watch", Audience::player, [this](const HttpRequest& q) {
         const std::string* given = q.param("id");
         std::string id = pasted_id(given ? *given : "");
-        return watch_.page(q, id, streams_.channel_name(id));
+        const ChannelConfig* ch = streams_.channel("id", id);
+        return watch_.page(q, id, ch ? ch->name : "");
     });
     // Anyone: a script tag carries no token, and hls.js is no secret.
     route("/static/hls.min.js", Audience::anyone, [this](const HttpRequest& q) { return watch_.script(q); });
@@ -36,7 +39,7 @@ Daemon::Daemon(Reactor& r, Config c)
     route("/ace/stat/", Audience::player, [this](const HttpRequest& q) { return streams_.engine_stat(q); }, true);
     route("/ace/cmd/", Audience::player, [this](const HttpRequest& q) { return streams_.engine_command(q); }, true);
     route("/playlist.m3u", Audience::player, [this](const HttpRequest& q) {
-        return typed("audio/x-mpegurl; charset=utf-8", playlist_m3u(cfg_, base_url(q)));
+        return playlist_m3u(cfg_, channels_, q);
     });
     // An HDHomeRun for Plex, Jellyfin and Emby. Those send no token, so with
     // [access] token set they are refused like any request without one:
@@ -45,7 +48,7 @@ Daemon::Daemon(Reactor& r, Config c)
         return typed("application/json", tuner_discover(cfg_, base_url(q)));
     });
     route("/lineup.json", Audience::player, [this](const HttpRequest& q) {
-        return typed("application/json", tuner_lineup(cfg_, base_url(q)));
+        return typed("application/json", tuner_lineup(cfg_, channels_, base_url(q)));
     });
     route("/lineup_status.json", Audience::player, [](const HttpRequest&) {
         return typed("application/json", tuner_lineup_status());
@@ -63,7 +66,9 @@ Daemon::Daemon(Reactor& r, Config c)
 
 Daemon::~Daemon() = default;
 
-bool Daemon::start(std::string& err) { return server_.listen(err); }
+bool Daemon::start(std::string& err) { return playlists_.configure(cfg_.playlists, err) && server_.listen(err); }
+
+void Daemon::build_channels() { channels_.set(cfg_.channels, playlists_.lists()); }
 
 HttpResponse Daemon::typed(const char* type, std::string body) {
     HttpResponse r;
@@ -132,7 +137,11 @@ void Daemon::reload() {
     redis_.reconfigure(cfg_.redis);
     cluster_.reconfigure(cfg_);
     streams_.reconfigure(cfg_, cfg_, cfg_);
-    streams_.name_channels(cfg_.channels);
+    // Every source is fetched again too: SIGHUP is also "the list changed".
+    if (!playlists_.configure(cfg_.playlists, err))
+        r_.log().error("reload: %s; the playlist sources are unchanged", err.c_str());
+    playlists_.refresh();
+    build_channels();
     r_.log().info("reload: %s applied", cfg_.path.c_str());
 }
 

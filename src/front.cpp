@@ -5,6 +5,7 @@
 #include <strings.h>
 #include <vector>
 
+#include "acemux/channels.hpp"
 #include "acemux/playlist.hpp"
 #include "acemux/streams.hpp"
 
@@ -32,7 +33,7 @@ static const char* kScript =
     "for(const li of document.querySelectorAll('li[data-name]'))li.hidden=!li.dataset.name.includes(t);"
     "for(const s of document.querySelectorAll('section'))s.hidden=!s.querySelector('li:not([hidden])');});</script>";
 
-std::string front_page(const Config& c, const Streams& s, const HttpRequest& q) {
+std::string front_page(const Config& c, const Channels& channels, const Streams& s, const HttpRequest& q) {
     std::string base = base_url(q);
     const std::string* search = q.param("q");
     std::string want = search ? *search : "";
@@ -45,7 +46,7 @@ std::string front_page(const Config& c, const Streams& s, const HttpRequest& q) 
     // Groups in the order the config first names them; a channel without one under "Channels".
     std::vector<std::string> order;
     std::map<std::string, std::vector<const ChannelConfig*>> groups;
-    for (auto& ch : c.channels) {
+    for (auto& ch : channels.all()) {
         if (!contains_nocase(ch.name, want) && !contains_nocase(ch.group, want)) continue;
         std::string g = ch.group.empty() ? "Channels" : ch.group;
         if (!groups.count(g)) order.push_back(g);
@@ -65,15 +66,16 @@ std::string front_page(const Config& c, const Streams& s, const HttpRequest& q) 
          "<button>watch</button></form>"
          "<nav><a href=\"/playlist.m3u" + only_token + "\">playlist.m3u</a><a href=\"/status" + only_token +
          "\">status</a></nav></header>\n";
-    if (c.channels.empty())
-        h += "<p>No channels yet: add <code>[[channel]]</code> entries to the config, or paste a link above.</p>\n";
+    if (channels.empty())
+        h += "<p>No channels yet: add <code>[[channel]]</code> or <code>[[playlist]]</code> entries to the config, or paste "
+             "a link above.</p>\n";
     else if (order.empty())
         h += "<p>No channel matches &ldquo;" + html_escape(want) + "&rdquo;.</p>\n";
     for (auto& g : order) {
         h += "<section><h2>" + html_escape(g) + "</h2><ul>\n";
         for (const ChannelConfig* ch : groups[g]) {
             const std::string& id = ch->id; // lower case (parse_config), as stream keys are
-            auto it = s.streams().find("id:" + id);
+            auto it = s.streams().find(ch->key + ":" + id);
             const Stream* st = it == s.streams().end() ? nullptr : it->second.get();
             std::string state = "<span class=\"off\">not playing</span>";
             if (st) {
@@ -88,8 +90,10 @@ std::string front_page(const Config& c, const Streams& s, const HttpRequest& q) 
             h += "<li data-name=\"" + html_escape(lower) + "\">";
             h += ch->logo.empty() ? "<span style=\"width:48px\"></span>"
                                   : "<img src=\"" + html_escape(ch->logo) + "\" alt=\"\" loading=\"lazy\">";
-            h += "<span class=\"name\">" + html_escape(ch->name) + "</span>" + state + "<a href=\"/watch?id=" + id +
-                 with_token + "\">watch</a><a href=\"" + html_escape(stream_url(c, base, id)) + "\">TS</a></li>\n";
+            // The watch page plays content ids (an infohash has no manifest URL of its own there).
+            std::string watch = ch->key == "id" ? "<a href=\"/watch?id=" + id + with_token + "\">watch</a>" : "";
+            h += "<span class=\"name\">" + html_escape(ch->name) + "</span>" + state + watch + "<a href=\"" +
+                 html_escape(stream_url(c, base, *ch)) + "\">TS</a></li>\n";
         }
         h += "</ul></section>\n";
     }

@@ -21,16 +21,19 @@ std::string Url::authority() const {
     return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
-std::string Url::str() const { return "http://" + authority() + target; }
+std::string Url::str() const { return (tls ? "https://" : "http://") + authority() + target; }
 
-bool parse_url(std::string_view s, Url& out) {
-    if (s.substr(0, 7) != "http://") return false;
-    s.remove_prefix(7);
+bool parse_url(std::string_view s, Url& out, bool https) {
+    bool tls = https && s.substr(0, 8) == "https://";
+    if (s.substr(0, 7) != "http://" && !tls) return false;
+    s.remove_prefix(tls ? 8 : 7);
     size_t slash = s.find_first_of("/?#");
     std::string_view hostport = s.substr(0, slash);
     std::string_view rest = slash == std::string_view::npos ? "" : s.substr(slash);
     if (hostport.find('@') != std::string_view::npos || hostport.empty()) return false;
     Url u;
+    u.tls = tls;
+    u.port = tls ? 443 : 80;
     std::string_view port;
     if (hostport[0] == '[') {
         size_t close = hostport.find(']');
@@ -60,8 +63,8 @@ bool parse_url(std::string_view s, Url& out) {
 
 bool resolve_location(const Url& base, std::string_view loc, Url& out) {
     if (loc.empty() || loc.find_first_of(" \r\n") != std::string_view::npos) return false;
-    if (loc.substr(0, 2) == "//") return parse_url("http:" + std::string(loc), out);
-    if (loc.find("://") != std::string_view::npos) return parse_url(loc, out);
+    if (loc.substr(0, 2) == "//") return parse_url((base.tls ? "https:" : "http:") + std::string(loc), out, true);
+    if (loc.find("://") != std::string_view::npos) return parse_url(loc, out, true);
     out = base;
     if (loc[0] == '/') {
         out.target = std::string(loc);
@@ -202,6 +205,7 @@ void HttpClient::hop() {
 
 void HttpClient::on_resolved(const std::vector<SockAddr>& addrs, const std::string& err) {
     if (!err.empty()) return finish(err);
+    if (url_.tls && !tls_config_) return finish(url_.str() + ": https is not used for this request");
     std::string why;
     Fd fd = connect_tcp(addrs.front(), why);
     if (!fd) {
@@ -235,6 +239,7 @@ void HttpClient::start(Fd fd) {
 
 void HttpClient::close() {
     if (fd_) r_.unwatch(fd_.get());
+    tls_.reset();
     fd_.reset();
     timer_.stop();
     failed_.clear();
@@ -261,10 +266,36 @@ void HttpClient::follow() {
     if (!sink_.on_redirect(status_, next))
         return finish("HTTP " + std::to_string(status_) + " to " + next.str() + " not followed: not the engine's own host");
     if (fd_) r_.unwatch(fd_.get());
+    tls_.reset();
     fd_.reset();
     timer_.stop();
     url_ = next;
     hop();
+}
+
+// Plain or TLS: TLS answers kWantRead/kWantWrite where a socket says EAGAIN.
+ssize_t HttpClient::send_some(const char* p, size_t n) {
+    if (tls_) return tls_->send(p, n);
+    ssize_t w = ::send(fd_.get(), p, n, MSG_NOSIGNAL);
+    return w >= 0 ? w : errno == EAGAIN ? TlsSession::kWantWrite : TlsSession::kFailed;
+}
+
+ssize_t HttpClient::recv_some(uint8_t* p, size_t n) {
+    if (tls_) return tls_->recv(p, n);
+    ssize_t r = ::recv(fd_.get(), p, n, 0);
+    return r >= 0 ? r : errno == EAGAIN || errno == EINTR ? TlsSession::kWantRead : TlsSession::kFailed;
+}
+
+std::string HttpClient::io_error(const char* what) {
+    return tls_ ? tls_->error() : std::string(what) + " " + url_.authority() + ": " + std::strerror(errno);
+}
+
+bool HttpClient::want(ssize_t io) {
+    if (int e = r_.set_interest(fd_.get(), io == TlsSession::kWantRead, io == TlsSession::kWantWrite)) {
+        finish(std::string("epoll: ") + std::strerror(e));
+        return false;
+    }
+    return true;
 }
 
 void HttpClient::on_io(uint32_t ev) {
@@ -275,18 +306,28 @@ void HttpClient::on_io(uint32_t ev) {
             return finish("connect " + url_.authority() + ": " + std::strerror(e));
         }
         phase_ = Phase::sending;
+        if (url_.tls) {
+            tls_ = std::make_unique<TlsSession>(*tls_config_, fd_.get(), url_.host);
+            phase_ = Phase::handshaking;
+        }
+    }
+    if (phase_ == Phase::handshaking) {
+        ssize_t h = tls_->handshake();
+        if (h == TlsSession::kFailed) return finish(std::string(tls_->error())); // a copy: finish() ends the session
+        if (h < 0) return (void)want(h);
+        phase_ = Phase::sending;
     }
     if (phase_ == Phase::sending) {
-        ssize_t w = ::send(fd_.get(), req_.data() + sent_, req_.size() - sent_, MSG_NOSIGNAL);
-        if (w < 0 && errno != EAGAIN) return finish("send to " + url_.authority() + ": " + std::strerror(errno));
+        ssize_t w = send_some(req_.data() + sent_, req_.size() - sent_);
+        if (w == TlsSession::kFailed) return finish(io_error("send to"));
         if (w > 0) sent_ += static_cast<size_t>(w);
-        if (sent_ < req_.size()) return;
+        if (w < 0 || sent_ < req_.size()) return (void)want(w < 0 ? w : TlsSession::kWantWrite);
         phase_ = Phase::reading;
         arm_timeout(answer_timeout_); // connected and asked: now the engine may take its time
         if (int e = r_.set_interest(fd_.get(), true, false)) return finish(std::string("epoll: ") + std::strerror(e));
-        return;
+        if (!tls_) return;
     }
-    if (!(ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;
+    if (!tls_ && !(ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;
     read_answer();
 }
 
@@ -296,14 +337,15 @@ void HttpClient::read_answer() {
     // came past a ring chunk's end goes on into the next); then the players
     // get their turn, so an engine sending faster than they take cannot
     // crowd them out (epoll is level-triggered and reports the rest again).
-    for (int k = 0; k < kReadsPerEvent; k++) {
+    // TLS reads on until the socket is empty: a record read in part leaves
+    // decrypted bytes the socket no longer reports.
+    for (int k = 0; k < kReadsPerEvent || (tls_ && tls_->pending()); k++) {
         auto [buf, cap] = sink_.recv_area();
         if (!buf) buf = local, cap = sizeof local;
-        ssize_t n = ::recv(fd_.get(), buf, cap, 0);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR) break;
-            return finish("recv from " + url_.authority() + ": " + std::strerror(errno));
-        }
+        ssize_t n = recv_some(buf, cap);
+        if (n == TlsSession::kFailed) return finish(io_error("recv from"));
+        if (n == TlsSession::kWantWrite) return (void)want(n); // TLS renegotiating
+        if (n < 0) break;
         if (n == 0) {
             llhttp_finish(&parser_->p); // completes a close-delimited body
             if (complete_) return finish("");
@@ -320,7 +362,7 @@ void HttpClient::read_answer() {
             const char* why = llhttp_get_error_reason(&parser_->p);
             return finish("bad HTTP from " + url_.authority() + ": " + (why ? why : llhttp_errno_name(e)));
         }
-        if (static_cast<size_t>(n) < cap) break;
+        if (static_cast<size_t>(n) < cap && !tls_) break;
     }
     if (batching_) next_batch();
 }

@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
     Reactor reactor;
     Daemon daemon(reactor, std::move(cfg));
     if (!daemon.start(err)) {
-        reactor.log().error("cannot listen: %s", err.c_str());
+        reactor.log().error("cannot start: %s", err.c_str());
         reactor.log().flush();
         return 1;
     }

@@ -1,9 +1,13 @@
 #include "acemux/playlist.hpp"
 
+#include <strings.h>
+
 namespace acemux {
 
-std::string stream_url(const Config& c, const std::string& base, const std::string& id) {
-    return base + "/ace/getstream?id=" + id + (c.token.empty() ? "" : "&token=" + url_encode(c.token));
+std::string stream_url(const Config& c, const std::string& base, const ChannelConfig& ch, bool hls) {
+    std::string key = ch.key == "infohash" ? "infohash" : "id";
+    return base + (hls ? "/ace/manifest.m3u8?" : "/ace/getstream?") + key + "=" + ch.id +
+           (c.token.empty() ? "" : "&token=" + url_encode(c.token));
 }
 
 // M3U has no escapes: what would end an attribute or a line is replaced.
@@ -14,15 +18,35 @@ static std::string m3u_text(std::string s, bool attribute) {
     return s;
 }
 
-std::string playlist_m3u(const Config& c, const std::string& base) {
-    std::string m3u = "#EXTM3U\n";
-    for (auto& ch : c.channels) {
+static void attribute(std::string& out, const char* name, const std::string& value) {
+    if (!value.empty()) out += std::string(" ") + name + "=\"" + m3u_text(value, true) + "\"";
+}
+
+HttpResponse playlist_m3u(const Config& c, const Channels& channels, const HttpRequest& q) {
+    const std::string* format = q.param("format");
+    bool hls = format && *format == "hls";
+    if (format && !hls && *format != "ts" && !format->empty())
+        return HttpResponse::text(400, "format must be ts or hls, not \"" + printable(*format, 40) + "\"");
+    const std::string* group = q.param("group");
+    std::string base = base_url(q);
+    std::string m3u = "#EXTM3U";
+    std::string guides;
+    for (auto& g : channels.guides()) guides += (guides.empty() ? "" : ",") + g;
+    attribute(m3u, "url-tvg", guides);
+    m3u += "\n";
+    for (auto& ch : channels.all()) {
+        if (group && strcasecmp(group->c_str(), ch.group.c_str()) != 0) continue;
         m3u += "#EXTINF:-1";
-        if (!ch.logo.empty()) m3u += " tvg-logo=\"" + m3u_text(ch.logo, true) + "\"";
-        if (!ch.group.empty()) m3u += " group-title=\"" + m3u_text(ch.group, true) + "\"";
-        m3u += "," + m3u_text(ch.name, false) + "\n" + stream_url(c, base, ch.id) + "\n";
+        attribute(m3u, "tvg-id", ch.tvg_id);
+        attribute(m3u, "tvg-name", ch.tvg_name);
+        attribute(m3u, "tvg-logo", ch.logo);
+        attribute(m3u, "group-title", ch.group);
+        m3u += "," + m3u_text(ch.name, false) + "\n" + stream_url(c, base, ch, hls) + "\n";
     }
-    return m3u;
+    HttpResponse r;
+    r.content_type = "audio/x-mpegurl; charset=utf-8";
+    r.body = std::move(m3u);
+    return r;
 }
 
 } // namespace acemux

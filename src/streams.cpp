@@ -17,13 +17,6 @@ Streams::~Streams() = default;
 
 size_t Streams::player_count() const { return watcher_count(); }
 
-std::string pasted_id(std::string s) {
-    s.erase(0, s.find_first_not_of(" \t"));
-    s.erase(s.find_last_not_of(" \t") + 1);
-    if (s.size() > 12 && strncasecmp(s.c_str(), "acestream://", 12) == 0) s.erase(0, 12);
-    return s;
-}
-
 static bool is_content_id(std::string& s) {
     if (s.size() != 40) return false;
     for (auto& ch : s) {
@@ -62,15 +55,9 @@ bool Streams::read_id(const HttpRequest& req, Wanted& w, HttpResponse& bad) {
     return true;
 }
 
-void Streams::name_channels(const std::vector<ChannelConfig>& channels) {
-    names_.clear();
-    for (auto& ch : channels) names_.emplace(ch.id, ch.name); // ids in lower case (parse_config)
-}
-
-std::string Streams::channel_name(std::string id) const {
-    is_content_id(id); // lower case
-    auto it = names_.find(id);
-    return it == names_.end() ? "" : it->second;
+const ChannelConfig* Streams::channel(const std::string& key, std::string id) const {
+    if (!channels_ || !is_content_id(id)) return nullptr; // lower case, as channel ids are
+    return channels_->find(key == "infohash" ? "infohash" : "id", id);
 }
 
 // Watchers: TS players and HLS viewers alike.
@@ -126,8 +113,8 @@ Stream* Streams::find_or_start(const Wanted& w, HttpResponse& no) {
     // every other one goes on.
     try {
         Stream::Env env{r_, cfg_, hls_, pool_, redis_, cluster_, *this};
-        auto s = std::make_unique<Stream>(env, w.key, w.id_key, w.id,
-                                          w.id_key == "infohash" ? "" : channel_name(w.id), std::move(e));
+        const ChannelConfig* ch = channel(w.id_key, w.id);
+        auto s = std::make_unique<Stream>(env, w.key, w.id_key, w.id, ch ? ch->name : "", std::move(e));
         Stream* raw = s.get();
         streams_[w.key] = std::move(s);
         totals_.streams++;

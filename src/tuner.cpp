@@ -41,14 +41,14 @@ std::string tuner_discover(const Config& c, const std::string& base) {
     return json_text(d);
 }
 
-std::string tuner_lineup(const Config& c, const std::string& base) {
+std::string tuner_lineup(const Config& c, const Channels& channels, const std::string& base) {
     Json list(cJSON_CreateArray());
     int number = 0;
-    for (auto& ch : c.channels) {
+    for (auto& ch : channels.all()) {
         cJSON* e = cJSON_CreateObject();
         cJSON_AddStringToObject(e, "GuideNumber", std::to_string(++number).c_str());
         cJSON_AddStringToObject(e, "GuideName", ch.name.c_str());
-        cJSON_AddStringToObject(e, "URL", stream_url(c, base, ch.id).c_str());
+        cJSON_AddStringToObject(e, "URL", stream_url(c, base, ch).c_str());
         cJSON_AddItemToArray(list.get(), e);
     }
     return json_text(list);

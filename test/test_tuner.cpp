@@ -68,7 +68,9 @@ Test(tuner, the_device_id_stays_the_same_for_a_name_and_may_be_given) {
 
 Test(tuner, the_lineup_lists_each_channel_with_its_stream_url_and_the_token) {
     Config c = config(kChannels + "[access]\ntoken = \"a&b\"\n");
-    Json l = json_parse(tuner_lineup(c, "http://tv.lan:8000"));
+    Channels ch;
+    ch.set(c.channels, {});
+    Json l = json_parse(tuner_lineup(c, ch, "http://tv.lan:8000"));
     cr_assert(cJSON_IsArray(l.get()), "lineup.json is a JSON array");
     cr_assert_eq(cJSON_GetArraySize(l.get()), 2);
     const cJSON* first = cJSON_GetArrayItem(l.get(), 0);

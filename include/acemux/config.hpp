@@ -43,8 +43,21 @@ struct RedisConfig {
     Millis resume_max_age = 30000;
 };
 
+// A channel: a [[channel]] entry, or one imported from a [[playlist]].
 struct ChannelConfig {
     std::string name, id, group, logo;
+    std::string key = "id";       // "infohash": its ids are infohashes
+    std::vector<std::string> ids; // id first, then its backups, tried in order when one cannot be played
+    std::string tvg_id, tvg_name; // an imported entry's, for the guide
+    std::string source;           // the playlist it came from; "" a [[channel]]
+};
+
+// [[playlist]]: a list of AceStream links imported as channels.
+struct PlaylistConfig {
+    std::string source;  // a file, or an http:// or https:// URL
+    Millis refresh = 3600000; // fetched again this often (and on SIGHUP); 0: at start and on SIGHUP only
+    std::string ca_file; // https: the CA certificates to trust ("": the system's)
+    std::string group;   // entries without a group-title go here ("": none)
 };
 
 struct ServerConfig { // [server]
@@ -122,6 +135,7 @@ struct Config : ServerConfig, LogConfig, StreamConfig, HlsConfig, ClusterConfig,
     std::string path;
     RedisConfig redis;
     std::vector<ChannelConfig> channels; // [[channel]]
+    std::vector<PlaylistConfig> playlists; // [[playlist]]
 };
 
 // Parses TOML text; on failure returns false and sets err to "path:line:col: message".

@@ -9,6 +9,7 @@
 #include "acemux/config.hpp"
 #include "acemux/engine_pool.hpp"
 #include "acemux/http_server.hpp"
+#include "acemux/playlists.hpp"
 #include "acemux/reactor.hpp"
 #include "acemux/redis_mirror.hpp"
 #include "acemux/streams.hpp"
@@ -35,10 +36,13 @@ public:
     Millis started_at() const { return started_; }
     Reactor& reactor() const { return r_; }
     const Config& config() const { return cfg_; }
+    const Channels& channels() const { return channels_; }
+    const Playlists& playlists() const { return playlists_; }
 
 private:
     void apply_log_config();
     void load_watch_page();
+    void build_channels(); // [[channel]] entries and the imported lists, again
     void route(const char* path, Audience who, HttpServer::Handler h, bool prefix = false);
     static HttpResponse typed(const char* type, std::string body);
 
@@ -49,6 +53,8 @@ private:
     RedisMirror redis_;
     Cluster cluster_;
     Streams streams_;
+    Channels channels_;
+    Playlists playlists_;
     WatchPage watch_;
     Millis started_;
     static constexpr Millis kStopDeadline = 1000;

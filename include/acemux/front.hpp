@@ -13,8 +13,9 @@
 
 namespace acemux {
 
+class Channels;
 class Streams;
 
-std::string front_page(const Config& c, const Streams& s, const HttpRequest& q);
+std::string front_page(const Config& c, const Channels& channels, const Streams& s, const HttpRequest& q);
 
 } // namespace acemux

@@ -17,21 +17,26 @@
 #include "acemux/net.hpp"
 #include "acemux/reactor.hpp"
 #include "acemux/resolver.hpp"
+#include "acemux/tls.hpp"
 
 namespace acemux {
 
-// An http:// URL taken apart; the host is a name or an IP literal, resolved
-// only when a request goes out.
+// An http:// (or https://) URL taken apart; the host is a name or an IP
+// literal, resolved only when a request goes out.
 struct Url {
     std::string host;         // without [] for IPv6
     int port = 80;
     std::string target = "/"; // path and query
+    bool tls = false;         // https
     std::string authority() const; // "host:port", "[::1]:port": the Host header
     std::string str() const;
 };
-// Absolute http:// URLs only (https is refused: engines serve plain HTTP).
-bool parse_url(std::string_view s, Url& out);
-// A Location header: absolute, scheme-relative, absolute-path or relative to `base`.
+// Absolute http:// URLs; https:// only with `https` (engines serve plain
+// HTTP, playlist sources often https).
+bool parse_url(std::string_view s, Url& out, bool https = false);
+// A Location header: absolute, scheme-relative, absolute-path or relative to
+// `base`. An https:// one is taken apart too: a client without TLS
+// (set_tls) refuses to follow it.
 bool resolve_location(const Url& base, std::string_view loc, Url& out);
 
 class HttpClient final : public IoHandler {
@@ -75,6 +80,9 @@ public:
     // the loop one pass per batch instead of one per burst the sender makes.
     void batch_body(size_t bytes, Millis max_wait);
     void close(); // silently: no callback
+    // https:// URLs are fetched trusting what `t` trusts (it must outlive
+    // the client); without it they fail.
+    void set_tls(const TlsConfig* t) { tls_config_ = t; }
     bool active() const { return phase_ != Phase::idle; }
     int status() const { return status_; }
     bool answered() const { return headers_done_; } // the final response's headers are in
@@ -84,7 +92,11 @@ public:
 
 private:
     void read_answer();
-    enum class Phase { idle, resolving, connecting, sending, reading };
+    enum class Phase { idle, resolving, connecting, handshaking, sending, reading };
+    ssize_t send_some(const char* p, size_t n); // >= 0 sent, or TlsSession's kWant*/kFailed; errno on -3 without TLS
+    ssize_t recv_some(uint8_t* p, size_t n);
+    bool want(ssize_t io);                      // the socket interest a TLS kWant* asks for; false: failed
+    std::string io_error(const char* what);
     void begin(const Url& url, Millis connect, Millis answer);
     void hop();
     void arm_timeout(Millis ms);
@@ -97,6 +109,8 @@ private:
     Reactor& r_;
     Sink& sink_;
     Fd fd_;
+    const TlsConfig* tls_config_ = nullptr;
+    std::unique_ptr<TlsSession> tls_;
     Timer timer_;
     Millis timer_ms_ = 0;
     std::string failed_; // an error to report from the loop

@@ -8,13 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "acemux/channels.hpp"
+#include "acemux/m3u.hpp"
 #include "acemux/stream.hpp"
 
 namespace acemux {
-
-// An id as a player or a person gave it: spaces around it dropped, and an
-// acestream:// link's prefix.
-std::string pasted_id(std::string s);
 
 class Streams final : private Stream::Host {
 public:
@@ -30,10 +28,11 @@ public:
     HttpResponse engine_stat(const HttpRequest& req);
     HttpResponse engine_command(const HttpRequest& req);
     void reconfigure(const StreamConfig& c, const HlsConfig& h, const AccessConfig& a);
-    // The [[channel]] names, given to the streams of those ids from now on.
-    void name_channels(const std::vector<ChannelConfig>& channels);
-    // The channel name of a content id, "" when no [[channel]] lists it.
-    std::string channel_name(std::string id) const;
+    // The channels ([[channel]] and imported), whose names and backup ids
+    // new streams of their ids take from now on.
+    void use_channels(const Channels* c) { channels_ = c; }
+    // The channel of an id (`key` "id" or "infohash"), nullptr when none lists it.
+    const ChannelConfig* channel(const std::string& key, std::string id) const;
     void close_all();
 
     const StreamConfig& cfg() const { return cfg_; }
@@ -83,7 +82,7 @@ private:
     FetchSet detached_;
     StreamTotals totals_;
     Throttle refused_; // streams no engine could take
-    std::map<std::string, std::string> names_; // content id (lower case) -> channel name
+    const Channels* channels_ = nullptr;
 };
 
 } // namespace acemux

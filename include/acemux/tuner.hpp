@@ -7,6 +7,7 @@
 
 #include <string>
 
+#include "acemux/channels.hpp"
 #include "acemux/config.hpp"
 
 namespace acemux {
@@ -18,7 +19,7 @@ int tuner_count(const Config& c);
 std::string tuner_device_id(const Config& c);
 
 std::string tuner_discover(const Config& c, const std::string& base);
-std::string tuner_lineup(const Config& c, const std::string& base);
+std::string tuner_lineup(const Config& c, const Channels& channels, const std::string& base);
 std::string tuner_lineup_status();
 
 } // namespace acemux
