@@ -25,6 +25,17 @@ void Feed::stop() {
     if (state_ == State::failing) state_ = State::running;
 }
 
+void Feed::restart() {
+    up_.stop();
+    probe_.cancel();
+    refused_.clear();
+    failing_since_ = 0;
+    tries_on_engine_ = 0;
+    backoff_.reset();
+    if (state_ == State::failing) state_ = State::running;
+    retry_timer_.start(0); // never inside the callback that gave up
+}
+
 void Feed::connect() {
     attempts_++;
     waiting_since_ = r_.now(); // the patience counts from each attempt

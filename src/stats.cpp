@@ -64,7 +64,8 @@ cJSON* stream_json(const Stream& s, Millis now) {
     cJSON* o = cJSON_CreateObject();
     const Ring& ring = s.ring();
     cJSON_AddStringToObject(o, "id", s.id().c_str());
-    cJSON_AddStringToObject(o, "name", s.name().c_str()); // the [[channel]]'s, "" if none
+    cJSON_AddStringToObject(o, "name", s.name().c_str()); // the channel's, "" if none
+    cJSON_AddStringToObject(o, "live_id", s.live_id().c_str()); // a channel's backup id once the first could not be played
     cJSON_AddStringToObject(o, "engine", s.engine() ? s.engine()->cfg.name.c_str() : "");
     cJSON_AddStringToObject(o, "state", Stream::state_name(s.state()));
     cJSON_AddStringToObject(o, "role", Follow::role_name(s.role())); // in a cluster: owner or follower
@@ -362,6 +363,7 @@ std::string status_html(const Daemon& d) {
                       Stream::state_name(s->state()), role.c_str(), seconds(now - s->created_at()),
                       s->byte_rate() * 8 / 1e6, s->out_rate() * 8 / 1e6, s->player_count() + s->hls().viewer_count());
         std::string named = s->name().empty() ? html_escape(s->id()) : html_escape(s->name()) + " <small>" + html_escape(s->id()) + "</small>";
+        if (s->live_id() != s->id()) named += " <small>playing its backup " + html_escape(s->live_id()) + "</small>";
         h += "<tr><td><a href=\"/watch?id=" + html_escape(s->id()) + "\">" + named + "</a></td><td>" +
              html_escape(s->engine() ? s->engine()->cfg.name : "") + "</td>" + buf;
         if (es.at)

@@ -10,12 +10,12 @@ const char* Stream::state_name(State s) {
 }
 
 Stream::Stream(const Env& env, std::string key, std::string id_key, std::string id, std::string name,
-               EngineLease engine)
+               EngineLease engine, std::vector<std::string> backups)
     : env_(env), key_(std::move(key)), id_key_(std::move(id_key)), id_(std::move(id)), name_(std::move(name)),
-      label_(name_.empty() ? id_ : "\"" + name_ + "\" (" + id_ + ")"),
+      label_(name_.empty() ? id_ : "\"" + name_ + "\" (" + id_ + ")"), backups_(std::move(backups)), live_id_(id_),
       ring_(std::make_shared<Ring>(env.cfg.chunk_size, env.cfg.ring_chunks)),
       feed_(env.r, *ring_, in_, env.pool, std::move(engine), env.host.detached(), env.cfg,
-            static_cast<Feed::Listener&>(*this), id_key_, id_, label_),
+            static_cast<Feed::Listener&>(*this), id_key_, live_id_, label_),
       fanout_(env.r, *ring_, env.cfg, static_cast<Fanout::Owner&>(*this), label_),
       hls_(env.r, ring_, env.hls, static_cast<HlsOutlet::Owner&>(*this), id_key_, id_, label_),
       tick_timer_(env.r, [this] { tick(); }), silence_timer_(env.r, [this] { tick(); }),
@@ -182,6 +182,20 @@ void Stream::sample_rate(Millis now) {
     byte_rate_ = static_cast<double>(b.in - a.in) * 1000.0 / static_cast<double>(span);
     out_rate_ = static_cast<double>(b.out - a.out) * 1000.0 / static_cast<double>(span);
     update_rules();
+}
+
+// The id playing cannot be played: the channel's next id takes its place,
+// spliced in as another engine's stream is after a failover (the players
+// keep their connection and get null packets meanwhile). With none left
+// the stream ends.
+void Stream::feed_gave_up(int status, const std::string& why) {
+    if (backups_.empty()) return close(status, why);
+    std::string next = backups_.front();
+    backups_.erase(backups_.begin());
+    env_.r.log().warn("stream %s: content id %s cannot be played (%s); switching to its backup id %s (%zu more after it)",
+                      label_.c_str(), live_id_.c_str(), why.c_str(), next.c_str(), backups_.size());
+    live_id_ = next;
+    feed_.restart();
 }
 
 void Stream::close(int status, const std::string& why) {

@@ -114,7 +114,11 @@ Stream* Streams::find_or_start(const Wanted& w, HttpResponse& no) {
     try {
         Stream::Env env{r_, cfg_, hls_, pool_, redis_, cluster_, *this};
         const ChannelConfig* ch = channel(w.id_key, w.id);
-        auto s = std::make_unique<Stream>(env, w.key, w.id_key, w.id, ch ? ch->name : "", std::move(e));
+        std::vector<std::string> backups;
+        if (ch)
+            for (auto& id : ch->ids)
+                if (id != w.id) backups.push_back(id);
+        auto s = std::make_unique<Stream>(env, w.key, w.id_key, w.id, ch ? ch->name : "", std::move(e), std::move(backups));
         Stream* raw = s.get();
         streams_[w.key] = std::move(s);
         totals_.streams++;

@@ -26,7 +26,8 @@
 //   json-10mb       a JSON answer of 10 MB;
 //   refuse          every /ace/getstream (json and direct) answers HTTP 200 {"response": null,
 //                   "error": ...} after the api delay: an engine in trouble says so at once
-//                   (--reject ID is the per-id content error, after the error delay);
+//                   (--reject ID is the per-id content error, after the error delay; reject=ID at run
+//                   time: a broadcast that ends, its playbacks cut off and the id refused from then on);
 //   drip-json       the JSON answer's headers, then its body at 1 byte a second, connection open;
 //   stat-dl         stat_url says dl with peers and bytes downloaded from its first poll on while
 //                   /content/ still prebuffers --delay ms: a stat that lies.
@@ -258,6 +259,14 @@ public:
             if (const std::string* d = q.param("delay")) o_.delay = std::atoll(d->c_str());
             if (const std::string* st = q.param("stall")) // a hang: readers get nothing, connections stay
                 for (auto& p : plays_) p.stall_for(std::atoll(st->c_str()));
+            // A broadcast that ends: its playbacks are cut off and the id is
+            // answered as content that cannot be loaded from now on.
+            if (const std::string* gone = q.param("reject")) {
+                o_.reject.push_back(*gone);
+                for (auto& p : plays_)
+                    if (p.id == *gone) p.close();
+                std::fprintf(stderr, "sim: %s rejected from now on\n", gone->c_str());
+            }
             if (q.param("drop")) { // an engine restart: every reader is cut off
                 for (auto& p : plays_) p.close();
                 std::fprintf(stderr, "sim: dropped every playback\n");
@@ -743,7 +752,7 @@ void usage() {
                  "                           json-10mb|close-mid-header|refuse|drip-json|stat-dl|\n"
                  "                           stall|garbage-mid|ts187|drip-body]\n"
                  "--file and --keyframes replace the card (data content); the card needs --bitrate 1000000 or more.\n"
-                 "At run time: GET /sim/set?fault=F&delay=MS&health=CODE&drop=1&stall=MS, GET /sim/stats,\n"
+                 "At run time: GET /sim/set?fault=F&delay=MS&health=CODE&drop=1&stall=MS&reject=ID, GET /sim/stats,\n"
                  "GET /sim/sessions (open playbacks by content id);\n"
                  "fault= clears the fault.\n"
                  "Faults on new requests: silent (never answers, not even the version check), garbage (a playback\n"

@@ -66,6 +66,9 @@ public:
     void start();                 // an attempt now, unless one is under way or due
     void resume(RedisMirror& m);  // a recent buffer in Redis stands in while the engine answers
     void stop();                  // the attempt ends (the engine told to stop), and no other follows
+    // The stream's id changed (a channel's backup): the attempt under way
+    // ends and a fresh one starts from the loop, its failures counted anew.
+    void restart();
     void judge(Millis now);       // the attempt in progress, by what it brings (the stream's tick)
     void move_off_engine();       // its engine left the config
     void set_rate(double byte_rate) { byte_rate_ = byte_rate; } // measured: how long a splice waits for a keyframe

@@ -66,8 +66,11 @@ public:
         Host& host;
     };
 
-    // `name`: the channel's, when a [[channel]] lists the id ("" if none).
-    Stream(const Env& env, std::string key, std::string id_key, std::string id, std::string name, EngineLease engine);
+    // `name`: the channel's, when a channel lists the id ("" if none);
+    // `backups`: the channel's other ids, tried in order when the one
+    // playing cannot be played (refused, no peers, failing on every engine).
+    Stream(const Env& env, std::string key, std::string id_key, std::string id, std::string name, EngineLease engine,
+           std::vector<std::string> backups = {});
     ~Stream();
     Stream(const Stream&) = delete;
     Stream& operator=(const Stream&) = delete;
@@ -91,6 +94,7 @@ public:
     // for /stats
     const std::string& key() const { return key_; }
     const std::string& id() const { return id_; }
+    const std::string& live_id() const { return live_id_; } // the id playing: id(), or a backup
     const std::string& name() const { return name_; }
     // How the log names it: "News" (<id>), or the id alone.
     const std::string& label() const { return label_; }
@@ -116,7 +120,7 @@ private:
     void feed_resumed() override;
     void feed_data(size_t bytes) override;
     void feed_retrying() override;
-    void feed_gave_up(int status, const std::string& why) override { close(status, why); }
+    void feed_gave_up(int status, const std::string& why) override;
     // Fanout::Owner and HlsOutlet::Owner
     void player_left(const Player& p) override { env_.host.counters().closed(p); }
     void viewer_left() override { env_.host.counters().hls_players++; }
@@ -139,6 +143,8 @@ private:
 
     Env env_;
     std::string key_, id_key_, id_, name_, label_;
+    std::vector<std::string> backups_; // not tried yet, in order
+    std::string live_id_;              // what the engine is asked for (before feed_, which reads it)
     State st_ = State::starting;
     // Shared with the HLS segments being sent: one outlives its stream by the time it takes to send it.
     std::shared_ptr<Ring> ring_;
