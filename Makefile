@@ -9,7 +9,7 @@ STATIC  ?=
 # Router builds: STATIC=1 links one self-contained binary, CROSS=<triplet>-
 # (e.g. aarch64-linux-gnu-) builds with Debian's cross toolchain. Neither can
 # lean on this machine's shared libraries, so toml++ is used header-only and
-# cJSON, hiredis and c-ares are compiled in from Debian's own source packages,
+# cJSON, hiredis, c-ares and mbedTLS are compiled in from Debian's own source packages,
 # at the versions installed here (apt fetches and checks them: see DEBSRC below).
 ROUTER  := $(if $(or $(STATIC),$(CROSS)),1)
 ifneq ($(ROUTER),)
@@ -315,11 +315,12 @@ soak: deps
 install: all $(HLSJS)
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \
 		$(DESTDIR)/etc/acemux
-	install -m 755 $(if $(ROUTER),$(ROUTER_BIN),acemux) $(DESTDIR)$(PREFIX)/sbin/acemux
+	install -m 755 $(if $(ROUTER),,-s) $(if $(ROUTER),$(ROUTER_BIN),acemux) $(DESTDIR)$(PREFIX)/sbin/acemux
 	install -m 644 man/acemux.8 $(DESTDIR)$(PREFIX)/share/man/man8/acemux.8
 	install -m 644 man/acemux.toml.5 $(DESTDIR)$(PREFIX)/share/man/man5/acemux.toml.5
 	install -d $(DESTDIR)$(PREFIX)/share/acemux
-	install -m 644 etc/acemux.service etc/acemux.init $(DESTDIR)$(PREFIX)/share/acemux/
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' etc/acemux.service > $(DESTDIR)$(PREFIX)/share/acemux/acemux.service
+	install -m 644 etc/acemux.init $(DESTDIR)$(PREFIX)/share/acemux/
 	install -m 644 $(HLSJS) $(DESTDIR)$(PREFIX)/share/acemux/hls.min.js
 	install -m 644 etc/acemux.toml $(DESTDIR)/etc/acemux/acemux.toml.example
 	test -e $(DESTDIR)/etc/acemux/acemux.toml || install -m 644 etc/acemux.toml $(DESTDIR)/etc/acemux/acemux.toml
@@ -419,4 +420,4 @@ $(BUILD)/src/main.o $(filter %.o,$(LIB_OBJ)): | $(DEBSRC)/cjson/.unpacked $(DEBS
 	$(CARES_BUILD)/lib/libcares.a $(MBEDTLS_LIBS)
 endif
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -name '*.d' -type f -not -path '*/debsrc/*' 2>/dev/null)

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <sstream>
+#include <strings.h>
 #include <toml++/toml.h>
 
 namespace acemux {
@@ -161,8 +162,13 @@ bool parse_engines(Parser& p, const toml::node& n, Config& c) {
                           "engine host \"" + ec.host + "\" is neither an IP address nor a host name");
         ec.direct = api == "direct";
         if (ec.name.empty()) ec.name = ec.address();
-        for (auto& other : c.engines)
+        for (auto& other : c.engines) {
             if (other.name == ec.name) return p.fail(e.source(), "engine name \"" + ec.name + "\" is used twice");
+            // Two entries for one engine would double its max_streams.
+            if (strcasecmp(other.address().c_str(), ec.address().c_str()) == 0)
+                return p.fail(e.source(), "engine \"" + ec.name + "\" has the address of engine \"" + other.name + "\" (" +
+                                              ec.address() + "): one [[engine]] per engine");
+        }
         c.engines.push_back(ec);
     }
     return true;

@@ -112,7 +112,7 @@ void Daemon::load_watch_page() {
 
 void Daemon::apply_log_config() {
     r_.log().set_level(cfg_.log_level);
-    if (cfg_.log_target == "syslog") {
+    if ((log_target_.empty() ? cfg_.log_target : log_target_) == "syslog") {
         if (!r_.log().use_syslog("acemux")) r_.log().warn("log: /dev/log is not reachable, logging to stderr");
     } else {
         r_.log().use_stderr();

@@ -5,13 +5,16 @@
 #include <cstring>
 #include <ctime>
 #include <fcntl.h>
+#include <cstdlib>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 namespace acemux {
 
 static const char* const kNames[] = {"error", "warn", "info", "debug"};
+static const int kSeverity[] = {3, 4, 6, 7}; // syslog's err, warning, info, debug
 
 bool parse_log_level(const std::string& s, LogLevel& out) {
     for (int i = 0; i < 4; i++)
@@ -50,6 +53,15 @@ bool Log::use_syslog(const char* ident, const char* socket_path) {
 // (journald) cannot be reopened; there MSG_DONTWAIT does the same job.
 void Log::open_stderr() {
     opened_ = true;
+    // systemd names the stream it gave us in JOURNAL_STREAM (device:inode);
+    // journald then reads a <N> prefix as the line's priority and stamps
+    // the time itself.
+    journal_ = false;
+    struct stat st {};
+    if (const char* js = std::getenv("JOURNAL_STREAM"); js && ::fstat(2, &st) == 0) {
+        unsigned long long dev = 0, ino = 0;
+        journal_ = std::sscanf(js, "%llu:%llu", &dev, &ino) == 2 && dev == st.st_dev && ino == st.st_ino;
+    }
     int fd = ::open("/proc/self/fd/2", O_WRONLY | O_APPEND | O_NONBLOCK | O_CLOEXEC);
     if (fd >= 0) {
         fd_.reset(fd);
@@ -95,14 +107,19 @@ void Log::vwrite(LogLevel l, const char* fmt, va_list ap) {
         dropped_total_++;
         return;
     }
-    timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    tm t;
-    localtime_r(&ts.tv_sec, &t);
+    if (!opened_) open_stderr(); // whether it is journald's is known from here on
     char head[64];
-    int h = std::snprintf(head, sizeof head, "%04d-%02d-%02d %02d:%02d:%02d.%03ld %-5s ", t.tm_year + 1900,
-                          t.tm_mon + 1, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, ts.tv_nsec / 1000000,
-                          log_level_name(l));
+    int h;
+    if (journal_) {
+        h = std::snprintf(head, sizeof head, "<%d>", kSeverity[static_cast<int>(l)]);
+    } else {
+        timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        tm t;
+        localtime_r(&ts.tv_sec, &t);
+        h = std::snprintf(head, sizeof head, "%04d-%02d-%02d %02d:%02d:%02d.%03ld %-5s ", t.tm_year + 1900, t.tm_mon + 1,
+                          t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec, ts.tv_nsec / 1000000, log_level_name(l));
+    }
     buf_.append(head, static_cast<size_t>(h));
     buf_.append(msg, len);
     buf_.push_back('\n');
@@ -111,7 +128,6 @@ void Log::vwrite(LogLevel l, const char* fmt, va_list ap) {
 }
 
 void Log::send_syslog(LogLevel l, const char* msg, size_t n) {
-    static const int kSeverity[] = {3, 4, 6, 7}; // err, warning, info, debug
     char line[2200];
     int h = std::snprintf(line, sizeof line, "<%d>%s[%d]: %.*s", 3 * 8 + kSeverity[static_cast<int>(l)],
                           ident_.c_str(), static_cast<int>(::getpid()), static_cast<int>(n), msg);

@@ -9,6 +9,7 @@
 #include <string>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <getopt.h>
 #include <unistd.h>
 
 #include "acemux/daemon.hpp"
@@ -22,14 +23,15 @@ const char* const kDefaultConfig = "/etc/acemux/acemux.toml";
 
 void usage(FILE* f) {
     std::fprintf(f,
-                 "usage: acemux [-c FILE] [-t] [-f | -d] [-p PIDFILE] [-V] [-h]\n"
-                 "  -c FILE     configuration file (default %s)\n"
-                 "  -t          check the configuration and exit (0: valid, 1: not)\n"
-                 "  -f          stay in the foreground (default)\n"
-                 "  -d          detach and run as a daemon\n"
-                 "  -p PIDFILE  write the process id here (overrides server.pidfile)\n"
-                 "  -V          print the version and exit\n"
-                 "  -h          this help\n",
+                 "usage: acemux [-c FILE] [-t] [-f | -d] [-p PIDFILE] [-l stderr|syslog] [-V] [-h]\n"
+                 "  -c, --config FILE       configuration file (default %s)\n"
+                 "  -t, --test              check the configuration and exit (0: valid, 1: not)\n"
+                 "  -f, --foreground        stay in the foreground (default)\n"
+                 "  -d, --daemon            detach and run as a daemon\n"
+                 "  -p, --pidfile PIDFILE   write the process id here (overrides server.pidfile)\n"
+                 "  -l, --log stderr|syslog where the log goes (overrides [log] target, reloads too)\n"
+                 "  -V, --version           print the version and exit\n"
+                 "  -h, --help              this help\n",
                  kDefaultConfig);
 }
 
@@ -112,9 +114,20 @@ int main(int argc, char** argv) {
     std::string config_path = kDefaultConfig, pidfile;
     bool check = false, detach = false;
     int opt;
-    while ((opt = ::getopt(argc, argv, "c:tfdp:Vh")) != -1) {
+    std::string log_target;
+    static const option longs[] = {{"config", 1, nullptr, 'c'},  {"test", 0, nullptr, 't'},    {"foreground", 0, nullptr, 'f'},
+                                   {"daemon", 0, nullptr, 'd'},  {"pidfile", 1, nullptr, 'p'}, {"log", 1, nullptr, 'l'},
+                                   {"version", 0, nullptr, 'V'}, {"help", 0, nullptr, 'h'},    {nullptr, 0, nullptr, 0}};
+    while ((opt = ::getopt_long(argc, argv, "c:tfdp:l:Vh", longs, nullptr)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
+        case 'l':
+            log_target = optarg;
+            if (log_target != "stderr" && log_target != "syslog") {
+                std::fprintf(stderr, "acemux: -l takes stderr or syslog, not \"%s\"\n", optarg);
+                return 2;
+            }
+            break;
         case 't': check = true; break;
         case 'f': detach = false; break;
         case 'd': detach = true; break;
@@ -150,6 +163,7 @@ int main(int argc, char** argv) {
     }
     Reactor reactor;
     Daemon daemon(reactor, std::move(cfg));
+    if (!log_target.empty()) daemon.override_log_target(log_target);
     if (!daemon.start(err)) {
         reactor.log().error("cannot start: %s", err.c_str());
         reactor.log().flush();

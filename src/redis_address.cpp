@@ -1,6 +1,7 @@
 #include "acemux/redis_address.hpp"
 
 #include "acemux/config.hpp"
+#include "acemux/http.hpp"
 #include "acemux/net.hpp"
 #include "acemux/redis_sentinel.hpp"
 
@@ -26,7 +27,12 @@ bool parse_redis_url(const std::string& url, RedisTarget& t, std::string& err) {
     size_t at = rest.rfind('@');
     if (at != std::string::npos) {
         std::string auth = rest.substr(0, at);
-        t.password = auth.substr(auth.find(':') == std::string::npos ? 0 : auth.find(':') + 1);
+        size_t colon = auth.find(':');
+        // Without a colon the whole is the password, as it always was here.
+        std::string user = colon == std::string::npos ? "" : auth.substr(0, colon);
+        std::string pass = colon == std::string::npos ? auth : auth.substr(colon + 1);
+        if (!url_decode(user, t.user, false) || !url_decode(pass, t.password, false))
+            return err = "bad %-escape in the user or password of the url", false;
         rest = rest.substr(at + 1);
     }
     size_t slash = rest.find('/');
@@ -124,10 +130,26 @@ std::string RedisAddress::shown(const std::string& url) const {
     if (sentinel_)
         return "master " + sentinel_->master() + (host_.empty() ? "" : " at " + node()) + " (sentinel " +
                sentinel_->asking() + ")";
-    const std::string& pw = target_.password;
     std::string u = url.empty() ? node() : url;
-    if (size_t at = pw.empty() ? std::string::npos : u.rfind(pw + "@"); at != std::string::npos) u.replace(at, pw.size(), "***");
+    // redis://[user:]password@host: the password (as written) becomes ***.
+    size_t at = u.rfind('@');
+    if (u.rfind("redis://", 0) == 0 && at != std::string::npos) {
+        size_t colon = u.find(':', 8);
+        size_t from = colon != std::string::npos && colon < at ? colon + 1 : 8;
+        u.replace(from, at - from, "***");
+    }
     return u;
+}
+
+std::vector<std::string> RedisTarget::auth() const {
+    if (password.empty()) return {};
+    if (user.empty()) return {"AUTH", password};
+    return {"AUTH", user, password};
+}
+
+std::string RedisTarget::credentials() const {
+    if (password.empty() && user.empty()) return "redis://";
+    return "redis://" + url_encode(user) + ":" + url_encode(password) + "@";
 }
 
 } // namespace acemux

@@ -133,7 +133,7 @@ void RedisLink::connect_to(const RedisAddress::Place& p) {
     redisAsyncSetDisconnectCallback(ac_, on_disconnect);
     RedisHooks::add_write(this); // connect() completes as writable
     connect_timer_.start(kConnectTimeout);
-    if (!address_.target().password.empty()) command({"AUTH", address_.target().password}, [this](redisReply* r) {
+    if (auto auth = address_.target().auth(); !auth.empty()) command(std::move(auth), [this](redisReply* r) {
             if (!r) return;
             if (r->type != REDIS_REPLY_ERROR) return ready();
             auth_failed_ = true;

@@ -95,7 +95,7 @@ void RedisRouter::start() {
     RedisTarget t;
     std::string err; // the config was checked when it was read
     if (!url_.empty()) parse_redis_url(url_, t, err);
-    password_ = t.password;
+    credentials_ = t.credentials();
     if (!cluster_) {
         add("");
     } else {
@@ -108,14 +108,14 @@ void RedisRouter::start() {
 }
 
 // A node: "" is the one of the url (or the sentinels' master), else a
-// Cluster master by address, with the url's password.
+// Cluster master by address, with the url's user and password.
 RedisRouter::Node& RedisRouter::add(const std::string& addr) {
     std::unique_ptr<Node>& n = nodes_[addr];
     if (n) return *n;
     n = std::make_unique<Node>(r_, addr, addr.empty() ? "redis" : "redis " + addr,
                                addr.empty() ? "redis pub/sub" : "redis pub/sub " + addr);
     Node& node = *n;
-    std::string url = addr.empty() ? url_ : "redis://" + (password_.empty() ? "" : ":" + password_ + "@") + addr;
+    std::string url = addr.empty() ? url_ : credentials_ + addr;
     RedisSentinel* s = addr.empty() ? sentinel_ : nullptr;
     node.link.on_lost = [this] {
         if (cluster_) refresh(); // a master gone: its replica may have taken over

@@ -102,8 +102,7 @@ void RedisSubscriber::on_connected() {
     connecting_ = false;
     connect_timer_.stop();
     interest(false);
-    const std::string& pw = address_.target().password;
-    if (!pw.empty()) return send(Sent::auth, {"AUTH", pw});
+    if (auto auth = address_.target().auth(); !auth.empty()) return send(Sent::auth, std::move(auth));
     ready();
 }
 

@@ -2,6 +2,8 @@
 #include <criterion/criterion.h>
 
 #include <csignal>
+#include <fstream>
+#include <sstream>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,6 +20,12 @@ int run(const std::vector<std::string>& args, std::string& out) {
     int rc = p.stop(0, 5000); // signal 0: just wait for it
     out = p.output();
     return rc;
+}
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
 }
 } // namespace
 
@@ -52,6 +60,42 @@ Test(cli, version_help_and_usage_errors, .timeout = 30) {
     cr_assert_eq(run({"-x"}, out), 2);
     cr_assert_eq(run({"extra"}, out), 2);
     cr_assert(out.find("unexpected argument \"extra\"") != std::string::npos);
+    // The long forms, as packagers and scripts write them.
+    cr_assert_eq(run({"--version"}, out), 0, "%s", out.c_str());
+    cr_assert_eq(out.rfind("acemux ", 0), 0u);
+    cr_assert_eq(run({"--help"}, out), 0, "%s", out.c_str());
+    cr_assert(out.find("usage: acemux") == 0);
+    std::string path = source_dir() + "/etc/acemux.toml";
+    cr_assert_eq(run({"--test", "--config", path}, out), 0, "%s", out.c_str());
+    cr_assert_eq(run({"--log", "kmsg"}, out), 2);
+    cr_assert(out.find("-l takes stderr or syslog, not \"kmsg\"") != std::string::npos, "%s", out.c_str());
+    cr_assert_eq(run({"--bogus"}, out), 2);
+}
+
+// Under systemd, stderr is journald's stream (JOURNAL_STREAM names it):
+// each line carries its priority as <N> and no timestamp of its own.
+// Elsewhere (a terminal, a pipe) lines keep their time and level word.
+Test(cli, a_journald_stream_gets_priorities_and_no_timestamps, .timeout = 30) {
+    std::string dir = temp_dir();
+    std::string config = write_temp("[server]\nlisten = [\"127.0.0.1:0\"]\n[[engine]]\nhost = \"127.0.0.1\"\nport = 1\n");
+    std::string out_path = dir + "/journal-" + std::to_string(::getpid());
+    // The stream is a file here: its device and inode are what systemd would give.
+    std::string cmd = "exec 2>" + out_path + "; JOURNAL_STREAM=$(stat -c '%d:%i' " + out_path + ") exec " + bin_dir() +
+                      "/acemux -f -c " + config;
+    Proc p;
+    cr_assert(p.spawn({"sh", "-c", cmd}));
+    usleep(500000);
+    cr_assert_eq(p.stop(SIGTERM), 0);
+    std::string log = read_file(out_path);
+    cr_assert_neq(log.find("<6>acemux 0.1.0 started (pid"), std::string::npos, "%s", log.c_str());
+    cr_assert_neq(log.find("<6>stopped\n"), std::string::npos, "%s", log.c_str());
+    cr_assert_eq(log.find(" info "), std::string::npos, "no level word or time: %s", log.c_str());
+    // The same stream without JOURNAL_STREAM: the usual lines.
+    cr_assert(p.spawn({bin_dir() + "/acemux", "-f", "-c", config}));
+    usleep(300000);
+    p.stop(SIGTERM);
+    cr_assert_neq(p.output().find(" info  acemux 0.1.0 started"), std::string::npos, "%s", p.output().c_str());
+    unlink(out_path.c_str());
 }
 
 Test(cli, sigterm_exits_zero_and_removes_pidfile, .timeout = 30) {

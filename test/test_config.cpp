@@ -133,6 +133,9 @@ Test(config, addresses) {
     cr_assert(t.host == "cache.lan" && t.port == 6380);
     expect_error("[[engine]]\nname = \"a\"\n[[engine]]\nname = \"a\"\nport = 1\n",
                  "t.toml:3:1: engine name \"a\" is used twice");
+    // One engine under two names would take twice its max_streams.
+    expect_error("[[engine]]\nname = \"a\"\nhost = \"Engine.lan\"\n[[engine]]\nname = \"b\"\nhost = \"engine.lan\"\n",
+                 "t.toml:4:1: engine \"b\" has the address of engine \"a\" (engine.lan:6878): one [[engine]] per engine");
     expect_error("[redis]\nurl = \"redis://cache lan:6379\"\n",
                  "t.toml:2:7: \"cache lan\" is neither an IP address nor a host name");
     expect_error("[redis]\nurl = \"http://127.0.0.1\"\n",

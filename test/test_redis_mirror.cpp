@@ -48,6 +48,14 @@ Test(redis_url, forms, .timeout = 30) {
     cr_assert_eq(t.unix_path, "/run/redis.sock");
     cr_assert(RedisMirror::parse_url("unix:///run/redis.sock?db=3", t, err));
     cr_assert(t.unix_path == "/run/redis.sock" && t.db == 3);
+    // Redis 6 ACLs: a user before the password; both percent-decoded.
+    cr_assert(RedisMirror::parse_url("redis://acemux:p%40ss%3Aw0rd@cache:6379", t, err), "%s", err.c_str());
+    cr_assert(t.user == "acemux" && t.password == "p@ss:w0rd" && t.host == "cache");
+    cr_assert(t.auth() == std::vector<std::string>({"AUTH", "acemux", "p@ss:w0rd"}));
+    cr_assert_eq(t.credentials(), "redis://acemux:p%40ss%3Aw0rd@");
+    cr_assert(RedisMirror::parse_url("redis://:s3cret@h", t, err) && t.user.empty() && t.password == "s3cret");
+    cr_assert(t.auth() == std::vector<std::string>({"AUTH", "s3cret"}));
+    cr_assert(!RedisMirror::parse_url("redis://u:%zz@h", t, err));
     cr_assert(!RedisMirror::parse_url("http://x", t, err));
     cr_assert(!RedisMirror::parse_url("redis://h:99x", t, err));
     cr_assert(RedisMirror::parse_url("redis://[::1]", t, err));

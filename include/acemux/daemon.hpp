@@ -25,6 +25,12 @@ public:
     bool start(std::string& err); // binds listeners
     void reload();                // SIGHUP: re-read the config file, keep the old one if it is bad
     void shutdown();              // SIGTERM: close everything, then stop the loop
+    // Where the log goes whatever [log] target says, reloads included
+    // (acemux -l: OpenWrt's procd files stderr as errors, its logd has /dev/log).
+    void override_log_target(const std::string& target) {
+        log_target_ = target;
+        apply_log_config();
+    }
 
     HttpServer& server() { return server_; }
     Streams& streams() { return streams_; }
@@ -48,6 +54,7 @@ private:
 
     Reactor& r_;
     Config cfg_;
+    std::string log_target_; // -l; "" [log] target
     HttpServer server_; // before the sessions: players hold its connection slots
     EnginePool pool_;
     RedisMirror redis_;

@@ -53,6 +53,7 @@ private:
     bool syslog_ = false;
     bool opened_ = false;
     bool is_socket_ = false;
+    bool journal_ = false; // stderr is journald's stream: <N> priorities, no timestamp of our own
     std::string ident_ = "acemux";
     Fd fd_;
     std::string buf_;

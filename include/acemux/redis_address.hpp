@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "acemux/reactor.hpp"
 #include "acemux/resolver.hpp"
@@ -35,11 +36,16 @@ private:
 
 // What [redis] url says.
 struct RedisTarget {
-    std::string host, unix_path, password;
+    std::string host, unix_path, user, password;
     int port = 6379, db = 0;
+    // AUTH [user] password, or nothing to send.
+    std::vector<std::string> auth() const;
+    // "redis://[user:password@]": how another node of the same Redis is named.
+    std::string credentials() const;
 };
-// "redis://[:password@]host[:port][/db]" (host: an IP or a name),
-// "unix:///path/redis.sock[?db=N]" or "/path/redis.sock".
+// "redis://[[user]:password@]host[:port][/db]" (host: an IP or a name; the
+// user for Redis 6 ACLs; both percent-decoded), "unix:///path/redis.sock[?db=N]"
+// or "/path/redis.sock".
 bool parse_redis_url(const std::string& url, RedisTarget& out, std::string& err);
 
 class RedisAddress {

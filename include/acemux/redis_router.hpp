@@ -91,7 +91,7 @@ private:
     std::string url_;
     RedisSentinel* sentinel_ = nullptr;
     bool cluster_ = false, pubsub_ = false, known_ = false, refreshing_ = false;
-    std::string password_;
+    std::string credentials_; // "redis://[user:password@]" of the url, for the other nodes
     std::map<std::string, std::unique_ptr<Node>> nodes_; // by "host:port"
     std::unique_ptr<RedisLink> seed_;
     std::array<Node*, kSlots> slots_{};
