@@ -18,7 +18,8 @@ constexpr Millis kHeartbeat = 1000;
 // is free or its owner has not renewed it in time (and not since the
 // renewal the taker saw); answers who ("-": free, not taken), epoch, index,
 // on a takeover the engine session the stale owner noted (engine, command
-// URL), and the owner's last renewal and its age.
+// URL), the owner's last renewal and its age, and on a takeover the content
+// id the stale owner played (a channel's backup, or "").
 const char* kClaim =
     "local t = redis.call('time') "
     "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
@@ -26,24 +27,25 @@ const char* kClaim =
     "local who = redis.call('hget', KEYS[1], 'who') "
     "if who == ARGV[1] then "
     "  redis.call('hset', KEYS[1], 'at', now) redis.call('pexpire', KEYS[1], ARGV[2]) "
-    "  return {who, redis.call('hget', KEYS[1], 'epoch'), idx, '', '', redis.call('hget', KEYS[1], 'at'), '0'} "
+    "  return {who, redis.call('hget', KEYS[1], 'epoch'), idx, '', '', redis.call('hget', KEYS[1], 'at'), '0', ''} "
     "end "
     "local at = redis.call('hget', KEYS[1], 'at') or '0' "
     "local age = tostring(now - tonumber(at)) "
     "if who and (tonumber(ARGV[3]) < 0 or tonumber(age) < tonumber(ARGV[3]) or (ARGV[4] ~= '' and at ~= ARGV[4])) then "
-    "  return {who, redis.call('hget', KEYS[1], 'epoch'), idx, '', '', at, age} "
+    "  return {who, redis.call('hget', KEYS[1], 'epoch'), idx, '', '', at, age, ''} "
     "end "
-    "if tonumber(ARGV[3]) < 0 then return {'-', '0', idx, '', '', '0', '0'} end "
+    "if tonumber(ARGV[3]) < 0 then return {'-', '0', idx, '', '', '0', '0', ''} end "
     "local engine = redis.call('hget', KEYS[1], 'engine') or '' "
     "local cmd = redis.call('hget', KEYS[1], 'cmd') or '' "
+    "local live = redis.call('hget', KEYS[1], 'live') or '' "
     "local e = redis.call('incr', KEYS[2]) "
     "redis.call('del', KEYS[1]) "
     "redis.call('hset', KEYS[1], 'who', ARGV[1], 'epoch', e, 'at', now) "
     "redis.call('pexpire', KEYS[1], ARGV[2]) "
-    "return {ARGV[1], tostring(e), idx, engine, cmd, redis.call('hget', KEYS[1], 'at'), '0'}";
+    "return {ARGV[1], tostring(e), idx, engine, cmd, redis.call('hget', KEYS[1], 'at'), '0', live}";
 const char* kNote =
     "if redis.call('hget', KEYS[1], 'who') == ARGV[1] and redis.call('hget', KEYS[1], 'epoch') == ARGV[2] then "
-    "  redis.call('hset', KEYS[1], 'engine', ARGV[3], 'cmd', ARGV[4]) end return 0";
+    "  redis.call('hset', KEYS[1], 'engine', ARGV[3], 'cmd', ARGV[4], 'live', ARGV[5]) end return 0";
 const char* kRelease =
     "if redis.call('hget', KEYS[1], 'who') == ARGV[1] and redis.call('hget', KEYS[1], 'epoch') == ARGV[2] then "
     "  return redis.call('del', KEYS[1]) end return 0";
@@ -95,7 +97,7 @@ void Cluster::claim(const std::string& id, Millis stale, const std::string& rene
                             std::to_string(cfg_.lease), std::to_string(stale), renewed_at},
                            [result](redisReply* r) {
                                Lease l;
-                               if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 7) {
+                               if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 8) {
                                    for (size_t i = 0; i < r->elements; i++)
                                        if (r->element[i]->type != REDIS_REPLY_STRING) return result({});
                                    l.owner.assign(r->element[0]->str, r->element[0]->len);
@@ -106,14 +108,16 @@ void Cluster::claim(const std::string& id, Millis stale, const std::string& rene
                                    l.dead_session.assign(r->element[4]->str, r->element[4]->len);
                                    l.renewed.assign(r->element[5]->str, r->element[5]->len);
                                    l.age = std::strtoll(r->element[6]->str, nullptr, 10);
+                                   l.dead_live.assign(r->element[7]->str, r->element[7]->len);
                                }
                                result(l);
                            });
 }
 
-void Cluster::note_session(const std::string& id, uint64_t epoch, const std::string& engine, const std::string& command_url) {
+void Cluster::note_session(const std::string& id, uint64_t epoch, const std::string& engine, const std::string& command_url,
+                           const std::string& live) {
     if (!connected()) return;
-    mirror_.router().command({"EVAL", kNote, "1", key(id, "owner"), name_, std::to_string(epoch), engine, command_url},
+    mirror_.router().command({"EVAL", kNote, "1", key(id, "owner"), name_, std::to_string(epoch), engine, command_url, live},
                            [](redisReply*) {});
 }
 

@@ -26,6 +26,7 @@ void Feed::stop() {
 }
 
 void Feed::restart() {
+    new_id_ = true; // a new content: judged as a new stream until it brings data
     up_.stop();
     probe_.cancel();
     refused_.clear();
@@ -94,6 +95,7 @@ void Feed::on_upstream_data(size_t n) {
     Millis now = r_.now();
     last_data_ = waiting_since_ = now;
     attempt_data_ = true;
+    new_id_ = false;
     if (!refused_.empty()) { // another engine serves what these refused: they are in trouble, not the content
         for (auto& [engine, why] : refused_)
             if (engine != engine_->cfg.name)
@@ -116,7 +118,7 @@ void Feed::on_upstream_failed(const std::string& why, Upstream::Failure kind) {
     const char* name = engine_->cfg.name.c_str();
     // Players that have had data watch a live stream: whatever its engine
     // says now (a refusal included) is that engine's trouble, not the content's.
-    bool running = ring_.bytes_in() > 0;
+    bool running = this->running();
     if (kind == Upstream::Failure::refused && !running) {
         // A real engine reports its own trouble in the same words as bad
         // content, so one other up engine is asked before the player hears 502.
@@ -232,7 +234,7 @@ void Feed::judge(Millis now) {
                           es.status.c_str(), es.peers);
         }
     }
-    bool running = ring_.bytes_in() > 0 && !prebuffering && pool_.other_usable(engine_.get());
+    bool running = this->running() && !prebuffering && pool_.other_usable(engine_.get());
     Millis limit = attempt_data_  ? (running ? kStallAfter : cfg_.no_data_timeout)
                    : waiting      ? (running ? kReconnectWait : cfg_.answer_timeout)
                    : running      ? kFirstPacket

@@ -49,6 +49,7 @@ void Follow::tick() {
     if (role_ == Role::owner) {
         if (now - renewed_ >= kRenew) claim();
     } else if (role_ == Role::follower) {
+        if (rejoin_at_ && now >= rejoin_at_) rejoin();
         if (l_.watched()) cluster_.watching(id_, true);
         // From a tick earlier than a take could succeed: the first claim of
         // a silence only asks, and a prompt answer lets the next one take.
@@ -87,7 +88,12 @@ void Follow::claim() {
     bool take = role_ == Role::owner ||
                 (now - back_ >= kStale && (!follower || (prompt_ > heard_ && seen_age_ >= kStale - kRenew)));
     asked_ = now;
-    cluster_.claim(id_, take ? kStale : -1, take && follower ? seen_renewed_ : "", claim_, [this](Cluster::Lease l) {
+    // An owner's claim renews, or takes the lease back once it is free (a
+    // Redis restart lost it), never from another instance: one that took
+    // it while this one was cut off renews it too, and a renewal of this
+    // one's sent before a Redis stall must not run ahead of that one's.
+    Millis stale = !take ? -1 : role_ == Role::owner ? kNever : kStale;
+    cluster_.claim(id_, stale, take && follower ? seen_renewed_ : "", claim_, [this](Cluster::Lease l) {
         claiming_ = false;
         on_claim(l);
     });
@@ -108,6 +114,8 @@ void Follow::on_claim(const Cluster::Lease& l) {
     answered_ = now;
     if (l.owner == "-") return; // free, and not ours to take yet
     if (l.owner == cluster_.instance()) {
+        // A dead owner that had moved to a backup id: this one goes on from there.
+        if (!l.dead_live.empty()) l_.play_id(l.dead_live);
         if (role_ != Role::owner || l.epoch != epoch_) become_owner(l.epoch, l.index);
         if (!l.dead_session.empty()) l_.stop_dead_session(l.dead_engine, l.dead_session);
         return;
@@ -120,6 +128,7 @@ void Follow::on_claim(const Cluster::Lease& l) {
 void Follow::become_owner(uint64_t epoch, uint64_t index) {
     Role was = role_;
     role_ = Role::owner;
+    rejoin_at_ = 0;
     owner_ = cluster_.instance();
     epoch_ = epoch;
     offset_ = static_cast<int64_t>(index + 1) - static_cast<int64_t>(ring_.head());
@@ -146,6 +155,7 @@ void Follow::become_owner(uint64_t epoch, uint64_t index) {
 void Follow::become_follower(const std::string& owner, uint64_t index) {
     Role was = role_;
     role_ = Role::follower;
+    rejoin_at_ = 0;
     owner_ = owner;
     heard_ = r_.now();
     wrote_.cancel();
@@ -169,23 +179,33 @@ void Follow::become_follower(const std::string& owner, uint64_t index) {
 }
 
 void Follow::on_announce(uint64_t idx) {
-    // An announcement is Redis answering too: a follower that has not
-    // claimed for a while (its owner wrote) did not lose Redis, and takes
-    // a dead owner's lease as soon as it is stale, not kStale later.
-    heard_ = answered_ = r_.now();
+    // An announcement is Redis answering too. One that moves the index is
+    // the owner's word: a follower that has not claimed for a while (its
+    // owner wrote) takes a dead owner's lease as soon as it is stale, not
+    // kStale later. The index read again after a reconnect says nothing
+    // of the owner unless it moved.
+    Millis now = r_.now();
+    answered_ = now;
+    if (idx > announced_) heard_ = now;
     // Redis is back and the owner it kept the lease for writes again (a
     // chunk newer than any before the outage; a dead owner's index does not
-    // move): the engine session this follower opened meanwhile ends, and
-    // the owner's chunks are fed again from this one on.
-    if (reading_ && role_ == Role::follower && idx > announced_) {
-        r_.log().info("stream %s: its owner %s writes again; following it through redis", label_.c_str(), owner_.c_str());
-        reading_ = false;
-        l_.leave_engine();
-        next_ = idx;
-        in_.begin(key_wait_);
-        backoff_ = 0;
-    }
+    // move): the engine session this follower opened meanwhile ends. Not at
+    // this first chunk, which is the oldest of those the owner writes late
+    // (what it sealed while Redis was away, older than what the engine gave
+    // this follower's players since), but from the newest after a moment.
+    if (reading_ && role_ == Role::follower && idx > announced_ && !rejoin_at_) rejoin_at_ = now + kRejoin;
     announced_ = std::max(announced_, idx);
+    fetch();
+}
+
+void Follow::rejoin() {
+    r_.log().info("stream %s: its owner %s writes again; following it through redis", label_.c_str(), owner_.c_str());
+    rejoin_at_ = 0;
+    reading_ = false;
+    l_.leave_engine();
+    next_ = announced_;
+    in_.begin(key_wait_);
+    backoff_ = 0;
     fetch();
 }
 
@@ -267,7 +287,10 @@ void Follow::sealed(uint64_t idx) {
 }
 
 // A refusal means another instance took the lease: the next claim says
-// whose, and this one follows it. No answer: written again from there.
+// whose, and this one follows it. No answer (the connection went): written
+// again from there. An error answer (Redis out of memory, say) is not
+// sent again: each seal would resend every chunk since, at many times the
+// stream's rate, to a Redis in trouble; the followers see a hole.
 void Follow::wrote(uint64_t idx, int r) {
     if (role_ != Role::owner) return;
     if (r == -1) unwritten_ = std::min(unwritten_, idx);

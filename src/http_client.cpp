@@ -263,6 +263,7 @@ void HttpClient::follow() {
     if (std::find(visited_.begin(), visited_.end(), next.str()) != visited_.end())
         return finish("redirect loop at " + next.str());
     visited_.push_back(next.str());
+    if (url_.tls && !next.tls) return finish("HTTP " + std::to_string(status_) + " from https to " + next.str() + " not followed");
     if (!sink_.on_redirect(status_, next))
         return finish("HTTP " + std::to_string(status_) + " to " + next.str() + " not followed: not the engine's own host");
     if (fd_) r_.unwatch(fd_.get());
@@ -344,7 +345,14 @@ void HttpClient::read_answer() {
         if (!buf) buf = local, cap = sizeof local;
         ssize_t n = recv_some(buf, cap);
         if (n == TlsSession::kFailed) return finish(io_error("recv from"));
-        if (n == TlsSession::kWantWrite) return (void)want(n); // TLS renegotiating
+        if (n == TlsSession::kWantWrite) { // TLS renegotiating: readable again once it could write
+            tls_wrote_ = true;
+            return (void)want(n);
+        }
+        if (tls_wrote_) {
+            tls_wrote_ = false;
+            if (!want(TlsSession::kWantRead)) return;
+        }
         if (n < 0) break;
         if (n == 0) {
             llhttp_finish(&parser_->p); // completes a close-delimited body

@@ -59,9 +59,11 @@ Extinf read_attributes(std::string_view s) {
         if (i < s.size() && (s[i] == '"' || s[i] == '\'')) {
             char q = s[i++];
             size_t end = s.find(q, i);
-            if (end == std::string_view::npos) end = s.size();
+            bool closed = end != std::string_view::npos;
+            // Never closed: the value ends where the name would begin.
+            if (!closed) end = std::min(s.size(), s.find(',', i));
             value = std::string(s.substr(i, end - i));
-            i = end < s.size() ? end + 1 : end;
+            i = closed ? end + 1 : end;
         } else {
             size_t end = s.find_first_of(" ,", i);
             if (end == std::string_view::npos) end = s.size();
@@ -86,6 +88,7 @@ bool link_id(std::string_view link, std::string& key, std::string& id, std::stri
     link = trim(link);
     if (starts_nocase(link, "acestream://")) {
         link.remove_prefix(12);
+        link = link.substr(0, link.find_first_of("?#"));
         while (!link.empty() && link.back() == '/') link.remove_suffix(1);
         id = std::string(link);
         key = "id";
@@ -131,6 +134,7 @@ M3uList parse_m3u(std::string_view text, const std::string& source) {
     bool have_extinf = false;
     std::string group; // #EXTGRP: for the next entry
     int extinf_line = 0;
+    bool full = false; // kMaxEntries reached: the links after are counted, not read
     auto problem = [&](int line, const std::string& why) {
         out.skipped++;
         if (out.problems.size() < M3uList::kMaxProblems)
@@ -162,7 +166,11 @@ M3uList parse_m3u(std::string_view text, const std::string& source) {
         }
         M3uEntry e;
         std::string why;
-        if (!link_id(line, e.key, e.id, why)) {
+        if (out.entries.size() == M3uList::kMaxEntries) {
+            if (!full) problem(n, "more than " + std::to_string(M3uList::kMaxEntries) + " entries: the rest are left out");
+            else out.skipped++;
+            full = true;
+        } else if (!link_id(line, e.key, e.id, why)) {
             problem(n, why);
         } else {
             e.line = n;

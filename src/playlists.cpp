@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fstream>
-#include <sstream>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "acemux/fd.hpp"
 
 namespace acemux {
 
@@ -36,12 +39,16 @@ private:
     // A local file is read whole, on the loop: a playlist is small, and
     // reading it costs less than a log line's write to a slow disk.
     void read_file() {
-        std::ifstream in(cfg_.source, std::ios::binary);
-        if (!in) return failed(std::string("cannot read: ") + std::strerror(errno));
-        std::ostringstream ss;
-        ss << in.rdbuf();
-        if (ss.str().size() > kMaxBytes) return failed("larger than 32 MiB");
-        got(ss.str());
+        struct stat st {};
+        if (::stat(cfg_.source.c_str(), &st) < 0) return failed(std::string("cannot read: ") + std::strerror(errno));
+        if (!S_ISREG(st.st_mode)) return failed("not a regular file"); // a FIFO would hold the loop
+        if (static_cast<uint64_t>(st.st_size) > kMaxBytes) return failed("larger than 8 MiB");
+        std::string text(static_cast<size_t>(st.st_size), '\0');
+        Fd fd(::open(cfg_.source.c_str(), O_RDONLY | O_CLOEXEC));
+        ssize_t n = fd ? ::read(fd.get(), text.data(), text.size()) : -1;
+        if (n < 0) return failed(std::string("cannot read: ") + std::strerror(errno));
+        text.resize(static_cast<size_t>(n));
+        got(text);
     }
     bool on_status(int status, const std::string&) override {
         status_ = status;
@@ -53,7 +60,7 @@ private:
         return true;
     }
     void on_end(const std::string& error) override {
-        if (too_big_) return too_big_ = false, failed("larger than 32 MiB");
+        if (too_big_) return too_big_ = false, failed("larger than 8 MiB");
         if (status_ && status_ != 200) return failed("HTTP " + std::to_string(status_));
         if (!error.empty()) return failed(error);
         got(body_);
@@ -69,9 +76,11 @@ private:
             return schedule();
         }
         M3uList l = parse_m3u(text, cfg_.source);
-        // An error page or a moved list answers 200 too: it does not replace a good list.
-        if (l.entries.empty() && text.find("#EXTM3U") == std::string::npos && !text.empty())
-            return failed("not an M3U playlist (no #EXTM3U and no links)");
+        // An error page, a moved list or a file caught half-written answers
+        // too: a list with no link does not replace a good one.
+        if (l.entries.empty())
+            return failed(text.find("#EXTM3U") == std::string::npos ? "not an M3U playlist (no #EXTM3U and no links)"
+                                                                     : "no AceStream link in it");
         state_.error.clear();
         schedule();
         for (auto& p : l.problems) r_.log().warn("%s", p.c_str());
@@ -123,13 +132,17 @@ Playlists::Playlists(Reactor& r, Changed changed) : r_(r), changed_(std::move(ch
 Playlists::~Playlists() = default;
 
 bool Playlists::configure(const std::vector<PlaylistConfig>& c, std::string& err) {
+    // The CAs an https source trusts; an http:// one gets the system's
+    // when they are there, for a redirect to https (common).
     for (auto& pc : c) {
-        if (pc.source.rfind("https://", 0) != 0) continue;
+        bool https = pc.source.rfind("https://", 0) == 0;
+        if (!https && pc.source.rfind("http://", 0) != 0) continue;
         std::string ca = pc.ca_file.empty() ? TlsConfig::kSystemCa : pc.ca_file;
         if (tls_.count(ca)) continue;
         auto t = std::make_unique<TlsConfig>();
-        if (!t->load(ca, err)) return err = "playlist " + pc.source + ": " + err, false;
-        tls_[ca] = std::move(t);
+        std::string why;
+        if (t->load(ca, why)) tls_[ca] = std::move(t);
+        else if (https) return err = "playlist " + pc.source + ": " + why, false;
     }
     std::list<std::unique_ptr<Source>> next;
     for (auto& pc : c) {
@@ -142,8 +155,8 @@ bool Playlists::configure(const std::vector<PlaylistConfig>& c, std::string& err
             sources_.erase(same);
             continue;
         }
-        const TlsConfig* tls = nullptr;
-        if (pc.source.rfind("https://", 0) == 0) tls = tls_[pc.ca_file.empty() ? TlsConfig::kSystemCa : pc.ca_file].get();
+        auto ca = tls_.find(pc.ca_file.empty() ? TlsConfig::kSystemCa : pc.ca_file);
+        const TlsConfig* tls = ca == tls_.end() ? nullptr : ca->second.get();
         next.push_back(std::make_unique<Source>(r_, pc, tls, changed_));
         next.back()->start();
     }

@@ -68,7 +68,7 @@ bool RedisMirror::put(const std::string& id, uint64_t idx, const uint8_t* data, 
                       else if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) fenced_++;
                       else if (r && r->type == REDIS_REPLY_ERROR) failed_++, last_error_ = printable(r->str, 200);
                       else if (!r) failed_++; // sent, but the connection went before the answer
-                      done(r && r->type == REDIS_REPLY_INTEGER ? static_cast<int>(r->integer) : -1);
+                      done(!r ? -1 : r->type == REDIS_REPLY_INTEGER ? static_cast<int>(r->integer) : -2);
                   });
     return true;
 }

@@ -120,7 +120,7 @@ void Stream::grace_over() {
 
 void Stream::feed_accepted(bool first) {
     if (role() == Follow::Role::owner && !feed_.command_url().empty())
-        env_.cluster->note_session(id_, follow_->epoch(), feed_.engine()->cfg.name, feed_.command_url());
+        env_.cluster->note_session(id_, follow_->epoch(), feed_.engine()->cfg.name, feed_.command_url(), live_id_);
     if (first) answer();
 }
 
@@ -196,6 +196,16 @@ void Stream::feed_gave_up(int status, const std::string& why) {
                       label_.c_str(), live_id_.c_str(), why.c_str(), next.c_str(), backups_.size());
     live_id_ = next;
     feed_.restart();
+}
+
+// Taking over from a dead owner that had moved to one of the channel's
+// backups: the ids before it are known not to play.
+void Stream::play_id(const std::string& id) {
+    auto at = std::find(backups_.begin(), backups_.end(), id);
+    if (id == live_id_ || at == backups_.end()) return;
+    env_.r.log().info("stream %s: its last owner played its backup id %s; going on with it", label_.c_str(), id.c_str());
+    backups_.erase(backups_.begin(), at + 1);
+    live_id_ = id;
 }
 
 void Stream::close(int status, const std::string& why) {

@@ -53,13 +53,16 @@ Test(backup, with_every_id_refused_the_player_is_told_why, .timeout = 40) {
 }
 
 // A running channel whose broadcast ends on every engine: after
-// failover_timeout of failures it moves to its backup; the players stay
-// connected and see a marked splice, no CC error.
+// failover_timeout of failures it moves to its backup; the first backup is
+// refused as content (not as the engine's trouble, though the stream ran),
+// so the second follows at once. The players stay connected and see a
+// marked splice, no CC error.
 Test(backup, a_running_id_that_ends_moves_to_its_backup_spliced, .timeout = 60) {
     EngineSim e;
-    cr_assert(e.start({"--error-delay", "300", "--keyframes", "rai", "--key-every", "200"}));
+    cr_assert(e.start({"--error-delay", "300", "--keyframes", "rai", "--key-every", "200", "--reject", kB}));
     DaemonProc d;
-    cr_assert(d.start("[stream]\nfailover_timeout = 2\n" + engine_entry("sim", e.port) + channel("\"" + kA + "\", \"" + kB + "\"")));
+    cr_assert(d.start("[stream]\nfailover_timeout = 2\n" + engine_entry("sim", e.port) +
+                      channel("\"" + kA + "\", \"" + kB + "\", \"" + kC + "\"")));
     TestPlayer p, q;
     cr_assert(p.open(d.port, kA) && wait_data(p));
     cr_assert(q.open(d.port, kA) && wait_data(q));
@@ -71,13 +74,16 @@ Test(backup, a_running_id_that_ends_moves_to_its_backup_spliced, .timeout = 60) 
     while (now_ms() - gone < 7000) {
         read_players({&p, &q}, 50);
         d.proc.drain();
-        if (switched < 0 && d.proc.output().find("switching to its backup id") != std::string::npos) switched = now_ms();
+        if (switched < 0 && d.proc.output().find("switching to its backup id " + kC) != std::string::npos) switched = now_ms();
     }
     cr_assert_geq(switched, 0, "the stream switched: %s", d.proc.output().c_str());
     d.proc.settle(200);
     const std::string& log = d.proc.output();
     cr_assert_neq(log.find("cannot be played"), std::string::npos, "%s", log.c_str());
     cr_assert_neq(log.find("switching to its backup id " + kB), std::string::npos, "%s", log.c_str());
+    cr_assert_neq(log.find("content id " + kB + " cannot be played (engine refused the stream: failed to load content); "
+                           "switching to its backup id " + kC),
+                  std::string::npos, "the refused backup gives way at once: %s", log.c_str());
     for (auto* x : {&p, &q}) {
         cr_assert(!x->closed, "the player stays connected");
         cr_assert_gt(x->check.restarts, 0u, "%s", x->check.summary().c_str());

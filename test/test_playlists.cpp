@@ -164,6 +164,20 @@ Test(playlists, a_source_that_fails_keeps_its_last_good_list_and_says_so_once, .
     std::string b = http_get(d.port, "/playlist.m3u?token=t0k").body;
     cr_assert_eq(count(b, "#EXTINF"), 7u, "both lists still there: %s", b.c_str());
 
+    // A file caught empty, or with no link left: not a list to replace a good one with.
+    write_file(dir + "/odd.m3u", "");
+    kill(d.proc.pid(), SIGHUP);
+    cr_assert_neq(d.proc.wait_line("reload:", 5000), "");
+    d.proc.settle(300);
+    write_file(dir + "/odd.m3u", "#EXTM3U\n#EXTINF:-1,Gone\nhttp://example.com/gone.ts\n");
+    kill(d.proc.pid(), SIGHUP);
+    cr_assert_neq(d.proc.wait_line("reload:", 5000), "");
+    d.proc.settle(300);
+    // (Said once for the whole time the source failed, above.)
+    cr_assert_eq(count(d.proc.output(), "odd.m3u: cannot fetch it"), 1u, "%s", d.proc.output().c_str());
+    b = http_get(d.port, "/playlist.m3u?token=t0k").body;
+    cr_assert_eq(count(b, "#EXTINF"), 7u, "still both lists: %s", b.c_str());
+
     // Back: the file's new list replaces the old one, and the server's answers again.
     write_file(dir + "/odd.m3u", "#EXTM3U\n#EXTINF:-1,Only One\nacestream://" + std::string(40, 'c') + "\n");
     cr_assert(tls.start(dir, port), "%s", tls.proc.output().c_str());

@@ -50,6 +50,7 @@ public:
         uint64_t epoch = 0;
         uint64_t index = 0;
         std::string dead_engine, dead_session; // taken over: the engine session its owner left (name, command URL)
+        std::string dead_live;                 // ... and the content id it played
         std::string renewed;
         Millis age = 0;
     };
@@ -59,7 +60,10 @@ public:
     // The owner's engine session, noted with its lease: whoever takes the
     // lease over from a dead owner stops it (the engine would go on
     // downloading for nobody).
-    void note_session(const std::string& id, uint64_t epoch, const std::string& engine, const std::string& command_url);
+    // `live`: the content id it plays (a channel's backup once the first
+    // could not be played), which a taker goes on with.
+    void note_session(const std::string& id, uint64_t epoch, const std::string& engine, const std::string& command_url,
+                      const std::string& live);
 
     // A follower with players says so, and the owner asks before it stops.
     void watching(const std::string& id, bool yes);

@@ -103,6 +103,11 @@ private:
     void probe();
     void prime(RedisMirror::Chunks chunks);
     void fail_now(const std::string& why); // the attempt is judged broken: stopped, and failed over
+    // Its players have had data of this content: a refusal or a stall is
+    // then the engine's, not the content's. A backup id just switched to is
+    // new content however long the stream ran: a cold channel gets its
+    // prebuffer time, and a refusal is the content's.
+    bool running() const { return ring_.bytes_in() > 0 && !new_id_; }
 
     Reactor& r_;
     Ring& ring_;
@@ -119,6 +124,7 @@ private:
     bool accepted_ = false;
     bool attempt_data_ = false;           // the current attempt has brought whole packets
     bool prebuf_logged_ = false;
+    bool new_id_ = false;                 // restarted on another id, which has brought no data yet
     bool was_waiting_ = false;            // the attempt waited for an answer at the last judge
     const Engine* accepted_by_ = nullptr; // the engine that last said yes (logged once)
     std::vector<std::pair<std::string, std::string>> refused_; // engines that refused this new stream, and what they said

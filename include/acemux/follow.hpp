@@ -37,6 +37,8 @@ public:
         virtual void leave_engine() = 0;            // another instance does: stop, its chunks follow
         virtual void followed(size_t bytes) = 0;    // the owner's packets entered the ring
         virtual bool watched() const = 0;           // players or viewers here
+        // The lease was taken from a dead owner that played this content id.
+        virtual void play_id(const std::string& id) = 0;
         // The lease was taken from a dead owner, whose engine session this was.
         virtual void stop_dead_session(const std::string& engine, const std::string& command_url) = 0;
 
@@ -69,6 +71,8 @@ public:
     static constexpr Millis kStale = 1500;    // ... and is taken over when it has not for this long
     static constexpr Millis kRedisAway = 1500; // a follower without an answer this long reads the engine
     static constexpr Millis kPrompt = 500;    // an answer slower than this: Redis (or the way to it) stalled
+    static constexpr Millis kNever = 1000LL * 3600 * 24 * 365; // "stale after a year": an owner never takes another's lease
+    static constexpr Millis kRejoin = 300;    // a follower back from its engine waits this long for the owner's newest chunk
     // Chunks asked in one MGET: enough to catch up in one answer after a
     // dropped connection (a second or more of a 6 Mbit/s stream).
     static constexpr uint64_t kFetchMax = 16;
@@ -83,6 +87,7 @@ private:
     void fetch();
     void feed(RedisMirror::Chunks chunks);
     void wrote(uint64_t idx, int result);
+    void rejoin(); // back from reading the engine to the owner's newest chunks
 
     Reactor& r_;
     Cluster& cluster_;
@@ -109,6 +114,7 @@ private:
     std::string seen_renewed_;  // the owner's last renewal in that answer ...
     Millis seen_age_ = 0;       // ... and how old it was then
     Millis renewed_ = -1000000;
+    Millis rejoin_at_ = 0;      // reading the engine, the owner writes again: follow it from then
     Millis backoff_ = 0, retry_at_ = 0;
     Cluster::Claim claim_;
     RedisMirror::Fetch fetch_;

@@ -111,6 +111,7 @@ private:
     Fd fd_;
     const TlsConfig* tls_config_ = nullptr;
     std::unique_ptr<TlsSession> tls_;
+    bool tls_wrote_ = false; // a TLS read asked for the socket to be writable
     Timer timer_;
     Millis timer_ms_ = 0;
     std::string failed_; // an error to report from the loop

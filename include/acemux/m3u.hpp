@@ -25,6 +25,7 @@ struct M3uList {
     size_t skipped = 0;                // malformed entries
     std::vector<std::string> problems; // "source:line: reason" of the first kMaxProblems
     static constexpr size_t kMaxProblems = 20;
+    static constexpr size_t kMaxEntries = 20000; // the rest of a longer list is skipped (one problem says so)
 };
 
 // `source` names the list in problems (a path or a URL).

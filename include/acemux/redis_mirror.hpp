@@ -55,8 +55,9 @@ public:
     // sharded channel, in the stream's hash slot). done(1): written,
     // done(2): that index or a later one is there already (this owner's
     // own write, whose answer the connection lost), done(0): refused (the
-    // lease is not ours), done(-1): no answer. False, and done is not
-    // called, when it was not sent (Redis away, backlog full).
+    // lease is not ours), done(-1): no answer (the connection went),
+    // done(-2): an error answer (out of memory, a replica). False, and done
+    // is not called, when it was not sent (Redis away, backlog full).
     struct Fence {
         std::string who;
         uint64_t epoch = 0;

@@ -131,6 +131,7 @@ private:
     void followed(size_t bytes) override;
     bool watched() const override { return fanout_.size() || hls_.viewer_count(); }
     void stop_dead_session(const std::string& engine, const std::string& command_url) override;
+    void play_id(const std::string& id) override;
 
     void engage();
     void answer(); // players get their response heads
