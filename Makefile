@@ -91,7 +91,7 @@ DEB_FUZZ_DEPS := clang libclang-rt-14-dev
 DEB_ROUTER_DEPS := dpkg-dev cmake $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)
 
 .PHONY: all run test test-asan asan-build suite-plain suite-asan bench faults cluster-faults fuzz fuzz-build fuzz-smoke soak install \
-	clean deps deps-test deps-fuzz deps-router check-tests
+	clean deps deps-test deps-fuzz deps-router check-tests image-root test-image install-files deb
 
 ifeq ($(ROUTER),)
 all: acemux $(BUILD)/engine_sim
@@ -301,6 +301,36 @@ faults: deps
 # without data, CC errors, lost packets, the channel's engine sessions over
 # time. CLUSTER_FAULTS="--only all" adds the CLIENT KILL loop, Redis memory
 # per channel, follower CPU and engine slots.
+# The container image's root (Dockerfile): the static binary, the sample
+# config set for a container (the engine by its service name "acestream",
+# hls.js where the image keeps it), hls.js and the CA bundle for https
+# playlists. Nothing else: no shell, no libc.
+IMAGE_ROOT := build/image-root
+image-root: deps
+	$(MAKE) --no-print-directory STATIC=1
+	rm -rf $(IMAGE_ROOT)
+	install -d $(IMAGE_ROOT)/usr/sbin $(IMAGE_ROOT)/etc/acemux $(IMAGE_ROOT)/usr/share/acemux $(IMAGE_ROOT)/etc/ssl/certs
+	install -m 755 build/native/acemux-static $(IMAGE_ROOT)/usr/sbin/acemux
+	sed -e 's|^host = "127.0.0.1"|host = "acestream"|' -e 's|^data_dir = ""|data_dir = "/usr/share/acemux"|' \
+		etc/acemux.toml > $(IMAGE_ROOT)/etc/acemux/acemux.toml
+	install -m 644 $(HLSJS) $(IMAGE_ROOT)/usr/share/acemux/hls.min.js
+	install -m 644 /etc/ssl/certs/ca-certificates.crt $(IMAGE_ROOT)/etc/ssl/certs/
+	@echo "image root: $(IMAGE_ROOT) ($$(du -sk $(IMAGE_ROOT) | cut -f1) KiB)"
+
+# acemux run from the image root alone, in an empty root with only what a
+# container runtime adds (/etc/hosts, /etc/resolv.conf), streaming from the
+# engine simulator by host name; then `docker build` (or podman) where one
+# is installed. Outside `make test`: the static build takes a minute or two.
+test-image: image-root $(BUILD)/engine_sim
+	test/image_root.sh $(IMAGE_ROOT) $(BUILD)/engine_sim
+
+# The Debian package (debian/): ../acemux_<version>_<arch>.deb, checked by
+# lintian (errors and warnings fail it).
+deb:
+	$(call install_missing,debhelper lintian dpkg-dev fakeroot)
+	dpkg-buildpackage -b -us -uc
+	lintian --fail-on error,warning --info ../acemux_$$(dpkg-parsechangelog -S Version)_$$(dpkg --print-architecture).deb
+
 cluster-faults: deps
 	$(MAKE) --no-print-directory all $(BUILD)/cluster_faults
 	@mkdir -p bench/results
@@ -312,7 +342,11 @@ soak: deps
 	$(MAKE) --no-print-directory all $(BUILD)/soak
 	$(BUILD)/soak --seconds $(SOAK_SECONDS)
 
-install: all $(HLSJS)
+install: all $(HLSJS) install-files
+
+# What is built, without building (a Debian package build calls it): hls.js
+# only when make deps fetched it.
+install-files:
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \
 		$(DESTDIR)/etc/acemux
 	install -m 755 $(if $(ROUTER),,-s) $(if $(ROUTER),$(ROUTER_BIN),acemux) $(DESTDIR)$(PREFIX)/sbin/acemux
@@ -321,7 +355,7 @@ install: all $(HLSJS)
 	install -d $(DESTDIR)$(PREFIX)/share/acemux
 	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' etc/acemux.service > $(DESTDIR)$(PREFIX)/share/acemux/acemux.service
 	install -m 644 etc/acemux.init $(DESTDIR)$(PREFIX)/share/acemux/
-	install -m 644 $(HLSJS) $(DESTDIR)$(PREFIX)/share/acemux/hls.min.js
+	if [ -f $(HLSJS) ]; then install -m 644 $(HLSJS) $(DESTDIR)$(PREFIX)/share/acemux/hls.min.js; fi
 	install -m 644 etc/acemux.toml $(DESTDIR)/etc/acemux/acemux.toml.example
 	test -e $(DESTDIR)/etc/acemux/acemux.toml || install -m 644 etc/acemux.toml $(DESTDIR)/etc/acemux/acemux.toml
 

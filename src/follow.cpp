@@ -62,6 +62,7 @@ void Follow::tick() {
         r_.log().warn("stream %s: no answer from redis for %.1f s; reading the engine until it answers", label_.c_str(),
                       static_cast<double>(now - answered_) / 1000.0);
         reading_ = true;
+        read_from_ = ring_.bytes_in();
         l_.read_engine();
     }
 }
@@ -198,13 +199,21 @@ void Follow::on_announce(uint64_t idx) {
     fetch();
 }
 
+// The engine gave this follower's players data meanwhile: the owner's
+// chunks go on from its newest (what it wrote late is older than that
+// data). It gave nothing yet (an engine takes a second to start): from
+// where they stopped, the late ones included, with no splice at all.
 void Follow::rejoin() {
-    r_.log().info("stream %s: its owner %s writes again; following it through redis", label_.c_str(), owner_.c_str());
+    bool engine_gave = ring_.bytes_in() > read_from_;
+    r_.log().info("stream %s: its owner %s writes again; following it through redis%s", label_.c_str(), owner_.c_str(),
+                  engine_gave ? " from its newest chunk" : "");
     rejoin_at_ = 0;
     reading_ = false;
     l_.leave_engine();
-    next_ = announced_;
-    in_.begin(key_wait_);
+    if (engine_gave) {
+        next_ = announced_;
+        in_.begin(key_wait_);
+    }
     backoff_ = 0;
     fetch();
 }

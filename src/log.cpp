@@ -68,8 +68,13 @@ void Log::open_stderr() {
         is_socket_ = false;
         return;
     }
+    // A socket (journald), or no /proc (a chroot, a scratch container):
+    // the same description. A socket takes MSG_DONTWAIT; anything else (a
+    // container runtime's pipe) is made non-blocking itself, which whoever
+    // shares that description sees too: the log must never hold the loop.
     fd_.reset(::fcntl(2, F_DUPFD_CLOEXEC, 3));
-    is_socket_ = true;
+    is_socket_ = ::fstat(2, &st) == 0 && S_ISSOCK(st.st_mode);
+    if (!is_socket_ && fd_) ::fcntl(fd_.get(), F_SETFL, ::fcntl(fd_.get(), F_GETFL) | O_NONBLOCK);
 }
 
 void Log::write(LogLevel l, const char* fmt, ...) {

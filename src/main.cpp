@@ -8,11 +8,14 @@
 #include <pwd.h>
 #include <string>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <getopt.h>
 #include <unistd.h>
 
 #include "acemux/daemon.hpp"
+#include "acemux/fd.hpp"
+#include "acemux/net.hpp"
 #include "acemux/version.hpp"
 
 using namespace acemux;
@@ -30,9 +33,35 @@ void usage(FILE* f) {
                  "  -d, --daemon            detach and run as a daemon\n"
                  "  -p, --pidfile PIDFILE   write the process id here (overrides server.pidfile)\n"
                  "  -l, --log stderr|syslog where the log goes (overrides [log] target, reloads too)\n"
+                 "  --health ADDR:PORT      ask a running daemon's /health and exit 0 when it answers 200\n"
                  "  -V, --version           print the version and exit\n"
                  "  -h, --help              this help\n",
                  kDefaultConfig);
+}
+
+// acemux --health [ADDRESS:PORT]: GET /health of a running daemon, for a
+// container's health check (a scratch image has no curl). Blocking is fine:
+// this is its own short-lived process, not the loop.
+int health_check(const std::string& where) {
+    SockAddr a;
+    std::string err;
+    if (!parse_hostport(where, a, err)) {
+        std::fprintf(stderr, "acemux --health: %s\n", err.c_str());
+        return 2;
+    }
+    Fd fd(::socket(a.family(), SOCK_STREAM | SOCK_CLOEXEC, 0));
+    timeval tv{3, 0};
+    if (fd) ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv), ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    const char req[] = "GET /health HTTP/1.0\r\n\r\n";
+    char buf[64] = {};
+    if (!fd || ::connect(fd.get(), a.sa(), a.len) < 0 || ::send(fd.get(), req, sizeof req - 1, MSG_NOSIGNAL) < 0 ||
+        ::recv(fd.get(), buf, sizeof buf - 1, MSG_WAITALL) < 12) {
+        std::fprintf(stderr, "acemux --health: no answer from %s: %s\n", a.str().c_str(), std::strerror(errno));
+        return 1;
+    }
+    bool ok = std::strncmp(buf + 8, " 200", 4) == 0;
+    if (!ok) std::fprintf(stderr, "acemux --health: %s answered %.12s\n", a.str().c_str(), buf);
+    return ok ? 0 : 1;
 }
 
 bool daemonize(std::string& err) {
@@ -117,9 +146,11 @@ int main(int argc, char** argv) {
     std::string log_target;
     static const option longs[] = {{"config", 1, nullptr, 'c'},  {"test", 0, nullptr, 't'},    {"foreground", 0, nullptr, 'f'},
                                    {"daemon", 0, nullptr, 'd'},  {"pidfile", 1, nullptr, 'p'}, {"log", 1, nullptr, 'l'},
-                                   {"version", 0, nullptr, 'V'}, {"help", 0, nullptr, 'h'},    {nullptr, 0, nullptr, 0}};
+                                   {"version", 0, nullptr, 'V'}, {"help", 0, nullptr, 'h'},    {"health", 1, nullptr, 'H'},
+                                   {nullptr, 0, nullptr, 0}};
     while ((opt = ::getopt_long(argc, argv, "c:tfdp:l:Vh", longs, nullptr)) != -1) {
         switch (opt) {
+        case 'H': return health_check(optarg);
         case 'c': config_path = optarg; break;
         case 'l':
             log_target = optarg;

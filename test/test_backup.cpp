@@ -5,6 +5,8 @@
 // is live.
 #include <criterion/criterion.h>
 
+#include <sstream>
+
 #include "rig.hpp"
 
 using namespace acemux;
@@ -84,6 +86,11 @@ Test(backup, a_running_id_that_ends_moves_to_its_backup_spliced, .timeout = 60) 
     cr_assert_neq(log.find("content id " + kB + " cannot be played (engine refused the stream: failed to load content); "
                            "switching to its backup id " + kC),
                   std::string::npos, "the refused backup gives way at once: %s", log.c_str());
+    // The daemon's account of it, for whoever runs this with --verbose.
+    std::istringstream lines(log);
+    for (std::string l; std::getline(lines, l);)
+        if (l.find("stream \"Match\"") != std::string::npos && l.find(" debug ") == std::string::npos)
+            cr_log_info("log: %s", l.c_str());
     for (auto* x : {&p, &q}) {
         cr_assert(!x->closed, "the player stays connected");
         cr_assert_gt(x->check.restarts, 0u, "%s", x->check.summary().c_str());
@@ -92,8 +99,8 @@ Test(backup, a_running_id_that_ends_moves_to_its_backup_spliced, .timeout = 60) 
         cr_assert_lt(now_ms() - x->last_data_ms, 500, "real data again");
         long after = x->restart_ms - switched;
         cr_log_info("broadcast ended at t0; the switch at t0+%ld ms (failover_timeout 2 s); the backup's first packet at a "
-                    "player %ld ms after it; the longest gap at the player %ld ms",
-                    switched - gone, after, x->max_data_gap_ms);
+                    "player %ld ms after it; the longest gap at the player %ld ms; %s",
+                    switched - gone, after, x->max_data_gap_ms, x->check.summary().c_str());
         cr_assert_leq(after, 3000, "real data from the backup within 3 s of the switch: %ld ms", after);
     }
 }

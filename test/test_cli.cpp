@@ -131,3 +131,15 @@ Test(cli, sighup_reloads_and_keeps_old_config_when_new_is_bad, .timeout = 30) {
     cr_assert_eq(http_get(d.port, "/health").status, 200);
     cr_assert_eq(d.proc.stop(SIGTERM), 0);
 }
+
+// The container's health check: the binary asks a running daemon's /health.
+Test(cli, health_asks_a_running_daemon, .timeout = 30) {
+    DaemonProc d;
+    cr_assert(d.start());
+    std::string out;
+    cr_assert_eq(run({"--health", "127.0.0.1:" + std::to_string(d.port)}, out), 0, "%s", out.c_str());
+    d.proc.stop();
+    cr_assert_eq(run({"--health", "127.0.0.1:" + std::to_string(d.port)}, out), 1);
+    cr_assert(out.find("no answer from 127.0.0.1:") != std::string::npos, "%s", out.c_str());
+    cr_assert_eq(run({"--health", "nowhere"}, out), 2, "%s", out.c_str());
+}

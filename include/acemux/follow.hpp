@@ -115,6 +115,7 @@ private:
     Millis seen_age_ = 0;       // ... and how old it was then
     Millis renewed_ = -1000000;
     Millis rejoin_at_ = 0;      // reading the engine, the owner writes again: follow it from then
+    uint64_t read_from_ = 0;    // the ring's bytes when this follower began reading the engine
     Millis backoff_ = 0, retry_at_ = 0;
     Cluster::Claim claim_;
     RedisMirror::Fetch fetch_;
