@@ -1,6 +1,7 @@
 // Operations: access rules, limits, /stats, /metrics, /status, playlist,
 // pidfile and privilege drop, man pages.
 #include <criterion/criterion.h>
+#include <iterator>
 
 #include <cjson/cJSON.h>
 #include <csignal>
@@ -343,6 +344,26 @@ Test(man, pages_lint_clean, .timeout = 30) {
         std::string cmd = "mandoc -Tlint -W warning " + source_dir() + page;
         cr_assert_eq(run(cmd), 0, "%s", cmd.c_str());
     }
+}
+
+// /metrics with streams running (one named), as Prometheus's own checker
+// reads it: names, units (bytes, seconds), types and help. Skipped where
+// promtool is not installed (Debian: prometheus).
+Test(metrics, promtool_accepts_them, .timeout = 30) {
+    if (run("command -v promtool") != 0) cr_skip_test("promtool is not installed (apt-get install prometheus)");
+    Rig rig;
+    rig.start({}, "", "[[channel]]\nname = \"Sports <One>\"\nid = \"" + kId + "\"\n");
+    TestPlayer p, other;
+    cr_assert(p.open(rig.daemon.port, kId) && wait_data(p));
+    cr_assert(other.open(rig.daemon.port, kId2) && wait_data(other));
+    std::string path = write_temp(get(rig.daemon.port, "/metrics").body, ".prom");
+    std::string out = temp_dir() + "/promtool-" + std::to_string(::getpid()) + ".txt";
+    int rc = std::system(("promtool check metrics < " + path + " > " + out + " 2>&1").c_str());
+    std::ifstream in(out);
+    std::string said((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    ::unlink(path.c_str()), ::unlink(out.c_str());
+    cr_assert_eq(rc, 0, "promtool: %s", said.c_str());
+    cr_assert_eq(said, "", "promtool has remarks: %s", said.c_str());
 }
 
 // A stream whose id a [[channel]] lists carries the channel's name wherever
