@@ -83,6 +83,22 @@ void wait_both(DaemonProc& d) {
     cr_assert_fail("both lists imported: %s", d.proc.output().c_str());
 }
 
+// A directory of its own with the https list in it, served over TLS.
+struct Served {
+    std::string dir = tmp_dir();
+    TlsServer tls;
+    Served() {
+        cr_assert(tls.start(dir), "openssl s_server: %s", tls.proc.output().c_str());
+        write_file(dir + "/news.m3u", kHttpsList);
+    }
+    // A daemon with the https list and the odd one from a file, both in.
+    void start_with_both(DaemonProc& d) {
+        write_file(dir + "/odd.m3u", fixture("odd.m3u"));
+        cr_assert(d.start(playlist_config(dir + "/odd.m3u", tls)));
+        wait_both(d);
+    }
+};
+
 size_t count(const std::string& s, const std::string& what) {
     size_t n = 0;
     for (size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + 1)) n++;
@@ -92,14 +108,10 @@ size_t count(const std::string& s, const std::string& what) {
 } // namespace
 
 Test(playlists, a_file_and_an_https_list_become_channels_served_rewritten, .timeout = 60) {
-    std::string dir = tmp_dir();
-    TlsServer tls;
-    cr_assert(tls.start(dir), "openssl s_server: %s", tls.proc.output().c_str());
-    write_file(dir + "/news.m3u", kHttpsList);
-    write_file(dir + "/odd.m3u", fixture("odd.m3u"));
+    Served s;
+    TlsServer& tls = s.tls;
     DaemonProc d;
-    cr_assert(d.start(playlist_config(dir + "/odd.m3u", tls)));
-    wait_both(d);
+    s.start_with_both(d);
     cr_assert_neq(d.proc.output().find("odd.m3u: 7 entries imported, 3 skipped"), std::string::npos, "%s", d.proc.output().c_str());
     cr_assert_neq(d.proc.output().find("odd.m3u:15: not an AceStream link"), std::string::npos, "each skipped entry: source:line");
 
@@ -139,14 +151,11 @@ Test(playlists, a_file_and_an_https_list_become_channels_served_rewritten, .time
 }
 
 Test(playlists, a_source_that_fails_keeps_its_last_good_list_and_says_so_once, .timeout = 60) {
-    std::string dir = tmp_dir();
-    TlsServer tls;
-    cr_assert(tls.start(dir), "openssl s_server: %s", tls.proc.output().c_str());
-    write_file(dir + "/news.m3u", kHttpsList);
-    write_file(dir + "/odd.m3u", fixture("odd.m3u"));
+    Served s;
+    std::string& dir = s.dir;
+    TlsServer& tls = s.tls;
     DaemonProc d;
-    cr_assert(d.start(playlist_config(dir + "/odd.m3u", tls)));
-    wait_both(d);
+    s.start_with_both(d);
 
     // The https server goes; the file turns into an error page. SIGHUP fetches both again, twice.
     int port = tls.port;
@@ -192,10 +201,8 @@ Test(playlists, a_source_that_fails_keeps_its_last_good_list_and_says_so_once, .
 }
 
 Test(playlists, a_certificate_nobody_vouches_for_is_refused, .timeout = 60) {
-    std::string dir = tmp_dir();
-    TlsServer tls;
-    cr_assert(tls.start(dir), "openssl s_server: %s", tls.proc.output().c_str());
-    write_file(dir + "/news.m3u", kHttpsList);
+    Served s;
+    TlsServer& tls = s.tls;
     DaemonProc d;
     // The system's CAs: a self-signed certificate is not among them.
     cr_assert(d.start("[[playlist]]\nsource = " + json_str(tls.url("news.m3u")) + "\n"));
