@@ -91,10 +91,11 @@ DEB_FUZZ_DEPS := clang libclang-rt-14-dev
 DEB_ROUTER_DEPS := dpkg-dev cmake $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)
 
 .PHONY: all run test test-asan asan-build suite-plain suite-asan bench faults cluster-faults fuzz fuzz-build fuzz-smoke soak install \
-	clean deps deps-test deps-fuzz deps-router check-tests image-root test-image install-files deb
+	clean deps deps-test deps-fuzz deps-router check-tests image-root test-image install-files deb check-deps
 
 ifeq ($(ROUTER),)
-all: acemux $(BUILD)/engine_sim
+all: check-deps
+	$(MAKE) --no-print-directory acemux $(BUILD)/engine_sim
 else
 all: deps-router
 	$(MAKE) --no-print-directory $(ROUTER_BIN)
@@ -385,6 +386,12 @@ $(HLSJS): etc/web/package.json etc/web/package-lock.json
 
 deps-npm:
 	$(call install_missing,npm)
+
+# `make` alone on a machine without the libraries: one line saying what is
+# missing and what to run, not a compiler error.
+check-deps:
+	@missing=$$(for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then echo "acemux needs Debian packages that are missing:" $$missing "(run: make deps)"; exit 1; fi
 
 deps: $(HLSJS)
 	$(call install_missing,$(DEB_DEPS))
