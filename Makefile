@@ -91,7 +91,7 @@ DEB_FUZZ_DEPS := clang libclang-rt-14-dev
 DEB_ROUTER_DEPS := dpkg-dev cmake $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-static)
 
 .PHONY: all run test test-asan asan-build suite-plain suite-asan bench faults cluster-faults fuzz fuzz-build fuzz-smoke soak install \
-	clean deps deps-test deps-fuzz deps-router check-tests image-root test-image install-files deb check-deps
+	clean deps deps-test deps-fuzz deps-router check-tests image-root test-image install-files deb check-deps test-router
 
 ifeq ($(ROUTER),)
 all: check-deps
@@ -324,6 +324,15 @@ image-root: deps
 # is installed. Outside `make test`: the static build takes a minute or two.
 test-image: image-root $(BUILD)/engine_sim
 	test/image_root.sh $(IMAGE_ROOT) $(BUILD)/engine_sim
+
+# Static router builds for aarch64 (dynamic too), armhf and mipsel, each run
+# under qemu-user: -V, -t, a player streaming from engine_sim; sizes and idle
+# RSS said. Outside `make test`: each build takes minutes.
+ROUTER_CROSS := aarch64-linux-gnu arm-linux-gnueabihf mipsel-linux-gnu
+test-router: deps-test
+	$(call install_missing,$(ROUTER_CROSS:%=g++-%) qemu-user-static dpkg-dev cmake)
+	$(MAKE) --no-print-directory all $(BUILD)/acemux-tests
+	ACEMUX_ROUTER_TESTS=1 $(BUILD)/acemux-tests --jobs=1 --verbose --filter 'router/*'
 
 # The Debian package (debian/): ../acemux_<version>_<arch>.deb, checked by
 # lintian (errors and warnings fail it).
