@@ -352,7 +352,8 @@ soak: deps
 	$(MAKE) --no-print-directory all $(BUILD)/soak
 	$(BUILD)/soak --seconds $(SOAK_SECONDS)
 
-install: all $(HLSJS) install-files
+install: all $(HLSJS)
+	$(MAKE) --no-print-directory install-files
 
 # What is built, without building (a Debian package build calls it): hls.js
 # only when make deps fetched it.
