@@ -355,12 +355,13 @@ soak: deps
 install: all $(HLSJS)
 	$(MAKE) --no-print-directory install-files
 
-# What is built, without building (a Debian package build calls it): hls.js
-# only when make deps fetched it.
+# What is built, without building (a Debian package build calls it, with
+# its own binary): hls.js only when make deps fetched it.
+INSTALL_BIN ?= $(if $(ROUTER),$(ROUTER_BIN),acemux)
 install-files:
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \
 		$(DESTDIR)/etc/acemux
-	install -m 755 $(if $(ROUTER),,-s) $(if $(ROUTER),$(ROUTER_BIN),acemux) $(DESTDIR)$(PREFIX)/sbin/acemux
+	install -m 755 $(if $(ROUTER),,-s) $(INSTALL_BIN) $(DESTDIR)$(PREFIX)/sbin/acemux
 	install -m 644 man/acemux.8 $(DESTDIR)$(PREFIX)/share/man/man8/acemux.8
 	install -m 644 man/acemux.toml.5 $(DESTDIR)$(PREFIX)/share/man/man5/acemux.toml.5
 	install -d $(DESTDIR)$(PREFIX)/share/acemux
