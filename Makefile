@@ -56,6 +56,11 @@ override LDFLAGS  += $(SANFLAGS)
 LIB_SRC    := $(filter-out src/main.cpp,$(wildcard src/*.cpp))
 # Where hls.js lives once installed; [server] data_dir overrides it.
 $(BUILD)/src/daemon.o: override CPPFLAGS += -DACEMUX_DATADIR='"$(PREFIX)/share/acemux"'
+# daemon.o names PREFIX (where hls.js is installed): a change of PREFIX rebuilds it.
+$(BUILD)/src/daemon.o: $(BUILD)/.prefix
+$(BUILD)/.prefix: FORCE
+	@mkdir -p $(@D); echo '$(PREFIX)' | cmp -s - $@ 2>/dev/null || echo '$(PREFIX)' > $@
+.PHONY: FORCE
 
 LIB_OBJ    := $(LIB_SRC:%.cpp=$(BUILD)/%.o) $(patsubst %,$(BUILD)/llhttp/%.o,api http llhttp)
 
@@ -94,8 +99,9 @@ DEB_ROUTER_DEPS := dpkg-dev cmake $(if $(CROSS),g++-$(CROSS:%-=%) qemu-user-stat
 	clean deps deps-test deps-fuzz deps-router check-tests image-root test-image install-files deb check-deps test-router
 
 ifeq ($(ROUTER),)
-all: check-deps
-	$(MAKE) --no-print-directory acemux $(BUILD)/engine_sim
+all: acemux $(BUILD)/engine_sim
+# Checked before anything compiles (order-only: it never makes a rebuild).
+$(BUILD)/src/main.o $(LIB_OBJ): | check-deps
 else
 all: deps-router
 	$(MAKE) --no-print-directory $(ROUTER_BIN)
@@ -314,6 +320,7 @@ image-root: deps
 	install -m 755 build/native/acemux-static $(IMAGE_ROOT)/usr/sbin/acemux
 	sed -e 's|^host = "127.0.0.1"|host = "acestream"|' -e 's|^data_dir = ""|data_dir = "/usr/share/acemux"|' \
 		etc/acemux.toml > $(IMAGE_ROOT)/etc/acemux/acemux.toml
+	chmod 644 $(IMAGE_ROOT)/etc/acemux/acemux.toml # readable by the image's user whatever the umask
 	install -m 644 $(HLSJS) $(IMAGE_ROOT)/usr/share/acemux/hls.min.js
 	install -m 644 /etc/ssl/certs/ca-certificates.crt $(IMAGE_ROOT)/etc/ssl/certs/
 	@echo "image root: $(IMAGE_ROOT) ($$(du -sk $(IMAGE_ROOT) | cut -f1) KiB)"
@@ -334,12 +341,14 @@ test-router: deps-test
 	$(MAKE) --no-print-directory all $(BUILD)/acemux-tests
 	ACEMUX_ROUTER_TESTS=1 $(BUILD)/acemux-tests --jobs=1 --verbose --filter 'router/*'
 
-# The Debian package (debian/): ../acemux_<version>_<arch>.deb, checked by
-# lintian (errors and warnings fail it).
-deb:
+# The Debian package (debian/), built from a clean export of HEAD in
+# build/deb-src (dh_clean tidies the tree it runs in): build/acemux_<version>_<arch>.deb,
+# checked by lintian (errors and warnings fail it). hls.js (npm) is not in it.
+deb: deps
 	$(call install_missing,debhelper lintian dpkg-dev fakeroot)
-	dpkg-buildpackage -b -us -uc
-	lintian --fail-on error,warning --info ../acemux_$$(dpkg-parsechangelog -S Version)_$$(dpkg --print-architecture).deb
+	rm -rf build/deb-src && mkdir -p build/deb-src && git archive HEAD | tar -x -C build/deb-src
+	cd build/deb-src && dpkg-buildpackage -b -us -uc
+	lintian --fail-on error,warning --info build/acemux_$$(dpkg-parsechangelog -S Version)_$$(dpkg --print-architecture).deb
 
 cluster-faults: deps
 	$(MAKE) --no-print-directory all $(BUILD)/cluster_faults
@@ -358,15 +367,16 @@ install: all $(HLSJS)
 # What is built, without building (a Debian package build calls it, with
 # its own binary): hls.js only when make deps fetched it.
 INSTALL_BIN ?= $(if $(ROUTER),$(ROUTER_BIN),acemux)
+INSTALL_STRIP ?= $(if $(ROUTER),,-s)
 install-files:
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/man/man8 $(DESTDIR)$(PREFIX)/share/man/man5 \
 		$(DESTDIR)/etc/acemux
-	install -m 755 $(if $(ROUTER),,-s) $(INSTALL_BIN) $(DESTDIR)$(PREFIX)/sbin/acemux
+	install -m 755 $(INSTALL_STRIP) $(INSTALL_BIN) $(DESTDIR)$(PREFIX)/sbin/acemux
 	install -m 644 man/acemux.8 $(DESTDIR)$(PREFIX)/share/man/man8/acemux.8
 	install -m 644 man/acemux.toml.5 $(DESTDIR)$(PREFIX)/share/man/man5/acemux.toml.5
 	install -d $(DESTDIR)$(PREFIX)/share/acemux
 	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' etc/acemux.service > $(DESTDIR)$(PREFIX)/share/acemux/acemux.service
-	install -m 644 etc/acemux.init $(DESTDIR)$(PREFIX)/share/acemux/
+	sed 's|@SBINDIR@|$(PREFIX)/sbin|g' etc/acemux.init > $(DESTDIR)$(PREFIX)/share/acemux/acemux.init
 	if [ -f $(HLSJS) ]; then install -m 644 $(HLSJS) $(DESTDIR)$(PREFIX)/share/acemux/hls.min.js; fi
 	install -m 644 etc/acemux.toml $(DESTDIR)/etc/acemux/acemux.toml.example
 	test -e $(DESTDIR)/etc/acemux/acemux.toml || install -m 644 etc/acemux.toml $(DESTDIR)/etc/acemux/acemux.toml
@@ -400,8 +410,10 @@ deps-npm:
 
 # `make` alone on a machine without the libraries: one line saying what is
 # missing and what to run, not a compiler error.
+# Only where dpkg is (elsewhere the compiler says what is missing).
 check-deps:
-	@missing=$$(for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	@command -v dpkg >/dev/null || exit 0; \
+	missing=$$(for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then echo "acemux needs Debian packages that are missing:" $$missing "(run: make deps)"; exit 1; fi
 
 deps: $(HLSJS)

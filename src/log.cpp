@@ -74,7 +74,8 @@ void Log::open_stderr() {
     // shares that description sees too: the log must never hold the loop.
     fd_.reset(::fcntl(2, F_DUPFD_CLOEXEC, 3));
     is_socket_ = ::fstat(2, &st) == 0 && S_ISSOCK(st.st_mode);
-    if (!is_socket_ && fd_) ::fcntl(fd_.get(), F_SETFL, ::fcntl(fd_.get(), F_GETFL) | O_NONBLOCK);
+    // (Not a terminal: the shell that shares it would find it non-blocking after.)
+    if (!is_socket_ && fd_ && !::isatty(2)) ::fcntl(fd_.get(), F_SETFL, ::fcntl(fd_.get(), F_GETFL) | O_NONBLOCK);
 }
 
 void Log::write(LogLevel l, const char* fmt, ...) {

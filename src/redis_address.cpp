@@ -7,6 +7,17 @@
 
 namespace acemux {
 
+// The url as messages show it: redis://[user:]***@host, never the password.
+std::string masked_url(std::string u) {
+    size_t at = u.rfind('@');
+    if (u.rfind("redis://", 0) == 0 && at != std::string::npos) {
+        size_t colon = u.find(':', 8);
+        size_t from = colon != std::string::npos && colon < at ? colon + 1 : 8;
+        u.replace(from, at - from, "***");
+    }
+    return u;
+}
+
 bool parse_redis_url(const std::string& url, RedisTarget& t, std::string& err) {
     t = RedisTarget{};
     auto number = [](const std::string& s, int& out) {
@@ -40,15 +51,15 @@ bool parse_redis_url(const std::string& url, RedisTarget& t, std::string& err) {
         if (slash + 1 < rest.size() && !number(rest.substr(slash + 1), t.db)) return err = "bad database number", false;
         rest = rest.substr(0, slash);
     }
-    if (rest.empty()) return err = "no host in " + url, false;
+    if (rest.empty()) return err = "no host in " + masked_url(url), false;
     // A name is resolved on the loop before anything connects to the address.
     std::string port = "6379";
     if (rest[0] == '[') {
         size_t close = rest.find(']');
-        if (close == std::string::npos) return err = "unclosed [ in " + url, false;
+        if (close == std::string::npos) return err = "unclosed [ in " + masked_url(url), false;
         t.host = rest.substr(1, close - 1);
         if (close + 1 < rest.size()) {
-            if (rest[close + 1] != ':') return err = "expected :port after ] in " + url, false;
+            if (rest[close + 1] != ':') return err = "expected :port after ] in " + masked_url(url), false;
             port = rest.substr(close + 2);
         }
     } else {
@@ -56,7 +67,7 @@ bool parse_redis_url(const std::string& url, RedisTarget& t, std::string& err) {
         t.host = rest.substr(0, colon);
         if (colon != std::string::npos) port = rest.substr(colon + 1);
     }
-    if (!number(port, t.port) || t.port < 1 || t.port > 65535) return err = "bad port in " + url, false;
+    if (!number(port, t.port) || t.port < 1 || t.port > 65535) return err = "bad port in " + masked_url(url), false;
     if (!valid_host(t.host)) return err = "\"" + t.host + "\" is neither an IP address nor a host name", false;
     return true;
 }
@@ -130,15 +141,7 @@ std::string RedisAddress::shown(const std::string& url) const {
     if (sentinel_)
         return "master " + sentinel_->master() + (host_.empty() ? "" : " at " + node()) + " (sentinel " +
                sentinel_->asking() + ")";
-    std::string u = url.empty() ? node() : url;
-    // redis://[user:]password@host: the password (as written) becomes ***.
-    size_t at = u.rfind('@');
-    if (u.rfind("redis://", 0) == 0 && at != std::string::npos) {
-        size_t colon = u.find(':', 8);
-        size_t from = colon != std::string::npos && colon < at ? colon + 1 : 8;
-        u.replace(from, at - from, "***");
-    }
-    return u;
+    return masked_url(url.empty() ? node() : url);
 }
 
 std::vector<std::string> RedisTarget::auth() const {

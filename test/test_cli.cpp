@@ -141,5 +141,5 @@ Test(cli, health_asks_a_running_daemon, .timeout = 30) {
     d.proc.stop();
     cr_assert_eq(run({"--health", "127.0.0.1:" + std::to_string(d.port)}, out), 1);
     cr_assert(out.find("no answer from 127.0.0.1:") != std::string::npos, "%s", out.c_str());
-    cr_assert_eq(run({"--health", "nowhere"}, out), 2, "%s", out.c_str());
+    cr_assert_eq(run({"--health", "nowhere"}, out), 1, "%s", out.c_str()); // 2 is Docker's reserved code
 }

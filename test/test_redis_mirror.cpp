@@ -56,6 +56,8 @@ Test(redis_url, forms, .timeout = 30) {
     cr_assert(RedisMirror::parse_url("redis://:s3cret@h", t, err) && t.user.empty() && t.password == "s3cret");
     cr_assert(t.auth() == std::vector<std::string>({"AUTH", "s3cret"}));
     cr_assert(!RedisMirror::parse_url("redis://u:%zz@h", t, err));
+    cr_assert(!RedisMirror::parse_url("redis://u:s3cret@h:6379x", t, err));
+    cr_assert_eq(err, "bad port in redis://u:***@h:6379x", "the password never shown: %s", err.c_str());
     cr_assert(!RedisMirror::parse_url("http://x", t, err));
     cr_assert(!RedisMirror::parse_url("redis://h:99x", t, err));
     cr_assert(RedisMirror::parse_url("redis://[::1]", t, err));

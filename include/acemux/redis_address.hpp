@@ -46,7 +46,10 @@ struct RedisTarget {
 // "redis://[[user]:password@]host[:port][/db]" (host: an IP or a name; the
 // user for Redis 6 ACLs; both percent-decoded), "unix:///path/redis.sock[?db=N]"
 // or "/path/redis.sock".
+// Errors never show the password. A literal % in a user or password is written %25.
 bool parse_redis_url(const std::string& url, RedisTarget& out, std::string& err);
+// redis://[user:]***@host...: how logs and messages show a url.
+std::string masked_url(std::string url);
 
 class RedisAddress {
 public:
