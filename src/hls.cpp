@@ -284,7 +284,7 @@ SegmentBody::SegmentBody(std::shared_ptr<const Ring> ring, const Segment& s) : r
 int SegmentBody::gather(uint64_t offset, iovec* iov, int max) const {
     int n = 0;
     if (offset < psi_.size() && n < max) {
-        iov[n++] = {const_cast<uint8_t*>(psi_.data()) + offset, psi_.size() - offset};
+        iov[n++] = {const_cast<uint8_t*>(psi_.data()) + offset, static_cast<size_t>(psi_.size() - offset)};
         offset = 0;
     } else {
         offset -= psi_.size();
