@@ -137,6 +137,20 @@ std::string stats_json(const Daemon& d) {
         cJSON_AddItemToArray(ended, o);
     }
 
+    // Each [[playlist]] source: what its last good list held, and the error
+    // of the fetches since ("" while they work).
+    cJSON* playlists = cJSON_AddArrayToObject(root.get(), "playlists");
+    for (auto& p : d.playlists().states()) {
+        cJSON* o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "source", p.source.c_str());
+        cJSON_AddNumberToObject(o, "entries", static_cast<double>(p.entries));
+        cJSON_AddNumberToObject(o, "skipped", static_cast<double>(p.skipped));
+        if (p.have) cJSON_AddNumberToObject(o, "fetched_ago_s", seconds(now - p.fetched));
+        cJSON_AddStringToObject(o, "error", p.error.c_str());
+        cJSON_AddItemToArray(playlists, o);
+    }
+    cJSON_AddNumberToObject(root.get(), "channels", static_cast<double>(d.channels().all().size()));
+
     cJSON* engines = cJSON_AddArrayToObject(root.get(), "engines");
     for (auto& e : d.pool().engines()) {
         cJSON* o = cJSON_CreateObject();

@@ -172,6 +172,10 @@ Test(playlists, a_source_that_fails_keeps_its_last_good_list_and_says_so_once, .
     cr_assert_eq(count(log, "odd.m3u: cannot fetch it (not an M3U playlist"), 1u, "%s", log.c_str());
     std::string b = http_get(d.port, "/playlist.m3u?token=t0k").body;
     cr_assert_eq(count(b, "#EXTINF"), 7u, "both lists still there: %s", b.c_str());
+    // /stats says so too, per source.
+    std::string stats = http_get(d.port, "/stats?token=t0k").body;
+    cr_assert_neq(stats.find("\"entries\":2,\"skipped\":0"), std::string::npos, "%s", stats.c_str());
+    cr_assert_neq(stats.find("\"error\":\"connect 127.0.0.1:"), std::string::npos, "%s", stats.c_str());
 
     // A file caught empty, or with no link left: not a list to replace a good one with.
     write_file(dir + "/odd.m3u", "");
