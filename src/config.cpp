@@ -232,8 +232,7 @@ bool check_sentinels(Parser& p, const toml::table& t, const toml::source_region&
 // A 40-hexadecimal id (an acestream:// link's too), in lower case: one spelling everywhere after.
 bool channel_id(std::string s, std::string& out) {
     s = pasted_id(s);
-    if (s.size() != 40 || s.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos) return false;
-    for (auto& x : s) x = static_cast<char>(std::tolower(static_cast<unsigned char>(x)));
+    if (!is_content_id(s)) return false;
     out = s;
     return true;
 }

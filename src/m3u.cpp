@@ -7,9 +7,7 @@
 
 namespace acemux {
 
-namespace {
-
-bool hex40(std::string& s) {
+bool is_content_id(std::string& s) {
     if (s.size() != 40) return false;
     for (auto& c : s) {
         if (!std::isxdigit(static_cast<unsigned char>(c))) return false;
@@ -17,6 +15,8 @@ bool hex40(std::string& s) {
     }
     return true;
 }
+
+namespace {
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -92,7 +92,7 @@ bool link_id(std::string_view link, std::string& key, std::string& id, std::stri
         while (!link.empty() && link.back() == '/') link.remove_suffix(1);
         id = std::string(link);
         key = "id";
-        if (!hex40(id)) return why = "acestream:// link without a 40-character hexadecimal id", false;
+        if (!is_content_id(id)) return why = "acestream:// link without a 40-character hexadecimal id", false;
         return true;
     }
     if (starts_nocase(link, "http://") || starts_nocase(link, "https://")) {
@@ -115,7 +115,7 @@ bool link_id(std::string_view link, std::string& key, std::string& id, std::stri
                 key = name == "infohash" ? "infohash" : "id";
                 id = value;
                 if (starts_nocase(id, "acestream://")) id.erase(0, 12);
-                if (!hex40(id)) return why = name + " is not 40 hexadecimal characters", false;
+                if (!is_content_id(id)) return why = name + " is not 40 hexadecimal characters", false;
                 return true;
             }
         }
@@ -123,7 +123,7 @@ bool link_id(std::string_view link, std::string& key, std::string& id, std::stri
     }
     id = std::string(link);
     key = "id";
-    if (hex40(id)) return true;
+    if (is_content_id(id)) return true;
     return why = "neither an acestream:// link, an engine URL nor a 40-character id", false;
 }
 

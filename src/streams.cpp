@@ -17,15 +17,6 @@ Streams::~Streams() = default;
 
 size_t Streams::player_count() const { return watcher_count(); }
 
-static bool is_content_id(std::string& s) {
-    if (s.size() != 40) return false;
-    for (auto& ch : s) {
-        if (!std::isxdigit(static_cast<unsigned char>(ch))) return false;
-        ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    }
-    return true;
-}
-
 // content_id and id name the same thing; an infohash is another namespace.
 static std::string stream_key(const std::string& id_key, const std::string& id) {
     return (id_key == "infohash" ? "infohash:" : "id:") + id;

@@ -31,6 +31,10 @@ struct M3uList {
 // `source` names the list in problems (a path or a URL).
 M3uList parse_m3u(std::string_view text, const std::string& source);
 
+// 40 hexadecimal characters (a content id or an infohash), made lower case
+// in place: the one spelling every map and log uses.
+bool is_content_id(std::string& s);
+
 // An id as a player or a person gave it: spaces around it dropped, and an
 // acestream:// link's prefix.
 std::string pasted_id(std::string s);
