@@ -366,6 +366,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
             ok = p.subtable(root, "stream", {
                 integer("chunk_size", chunk_size, 188 * 8, 188 * 10000),
                 integer("ring_chunks", ring_chunks, 4, 4096),
+                seconds("ring_time", c.ring_time, 0, 600),
                 integer("initial_behind", c.initial_behind, 0, 4095),
                 seconds("join_behind", c.join_behind, 0, 60),
                 integer("catchup_behind", c.catchup_behind, 1, 4095),
@@ -390,6 +391,9 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                     ok = p.fail(at("catchup_behind"), "catchup_behind must be at most ring_chunks - 2 (" +
                                                           std::to_string(ring_chunks - 2) +
                                                           "): the chunk a player jumps from must still be in the ring");
+                else if (c.ring_time > 0 && c.ring_time <= c.join_behind)
+                    ok = p.fail(at("ring_time"), "ring_time must be more than join_behind (" +
+                                                     std::to_string(c.join_behind) + " ms): a player joins that far back");
                 else if (c.initial_behind >= c.catchup_behind)
                     ok = p.fail(at("initial_behind"), "initial_behind must be less than catchup_behind (" +
                                                           std::to_string(c.catchup_behind) + ")");

@@ -320,6 +320,7 @@ bool HlsOutlet::knows(const SockAddr& peer, const std::string& ua) const {
 // does not keep a stream and its engine session for as long as it polls.
 void HlsOutlet::seen(const SockAddr& peer, const std::string& ua, bool segment) {
     Millis now = r_.now();
+    last_request_ = now;
     std::string key = viewer_key(peer, ua);
     if (!segment && has_segments() && left_.count(key)) return; // it left; its polls do not bring it back
     left_.erase(key);
@@ -371,10 +372,9 @@ void HlsOutlet::data(Millis now) {
     answer_manifests();
 }
 
-// Viewers that stopped fetching leave, a manifest that waited too long is
-// told to come back, and the ring grows when the window does not fit at
-// the stream's rate.
-void HlsOutlet::tick(Millis now, double byte_rate) {
+// Viewers that stopped fetching leave, and a manifest that waited too long
+// is told to come back.
+void HlsOutlet::tick(Millis now) {
     seg_.reconfigure(cfg_.target_duration, cfg_.window);
     for (auto& w : waiting_) // a manifest waiting is a viewer watching
         if (auto v = viewers_.find(w.viewer); v != viewers_.end()) v->second.last = now;
@@ -398,33 +398,26 @@ void HlsOutlet::tick(Millis now, double byte_rate) {
         w.reply.send(HttpResponse::unavailable("the stream has no segment yet (the engine is still buffering)", 5));
         return true;
     });
-    if (!viewers_.empty() && byte_rate > 0) grow_ring(byte_rate);
 }
 
-// The window, one segment more, each up to 1.5 targets long (a segment ends
-// at a keyframe past the target), up to max_ring_bytes.
-void HlsOutlet::grow_ring(double byte_rate) {
+// The chunks the ring needs while viewers watch, and for a window after
+// the last HLS request (a playlist handed out lists segments that far
+// back): the window, one segment more, each up to 1.5 targets long (a
+// segment ends at a keyframe past the target), up to max_ring_bytes.
+size_t HlsOutlet::ring_need(double byte_rate, Millis now) {
     const HlsConfig& h = cfg_;
+    bool asked = last_request_ && now - last_request_ <= static_cast<Millis>(h.window + 1) * h.target_duration;
+    if ((viewers_.empty() && !asked) || byte_rate <= 0) return 0;
     double need = byte_rate * static_cast<double>(h.window + 1) * 1.5 * static_cast<double>(h.target_duration) / 1000.0;
     size_t chunks = static_cast<size_t>(need / static_cast<double>(ring_->chunk_size())) + 1;
-    size_t cap = std::max<size_t>(ring_->chunks(), h.max_ring_bytes / ring_->chunk_size());
-    if (chunks <= ring_->chunks()) return;
-    size_t to = std::min(chunks, cap);
-    if (to > ring_->chunks()) {
-        if (!ring_->grow(to)) {
-            r_.log().warn("stream %s: out of memory to grow the ring for HLS", label_.c_str());
-            return;
-        }
-        r_.log().info("stream %s: ring grows to %zu chunks (%.1f MiB) to hold the HLS window of %d x %.0f s at "
-                      "%.1f Mbit/s", label_.c_str(), to, static_cast<double>(to * ring_->chunk_size()) / (1 << 20), h.window,
-                      static_cast<double>(h.target_duration) / 1000.0, byte_rate * 8 / 1e6);
-    }
-    if (chunks > to && !ring_capped_logged_) {
+    size_t cap = h.max_ring_bytes / ring_->chunk_size();
+    if (chunks > cap && !ring_capped_logged_) {
         ring_capped_logged_ = true;
         r_.log().warn("stream %s: the HLS window (%d x %.0f s at %.1f Mbit/s) does not fit in [hls] max_ring_mib; the "
                       "playlist lists fewer segments",
                       label_.c_str(), h.window, static_cast<double>(h.target_duration) / 1000.0, byte_rate * 8 / 1e6);
     }
+    return std::min(chunks, cap);
 }
 
 void HlsOutlet::close(int status, const std::string& why) {

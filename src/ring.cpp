@@ -218,8 +218,9 @@ int Ring::gather(uint64_t pos, uint64_t len, iovec* iov, int max) const {
     return n;
 }
 
-bool Ring::grow(size_t nchunks) {
-    if (nchunks <= n_) return true;
+bool Ring::resize(size_t nchunks) {
+    if (nchunks == n_) return true;
+    if (nchunks < 4) return false;
     std::unique_ptr<RingMemory> mem;
     try {
         mem = std::make_unique<RingMemory>(stride_ * nchunks);
@@ -228,17 +229,18 @@ bool Ring::grow(size_t nchunks) {
     }
     std::vector<size_t> len(nchunks, 0);
     std::vector<uint64_t> start(nchunks, 0);
-    // Every readable chunk, and the open one with its unverified bytes, moves
-    // to its slot under the new count.
-    for (uint64_t i = first(); i <= head_; i++) {
+    // Every readable chunk that the new count holds (the newest ones), and
+    // the open one with its unverified bytes, moves to its slot under it.
+    uint64_t from_idx = std::max<uint64_t>(first(), head_ - std::min<uint64_t>(head_, nchunks - 1));
+    for (uint64_t i = from_idx; i <= head_; i++) {
         size_t from = slot(i), to = static_cast<size_t>(i % nchunks);
         std::memcpy(mem->data() + to * stride_, mem_->data() + from * stride_, i == head_ ? fill_ : len_[from]);
         len[to] = len_[from];
         start[to] = start_[from];
     }
-    // The oldest chunks were readable only down to n_ - 1 back: what the
-    // larger ring does not hold yet must not be read as data.
-    base_ = std::max(base_, first());
+    // What was not copied (and, growing, what the larger ring does not
+    // hold yet) must not be read as data.
+    base_ = std::max(base_, from_idx);
     mem_ = std::move(mem); // pages lent from the old memory stay with the sockets that hold them
     lent_.assign(nchunks, 0);
     len_ = std::move(len);
@@ -257,12 +259,14 @@ Sent send_iov(int fd, iovec* iov, int n, bool own, const Ring& ring) {
     ssize_t took = 0;
     bool copy = n == from_ring || !ring.lends();
     if (!copy) {
-        // Own bytes first (MSG_MORE: the ring's follow at once), then each
+        // Own bytes (MSG_MORE: the ring's follow at once) by send, each
         // range of the ring by sendfile: the socket takes references to the
-        // ring's pages instead of a copy of them.
+        // ring's pages instead of a copy of them. Which is which is asked of
+        // the ring: a body's own bytes (an HLS segment's PAT and PMT) may
+        // come after the caller's first iovec.
         for (int i = 0; i < n; i++) {
             ssize_t w;
-            if (i < from_ring) {
+            if (!ring.holds(iov[i].iov_base)) {
                 w = ::send(fd, iov[i].iov_base, iov[i].iov_len, MSG_NOSIGNAL | MSG_DONTWAIT | MSG_MORE);
             } else {
                 ring.lend(iov[i].iov_base);

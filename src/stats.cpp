@@ -76,7 +76,7 @@ cJSON* stream_json(const Stream& s, Millis now) {
     cJSON_AddNumberToObject(o, "bitrate_in", s.byte_rate() * 8);
     cJSON_AddNumberToObject(o, "bytes_out", static_cast<double>(s.bytes_out()));
     cJSON_AddNumberToObject(o, "bitrate_out", s.out_rate() * 8);
-    // The ring's size (the config's ring_chunks, or more for an HLS window) and what of it holds data.
+    // The ring's size (ring_time at the stream's rate, or an HLS window) and what of it holds data.
     cJSON_AddNumberToObject(o, "ring_chunks", static_cast<double>(ring.chunks()));
     cJSON_AddNumberToObject(o, "ring_used_chunks", static_cast<double>(ring.head() - ring.first() + 1));
     cJSON_AddNumberToObject(o, "ring_size", static_cast<double>(ring.chunks()));

@@ -62,12 +62,15 @@ Stream::State Stream::state() const {
 }
 
 // The config's rules as this stream's own ring can keep them (a reload may
-// bring a larger catchup_behind than a ring made before it holds), and the
-// keyframe distance at the measured rate.
-void Stream::update_rules() {
+// bring a larger catchup_behind than a ring made before it holds, a ring
+// sized by time holds fewer chunks), and the keyframe distance at the
+// measured rate.
+void Stream::update_rules() { update_rules(ring_->chunks()); }
+
+void Stream::update_rules(size_t chunks) {
     const StreamConfig& c = cfg();
     Player::Rules& rules = fanout_.rules();
-    uint64_t max_chunks = std::min<uint64_t>(static_cast<uint64_t>(c.catchup_behind), ring_->chunks() - 2);
+    uint64_t max_chunks = std::min<uint64_t>(static_cast<uint64_t>(c.catchup_behind), chunks - 2);
     rules.join.keyframes = c.join_behind > 0;
     rules.join.max_chunks = max_chunks;
     rules.join.back_chunks = std::min<uint64_t>(static_cast<uint64_t>(c.initial_behind), max_chunks - 1);
@@ -168,8 +171,39 @@ void Stream::tick() {
     sample_rate(now);
     feed_.judge(now);
     if (st_ == State::closed) return;
-    hls_.tick(now, byte_rate_);
+    hls_.tick(now);
+    size_ring();
     fanout_.keepalive(now);
+}
+
+// A ring holds ring_time of the stream at its measured rate, what a join
+// join_behind back at a keyframe and a player that falls behind need (at
+// most ring_chunks), or the HLS window while viewers watch, whichever is
+// more (a reload's values apply at the next tick). It only shrinks by a quarter or more, so a rate that wavers does
+// not copy the ring back and forth; players further back than the smaller
+// ring holds move on first.
+void Stream::size_ring() {
+    const StreamConfig& c = cfg();
+    if (byte_rate_ <= 0) return;
+    size_t ts = made_chunks_; // ring_time 0: the size it was made with
+    if (c.ring_time > 0) {
+        double bytes = byte_rate_ * static_cast<double>(c.ring_time) / 1000.0;
+        ts = std::clamp<size_t>(static_cast<size_t>(bytes / static_cast<double>(c.chunk_size)) + 2, 4, c.ring_chunks);
+    }
+    size_t want = std::max(ts, hls_.ring_need(byte_rate_, env_.r.now())), n = ring_->chunks();
+    if (want == n || (want < n && want > n - n / 4)) return;
+    if (want < n) {
+        update_rules(want);
+        fanout_.catch_up();
+    }
+    if (!ring_->resize(want)) {
+        update_rules();
+        return env_.r.log().warn("stream %s: out of memory to resize the ring to %zu chunks", label_.c_str(), want);
+    }
+    update_rules();
+    env_.r.log().info("stream %s: ring %s to %zu chunks (%.1f MiB) to hold %s at %.1f Mbit/s", label_.c_str(),
+                      want > n ? "grows" : "shrinks", want, static_cast<double>(want * c.chunk_size) / (1 << 20),
+                      want > ts ? "the HLS window" : "ring_time", byte_rate_ * 8 / 1e6);
 }
 
 // The rate counts from the first byte: an engine's prebuffer is not a slow stream.

@@ -103,6 +103,8 @@ Test(config, cross_checks) {
                  "t.toml:3:18: catchup_behind must be at most ring_chunks - 2 (14): the chunk a player jumps from "
                  "must still be in the ring");
     expect_error("[stream]\ncatchup_behind = 3\n", "t.toml:1:1: initial_behind must be less than catchup_behind (3)");
+    expect_error("[stream]\nring_time = 2\njoin_behind = 2.5\n",
+                 "t.toml:2:13: ring_time must be more than join_behind (2500 ms): a player joins that far back");
 }
 
 Test(config, choices) {

@@ -5,7 +5,9 @@
 
 #include <csignal>
 #include <cstring>
+#include <set>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include "acemux/ts.hpp"
 #include "rig.hpp"
@@ -93,6 +95,31 @@ Test(hls, segments_start_with_pat_pmt_and_a_keyframe_and_follow_on_without_a_gap
     // 64 chunks of 64 KiB hold 5.6 s at 6 Mbit/s: the ring grew for the window.
     std::string log = rig.log();
     cr_assert_neq(log.find("ring grows to"), std::string::npos, "%s", log.c_str());
+}
+
+// From zero_copy_from readers on (here the first) the ring lends its
+// pages: a segment's ring ranges go by sendfile and its own PAT and PMT,
+// which are not ring memory, by send. The segments are the same stream.
+Test(hls, segments_sent_without_a_copy_are_the_same_stream, .timeout = 40) {
+    Rig rig;
+    rig.start({"--keyframes", "idr", "--key-every", "1000"}, "zero_copy_from = 1\n", "[hls]\ntarget_duration = 1\n");
+    testts::TsCheck all;
+    std::set<std::string> fetched;
+    bool lent = false;
+    for (long until = now_ms() + 20000; now_ms() < until && (fetched.size() < 5 || !lent);) {
+        for (auto& uri : segment_uris(playlist_with(rig.daemon.port, 2))) {
+            if (!fetched.insert(uri).second) continue;
+            HttpReply r = http_get(rig.daemon.port, uri, 10000);
+            cr_assert_eq(r.status, 200, "%s: %s", uri.c_str(), r.head.c_str());
+            starts_clean(r.body, uri);
+            all.feed(r.body);
+        }
+        lent = http_get(rig.daemon.port, "/stats").body.find("\"zero_copy\":true") != std::string::npos;
+        usleep(200000);
+    }
+    cr_assert(lent, "the ring never lent: %s", http_get(rig.daemon.port, "/stats").body.c_str());
+    cr_assert_geq(fetched.size(), 5u);
+    cr_assert(all.clean(), "%s", all.summary().c_str());
 }
 
 Test(hls, a_segment_the_ring_has_overwritten_is_404, .timeout = 30) {

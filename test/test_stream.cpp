@@ -54,7 +54,7 @@ Test(stream, fifty_players_get_every_packet_once_in_order_from_one_engine_connec
 // the loop turned pass by pass, is fanout::players_woken_in_slices_...).
 Test(stream, players_woken_in_slices_get_every_packet_while_others_come_and_go, .timeout = 60) {
     Rig rig;
-    rig.start({"--bitrate", "10000000"}, "ring_chunks = 256\ncatchup_behind = 250\n", "",
+    rig.start({"--bitrate", "10000000"}, "ring_chunks = 256\nring_time = 0\ncatchup_behind = 250\n", "",
               "max_connections_per_ip = 0\n");
     std::deque<std::unique_ptr<TestPlayer>> players;
     auto all = [&] {
@@ -313,7 +313,8 @@ Test(stream, engine_refusing_the_id_gives_502_with_its_message, .timeout = 30) {
 Test(stream, a_reload_keeps_each_stream_rules_its_ring_can_hold, .timeout = 60) {
     Rig rig;
     rig.start({"--bitrate", "40000000"},
-              "chunk_size = 18800\nring_chunks = 8\ninitial_behind = 2\ncatchup_behind = 5\nclient_stall_timeout = 30\n");
+              "chunk_size = 18800\nring_chunks = 8\nring_time = 0\ninitial_behind = 2\ncatchup_behind = 5\n"
+              "client_stall_timeout = 30\n");
     TestPlayer slow, fast;
     cr_assert(open_small(slow, rig.daemon.port, kId, 65536));
     cr_assert(fast.open(rig.daemon.port, kId));
@@ -321,7 +322,7 @@ Test(stream, a_reload_keeps_each_stream_rules_its_ring_can_hold, .timeout = 60) 
     // The new config: rings of 64, catchup_behind 50.
     FILE* f = fopen(rig.daemon.config.c_str(), "w");
     fprintf(f, "[server]\nlisten = [\"127.0.0.1:0\"]\n[log]\nlevel = \"debug\"\n[stream]\nchunk_size = 18800\n"
-               "ring_chunks = 64\ninitial_behind = 2\ncatchup_behind = 50\nclient_stall_timeout = 30\n"
+               "ring_chunks = 64\nring_time = 0\ninitial_behind = 2\ncatchup_behind = 50\nclient_stall_timeout = 30\n"
                "[[engine]]\nhost = \"127.0.0.1\"\nport = %d\n", rig.engine.port);
     fclose(f);
     kill(rig.daemon.proc.pid(), SIGHUP);
@@ -436,4 +437,49 @@ Test(stream, a_caught_up_player_is_written_once_per_batch, .timeout = 30) {
     // 10 Mbit/s is 19 batches a second; the tick, the engine's status and /stats add a few.
     cr_assert_leq(static_cast<double>(l) / secs, 60.0, "%ld passes of the loop in %.1f s", l, secs);
     expect_clean(p, "player");
+}
+
+// A ring keeps ring_time of the stream at its measured rate, not
+// ring_chunks: at 6 Mbit/s, 1.5 s is 18 chunks of 65424 bytes and two more
+// (the open one, a margin), where 64 would take 4 MiB. Shrinking moves
+// nobody's bytes: a player reading along gets every packet once, in order.
+Test(stream, a_ring_keeps_ring_time_at_the_measured_rate, .timeout = 40) {
+    Rig rig;
+    rig.start({"--bitrate", "6000000"});
+    TestPlayer p;
+    cr_assert(p.open(rig.daemon.port, kId));
+    cr_assert(wait_data(p));
+    long until = now_ms() + 15000;
+    while (now_ms() < until && rig.log().find("ring shrinks to") == std::string::npos) read_player(p, 200);
+    std::string line = rig.daemon.proc.wait_line("ring shrinks to", 100);
+    cr_assert_neq(line, "", "%s", rig.log().c_str());
+    read_player(p, 2000);
+    std::string st = http_get(rig.daemon.port, "/stats").body;
+    size_t at = st.find("\"ring_chunks\":");
+    cr_assert_neq(at, std::string::npos, "%s", st.c_str());
+    long chunks = std::atol(st.c_str() + at + 14);
+    cr_assert(chunks >= 17 && chunks <= 23, "1.5 s at 6 Mbit/s in chunks of 65424 bytes: %ld (%s)", chunks, line.c_str());
+    expect_clean(p, "the player reading along");
+}
+
+// A player further back than a shrinking ring holds jumps first (on a
+// packet boundary, from bytes still there), as one that falls behind does.
+Test(stream, a_player_behind_what_a_ring_shrinks_to_jumps_first, .timeout = 40) {
+    Rig rig;
+    rig.start({"--bitrate", "6000000"}, "client_stall_timeout = 30\n");
+    TestPlayer slow, fast;
+    cr_assert(open_small(slow, rig.daemon.port, kId, 4096));
+    cr_assert(fast.open(rig.daemon.port, kId));
+    cr_assert(wait_data(fast));
+    slow.paused = true; // far behind by the time the rate is known
+    long until = now_ms() + 15000;
+    while (now_ms() < until && rig.log().find("ring shrinks to") == std::string::npos) read_player(fast, 200);
+    cr_assert_neq(rig.log().find("ring shrinks to"), std::string::npos, "%s", rig.log().c_str());
+    slow.paused = false;
+    read_players({&slow, &fast}, 2000);
+    cr_assert_neq(rig.log().find("jumping to chunk"), std::string::npos, "the slow player jumped: %s", rig.log().c_str());
+    cr_assert_eq(rig.log().find("overrun by the writer"), std::string::npos, "%s", rig.log().c_str());
+    cr_assert_eq(slow.check.bad_sync + slow.check.corrupt, 0u, "never a torn packet: %s", slow.check.summary().c_str());
+    cr_assert_gt(slow.check.data, 0u);
+    expect_clean(fast, "the fast player");
 }

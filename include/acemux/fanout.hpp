@@ -45,6 +45,7 @@ public:
     void rejoin();          // the ring was renumbered (a buffer resumed): each starts again on it
     void data(size_t n);    // n more bytes are readable: part of a batch
     void keepalive(Millis now); // null packets to idle caught-up players, the stuck ones dropped
+    void catch_up();            // players further back than the rules allow jump (before the ring shrinks)
     void close(int status, const std::string& why);
 
     Player::Rules& rules() { return rules_; } // the stream keeps them current
@@ -65,7 +66,6 @@ private:
     PlayerIt end_player(PlayerIt it); // logs, counts and releases it; the next one
     void wake();
     void pump_slice();
-    void catch_up();
 
     Reactor& r_;
     Ring& ring_;

@@ -196,13 +196,14 @@ public:
     HttpResponse segment(uint64_t seq, const std::string& viewer);
 
     void data(Millis now);                  // new packets in the ring: cut, answer waiting manifests
-    void tick(Millis now, double byte_rate); // viewers gone, waits too long, the ring's size
+    void tick(Millis now); // viewers gone, waits too long
+    // The ring chunks the window needs at this rate (0: no viewers, no request lately).
+    size_t ring_need(double byte_rate, Millis now);
     void close(int status, const std::string& why);
     const Segmenter& segmenter() const { return seg_; }
 
 private:
     void answer_manifests();
-    void grow_ring(double byte_rate);
 
     Reactor& r_;
     std::shared_ptr<Ring> ring_;
@@ -221,6 +222,7 @@ private:
     std::map<std::string, Millis> left_; // viewers that left lately, by key: when
     static constexpr Millis kLeftKept = 10 * 60 * 1000;
     bool ring_capped_logged_ = false;
+    Millis last_request_ = 0; // the last manifest or segment request (0: none)
 };
 
 } // namespace acemux

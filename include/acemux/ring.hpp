@@ -143,6 +143,10 @@ public:
     // bytes go out.
     bool lends() const { return lending_; }
     int file() const { return mem_->file(); }
+    bool holds(const void* p) const {
+        auto* b = static_cast<const uint8_t*>(p);
+        return b >= mem_->data() && b < mem_->data() + n_ * stride_;
+    }
     off_t file_offset(const void* p) const { return static_cast<const uint8_t*>(p) - mem_->data(); }
     void lend(const void* p) const { lent_[static_cast<size_t>(file_offset(p)) / stride_] = 1; }
     void set_lending(bool on) { lending_ = on && mem_->file() >= 0; }
@@ -176,9 +180,12 @@ public:
         cc_.splice();
         splice_pos_ = bytes_in_;
     }
-    // More chunks (an HLS window needs more than the players do); what is
-    // readable stays readable at the same indices. False without the memory.
-    bool grow(size_t nchunks);
+    // Another chunk count (the stream sizes its ring by time at its rate, an
+    // HLS window needs more): what is readable stays readable at the same
+    // indices, down to what the new count holds (the newest chunks). Readers
+    // further back must have moved on first. False without the memory, or
+    // below 4 chunks.
+    bool resize(size_t nchunks);
 
     // Random-access points still in the ring, oldest first; at most kMaxRaps,
     // overwritten with the ring.
@@ -235,11 +242,13 @@ private:
     uint64_t raps_found_ = 0;
 };
 
-// What a reader of the ring sends: iovecs, the first one its own bytes when
-// `own` (a response head, PAT and PMT, a null packet), the others ring
-// memory. One sendmsg of them all, or, while the ring lends (Ring::lends),
-// the own bytes and then each ring range by sendfile, without a copy.
-// Players and HTTP bodies from the ring (HLS segments) send this way.
+// What a reader of the ring sends: iovecs, the first one the caller's own
+// bytes when `own` (a response head, PAT and PMT, a null packet; from_ring
+// counts what went after it), the others ring memory, or a body's own bytes
+// (an HLS segment's PAT and PMT). One sendmsg of them all, or, while the
+// ring lends (Ring::lends), each ring range by sendfile, without a copy, and
+// the other bytes by send. Players and HTTP bodies from the ring (HLS
+// segments) send this way.
 struct Sent {
     size_t offered = 0, took = 0, from_ring = 0;
     int err = 0;   // errno of a failed call (EAGAIN is no failure)

@@ -83,7 +83,7 @@ public:
     // players and manifests answered `status`; its host releases it.
     void close(int status, const std::string& why);
     void move_off_engine() { feed_.move_off_engine(); } // its engine left the config
-    void update_rules(); // after a reload and as the rate is measured
+    void update_rules(); // after a reload and as the rate is measured (or the ring resized)
 
     const StreamConfig& cfg() const { return env_.cfg; }
     const Ring& ring() const { return *ring_; }
@@ -140,6 +140,8 @@ private:
     Millis half_keepalive() const;
     void tick();
     void sample_rate(Millis now);
+    void update_rules(size_t chunks); // for a ring of this many chunks
+    void size_ring();
     void grace_over();
 
     Env env_;
@@ -149,6 +151,7 @@ private:
     State st_ = State::starting;
     // Shared with the HLS segments being sent: one outlives its stream by the time it takes to send it.
     std::shared_ptr<Ring> ring_;
+    size_t made_chunks_ = env_.cfg.ring_chunks;
     Ingest in_{*ring_};
     Feed feed_;
     Fanout fanout_;
