@@ -40,11 +40,23 @@ namespace {
 struct Sock {
     int fd = -1;
     std::string pending; // what the socket would not take yet
-    bool live = false;
+    int stream = -1;     // which stream, once its request named it
     uint64_t pos = 0;    // --sendfile: the next stream byte it gets
 };
+// One engine stream and the players of it.
+struct Stream {
+    std::string id;
+    int es = -1;
+    std::string batch;           // engine bytes not yet written; flushed as whole packets
+    long read_at = 0;            // the last engine read
+    std::vector<size_t> joining; // start with the next batch
+    std::vector<size_t> players; // those started
+    int ring = -1;               // --sendfile
+    uint64_t head = 0;           // --sendfile: stream bytes written into the ring
+};
 constexpr uint64_t kRing = 64 * 64 * 1024;
-constexpr uint64_t kListen = ~0ull, kEngine = ~0ull - 1;
+// epoll tags: a player's index, or one of these
+constexpr uint64_t kListen = 1ull << 62, kEngine = 1ull << 61;
 } // namespace
 
 // The engine's stream as a real engine hands it out, its 302 to /content/
@@ -78,23 +90,18 @@ int open_engine(int port, std::string target) {
 int main(int argc, char** argv) {
     int engine_port = 0, port = 0;
     bool use_sendfile = false;
-    std::string id;
+    std::vector<Stream> streams;
     static const option opts[] = {{"engine-port", 1, nullptr, 'e'}, {"port", 1, nullptr, 'p'}, {"id", 1, nullptr, 'i'},
                                   {"sendfile", 0, nullptr, 's'}, {nullptr, 0, nullptr, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, nullptr)) != -1) {
         if (o == 'e') engine_port = std::atoi(optarg);
         else if (o == 'p') port = std::atoi(optarg);
-        else if (o == 'i') id = optarg;
+        else if (o == 'i') streams.emplace_back().id = optarg;
         else if (o == 's') use_sendfile = true;
-        else return std::fprintf(stderr, "usage: baseline --engine-port P --id ID [--port L] [--sendfile]\n"), 2;
+        else return std::fprintf(stderr, "usage: baseline --engine-port P --id ID [--id ID]... [--port L] [--sendfile]\n"), 2;
     }
-    int ring = -1;
-    uint64_t head = 0; // --sendfile: stream bytes written into the ring
-    if (use_sendfile) {
-        ring = memfd_create("baseline-ring", MFD_CLOEXEC);
-        if (ring < 0 || ftruncate(ring, static_cast<off_t>(kRing)) < 0) return perror("memfd"), 1;
-    }
+    if (streams.empty()) return std::fprintf(stderr, "baseline: --id is required\n"), 2;
     signal(SIGPIPE, SIG_IGN); // a player that leaves must not take the program with it
     rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -109,123 +116,138 @@ int main(int argc, char** argv) {
     a.sin_family = AF_INET;
     a.sin_port = htons(static_cast<uint16_t>(port));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0 || listen(ls, 1024) < 0) return perror("listen"), 1;
+    if (bind(ls, reinterpret_cast<sockaddr*>(&a), sizeof a) < 0 || listen(ls, 4096) < 0) return perror("listen"), 1;
     socklen_t al = sizeof a;
     getsockname(ls, reinterpret_cast<sockaddr*>(&a), &al);
 
-    int es = open_engine(engine_port, "/ace/getstream?id=" + id);
-    if (es < 0) return 1;
     constexpr size_t kBatch = 64 * 1024;
     constexpr long kBatchMs = 100;
-    int lowat = kBatch;
-    setsockopt(es, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
-    std::printf("listening on http://127.0.0.1:%d\n", ntohs(a.sin_port));
-    std::fflush(stdout);
-
     epoll_event ev{};
     ev.events = EPOLLIN;
-    ev.data.u64 = kListen;
-    epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
-    ev.data.u64 = kEngine;
-    epoll_ctl(ep, EPOLL_CTL_ADD, es, &ev);
-
-    std::vector<Sock> socks;
-    std::vector<size_t> joining; // start with the next batch
-    static char buf[1 << 17];
-    std::string batch; // engine bytes not yet written; flushed as whole packets
-    long read_at = 0;   // the last engine read
     auto now = [] {
         timespec t;
         clock_gettime(CLOCK_MONOTONIC, &t);
         return t.tv_sec * 1000 + t.tv_nsec / 1000000;
     };
-    // --sendfile: the batch into the ring (a slot's old pages punched out
-    // first), then every player sent from its place up to the new head.
-    auto flush_sendfile = [&](size_t whole) {
+    for (size_t k = 0; k < streams.size(); k++) {
+        Stream& st = streams[k];
+        if (use_sendfile) {
+            st.ring = memfd_create("baseline-ring", MFD_CLOEXEC);
+            if (st.ring < 0 || ftruncate(st.ring, static_cast<off_t>(kRing)) < 0) return perror("memfd"), 1;
+        }
+        st.es = open_engine(engine_port, "/ace/getstream?id=" + st.id);
+        if (st.es < 0) return 1;
+        int lowat = kBatch;
+        setsockopt(st.es, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
+        ev.data.u64 = kEngine | k;
+        epoll_ctl(ep, EPOLL_CTL_ADD, st.es, &ev);
+        st.read_at = now();
+    }
+    std::printf("listening on http://127.0.0.1:%d\n", ntohs(a.sin_port));
+    std::fflush(stdout);
+    ev.data.u64 = kListen;
+    epoll_ctl(ep, EPOLL_CTL_ADD, ls, &ev);
+
+    std::vector<Sock> socks;
+    static char buf[1 << 17];
+    // --sendfile: the batch into the stream's ring (a slot's old pages
+    // punched out first), then every player sent from its place up to the
+    // new head.
+    auto flush_sendfile = [&](Stream& st, size_t whole) {
         for (size_t done = 0; done < whole;) {
-            uint64_t off = head % kRing;
+            uint64_t off = st.head % kRing;
             size_t n = std::min<size_t>(whole - done, static_cast<size_t>(kRing - off));
             if (off % (64 * 1024) == 0)
-                fallocate(ring, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), 64 * 1024);
-            if (pwrite(ring, batch.data() + done, n, static_cast<off_t>(off)) != static_cast<ssize_t>(n)) exit(1);
-            head += n, done += n;
+                fallocate(st.ring, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), 64 * 1024);
+            if (pwrite(st.ring, st.batch.data() + done, n, static_cast<off_t>(off)) != static_cast<ssize_t>(n)) exit(1);
+            st.head += n, done += n;
         }
-        for (size_t i : joining) socks[i].live = true, socks[i].pos = head - whole;
-        joining.clear();
-        for (auto& s : socks) {
-            if (!s.live || s.fd < 0) continue;
+        for (size_t i : st.joining) socks[i].pos = st.head - whole, st.players.push_back(i);
+        st.joining.clear();
+        for (size_t i : st.players) {
+            Sock& s = socks[i];
+            if (s.fd < 0) continue;
             if (!s.pending.empty()) { // the response head
                 ssize_t w = send(s.fd, s.pending.data(), s.pending.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (w > 0) s.pending.erase(0, static_cast<size_t>(w));
                 if (!s.pending.empty()) continue;
             }
-            if (head - s.pos > kRing - 64 * 1024) { close(s.fd), s.fd = -1; continue; } // too far behind
-            while (s.pos < head) {
+            if (st.head - s.pos > kRing - 64 * 1024) { close(s.fd), s.fd = -1; continue; } // too far behind
+            while (s.pos < st.head) {
                 off_t off = static_cast<off_t>(s.pos % kRing);
-                size_t n = static_cast<size_t>(std::min<uint64_t>(head - s.pos, kRing - static_cast<uint64_t>(off)));
-                ssize_t w = sendfile(s.fd, ring, &off, n);
+                size_t n = static_cast<size_t>(std::min<uint64_t>(st.head - s.pos, kRing - static_cast<uint64_t>(off)));
+                ssize_t w = sendfile(s.fd, st.ring, &off, n);
                 if (w < 0 && errno != EAGAIN) { close(s.fd), s.fd = -1; break; }
                 if (w <= 0) break;
                 s.pos += static_cast<uint64_t>(w);
             }
         }
-        batch.erase(0, whole);
+        st.batch.erase(0, whole);
     };
-    auto flush = [&] {
-        size_t whole = batch.size() / 188 * 188;
+    auto flush = [&](Stream& st) {
+        size_t whole = st.batch.size() / 188 * 188;
         if (!whole) return;
-        if (use_sendfile) return flush_sendfile(whole);
-        for (size_t i : joining) socks[i].live = true;
-        joining.clear();
-        for (auto& s : socks) {
-            if (!s.live || s.fd < 0) continue;
+        if (use_sendfile) return flush_sendfile(st, whole);
+        st.players.insert(st.players.end(), st.joining.begin(), st.joining.end());
+        st.joining.clear();
+        for (size_t i : st.players) {
+            Sock& s = socks[i];
+            if (s.fd < 0) continue;
             if (s.pending.empty()) {
-                ssize_t w = send(s.fd, batch.data(), whole, MSG_NOSIGNAL | MSG_DONTWAIT);
+                ssize_t w = send(s.fd, st.batch.data(), whole, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (w < 0 && errno != EAGAIN) { close(s.fd), s.fd = -1; continue; }
                 size_t took = w > 0 ? static_cast<size_t>(w) : 0;
-                if (took < whole) s.pending.append(batch.data() + took, whole - took);
+                if (took < whole) s.pending.append(st.batch.data() + took, whole - took);
                 continue;
             }
-            if (s.pending.size() < (64u << 20)) s.pending.append(batch.data(), whole);
+            if (s.pending.size() < (64u << 20)) s.pending.append(st.batch.data(), whole);
             iovec v{s.pending.data(), s.pending.size()};
             ssize_t w = writev(s.fd, &v, 1);
             if (w > 0) s.pending.erase(0, static_cast<size_t>(w));
         }
-        batch.erase(0, whole);
+        st.batch.erase(0, whole);
     };
     epoll_event evs[256];
-    auto read_engine = [&] {
-        ssize_t r = recv(es, buf, sizeof buf, MSG_DONTWAIT);
-        read_at = now();
+    auto read_engine = [&](Stream& st) {
+        ssize_t r = recv(st.es, buf, sizeof buf, MSG_DONTWAIT);
+        st.read_at = now();
         if (r == 0 || (r < 0 && errno != EAGAIN)) exit(0);
-        if (r > 0) batch.append(buf, static_cast<size_t>(r)); // open_engine read the headers: body from a packet boundary
+        if (r > 0) st.batch.append(buf, static_cast<size_t>(r)); // open_engine read the headers: body from a packet boundary
     };
-    read_at = now();
     for (;;) {
-        int n = epoll_wait(ep, evs, 256, static_cast<int>(std::max<long>(0, read_at + kBatchMs - now())));
-        if (now() - read_at >= kBatchMs) { // a batch slower than that: what came, at once
-            read_engine();
-            flush();
-        }
-        for (int k = 0; k < n; k++) {
-            uint64_t tag = evs[k].data.u64;
+        long wait = kBatchMs;
+        for (auto& st : streams) wait = std::min(wait, std::max<long>(0, st.read_at + kBatchMs - now()));
+        int n = epoll_wait(ep, evs, 256, static_cast<int>(wait));
+        for (size_t k = 0; k < streams.size(); k++)
+            if (now() - streams[k].read_at >= kBatchMs) { // a batch slower than that: what came, at once
+                read_engine(streams[k]);
+                flush(streams[k]);
+            }
+        for (int e = 0; e < n; e++) {
+            uint64_t tag = evs[e].data.u64;
             if (tag == kListen) {
                 int fd;
                 while ((fd = accept4(ls, nullptr, nullptr, SOCK_NONBLOCK)) >= 0) {
-                    socks.push_back({fd, "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n\r\n", false});
-                    joining.push_back(socks.size() - 1);
+                    socks.push_back({fd, "HTTP/1.1 200 OK\r\nContent-Type: video/mp2t\r\n\r\n"});
                     epoll_event c{};
                     c.events = EPOLLIN;
                     c.data.u64 = socks.size() - 1;
                     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &c);
                 }
-            } else if (tag == kEngine) {
-                read_engine();
-                if (batch.size() >= kBatch) flush();
+            } else if (tag & kEngine) {
+                Stream& st = streams[tag & ~kEngine];
+                read_engine(st);
+                if (st.batch.size() >= kBatch) flush(st);
             } else {
-                Sock& s = socks[tag]; // a player's request or its close
-                ssize_t r = recv(s.fd, buf, sizeof buf, MSG_DONTWAIT);
+                Sock& s = socks[tag]; // a player's request (the stream it names) or its close
+                ssize_t r = recv(s.fd, buf, sizeof buf - 1, MSG_DONTWAIT);
                 if (r == 0) epoll_ctl(ep, EPOLL_CTL_DEL, s.fd, nullptr), close(s.fd), s.fd = -1;
+                if (r <= 0 || s.stream >= 0) continue;
+                buf[r] = 0;
+                s.stream = 0;
+                for (size_t k = 0; k < streams.size(); k++)
+                    if (std::strstr(buf, streams[k].id.c_str())) s.stream = static_cast<int>(k);
+                streams[static_cast<size_t>(s.stream)].joining.push_back(tag);
             }
         }
     }

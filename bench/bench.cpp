@@ -11,7 +11,10 @@
 #include <getopt.h>
 #include <sstream>
 #include <string>
+#include <csignal>
+#include <sched.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -115,7 +118,8 @@ std::string channels_memory() {
 
 // acemux, or a baseline ("baseline": batched copies; "sendfile": the same
 // batches by sendfile from a memfd ring), in front of a fresh engine.
-bool start_target(const std::string& which, EngineSim& engine, Target& t, const std::string& binary = "") {
+bool start_target(const std::string& which, EngineSim& engine, Target& t, const std::vector<std::string>& ids = {kIds[0]},
+                  const std::string& binary = "") {
     if (which == "acemux") {
         DaemonProc d;
         d.binary = binary;
@@ -127,11 +131,13 @@ bool start_target(const std::string& which, EngineSim& engine, Target& t, const 
         t.port = d.port;
         return true;
     }
-    std::vector<std::string> argv{bin_dir() + "/baseline", "--engine-port", std::to_string(engine.port), "--id", kIds[0]};
+    std::vector<std::string> argv{bin_dir() + "/baseline", "--engine-port", std::to_string(engine.port)};
+    for (auto& id : ids) argv.insert(argv.end(), {"--id", id});
     if (which == "sendfile") argv.push_back("--sendfile"); // the bare sendfile fan-out
     if (!t.proc.spawn(argv)) return false;
-    std::string line = t.proc.wait_line("listening on", 5000);
-    t.port = std::atoi(line.c_str() + line.rfind(':') + 1);
+    std::string line = t.proc.wait_line("listening on", 30000);
+    t.port = line.empty() ? 0 : std::atoi(line.c_str() + line.rfind(':') + 1);
+    if (t.port <= 0) t.proc.drain(), std::fprintf(stderr, "%s did not start: %s\n", which.c_str(), t.proc.output().c_str());
     return t.port > 0;
 }
 
@@ -156,6 +162,41 @@ struct Swarm {
     }
 };
 
+// The router case: 10 channels at 6 Mbit/s, 2 players each, RSS once the
+// rings have their size (a few seconds at the measured rate).
+double channels_rss(const std::string& binary = "") {
+    EngineSim engine;
+    if (!engine.start({"--bitrate", "6000000", "--api-delay", "0", "--delay", "0"})) return -1;
+    Target t;
+    if (!start_target("acemux", engine, t, {kIds[0]}, binary)) return -1;
+    std::vector<std::string> ids;
+    for (int i = 0; i < 10; i++) ids.push_back(id_n(i));
+    Swarm sw;
+    if (!sw.start(t.port, ids, 20, 2, 6, 0, false, false)) return -1;
+    double rss = rss_mib(t.proc.pid());
+    sw.finish(2);
+    t.proc.stop();
+    return rss;
+}
+
+// A busy loop on the machine's last core, as another program at work beside
+// the daemon (the loaded scenario); stopped when it goes.
+struct Hog {
+    pid_t pid = -1;
+    Hog() {
+        pid = fork();
+        if (pid != 0) return;
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN)) - 1, &set);
+        sched_setaffinity(0, sizeof set, &set);
+        for (;;) asm volatile(""); // a loop the compiler keeps
+    }
+    ~Hog() {
+        if (pid > 0) kill(pid, SIGKILL), waitpid(pid, nullptr, 0);
+    }
+};
+
 // hls: the players are HLS viewers (hls_swarm), and the engine's stream has
 // a keyframe every half second to cut segments at.
 Run measure(const std::string& scenario, const std::string& target, int players, double bitrate, double secs,
@@ -169,16 +210,20 @@ Run measure(const std::string& scenario, const std::string& target, int players,
     std::vector<std::string> engine_args{"--bitrate", std::to_string(static_cast<long>(bitrate))};
     if (hls) engine_args.insert(engine_args.end(), {"--keyframes", "idr", "--key-every", "2000"});
     else engine_args.push_back("--stamp"); // the swarm reads each packet's age: the end-to-end delay
+    // The baselines open their engine streams one after another before they
+    // listen: without the engine's half-second answer and prebuffer, a
+    // hundred of them take no time. acemux gets the same engine.
+    if (streams > 1) engine_args.insert(engine_args.end(), {"--api-delay", "0", "--delay", "0"});
     if (!engine.start(engine_args)) return r.note = "engine failed", r;
     // An unpaced engine stands in for a sender that is never the bottleneck:
     // at the lowest priority it only gets the CPU the target and the players
     // leave. Otherwise acemux, which reads its engine without holding back,
     // would be measured against the engine's own packet making.
     if (bitrate <= 0) setpriority(PRIO_PROCESS, static_cast<id_t>(engine.proc.pid()), 19);
-    Target t;
-    if (!start_target(target, engine, t)) return r.note = "target failed", r;
     std::vector<std::string> ids;
     for (int i = 0; i < streams; i++) ids.push_back(streams == 1 ? kIds[0] : id_n(i));
+    Target t;
+    if (!start_target(target, engine, t, ids)) return r.note = "target failed", r;
     Swarm sw;
     if (!sw.start(t.port, ids, players, secs, warmup, late, stall_one, hls)) return r.note = "swarm failed", r;
     long e0 = static_cast<long>(json_num(engine.stats(), "bytes"));
@@ -301,10 +346,30 @@ int main(int argc, char** argv) {
         if (want("saturate")) add(measure("saturate", t, 100, 0, secs, warmup, 0, false));
     for (const char* t : {"acemux", "baseline"})
         if (want("slow")) add(measure("slow", t, 99, 6e6, secs, warmup, 0, true));
-    if (want("streams50")) add(measure("streams50", "acemux", 200, 2e6, secs, warmup, 0, false, 50));
-    // HLS viewers of one stream against TS players of it (steady N=100 above):
+    // The home case: many channels at 2 Mbit/s, a few players each; the
+    // baselines serve each channel as they serve one.
+    struct Many {
+        const char* name;
+        int channels, players;
+    };
+    for (Many m : {Many{"streams10", 10, 1}, Many{"streams50", 50, 4}, Many{"streams100", 100, 2}})
+        if (want(m.name))
+            for (const char* t : steady_targets) add(measure(m.name, t, m.channels * m.players, 2e6, secs, warmup, 0, false, m.channels));
+    // A 40 Mbit/s channel (a 4K one), 100 players.
+    if (want("rate40"))
+        for (const char* t : steady_targets) add(measure("rate40", t, 100, 40e6, secs, warmup, 10, false));
+    // steady with another program busy on one of the cores: late joiners'
+    // first byte and the end-to-end delay are what it costs.
+    if (want("loaded"))
+        for (int n : full ? std::vector<int>{100, 500} : std::vector<int>{100}) {
+            Hog hog;
+            for (const char* t : {"acemux", "baseline"}) add(measure("loaded", t, n, 6e6, secs, warmup, 10, false));
+        }
+    // HLS viewers of one stream against TS players of it (steady above):
     // the warm-up covers the stream's start and its first two segments.
-    if (want("hls")) add(measure("hls", "acemux", 100, 6e6, secs, 8, 10, false, 1, true));
+    if (want("hls"))
+        for (int n : full ? std::vector<int>{100, 500} : std::vector<int>{100})
+            add(measure("hls", "acemux", n, 6e6, secs, 8, 10, false, 1, true));
 
     // The copies experiment (#18): one fan-out write by copy, sendfile from a
     // memfd ring, or MSG_ZEROCOPY, apart from everything else the daemon does.
@@ -356,7 +421,7 @@ int main(int argc, char** argv) {
         for (auto& r : runs)
             if (r.scenario == "steady" && r.target == "acemux") a = b, b = &r;
         double per_player_kib = a && b ? (b->rss - a->rss) * 1024 / (b->players - a->players) : -1;
-        char note[512];
+        char note[1024];
         int len = std::snprintf(note, sizeof note,
                                 "idle RSS %.2f MiB (PSS %.2f, private dirty %.2f); one stream, no player %.2f MiB; "
                                 "%.2f KiB per player; stripped binary %lld KiB",
@@ -365,13 +430,18 @@ int main(int argc, char** argv) {
         std::string fixed = source_dir() + "/build/native/acemux-static";
         if (access(fixed.c_str(), X_OK) == 0) {
             Target s;
-            start_target("acemux", engine, s, fixed);
+            start_target("acemux", engine, s, {kIds[0]}, fixed);
             usleep(300000);
             std::snprintf(note + len, sizeof note - static_cast<size_t>(len),
                           "; static build (make STATIC=1): idle RSS %.2f MiB, binary %lld KiB", rss_mib(s.proc.pid()),
                           stripped_kib(fixed));
             s.proc.stop();
         }
+        double ten = channels_rss(), ten_static = access(fixed.c_str(), X_OK) == 0 ? channels_rss(fixed) : -1;
+        len = static_cast<int>(std::strlen(note));
+        std::snprintf(note + len, sizeof note - static_cast<size_t>(len),
+                      "; 10 channels at 6 Mbit/s x 2 players: RSS %.2f MiB (%.2f MiB a channel over idle), static %.2f MiB",
+                      ten, (ten - idle) / 10, ten_static);
         mem.rss = idle;
         mem.note = note + channels_memory();
         std::printf("memory     acemux   %s\n", mem.note.c_str());
@@ -388,14 +458,12 @@ int main(int argc, char** argv) {
                                 b.cpu_per_gb > 0 ? a.cpu_per_gb / b.cpu_per_gb : -1, b.gbit > 0 ? a.gbit / b.gbit : -1);
         }
     }
-    const Run *hls = nullptr, *ts = nullptr;
-    for (auto& r : runs) {
-        if (r.scenario == "hls") hls = &r;
-        if (r.scenario == "steady" && r.target == "acemux" && r.players == 100) ts = &r;
-    }
-    if (hls && ts && ts->cpu_per_gb > 0)
-        std::printf("  hls       N=100   cpu/GB %.2fx that of 100 TS players (%.2f against %.2f s/GB)\n",
-                    hls->cpu_per_gb / ts->cpu_per_gb, hls->cpu_per_gb, ts->cpu_per_gb);
+    for (auto& hls : runs)
+        for (auto& ts : runs)
+            if (hls.scenario == "hls" && ts.scenario == "steady" && ts.target == "acemux" && ts.players == hls.players &&
+                ts.cpu_per_gb > 0)
+                std::printf("  hls       N=%-5d cpu/GB %.2fx that of %d TS players (%.2f against %.2f s/GB)\n", hls.players,
+                            hls.cpu_per_gb / ts.cpu_per_gb, ts.players, hls.cpu_per_gb, ts.cpu_per_gb);
     mkdir("bench/results", 0755);
     std::ofstream f(out);
     f << "{\"machine\":{\"cpu\":\"" << cpu_model() << "\",\"cores\":" << sysconf(_SC_NPROCESSORS_ONLN)

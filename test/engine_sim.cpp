@@ -839,6 +839,10 @@ int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     Config c;
     c.listen = {"127.0.0.1:" + std::to_string(o.port)};
+    // A real engine plays as many ids as it is asked for, all to one proxy
+    // address: no limit per address, and room for a hundred streams.
+    c.max_connections_per_ip = 0;
+    c.max_connections = 4096;
     std::string err;
     SockAddr a;
     parse_hostport(c.listen[0], a, err);
