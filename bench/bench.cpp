@@ -172,7 +172,7 @@ double channels_rss(const std::string& binary = "") {
     std::vector<std::string> ids;
     for (int i = 0; i < 10; i++) ids.push_back(id_n(i));
     Swarm sw;
-    if (!sw.start(t.port, ids, 20, 2, 6, 0, false, false)) return -1;
+    if (!sw.start(t.port, ids, 20, 2, 10, 0, false, false)) return -1; // the rings shrink ~8 s in
     double rss = rss_mib(t.proc.pid());
     sw.finish(2);
     t.proc.stop();
@@ -411,7 +411,9 @@ int main(int argc, char** argv) {
         {
             acemux::Fd fd(connect_port(t.port));
             send_all(fd.get(), std::string("GET /ace/getstream?id=") + kIds[0] + " HTTP/1.1\r\n\r\n");
-            read_n(fd.get(), 5 << 20, 6000); // the ring fills: 64 chunks at 6 Mbit/s is ~5.6 s
+            // The ring fills (64 chunks at 6 Mbit/s is ~5.6 s), and shrinks to
+            // ring_time 5 s after the rate is known.
+            read_n(fd.get(), 8 << 20, 9000);
         }
         usleep(300000);
         double one_stream = rss_mib(t.proc.pid());

@@ -1,5 +1,7 @@
 #include "acemux/fanout.hpp"
 
+#include <algorithm>
+
 namespace acemux {
 
 Fanout::Fanout(Reactor& r, Ring& ring, const StreamConfig& cfg, Owner& owner, const std::string& label)
@@ -76,21 +78,22 @@ void Fanout::wake() {
     wake_timer_.stop();
     unwoken_ = 0;
     catch_up();
-    // A batch that completed a chunk goes out as that chunk (Ring::held_from);
-    // what its read put past the end follows with the next batch, or after
-    // the batch wait if none comes by then.
-    if (ring_.head() != woken_head_ && ring_.length(ring_.head())) {
+    // Sending without copies pays once enough players and HLS viewers read
+    // the ring (Ring::lends); decided per batch, so a reload or a player
+    // coming or going counts from the next one.
+    size_t from = static_cast<size_t>(cfg_.zero_copy_from);
+    ring_.set_lending(from && players_.size() + other_readers_ >= from);
+    // Sent by sendfile, a batch that completed a chunk goes out as that
+    // chunk (Ring::held_from); what its read put past the end follows with
+    // the next batch, or after the batch wait if none comes by then. A copy
+    // takes both chunks in one call, so nothing is held.
+    if (ring_.lends() && ring_.head() != woken_head_ && ring_.length(ring_.head())) {
         ring_.hold_from(ring_.head());
         wake_timer_.start(batch_wait());
     } else {
         ring_.hold_none();
     }
     woken_head_ = ring_.head();
-    // Sending without copies pays once enough players and HLS viewers read
-    // the ring (Ring::lends); decided per batch, so a reload or a player
-    // coming or going counts from the next one.
-    size_t from = static_cast<size_t>(cfg_.zero_copy_from);
-    ring_.set_lending(from && players_.size() + other_readers_ >= from);
     if (sweep_ != players_.end()) {
         sweep_again_ = true; // those already passed in this sweep have more to take
         return;
@@ -137,6 +140,13 @@ void Fanout::close(int status, const std::string& why) {
         p.end(why.c_str());
         it = end_player(it);
     }
+}
+
+uint64_t Fanout::furthest_behind() const {
+    uint64_t n = 0;
+    for (auto& p : players_)
+        if (p->streaming()) n = std::max(n, p->cursor().behind(ring_));
+    return n;
 }
 
 uint64_t Fanout::bytes_out() const {

@@ -381,8 +381,8 @@ void HttpClient::batch_body(size_t bytes, Millis max_wait) {
     batching_ = true; // from the next read on (this is called in the middle of one)
 }
 
-// The next batch is `bytes`, or what completes the sink's area if that is
-// less: a batch then ends where a ring chunk does.
+// The next batch is `bytes`, or less where the sink wants it to end (a
+// ring chunk's end, while the ring lends its pages).
 //
 // The sender must not wait for the batch to be read: the kernel reports a
 // socket whose receive window is full even below SO_RCVLOWAT, and a sender
@@ -396,9 +396,9 @@ void HttpClient::next_batch() {
         if (v != lowat_ && ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v) != 0) return false;
         return lowat_ = v, true;
     };
-    size_t area = sink_.recv_area().second;
+    size_t end = sink_.batch_end();
     // Without it (an old kernel) every read is a batch, as before.
-    if ((lowat_ == 1 && !set_lowat(2 * batch_bytes_)) || !set_lowat(area ? std::min(batch_bytes_, area) : batch_bytes_))
+    if ((lowat_ == 1 && !set_lowat(2 * batch_bytes_)) || !set_lowat(end ? std::min(batch_bytes_, end) : batch_bytes_))
         return void(batching_ = false);
     timer_.start(batch_wait_); // pushed back at every batch: fires only when one is late
 }

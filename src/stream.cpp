@@ -65,12 +65,10 @@ Stream::State Stream::state() const {
 // bring a larger catchup_behind than a ring made before it holds, a ring
 // sized by time holds fewer chunks), and the keyframe distance at the
 // measured rate.
-void Stream::update_rules() { update_rules(ring_->chunks()); }
-
-void Stream::update_rules(size_t chunks) {
+void Stream::update_rules() {
     const StreamConfig& c = cfg();
     Player::Rules& rules = fanout_.rules();
-    uint64_t max_chunks = std::min<uint64_t>(static_cast<uint64_t>(c.catchup_behind), chunks - 2);
+    uint64_t max_chunks = std::min<uint64_t>(static_cast<uint64_t>(c.catchup_behind), ring_->chunks() - 2);
     rules.join.keyframes = c.join_behind > 0;
     rules.join.max_chunks = max_chunks;
     rules.join.back_chunks = std::min<uint64_t>(static_cast<uint64_t>(c.initial_behind), max_chunks - 1);
@@ -179,9 +177,12 @@ void Stream::tick() {
 // A ring holds ring_time of the stream at its measured rate, what a join
 // join_behind back at a keyframe and a player that falls behind need (at
 // most ring_chunks), or the HLS window while viewers watch, whichever is
-// more (a reload's values apply at the next tick). It only shrinks by a quarter or more, so a rate that wavers does
-// not copy the ring back and forth; players further back than the smaller
-// ring holds move on first.
+// more (a reload's values apply at the next tick). It grows at once. It
+// shrinks only by a quarter or more, after wanting less for kShrinkAfter
+// (a rate measured low over a stall or a pause is not the stream's), and
+// only once every player is within the smaller ring: one further back
+// keeps what it has still to read, so a smaller ring never makes a player
+// jump.
 void Stream::size_ring() {
     const StreamConfig& c = cfg();
     if (byte_rate_ <= 0) return;
@@ -190,12 +191,15 @@ void Stream::size_ring() {
         double bytes = byte_rate_ * static_cast<double>(c.ring_time) / 1000.0;
         ts = std::clamp<size_t>(static_cast<size_t>(bytes / static_cast<double>(c.chunk_size)) + 2, 4, c.ring_chunks);
     }
-    size_t want = std::max(ts, hls_.ring_need(byte_rate_, env_.r.now())), n = ring_->chunks();
-    if (want == n || (want < n && want > n - n / 4)) return;
+    Millis now = env_.r.now();
+    size_t want = std::max(ts, hls_.ring_need(byte_rate_, now)), n = ring_->chunks();
     if (want < n) {
-        update_rules(want);
-        fanout_.catch_up();
+        if (want > n - n / 4) return void(shrink_since_ = 0);
+        if (!shrink_since_) shrink_since_ = now;
+        if (now - shrink_since_ < kShrinkAfter || fanout_.furthest_behind() + 2 > want) return;
     }
+    shrink_since_ = 0;
+    if (want == n) return;
     if (!ring_->resize(want)) {
         update_rules();
         return env_.r.log().warn("stream %s: out of memory to resize the ring to %zu chunks", label_.c_str(), want);

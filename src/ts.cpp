@@ -187,6 +187,11 @@ bool RapScanner::packet(const uint8_t* p) {
         return false;
     }
     if (id == pmt_pid_ && payload_start(p)) {
+        // The same PMT again (every few tenths of a second, its counter aside) says nothing new.
+        uint8_t* last = psi_ + kPacket;
+        bool same = have_pmt_ && std::memcmp(p, last, 3) == 0 && (p[3] & 0xF0) == (last[3] & 0xF0) &&
+                    std::memcmp(p + 4, last + 4, kPacket - 4) == 0;
+        if (same) return std::memcpy(last, p, kPacket), false;
         std::vector<Es> es;
         if (!pmt_streams(p, es)) return false;
         video_pid_ = -1;

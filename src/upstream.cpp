@@ -101,6 +101,7 @@ void Upstream::fail(const std::string& why, Failure kind) {
 }
 
 std::pair<uint8_t*, size_t> Upstream::recv_area() { return in_.area(); }
+size_t Upstream::batch_end() { return in_.batch_end(); }
 
 bool Upstream::on_body(const uint8_t* at, size_t n) {
     if (json_answer_) {

@@ -1,10 +1,10 @@
 // A stream's TS players, each reading the ring from its own cursor.
 //
-// The engine is read in batches (wake_bytes, or the rest of a ring chunk,
-// or what came within wake_delay: Upstream::Attempt), and each batch wakes
-// the players once, so a caught-up player is written once per batch. A
-// batch that completes a chunk goes out as that chunk, in one call
-// (Ring::held_from); what its read put past the end follows with the next
+// The engine is read in batches (wake_bytes, or the rest of a ring chunk
+// while the ring lends, or what came within wake_delay: Upstream::Attempt),
+// and each batch wakes the players once, so a caught-up player is written
+// once per batch. Sent by sendfile, a batch that completes a chunk goes out
+// as that chunk, in one call (Ring::held_from); what its read put past the end follows with the next
 // batch, or after the batch wait. Players are written kWakeSlice at a time,
 // one slice per pass of the loop, so a thousand of them never hold up a new
 // player's accept, an engine read or a /stats request. Whether the ring
@@ -45,7 +45,7 @@ public:
     void rejoin();          // the ring was renumbered (a buffer resumed): each starts again on it
     void data(size_t n);    // n more bytes are readable: part of a batch
     void keepalive(Millis now); // null packets to idle caught-up players, the stuck ones dropped
-    void catch_up();            // players further back than the rules allow jump (before the ring shrinks)
+    uint64_t furthest_behind() const; // chunks from the head to the furthest player's cursor
     void close(int status, const std::string& why);
 
     Player::Rules& rules() { return rules_; } // the stream keeps them current
@@ -66,6 +66,7 @@ private:
     PlayerIt end_player(PlayerIt it); // logs, counts and releases it; the next one
     void wake();
     void pump_slice();
+    void catch_up();
 
     Reactor& r_;
     Ring& ring_;

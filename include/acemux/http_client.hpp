@@ -45,6 +45,8 @@ public:
 
     struct Sink {
         virtual std::pair<uint8_t*, size_t> recv_area() { return {nullptr, 0}; } // {nullptr,0}: internal buffer
+        // Bytes to where the next batch should end (batch_body), 0: anywhere.
+        virtual size_t batch_end() { return 0; }
         // The final response's status (after redirects); false aborts.
         virtual bool on_status(int /*status*/, const std::string& /*content_type*/) { return true; }
         virtual bool on_redirect(int /*status*/, const Url& /*to*/) { return true; } // false: not followed

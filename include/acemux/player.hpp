@@ -59,6 +59,7 @@ public:
     bool ended() const { return !fd_; }
     const char* why() const { return why_.c_str(); }
     bool started() const { return started_; }
+    bool streaming() const { return streaming_; } // answered 200: it reads the ring
     bool blocked() const { return blocked_; }
     Millis last_progress() const { return last_progress_; } // when the kernel last took a byte
     const Cursor& cursor() const { return cur_; }

@@ -125,13 +125,14 @@ public:
     // The PAT and PMT seen last (2 packets), or nullptr before both came.
     const uint8_t* psi() const { return scanner_.psi_known() ? scanner_.psi() : nullptr; }
 
-    // Players are sent the chunks before held_from() only. A batch that
-    // completes a chunk goes out as that chunk, one range, in one call: by
-    // sendfile a second range is a second call, and a socket paced by its
+    // Players are sent the chunks before held_from() only. While the ring
+    // lends, a batch that completes a chunk goes out as that chunk, one
+    // range, in one call: by sendfile a second range is a second call, and a socket paced by its
     // congestion control (BBR) sends that one later from a timer, which
     // cost as much again. The bytes the batch's read put past the chunk's
-    // end wait for the next batch. The stream holds and releases; HLS
-    // segments are sent whole regardless.
+    // end wait for the next batch. A copy (sendmsg) takes both ranges in
+    // one call, so then nothing is held. The stream holds and releases;
+    // HLS segments are sent whole regardless.
     uint64_t held_from() const { return held_from_; }
     void hold_from(uint64_t idx) { held_from_ = idx; }
     void hold_none() { held_from_ = ~0ull; }

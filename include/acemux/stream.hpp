@@ -140,7 +140,6 @@ private:
     Millis half_keepalive() const;
     void tick();
     void sample_rate(Millis now);
-    void update_rules(size_t chunks); // for a ring of this many chunks
     void size_ring();
     void grace_over();
 
@@ -171,6 +170,8 @@ private:
     };
     std::deque<RateSample> rate_samples_;
     double byte_rate_ = 0, out_rate_ = 0; // bytes per second over the last few seconds
+    Millis shrink_since_ = 0;             // the ring has wanted fewer chunks since (0: it does not)
+    static constexpr Millis kShrinkAfter = 5000;
 };
 
 } // namespace acemux

@@ -113,6 +113,7 @@ private:
     void poll_stat();
 
     std::pair<uint8_t*, size_t> recv_area() override;
+    size_t batch_end() override;
     bool on_status(int status, const std::string& content_type) override;
     bool on_redirect(int status, const Url& to) override;
     bool on_body(const uint8_t* at, size_t n) override;
