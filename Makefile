@@ -54,6 +54,8 @@ override CFLAGS   += -Wall -Werror $(SANFLAGS)
 override LDFLAGS  += $(SANFLAGS)
 
 LIB_SRC    := $(filter-out src/main.cpp,$(wildcard src/*.cpp))
+# `make` alone (and `make STATIC=1`, `make CROSS=...`) builds `all`, whatever rule comes first.
+.DEFAULT_GOAL := all
 # Where hls.js lives once installed; [server] data_dir overrides it.
 $(BUILD)/src/daemon.o: override CPPFLAGS += -DACEMUX_DATADIR='"$(PREFIX)/share/acemux"'
 # daemon.o names PREFIX (where hls.js is installed): a change of PREFIX rebuilds it.

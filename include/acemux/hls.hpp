@@ -161,7 +161,7 @@ private:
 // A stream's HLS side: its viewers (an HLS client, known by address and
 // user agent, watches while it fetches segments), the segmenter over its
 // ring, manifests that wait for the first segments, and every reply under
-// way. It grows the ring when the window does not fit at the stream's rate.
+// way. It says how much ring the window needs at the stream's rate.
 class HlsOutlet {
 public:
     struct Owner {
