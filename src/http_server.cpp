@@ -3,6 +3,9 @@
 #include "acemux/ring.hpp"
 
 #include <cerrno>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <new>
 #include <cstring>
 #include <fcntl.h>
@@ -448,6 +451,7 @@ void HttpServer::log_refusal(const SockAddr& peer, const char* why) {
 HttpServer::Conn* HttpServer::watch_conn(Fd fd, const SockAddr& peer, size_t* per_ip) {
     if (!per_ip) per_ip = &per_ip_[peer.host()];
     conns_.push_back(std::make_unique<Conn>(*this, std::move(fd), peer, per_ip)); // on bad_alloc the fd closes with the unwinding
+    conns_peak_ = std::max(conns_peak_, conns_.size());
     Conn& c = *conns_.back();
     c.self = std::prev(conns_.end());
     c.deadline = r_.now() + header_timeout_;
@@ -499,6 +503,13 @@ void HttpServer::sweep() {
         conns_.pop_front();
     }
     std::erase_if(per_ip_, [](const auto& kv) { return kv.second == 0; }); // no slot points at a zero
+    // Connections come in bursts (a hundred players at once, an app that
+    // opens every channel), each with its buffers while it was read. Once a
+    // burst is over, the heap pages it freed go back to the system: glibc
+    // keeps them otherwise, and on a router every page counts.
+#ifdef __GLIBC__
+    if (conns_peak_ >= conns_.size() + 32) ::malloc_trim(0), conns_peak_ = conns_.size();
+#endif
 }
 
 // A connection ends inside its own on_io (or at adoption): it lets go of its

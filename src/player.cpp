@@ -79,7 +79,9 @@ Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, cons
     if (from_ring) n += cur.gather(ring, iov + n, IOV_MAX - n, ring.held_from());
     Sent s = send_iov(fd, iov, n, own_left > 0, ring);
     own_off += s.took - s.from_ring;
-    if (own_off == own.size()) own.clear(), own_off = 0;
+    // Sent: a response head with PAT and PMT leaves half a KiB of capacity,
+    // kept by every player for its life; a null packet's is kept.
+    if (own_off == own.size()) own_off = 0, own.capacity() > 2 * ts::kPacket ? std::string().swap(own) : own.clear();
     if (s.from_ring) cur.advance(ring, s.from_ring);
     return s;
 }

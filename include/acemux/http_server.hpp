@@ -109,6 +109,7 @@ private:
     std::vector<SockAddr> addrs_;
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::list<std::unique_ptr<Conn>> conns_; // ordered by deadline: every touch moves a connection to the back
+    size_t conns_peak_ = 0;                  // the most at once since the heap was last trimmed
     struct Route {
         std::string path;
         bool prefix;
