@@ -303,6 +303,14 @@ std::string json(const Run& r) {
     return b;
 }
 
+// The TCP congestion control every socket here gets: BBR paces a burst
+// (an HLS segment) from a timer, which the sender pays for (bench/README.md).
+std::string congestion_control() {
+    std::ifstream f("/proc/sys/net/ipv4/tcp_congestion_control");
+    std::string cc;
+    return f >> cc ? cc : "unknown";
+}
+
 std::string cpu_model() {
     std::ifstream f("/proc/cpuinfo");
     std::string line;
@@ -333,7 +341,8 @@ int main(int argc, char** argv) {
     auto want = [&](const char* scenario) { return only.empty() || only == scenario; };
     double secs = full ? 15 : 5, warmup = 2; // warm: connections made, first bursts sent
     std::vector<Run> runs;
-    std::printf("machine: %s, %ld cores\n", cpu_model().c_str(), sysconf(_SC_NPROCESSORS_ONLN));
+    std::printf("machine: %s, %ld cores, TCP congestion control %s\n", cpu_model().c_str(), sysconf(_SC_NPROCESSORS_ONLN),
+                congestion_control().c_str());
     std::printf("%-10s %-8s %6s %7s %8s %9s %8s %9s %10s %15s %13s\n", "scenario", "target", "N", "eng_Mb/s", "out_Gb/s",
                 "cpu_s/GB", "rss_MiB", "cpu_s", "lost_B", "ttfb_p50/p99_ms", "delay_p50/p99");
     auto add = [&](Run r) {
@@ -485,6 +494,7 @@ int main(int argc, char** argv) {
     mkdir("bench/results", 0755);
     std::ofstream f(out);
     f << "{\"machine\":{\"cpu\":\"" << cpu_model() << "\",\"cores\":" << sysconf(_SC_NPROCESSORS_ONLN)
+      << ",\"congestion_control\":\"" << congestion_control() << "\""
       << "},\"full\":" << (full ? "true" : "false") << ",\"runs\":[\n";
     for (size_t i = 0; i < runs.size(); i++) f << "  " << json(runs[i]) << (i + 1 < runs.size() ? ",\n" : "\n");
     f << "]}\n";

@@ -1,6 +1,8 @@
 // hls_swarm: N HLS viewers, one thread each, each on one kept-alive
 // connection as a real player: the playlist, every segment it has not had
-// (in order), then the playlist again half a target duration later. The TS
+// (in order), then the playlist again as RFC 8216 (6.3.4) has a client
+// reload it: a target duration after one that brought new segments, half
+// of one after one that did not (--poll-ms: a fixed interval instead). The TS
 // of each viewer's segments, back to back, is checked packet by packet
 // (every sequence number once, in order). Viewers started after the warm-up
 // time the first segment: from sending the manifest request to the first
@@ -89,6 +91,9 @@ struct Viewer {
             int status;
             std::string pl;
             if (!get(manifest, status, pl)) return void(failed = true);
+            double wait_ms = poll_ms > 0 ? poll_ms : 500; // before a playlist came
+            uint64_t had = last_seq;
+            bool had_any = any;
             if (status == 200) {
                 uint64_t seq = 0;
                 if (size_t m = pl.find("#EXT-X-MEDIA-SEQUENCE:"); m != std::string::npos)
@@ -107,8 +112,13 @@ struct Viewer {
                     check.feed(seg);
                     if (counting) bytes += seg.size(), segments++;
                 }
+                double target = 1000;
+                if (size_t t = pl.find("#EXT-X-TARGETDURATION:"); t != std::string::npos)
+                    target = 1000 * std::atof(pl.c_str() + t + 22);
+                bool changed = any && (!had_any || last_seq != had);
+                if (poll_ms <= 0) wait_ms = changed ? target : target / 2;
             }
-            std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(poll_ms)));
+            std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(wait_ms)));
         }
         close(fd);
     }
@@ -118,7 +128,7 @@ struct Viewer {
 
 int main(int argc, char** argv) {
     int port = 0, clients = 10, late = 0;
-    double duration = 5, warmup = 2, poll_ms = 500;
+    double duration = 5, warmup = 2, poll_ms = 0; // 0: RFC 8216's reload timing
     std::string id;
     static const option opts[] = {{"port", 1, nullptr, 'p'},     {"id", 1, nullptr, 'i'},    {"clients", 1, nullptr, 'c'},
                                   {"duration", 1, nullptr, 'd'}, {"warmup", 1, nullptr, 'w'}, {"late", 1, nullptr, 'l'},
