@@ -221,7 +221,9 @@ void Follow::rejoin() {
 // One MGET at a time, of the owner's chunks from the next one to the newest announced.
 void Follow::fetch() {
     if (fetching_ || role_ != Role::follower || reading_ || next_ > announced_ || r_.now() < retry_at_) return;
-    uint64_t to = std::min(announced_, next_ + kFetchMax - 1);
+    // No more than the ring holds with room to spare: what one answer
+    // writes must not lap the players reading it.
+    uint64_t to = std::min({announced_, next_ + kFetchMax - 1, next_ + ring_.chunks() - 4});
     fetching_ = true;
     mirror_.fetch(id_, next_, to, fetch_, [this](bool answered, RedisMirror::Chunks c) {
         fetching_ = false;

@@ -409,7 +409,10 @@ size_t HlsOutlet::ring_need(double byte_rate, Millis now) {
     bool asked = last_request_ && now - last_request_ <= static_cast<Millis>(h.window + 1) * h.target_duration;
     if ((viewers_.empty() && !asked) || byte_rate <= 0) return 0;
     double need = byte_rate * static_cast<double>(h.window + 1) * 1.5 * static_cast<double>(h.target_duration) / 1000.0;
-    size_t chunks = static_cast<size_t>(need / static_cast<double>(ring_->chunk_size())) + 1;
+    // What is listed now was written at an earlier rate, maybe a higher one.
+    if (uint64_t from = seg_.oldest_listed(); from && from < ring_->bytes_in())
+        need = std::max(need, static_cast<double>(ring_->bytes_in() - from) + static_cast<double>(ring_->chunk_size()));
+    size_t chunks = static_cast<size_t>(need / static_cast<double>(ring_->chunk_size())) + 2;
     size_t cap = h.max_ring_bytes / ring_->chunk_size();
     if (chunks > cap && !ring_capped_logged_) {
         ring_capped_logged_ = true;

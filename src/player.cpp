@@ -46,7 +46,7 @@ void Player::catch_up() {
         size_t rest = ts::kPacket - cur_.off % ts::kPacket;
         if (cur_.idx >= r.first()) {
             own_.append(reinterpret_cast<const char*>(r.data(cur_.idx)) + cur_.off, rest);
-        } else { // cannot happen while catchup_behind < ring_chunks; stay aligned regardless
+        } else { // cannot happen: the ring keeps max_chunks + 2 and shrinks only past its players; stay aligned regardless
             own_.append(rest, '\xFF');
             r_.log().warn("player %s: overrun by the writer, one packet padded", peer_.str().c_str());
         }

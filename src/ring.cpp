@@ -121,6 +121,17 @@ void Ring::add_packets(size_t n) {
     }
 }
 
+uint64_t Ring::keyframe_gap() const {
+    uint64_t gap = 0, last = 0;
+    bool any = false;
+    for (size_t i = 0; i < rap_count_; i++) { // every one indexed: older ones say what the GOP is too
+        const RandomAccess& r = raps_[(rap_next_ + kMaxRaps - rap_count_ + i) % kMaxRaps];
+        if (any && r.pos > last) gap = std::max(gap, r.pos - last);
+        last = r.pos, any = true;
+    }
+    return gap;
+}
+
 JoinPoint Ring::join_point(const JoinRule& rule) const {
     uint64_t fallback = std::min(rule.back_chunks, rule.max_chunks);
     if (rule.keyframes) {

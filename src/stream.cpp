@@ -174,9 +174,10 @@ void Stream::tick() {
     fanout_.keepalive(now);
 }
 
-// A ring holds ring_time of the stream at its measured rate, what a join
-// join_behind back at a keyframe and a player that falls behind need (at
-// most ring_chunks), or the HLS window while viewers watch, whichever is
+// A ring holds ring_time of the stream at its measured rate (what a player
+// that falls behind has before it jumps), and at least join_behind and one
+// keyframe interval more (a join at a keyframe that far back), at most
+// ring_chunks; or the HLS window while viewers watch, whichever is
 // more (a reload's values apply at the next tick). It grows at once. It
 // shrinks only by a quarter or more, after wanting less for kShrinkAfter
 // (a rate measured low over a stall or a pause is not the stream's), and
@@ -185,10 +186,13 @@ void Stream::tick() {
 // jump.
 void Stream::size_ring() {
     const StreamConfig& c = cfg();
-    if (byte_rate_ <= 0) return;
+    if (byte_rate_ <= 0) return void(shrink_since_ = 0); // a stall is no rate to shrink by
     size_t ts = made_chunks_; // ring_time 0: the size it was made with
     if (c.ring_time > 0) {
-        double bytes = byte_rate_ * static_cast<double>(c.ring_time) / 1000.0;
+        // A join join_behind back needs a keyframe that far back, which may
+        // lie a whole keyframe interval further.
+        double join = byte_rate_ * static_cast<double>(c.join_behind) / 1000.0 + static_cast<double>(ring_->keyframe_gap());
+        double bytes = std::max(byte_rate_ * static_cast<double>(c.ring_time) / 1000.0, join);
         ts = std::clamp<size_t>(static_cast<size_t>(bytes / static_cast<double>(c.chunk_size)) + 2, 4, c.ring_chunks);
     }
     Millis now = env_.r.now();

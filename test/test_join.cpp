@@ -104,3 +104,28 @@ Test(join, after_a_failover_the_new_data_starts_on_a_keyframe, .timeout = 30) {
                  "the first data after the switch is a keyframe: %s", p.check.summary().c_str());
     cr_assert_eq(p.check.bad_sync + p.check.corrupt + p.check.duplicated, 0u, "%s", p.check.summary().c_str());
 }
+
+// A ring sized by time still holds a join: at 2 Mbit/s with a keyframe every
+// 2 s, 1.5 s (ring_time) would hold no keyframe join_behind back, so the
+// ring keeps join_behind and one keyframe interval more (about 13 chunks),
+// and a player joining after it shrank starts at a keyframe a second back.
+Test(join, a_ring_sized_by_time_holds_join_behind_and_a_keyframe_interval, .timeout = 60) {
+    Rig rig;
+    rig.start({"--bitrate", "2000000", "--keyframes", "idr", "--key-every", "2660"});
+    LateJoin j;
+    j.run(rig.daemon.port, 10000, 500); // the ring shrinks about 7 s in
+    cr_assert_neq(rig.log().find("ring shrinks to"), std::string::npos, "%s", rig.log().c_str());
+    std::string st = http_get(rig.daemon.port, "/stats").body;
+    size_t at = st.find("\"ring_chunks\":");
+    cr_assert_neq(at, std::string::npos, "%s", st.c_str());
+    long chunks = std::atol(st.c_str() + at + 14);
+    cr_assert(chunks >= 12 && chunks <= 16, "1 s and a 2 s keyframe interval at 2 Mbit/s: %ld chunks", chunks);
+    TestPlayer& late = j.late;
+    cr_assert_eq(late.status, 200);
+    cr_assert_geq(late.first_bytes.size(), 3u * 188);
+    cr_assert_eq(ts::pid(packet(late, 0)), 0, "first packet is the PAT");
+    cr_assert(testts::is_keyframe(packet(late, 2)), "a keyframe after PAT and PMT");
+    double behind = static_cast<double>(j.head - late.check.first_seq) / (2e6 / 8 / 188);
+    cr_assert_geq(behind, 0.9, "at least join_behind (1 s) back: %.2f s", behind);
+    cr_assert(late.check.clean(), "%s", late.check.summary().c_str());
+}

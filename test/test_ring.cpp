@@ -204,3 +204,46 @@ Test(ring, bytes_lent_to_a_socket_survive_the_writer_coming_round) {
     cr_assert_eq(check.first_seq, 0u);
     cr_assert_eq(check.last_seq, s.took / 188 - 1);
 }
+
+// The keyframe interval, in bytes, is what the ring's indexed keyframes are
+// apart: the stream sizes its ring to hold a join that far further back.
+Test(ring, keyframe_gap_is_the_widest_distance_between_indexed_keyframes) {
+    Ring r(348 * 188, 16);
+    ts::Aligner a;
+    testts::TsGen g;
+    cr_assert_eq(r.keyframe_gap(), 0u, "none yet");
+    auto write = [&](const uint8_t* p) {
+        std::memcpy(r.recv_ptr(), p, 188);
+        r.append(r.recv_ptr(), 188);
+        r.commit(a);
+    };
+    uint8_t p[188];
+    g.gop(testts::TsGen::Key::idr, 400); // a keyframe every 400 data packets (the PMT says H.264)
+    g.pat(p), write(p);
+    g.pmt(p), write(p);
+    for (int i = 0; i < 1300; i++) g.data(p), write(p);
+    cr_assert_eq(r.raps_found(), 4u, "keyframes at 0, 400, 800, 1200");
+    cr_assert_eq(r.keyframe_gap(), 400u * 188);
+}
+
+// Resizing keeps what it can at the same indices: growing everything,
+// shrinking the newest chunks; what was dropped is no longer readable.
+Test(ring, resize_keeps_the_newest_chunks_at_their_indices) {
+    Ring r(10 * 188, 8);
+    ts::Aligner a;
+    testts::TsGen g;
+    feed(r, a, g, 75); // chunks 0..6 sealed, 7 open (its last packet waits for the next sync byte)
+    std::string before = read_all(r);
+    cr_assert(r.resize(16));
+    cr_assert_eq(r.chunks(), 16u);
+    cr_assert_eq(read_all(r), before, "growing keeps every readable byte");
+    cr_assert(r.resize(4));
+    cr_assert_eq(r.first(), r.head() - 3, "the newest three sealed chunks and the open one: %llu..%llu",
+                 (unsigned long long)r.first(), (unsigned long long)r.head());
+    cr_assert_eq(read_all(r), before.substr(before.size() - 3 * 10 * 188 - r.length(r.head())));
+    feed(r, a, g, 30); // the writer goes on in the smaller ring
+    testts::TsCheck c;
+    c.feed(read_all(r));
+    cr_assert(c.clean(), "%s", c.summary().c_str());
+    cr_assert_not(r.resize(3), "fewer than 4 chunks");
+}

@@ -79,7 +79,7 @@ struct LogConfig { // [log]
 struct StreamConfig { // [stream]
     size_t chunk_size = 65424;   // 348 TS packets
     size_t ring_chunks = 64;     // the most; and the size until the rate is measured
-    Millis ring_time = 1500;     // what a ring holds at the stream's rate; 0: ring_chunks always
+    Millis ring_time = 1500;     // what a ring holds at the stream's rate; 0: the size it was made with
     int initial_behind = 3;
     Millis join_behind = 1000; // 0: no keyframe joins, the chunk rule only
     int catchup_behind = 50;

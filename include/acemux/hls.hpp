@@ -85,6 +85,8 @@ public:
     void update(const Ring& ring, Millis now);
     // Segments whole in the ring, listed in the playlist (the newest `window`).
     size_t ready() const { return std::min(done_.size(), static_cast<size_t>(window_)); }
+    // Where the oldest segment a playlist lists begins (a byte position; 0: none listed).
+    uint64_t oldest_listed() const { return ready() ? done_[done_.size() - ready()].start : 0; }
     const Segment* find(uint64_t seq) const;
     // The live media playlist; each segment's URI is prefix + seq + ".ts" + suffix.
     std::string playlist(const std::string& prefix, const std::string& suffix) const;

@@ -76,8 +76,8 @@ public:
     void get_on(Fd connected, const Url& url, Millis timeout); // first hop over a socket already connected
     // The rest of this response's body is read in batches (a Sink calls it
     // from on_status): the kernel reports the socket only once `bytes` are
-    // waiting (SO_RCVLOWAT), or fewer when the Sink's area ends sooner (a
-    // batch then ends where a ring chunk does), and what is there is read
+    // waiting (SO_RCVLOWAT), or fewer where the Sink wants the batch to end
+    // (Sink::batch_end: a ring chunk's end, while the ring lends), and what is there is read
     // anyway when no batch came for `max_wait`. A stream read this way costs
     // the loop one pass per batch instead of one per burst the sender makes.
     void batch_body(size_t bytes, Millis max_wait);

@@ -29,9 +29,12 @@ public:
     // Where the next bytes are best received, and how many fit there.
     std::pair<uint8_t*, size_t> area();
     // Where the engine's next batch ends: at the open chunk's end while the
-    // ring lends its pages (Ring::held_from says why); anywhere (0) while
-    // players are sent copies, whose one call takes both chunks.
-    size_t batch_end() const { return ring_.lends() && !splice_.active() ? ring_.recv_space() : 0; }
+    // ring lends its pages (Ring::held_from says why); while players are
+    // sent copies (one call takes both chunks) within two chunks, which
+    // the reads of one event take.
+    size_t batch_end() const {
+        return ring_.lends() && !splice_.active() ? ring_.recv_space() : 2 * ring_.chunk_size();
+    }
     // `n` bytes of the source. `at` may point into area(): they are moved
     // down in place (framing removed), else copied.
     void add(const uint8_t* at, size_t n);

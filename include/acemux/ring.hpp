@@ -1,7 +1,8 @@
-// The stream buffer: ring_chunks slots of chunk_size bytes, one writer (the
+// The stream buffer: chunks() slots of chunk_size bytes, one writer (the
 // upstream), any number of readers (player cursors), no locks, no copies.
+// The stream sizes it by time at its rate (resize).
 //
-// Chunk indices grow forever; chunk i lives in slot i % ring_chunks. The open
+// Chunk indices grow forever; chunk i lives in slot i % chunks(). The open
 // chunk (index head()) is written in three zones:
 //
 //   [0, committed)        whole, verified TS packets: readers may send these
@@ -183,15 +184,17 @@ public:
     }
     // Another chunk count (the stream sizes its ring by time at its rate, an
     // HLS window needs more): what is readable stays readable at the same
-    // indices, down to what the new count holds (the newest chunks). Readers
-    // further back must have moved on first. False without the memory, or
-    // below 4 chunks.
+    // indices, down to what the new count holds (the newest chunks): the
+    // stream shrinks a ring only once its players are within it, and keeps
+    // the HLS window. False without the memory, or below 4 chunks.
     bool resize(size_t nchunks);
 
     // Random-access points still in the ring, oldest first; at most kMaxRaps,
     // overwritten with the ring.
     static constexpr size_t kMaxRaps = 32;
     uint64_t raps_found() const { return raps_found_; } // ever: a reader sees at once whether one is new
+    // The most bytes between two keyframes still indexed (0: fewer than two).
+    uint64_t keyframe_gap() const;
     template <typename F> void each_rap(F f) const {
         for (size_t i = 0; i < rap_count_; i++) {
             const RandomAccess& r = raps_[(rap_next_ + kMaxRaps - rap_count_ + i) % kMaxRaps];
