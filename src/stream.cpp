@@ -179,11 +179,12 @@ void Stream::tick() {
 // keyframe interval more (a join at a keyframe that far back), at most
 // ring_chunks; or the HLS window while viewers watch, whichever is
 // more (a reload's values apply at the next tick). It grows at once. It
-// shrinks only by a quarter or more, after wanting less for kShrinkAfter
-// (a rate measured low over a stall or a pause is not the stream's), and
-// only once every player is within the smaller ring: one further back
-// keeps what it has still to read, so a smaller ring never makes a player
-// jump.
+// shrinks only by a quarter or more: the first time as soon as the rate is
+// known (it was made for any rate), later after wanting less for
+// kShrinkAfter (a rate measured low over a stall or a pause is not the
+// stream's); and only once every player is within the smaller ring: one
+// further back keeps what it has still to read, so a smaller ring never
+// makes a player jump.
 void Stream::size_ring() {
     const StreamConfig& c = cfg();
     if (byte_rate_ <= 0) return void(shrink_since_ = 0); // a stall is no rate to shrink by
@@ -197,10 +198,13 @@ void Stream::size_ring() {
     }
     Millis now = env_.r.now();
     size_t want = std::max(ts, hls_.ring_need(byte_rate_, now)), n = ring_->chunks();
+    bool first = !sized_; // the ring was made for any rate: its first size comes once the rate is known
+    sized_ = true;
     if (want < n) {
         if (want > n - n / 4) return void(shrink_since_ = 0);
         if (!shrink_since_) shrink_since_ = now;
-        if (now - shrink_since_ < kShrinkAfter || fanout_.furthest_behind() + 2 > want) return;
+        bool waited = first || now - shrink_since_ >= kShrinkAfter;
+        if (!waited || fanout_.furthest_behind() + 2 > want) return;
     }
     shrink_since_ = 0;
     if (want == n) return;

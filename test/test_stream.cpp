@@ -466,15 +466,27 @@ Test(stream, a_ring_keeps_ring_time_at_the_measured_rate, .timeout = 40) {
 // A ring shrinks only once every player is within the smaller ring: a
 // player held back (10 s at 2 Mbit/s, about 38 chunks, short of
 // catchup_behind) keeps every byte it has still to read, and the ring
-// shrinks after it has caught up.
+// shrinks after it has caught up. (The ring keeps its first size here,
+// ring_time 0, until a reload asks for 1.5 s while the player is back.)
 Test(stream, a_ring_shrinks_only_once_its_players_are_within_it, .timeout = 60) {
     Rig rig;
-    rig.start({"--bitrate", "2000000"}, "client_stall_timeout = 30\n");
+    rig.start({"--bitrate", "2000000"}, "client_stall_timeout = 30\nring_time = 0\n");
     TestPlayer slow, fast;
     cr_assert(slow.open(rig.daemon.port, kId) && fast.open(rig.daemon.port, kId));
     cr_assert(wait_data({&slow, &fast}));
     slow.paused = true; // its socket buffers hold a few hundred KiB, the ring the rest
-    read_player(fast, 10000);
+    // The ring's first size comes with the rate (here the size it was made with).
+    for (long until = now_ms() + 8000; now_ms() < until;) {
+        read_player(fast, 200);
+        if (sim_stat(http_get(rig.daemon.port, "/stats").body, "bitrate_in") > 0) break;
+    }
+    FILE* f = fopen(rig.daemon.config.c_str(), "w");
+    fprintf(f, "[server]\nlisten = [\"127.0.0.1:0\"]\n[log]\nlevel = \"debug\"\n[stream]\nclient_stall_timeout = 30\n"
+               "ring_time = 1.5\n[[engine]]\nhost = \"127.0.0.1\"\nport = %d\n", rig.engine.port);
+    fclose(f);
+    kill(rig.daemon.proc.pid(), SIGHUP);
+    cr_assert(rig.daemon.proc.wait_line("applied", 3000) != "");
+    read_player(fast, 8000);
     cr_assert_eq(rig.log().find("ring shrinks to"), std::string::npos, "not past the slow player: %s", rig.log().c_str());
     slow.paused = false;
     long until = now_ms() + 15000;

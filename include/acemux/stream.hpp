@@ -171,6 +171,7 @@ private:
     std::deque<RateSample> rate_samples_;
     double byte_rate_ = 0, out_rate_ = 0; // bytes per second over the last few seconds
     Millis shrink_since_ = 0;             // the ring has wanted fewer chunks since (0: it does not)
+    bool sized_ = false;                  // by a measured rate, once
     static constexpr Millis kShrinkAfter = 5000;
 };
 
