@@ -197,7 +197,11 @@ void Stream::size_ring() {
         ts = std::clamp<size_t>(static_cast<size_t>(bytes / static_cast<double>(c.chunk_size)) + 2, 4, c.ring_chunks);
     }
     Millis now = env_.r.now();
-    size_t want = std::max(ts, hls_.ring_need(byte_rate_, now)), n = ring_->chunks();
+    size_t hls = hls_.ring_need(byte_rate_, now), want = std::max(ts, hls), n = ring_->chunks();
+    // Growing copies the ring (an HLS window's may be 15 MiB): an eighth
+    // more, within the limits, so a rate still climbing does not copy it
+    // again at every tick.
+    if (want > n) want = std::min(want + want / 8, std::max(c.ring_chunks, hls ? env_.hls.max_ring_bytes / c.chunk_size : 0));
     bool first = !sized_; // the ring was made for any rate: its first size comes once the rate is known
     sized_ = true;
     if (want < n) {
@@ -215,7 +219,7 @@ void Stream::size_ring() {
     update_rules();
     env_.r.log().info("stream %s: ring %s to %zu chunks (%.1f MiB) to hold %s at %.1f Mbit/s", label_.c_str(),
                       want > n ? "grows" : "shrinks", want, static_cast<double>(want * c.chunk_size) / (1 << 20),
-                      want > ts ? "the HLS window" : "ring_time", byte_rate_ * 8 / 1e6);
+                      hls > ts ? "the HLS window" : "ring_time", byte_rate_ * 8 / 1e6);
 }
 
 // The rate counts from the first byte: an engine's prebuffer is not a slow stream.
