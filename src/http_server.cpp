@@ -58,6 +58,13 @@ public:
 
 private:
     static constexpr size_t kMaxQueued = 256 * 1024; // stop reading a pipeliner that does not read
+    // A body (an HLS segment) goes out at most this much per pass of the
+    // loop, so a pass after a new segment, when hundreds of viewers fetch it
+    // at once, never holds up an accept or a player: the socket stays
+    // writable and the rest goes on the next pass (as TS players are written
+    // Fanout::kWakeSlice at a time).
+    static constexpr int kBodyRanges = 8; // ring ranges per call: at most 8 chunks
+    static constexpr uint64_t kBodyQuantum = 512 * 1024;
 
     static const llhttp_settings_t& settings();
     static Conn& of(llhttp_t* p) { return *static_cast<Conn*>(p->data); }
@@ -287,18 +294,21 @@ void HttpServer::Conn::resume() {
 }
 
 void HttpServer::Conn::flush() {
+    uint64_t quantum = kBodyQuantum;
     for (bool progress = true; progress && !dead;) {
         progress = false;
         if (body) { // the head (and what is queued before it), then the body from where it lies
-            iovec iov[IOV_MAX];
+            if (!quantum) break; // the rest on the next pass
+            iovec iov[kBodyRanges + 2];
             int n = 0;
             if (!out.empty()) iov[n++] = {out.data(), out.size()};
-            int k = body->gather(body_sent, iov + n, IOV_MAX - n);
+            int k = body->gather(body_sent, iov + n, kBodyRanges + 2 - n);
             if (k < 0) return void(dead = true); // gone from the ring: its length was promised, so the connection ends
             Sent s = send_iov(fd.get(), iov, n + k, !out.empty(), body->ring());
             if (s.err) return void(dead = true);
             out.erase(0, s.took - s.from_ring);
             body_sent += s.from_ring;
+            quantum -= std::min<uint64_t>(quantum, s.took);
             if (s.took) srv.touch(*this); // a reader that keeps reading keeps its connection
             if (body_sent == body->size()) body.reset();
             progress = s.took == s.offered && s.took;
