@@ -413,7 +413,7 @@ size_t HlsOutlet::ring_need(double byte_rate, Millis now) {
     if (uint64_t from = seg_.oldest_listed(); from && from < ring_->bytes_in())
         need = std::max(need, static_cast<double>(ring_->bytes_in() - from) + static_cast<double>(ring_->chunk_size()));
     size_t chunks = static_cast<size_t>(need / static_cast<double>(ring_->chunk_size())) + 2;
-    size_t cap = h.max_ring_bytes / ring_->chunk_size();
+    size_t cap = ring_cap();
     if (chunks > cap && !ring_capped_logged_) {
         ring_capped_logged_ = true;
         r_.log().warn("stream %s: the HLS window (%d x %.0f s at %.1f Mbit/s) does not fit in [hls] max_ring_mib; the "

@@ -81,7 +81,11 @@ Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, cons
     own_off += s.took - s.from_ring;
     // Sent: a response head with PAT and PMT leaves half a KiB of capacity,
     // kept by every player for its life; a null packet's is kept.
-    if (own_off == own.size()) own_off = 0, own.capacity() > 2 * ts::kPacket ? std::string().swap(own) : own.clear();
+    if (own_off == own.size()) {
+        own_off = 0;
+        if (own.capacity() > 2 * ts::kPacket) std::string().swap(own);
+        else own.clear();
+    }
     if (s.from_ring) cur.advance(ring, s.from_ring);
     return s;
 }

@@ -201,7 +201,7 @@ void Stream::size_ring() {
     // Growing copies the ring (an HLS window's may be 15 MiB): an eighth
     // more, within the limits, so a rate still climbing does not copy it
     // again at every tick.
-    if (want > n) want = std::min(want + want / 8, std::max(c.ring_chunks, hls ? env_.hls.max_ring_bytes / c.chunk_size : 0));
+    if (want > n) want = std::min(want + want / 8, std::max(c.ring_chunks, hls ? hls_.ring_cap() : 0));
     bool first = !sized_; // the ring was made for any rate: its first size comes once the rate is known
     sized_ = true;
     if (want < n) {

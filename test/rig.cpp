@@ -1,5 +1,8 @@
 #include "rig.hpp"
 
+#include <csignal>
+#include <cstdio>
+
 #include <criterion/criterion.h>
 
 #include <poll.h>
@@ -89,6 +92,16 @@ void Rig::start(const std::vector<std::string>& engine_args, const std::string& 
                                std::to_string(engine.port) + "\n" + extra,
                            server),
               "acemux did not start: %s", daemon.proc.output().c_str());
+}
+
+void Rig::reload(const std::string& stream) {
+    FILE* f = fopen(daemon.config.c_str(), "w");
+    cr_assert(f, "cannot rewrite %s", daemon.config.c_str());
+    fprintf(f, "[server]\nlisten = [\"127.0.0.1:0\"]\n[log]\nlevel = \"debug\"\n[stream]\n%s\n[[engine]]\nhost = "
+               "\"127.0.0.1\"\nport = %d\n", stream.c_str(), engine.port);
+    fclose(f);
+    kill(daemon.proc.pid(), SIGHUP);
+    cr_assert(daemon.proc.wait_line("applied", 3000) != "", "the reload was not applied: %s", log().c_str());
 }
 
 std::string Rig::log() {

@@ -37,6 +37,8 @@ struct Rig {
     void start(const std::vector<std::string>& engine_args = {}, const std::string& stream = "",
                const std::string& extra = "", const std::string& server = "");
     std::string log(); // everything the daemon wrote so far
+    // Rewrites the config with `stream` as its [stream] and reloads it (SIGHUP, "applied").
+    void reload(const std::string& stream);
 };
 
 // A first player watches for `watch_ms`, then a second joins and both read

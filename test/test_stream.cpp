@@ -320,13 +320,8 @@ Test(stream, a_reload_keeps_each_stream_rules_its_ring_can_hold, .timeout = 60) 
     cr_assert(fast.open(rig.daemon.port, kId));
     cr_assert(wait_data(fast));
     // The new config: rings of 64, catchup_behind 50.
-    FILE* f = fopen(rig.daemon.config.c_str(), "w");
-    fprintf(f, "[server]\nlisten = [\"127.0.0.1:0\"]\n[log]\nlevel = \"debug\"\n[stream]\nchunk_size = 18800\n"
-               "ring_chunks = 64\nring_time = 0\ninitial_behind = 2\ncatchup_behind = 50\nclient_stall_timeout = 30\n"
-               "[[engine]]\nhost = \"127.0.0.1\"\nport = %d\n", rig.engine.port);
-    fclose(f);
-    kill(rig.daemon.proc.pid(), SIGHUP);
-    cr_assert(rig.daemon.proc.wait_line("applied", 3000) != "");
+    rig.reload("chunk_size = 18800\nring_chunks = 64\nring_time = 0\ninitial_behind = 2\ncatchup_behind = 50\n"
+               "client_stall_timeout = 30\n");
     long worst = 0;
     for (int round = 0; round < 10; round++) {
         sip(slow, fast, 8);
@@ -455,10 +450,7 @@ Test(stream, a_ring_keeps_ring_time_at_the_measured_rate, .timeout = 40) {
     std::string line = rig.daemon.proc.wait_line("ring shrinks to", 100);
     cr_assert_neq(line, "", "%s", rig.log().c_str());
     read_player(p, 2000);
-    std::string st = http_get(rig.daemon.port, "/stats").body;
-    size_t at = st.find("\"ring_chunks\":");
-    cr_assert_neq(at, std::string::npos, "%s", st.c_str());
-    long chunks = std::atol(st.c_str() + at + 14);
+    long chunks = sim_stat(http_get(rig.daemon.port, "/stats").body, "ring_chunks");
     cr_assert(chunks >= 17 && chunks <= 23, "1.5 s at 6 Mbit/s in chunks of 65424 bytes: %ld (%s)", chunks, line.c_str());
     expect_clean(p, "the player reading along");
 }
@@ -480,12 +472,7 @@ Test(stream, a_ring_shrinks_only_once_its_players_are_within_it, .timeout = 60) 
         read_player(fast, 200);
         if (sim_stat(http_get(rig.daemon.port, "/stats").body, "bitrate_in") > 0) break;
     }
-    FILE* f = fopen(rig.daemon.config.c_str(), "w");
-    fprintf(f, "[server]\nlisten = [\"127.0.0.1:0\"]\n[log]\nlevel = \"debug\"\n[stream]\nclient_stall_timeout = 30\n"
-               "ring_time = 1.5\n[[engine]]\nhost = \"127.0.0.1\"\nport = %d\n", rig.engine.port);
-    fclose(f);
-    kill(rig.daemon.proc.pid(), SIGHUP);
-    cr_assert(rig.daemon.proc.wait_line("applied", 3000) != "");
+    rig.reload("client_stall_timeout = 30\nring_time = 1.5\n");
     read_player(fast, 8000);
     cr_assert_eq(rig.log().find("ring shrinks to"), std::string::npos, "not past the slow player: %s", rig.log().c_str());
     slow.paused = false;

@@ -201,6 +201,7 @@ public:
     void tick(Millis now); // viewers gone, waits too long
     // The ring chunks the window needs at this rate (0: no viewers, no request lately).
     size_t ring_need(double byte_rate, Millis now);
+    size_t ring_cap() const { return cfg_.max_ring_bytes / ring_->chunk_size(); } // [hls] max_ring_mib in chunks
     void close(int status, const std::string& why);
     const Segmenter& segmenter() const { return seg_; }
 
