@@ -7,6 +7,22 @@
 
 #include "acemux/fd.hpp"
 
+// Built with AddressSanitizer: GCC says so with a macro, clang with a feature
+// test. The suite skips what would only measure the sanitizer (a real player
+// or browser against the instrumented daemon, an address-space limit).
+#if defined(__SANITIZE_ADDRESS__)
+#define ACEMUX_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ACEMUX_TEST_ASAN 1
+#endif
+#endif
+#ifdef ACEMUX_TEST_ASAN
+#define SKIP_UNDER_ASAN(why) cr_skip_test(why)
+#else
+#define SKIP_UNDER_ASAN(why) (void)0
+#endif
+
 namespace acemux::test {
 
 std::string bin_dir();                  // where the test binary (and acemux, engine_sim) live

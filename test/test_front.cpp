@@ -85,15 +85,10 @@ Test(front, a_pasted_link_plays_and_the_token_is_carried, .timeout = 30) {
     cr_assert_eq(bad.status, 400, "%s", bad.body.c_str());
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define SKIP_UNDER_ASAN() cr_skip_test("a real browser: run by the plain suite")
-#else
-#define SKIP_UNDER_ASAN() (void)0
-#endif
-
-// Chromium draws the page: its DOM has every channel, and a screenshot is made.
+// Chromium draws the page: its DOM has every channel, and a screenshot is made
+// (against the plain build: under the sanitizers it would only take the cores).
 Test(front, chromium_draws_the_front_page, .timeout = 60) {
-    SKIP_UNDER_ASAN();
+    SKIP_UNDER_ASAN("a real browser: run by the plain suite");
     Rig rig;
     rig.start({}, "", channels());
     std::string url = "http://127.0.0.1:" + std::to_string(rig.daemon.port) + "/";

@@ -314,14 +314,8 @@ Test(hls, unknown_streams_and_segments_are_404_and_bad_ids_400, .timeout = 30) {
 // ffmpeg and Chromium are checked against the plain build: under the
 // sanitizers they would only take the two cores from every other test, and
 // the daemon's side of HLS runs under ASan in the tests above.
-#if defined(__SANITIZE_ADDRESS__)
-#define SKIP_UNDER_ASAN() cr_skip_test("a real player: run by the plain suite")
-#else
-#define SKIP_UNDER_ASAN() (void)0
-#endif
-
 Test(hls, ffmpeg_plays_the_manifest_for_20_s_without_an_error, .timeout = 90) {
-    SKIP_UNDER_ASAN();
+    SKIP_UNDER_ASAN("a real player: run by the plain suite");
     std::string file = av_file();
     Rig rig;
     rig.start({"--file", file, "--bitrate", "560000"});
@@ -337,7 +331,7 @@ Test(hls, ffmpeg_plays_the_manifest_for_20_s_without_an_error, .timeout = 90) {
 }
 
 Test(hls, a_browser_plays_the_watch_page, .timeout = 90) {
-    SKIP_UNDER_ASAN();
+    SKIP_UNDER_ASAN("a real player: run by the plain suite");
     std::string file = av_file();
     Rig rig;
     rig.start({"--file", file, "--bitrate", "560000"});

@@ -188,9 +188,7 @@ Test(engine_faults, close_in_the_middle_of_the_headers, .timeout = 30) {
 }
 
 Test(hostile, out_of_memory_refuses_a_new_stream_and_keeps_the_others, .timeout = 60) {
-#if defined(__SANITIZE_ADDRESS__)
-    cr_skip_test("AddressSanitizer reserves terabytes of address space: an address-space limit cannot model ENOMEM");
-#endif
+    SKIP_UNDER_ASAN("AddressSanitizer reserves terabytes of address space: an address-space limit cannot model ENOMEM");
     EngineSim engine;
     cr_assert(engine.start());
     // Rings of 512 x 64 KiB (33 MB): the address-space limit leaves room for one.

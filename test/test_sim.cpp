@@ -18,13 +18,6 @@ using namespace acemux::test;
 
 namespace {
 
-// ffprobe and ffmpeg are checked against the plain build, as in test_hls.cpp.
-#if defined(__SANITIZE_ADDRESS__)
-#define SKIP_UNDER_ASAN() cr_skip_test("a real player: run by the plain suite")
-#else
-#define SKIP_UNDER_ASAN() (void)0
-#endif
-
 // engine_sim as the README starts it, with no content option (EngineSim::start
 // chooses the data content, which every other test counts on), acemux in front.
 void start_as_documented(Rig& rig) {
@@ -46,7 +39,7 @@ std::string url(const Rig& rig) {
 } // namespace
 
 Test(sim, ffprobe_names_the_default_card_an_h264_picture_within_seconds, .timeout = 40) {
-    SKIP_UNDER_ASAN();
+    SKIP_UNDER_ASAN("a real player: run by the plain suite");
     Rig rig;
     start_as_documented(rig);
     long t0 = now_ms();
@@ -77,7 +70,7 @@ Test(sim, ffprobe_names_the_default_card_an_h264_picture_within_seconds, .timeou
 }
 
 Test(sim, ffmpeg_decodes_five_seconds_of_the_card_without_a_warning, .timeout = 60) {
-    SKIP_UNDER_ASAN();
+    SKIP_UNDER_ASAN("a real player: run by the plain suite");
     Rig rig;
     start_as_documented(rig);
     // Each decoded picture's checksum, written to a file: the warnings alone
