@@ -212,7 +212,9 @@ RUN_ASAN_TESTS = ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=prin
 check-tests: all $(BUILD)/acemux-tests
 	$(RUN_TESTS)
 
-test-asan: deps-test asan-build
+# asan-build after the install, not beside it (make -j): it needs clang.
+test-asan: deps-test
+	$(MAKE) --no-print-directory asan-build
 	$(RUN_ASAN_TESTS)
 
 # With clang, which the fuzz targets need anyway: it builds this in two
@@ -225,7 +227,8 @@ asan-build:
 # build under way.
 suite-plain: all $(BUILD)/acemux-tests
 	$(call while_building,$(RUN_TESTS),asan-build)
-suite-asan: deps-test asan-build
+suite-asan: deps-test
+	$(MAKE) --no-print-directory asan-build
 	$(call while_building,$(RUN_ASAN_TESTS),fuzz-build)
 
 # Runs $(1) while make $(2) goes on at the lowest priority, on every core (its
