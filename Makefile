@@ -433,7 +433,8 @@ check-deps:
 deps: $(HLSJS)
 	$(call install_missing,$(DEB_DEPS))
 
-# The fuzz step of `make test` needs clang and its libFuzzer.
+# The ASan and fuzz steps of `make test` need clang and its sanitizer and
+# libFuzzer runtimes (libclang-rt, which clang only recommends).
 deps-test: deps
 	$(call install_missing,$(DEB_TEST_DEPS) $(DEB_FUZZ_DEPS))
 

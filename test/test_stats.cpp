@@ -26,7 +26,7 @@ Config one_engine() {
 }
 // Prometheus's text format, one line: a comment (HELP or TYPE), or a name,
 // labels whose values escape \\, \" and newlines, and a number. (Checked by
-// hand: std::regex trips GCC 12's warnings in the sanitizer build.)
+// hand: std::regex tripped GCC 12's warnings in its sanitizer build.)
 bool name_char(char c, bool first) { return c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (!first && c >= '0' && c <= '9'); }
 
 size_t name_end(const std::string& l, size_t i) {
