@@ -288,7 +288,7 @@ bool parse_playlists(Parser& p, const toml::node& n, Config& c) {
             return false;
         const toml::node* at = e.as_table()->get("source");
         Url u;
-        bool web = pl.source.rfind("http://", 0) == 0 || pl.source.rfind("https://", 0) == 0;
+        bool web = pl.fetched();
         if (pl.source.empty())
             return p.fail(e.source(), "[[playlist]] needs source = \"/path/list.m3u\" or \"https://host/list.m3u\"");
         if (web && !parse_url(pl.source, u, true))

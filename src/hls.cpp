@@ -404,7 +404,7 @@ void HlsOutlet::tick(Millis now) {
 // the last HLS request (a playlist handed out lists segments that far
 // back): the window, one segment more, each up to 1.5 targets long (a
 // segment ends at a keyframe past the target), up to max_ring_bytes.
-size_t HlsOutlet::ring_need(double byte_rate, Millis now) {
+size_t HlsOutlet::ring_need(double byte_rate, Millis now) const {
     const HlsConfig& h = cfg_;
     bool asked = last_request_ && now - last_request_ <= static_cast<Millis>(h.window + 1) * h.target_duration;
     if ((viewers_.empty() && !asked) || byte_rate <= 0) return 0;
@@ -412,15 +412,7 @@ size_t HlsOutlet::ring_need(double byte_rate, Millis now) {
     // What is listed now was written at an earlier rate, maybe a higher one.
     if (uint64_t from = seg_.oldest_listed(); from && from < ring_->bytes_in())
         need = std::max(need, static_cast<double>(ring_->bytes_in() - from) + static_cast<double>(ring_->chunk_size()));
-    size_t chunks = static_cast<size_t>(need / static_cast<double>(ring_->chunk_size())) + 2;
-    size_t cap = ring_cap();
-    if (chunks > cap && !ring_capped_logged_) {
-        ring_capped_logged_ = true;
-        r_.log().warn("stream %s: the HLS window (%d x %.0f s at %.1f Mbit/s) does not fit in [hls] max_ring_mib; the "
-                      "playlist lists fewer segments",
-                      label_.c_str(), h.window, static_cast<double>(h.target_duration) / 1000.0, byte_rate * 8 / 1e6);
-    }
-    return std::min(chunks, cap);
+    return static_cast<size_t>(need / static_cast<double>(ring_->chunk_size())) + 2;
 }
 
 void HlsOutlet::close(int status, const std::string& why) {

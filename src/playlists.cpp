@@ -24,7 +24,7 @@ public:
     }
     void fetch() {
         timer_.stop();
-        if (cfg_.source.rfind("http://", 0) != 0 && cfg_.source.rfind("https://", 0) != 0) return read_file();
+        if (!cfg_.fetched()) return read_file();
         Url u;
         if (!parse_url(cfg_.source, u, true)) return failed("not a valid URL"); // checked with the config
         body_.clear();
@@ -135,8 +135,8 @@ bool Playlists::configure(const std::vector<PlaylistConfig>& c, std::string& err
     // The CAs an https source trusts; an http:// one gets the system's
     // when they are there, for a redirect to https (common).
     for (auto& pc : c) {
-        bool https = pc.source.rfind("https://", 0) == 0;
-        if (!https && pc.source.rfind("http://", 0) != 0) continue;
+        if (!pc.fetched()) continue;
+        bool https = pc.https();
         std::string ca = pc.ca_file.empty() ? TlsConfig::kSystemCa : pc.ca_file;
         if (tls_.count(ca)) continue;
         auto t = std::make_unique<TlsConfig>();

@@ -197,7 +197,17 @@ void Stream::size_ring() {
         ts = std::clamp<size_t>(static_cast<size_t>(bytes / static_cast<double>(c.chunk_size)) + 2, 4, c.ring_chunks);
     }
     Millis now = env_.r.now();
-    size_t hls = hls_.ring_need(byte_rate_, now), want = std::max(ts, hls), n = ring_->chunks();
+    size_t hls = hls_.ring_need(byte_rate_, now);
+    if (hls > hls_.ring_cap()) {
+        if (!hls_capped_logged_)
+            env_.r.log().warn("stream %s: the HLS window (%d x %.0f s at %.1f Mbit/s) does not fit in [hls] max_ring_mib; "
+                              "the playlist lists fewer segments",
+                              label_.c_str(), env_.hls.window, static_cast<double>(env_.hls.target_duration) / 1000.0,
+                              byte_rate_ * 8 / 1e6);
+        hls_capped_logged_ = true;
+        hls = hls_.ring_cap();
+    }
+    size_t want = std::max(ts, hls), n = ring_->chunks();
     // Growing copies the ring (an HLS window's may be 15 MiB): an eighth
     // more, within the limits, so a rate still climbing does not copy it
     // again at every tick.

@@ -55,6 +55,8 @@ struct ChannelConfig {
 // [[playlist]]: a list of AceStream links imported as channels.
 struct PlaylistConfig {
     std::string source;  // a file, or an http:// or https:// URL
+    bool fetched() const { return https() || source.rfind("http://", 0) == 0; } // a URL, not a file
+    bool https() const { return source.rfind("https://", 0) == 0; }
     Millis refresh = 3600000; // fetched again this often (and on SIGHUP); 0: at start and on SIGHUP only
     std::string ca_file; // https: the CA certificates to trust ("": the system's)
     std::string group;   // entries without a group-title go here ("": none)

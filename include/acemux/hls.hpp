@@ -199,8 +199,9 @@ public:
 
     void data(Millis now);                  // new packets in the ring: cut, answer waiting manifests
     void tick(Millis now); // viewers gone, waits too long
-    // The ring chunks the window needs at this rate (0: no viewers, no request lately).
-    size_t ring_need(double byte_rate, Millis now);
+    // The ring chunks the window needs at this rate (0: no viewers, no
+    // request lately), which may be more than ring_cap().
+    size_t ring_need(double byte_rate, Millis now) const;
     size_t ring_cap() const { return cfg_.max_ring_bytes / ring_->chunk_size(); } // [hls] max_ring_mib in chunks
     void close(int status, const std::string& why);
     const Segmenter& segmenter() const { return seg_; }
@@ -224,7 +225,6 @@ private:
     std::map<std::string, Viewer> viewers_;
     std::map<std::string, Millis> left_; // viewers that left lately, by key: when
     static constexpr Millis kLeftKept = 10 * 60 * 1000;
-    bool ring_capped_logged_ = false;
     Millis last_request_ = 0; // the last manifest or segment request (0: none)
 };
 

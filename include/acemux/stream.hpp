@@ -172,6 +172,7 @@ private:
     double byte_rate_ = 0, out_rate_ = 0; // bytes per second over the last few seconds
     Millis shrink_since_ = 0;             // the ring has wanted fewer chunks since (0: it does not)
     bool sized_ = false;                  // by a measured rate, once
+    bool hls_capped_logged_ = false;      // the HLS window did not fit in max_ring_mib (said once)
     static constexpr Millis kShrinkAfter = 5000;
 };
 
