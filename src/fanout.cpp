@@ -57,7 +57,7 @@ Fanout::PlayerIt Fanout::end_player(PlayerIt it) {
 void Fanout::data(size_t n) {
     unwoken_ += n;
     if (unwoken_ >= cfg_.wake_bytes) return wake();
-    wake_timer_.start(0); // also when it waits out a hold (wake)
+    wake_timer_.start(0);
     if (ring_.head() != head_at_check_) catch_up();
 }
 
@@ -70,10 +70,6 @@ void Fanout::catch_up() {
         if (p->started()) p->catch_up();
 }
 
-// A caught-up player never gets null packets while a batch fills (or while
-// bytes past a chunk's end wait for the next one).
-Millis Fanout::batch_wait() const { return std::min<Millis>(cfg_.wake_delay, cfg_.keepalive_interval / 4); }
-
 void Fanout::wake() {
     wake_timer_.stop();
     unwoken_ = 0;
@@ -83,17 +79,6 @@ void Fanout::wake() {
     // coming or going counts from the next one.
     size_t from = static_cast<size_t>(cfg_.zero_copy_from);
     ring_.set_lending(from && players_.size() + other_readers_ >= from);
-    // Sent by sendfile, a batch that completed a chunk goes out as that
-    // chunk (Ring::held_from); what its read put past the end follows with
-    // the next batch, or after the batch wait if none comes by then. A copy
-    // takes both chunks in one call, so nothing is held.
-    if (ring_.lends() && ring_.head() != woken_head_ && ring_.length(ring_.head())) {
-        ring_.hold_from(ring_.head());
-        wake_timer_.start(batch_wait());
-    } else {
-        ring_.hold_none();
-    }
-    woken_head_ = ring_.head();
     if (sweep_ != players_.end()) {
         sweep_again_ = true; // those already passed in this sweep have more to take
         return;

@@ -381,8 +381,8 @@ void HttpClient::batch_body(size_t bytes, Millis max_wait) {
     batching_ = true; // from the next read on (this is called in the middle of one)
 }
 
-// The next batch is `bytes`, or less where the sink wants it to end (a
-// ring chunk's end, while the ring lends its pages).
+// The next batch is `bytes`, or less where the sink wants it to end (the
+// room left in a ring chunk, while the ring lends its pages).
 //
 // The sender must not wait for the batch to be read: the kernel reports a
 // socket whose receive window is full even below SO_RCVLOWAT, and a sender

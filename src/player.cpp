@@ -75,8 +75,7 @@ Sent send_from_ring(int fd, std::string& own, size_t& own_off, Cursor& cur, cons
     int n = 0;
     size_t own_left = own.size() - own_off;
     if (own_left) iov[n++] = {own.data() + own_off, own_left};
-    // A player's stream stops where the ring holds back (Ring::held_from).
-    if (from_ring) n += cur.gather(ring, iov + n, IOV_MAX - n, ring.held_from());
+    if (from_ring) n += cur.gather(ring, iov + n, IOV_MAX - n);
     Sent s = send_iov(fd, iov, n, own_left > 0, ring);
     own_off += s.took - s.from_ring;
     // Sent: a response head with PAT and PMT leaves half a KiB of capacity,

@@ -40,7 +40,7 @@ static size_t page_round(size_t n) {
 }
 
 Ring::Ring(size_t chunk_size, size_t nchunks)
-    : chunk_size_(chunk_size), n_(nchunks), stride_(page_round(chunk_size + kSlack)),
+    : chunk_size_(chunk_size), n_(nchunks), stride_(page_round(2 * chunk_size + kSlack)),
       mem_(std::make_unique<RingMemory>(stride_ * nchunks)), lent_(nchunks, 0), len_(nchunks, 0),
       start_(nchunks, 0) {}
 
@@ -64,7 +64,9 @@ size_t Ring::commit(ts::Aligner& a) {
     size_t made = 0;
     for (;;) {
         ts::Aligner::Result r = a.scan(open() + committed_, fill_ - committed_);
-        size_t take = std::min(r.whole, chunk_size_ - committed_); // packets past chunk_size go on to the next chunk
+        // Packets past the most a chunk takes go on to the next chunk; when
+        // the ring lends, the chunk also ends here once it holds chunk_size.
+        size_t take = std::min(r.whole, most() - std::min(most(), committed_));
         index(committed_, take);
         committed_ += take;
         fill_ = committed_ + (r.whole - take) + r.rest;
@@ -72,7 +74,7 @@ size_t Ring::commit(ts::Aligner& a) {
         bytes_in_ += take;
         // Full, or too full to hold what the aligner needs to judge: seal and
         // carry the rest over to the next chunk.
-        if (committed_ == chunk_size_ || (fill_ == stride_ && r.rest)) {
+        if (committed_ >= chunk_size_ || (fill_ >= most() + kSlack && r.rest)) {
             seal();
             continue; // the carried bytes may now be judged
         }
@@ -159,10 +161,10 @@ Cursor Cursor::start(const Ring& r, uint64_t behind) {
 uint64_t Cursor::behind(const Ring& r) const { return r.head() - idx; }
 bool Cursor::at_head(const Ring& r) const { return idx == r.head() && off == r.length(idx); }
 
-int Cursor::gather(const Ring& r, iovec* iov, int max, uint64_t end) const {
+int Cursor::gather(const Ring& r, iovec* iov, int max) const {
     int n = 0;
     size_t off = this->off;
-    for (uint64_t i = idx; i <= r.head() && i < end && n < max; i++, off = 0) {
+    for (uint64_t i = idx; i <= r.head() && n < max; i++, off = 0) {
         size_t len = r.length(i);
         if (off < len) iov[n++] = {const_cast<uint8_t*>(r.data(i)) + off, len - off};
     }
@@ -182,7 +184,7 @@ void Cursor::advance(const Ring& r, size_t n) {
 }
 
 bool Ring::prime(uint64_t idx, const uint8_t* data, size_t len) {
-    if (committed_ || fill_ || len == 0 || len > chunk_size_ || len % ts::kPacket) return false;
+    if (committed_ || fill_ || len == 0 || len > 2 * chunk_size_ || len % ts::kPacket) return false; // 2x: sealed while lending
     for (size_t off = 0; off < len; off += ts::kPacket)
         if (data[off] != ts::kSync) return false;
     if (bytes_in_ == 0) restart_at(idx);

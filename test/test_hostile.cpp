@@ -191,7 +191,8 @@ Test(hostile, out_of_memory_refuses_a_new_stream_and_keeps_the_others, .timeout 
     SKIP_UNDER_ASAN("AddressSanitizer reserves terabytes of address space: an address-space limit cannot model ENOMEM");
     EngineSim engine;
     cr_assert(engine.start());
-    // Rings of 512 x 64 KiB (33 MB): the address-space limit leaves room for one.
+    // Rings of 512 slots of 128 KiB (67 MB of address space: a slot has room
+    // for a chunk of twice chunk_size): the limit leaves room for one.
     std::string cfg = write_temp("[server]\nlisten = [\"127.0.0.1:0\"]\n[stream]\nring_chunks = 512\n"
                                  "[[engine]]\nhost = \"127.0.0.1\"\nport = " + std::to_string(engine.port) + "\n");
     long vm_kib = 0;
@@ -206,7 +207,7 @@ Test(hostile, out_of_memory_refuses_a_new_stream_and_keeps_the_others, .timeout 
         probe.stop();
     }
     cr_assert_gt(vm_kib, 0);
-    long limit = (vm_kib + 50 * 1024) * 1024;
+    long limit = (vm_kib + 100 * 1024) * 1024;
     Proc d;
     cr_assert(d.spawn({"/usr/bin/prlimit", "--as=" + std::to_string(limit), "--", bin_dir() + "/acemux", "-c", cfg}));
     std::string line = d.wait_line("listening on", 5000);

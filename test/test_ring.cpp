@@ -126,24 +126,47 @@ Test(ring, a_read_of_the_whole_area_ends_at_the_chunk) {
     cr_assert_eq(r.recv_space(), 188u * 10, "the next read completes the next chunk (one byte of it is in)");
 }
 
-// The stream holds back the open chunk; players gather up to it, segments past it.
-Test(ring, players_gather_up_to_the_held_chunk) {
+// While the ring lends its pages (sendfile), a chunk ends where the read
+// that passed chunk_size does, so an engine's batch is one range of the
+// ring, one call, however its bursts fall; at most twice chunk_size.
+Test(ring, while_lending_a_chunk_ends_with_the_read_that_passes_chunk_size) {
     Ring r(188 * 10, 4);
+    r.set_lending(true);
+    cr_assert(r.lends());
     ts::Aligner a;
     testts::TsGen g;
-    feed(r, a, g, 14, 1881); // a chunk, and 3 packets of the next
-    cr_assert_eq(r.head(), 1u);
-    cr_assert_eq(r.length(1), 3u * 188);
+    std::string in = packets(g, 60);
+    size_t at = 0;
+    auto read = [&](size_t n) {
+        n = std::min(n, r.recv_space());
+        std::memcpy(r.recv_ptr(), in.data() + at, n);
+        r.append(r.recv_ptr(), n);
+        r.commit(a);
+        at += n;
+        return n;
+    };
+    cr_assert_eq(r.recv_space(), 2u * 188 * 10 + 1, "room for a batch past chunk_size");
+    read(188 * 14 + 1); // 14 packets and the sync byte of the next
+    cr_assert_eq(r.head(), 1u, "the read that passed chunk_size ended the chunk");
+    cr_assert_eq(r.length(0), 188u * 14);
     iovec iov[4];
-    Cursor c{0, 188};
-    r.hold_from(r.head());
-    cr_assert_eq(r.held_from(), 1u);
-    cr_assert_eq(c.gather(r, iov, 4, r.held_from()), 1, "only the sealed chunk: one range");
-    cr_assert_eq(iov[0].iov_len, 188u * 9);
-    cr_assert_eq(c.gather(r, iov, 4), 2, "without a limit (a segment), the open chunk too");
-    r.hold_none();
-    cr_assert_eq(c.gather(r, iov, 4, r.held_from()), 2);
-    cr_assert_eq(iov[1].iov_len, 3u * 188);
+    Cursor from_start{0, 0};
+    cr_assert_eq(from_start.gather(r, iov, 4), 1, "the batch is one range");
+    cr_assert_eq(iov[0].iov_len, 188u * 14);
+    // More than the room: the chunk ends at twice chunk_size.
+    cr_assert_eq(read(188 * 30), 2u * 188 * 10, "the next chunk's sync byte is in already");
+    cr_assert_eq(r.head(), 2u);
+    cr_assert_eq(r.length(1), 2u * 188 * 10);
+    // Copying again: a chunk ends at chunk_size.
+    r.set_lending(false);
+    cr_assert_eq(r.recv_space(), 188u * 10);
+    read(r.recv_space());
+    cr_assert_eq(r.head(), 3u);
+    cr_assert_eq(r.length(2), 188u * 10);
+    testts::TsCheck c;
+    c.feed(read_all(r));
+    cr_assert(c.clean(), "%s", c.summary().c_str());
+    cr_assert_eq(c.data, 44u, "%s", c.summary().c_str());
 }
 
 Test(ring, restart_at_continues_numbering) {
@@ -180,7 +203,10 @@ Test(ring, bytes_lent_to_a_socket_survive_the_writer_coming_round) {
     cr_assert(r.lends(), "this kernel has memfd");
     ts::Aligner al2;
     testts::TsGen g;
-    feed(r, al2, g, 348 * 2 + 10, 60000); // two chunks sealed, a little in the third
+    // Batches of a chunk each (and the next packet's sync byte): lending, a
+    // chunk ends with the read that passes chunk_size.
+    constexpr size_t kBatch = 188 * 348 + 1;
+    feed(r, al2, g, 348 * 2 + 10, kBatch); // two chunks sealed, a little in the third
     std::string own;
     size_t own_off = 0;
     Cursor cur{r.first(), 0};
@@ -189,7 +215,7 @@ Test(ring, bytes_lent_to_a_socket_survive_the_writer_coming_round) {
     cr_assert_eq(s.took, r.bytes_in(), "all of it in the socket: %zu", s.took); // the aligner holds the last packet back
     cr_assert_eq(s.calls, 3, "one sendfile per chunk");
     // The writer comes round twice: every slot is written again.
-    feed(r, al2, g, 348 * 8, 60000);
+    feed(r, al2, g, 348 * 8, kBatch);
     cr_assert_geq(r.renewed(), 3u, "the lent slots got fresh pages: %llu", (unsigned long long)r.renewed());
     std::string got;
     char buf[65536];

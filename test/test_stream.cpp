@@ -367,11 +367,10 @@ Test(stream, players_sent_without_copies_get_every_byte_as_it_was, .timeout = 60
     cr_assert_gt(sim_stat(st, "ring_renewed"), 8, "the writer came round over lent slots: %s", st.c_str());
 }
 
-// Sent by sendfile (zero_copy_from = 1), a batch that completes a chunk
-// goes out as that chunk, one range in one call: a second call per batch
-// is sent later by a paced socket's timer (BBR) and costs as much again.
-// The engine's read ends at the chunk's end (SO_RCVLOWAT), and what came
-// past it waits for the next batch (Ring::held_from).
+// Sent by sendfile (zero_copy_from = 1), a batch goes out as one range in
+// one call: a second call per batch is sent later by a paced socket's timer
+// (BBR) and costs as much again. While the ring lends, a chunk ends where
+// the batch that passes chunk_size does (Ring).
 Test(stream, a_caught_up_player_is_sent_a_batch_in_one_call, .timeout = 30) {
     Rig rig;
     rig.start({"--bitrate", "10000000"}, "zero_copy_from = 1\n");
@@ -388,13 +387,13 @@ Test(stream, a_caught_up_player_is_sent_a_batch_in_one_call, .timeout = 30) {
     expect_clean(p, "player");
 }
 
-// What a batch's read put past a chunk's end waits for the next batch, but
-// not longer than the batch wait: when the engine stalls, a player has had
-// every byte the ring holds, not all but the last few.
-Test(stream, bytes_held_for_the_next_batch_go_out_when_it_is_late, .timeout = 30) {
+// Nothing a batch brought waits for the next one: when the engine stalls
+// just past where a chunk of chunk_size would end, a player sent by
+// sendfile has had every byte the ring holds, not all but the last few.
+Test(stream, a_batch_past_a_chunks_size_goes_out_whole_when_the_engine_stalls, .timeout = 30) {
     Rig rig;
-    // The engine stalls two packets past the sixth chunk's end: the read
-    // that completes that chunk brings them too, and nothing follows.
+    // The engine stalls two packets past the sixth chunk_size: the read
+    // that passes it brings them too, and nothing follows.
     constexpr long kChunk = 65424;
     rig.start({"--stall-after", std::to_string(6 * kChunk + 2 * 188), "--stall", "3000"},
               "keepalive_interval = 0.2\nzero_copy_from = 1\n"); // held only when sent by sendfile

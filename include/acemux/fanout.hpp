@@ -1,11 +1,10 @@
 // A stream's TS players, each reading the ring from its own cursor.
 //
-// The engine is read in batches (wake_bytes, or the rest of a ring chunk
-// while the ring lends, or what came within wake_delay: Upstream::Attempt),
-// and each batch wakes the players once, so a caught-up player is written
-// once per batch. Sent by sendfile, a batch that completes a chunk goes out
-// as that chunk, in one call (Ring::held_from); what its read put past the end follows with the next
-// batch, or after the batch wait. Players are written kWakeSlice at a time,
+// The engine is read in batches (wake_bytes, or what came within
+// wake_delay: Upstream::Attempt), and each batch wakes the players once, so
+// a caught-up player is written once per batch; sent by sendfile, a batch
+// is one range of the ring (a chunk ends where a batch does while the ring
+// lends: Ring), one call. Players are written kWakeSlice at a time,
 // one slice per pass of the loop, so a thousand of them never hold up a new
 // player's accept, an engine read or a /stats request. Whether the ring
 // lends its pages (sendfile) is decided per batch; whether a player is too
@@ -52,7 +51,6 @@ public:
     const Player::Rules& rules() const { return rules_; }
     // Readers the ring has besides the players (HLS viewers): lending pays from zero_copy_from readers on.
     void set_other_readers(size_t n) { other_readers_ = n; }
-    Millis batch_wait() const;
 
     size_t size() const { return players_.size(); }
     const Players& players() const { return players_; }
@@ -79,7 +77,6 @@ private:
     bool sweep_again_ = false;
     Timer wake_timer_, slice_timer_;
     size_t unwoken_ = 0, other_readers_ = 0;
-    uint64_t woken_head_ = 0;    // the head at the last wake
     uint64_t head_at_check_ = 0; // the head when catch-up was last checked
     uint64_t sent_by_gone_ = 0;
     Millis last_stall_scan_ = 0;

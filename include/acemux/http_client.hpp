@@ -77,7 +77,7 @@ public:
     // The rest of this response's body is read in batches (a Sink calls it
     // from on_status): the kernel reports the socket only once `bytes` are
     // waiting (SO_RCVLOWAT), or fewer where the Sink wants the batch to end
-    // (Sink::batch_end: a ring chunk's end, while the ring lends), and what is there is read
+    // (Sink::batch_end: the room left in a ring chunk, while the ring lends), and what is there is read
     // anyway when no batch came for `max_wait`. A stream read this way costs
     // the loop one pass per batch instead of one per burst the sender makes.
     void batch_body(size_t bytes, Millis max_wait);

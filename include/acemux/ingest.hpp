@@ -28,10 +28,11 @@ public:
     void begin(uint64_t key_wait);
     // Where the next bytes are best received, and how many fit there.
     std::pair<uint8_t*, size_t> area();
-    // Where the engine's next batch ends: at the open chunk's end while the
-    // ring lends its pages (Ring::held_from says why); while players are
-    // sent copies (one call takes both chunks) within two chunks, which
-    // the reads of one event take.
+    // Where the engine's next batch ends: within the open chunk while the
+    // ring lends its pages, which the batch's read then ends (Ring), so
+    // that the batch is one range for sendfile; while players are sent
+    // copies (one call takes both chunks) within two chunks, which the
+    // reads of one event take.
     size_t batch_end() const {
         return ring_.lends() && !splice_.active() ? ring_.recv_space() : 2 * ring_.chunk_size();
     }

@@ -7,14 +7,20 @@
 //
 //   [0, committed)        whole, verified TS packets: readers may send these
 //   [committed, fill)     body bytes not yet verified by the aligner
-//   [fill, stride)        free: the upstream recv()s straight into it
+//   [fill, most + slack)  free: the upstream recv()s straight into it
 //
-// A slot is a little longer than chunk_size (the stride): the aligner confirms
-// a packet by the sync byte of the next one, so it must see past a full chunk.
-// What lies beyond chunk_size when a chunk is sealed moves to the next one.
+// A slot has room for two chunk_sizes and a little more (the stride): the
+// aligner confirms a packet by the sync byte of the next one, so it must see
+// past a full chunk. What lies beyond a chunk's end when it is sealed moves
+// to the next one.
 //
 // A chunk is sealed when it is full; its slot then holds it until the writer
-// comes round again. Readers check first() before reading a chunk.
+// comes round again. Readers check first() before reading a chunk. While the
+// ring lends its pages, full means at least chunk_size at the end of a read
+// (up to twice that): a chunk then ends where the engine's batch does, so a
+// batch goes to a player as one range, one sendfile, however the engine's
+// bursts fall; cut at a fixed size, what a batch brought past the cut would
+// wait for the next batch or cost a second call.
 //
 // Where a reader may start is a question about the buffer, so the ring
 // answers it (join_point): it knows its keyframes and how far back they lie.
@@ -63,8 +69,8 @@ struct Cursor {
     bool at_head(const Ring& r) const;
     bool packet_aligned() const { return off % ts::kPacket == 0; }
     // Readable bytes from the cursor as iovecs pointing into the ring (at
-    // most `max`), in chunks before `end` (Ring::held_from).
-    int gather(const Ring& r, iovec* iov, int max, uint64_t end = ~0ull) const;
+    // most `max`).
+    int gather(const Ring& r, iovec* iov, int max) const;
     void advance(const Ring& r, size_t n);
 };
 
@@ -126,17 +132,6 @@ public:
     // The PAT and PMT seen last (2 packets), or nullptr before both came.
     const uint8_t* psi() const { return scanner_.psi_known() ? scanner_.psi() : nullptr; }
 
-    // Players are sent the chunks before held_from() only. While the ring
-    // lends, a batch that completes a chunk goes out as that chunk, one
-    // range, in one call: by sendfile a second range is a second call, and a socket paced by its
-    // congestion control (BBR) sends that one later from a timer, which
-    // cost as much again. The bytes the batch's read put past the chunk's
-    // end wait for the next batch. A copy (sendmsg) takes both ranges in
-    // one call, so then nothing is held. The stream holds and releases;
-    // HLS segments are sent whole regardless.
-    uint64_t held_from() const { return held_from_; }
-    void hold_from(uint64_t idx) { held_from_ = idx; }
-    void hold_none() { held_from_ = ~0ull; }
 
     // Zero-copy sending. Readers lend ring bytes to the kernel (sendfile from
     // file() at file_offset()) while lends() says so: the stream turns it on
@@ -156,12 +151,12 @@ public:
 
     // --- the writer
     uint8_t* recv_ptr() { return open() + fill_; }
-    // Up to one byte past the chunk (the next packet's sync byte confirms the
-    // last one), so the read that completes a chunk stops there and the next
-    // begins the next chunk: a batch of new bytes is then one range of the
-    // ring, which goes to a player in one call. Past that, the slack, while
-    // the aligner waits for more to judge a packet.
-    size_t recv_space() const { return fill_ <= chunk_size_ ? chunk_size_ + 1 - fill_ : stride_ - fill_; }
+    // Up to one byte past the most a chunk takes (the next packet's sync byte
+    // confirms the last one), so the read that completes a chunk stops there
+    // and the next begins the next chunk: a batch of new bytes is then one
+    // range of the ring, which goes to a player in one call. Past that, the
+    // slack, while the aligner waits for more to judge a packet.
+    size_t recv_space() const { return fill_ <= most() ? most() + 1 - fill_ : most() + kSlack - fill_; }
     // Adds body bytes. `at` may point into the recv area: the bytes are moved
     // down to the fill mark (chunked framing removed in place).
     void append(const uint8_t* at, size_t n);
@@ -222,6 +217,9 @@ public:
 private:
     size_t slot(uint64_t idx) const { return static_cast<size_t>(idx % n_); }
     uint8_t* open() { return mem_->data() + slot(head_) * stride_; }
+    // The most the open chunk takes: chunk_size, or while the ring lends up
+    // to twice that, so that the read which passes chunk_size ends it.
+    size_t most() const { return lending_ ? 2 * chunk_size_ : chunk_size_; }
     void seal(bool announce = true);
     void reuse(); // the head moved to a slot: fresh pages if it was lent
     void index(size_t from, size_t n); // newly visible packets: counters made continuous, keyframes found
@@ -231,7 +229,6 @@ private:
     std::unique_ptr<RingMemory> mem_; // pages are touched only when used
     mutable std::vector<uint8_t> lent_; // per slot: the kernel may hold its pages (readers mark it)
     bool lending_ = false;
-    uint64_t held_from_ = ~0ull;
     uint64_t renewed_ = 0;
     std::vector<size_t> len_;
     std::vector<uint64_t> start_; // bytes_in() at each slot's chunk start
