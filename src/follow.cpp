@@ -222,8 +222,9 @@ void Follow::rejoin() {
 void Follow::fetch() {
     if (fetching_ || role_ != Role::follower || reading_ || next_ > announced_ || r_.now() < retry_at_) return;
     // No more than the ring holds with room to spare: what one answer
-    // writes must not lap the players reading it.
-    uint64_t to = std::min({announced_, next_ + kFetchMax - 1, next_ + ring_.chunks() - 4});
+    // writes must not lap the players reading it. An owner that sends by
+    // sendfile seals chunks of up to twice chunk_size (Ring), two of ours.
+    uint64_t to = std::min({announced_, next_ + kFetchMax - 1, next_ + std::max<uint64_t>(1, (ring_.chunks() - 4) / 2)});
     fetching_ = true;
     mirror_.fetch(id_, next_, to, fetch_, [this](bool answered, RedisMirror::Chunks c) {
         fetching_ = false;

@@ -396,7 +396,7 @@ Test(stream, a_batch_past_a_chunks_size_goes_out_whole_when_the_engine_stalls, .
     // that passes it brings them too, and nothing follows.
     constexpr long kChunk = 65424;
     rig.start({"--stall-after", std::to_string(6 * kChunk + 2 * 188), "--stall", "3000"},
-              "keepalive_interval = 0.2\nzero_copy_from = 1\n"); // held only when sent by sendfile
+              "keepalive_interval = 0.2\nzero_copy_from = 1\n"); // sent by sendfile
     TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId)); // before the first byte: it is sent the ring from its start
     read_player(p, 2500);                    // the stall began after about a second

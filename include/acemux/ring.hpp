@@ -1,4 +1,4 @@
-// The stream buffer: chunks() slots of chunk_size bytes, one writer (the
+// The stream buffer: chunks() slots of a chunk each, one writer (the
 // upstream), any number of readers (player cursors), no locks, no copies.
 // The stream sizes it by time at its rate (resize).
 //
