@@ -66,7 +66,7 @@ size_t Ring::commit(ts::Aligner& a) {
         ts::Aligner::Result r = a.scan(open() + committed_, fill_ - committed_);
         // Packets past the most a chunk takes go on to the next chunk; when
         // the ring lends, the chunk also ends here once it holds chunk_size.
-        size_t take = std::min(r.whole, most() - std::min(most(), committed_));
+        size_t take = std::min(r.whole, most() - committed_); // committed_ < chunk_size <= most() here
         index(committed_, take);
         committed_ += take;
         fill_ = committed_ + (r.whole - take) + r.rest;

@@ -1,6 +1,7 @@
 #include "acemux/stream.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace acemux {
 
@@ -199,12 +200,11 @@ void Stream::size_ring() {
     Millis now = env_.r.now();
     size_t hls = hls_.ring_need(byte_rate_, now);
     if (hls > hls_.ring_cap()) {
-        if (!hls_capped_logged_)
+        if (!std::exchange(hls_capped_logged_, true))
             env_.r.log().warn("stream %s: the HLS window (%d x %.0f s at %.1f Mbit/s) does not fit in [hls] max_ring_mib; "
                               "the playlist lists fewer segments",
                               label_.c_str(), env_.hls.window, static_cast<double>(env_.hls.target_duration) / 1000.0,
                               byte_rate_ * 8 / 1e6);
-        hls_capped_logged_ = true;
         hls = hls_.ring_cap();
     }
     size_t want = std::max(ts, hls), n = ring_->chunks();

@@ -132,7 +132,6 @@ public:
     // The PAT and PMT seen last (2 packets), or nullptr before both came.
     const uint8_t* psi() const { return scanner_.psi_known() ? scanner_.psi() : nullptr; }
 
-
     // Zero-copy sending. Readers lend ring bytes to the kernel (sendfile from
     // file() at file_offset()) while lends() says so: the stream turns it on
     // when it has enough readers for the copies saved to outweigh the fresh
