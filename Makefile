@@ -76,8 +76,11 @@ MBEDTLS_BUILD := $(BUILD)/debsrc/mbedtls
 MBEDTLS_LIBS  := $(patsubst %,$(MBEDTLS_BUILD)/library/libmbed%.a,tls x509 crypto)
 LIB_OBJ  += $(BUNDLED:%=$(BUILD)/debsrc/%.o) $(CARES_BUILD)/lib/libcares.a $(MBEDTLS_LIBS)
 override CPPFLAGS += -I$(DEBSRC)/include -I$(CARES_BUILD) -I$(DEBSRC)/c-ares/include -I$(DEBSRC)/mbedtls/include \
-	-DTOML_HEADER_ONLY=1 \
+	-DTOML_HEADER_ONLY=1 -DTOML_FLOAT_CHARCONV=1 \
 	-DACEMUX_ROUTER=1
+# toml++ reads floats with std::from_chars (GCC has it since 11; toml++
+# assumes it does not) rather than a stringstream: the C++ streams bring
+# libstdc++'s locales into a static binary, half a megabyte of code.
 # Each function in its own section, so the linker drops what nothing calls:
 # a router's flash is small (the static binary shrinks by a sixth).
 SECTIONS := -ffunction-sections -fdata-sections
@@ -95,6 +98,12 @@ TEST_OBJ   := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
 # under the sanitizers the tests' objects took 77 s at -O1, 39 s at -O0). The
 # daemon, the engine simulator and the library the tests call keep their flags.
 $(TEST_OBJ): override CXXFLAGS += -O0 -g1
+# The daemon's stack pages stay resident for its life: a large object on the
+# stack (a Redis Cluster's 128 KiB slot table once sat in main's frame) is
+# memory every router pays for. The sanitizers' frames are larger by design.
+ifeq ($(SAN),)
+$(BUILD)/src/%.o: override CXXFLAGS += -Wframe-larger-than=32768
+endif
 SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o $(BUILD)/test/card.o
 
 DEB_DEPS      := g++ make pkg-config libhiredis-dev libtomlplusplus-dev libcjson-dev libc-ares-dev libmbedtls-dev ca-certificates node-llhttp

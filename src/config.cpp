@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "acemux/file.hpp"
 #include "acemux/http_client.hpp"
 #include "acemux/redis_mirror.hpp"
 #include "acemux/m3u.hpp"
@@ -11,9 +12,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <functional>
-#include <sstream>
 #include <strings.h>
 #include <toml++/toml.h>
 
@@ -71,9 +70,9 @@ Field seconds(const char* key, Millis& out, double lo, double hi) {
                 if (!n.is_number()) return std::string(key) + " must be a number of seconds, not " + type_name(n);
                 double v = n.value<double>().value_or(0);
                 if (!(v >= lo && v <= hi)) {
-                    std::ostringstream m;
-                    m << key << " = " << v << " is out of range (" << lo << " to " << hi << " seconds)";
-                    return m.str();
+                    char m[160];
+                    std::snprintf(m, sizeof m, " = %g is out of range (%g to %g seconds)", v, lo, hi);
+                    return key + std::string(m);
                 }
                 out = static_cast<Millis>(std::llround(v * 1000));
                 return {};
@@ -518,15 +517,17 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
     return true;
 }
 
+// Far above any real one (a channel list belongs in a playlist file), low
+// enough that a wrong path to something huge fails at once.
+constexpr size_t kMaxConfigBytes = 16 << 20;
+
 bool load_config(const std::string& path, Config& out, std::string& err) {
-    std::ifstream f(path, std::ios::binary);
-    if (!f) {
-        err = path + ": cannot open: " + std::strerror(errno);
+    std::string text;
+    if (std::string why = read_file(path, kMaxConfigBytes, text); !why.empty()) {
+        err = path + ": " + why;
         return false;
     }
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return parse_config(ss.str(), path, out, err);
+    return parse_config(text, path, out, err);
 }
 
 } // namespace acemux

@@ -2,11 +2,8 @@
 
 #include <algorithm>
 #include <cstring>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "acemux/fd.hpp"
+#include "acemux/file.hpp"
 
 namespace acemux {
 
@@ -24,7 +21,7 @@ public:
     }
     void fetch() {
         timer_.stop();
-        if (!cfg_.fetched()) return read_file();
+        if (!cfg_.fetched()) return read_local();
         Url u;
         if (!parse_url(cfg_.source, u, true)) return failed("not a valid URL"); // checked with the config
         body_.clear();
@@ -38,16 +35,9 @@ public:
 private:
     // A local file is read whole, on the loop: a playlist is small, and
     // reading it costs less than a log line's write to a slow disk.
-    void read_file() {
-        struct stat st {};
-        if (::stat(cfg_.source.c_str(), &st) < 0) return failed(std::string("cannot read: ") + std::strerror(errno));
-        if (!S_ISREG(st.st_mode)) return failed("not a regular file"); // a FIFO would hold the loop
-        if (static_cast<uint64_t>(st.st_size) > kMaxBytes) return failed("larger than 8 MiB");
-        std::string text(static_cast<size_t>(st.st_size), '\0');
-        Fd fd(::open(cfg_.source.c_str(), O_RDONLY | O_CLOEXEC));
-        ssize_t n = fd ? ::read(fd.get(), text.data(), text.size()) : -1;
-        if (n < 0) return failed(std::string("cannot read: ") + std::strerror(errno));
-        text.resize(static_cast<size_t>(n));
+    void read_local() {
+        std::string text;
+        if (std::string why = read_file(cfg_.source, kMaxBytes, text); !why.empty()) return failed(why);
         got(text);
     }
     bool on_status(int status, const std::string&) override {

@@ -2,7 +2,6 @@
 
 #include <cstring>
 #include <hiredis/hiredis.h>
-#include <sstream>
 #include <strings.h>
 
 #include "acemux/http.hpp"
@@ -72,7 +71,7 @@ void RedisRouter::clear() {
     nodes_.clear();
     auto seed = std::move(seed_);
     subscribed_at_.clear();
-    slots_.fill(nullptr);
+    slots_.clear();
     known_ = refreshing_ = false;
     refresh_timer_.stop();
 }
@@ -134,12 +133,11 @@ RedisRouter::Node& RedisRouter::add(const std::string& addr) {
         };
         // The channel's slot is served elsewhere: it goes there.
         node.sub->on_refused = [this](const std::string& ch, const std::string& err) {
-            std::istringstream in(err);
-            std::string word, to;
+            char to[256];
             int s = -1;
-            if (!cluster_ || !(in >> word >> s >> to) || word != "MOVED" || s < 0 || s >= kSlots) return;
+            if (!cluster_ || std::sscanf(err.c_str(), "MOVED %d %255s", &s, to) != 2 || s < 0 || s >= kSlots) return;
             moved_++;
-            slots_[static_cast<size_t>(s)] = &add(named(to));
+            set_slot_node(s, &add(named(to)));
             place(ch);
             refresh();
         };
@@ -158,7 +156,7 @@ bool RedisRouter::connected() const {
 
 bool RedisRouter::connected(const std::string& key) const {
     if (!cluster_) return connected();
-    Node* n = slots_[static_cast<size_t>(slot(key))];
+    Node* n = slot_node(slot(key));
     return n && n->link.connected();
 }
 
@@ -171,7 +169,7 @@ RedisRouter::Node* RedisRouter::node_for(const std::vector<std::string>& args) c
     const std::string* key = nullptr;
     if (script && args.size() > 3 && args[2] != "0") key = &args[3];
     else if (!script && args.size() > 1) key = &args[1];
-    if (key) return slots_[static_cast<size_t>(slot(*key))];
+    if (key) return slot_node(slot(*key));
     for (auto& [a, n] : nodes_)
         if (n->link.connected()) return n.get();
     return nodes_.empty() ? nullptr : nodes_.begin()->second.get();
@@ -214,10 +212,9 @@ bool RedisRouter::redirected(const std::shared_ptr<Request>& req, redisReply* r)
     if (req->redirects >= kMaxRedirects) return false;
     bool moved = starts(r, "MOVED "), ask = starts(r, "ASK ");
     if (!moved && !ask) return false;
-    std::istringstream in(std::string(r->str, r->len));
-    std::string word, to;
+    char to[256]; // hiredis ends a reply's string with a NUL
     int s = -1;
-    if (!(in >> word >> s >> to) || s < 0 || s >= kSlots || to.empty() || to[0] == ':') return false;
+    if (std::sscanf(r->str + (moved ? 6 : 4), "%d %255s", &s, to) != 2 || s < 0 || s >= kSlots || to[0] == ':') return false;
     req->redirects++;
     Node& n = add(named(to));
     if (ask) {
@@ -226,7 +223,7 @@ bool RedisRouter::redirected(const std::shared_ptr<Request>& req, redisReply* r)
         return true;
     }
     moved_++;
-    slots_[static_cast<size_t>(s)] = &n;
+    set_slot_node(s, &n);
     refresh();
     send(req, nullptr);
     return true;
@@ -263,7 +260,7 @@ void RedisRouter::refresh() {
 // [[first, last, [ip, port, id, ...], replicas...], ...]: each slot's master.
 // A master whose address is unknown to itself ("" or "?") is the node asked.
 void RedisRouter::learn(redisReply* r, const std::string& asked) {
-    std::array<Node*, kSlots> slots{};
+    std::vector<Node*> slots(kSlots);
     std::set<std::string> masters;
     size_t known = 0;
     for (size_t i = 0; i < r->elements; i++) {
@@ -285,7 +282,7 @@ void RedisRouter::learn(redisReply* r, const std::string& asked) {
         known += static_cast<size_t>(last - first + 1);
     }
     if (!known) return;
-    slots_ = slots;
+    slots_ = std::move(slots);
     if (!known_ || known != kSlots)
         r_.log().info("redis cluster: %zu masters serve %zu of %d slots", masters.size(), known, kSlots);
     known_ = true;
@@ -319,7 +316,7 @@ void RedisRouter::unsubscribe(const std::string& channel) {
 
 // A channel is subscribed on the node serving its slot, and moves with it.
 void RedisRouter::place(const std::string& channel) {
-    Node* to = cluster_ ? slots_[static_cast<size_t>(slot(channel))] : node_for({});
+    Node* to = cluster_ ? slot_node(slot(channel)) : node_for({});
     if (!to || !to->sub) return;
     Node*& at = subscribed_at_[channel];
     if (at == to) return;

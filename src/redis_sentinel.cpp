@@ -1,7 +1,6 @@
 #include "acemux/redis_sentinel.hpp"
 
 #include <hiredis/hiredis.h>
-#include <sstream>
 
 #include "acemux/net.hpp"
 
@@ -95,12 +94,12 @@ void RedisSentinel::moved(const std::string& host, int port) {
 // ["pmessage", "+switch-master", "+switch-master", "<master> <old ip> <old port> <new ip> <new port>"]
 void RedisSentinel::on_switch(redisReply* r) {
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 || r->element[3]->type != REDIS_REPLY_STRING) return;
-    std::istringstream in(std::string(r->element[3]->str, r->element[3]->len));
-    std::string name, old_ip, old_port, ip;
+    char name[256], old_ip[256], old_port[16], ip[256]; // hiredis ends a reply's string with a NUL
     int port = 0;
-    if (!(in >> name >> old_ip >> old_port >> ip >> port) || name != master_) return;
-    r_.log().warn("redis sentinel: failover of master %s: %s:%s is replaced by %s:%d", name.c_str(), old_ip.c_str(),
-                  old_port.c_str(), ip.c_str(), port);
+    if (std::sscanf(r->element[3]->str, "%255s %255s %15s %255s %d", name, old_ip, old_port, ip, &port) != 5 ||
+        name != master_)
+        return;
+    r_.log().warn("redis sentinel: failover of master %s: %s:%s is replaced by %s:%d", name, old_ip, old_port, ip, port);
     moved(ip, port);
 }
 

@@ -1,8 +1,8 @@
 #include "acemux/watch.hpp"
 
+#include "acemux/file.hpp"
+
 #include <cstdio>
-#include <fstream>
-#include <sstream>
 #include <unistd.h>
 
 namespace acemux {
@@ -20,11 +20,8 @@ bool WatchPage::load(const std::string& dir, std::string& err) {
 // Read on the first request, not at start: 600 KiB a router's daemon holds
 // only once somebody watches in a browser.
 bool WatchPage::read_script() {
-    std::ifstream f(path_, std::ios::binary);
-    if (!f) return false;
-    std::ostringstream ss;
-    ss << f.rdbuf();
-    script_ = ss.str();
+    constexpr size_t kMaxScriptBytes = 16 << 20; // hls.js is about 600 KiB
+    if (!read_file(path_, kMaxScriptBytes, script_).empty()) return script_.clear(), false;
     // A validator that changes with the file: its size and a cheap hash.
     uint64_t h = 1469598103934665603ull;
     for (unsigned char c : script_) h = (h ^ c) * 1099511628211ull;

@@ -94,7 +94,14 @@ private:
     std::string credentials_; // "redis://[user:password@]" of the url, for the other nodes
     std::map<std::string, std::unique_ptr<Node>> nodes_; // by "host:port"
     std::unique_ptr<RedisLink> seed_;
-    std::array<Node*, kSlots> slots_{};
+    // Each hash slot's master, once a cluster has said (kSlots pointers,
+    // 128 KiB: none for a plain Redis or none at all).
+    std::vector<Node*> slots_;
+    Node* slot_node(int s) const { return slots_.empty() ? nullptr : slots_[static_cast<size_t>(s)]; }
+    void set_slot_node(int s, Node* n) {
+        if (slots_.empty()) slots_.assign(kSlots, nullptr);
+        slots_[static_cast<size_t>(s)] = n;
+    }
     std::set<std::string> channels_;
     std::map<std::string, Node*> subscribed_at_; // channel -> the node whose subscriber has it
     Timer refresh_timer_;
