@@ -149,6 +149,9 @@ $(BUILD)/baseline: $(BUILD)/bench/baseline.o
 $(BUILD)/copies: $(BUILD)/bench/copies.o
 	$(CXX) $(LDFLAGS) -o $@ $^
 
+$(BUILD)/ingest: $(BUILD)/bench/ingest.o $(BUILD)/test/card.o $(BUILD)/test/ts_gen.o $(LIB_OBJ)
+	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 $(BUILD)/faults: $(BUILD)/bench/faults.o $(BUILD)/test/harness.o $(BUILD)/test/ts_gen.o
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -260,8 +263,10 @@ endef
 # Speed and memory figures (a few minutes); FULL=1 for every size (longer).
 # The static router build is measured too (its idle memory and size).
 bench: deps
-	$(MAKE) --no-print-directory all $(BUILD)/swarm $(BUILD)/hls_swarm $(BUILD)/baseline $(BUILD)/copies $(BUILD)/benchmark
+	$(MAKE) --no-print-directory all $(BUILD)/swarm $(BUILD)/hls_swarm $(BUILD)/baseline $(BUILD)/copies $(BUILD)/ingest \
+		$(BUILD)/benchmark
 	$(MAKE) --no-print-directory STATIC=1
+	$(BUILD)/ingest
 	$(BUILD)/benchmark $(if $(FULL),--full) --out bench/results/latest.json
 
 # libFuzzer targets (test/fuzz/fuzz_*.cpp) under ASan+UBSan. `make fuzz` runs

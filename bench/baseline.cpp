@@ -17,6 +17,7 @@
 // A player more than the ring behind is cut off. The practical limit of a
 // fan-out on Linux without kernel bypass (bench/copies measures it alone).
 #include <algorithm>
+#include <memory>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -37,6 +38,7 @@
 #include <vector>
 
 namespace {
+constexpr size_t kBatchRoom = 1 << 18; // a batch (64 KiB) and what one read may bring past it
 struct Sock {
     int fd = -1;
     std::string pending; // what the socket would not take yet
@@ -47,7 +49,10 @@ struct Sock {
 struct Stream {
     std::string id;
     int es = -1;
-    std::string batch;           // engine bytes not yet written; flushed as whole packets
+    // Engine bytes not yet written, received straight here (no copy of our
+    // own); flushed as whole packets, the part packet moved to the front.
+    std::unique_ptr<char[]> batch = std::make_unique<char[]>(kBatchRoom);
+    size_t fill = 0;
     long read_at = 0;            // the last engine read
     std::vector<size_t> joining; // start with the next batch
     std::vector<size_t> players; // those started
@@ -153,13 +158,17 @@ int main(int argc, char** argv) {
     // --sendfile: the batch into the stream's ring (a slot's old pages
     // punched out first), then every player sent from its place up to the
     // new head.
+    auto consumed = [](Stream& st, size_t whole) {
+        std::memmove(st.batch.get(), st.batch.get() + whole, st.fill - whole); // under a packet
+        st.fill -= whole;
+    };
     auto flush_sendfile = [&](Stream& st, size_t whole) {
         for (size_t done = 0; done < whole;) {
             uint64_t off = st.head % kRing;
             size_t n = std::min<size_t>(whole - done, static_cast<size_t>(kRing - off));
             if (off % (64 * 1024) == 0)
                 fallocate(st.ring, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off), 64 * 1024);
-            if (pwrite(st.ring, st.batch.data() + done, n, static_cast<off_t>(off)) != static_cast<ssize_t>(n)) exit(1);
+            if (pwrite(st.ring, st.batch.get() + done, n, static_cast<off_t>(off)) != static_cast<ssize_t>(n)) exit(1);
             st.head += n, done += n;
         }
         for (size_t i : st.joining) socks[i].pos = st.head - whole, st.players.push_back(i);
@@ -182,10 +191,10 @@ int main(int argc, char** argv) {
                 s.pos += static_cast<uint64_t>(w);
             }
         }
-        st.batch.erase(0, whole);
+        consumed(st, whole);
     };
     auto flush = [&](Stream& st) {
-        size_t whole = st.batch.size() / 188 * 188;
+        size_t whole = st.fill / 188 * 188;
         if (!whole) return;
         if (use_sendfile) return flush_sendfile(st, whole);
         st.players.insert(st.players.end(), st.joining.begin(), st.joining.end());
@@ -194,25 +203,25 @@ int main(int argc, char** argv) {
             Sock& s = socks[i];
             if (s.fd < 0) continue;
             if (s.pending.empty()) {
-                ssize_t w = send(s.fd, st.batch.data(), whole, MSG_NOSIGNAL | MSG_DONTWAIT);
+                ssize_t w = send(s.fd, st.batch.get(), whole, MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (w < 0 && errno != EAGAIN) { close(s.fd), s.fd = -1; continue; }
                 size_t took = w > 0 ? static_cast<size_t>(w) : 0;
-                if (took < whole) s.pending.append(st.batch.data() + took, whole - took);
+                if (took < whole) s.pending.append(st.batch.get() + took, whole - took);
                 continue;
             }
-            if (s.pending.size() < (64u << 20)) s.pending.append(st.batch.data(), whole);
+            if (s.pending.size() < (64u << 20)) s.pending.append(st.batch.get(), whole);
             iovec v{s.pending.data(), s.pending.size()};
             ssize_t w = writev(s.fd, &v, 1);
             if (w > 0) s.pending.erase(0, static_cast<size_t>(w));
         }
-        st.batch.erase(0, whole);
+        consumed(st, whole);
     };
     epoll_event evs[256];
     auto read_engine = [&](Stream& st) {
-        ssize_t r = recv(st.es, buf, sizeof buf, MSG_DONTWAIT);
+        ssize_t r = recv(st.es, st.batch.get() + st.fill, kBatchRoom - st.fill, MSG_DONTWAIT);
         st.read_at = now();
         if (r == 0 || (r < 0 && errno != EAGAIN)) exit(0);
-        if (r > 0) st.batch.append(buf, static_cast<size_t>(r)); // open_engine read the headers: body from a packet boundary
+        if (r > 0) st.fill += static_cast<size_t>(r); // open_engine read the headers: body from a packet boundary
     };
     for (;;) {
         long wait = kBatchMs;
@@ -237,7 +246,7 @@ int main(int argc, char** argv) {
             } else if (tag & kEngine) {
                 Stream& st = streams[tag & ~kEngine];
                 read_engine(st);
-                if (st.batch.size() >= kBatch) flush(st);
+                if (st.fill >= kBatch) flush(st);
             } else {
                 Sock& s = socks[tag]; // a player's request (the stream it names) or its close
                 ssize_t r = recv(s.fd, buf, sizeof buf - 1, MSG_DONTWAIT);
