@@ -53,7 +53,7 @@ struct Stream {
     // own); flushed as whole packets, the part packet moved to the front.
     std::unique_ptr<char[]> batch = std::make_unique<char[]>(kBatchRoom);
     size_t fill = 0;
-    long read_at = 0;            // the last engine read
+    long read_at = 0;            // the next engine read, at the latest
     std::vector<size_t> joining; // start with the next batch
     std::vector<size_t> players; // those started
     int ring = -1;               // --sendfile
@@ -96,15 +96,20 @@ int main(int argc, char** argv) {
     int engine_port = 0, port = 0;
     bool use_sendfile = false;
     std::vector<Stream> streams;
+    long stagger_ms = 0;
     static const option opts[] = {{"engine-port", 1, nullptr, 'e'}, {"port", 1, nullptr, 'p'}, {"id", 1, nullptr, 'i'},
-                                  {"sendfile", 0, nullptr, 's'}, {nullptr, 0, nullptr, 0}};
+                                  {"sendfile", 0, nullptr, 's'}, {"stagger", 1, nullptr, 'S'}, {nullptr, 0, nullptr, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, nullptr)) != -1) {
         if (o == 'e') engine_port = std::atoi(optarg);
         else if (o == 'p') port = std::atoi(optarg);
         else if (o == 'i') streams.emplace_back().id = optarg;
         else if (o == 's') use_sendfile = true;
-        else return std::fprintf(stderr, "usage: baseline --engine-port P --id ID [--id ID]... [--port L] [--sendfile]\n"), 2;
+        else if (o == 'S') stagger_ms = std::atol(optarg);
+        else
+            return std::fprintf(stderr, "usage: baseline --engine-port P --id ID [--id ID]... [--port L] [--sendfile] "
+                                        "[--stagger MS]\n"),
+                   2;
     }
     if (streams.empty()) return std::fprintf(stderr, "baseline: --id is required\n"), 2;
     signal(SIGPIPE, SIG_IGN); // a player that leaves must not take the program with it
@@ -146,7 +151,9 @@ int main(int argc, char** argv) {
         setsockopt(st.es, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
         ev.data.u64 = kEngine | k;
         epoll_ctl(ep, EPOLL_CTL_ADD, st.es, &ev);
-        st.read_at = now();
+        // --stagger: the k-th stream's batches fall k x MS later than the
+        // first's, as a household's channels, started at different moments, do.
+        st.read_at = now() + kBatchMs + static_cast<long>(k) * stagger_ms;
     }
     std::printf("listening on http://127.0.0.1:%d\n", ntohs(a.sin_port));
     std::fflush(stdout);
@@ -219,16 +226,19 @@ int main(int argc, char** argv) {
     epoll_event evs[256];
     auto read_engine = [&](Stream& st) {
         ssize_t r = recv(st.es, st.batch.get() + st.fill, kBatchRoom - st.fill, MSG_DONTWAIT);
-        st.read_at = now();
+        // The next read at the latest kBatchMs on, at the last multiple of
+        // half of it by then (as acemux's Reactor::on_grid): streams whose
+        // batches come by the clock are read in a few wake-ups together.
+        st.read_at = (now() + kBatchMs) / (kBatchMs / 2) * (kBatchMs / 2);
         if (r == 0 || (r < 0 && errno != EAGAIN)) exit(0);
         if (r > 0) st.fill += static_cast<size_t>(r); // open_engine read the headers: body from a packet boundary
     };
     for (;;) {
         long wait = kBatchMs;
-        for (auto& st : streams) wait = std::min(wait, std::max<long>(0, st.read_at + kBatchMs - now()));
+        for (auto& st : streams) wait = std::min(wait, std::max<long>(0, st.read_at - now()));
         int n = epoll_wait(ep, evs, 256, static_cast<int>(wait));
         for (size_t k = 0; k < streams.size(); k++)
-            if (now() - streams[k].read_at >= kBatchMs) { // a batch slower than that: what came, at once
+            if (now() >= streams[k].read_at) { // a batch slower than that: what came, at once
                 read_engine(streams[k]);
                 flush(streams[k]);
             }

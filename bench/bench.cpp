@@ -118,6 +118,12 @@ std::string channels_memory() {
 
 // acemux, or a baseline ("baseline": batched copies; "sendfile": the same
 // batches by sendfile from a memfd ring), in front of a fresh engine.
+// Many channels start over two seconds, as a household's do, not in one
+// millisecond: each one's batches then fall at a moment of its own (the
+// players of the k-th id connect k x this later; the baselines' k-th stream
+// reads k x this later).
+long stagger_ms(size_t streams) { return streams > 1 ? static_cast<long>(2000 / streams) : 0; }
+
 bool start_target(const std::string& which, EngineSim& engine, Target& t, const std::vector<std::string>& ids = {kIds[0]},
                   const std::string& binary = "") {
     if (which == "acemux") {
@@ -134,6 +140,7 @@ bool start_target(const std::string& which, EngineSim& engine, Target& t, const 
     std::vector<std::string> argv{bin_dir() + "/baseline", "--engine-port", std::to_string(engine.port)};
     for (auto& id : ids) argv.insert(argv.end(), {"--id", id});
     if (which == "sendfile") argv.push_back("--sendfile"); // the bare sendfile fan-out
+    if (long s = stagger_ms(ids.size())) argv.insert(argv.end(), {"--stagger", std::to_string(s)});
     if (!t.proc.spawn(argv)) return false;
     std::string line = t.proc.wait_line("listening on", 30000);
     t.port = line.empty() ? 0 : std::atoi(line.c_str() + line.rfind(':') + 1);
@@ -153,6 +160,7 @@ struct Swarm {
         for (auto& id : ids) argv.insert(argv.end(), {"--id", id});
         if (stall_one) argv.push_back("--stall-one");
         if (!hls) argv.push_back("--stamped");
+        if (long s = stagger_ms(ids.size())) argv.insert(argv.end(), {"--stagger", std::to_string(s)});
         return p.spawn(argv) && !p.wait_line("measuring", static_cast<long>(warmup * 1000) + 10000).empty();
     }
     std::string finish(double secs) {

@@ -65,7 +65,7 @@ int connect_to(int port, bool small_rcvbuf) {
 
 int main(int argc, char** argv) {
     int port = 0, clients = 10, late = 0;
-    double duration = 5, warmup = 0;
+    double duration = 5, warmup = 0, stagger_ms = 0;
     bool stall_one = false, stamped = false;
     std::vector<std::string> ids;
     std::string path = "/ace/getstream?id=";
@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
                                   {"duration", 1, nullptr, 'd'}, {"late", 1, nullptr, 'l'},
                                   {"stall-one", 0, nullptr, 's'}, {"id", 1, nullptr, 'i'},
                                   {"path", 1, nullptr, 'P'},     {"warmup", 1, nullptr, 'w'},
-                                  {"stamped", 0, nullptr, 'T'},  {nullptr, 0, nullptr, 0}};
+                                  {"stamped", 0, nullptr, 'T'},  {"stagger", 1, nullptr, 'S'},
+                                  {nullptr, 0, nullptr, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, nullptr)) != -1) {
         switch (o) {
@@ -86,9 +87,10 @@ int main(int argc, char** argv) {
         case 'P': path = optarg; break;
         case 'w': warmup = std::atof(optarg); break;
         case 'T': stamped = true; break;
+        case 'S': stagger_ms = std::atof(optarg); break;
         default:
             std::fprintf(stderr, "usage: swarm --port P --id ID [--id ID]... [--clients N] [--duration S] [--late K] "
-                                 "[--stall-one] [--path /ace/getstream?id=] [--warmup S] [--stamped]\n");
+                                 "[--stall-one] [--path /ace/getstream?id=] [--warmup S] [--stamped] [--stagger MS]\n");
             return 2;
         }
     }
@@ -160,7 +162,20 @@ int main(int argc, char** argv) {
             if (poll(&pfd, 1, 100) > 0) read_player(p);
         }
     };
-    for (int i = 0; i < clients; i++) open_player(static_cast<size_t>(i), false, false);
+    // --stagger: the players of the k-th id connect k x MS after the first
+    // id's, as a household's channels do not all start in one millisecond
+    // (their batches then fall at different moments).
+    std::vector<std::pair<long, size_t>> due; // connect time, player
+    long t0 = now_us();
+    for (int i = 0; i < clients; i++)
+        due.push_back({t0 + static_cast<long>(static_cast<double>(static_cast<size_t>(i) % ids.size()) * stagger_ms * 1000),
+                       static_cast<size_t>(i)});
+    std::stable_sort(due.begin(), due.end());
+    size_t opened = 0;
+    auto open_due = [&] {
+        for (; opened < due.size() && due[opened].first <= now_us(); opened++) open_player(due[opened].second, false, false);
+    };
+    open_due();
     if (stall_one) open_player(static_cast<size_t>(clients + late), false, true);
 
     long start = now_us() + static_cast<long>(warmup * 1e6), end = start + static_cast<long>(duration * 1e6);
@@ -180,6 +195,7 @@ int main(int argc, char** argv) {
             open_player(i, true, false);
             time_first_byte(players[i]);
         }
+        open_due();
         int n = epoll_wait(ep, evs, 256, 10);
         for (int k = 0; k < n; k++) read_player(players[evs[k].data.u64]);
     }

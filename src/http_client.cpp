@@ -185,7 +185,12 @@ void HttpClient::arm_timeout(Millis ms) {
 // caller's call), or a batch that did not fill in time.
 void HttpClient::on_timer() {
     if (!failed_.empty()) return finish(std::exchange(failed_, std::string()));
-    if (batching_) return read_answer();
+    if (batching_) {
+        late_batch_ = true;
+        read_answer();
+        late_batch_ = false;
+        return;
+    }
     const char* what = phase_ == Phase::resolving  ? "cannot resolve "
                        : headers_done_            ? "the answer's body did not come from "
                        : phase_ == Phase::reading ? "no response headers from "
@@ -400,7 +405,11 @@ void HttpClient::next_batch() {
     // Without it (an old kernel) every read is a batch, as before.
     if ((lowat_ == 1 && !set_lowat(2 * batch_bytes_)) || !set_lowat(end ? std::min(batch_bytes_, end) : batch_bytes_))
         return void(batching_ = false);
-    timer_.start(batch_wait_); // pushed back at every batch: fires only when one is late
+    // Pushed back at every batch: fires only when one is late. A stream
+    // whose batches come by the clock (one slower than wake_bytes in
+    // wake_delay) has them read on the loop's grid, in the passes of every
+    // other such stream; one whose batches fill is read when they do.
+    timer_.start(late_batch_ ? r_.on_grid(batch_wait_) : batch_wait_);
 }
 
 bool Fetch::on_body(const uint8_t* at, size_t n) {

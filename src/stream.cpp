@@ -161,7 +161,7 @@ Millis Stream::half_keepalive() const { return std::min<Millis>(cfg().keepalive_
 void Stream::arm_tick() {
     Millis now = env_.r.now(), half = half_keepalive();
     bool flowing = now - last_data_ < half && (feed_.flowing(now, half) || role() == Follow::Role::follower);
-    tick_timer_.start(flowing ? 1000 : std::max<Millis>(half / 2, 25));
+    tick_timer_.start(flowing ? env_.r.on_grid(1000) : std::max<Millis>(half / 2, 25)); // with the other streams' ticks
 }
 
 void Stream::tick() {

@@ -57,6 +57,35 @@ Test(reactor, one_shot_timers_fire_in_deadline_order, .timeout = 10) {
     cr_assert(order[0] == 1 && order[1] == 2 && order[2] == 3);
 }
 
+// Timers armed on the grid fall due together whenever each was armed, and
+// never later than the period asked for.
+Test(reactor, timers_on_the_grid_fall_due_in_one_pass_never_later_than_asked, .timeout = 10) {
+    Reactor r;
+    for (int k = 0; k < 300; k++) {
+        r.update_time();
+        Millis d = r.on_grid(100);
+        cr_assert(d > 50 && d <= 100, "delay %lld", static_cast<long long>(d));
+        cr_assert_eq((r.now() + d) % 50, 0);
+        if (k % 50 == 0) usleep(3000);
+    }
+    cr_assert_eq(r.on_grid(1), 1);
+    cr_assert_eq(r.on_grid(0), 0);
+    // Two timers armed a few ms apart within one half period: one pass.
+    Millis a_at = -1, b_at = -1;
+    do {
+        usleep(1000);
+        r.update_time();
+    } while (r.now() % 50 > 10);
+    r.add_timer(r.on_grid(100), [&] { a_at = r.now(); });
+    usleep(5000); // the second within the same half period (up to 35 ms late still is)
+    r.update_time();
+    r.add_timer(r.on_grid(100), [&] { b_at = r.now(); });
+    uint64_t passes = r.passes();
+    while (a_at < 0 || b_at < 0) r.run_once(-1);
+    cr_assert_eq(a_at, b_at);
+    cr_assert_eq(r.passes() - passes, 1);
+}
+
 Test(reactor, repeating_timer_repeats_until_cancelled, .timeout = 10) {
     Reactor r;
     int n = 0;

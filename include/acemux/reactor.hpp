@@ -11,6 +11,7 @@
 // release(); the reactor frees it once the batch of events is done, so no
 // callback ever returns into freed memory (Redis's freeClientAsync).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -53,6 +54,18 @@ public:
     // --- timers; ids are never 0, so 0 means "no timer".
     using TimerId = uint64_t;
     TimerId add_timer(Millis delay, Callback cb, Millis repeat = 0);
+    // At most `period` from now, on the loop's grid of half periods: the
+    // delay to the last multiple of period/2 by now + period (more than
+    // half a period, never more than one). Timers that recur at one period
+    // and are armed by it fall due in the same few passes, whenever each
+    // began (two phases at most, one period apart each), and none waits
+    // longer than it would have: a hundred channels' batch deadlines and
+    // ticks cost a couple of wake-ups between them, not one each.
+    Millis on_grid(Millis period) const {
+        Millis half = period / 2;
+        if (half <= 0) return std::max<Millis>(period, 0);
+        return (now_ + period) / half * half - now_;
+    }
     void cancel_timer(TimerId id);
 
     // --- posted callbacks: `cb` runs once this pass's events and timers
