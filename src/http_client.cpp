@@ -407,9 +407,12 @@ void HttpClient::next_batch() {
         return void(batching_ = false);
     // Pushed back at every batch: fires only when one is late. A stream
     // whose batches come by the clock (one slower than wake_bytes in
-    // wake_delay) has them read on the loop's grid, in the passes of every
-    // other such stream; one whose batches fill is read when they do.
-    timer_.start(late_batch_ ? r_.on_grid(batch_wait_) : batch_wait_);
+    // wake_delay: two late in a row) has them read on the loop's grid, in
+    // the passes of every other such stream; one whose batches fill is read
+    // when they do, and keeps its full wait after a late one (cut short at
+    // the grid, such a stream's next batch would be small).
+    late_run_ = late_batch_ ? late_run_ + 1 : 0;
+    timer_.start(late_run_ >= 2 ? r_.on_grid(batch_wait_) : batch_wait_);
 }
 
 bool Fetch::on_body(const uint8_t* at, size_t n) {
