@@ -185,12 +185,7 @@ void HttpClient::arm_timeout(Millis ms) {
 // caller's call), or a batch that did not fill in time.
 void HttpClient::on_timer() {
     if (!failed_.empty()) return finish(std::exchange(failed_, std::string()));
-    if (batching_) {
-        late_batch_ = true;
-        read_answer();
-        late_batch_ = false;
-        return;
-    }
+    if (batching_) return late_run_++, read_answer();
     const char* what = phase_ == Phase::resolving  ? "cannot resolve "
                        : headers_done_            ? "the answer's body did not come from "
                        : phase_ == Phase::reading ? "no response headers from "
@@ -334,6 +329,7 @@ void HttpClient::on_io(uint32_t ev) {
         if (!tls_) return;
     }
     if (!tls_ && !(ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) return;
+    late_run_ = 0; // a batch that filled
     read_answer();
 }
 
@@ -411,7 +407,6 @@ void HttpClient::next_batch() {
     // the passes of every other such stream; one whose batches fill is read
     // when they do, and keeps its full wait after a late one (cut short at
     // the grid, such a stream's next batch would be small).
-    late_run_ = late_batch_ ? late_run_ + 1 : 0;
     timer_.start(late_run_ >= 2 ? r_.on_grid(batch_wait_) : batch_wait_);
 }
 

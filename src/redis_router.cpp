@@ -214,7 +214,7 @@ bool RedisRouter::redirected(const std::shared_ptr<Request>& req, redisReply* r)
     if (!moved && !ask) return false;
     char to[256]; // hiredis ends a reply's string with a NUL
     int s = -1;
-    if (std::sscanf(r->str + (moved ? 6 : 4), "%d %255s", &s, to) != 2 || s < 0 || s >= kSlots || to[0] == ':') return false;
+    if (std::sscanf(r->str, "%*s %d %255s", &s, to) != 2 || s < 0 || s >= kSlots || to[0] == ':') return false;
     req->redirects++;
     Node& n = add(named(to));
     if (ask) {

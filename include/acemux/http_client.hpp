@@ -135,8 +135,7 @@ private:
     size_t batch_bytes_ = 0;
     int lowat_ = 1;         // SO_RCVLOWAT now (1, the kernel's default: none set yet)
     bool batching_ = false; // SO_RCVLOWAT is set on this connection
-    bool late_batch_ = false; // the batch being read is the timer's: it did not fill in time
-    int late_run_ = 0;        // batches in a row that did not fill in time
+    int late_run_ = 0;      // batches in a row the timer read: they did not fill in time
     static constexpr int kReadsPerEvent = 4;
 };
 
