@@ -53,9 +53,11 @@ struct Viewer {
     double first_segment_ms = -1;
     acemux::testts::TsCheck check;
 
-    // One request; the status and body (read by Content-Length). False on failure.
+    // One request; the status and body (read by Content-Length). False on
+    // failure. counted: body bytes as they arrive, not when the body ends,
+    // so a segment under way when counting starts or stops counts its share.
     bool get(const std::string& target, int& status, std::string& body, Clock::time_point* first_body = nullptr,
-             double* first_ms = nullptr) {
+             double* first_ms = nullptr, uint64_t* counted = nullptr, const std::atomic<bool>* counting = nullptr) {
         std::string req = "GET " + target + " HTTP/1.1\r\nHost: bench\r\nUser-Agent: " + ua + "\r\n\r\n";
         if (send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return false;
         char tmp[65536];
@@ -71,10 +73,12 @@ struct Viewer {
         size_t len = std::strtoul(buf.c_str() + cl + 16, nullptr, 10);
         buf.erase(0, end + 4);
         if (first_body && first_ms && *first_ms < 0 && (len && !buf.empty())) *first_ms = ms_since(*first_body);
+        if (counted && *counting) *counted += std::min(buf.size(), len);
         while (buf.size() < len) {
             ssize_t n = recv(fd, tmp, sizeof tmp, 0);
             if (n <= 0) return false;
             if (first_body && first_ms && *first_ms < 0) *first_ms = ms_since(*first_body);
+            if (counted && *counting) *counted += std::min(static_cast<size_t>(n), len - buf.size());
             buf.append(tmp, static_cast<size_t>(n));
         }
         body = buf.substr(0, len);
@@ -104,13 +108,14 @@ struct Viewer {
                     if (any && seq <= last_seq) continue;
                     std::string seg;
                     bool first = time_first && !any;
-                    if (!get(uri, status, seg, first ? &asked : nullptr, first ? &first_segment_ms : nullptr))
+                    if (!get(uri, status, seg, first ? &asked : nullptr, first ? &first_segment_ms : nullptr, &bytes,
+                             &counting))
                         return void(failed = true);
                     if (status != 200) continue;
                     any = true;
                     last_seq = seq;
                     check.feed(seg);
-                    if (counting) bytes += seg.size(), segments++;
+                    if (counting) segments++;
                 }
                 double target = 1000;
                 if (size_t t = pl.find("#EXT-X-TARGETDURATION:"); t != std::string::npos)
@@ -173,8 +178,11 @@ int main(int argc, char** argv) {
         size_t k = static_cast<size_t>(clients + i);
         threads.emplace_back([&, k] { viewers[k].run(manifest, until, counting, poll_ms, true); });
     }
-    for (auto& t : threads) t.join();
+    // Counting stops on time; the viewers finish what they were doing.
+    std::this_thread::sleep_until(until);
+    counting = false;
     double secs = ms_since(counted_from) / 1000;
+    for (auto& t : threads) t.join();
     uint64_t bytes = 0, missing = 0, dup = 0, reord = 0, failed = 0, silent = 0, segments = 0;
     std::vector<double> first;
     for (auto& v : viewers) {

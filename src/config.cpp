@@ -122,6 +122,20 @@ struct Parser {
     }
 };
 
+// A congestion control's name as the kernel spells them (TCP_CA_NAME_MAX is
+// 16 with its NUL); whether this kernel has it is known only at listen.
+Problem parse_congestion(const toml::node& n, std::string& out) {
+    if (!n.is_string()) return std::string("tcp_congestion must be a string, not ") + type_name(n);
+    const std::string& v = n.as_string()->get();
+    bool name = !v.empty() && v.size() <= 15 &&
+                std::all_of(v.begin(), v.end(), [](char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'; });
+    if (!name)
+        return "tcp_congestion = \"" + v + "\" is not a congestion control's name (such as \"cubic\" or \"bbr\"; "
+               "leave it out for the system's)";
+    out = v;
+    return {};
+}
+
 Problem parse_listen(const toml::node& n, Config& c) {
     std::vector<std::string> out;
     auto add = [&](const toml::node& e) -> Problem {
@@ -355,6 +369,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                 {"listen", [&](const toml::node& n) { return parse_listen(n, c); }},
                 integer("max_connections_per_ip", c.max_connections_per_ip, 0, 1000000),
                 integer("max_connections", c.max_connections, 1, 1000000),
+                {"tcp_congestion", [&](const toml::node& n) { return parse_congestion(n, c.tcp_congestion); }},
                 seconds("header_timeout", c.header_timeout, 0.05, 3600),
                 string("pidfile", c.pidfile), string("user", c.user), string("group", c.group),
                 string("data_dir", c.data_dir)});

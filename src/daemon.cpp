@@ -129,6 +129,8 @@ void Daemon::reload() {
     if (next.listen != cfg_.listen) r_.log().warn("reload: listen addresses change only on restart");
     next.listen = cfg_.listen;
     next.listen_addrs = cfg_.listen_addrs;
+    if (next.tcp_congestion != cfg_.tcp_congestion) r_.log().warn("reload: tcp_congestion changes only on restart");
+    next.tcp_congestion = cfg_.tcp_congestion;
     cfg_ = std::move(next);
     apply_log_config();
     load_watch_page();

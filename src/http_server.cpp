@@ -353,7 +353,7 @@ void HttpServer::Conn::process() {
 // ------------------------------------------------------------ server
 
 HttpServer::HttpServer(Reactor& r, const ServerConfig& c)
-    : r_(r), addrs_(c.listen_addrs), reserve_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)), sweep_timer_(r, [this] { sweep(); }) {
+    : r_(r), addrs_(c.listen_addrs), congestion_(c.tcp_congestion), reserve_fd_(::open("/dev/null", O_RDONLY | O_CLOEXEC)), sweep_timer_(r, [this] { sweep(); }) {
     reconfigure(c);
 }
 
@@ -369,11 +369,12 @@ void HttpServer::reconfigure(const ServerConfig& c) {
 
 bool HttpServer::listen(std::string& err) {
     for (auto& a : addrs_) {
-        Fd fd = listen_tcp(a, 511, err);
+        Fd fd = listen_tcp(a, 511, congestion_, err);
         if (!fd) return false;
         listeners_.push_back(std::make_unique<Listener>(*this, std::move(fd)));
         if (int e = listeners_.back()->error) return err = std::string("epoll: ") + std::strerror(e), false;
-        r_.log().info("listening on http://%s", local_addr(listeners_.back()->fd()).str().c_str());
+        r_.log().info("listening on http://%s%s%s", local_addr(listeners_.back()->fd()).str().c_str(),
+                      congestion_.empty() ? "" : ", tcp_congestion ", congestion_.c_str());
     }
     return true;
 }

@@ -4,6 +4,9 @@
 #include <cerrno>
 #include <charconv>
 #include <cstring>
+#include <fcntl.h>
+#include <unistd.h>
+#include <algorithm>
 #include <string>
 #include <netinet/tcp.h>
 
@@ -81,12 +84,37 @@ bool parse_hostport(std::string_view s, SockAddr& out, std::string& err) {
     return true;
 }
 
-Fd listen_tcp(const SockAddr& a, int backlog, std::string& err) {
+// A sysctl's first line ("" if unreadable); /proc says its files are empty,
+// so it is read, not sized.
+static std::string sysctl_line(const char* path) {
+    char buf[512];
+    Fd fd(::open(path, O_RDONLY | O_CLOEXEC));
+    ssize_t n = fd ? ::read(fd.get(), buf, sizeof buf - 1) : -1;
+    std::string line(buf, static_cast<size_t>(std::max<ssize_t>(n, 0)));
+    return line.substr(0, line.find('\n'));
+}
+
+// Why a congestion control was refused, with what would be taken instead.
+static std::string congestion_error(const SockAddr& a, const std::string& cc, int e) {
+    std::string m = a.str() + ": tcp_congestion = \"" + cc + "\": " + std::strerror(e);
+    if (e == ENOENT) m += " (this kernel has: " + sysctl_line("/proc/sys/net/ipv4/tcp_available_congestion_control") + ")";
+    if (e == EPERM)
+        m += " (without CAP_NET_ADMIN only these: " + sysctl_line("/proc/sys/net/ipv4/tcp_allowed_congestion_control") + ")";
+    return m;
+}
+
+Fd listen_tcp(const SockAddr& a, int backlog, const std::string& congestion, std::string& err) {
     Fd fd(::socket(a.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     int one = 1;
     if (fd) ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     // A "[::]" listener next to a "0.0.0.0" one must not claim the IPv4 port too.
     if (fd && a.family() == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    // Set on the listener, it is every accepted socket's from its SYN on.
+    if (fd && !congestion.empty() &&
+        ::setsockopt(fd.get(), IPPROTO_TCP, TCP_CONGESTION, congestion.data(), static_cast<socklen_t>(congestion.size())) < 0) {
+        err = congestion_error(a, congestion, errno);
+        return Fd();
+    }
     if (!fd || ::bind(fd.get(), a.sa(), a.len) < 0 || ::listen(fd.get(), backlog) < 0) {
         err = a.str() + ": " + std::strerror(errno);
         return Fd();

@@ -54,7 +54,7 @@ Test(config, defaults_without_a_file) {
 Test(config, values_are_read) {
     Config c;
     std::string err;
-    cr_assert(parse_config("[server]\nlisten = [\"127.0.0.1:81\", \"[::1]:82\"]\nheader_timeout = 0.25\n"
+    cr_assert(parse_config("[server]\nlisten = [\"127.0.0.1:81\", \"[::1]:82\"]\nheader_timeout = 0.25\ntcp_congestion = \"cubic\"\n"
                            "[log]\nlevel = \"debug\"\n"
                            "[stream]\nchunk_size = 1880\nring_chunks = 8\ninitial_behind = 1\ncatchup_behind = 4\n"
                            "[[engine]]\nhost = \"::1\"\nport = 7000\napi = \"direct\"\n"
@@ -64,6 +64,7 @@ Test(config, values_are_read) {
     cr_assert_eq(c.listen_addrs.size(), 2u);
     cr_assert_eq(c.listen_addrs[1].str(), "[::1]:82");
     cr_assert_eq(c.header_timeout, 250);
+    cr_assert_eq(c.tcp_congestion, "cubic");
     cr_assert_eq(c.log_level, LogLevel::debug);
     cr_assert_eq(c.chunk_size, 1880u);
     cr_assert_eq(c.engines.size(), 2u);
@@ -111,6 +112,18 @@ Test(config, choices) {
     expect_error("[log]\nlevel = \"loud\"\n",
                  "t.toml:2:9: level = \"loud\" is not one of \"error\" \"warn\" \"info\" \"debug\"");
     expect_error("[[engine]]\napi = \"xml\"\n", "t.toml:2:7: api = \"xml\" is not one of \"json\" \"direct\"");
+}
+
+// Whether the kernel has it is known only when the listener is made (test_net).
+Test(config, tcp_congestion_is_a_name_or_left_out) {
+    Config c;
+    std::string err;
+    cr_assert(parse_config("", "e.toml", c, err) && c.tcp_congestion.empty(), "left out: the system's");
+    for (const char* bad : {"\"\"", "\"Cubic\"", "\"bbr;rm\"", "\"a_name_of_16_chr\""})
+        expect_error(std::string("[server]\ntcp_congestion = ") + bad + "\n",
+                     std::string("t.toml:2:18: tcp_congestion = ") + bad +
+                         " is not a congestion control's name (such as \"cubic\" or \"bbr\"; leave it out for the system's)");
+    expect_error("[server]\ntcp_congestion = 1\n", "t.toml:2:18: tcp_congestion must be a string, not an integer");
 }
 
 Test(config, addresses) {

@@ -3,6 +3,13 @@
 
 #include "acemux/net.hpp"
 
+#include <cstdio>
+#include <cstring>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+
 using namespace acemux;
 
 Test(net, parse_uint_takes_digits_up_to_max_and_nothing_else) {
@@ -58,4 +65,52 @@ Test(net, a_network_contains_its_addresses_and_a_v4_network_its_mapped_clients) 
     for (const char* bad : {"192.168.0.0/33", "fd00::/129", "192.168.0.0/", "192.168.0.0/-1", "192.168.0.0/8x",
                             "localhost", "lan/8", "300.1.1.1"})
         cr_assert(!parse_cidr(bad, x), "%s", bad);
+}
+
+namespace {
+std::string congestion_of(int fd) {
+    char name[16] = "";
+    socklen_t len = sizeof name;
+    cr_assert_eq(::getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &len), 0);
+    return std::string(name, strnlen(name, len));
+}
+
+// The congestion control a connection to this listener gets on the accepting side.
+std::string accepted_congestion(const std::string& cc) {
+    SockAddr a;
+    cr_assert(parse_ip("127.0.0.1", 0, a));
+    std::string err;
+    Fd l = listen_tcp(a, 8, cc, err);
+    cr_assert(l, "%s", err.c_str());
+    SockAddr bound = local_addr(l.get());
+    Fd c = connect_tcp(bound, err);
+    cr_assert(c, "%s", err.c_str());
+    pollfd p{l.get(), POLLIN, 0};
+    cr_assert_eq(::poll(&p, 1, 5000), 1, "no connection came");
+    Fd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    cr_assert(s);
+    return congestion_of(s.get());
+}
+} // namespace
+
+// reno is built into every kernel and allowed without privileges; the
+// system's default is whatever the machine chose, and is what "" gives.
+Test(net, a_listeners_congestion_control_is_every_accepted_sockets) {
+    cr_assert_eq(accepted_congestion("reno"), "reno");
+    char sys[64] = "";
+    FILE* f = std::fopen("/proc/sys/net/ipv4/tcp_congestion_control", "r");
+    cr_assert(f && std::fscanf(f, "%63s", sys) == 1);
+    std::fclose(f);
+    cr_assert_eq(accepted_congestion(""), std::string(sys));
+}
+
+Test(net, a_congestion_control_the_kernel_lacks_is_refused_with_what_it_has) {
+    SockAddr a;
+    cr_assert(parse_ip("127.0.0.1", 0, a));
+    std::string err;
+    Fd l = listen_tcp(a, 8, "nosuch", err);
+    cr_assert(!l);
+    cr_assert(err.find("127.0.0.1:0: tcp_congestion = \"nosuch\": No such file or directory (this kernel has: ") == 0 &&
+                  err.find("reno") != std::string::npos,
+              "%s", err.c_str());
 }

@@ -67,6 +67,7 @@ struct ServerConfig { // [server]
     std::vector<SockAddr> listen_addrs;
     int max_connections = 1024;
     int max_connections_per_ip = 64; // 0: no limit
+    std::string tcp_congestion;      // players' sockets; "": the system's
     Millis header_timeout = 10000;
     std::string pidfile;
     std::string user, group;

@@ -107,6 +107,7 @@ private:
     Millis header_timeout_;
     size_t max_connections_;
     std::vector<SockAddr> addrs_;
+    std::string congestion_; // tcp_congestion: set on each listener, fixed until restart
     std::vector<std::unique_ptr<Listener>> listeners_;
     std::list<std::unique_ptr<Conn>> conns_; // ordered by deadline: every touch moves a connection to the back
     size_t conns_peak_ = 0;                  // the most at once since the heap was last trimmed

@@ -31,7 +31,9 @@ bool parse_hostport(std::string_view s, SockAddr& out, std::string& err); // "1.
 // trailing text (a port, a prefix length, a segment's sequence number).
 bool parse_uint(std::string_view s, uint64_t max, uint64_t& out);
 
-Fd listen_tcp(const SockAddr& a, int backlog, std::string& err);
+// congestion: the TCP congestion control every accepted socket inherits
+// ("": the system's, net.ipv4.tcp_congestion_control).
+Fd listen_tcp(const SockAddr& a, int backlog, const std::string& congestion, std::string& err);
 Fd connect_tcp(const SockAddr& a, std::string& err); // non-blocking; completion shows as writable
 int socket_error(int fd);                             // SO_ERROR
 SockAddr local_addr(int fd);
