@@ -104,7 +104,7 @@ $(TEST_OBJ): override CXXFLAGS += -O0 -g1
 ifeq ($(SAN),)
 $(BUILD)/src/%.o: override CXXFLAGS += -Wframe-larger-than=32768
 endif
-SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o $(BUILD)/test/card.o
+SIM_OBJ    := $(BUILD)/test/engine_sim.o $(BUILD)/test/ts_gen.o $(BUILD)/test/card.o $(BUILD)/test/broadcast.o
 
 DEB_DEPS      := g++ make pkg-config libhiredis-dev libtomlplusplus-dev libcjson-dev libc-ares-dev libmbedtls-dev ca-certificates node-llhttp
 DEB_TEST_DEPS := libcriterion-dev redis-server mandoc ffmpeg chromium openssl
@@ -149,7 +149,7 @@ $(BUILD)/baseline: $(BUILD)/bench/baseline.o
 $(BUILD)/copies: $(BUILD)/bench/copies.o
 	$(CXX) $(LDFLAGS) -o $@ $^
 
-$(BUILD)/ingest: $(BUILD)/bench/ingest.o $(BUILD)/test/card.o $(BUILD)/test/ts_gen.o $(LIB_OBJ)
+$(BUILD)/ingest: $(BUILD)/bench/ingest.o $(BUILD)/test/card.o $(BUILD)/test/broadcast.o $(BUILD)/test/ts_gen.o $(LIB_OBJ)
 	$(CXX) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/faults: $(BUILD)/bench/faults.o $(BUILD)/test/harness.o $(BUILD)/test/ts_gen.o

@@ -24,7 +24,7 @@
 #include "acemux/hls.hpp"
 #include "acemux/ingest.hpp"
 #include "acemux/ring.hpp"
-#include "../test/card.hpp"
+#include "../test/broadcast.hpp"
 #include "../test/ts_gen.hpp"
 
 using namespace acemux;
@@ -43,28 +43,10 @@ double thread_ns() {
 // As engine_sim's playback writes it (test/engine_sim.cpp).
 std::vector<uint8_t> make_stream(double seconds) {
     testts::TsGen gen;
-    testts::Card card;
-    gen.card(true);
+    testts::Broadcast broadcast(gen, kBitrate, true);
     size_t packets = static_cast<size_t>(seconds * kBitrate / 8 / ts::kPacket);
     std::vector<uint8_t> out(packets * ts::kPacket);
-    uint64_t psi_every = static_cast<uint64_t>(kBitrate / 8 / 10), since_psi = psi_every;
-    int rounds = 0;
-    for (size_t i = 0; i < packets;) {
-        uint8_t* p = out.data() + i * ts::kPacket;
-        auto put = [&](auto&& make) {
-            if (i < packets) make(out.data() + i * ts::kPacket), i++, since_psi += ts::kPacket;
-        };
-        if (since_psi >= psi_every) {
-            since_psi = 0;
-            put([&](uint8_t* q) { gen.pat(q); });
-            put([&](uint8_t* q) { gen.pmt(q); });
-            if (rounds++ % 5 == 0) put([&](uint8_t* q) { gen.sdt(q); });
-            continue;
-        }
-        uint64_t clock = static_cast<uint64_t>(static_cast<double>(i * ts::kPacket) * 8 / kBitrate * 27e6);
-        if (!card.packet(clock, p)) gen.data(p);
-        i++, since_psi += ts::kPacket;
-    }
+    for (size_t i = 0; i < packets; i++) broadcast.next(out.data() + i * ts::kPacket);
     return out;
 }
 

@@ -57,7 +57,7 @@
 #include <utility>
 
 #include "acemux/http_server.hpp"
-#include "card.hpp"
+#include "broadcast.hpp"
 #include "ts_gen.hpp"
 
 using namespace acemux;
@@ -126,7 +126,6 @@ public:
 
 private:
     void generate(size_t bytes);
-    uint64_t clock() const; // where the stream is, in 27 MHz ticks
     void emit(const uint8_t* p, size_t n);
     void put(uint8_t* pkt); // one generated packet, as the fault in force sends it
 
@@ -136,7 +135,7 @@ private:
     std::string out_;
     size_t out_off_ = 0;
     testts::TsGen gen_;
-    std::unique_ptr<testts::Card> card_;
+    testts::Broadcast broadcast_;
     Millis start_;
     Millis paused_ = 0, stall_until_ = 0;
     bool stalled_once_ = false;
@@ -147,8 +146,6 @@ private:
     // at the front of out_ (free_ bytes) are never metered.
     Millis paused_since_ = -1, next_drip_ = 0;
     size_t free_ = 0;
-    uint64_t since_psi_ = 0;  // bytes since the last PAT/PMT
-    int psi_rounds_ = 0;
     uint64_t data_since_garbage_ = 0;
     uint64_t junk_state_ = 0x2545F4914F6CDD1Dull;
     size_t file_off_ = 0;
@@ -550,15 +547,14 @@ private:
 
 Playback::Playback(Sim& sim, StreamHandoff&& h, std::string i, std::string s, std::string p)
     : id(std::move(i)), session(std::move(s)), pid(std::move(p)), sim_(sim), fd_(std::move(h.fd)),
-      slot_(std::move(h.slot)), out_(std::move(h.queued)) {
+      slot_(std::move(h.slot)), out_(std::move(h.queued)),
+      broadcast_(gen_, static_cast<double>(sim.o().bitrate), sim.o().card) {
     start_ = sim_.r().now();
     free_ = out_.size();
     garbage_ = sim_.o().fault == "garbage";
     gen_.gop(sim_.o().key, sim_.o().key_every);
     gen_.start_at(sim_.next_start_seq());
     gen_.stamp(sim_.o().stamp);
-    gen_.card(sim_.o().card);
-    if (sim_.o().card) card_ = std::make_unique<testts::Card>();
     if (sim_.r().watch(fd_.get(), this, true, true)) dead = true;
     std::fprintf(stderr, "sim: playback %s/%s started (pid %s)\n", id.c_str(), session.c_str(), pid.c_str());
 }
@@ -607,7 +603,6 @@ void Playback::emit(const uint8_t* p, size_t n) {
 void Playback::generate(size_t bytes) {
     const Options& o = sim_.o();
     uint8_t pkt[188];
-    testts::TsGen& g = gen_;
     for (size_t made = 0; made < bytes; made += 188) {
         if (o.close_after && body_ >= o.close_after) return;
         if (garbage_) { // from the first byte: the generator never runs
@@ -620,30 +615,9 @@ void Playback::generate(size_t bytes) {
             file_off_ = (file_off_ + 188) % sim_.file().size();
             continue;
         }
-        // PAT + PMT every 100 ms of stream time (every 500 packets when unpaced).
-        uint64_t psi_every = o.bitrate > 0 ? static_cast<uint64_t>(o.bitrate / 8 / 10) : 500 * 188;
-        if (since_psi_ >= psi_every || body_ == 0) {
-            g.pat(pkt);
-            put(pkt);
-            g.pmt(pkt);
-            put(pkt);
-            if (psi_rounds_++ % 5 == 0) { // an SDT every 500 ms, as a broadcast carries one
-                g.sdt(pkt);
-                put(pkt);
-                made += 188;
-            }
-            since_psi_ = 0;
-            made += 376;
-        }
-        if (card_ && card_->packet(clock(), pkt)) { // a picture when one is due, data around it
-            put(pkt);
-            since_psi_ += 188;
-            continue;
-        }
-        g.data(pkt);
+        bool data = broadcast_.next(pkt) == testts::Broadcast::Kind::data;
         put(pkt);
-        since_psi_ += 188;
-        if (o.garbage_every && ++data_since_garbage_ >= static_cast<uint64_t>(o.garbage_every)) {
+        if (data && o.garbage_every && ++data_since_garbage_ >= static_cast<uint64_t>(o.garbage_every)) {
             data_since_garbage_ = 0;
             std::string junk(static_cast<size_t>(o.garbage_bytes), '\0');
             for (size_t i = 0; i < junk.size(); i++) junk[i] = static_cast<char>((i * 37 + 11) & 0xFF);
@@ -668,11 +642,6 @@ void Playback::put(uint8_t* pkt) {
 
 // The bytes sent so far at the bit rate (nominal when unpaced): the card's
 // clock, so its PCRs match where they arrive in a paced stream.
-uint64_t Playback::clock() const {
-    double rate = sim_.o().bitrate > 0 ? sim_.o().bitrate : 6e6;
-    return static_cast<uint64_t>(static_cast<double>(body_) * 8 / rate * 27e6);
-}
-
 void Playback::pump() {
     const Options& o = sim_.o();
     const std::string& f = o.fault;
