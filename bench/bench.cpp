@@ -367,6 +367,8 @@ int main(int argc, char** argv) {
         print(r);
         runs.push_back(r);
     };
+    // --sizes: the players of steady and hls (the other scenarios have theirs).
+    std::vector<int> hls_sizes = !sizes.empty() ? sizes : full ? std::vector<int>{100, 500} : std::vector<int>{100};
     if (sizes.empty()) sizes = full ? std::vector<int>{1, 10, 100, 500, 1000} : std::vector<int>{1, 10, 100};
     if (!want("steady")) sizes.clear();
     // A few players cost a few milliseconds of CPU a second, which the other
@@ -419,7 +421,7 @@ int main(int argc, char** argv) {
         if (congestion_control() != "cubic") ccs.push_back({"hls-cubic", "tcp_congestion = \"cubic\"\n"});
         // Whole segment periods (2 s): each viewer then fetches as many segments in every run.
         double hls_secs = 2 * std::ceil(secs / 2);
-        for (int n : full ? std::vector<int>{100, 500} : std::vector<int>{100})
+        for (int n : hls_sizes)
             for (auto& [name, extra] : ccs) {
                 std::vector<Run> tries;
                 for (int i = 0; i < 3; i++) tries.push_back(measure(name, "acemux", n, 6e6, hls_secs, 8, 10, false, 1, true, extra));
