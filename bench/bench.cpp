@@ -260,9 +260,12 @@ Run measure(const std::string& scenario, const std::string& target, int players,
     double c0 = cpu_seconds(t.proc.pid());
     std::string s0 = target == "acemux" ? http_get(t.port, "/stats").body : "";
     long t0 = now_ms();
+    // HLS viewers stop counting on time and then finish their fetches: the
+    // daemon's CPU is read when they stop counting.
+    double c1 = hls && !sw.p.wait_line("counted", static_cast<long>(secs * 1000) + 10000).empty() ? cpu_seconds(t.proc.pid()) : -1;
     std::string out = sw.finish(secs);
     double wall = static_cast<double>(now_ms() - t0) / 1000.0;
-    r.cpu = cpu_seconds(t.proc.pid()) - c0;
+    r.cpu = (c1 >= 0 ? c1 : cpu_seconds(t.proc.pid())) - c0;
     if (target == "acemux") { // what the daemon counted of its own writes and wake-ups
         std::string s1 = http_get(t.port, "/stats").body;
         auto delta = [&](const char* k) { return json_num(s1, k) - json_num(s0, k); };
@@ -416,9 +419,10 @@ int main(int argc, char** argv) {
     // the warm-up covers the stream's start and its first two segments.
     // Under bbr, which paces every burst and a segment is one, also with
     // [server] tcp_congestion = "cubic" (TS players cost the same under both).
-    if (want("hls")) {
-        std::vector<std::pair<std::string, std::string>> ccs{{"hls", ""}};
-        if (congestion_control() != "cubic") ccs.push_back({"hls-cubic", "tcp_congestion = \"cubic\"\n"});
+    if (want("hls") || want("hls-cubic")) {
+        std::vector<std::pair<std::string, std::string>> ccs;
+        if (want("hls")) ccs.push_back({"hls", ""});
+        if (want("hls-cubic") && congestion_control() != "cubic") ccs.push_back({"hls-cubic", "tcp_congestion = \"cubic\"\n"});
         // Whole segment periods (2 s): each viewer then fetches as many segments in every run.
         double hls_secs = 2 * std::ceil(secs / 2);
         for (int n : hls_sizes)

@@ -6,8 +6,9 @@
 // of each viewer's segments, back to back, is checked packet by packet
 // (every sequence number once, in order). Viewers started after the warm-up
 // time the first segment: from sending the manifest request to the first
-// byte of the segment's body. Prints "measuring" when counting starts, then
-// one JSON object.
+// byte of the segment's body. Prints "measuring" when counting starts,
+// "counted" when it stops (viewers finish the fetch they are in, uncounted),
+// then one JSON object.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -182,6 +183,8 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_until(until);
     counting = false;
     double secs = ms_since(counted_from) / 1000;
+    std::printf("counted\n"); // the CPU time that goes with the bytes is read now
+    std::fflush(stdout);
     for (auto& t : threads) t.join();
     uint64_t bytes = 0, missing = 0, dup = 0, reord = 0, failed = 0, silent = 0, segments = 0;
     std::vector<double> first;

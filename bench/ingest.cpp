@@ -46,7 +46,7 @@ std::vector<uint8_t> make_stream(double seconds) {
     testts::Broadcast broadcast(gen, kBitrate, true);
     size_t packets = static_cast<size_t>(seconds * kBitrate / 8 / ts::kPacket);
     std::vector<uint8_t> out(packets * ts::kPacket);
-    for (size_t i = 0; i < packets; i++) broadcast.next(out.data() + i * ts::kPacket);
+    for (size_t i = 0; i < packets; i++) broadcast.next(out.data() + i * ts::kPacket, i * ts::kPacket);
     return out;
 }
 

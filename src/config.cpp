@@ -123,7 +123,8 @@ struct Parser {
 };
 
 // A congestion control's name as the kernel spells them (TCP_CA_NAME_MAX is
-// 16 with its NUL); whether this kernel has it is known only at listen.
+// 16 with its NUL), and one this kernel lets the daemon choose: asked of it
+// here, so that -t and a reload say so at the line.
 Problem parse_congestion(const toml::node& n, std::string& out) {
     if (!n.is_string()) return std::string("tcp_congestion must be a string, not ") + type_name(n);
     const std::string& v = n.as_string()->get();
@@ -132,6 +133,7 @@ Problem parse_congestion(const toml::node& n, std::string& out) {
     if (!name)
         return "tcp_congestion = \"" + v + "\" is not a congestion control's name (such as \"cubic\" or \"bbr\"; "
                "leave it out for the system's)";
+    if (std::string why; !congestion_usable(v, why)) return why;
     out = v;
     return {};
 }

@@ -1,14 +1,14 @@
 #include "acemux/net.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <fcntl.h>
-#include <unistd.h>
-#include <algorithm>
-#include <string>
 #include <netinet/tcp.h>
+#include <string>
+#include <unistd.h>
 
 namespace acemux {
 
@@ -95,12 +95,26 @@ static std::string sysctl_line(const char* path) {
 }
 
 // Why a congestion control was refused, with what would be taken instead.
-static std::string congestion_error(const SockAddr& a, const std::string& cc, int e) {
-    std::string m = a.str() + ": tcp_congestion = \"" + cc + "\": " + std::strerror(e);
-    if (e == ENOENT) m += " (this kernel has: " + sysctl_line("/proc/sys/net/ipv4/tcp_available_congestion_control") + ")";
+static std::string congestion_refused(const std::string& congestion, int e) {
+    std::string m = "tcp_congestion = \"" + congestion + "\": ";
+    if (e == ENOENT)
+        return m + "this kernel has no such congestion control (it has: " +
+               sysctl_line("/proc/sys/net/ipv4/tcp_available_congestion_control") + ")";
     if (e == EPERM)
-        m += " (without CAP_NET_ADMIN only these: " + sysctl_line("/proc/sys/net/ipv4/tcp_allowed_congestion_control") + ")";
-    return m;
+        return m + "only root (CAP_NET_ADMIN) may choose it (anyone: " +
+               sysctl_line("/proc/sys/net/ipv4/tcp_allowed_congestion_control") + ")";
+    return m + std::strerror(e);
+}
+
+static bool set_congestion(int fd, const std::string& congestion) {
+    return ::setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, congestion.data(), static_cast<socklen_t>(congestion.size())) == 0;
+}
+
+bool congestion_usable(const std::string& congestion, std::string& why) {
+    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd || set_congestion(fd.get(), congestion)) return true; // no socket to try it on: the listener will say
+    why = congestion_refused(congestion, errno);
+    return false;
 }
 
 Fd listen_tcp(const SockAddr& a, int backlog, const std::string& congestion, std::string& err) {
@@ -110,9 +124,8 @@ Fd listen_tcp(const SockAddr& a, int backlog, const std::string& congestion, std
     // A "[::]" listener next to a "0.0.0.0" one must not claim the IPv4 port too.
     if (fd && a.family() == AF_INET6) ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     // Set on the listener, it is every accepted socket's from its SYN on.
-    if (fd && !congestion.empty() &&
-        ::setsockopt(fd.get(), IPPROTO_TCP, TCP_CONGESTION, congestion.data(), static_cast<socklen_t>(congestion.size())) < 0) {
-        err = congestion_error(a, congestion, errno);
+    if (fd && !congestion.empty() && !set_congestion(fd.get(), congestion)) {
+        err = a.str() + ": " + congestion_refused(congestion, errno);
         return Fd();
     }
     if (!fd || ::bind(fd.get(), a.sa(), a.len) < 0 || ::listen(fd.get(), backlog) < 0) {

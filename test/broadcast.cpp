@@ -1,16 +1,18 @@
 #include "broadcast.hpp"
 
+#include <algorithm>
+
 namespace acemux::testts {
 
 Broadcast::Broadcast(TsGen& gen, double bitrate, bool card)
     : gen_(gen), card_(card ? std::make_unique<Card>() : nullptr), rate_(bitrate > 0 ? bitrate : 6e6),
-      psi_every_(bitrate > 0 ? static_cast<uint64_t>(bitrate / 8 / 10) : 500 * 188) {
+      psi_every_(bitrate > 0 ? std::max<uint64_t>(static_cast<uint64_t>(bitrate / 8 / 10), 1) : 500 * 188) {
     gen_.card(card);
 }
 
-Broadcast::Kind Broadcast::next(uint8_t* out) {
-    if (psi_at_ < 0 && (since_psi_ >= psi_every_ || bytes_ == 0)) psi_at_ = 0, since_psi_ = 0;
-    bytes_ += 188;
+Broadcast::Kind Broadcast::next(uint8_t* out, uint64_t at) {
+    if (psi_at_ < 0 && (since_psi_ >= psi_every_ || !started_)) psi_at_ = 0, since_psi_ = 0;
+    started_ = true;
     if (psi_at_ >= 0) {
         int at = psi_at_++;
         // An SDT with every fifth PAT (every 500 ms), as a broadcast carries one.
@@ -22,8 +24,8 @@ Broadcast::Kind Broadcast::next(uint8_t* out) {
         return Kind::psi;
     }
     since_psi_ += 188;
-    // Where this packet sits in the stream, in 27 MHz ticks: a picture when one is due.
-    uint64_t clock = static_cast<uint64_t>(static_cast<double>(bytes_ - 188) * 8 / rate_ * 27e6);
+    // A picture when one is due at this packet's place in 27 MHz ticks.
+    uint64_t clock = static_cast<uint64_t>(static_cast<double>(at) * 8 / rate_ * 27e6);
     if (card_ && card_->packet(clock, out)) return Kind::picture;
     gen_.data(out);
     return Kind::data;

@@ -615,7 +615,9 @@ void Playback::generate(size_t bytes) {
             file_off_ = (file_off_ + 188) % sim_.file().size();
             continue;
         }
-        bool data = broadcast_.next(pkt) == testts::Broadcast::Kind::data;
+        // body_: what was sent so far, junk and short packets included, at
+        // whose bit rate (nominal when unpaced) the card's clock runs.
+        bool data = broadcast_.next(pkt, body_) == testts::Broadcast::Kind::data;
         put(pkt);
         if (data && o.garbage_every && ++data_since_garbage_ >= static_cast<uint64_t>(o.garbage_every)) {
             data_since_garbage_ = 0;
@@ -640,8 +642,6 @@ void Playback::put(uint8_t* pkt) {
     emit(pkt, f == "ts187" ? 187 : 188);
 }
 
-// The bytes sent so far at the bit rate (nominal when unpaced): the card's
-// clock, so its PCRs match where they arrive in a paced stream.
 void Playback::pump() {
     const Options& o = sim_.o();
     const std::string& f = o.fault;

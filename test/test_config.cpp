@@ -54,7 +54,7 @@ Test(config, defaults_without_a_file) {
 Test(config, values_are_read) {
     Config c;
     std::string err;
-    cr_assert(parse_config("[server]\nlisten = [\"127.0.0.1:81\", \"[::1]:82\"]\nheader_timeout = 0.25\ntcp_congestion = \"cubic\"\n"
+    cr_assert(parse_config("[server]\nlisten = [\"127.0.0.1:81\", \"[::1]:82\"]\nheader_timeout = 0.25\ntcp_congestion = \"reno\"\n"
                            "[log]\nlevel = \"debug\"\n"
                            "[stream]\nchunk_size = 1880\nring_chunks = 8\ninitial_behind = 1\ncatchup_behind = 4\n"
                            "[[engine]]\nhost = \"::1\"\nport = 7000\napi = \"direct\"\n"
@@ -64,7 +64,7 @@ Test(config, values_are_read) {
     cr_assert_eq(c.listen_addrs.size(), 2u);
     cr_assert_eq(c.listen_addrs[1].str(), "[::1]:82");
     cr_assert_eq(c.header_timeout, 250);
-    cr_assert_eq(c.tcp_congestion, "cubic");
+    cr_assert_eq(c.tcp_congestion, "reno");
     cr_assert_eq(c.log_level, LogLevel::debug);
     cr_assert_eq(c.chunk_size, 1880u);
     cr_assert_eq(c.engines.size(), 2u);
@@ -114,8 +114,8 @@ Test(config, choices) {
     expect_error("[[engine]]\napi = \"xml\"\n", "t.toml:2:7: api = \"xml\" is not one of \"json\" \"direct\"");
 }
 
-// Whether the kernel has it is known only when the listener is made (test_net).
-Test(config, tcp_congestion_is_a_name_or_left_out) {
+// reno is in every kernel, for anyone.
+Test(config, tcp_congestion_is_a_name_this_kernel_has_or_left_out) {
     Config c;
     std::string err;
     cr_assert(parse_config("", "e.toml", c, err) && c.tcp_congestion.empty(), "left out: the system's");
@@ -124,6 +124,10 @@ Test(config, tcp_congestion_is_a_name_or_left_out) {
                      std::string("t.toml:2:18: tcp_congestion = ") + bad +
                          " is not a congestion control's name (such as \"cubic\" or \"bbr\"; leave it out for the system's)");
     expect_error("[server]\ntcp_congestion = 1\n", "t.toml:2:18: tcp_congestion must be a string, not an integer");
+    std::string lacks = config_error("[server]\ntcp_congestion = \"nosuch\"\n");
+    cr_assert(lacks.find("t.toml:2:18: tcp_congestion = \"nosuch\": this kernel has no such congestion control (it has: ") == 0 &&
+                  lacks.find("reno") != std::string::npos,
+              "%s", lacks.c_str());
 }
 
 Test(config, addresses) {

@@ -1,41 +1,23 @@
 // HttpClient reading a body in batches from sockets the test answers on.
 #include <criterion/criterion.h>
 
-#include <netinet/in.h>
-#include <poll.h>
+#include <memory>
 #include <set>
 #include <string>
 #include <sys/socket.h>
-#include <unistd.h>
 #include <vector>
 
 #include "acemux/http_client.hpp"
-#include "acemux/net.hpp"
 #include "acemux/reactor.hpp"
+#include "loopback.hpp"
 
 using namespace acemux;
+using acemux::test::loopback_pair;
 
 namespace {
 
 constexpr size_t kBatch = 20000;
 constexpr Millis kWait = 100;
-
-// A connected loopback TCP pair: the client's end and the server's.
-std::pair<Fd, Fd> tcp_pair() {
-    SockAddr a;
-    cr_assert(parse_ip("127.0.0.1", 0, a));
-    std::string err;
-    Fd l = listen_tcp(a, 4, "", err);
-    cr_assert(l, "%s", err.c_str());
-    Fd c = connect_tcp(local_addr(l.get()), err);
-    cr_assert(c, "%s", err.c_str());
-    pollfd p[2] = {{l.get(), POLLIN, 0}, {c.get(), POLLOUT, 0}};
-    cr_assert_eq(::poll(&p[0], 1, 5000), 1);
-    cr_assert_eq(::poll(&p[1], 1, 5000), 1);
-    Fd s(::accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-    cr_assert(s);
-    return {std::move(c), std::move(s)};
-}
 
 // One response read in batches; the loop pass and time of every read.
 struct Reader final : HttpClient::Sink {
@@ -51,7 +33,7 @@ struct Reader final : HttpClient::Sink {
     std::string error = "(still open)";
 
     explicit Reader(Reactor& rr) : r(rr), client(rr, *this) {
-        auto [c, s] = tcp_pair();
+        auto [c, s] = loopback_pair();
         server = std::move(s);
         Url u;
         cr_assert(parse_url("http://127.0.0.1/stream", u));

@@ -34,6 +34,9 @@ bool parse_uint(std::string_view s, uint64_t max, uint64_t& out);
 // congestion: the TCP congestion control every accepted socket inherits
 // ("": the system's, net.ipv4.tcp_congestion_control).
 Fd listen_tcp(const SockAddr& a, int backlog, const std::string& congestion, std::string& err);
+// Whether this kernel lets this process give a socket that congestion
+// control (tried on a socket of its own); why not if not.
+bool congestion_usable(const std::string& congestion, std::string& why);
 Fd connect_tcp(const SockAddr& a, std::string& err); // non-blocking; completion shows as writable
 int socket_error(int fd);                             // SO_ERROR
 SockAddr local_addr(int fd);
