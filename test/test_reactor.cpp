@@ -64,20 +64,20 @@ Test(reactor, timers_on_the_grid_fall_due_in_one_pass_never_later_than_asked, .t
     for (int k = 0; k < 300; k++) {
         r.update_time();
         Millis d = r.on_grid(100);
-        cr_assert(d > 50 && d <= 100, "delay %lld", static_cast<long long>(d));
-        cr_assert_eq((r.now() + d) % 50, 0);
+        cr_assert(d > 0 && d <= 100, "delay %lld", static_cast<long long>(d));
+        cr_assert_eq((r.now() + d) % 100, 0);
         if (k % 50 == 0) usleep(3000);
     }
     cr_assert_eq(r.on_grid(1), 1);
     cr_assert_eq(r.on_grid(0), 0);
-    // Two timers armed a few ms apart within one half period: one pass.
+    // Two timers armed 40 ms apart within one period: one pass.
     Millis a_at = -1, b_at = -1;
     do {
         usleep(1000);
         r.update_time();
-    } while (r.now() % 50 > 10);
+    } while (r.now() % 100 > 10);
     r.add_timer(r.on_grid(100), [&] { a_at = r.now(); });
-    usleep(5000); // the second within the same half period (up to 35 ms late still is)
+    usleep(40000); // the second within the same period (up to 49 ms late still is)
     r.update_time();
     r.add_timer(r.on_grid(100), [&] { b_at = r.now(); });
     uint64_t passes = r.passes();

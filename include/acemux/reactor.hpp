@@ -54,17 +54,18 @@ public:
     // --- timers; ids are never 0, so 0 means "no timer".
     using TimerId = uint64_t;
     TimerId add_timer(Millis delay, Callback cb, Millis repeat = 0);
-    // At most `period` from now, on the loop's grid of half periods: the
-    // delay to the last multiple of period/2 by now + period (more than
-    // half a period, never more than one). Timers that recur at one period
-    // and are armed by it fall due in the same few passes, whenever each
-    // began (two phases at most, one period apart each), and none waits
+    // At most `period` from now, on the loop's grid of periods: the delay
+    // to the last multiple of period by now + period (more than 0, never
+    // more than one period). Timers that recur at one period and are armed
+    // by it fall due in the same pass, whenever each began, and none waits
     // longer than it would have: a hundred channels' batch deadlines and
-    // ticks cost a couple of wake-ups between them, not one each.
+    // ticks cost one wake-up between them, not one each. (A grid of half
+    // periods, which never gave less than half a period, left them in two
+    // phases, and which phase each joined was chance: streams10 measured
+    // 8900 or 17000 loop passes per GB from one run to the next.)
     Millis on_grid(Millis period) const {
-        Millis half = period / 2;
-        if (half <= 0) return std::max<Millis>(period, 0);
-        return (now_ + period) / half * half - now_;
+        if (period <= 0) return 0;
+        return (now_ + period) / period * period - now_;
     }
     void cancel_timer(TimerId id);
 
