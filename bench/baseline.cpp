@@ -227,9 +227,9 @@ int main(int argc, char** argv) {
     auto read_engine = [&](Stream& st) {
         ssize_t r = recv(st.es, st.batch.get() + st.fill, kBatchRoom - st.fill, MSG_DONTWAIT);
         // The next read at the latest kBatchMs on, at the last multiple of
-        // half of it by then (as acemux's Reactor::on_grid): streams whose
-        // batches come by the clock are read in a few wake-ups together.
-        st.read_at = (now() + kBatchMs) / (kBatchMs / 2) * (kBatchMs / 2);
+        // it by then (as acemux's Reactor::on_grid): streams whose batches
+        // come by the clock are read in one wake-up together.
+        st.read_at = (now() + kBatchMs) / kBatchMs * kBatchMs;
         if (r == 0 || (r < 0 && errno != EAGAIN)) exit(0);
         if (r > 0) st.fill += static_cast<size_t>(r); // open_engine read the headers: body from a packet boundary
     };
