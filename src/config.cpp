@@ -359,6 +359,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
         c.allow.push_back(cidr);
     }
     std::string level = "info";
+    std::string zero_copy = "auto";
     double max_backlog_mib = 8, max_ring_mib = 32;
     int chunk_size = static_cast<int>(c.chunk_size), ring_chunks = static_cast<int>(c.ring_chunks);
     int wake_bytes = static_cast<int>(c.wake_bytes);
@@ -391,6 +392,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                 seconds("keepalive_interval", c.keepalive_interval, 0.05, 60),
                 seconds("client_stall_timeout", c.client_stall_timeout, 0.1, 3600),
                 integer("client_sndbuf", c.client_sndbuf, 0, 64 * 1024 * 1024),
+                string("zero_copy", zero_copy, {"auto", "on", "off"}),
                 integer("zero_copy_from", c.zero_copy_from, 0, 1000000),
                 seconds("grace_period", c.grace_period, 0, 3600),
                 seconds("connect_timeout", c.connect_timeout, 0.1, 300),
@@ -512,6 +514,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
         return false;
     }
     parse_log_level(level, c.log_level);
+    ZeroCopy::parse_mode(zero_copy, c.zero_copy);
     for (auto& e : c.engines) e.allow_other_hosts = c.allow_other_hosts;
     c.chunk_size = static_cast<size_t>(chunk_size);
     c.ring_chunks = static_cast<size_t>(ring_chunks);

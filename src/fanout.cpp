@@ -74,11 +74,12 @@ void Fanout::wake() {
     wake_timer_.stop();
     unwoken_ = 0;
     catch_up();
-    // Sending without copies pays once enough players and HLS viewers read
-    // the ring (Ring::lends); decided per batch, so a reload or a player
-    // coming or going counts from the next one.
+    // Sending without copies may pay once enough players and HLS viewers
+    // read the ring (Ring::lends), where this machine's measure says it does
+    // (ZeroCopy); decided per batch, so a reload, a player coming or going
+    // or the measure's next word counts from the next one.
     size_t from = static_cast<size_t>(cfg_.zero_copy_from);
-    ring_.set_lending(from && players_.size() + other_readers_ >= from);
+    ring_.set_lending(from && readers() >= from && owner_.lending_pays());
     if (sweep_ != players_.end()) {
         sweep_again_ = true; // those already passed in this sweep have more to take
         return;

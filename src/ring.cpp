@@ -311,6 +311,7 @@ Sent send_iov(int fd, iovec* iov, int n, bool own, const Ring& ring) {
     }
     s.took = static_cast<size_t>(took);
     s.from_ring = s.took - std::min<size_t>(s.took, own ? iov[0].iov_len : 0);
+    ring.count_sent(s.from_ring);
     return s;
 }
 

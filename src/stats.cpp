@@ -217,6 +217,16 @@ std::string stats_json(const Daemon& d) {
     cJSON_AddNumberToObject(totals, "player_writes_since_start", static_cast<double>(writes));
     cJSON_AddNumberToObject(totals, "loop_passes_since_start", static_cast<double>(d.reactor().passes()));
 
+    // How streams with zero_copy_from readers send, and why (ZeroCopy).
+    const ZeroCopy& zc = d.streams().zero_copy();
+    cJSON* z = cJSON_AddObjectToObject(root.get(), "zero_copy");
+    cJSON_AddStringToObject(z, "mode", ZeroCopy::mode_name(zc.mode()));
+    cJSON_AddBoolToObject(z, "lending", zc.lends());
+    cJSON_AddBoolToObject(z, "probing", zc.probing());
+    cJSON_AddBoolToObject(z, "measured", zc.decided());
+    cJSON_AddNumberToObject(z, "lending_cpu_s_per_gb", zc.lend_cost());
+    cJSON_AddNumberToObject(z, "copying_cpu_s_per_gb", zc.copy_cost());
+
     return json_text(root);
 }
 

@@ -281,6 +281,7 @@ void Stream::close(int status, const std::string& why) {
     hls_.close(status, why);
     env_.r.log().info("stream %s: closed (%s)", label_.c_str(), why.c_str());
     env_.host.counters().bytes_in += ring_->bytes_in();
+    env_.host.counters().ring_sent += ring_->sent();
     env_.host.closed(*this, why);
     feed_.lease().give_back();
 }

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <new>
 #include <strings.h>
+#include <time.h>
 
 #include "acemux/json.hpp"
 #include "acemux/net.hpp"
@@ -11,7 +12,27 @@ namespace acemux {
 
 Streams::Streams(Reactor& r, const StreamConfig& c, const HlsConfig& h, const AccessConfig& a, EnginePool& pool,
                  RedisMirror& redis, Cluster* cluster)
-    : r_(r), cfg_(c), hls_(h), access_(a), pool_(pool), redis_(redis), cluster_(cluster), detached_(r) {}
+    : r_(r), cfg_(c), hls_(h), access_(a), pool_(pool), redis_(redis), cluster_(cluster), detached_(r),
+      zero_copy_(r.log()), zero_copy_timer_(r, [this] { probe_zero_copy(); }) {
+    zero_copy_.set_mode(c.zero_copy);
+    zero_copy_timer_.start(ZeroCopy::kIdle);
+}
+
+// ZeroCopy's measure: the process's CPU time, the bytes every ring has sent,
+// and whether lending would change anything now.
+void Streams::probe_zero_copy() {
+    ZeroCopy::Reading m;
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    m.cpu_ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000u + static_cast<uint64_t>(ts.tv_nsec);
+    m.bytes = totals_.ring_sent;
+    size_t from = static_cast<size_t>(cfg_.zero_copy_from);
+    for (auto& [k, s] : streams_) {
+        m.bytes += s->ring().sent();
+        if (from && s->player_count() + s->hls().viewer_count() >= from) m.eligible = true;
+    }
+    zero_copy_timer_.start(zero_copy_.step(r_.now(), m));
+}
 
 Streams::~Streams() = default;
 
@@ -307,6 +328,7 @@ void Streams::reconfigure(const StreamConfig& c, const HlsConfig& h, const Acces
     cfg_ = c;
     hls_ = h;
     access_ = a;
+    zero_copy_.set_mode(c.zero_copy);
     std::vector<Stream*> moving;
     for (auto& [k, s] : streams_)
         if (s->engine() && s->engine()->removed) moving.push_back(s.get());

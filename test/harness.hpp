@@ -63,7 +63,11 @@ public:
     // Reads until it has written nothing for `quiet_ms`: the daemon writes its
     // log once per pass of its loop, after what the pass did to sockets.
     void settle(long quiet_ms = 50, long timeout_ms = 2000);
-    const std::string& output() const { return out_; }
+    // All it has written so far (a failing test prints the log up to now).
+    const std::string& output() {
+        drain();
+        return out_;
+    }
     bool running();
     int stop(int sig = 15, long timeout_ms = 10000); // exit status, 128+sig if killed, -1 if it would not die
     pid_t pid() const { return pid_; }

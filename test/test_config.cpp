@@ -56,7 +56,7 @@ Test(config, values_are_read) {
     std::string err;
     cr_assert(parse_config("[server]\nlisten = [\"127.0.0.1:81\", \"[::1]:82\"]\nheader_timeout = 0.25\ntcp_congestion = \"reno\"\n"
                            "[log]\nlevel = \"debug\"\n"
-                           "[stream]\nchunk_size = 1880\nring_chunks = 8\ninitial_behind = 1\ncatchup_behind = 4\n"
+                           "[stream]\nchunk_size = 1880\nring_chunks = 8\ninitial_behind = 1\ncatchup_behind = 4\nzero_copy = \"off\"\n"
                            "[[engine]]\nhost = \"::1\"\nport = 7000\napi = \"direct\"\n"
                            "[[engine]]\nname = \"b\"\nhost = \"10.0.0.2\"\nmax_streams = 2\n",
                            "v.toml", c, err),
@@ -67,6 +67,8 @@ Test(config, values_are_read) {
     cr_assert_eq(c.tcp_congestion, "reno");
     cr_assert_eq(c.log_level, LogLevel::debug);
     cr_assert_eq(c.chunk_size, 1880u);
+    cr_assert(c.zero_copy == ZeroCopy::Mode::off);
+    cr_assert(Config().zero_copy == ZeroCopy::Mode::automatic, "measured unless said otherwise");
     cr_assert_eq(c.engines.size(), 2u);
     cr_assert_eq(c.engines[0].name, "[::1]:7000");
     cr_assert(c.engines[0].direct);
@@ -96,6 +98,7 @@ Test(config, out_of_range) {
     expect_error("[stream]\nkeepalive_interval = 0.01\n",
                  "t.toml:2:22: keepalive_interval = 0.01 is out of range (0.05 to 60 seconds)");
     expect_error("[stream]\nzero_copy_from = -1\n", "t.toml:2:18: zero_copy_from = -1 is out of range (0 to 1000000)");
+    expect_error("[stream]\nzero_copy = \"yes\"\n", "t.toml:2:13: zero_copy = \"yes\" is not one of \"auto\" \"on\" \"off\"");
 }
 
 Test(config, cross_checks) {

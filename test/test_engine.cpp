@@ -185,9 +185,15 @@ Test(engine, stop_commands_on_failover_and_on_shutdown, .timeout = 40) {
     cr_assert(d.start("[stream]\nno_data_timeout = 2\nconnect_timeout = 2\n[engines]\nhealth_interval = 60\n" +
                       engine_entry("a", a.port) + engine_entry("b", b.port)));
     TestPlayer p, q;
+    // One after the other: the first stream goes to a, the second to b.
+    // Opened together, a loaded machine may let the daemon read q's
+    // request first.
     cr_assert(p.open(d.port, kId));
+    cr_assert(wait_data(p));
     cr_assert(q.open(d.port, kId2)); // on b
     cr_assert(wait_data({&p, &q}));
+    cr_assert(d.proc.output().find("stream " + std::string(kId) + ": starting on engine a") != std::string::npos, "%s",
+              d.proc.output().c_str());
     // a goes silent after a restart: the stream moves to b, and a is told to stop.
     cr_assert_eq(http_get(a.port, "/sim/set?fault=silent&drop=1", 5000).status, 200, "the fault was set");
     for (long end = now_ms() + 10000; now_ms() < end && p.check.restarts == 0;) read_players({&p, &q}, 50);

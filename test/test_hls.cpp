@@ -102,7 +102,7 @@ Test(hls, segments_start_with_pat_pmt_and_a_keyframe_and_follow_on_without_a_gap
 // which are not ring memory, by send. The segments are the same stream.
 Test(hls, segments_sent_without_a_copy_are_the_same_stream, .timeout = 40) {
     Rig rig;
-    rig.start({"--keyframes", "idr", "--key-every", "1000"}, "zero_copy_from = 1\n", "[hls]\ntarget_duration = 1\n");
+    rig.start({"--keyframes", "idr", "--key-every", "1000"}, "zero_copy = \"on\"\nzero_copy_from = 1\n", "[hls]\ntarget_duration = 1\n");
     testts::TsCheck all;
     std::set<std::string> fetched;
     bool lent = false;

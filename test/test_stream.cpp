@@ -4,6 +4,7 @@
 #include <deque>
 #include <memory>
 #include <csignal>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -335,7 +336,22 @@ Test(stream, a_reload_keeps_each_stream_rules_its_ring_can_hold, .timeout = 60) 
     cr_assert(rig.log().find("jumping to chunk") != std::string::npos, "the slow player still jumped");
     cr_assert(rig.log().find("overrun by the writer") == std::string::npos, "it jumped before the writer lapped it");
     cr_assert_eq(slow.check.bad_sync + slow.check.corrupt, 0u, "never overwritten data: %s", slow.check.summary().c_str());
-    expect_clean(fast, "fast reader");
+    // The ring holds 30 ms at this rate: on a loaded machine (a sanitizer
+    // build, a busy core) the test itself may not read the fast reader for
+    // that long, and then it is jumped too. Its gaps must then be jumps the
+    // daemon logged for it, nothing lost otherwise.
+    const testts::TsCheck& c = fast.check;
+    if (c.clean()) return expect_clean(fast, "fast reader");
+    sockaddr_in me{};
+    socklen_t len = sizeof me;
+    cr_assert_eq(getsockname(fast.fd.get(), reinterpret_cast<sockaddr*>(&me), &len), 0);
+    std::string who = "player 127.0.0.1:" + std::to_string(ntohs(me.sin_port)) + ": ", log = rig.log();
+    bool jumped = false;
+    for (size_t at = log.find(who); at != std::string::npos && !jumped; at = log.find(who, at + 1))
+        jumped = log.substr(at, log.find('\n', at) - at).find("jumping to chunk") != std::string::npos;
+    cr_assert(jumped, "the fast reader lost packets without a jump: %s", c.summary().c_str());
+    cr_log_warn("the fast reader was jumped too (a loaded machine): %s", c.summary().c_str());
+    cr_assert(!c.bad_sync && !c.corrupt && !c.duplicated && !c.reordered && !c.restarts, "fast reader: %s", c.summary().c_str());
 }
 
 
@@ -346,7 +362,7 @@ Test(stream, a_reload_keeps_each_stream_rules_its_ring_can_hold, .timeout = 60) 
 // packet, the slow one whole packets in order, with jumps forward only.
 Test(stream, players_sent_without_copies_get_every_byte_as_it_was, .timeout = 60) {
     Rig rig;
-    rig.start({"--bitrate", "20000000"}, "ring_chunks = 8\ncatchup_behind = 5\ninitial_behind = 2\nzero_copy_from = 1\n");
+    rig.start({"--bitrate", "20000000"}, "ring_chunks = 8\ncatchup_behind = 5\ninitial_behind = 2\nzero_copy = \"on\"\nzero_copy_from = 1\n");
     TestPlayer fast[3], slow;
     for (auto& p : fast) cr_assert(p.open(rig.daemon.port, kId));
     cr_assert(open_small(slow, rig.daemon.port, kId, 8192));
@@ -367,13 +383,36 @@ Test(stream, players_sent_without_copies_get_every_byte_as_it_was, .timeout = 60
     cr_assert_gt(sim_stat(st, "ring_renewed"), 8, "the writer came round over lent slots: %s", st.c_str());
 }
 
+// zero_copy = "auto": with zero_copy_from readers the daemon sends copying,
+// lending, lending and copying again, and keeps the cheaper (ZeroCopy). The
+// players see none of it: every packet, once, in order, across each switch.
+Test(stream, players_get_every_byte_while_the_daemon_measures_lending_against_copying, .timeout = 60) {
+    Rig rig;
+    rig.start({"--bitrate", "20000000"}, "zero_copy_from = 2\n");
+    TestPlayer p[2];
+    for (auto& q : p) cr_assert(q.open(rig.daemon.port, kId));
+    cr_assert(wait_data({&p[0], &p[1]}));
+    std::string st;
+    for (long until = now_ms() + 25000; now_ms() < until;) {
+        read_players({&p[0], &p[1]}, 500);
+        st = http_get(rig.daemon.port, "/stats").body;
+        if (st.find("\"measured\":true") != std::string::npos) break;
+    }
+    read_players({&p[0], &p[1]}, 500);
+    cr_assert_neq(st.find("\"measured\":true"), std::string::npos, "the probe ended with a choice: %s", st.c_str());
+    cr_assert_gt(sim_stat(st, "ring_renewed"), 0, "it lent (the writer came round over lent slots): %s", st.c_str());
+    cr_assert_neq(rig.log().find("zero copy: lending costs"), std::string::npos, "%s", rig.log().c_str());
+    for (auto& q : p) expect_clean(q, "player");
+    cr_assert_gt(p[0].check.data, 20000u, "%s", p[0].check.summary().c_str());
+}
+
 // Sent by sendfile (zero_copy_from = 1), a batch goes out as one range in
 // one call: a second call per batch is sent later by a paced socket's timer
 // (BBR) and costs as much again. While the ring lends, a chunk ends where
 // the batch that passes chunk_size does (Ring).
 Test(stream, a_caught_up_player_is_sent_a_batch_in_one_call, .timeout = 30) {
     Rig rig;
-    rig.start({"--bitrate", "10000000"}, "zero_copy_from = 1\n");
+    rig.start({"--bitrate", "10000000"}, "zero_copy = \"on\"\nzero_copy_from = 1\n");
     TestPlayer p;
     cr_assert(watch(p, rig.daemon.port, kId, 1500)); // past the join burst
     auto totals = [&](const char* key) { return sim_stat(http_get(rig.daemon.port, "/stats").body, key); };
@@ -396,7 +435,7 @@ Test(stream, a_batch_past_a_chunks_size_goes_out_whole_when_the_engine_stalls, .
     // that passes it brings them too, and nothing follows.
     constexpr long kChunk = 65424;
     rig.start({"--stall-after", std::to_string(6 * kChunk + 2 * 188), "--stall", "3000"},
-              "keepalive_interval = 0.2\nzero_copy_from = 1\n"); // sent by sendfile
+              "keepalive_interval = 0.2\nzero_copy = \"on\"\nzero_copy_from = 1\n"); // sent by sendfile
     TestPlayer p;
     cr_assert(p.open(rig.daemon.port, kId)); // before the first byte: it is sent the ring from its start
     read_player(p, 2500);                    // the stall began after about a second

@@ -13,6 +13,7 @@
 #include "acemux/clock.hpp"
 #include "acemux/log.hpp"
 #include "acemux/net.hpp"
+#include "acemux/zero_copy.hpp"
 
 namespace acemux {
 
@@ -91,7 +92,8 @@ struct StreamConfig { // [stream]
     Millis keepalive_interval = 500;
     Millis client_stall_timeout = 30000;
     int client_sndbuf = 256 * 1024; // 0: the kernel's autotuning
-    int zero_copy_from = 16;          // players from which a stream sends with sendfile; 0: never
+    ZeroCopy::Mode zero_copy = ZeroCopy::Mode::automatic; // whether those streams lend: measured, or on, or off
+    int zero_copy_from = 16;          // readers from which a stream may send with sendfile; 0: never
     Millis grace_period = 5000;
     Millis connect_timeout = 5000;
     Millis answer_timeout = 30000; // an engine's answer headers (a cold channel prebuffers first)

@@ -29,6 +29,7 @@ public:
     struct Owner {
         virtual void player_left(const Player& p) = 0; // counted by the daemon
         virtual void watchers_changed() = 0;          // a player came or went
+        virtual bool lending_pays() const = 0;        // ZeroCopy's choice, for a ring with zero_copy_from readers
 
     protected:
         ~Owner() = default;
@@ -49,10 +50,11 @@ public:
 
     Player::Rules& rules() { return rules_; } // the stream keeps them current
     const Player::Rules& rules() const { return rules_; }
-    // Readers the ring has besides the players (HLS viewers): lending pays from zero_copy_from readers on.
+    // Readers the ring has besides the players (HLS viewers): lending may pay from zero_copy_from readers on.
     void set_other_readers(size_t n) { other_readers_ = n; }
 
     size_t size() const { return players_.size(); }
+    size_t readers() const { return players_.size() + other_readers_; } // what zero_copy_from counts
     const Players& players() const { return players_; }
     uint64_t bytes_out() const; // those that left included
 

@@ -147,6 +147,10 @@ public:
     void lend(const void* p) const { lent_[static_cast<size_t>(file_offset(p)) / stride_] = 1; }
     void set_lending(bool on) { lending_ = on && mem_->file() >= 0; }
     uint64_t renewed() const { return renewed_; } // lent slots given fresh pages
+    // Bytes readers have sent from the ring, lent or copied: what ZeroCopy
+    // divides the CPU by.
+    uint64_t sent() const { return sent_; }
+    void count_sent(size_t n) const { sent_ += n; }
 
     // --- the writer
     uint8_t* recv_ptr() { return open() + fill_; }
@@ -227,6 +231,7 @@ private:
     size_t chunk_size_, n_, stride_;
     std::unique_ptr<RingMemory> mem_; // pages are touched only when used
     mutable std::vector<uint8_t> lent_; // per slot: the kernel may hold its pages (readers mark it)
+    mutable uint64_t sent_ = 0;         // by readers (send_iov)
     bool lending_ = false;
     uint64_t renewed_ = 0;
     std::vector<size_t> len_;

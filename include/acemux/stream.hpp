@@ -37,6 +37,7 @@ namespace acemux {
 // Counters over the daemon's life: streams add to them as things end.
 struct StreamTotals {
     uint64_t streams = 0, reconnects = 0, players = 0, hls_players = 0, bytes_in = 0, bytes_out = 0, jumps = 0, writes = 0;
+    uint64_t ring_sent = 0; // Ring::sent() of the rings of streams that ended
     void closed(const Player& c) { players++, bytes_out += c.bytes_sent(), jumps += c.jumps(), writes += c.writes(); }
 };
 
@@ -52,6 +53,7 @@ public:
         virtual FetchSet& detached() = 0; // engine requests that outlive their stream
         // The stream ended (`why`): it is taken out, and released after this pass.
         virtual void closed(Stream& s, const std::string& why) = 0;
+        virtual bool lending_pays() const = 0; // ZeroCopy's choice on this machine
 
     protected:
         ~Host() = default;
@@ -125,6 +127,7 @@ private:
     void player_left(const Player& p) override { env_.host.counters().closed(p); }
     void viewer_left() override { env_.host.counters().hls_players++; }
     void watchers_changed() override;
+    bool lending_pays() const override { return env_.host.lending_pays(); }
     // Follow::Listener
     void read_engine() override;
     void leave_engine() override;

@@ -36,6 +36,7 @@ public:
     void close_all();
 
     const StreamConfig& cfg() const { return cfg_; }
+    const ZeroCopy& zero_copy() const { return zero_copy_; }
     size_t stops_pending() const { return detached_.size(); } // engine requests still out (stops among them)
     bool close_idle_stream(); // the one in its grace period longest; false when there is none
 
@@ -69,6 +70,8 @@ private:
     StreamTotals& counters() override { return totals_; }
     FetchSet& detached() override { return detached_; }
     void closed(Stream& s, const std::string& why) override; // remembered for /stats, taken out
+    bool lending_pays() const override { return zero_copy_.lends(); }
+    void probe_zero_copy();
 
     Reactor& r_;
     StreamConfig cfg_;
@@ -83,6 +86,8 @@ private:
     StreamTotals totals_;
     Throttle refused_; // streams no engine could take
     const Channels* channels_ = nullptr;
+    ZeroCopy zero_copy_;
+    Timer zero_copy_timer_;
 };
 
 } // namespace acemux
