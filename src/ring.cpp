@@ -54,6 +54,11 @@ void Ring::reuse() {
     renewed_++;
 }
 
+bool Ring::lending_settled() const {
+    if (lending_) return head_ - switched_at_ >= n_;
+    return std::find(lent_.begin(), lent_.end(), 1) == lent_.end();
+}
+
 void Ring::append(const uint8_t* at, size_t n) {
     uint8_t* dst = open() + fill_;
     if (at != dst) std::memmove(dst, at, n);

@@ -221,7 +221,7 @@ std::string stats_json(const Daemon& d) {
     const ZeroCopy& zc = d.streams().zero_copy();
     cJSON* z = cJSON_AddObjectToObject(root.get(), "zero_copy");
     cJSON_AddStringToObject(z, "mode", ZeroCopy::mode_name(zc.mode()));
-    cJSON_AddBoolToObject(z, "lending", zc.lends());
+    cJSON_AddBoolToObject(z, "lending", zc.lends() && d.streams().cfg().zero_copy_from > 0);
     cJSON_AddBoolToObject(z, "probing", zc.probing());
     cJSON_AddBoolToObject(z, "measured", zc.decided());
     cJSON_AddNumberToObject(z, "lending_cpu_s_per_gb", zc.lend_cost());

@@ -15,11 +15,12 @@ Streams::Streams(Reactor& r, const StreamConfig& c, const HlsConfig& h, const Ac
     : r_(r), cfg_(c), hls_(h), access_(a), pool_(pool), redis_(redis), cluster_(cluster), detached_(r),
       zero_copy_(r.log()), zero_copy_timer_(r, [this] { probe_zero_copy(); }) {
     zero_copy_.set_mode(c.zero_copy);
-    zero_copy_timer_.start(ZeroCopy::kIdle);
 }
 
 // ZeroCopy's measure: the process's CPU time, the bytes every ring has sent,
-// and whether lending would change anything now.
+// whether lending would change anything now (a stream with zero_copy_from
+// readers and a ring that can lend), and whether every ring sends the way
+// ZeroCopy says at its steady cost (a stream's ring follows at its next batch).
 void Streams::probe_zero_copy() {
     ZeroCopy::Reading m;
     timespec ts{};
@@ -28,10 +29,17 @@ void Streams::probe_zero_copy() {
     m.bytes = totals_.ring_sent;
     size_t from = static_cast<size_t>(cfg_.zero_copy_from);
     for (auto& [k, s] : streams_) {
-        m.bytes += s->ring().sent();
-        if (from && s->player_count() + s->hls().viewer_count() >= from) m.eligible = true;
+        const Ring& ring = s->ring();
+        m.bytes += ring.sent();
+        bool eligible = from && ring.file() >= 0 && s->player_count() + s->hls().viewer_count() >= from;
+        m.eligible |= eligible;
+        if (!ring.lending_settled() || (eligible && ring.lends() != zero_copy_.lends())) m.settled = false;
     }
-    zero_copy_timer_.start(zero_copy_.step(r_.now(), m));
+    Millis next = zero_copy_.step(r_.now(), m);
+    // An idle daemon (no stream, or a fixed mode) is not woken for it; a new
+    // stream or a reload arms it again.
+    if (zero_copy_.probing() || (!streams_.empty() && zero_copy_.mode() == ZeroCopy::Mode::automatic))
+        zero_copy_timer_.start(next);
 }
 
 Streams::~Streams() = default;
@@ -134,6 +142,7 @@ Stream* Streams::find_or_start(const Wanted& w, HttpResponse& no) {
         Stream* raw = s.get();
         streams_[w.key] = std::move(s);
         totals_.streams++;
+        if (!zero_copy_timer_.armed()) zero_copy_timer_.start(ZeroCopy::kIdle);
         return raw;
     } catch (const std::bad_alloc&) {
         streams_.erase(w.key);
@@ -329,6 +338,7 @@ void Streams::reconfigure(const StreamConfig& c, const HlsConfig& h, const Acces
     hls_ = h;
     access_ = a;
     zero_copy_.set_mode(c.zero_copy);
+    if (!zero_copy_timer_.armed()) zero_copy_timer_.start(ZeroCopy::kIdle);
     std::vector<Stream*> moving;
     for (auto& [k, s] : streams_)
         if (s->engine() && s->engine()->removed) moving.push_back(s.get());

@@ -1,5 +1,6 @@
 #include "acemux/zero_copy.hpp"
 
+#include <algorithm>
 #include <string>
 
 namespace acemux {
@@ -28,7 +29,9 @@ void ZeroCopy::set_mode(Mode m) {
     if (m == mode_) return;
     mode_ = m;
     phase_ = -1;
+    settling_ = false;
     decided_ = false;
+    cost_[0] = cost_[1] = 0;
     next_probe_ = 0;
     lending_ = m != Mode::off;
     lend_choice_ = lending_;
@@ -45,15 +48,25 @@ Millis ZeroCopy::step(Millis now, const Reading& r) {
     }
     if (!r.eligible) return stop(now, kRetry, "no stream has zero_copy_from readers any more");
     if (settling_) {
+        Millis waited = now - settle_since_;
+        if (waited < kSettle) return kSettle - waited;
+        if (!r.settled) {
+            if (waited >= kSettleMost) return stop(now, kRetry, "the rings take too long to come round");
+            return kPoll;
+        }
         settling_ = false;
         start_ = r;
         return kPeriod;
     }
+    // Counters only grow (a closed stream's ring adds to the totals as it
+    // leaves); a reading that went back is no measure.
+    if (r.bytes < start_.bytes || r.cpu_ns < start_.cpu_ns) return stop(now, kRetry, "the counters went back");
     uint64_t bytes = r.bytes - start_.bytes;
     if (bytes < kMinBytes) return stop(now, kRetry, "too few bytes sent to tell");
-    int way = kPlan[phase_];
-    cpu_[way] += static_cast<double>(r.cpu_ns - start_.cpu_ns);
-    bytes_[way] += static_cast<double>(bytes);
+    int lent = kPlan[phase_];
+    cpu_[lent] += static_cast<double>(r.cpu_ns - start_.cpu_ns);
+    bytes_[lent] += static_cast<double>(bytes);
+    period_cost_[phase_] = static_cast<double>(r.cpu_ns - start_.cpu_ns) / static_cast<double>(bytes);
     if (++phase_ < kPhases) return begin_period(now, r);
     phase_ = -1;
     decide(now);
@@ -61,10 +74,11 @@ Millis ZeroCopy::step(Millis now, const Reading& r) {
 }
 
 // A period in the plan's way; after a switch it first settles unmeasured.
-Millis ZeroCopy::begin_period(Millis, const Reading& r) {
+Millis ZeroCopy::begin_period(Millis now, const Reading& r) {
     bool lend = kPlan[phase_];
     start_ = r;
     settling_ = lend != lending_;
+    settle_since_ = now;
     lending_ = lend;
     return settling_ ? kSettle : kPeriod;
 }
@@ -82,10 +96,22 @@ Millis ZeroCopy::stop(Millis now, Millis again, const char* why) {
 }
 
 void ZeroCopy::decide(Millis now) {
-    // ns per byte is s per GB
-    cost_[0] = cpu_[0] / bytes_[0];
-    cost_[1] = cpu_[1] / bytes_[1];
-    bool lend = cost_[1] < cost_[0];
+    double cost[2] = {cpu_[0] / bytes_[0], cpu_[1] / bytes_[1]}; // ns per byte is s per GB
+    bool lend = cost[1] < cost[0];
+    // Each of the cheaper way's periods must have cost less than each of the
+    // other's: one period disturbed by something else (a stream starting, a
+    // burst of new players) can then not decide alone. Two ways that cost
+    // the same tell apart this way one probe in three, either way, and
+    // then the choice does not matter.
+    double most = 0, least = 1e300;
+    for (int i = 0; i < kPhases; i++)
+        if (kPlan[i] == lend) most = std::max(most, period_cost_[i]);
+        else least = std::min(least, period_cost_[i]);
+    if (most >= least) {
+        stop(now, decided_ ? kInterval : kRetry, "its periods disagree");
+        return;
+    }
+    cost_[0] = cost[0], cost_[1] = cost[1];
     // Once chosen, a choice changes only for a clear gain: two ways within
     // the margin would otherwise swap on noise at every probe.
     if (decided_ && lend != lend_choice_ && cost_[lend] > (1 - kMargin) * cost_[!lend]) lend = lend_choice_;

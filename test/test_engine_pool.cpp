@@ -68,10 +68,11 @@ Test(engine_pool, a_flood_of_refused_streams_writes_a_few_counted_lines, .timeou
     }
     d.proc.settle();
     size_t lines = 0, counted = 0;
-    for (size_t at = d.proc.output().find("refused, no engine can take it"); at != std::string::npos;
-         at = d.proc.output().find("refused, no engine can take it", at + 1)) {
+    const std::string log = d.proc.output();
+    for (size_t at = log.find("refused, no engine can take it"); at != std::string::npos;
+         at = log.find("refused, no engine can take it", at + 1)) {
         lines++;
-        counted += std::strtoul(d.proc.output().c_str() + d.proc.output().find('(', at) + 1, nullptr, 10);
+        counted += std::strtoul(log.c_str() + log.find('(', at) + 1, nullptr, 10);
     }
     cr_assert_leq(lines, 5u, "300 refusals in a second or two: %zu lines", lines);
     cr_assert_geq(counted + 300 / 100, lines, "the lines count the refusals");

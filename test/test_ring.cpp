@@ -169,6 +169,36 @@ Test(ring, while_lending_a_chunk_ends_with_the_read_that_passes_chunk_size) {
     cr_assert_eq(c.data, 44u, "%s", c.summary().c_str());
 }
 
+// ZeroCopy measures a way only once its cost is steady: lending, once the
+// writer has come round since it began (until then no lent slot needs fresh
+// pages); copying, once no slot is lent any more.
+Test(ring, lending_is_settled_once_the_writer_has_come_round) {
+    Ring r(188 * 10, 4);
+    ts::Aligner a;
+    testts::TsGen g;
+    auto to_head = [&](uint64_t h) {
+        while (r.head() < h) feed(r, a, g, 1, 188);
+    };
+    cr_assert(r.lending_settled(), "copying, nothing lent");
+    r.set_lending(true);
+    cr_assert(!r.lending_settled(), "lending from now: no slot renewed yet");
+    to_head(3);
+    cr_assert(!r.lending_settled(), "three of four slots written since");
+    to_head(4);
+    cr_assert(r.lending_settled(), "the writer is round");
+    r.set_lending(true);
+    cr_assert(r.lending_settled(), "no switch, no new wait");
+
+    r.lend(r.data(r.head() - 1)); // a reader lent the last sealed chunk (slot 3)
+    r.set_lending(false);
+    cr_assert(!r.lending_settled(), "a slot is still lent");
+    to_head(6);
+    cr_assert(!r.lending_settled(), "the writer has not reached it yet");
+    to_head(8);
+    cr_assert(r.lending_settled(), "renewed when the writer came to it: nothing lent");
+    cr_assert_eq(r.renewed(), 1u);
+}
+
 Test(ring, restart_at_continues_numbering) {
     Ring r(188 * 8, 4);
     r.restart_at(1000);

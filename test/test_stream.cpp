@@ -346,12 +346,16 @@ Test(stream, a_reload_keeps_each_stream_rules_its_ring_can_hold, .timeout = 60) 
     socklen_t len = sizeof me;
     cr_assert_eq(getsockname(fast.fd.get(), reinterpret_cast<sockaddr*>(&me), &len), 0);
     std::string who = "player 127.0.0.1:" + std::to_string(ntohs(me.sin_port)) + ": ", log = rig.log();
-    bool jumped = false;
-    for (size_t at = log.find(who); at != std::string::npos && !jumped; at = log.find(who, at + 1))
-        jumped = log.substr(at, log.find('\n', at) - at).find("jumping to chunk") != std::string::npos;
-    cr_assert(jumped, "the fast reader lost packets without a jump: %s", c.summary().c_str());
-    cr_log_warn("the fast reader was jumped too (a loaded machine): %s", c.summary().c_str());
+    uint64_t jumps = 0;
+    for (size_t at = log.find(who); at != std::string::npos; at = log.find(who, at + 1))
+        jumps += log.substr(at, log.find('\n', at) - at).find("jumping to chunk") != std::string::npos;
+    if (!jumps) return expect_clean(fast, "fast reader (never jumped)");
+    cr_log_warn("the fast reader was jumped too (a loaded machine, %llu jumps): %s", (unsigned long long)jumps,
+                c.summary().c_str());
+    cr_assert_leq(c.gaps, jumps, "each gap is a jump the daemon logged: %s", c.summary().c_str());
     cr_assert(!c.bad_sync && !c.corrupt && !c.duplicated && !c.reordered && !c.restarts, "fast reader: %s", c.summary().c_str());
+    cr_assert_eq(fast.status, 200);
+    cr_assert_gt(c.data, 100u, "%s", c.summary().c_str());
 }
 
 
@@ -384,7 +388,8 @@ Test(stream, players_sent_without_copies_get_every_byte_as_it_was, .timeout = 60
 }
 
 // zero_copy = "auto": with zero_copy_from readers the daemon sends copying,
-// lending, lending and copying again, and keeps the cheaper (ZeroCopy). The
+// lending, lending and copying again, and keeps the cheaper (ZeroCopy; or
+// nothing, when its periods disagree, as on a busy machine they may). The
 // players see none of it: every packet, once, in order, across each switch.
 Test(stream, players_get_every_byte_while_the_daemon_measures_lending_against_copying, .timeout = 60) {
     Rig rig;
@@ -393,17 +398,42 @@ Test(stream, players_get_every_byte_while_the_daemon_measures_lending_against_co
     for (auto& q : p) cr_assert(q.open(rig.daemon.port, kId));
     cr_assert(wait_data({&p[0], &p[1]}));
     std::string st;
-    for (long until = now_ms() + 25000; now_ms() < until;) {
-        read_players({&p[0], &p[1]}, 500);
+    bool lent = false, copied = false, probed = false, ended = false; // as /stats saw them
+    for (long until = now_ms() + 30000; now_ms() < until && !ended;) {
+        read_players({&p[0], &p[1]}, 250);
         st = http_get(rig.daemon.port, "/stats").body;
-        if (st.find("\"measured\":true") != std::string::npos) break;
+        lent |= st.find("\"zero_copy\":true") != std::string::npos;
+        copied |= st.find("\"zero_copy\":false") != std::string::npos;
+        bool probing = st.find("\"probing\":true") != std::string::npos;
+        ended = probed && !probing;
+        probed |= probing;
     }
     read_players({&p[0], &p[1]}, 500);
-    cr_assert_neq(st.find("\"measured\":true"), std::string::npos, "the probe ended with a choice: %s", st.c_str());
+    cr_assert(ended, "the probe ran and ended: %s", st.c_str());
+    cr_assert(lent && copied, "the stream sent both ways (lent %d, copied %d)", lent, copied);
     cr_assert_gt(sim_stat(st, "ring_renewed"), 0, "it lent (the writer came round over lent slots): %s", st.c_str());
-    cr_assert_neq(rig.log().find("zero copy: lending costs"), std::string::npos, "%s", rig.log().c_str());
+    std::string log = rig.log();
+    cr_assert(log.find("zero copy: lending costs") != std::string::npos || log.find("its periods disagree") != std::string::npos,
+              "%s", log.c_str());
     for (auto& q : p) expect_clean(q, "player");
     cr_assert_gt(p[0].check.data, 20000u, "%s", p[0].check.summary().c_str());
+}
+
+// zero_copy = "off": however many players, every write is a copy; the ring
+// never lends, so its slots never need fresh pages.
+Test(stream, zero_copy_off_never_lends, .timeout = 30) {
+    Rig rig;
+    rig.start({"--bitrate", "20000000"}, "zero_copy = \"off\"\nzero_copy_from = 1\n");
+    TestPlayer p[2];
+    for (auto& q : p) cr_assert(q.open(rig.daemon.port, kId));
+    cr_assert(wait_data({&p[0], &p[1]}));
+    read_players({&p[0], &p[1]}, 3000);
+    std::string st = http_get(rig.daemon.port, "/stats").body;
+    cr_assert_neq(st.find("\"zero_copy\":false"), std::string::npos, "%s", st.c_str());
+    cr_assert_eq(st.find("\"zero_copy\":true"), std::string::npos, "%s", st.c_str());
+    cr_assert_eq(sim_stat(st, "ring_renewed"), 0, "%s", st.c_str());
+    cr_assert_neq(st.find("\"mode\":\"off\""), std::string::npos, "%s", st.c_str());
+    for (auto& q : p) expect_clean(q, "player");
 }
 
 // Sent by sendfile (zero_copy_from = 1), a batch goes out as one range in

@@ -17,7 +17,7 @@ struct Machine {
     Millis now = 0;
     double copy_ns = 1, lend_ns = 1;
     uint64_t rate = 10 << 20;
-    bool eligible = true;
+    bool eligible = true, settled = true;
     ZeroCopy::Reading r;
 
     Machine() { log.set_level(LogLevel::error); }
@@ -28,12 +28,14 @@ struct Machine {
         r.bytes += bytes;
         r.cpu_ns += static_cast<uint64_t>(static_cast<double>(bytes) * (zc.lends() ? lend_ns : copy_ns));
         r.eligible = eligible;
+        r.settled = settled;
         return zc.step(now, r);
     }
-    // Steps until the probe is over (or `most` steps); the ways it sent in.
-    std::string run(int most = 20) {
+    // Steps until the probe is over (or `most` steps), the first after
+    // `first`; the ways it sent in.
+    std::string run(Millis first = 0, int most = 20) {
         std::string ways;
-        Millis next = step(0);
+        Millis next = step(first);
         for (int i = 0; i < most && zc.probing(); i++) {
             ways += zc.lends() ? 'L' : 'C';
             next = step(next);
@@ -82,6 +84,34 @@ Test(zero_copy, what_a_switch_costs_while_it_settles_is_not_counted) {
     m.run();
     cr_assert(!m.zc.lends());
     cr_assert_float_eq(m.zc.copy_cost(), 0.2, 0.01, "%f", m.zc.copy_cost());
+}
+
+// After a switch the probe measures only once the rings have settled (each
+// come round since it began lending, or none lent any more): a ring longer
+// than kSettle is waited for, one that never settles ends the probe.
+Test(zero_copy, a_switch_waits_for_the_rings_to_come_round) {
+    Machine m;
+    m.copy_ns = 0.2, m.lend_ns = 0.3;
+    m.settled = false; // a long ring: the lent slots are not all renewed yet
+    Millis next = m.step(0);
+    cr_assert_eq(next, ZeroCopy::kSettle);
+    next = m.step(next);
+    cr_assert_eq(next, ZeroCopy::kPoll, "not settled: it looks again soon");
+    m.r.cpu_ns += 1000000000; // renewals of the slots lent before, while it waits
+    for (int i = 0; i < 8; i++) next = m.step(next);
+    cr_assert(m.zc.probing());
+    m.settled = true;
+    next = m.step(next);
+    cr_assert_eq(next, ZeroCopy::kPeriod, "settled: the period starts");
+    m.run(next);
+    cr_assert(m.zc.decided() && !m.zc.lends());
+    cr_assert_float_eq(m.zc.copy_cost(), 0.2, 0.01, "what it waited through is not counted: %f", m.zc.copy_cost());
+
+    Machine n;
+    n.settled = false;
+    next = n.step(0);
+    for (Millis waited = 0; waited <= ZeroCopy::kSettleMost && n.zc.probing(); waited += next) next = n.step(next);
+    cr_assert(!n.zc.probing() && !n.zc.decided() && n.zc.lends(), "never settled: no decision, the old way");
 }
 
 // Once chosen, a way changes only for a gain above the margin: measures
@@ -149,4 +179,22 @@ Test(zero_copy, a_new_mode_starts_over) {
     m.zc.set_mode(ZeroCopy::Mode::automatic);
     m.step(0);
     cr_assert(m.zc.probing());
+}
+
+// Something else costing CPU in one period (a stream starting, a crowd of
+// new players) must not decide alone: a way is chosen only when each of its
+// periods cost less than each of the other's; else the old way stays and
+// the probe runs again.
+Test(zero_copy, one_disturbed_period_decides_nothing) {
+    Machine m;
+    m.copy_ns = 0.2, m.lend_ns = 0.3;
+    Millis next = m.step(0); // lending before: copying settles first
+    next = m.step(next);     // the first copying period starts
+    m.r.cpu_ns += 5000000;   // 5 ms of other work in it: 0.44 ns a byte, more than lending
+    m.run(next);
+    cr_assert(!m.zc.probing() && !m.zc.decided() && m.zc.lends(), "no decision: the old way");
+    cr_assert_float_eq(m.zc.copy_cost(), 0, 1e-9, "no figures from it");
+    m.now += ZeroCopy::kRetry;
+    m.run();
+    cr_assert(m.zc.decided() && !m.zc.lends(), "undisturbed, a minute later: copying");
 }

@@ -145,7 +145,15 @@ public:
     }
     off_t file_offset(const void* p) const { return static_cast<const uint8_t*>(p) - mem_->data(); }
     void lend(const void* p) const { lent_[static_cast<size_t>(file_offset(p)) / stride_] = 1; }
-    void set_lending(bool on) { lending_ = on && mem_->file() >= 0; }
+    void set_lending(bool on) {
+        bool l = on && mem_->file() >= 0;
+        if (l != lending_) lending_ = l, switched_at_ = head_;
+    }
+    // Whether what lending costs the writer (fresh pages for lent slots as
+    // it comes round) is as it will stay: lending, the writer has come round
+    // once since it began; copying, no slot is lent any more. ZeroCopy
+    // measures only then.
+    bool lending_settled() const;
     uint64_t renewed() const { return renewed_; } // lent slots given fresh pages
     // Bytes readers have sent from the ring, lent or copied: what ZeroCopy
     // divides the CPU by.
@@ -233,6 +241,7 @@ private:
     mutable std::vector<uint8_t> lent_; // per slot: the kernel may hold its pages (readers mark it)
     mutable uint64_t sent_ = 0;         // by readers (send_iov)
     bool lending_ = false;
+    uint64_t switched_at_ = 0; // head_ when lending_ last changed
     uint64_t renewed_ = 0;
     std::vector<size_t> len_;
     std::vector<uint64_t> start_; // bytes_in() at each slot's chunk start

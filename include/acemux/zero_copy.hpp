@@ -13,13 +13,21 @@
 // kInterval, since players, rates and the machine's other load change.
 //
 // The process's CPU is the measure, not the time in the send calls: lending
-// also costs the writer its page faults and the kernel the freeing of pages
-// when they are acknowledged. Each switch is followed by kSettle unmeasured,
-// a ring's worth of time, so slots lent in one period are renewed within it
-// and not charged to the next. Too few bytes in a period (the players left),
-// or no stream with enough readers, ends the probe without a decision.
+// also costs the writer its page faults (and the kernel the freeing of pages
+// when they are acknowledged, where that is charged to the process). Lending
+// pays for a slot when the writer comes round to it, a ring's length later
+// (seconds; an HLS window's ring, tens of seconds): after each switch the
+// probe waits, unmeasured, until every ring has come round since it began
+// lending or has no slot lent any more (Ring::lending_settled), so neither
+// way is charged the other's pages. The CPU and the bytes are the whole
+// process's: streams below zero_copy_from send the same either way and only
+// dilute the difference. A way is chosen only when each of its periods cost
+// less than each of the other's. Too few bytes in a period (the players left), no
+// stream with enough readers, or rings that take too long to come round end
+// the probe without a decision.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "acemux/clock.hpp"
 #include "acemux/log.hpp"
@@ -36,10 +44,13 @@ public:
         uint64_t cpu_ns = 0;   // the process's CPU time
         uint64_t bytes = 0;    // bytes readers ever sent from rings
         bool eligible = false; // a stream has zero_copy_from readers: lending changes something
+        bool settled = true;   // every ring sends the way lends() says, at its steady cost (Ring::lending_settled)
     };
 
     static constexpr Millis kPeriod = 2000;      // one measured period
-    static constexpr Millis kSettle = 2000;      // unmeasured after a switch (ring_time's default is 1.5 s)
+    static constexpr Millis kSettle = 1000;      // unmeasured after a switch, at least ...
+    static constexpr Millis kSettleMost = 40000; // ... and until the rings have settled, at most
+    static constexpr Millis kPoll = 250;         // how often a settling probe looks
     static constexpr Millis kInterval = 600000;  // between probes
     static constexpr Millis kRetry = 60000;      // after a probe that could not tell
     static constexpr Millis kIdle = 1000;        // how often an idle probe looks for a stream to measure
@@ -73,9 +84,11 @@ private:
     bool lend_choice_ = true;
     int phase_ = -1;        // index in the plan; -1: not probing
     bool settling_ = false;
+    Millis settle_since_ = 0;
     Millis next_probe_ = 0;
     Reading start_;
     double cpu_[2] = {0, 0}, bytes_[2] = {0, 0}; // this probe's sums: [0] copying, [1] lending
+    double period_cost_[4] = {0, 0, 0, 0};        // each period's CPU per byte
     double cost_[2] = {0, 0};
 };
 
