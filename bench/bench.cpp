@@ -281,10 +281,13 @@ Run measure(const std::string& scenario, const std::string& target, int players,
         if (b > 0) r.writes_per_gb = w / (b / 1e9), r.passes_per_gb = delta("loop_passes_since_start") / (b / 1e9);
         if (probes) {
             char z[160];
-            std::snprintf(z, sizeof z, "zero copy: %s (lending %.2f, copying %.2f s/GB)%s",
-                          s1.find("\"lending\":true") != std::string::npos ? "lending" : "copying",
-                          json_num(s1, "lending_cpu_s_per_gb"), json_num(s1, "copying_cpu_s_per_gb"),
-                          s0.find("\"probing\":true") != std::string::npos ? ", still probing" : "");
+            const char* way = s1.find("\"lending\":true") != std::string::npos ? "lending" : "copying";
+            if (s1.find("\"measured\":true") != std::string::npos)
+                std::snprintf(z, sizeof z, "zero copy: %s (lending %.2f, copying %.2f s/GB)%s", way,
+                              json_num(s1, "lending_cpu_s_per_gb"), json_num(s1, "copying_cpu_s_per_gb"),
+                              s0.find("\"probing\":true") != std::string::npos ? ", still probing" : "");
+            else
+                std::snprintf(z, sizeof z, "zero copy not measured (the probe could not tell): %s", way);
             r.note = z;
         }
     }

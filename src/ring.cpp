@@ -42,7 +42,9 @@ static size_t page_round(size_t n) {
 Ring::Ring(size_t chunk_size, size_t nchunks)
     : chunk_size_(chunk_size), n_(nchunks), stride_(page_round(2 * chunk_size + kSlack)),
       mem_(std::make_unique<RingMemory>(stride_ * nchunks)), lent_(nchunks, 0), len_(nchunks, 0),
-      start_(nchunks, 0) {}
+      start_(nchunks, 0) {
+    fresh_until_ = nchunks;
+}
 
 // Bytes a reader lent may still be on their way out of a socket: the slot
 // gets fresh pages before the writer touches it.
@@ -55,6 +57,7 @@ void Ring::reuse() {
 }
 
 bool Ring::lending_settled() const {
+    if (head_ < fresh_until_) return false;
     if (lending_) return head_ - switched_at_ >= n_;
     return std::find(lent_.begin(), lent_.end(), 1) == lent_.end();
 }
@@ -203,6 +206,8 @@ bool Ring::prime(uint64_t idx, const uint8_t* data, size_t len) {
 }
 
 void Ring::restart_at(uint64_t idx) {
+    fresh_until_ = switched_at_ = idx; // renumbered: rounds are counted from here
+    fresh_until_ += n_;
     base_ = head_ = idx;
     committed_ = fill_ = 0;
     start_[slot(head_)] = bytes_in_;
@@ -260,6 +265,10 @@ bool Ring::resize(size_t nchunks) {
     // hold yet) must not be read as data.
     base_ = std::max(base_, from_idx);
     mem_ = std::move(mem); // pages lent from the old memory stay with the sockets that hold them
+    if (mem_->file() < 0) lending_ = false; // anonymous after all: nothing to lend from
+    // The writer's first round over fresh memory faults its pages in, as
+    // over lent slots: no way's cost is steady until it has been round.
+    fresh_until_ = head_ + nchunks;
     lent_.assign(nchunks, 0);
     len_ = std::move(len);
     start_ = std::move(start);

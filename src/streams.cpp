@@ -1,5 +1,6 @@
 #include "acemux/streams.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <new>
 #include <strings.h>
@@ -33,7 +34,13 @@ void Streams::probe_zero_copy() {
         m.bytes += ring.sent();
         bool eligible = from && ring.file() >= 0 && s->player_count() + s->hls().viewer_count() >= from;
         m.eligible |= eligible;
+        // A ring that is not receiving sends nothing either way: its state
+        // does not hold the probe (a stream stalled or failing over).
+        if (s->byte_rate() <= 0) continue;
         if (!ring.lending_settled() || (eligible && ring.lends() != zero_copy_.lends())) m.settled = false;
+        if (eligible)
+            m.round = std::max(m.round, static_cast<Millis>(static_cast<double>(ring.chunks() * ring.chunk_size()) * 1000.0 /
+                                                            s->byte_rate()));
     }
     Millis next = zero_copy_.step(r_.now(), m);
     // An idle daemon (no stream, or a fixed mode) is not woken for it; a new

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 namespace acemux {
 
@@ -41,6 +42,15 @@ Millis ZeroCopy::step(Millis now, const Reading& r) {
     if (mode_ != Mode::automatic) return kIdle;
     if (phase_ < 0) {
         if (!r.eligible || now < next_probe_) return kIdle;
+        if (r.round > kSettleMost) {
+            // Each switch would wait longer than a probe may: the way the
+            // probe is not in would run for minutes at every look.
+            next_probe_ = now + kInterval;
+            log_.write(std::exchange(told_long_, true) ? LogLevel::debug : LogLevel::info,
+                       "zero copy: a buffer takes %.0f s to come round, longer than the probe waits (%.0f s): not measured; %s",
+                       static_cast<double>(r.round) / 1000.0, static_cast<double>(kSettleMost) / 1000.0, way(lending_));
+            return kIdle;
+        }
         phase_ = 0;
         cpu_[0] = cpu_[1] = bytes_[0] = bytes_[1] = 0;
         log_.debug("zero copy: probing whether lending or copying costs less");
@@ -51,7 +61,7 @@ Millis ZeroCopy::step(Millis now, const Reading& r) {
         Millis waited = now - settle_since_;
         if (waited < kSettle) return kSettle - waited;
         if (!r.settled) {
-            if (waited >= kSettleMost) return stop(now, kRetry, "the rings take too long to come round");
+            if (waited >= kSettleMost) return stop(now, kInterval, "the rings took too long to come round");
             return kPoll;
         }
         settling_ = false;

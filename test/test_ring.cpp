@@ -179,12 +179,14 @@ Test(ring, lending_is_settled_once_the_writer_has_come_round) {
     auto to_head = [&](uint64_t h) {
         while (r.head() < h) feed(r, a, g, 1, 188);
     };
-    cr_assert(r.lending_settled(), "copying, nothing lent");
+    cr_assert(!r.lending_settled(), "a new ring: the writer's first round faults its pages in");
+    to_head(4);
+    cr_assert(r.lending_settled(), "copying, round once, nothing lent");
     r.set_lending(true);
     cr_assert(!r.lending_settled(), "lending from now: no slot renewed yet");
-    to_head(3);
+    to_head(7);
     cr_assert(!r.lending_settled(), "three of four slots written since");
-    to_head(4);
+    to_head(8);
     cr_assert(r.lending_settled(), "the writer is round");
     r.set_lending(true);
     cr_assert(r.lending_settled(), "no switch, no new wait");
@@ -192,11 +194,21 @@ Test(ring, lending_is_settled_once_the_writer_has_come_round) {
     r.lend(r.data(r.head() - 1)); // a reader lent the last sealed chunk (slot 3)
     r.set_lending(false);
     cr_assert(!r.lending_settled(), "a slot is still lent");
-    to_head(6);
+    to_head(10);
     cr_assert(!r.lending_settled(), "the writer has not reached it yet");
-    to_head(8);
+    to_head(12);
     cr_assert(r.lending_settled(), "renewed when the writer came to it: nothing lent");
     cr_assert_eq(r.renewed(), 1u);
+
+    // Fresh memory faults its pages in on the writer's first round, as lent
+    // slots do: not settled until the writer has been round it.
+    cr_assert(r.resize(6));
+    cr_assert(!r.lending_settled(), "a resized ring's memory is fresh");
+    uint64_t h = r.head();
+    to_head(h + 5);
+    cr_assert(!r.lending_settled());
+    to_head(h + 6);
+    cr_assert(r.lending_settled(), "the writer has been round the new memory");
 }
 
 Test(ring, restart_at_continues_numbering) {

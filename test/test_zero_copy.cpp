@@ -181,6 +181,21 @@ Test(zero_copy, a_new_mode_starts_over) {
     cr_assert(m.zc.probing());
 }
 
+// A ring that takes longer to come round than the probe may wait (a long
+// HLS window at a low rate) is not measured: the way stays, and it looks
+// again after kInterval.
+Test(zero_copy, a_ring_too_long_to_come_round_is_not_measured) {
+    Machine m;
+    m.r.round = ZeroCopy::kSettleMost + 1000;
+    m.step(0);
+    cr_assert(!m.zc.probing() && m.zc.lends());
+    m.r.round = 3000;
+    m.step(ZeroCopy::kInterval - 1000);
+    cr_assert(!m.zc.probing(), "not before kInterval");
+    m.step(1000);
+    cr_assert(m.zc.probing(), "a shorter ring now: measured");
+}
+
 // Something else costing CPU in one period (a stream starting, a crowd of
 // new players) must not decide alone: a way is chosen only when each of its
 // periods cost less than each of the other's; else the old way stays and

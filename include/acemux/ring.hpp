@@ -151,7 +151,9 @@ public:
     }
     // Whether what lending costs the writer (fresh pages for lent slots as
     // it comes round) is as it will stay: lending, the writer has come round
-    // once since it began; copying, no slot is lent any more. ZeroCopy
+    // once since it began; copying, no slot is lent any more; either way,
+    // it has been round its memory once since that was made (a new or
+    // resized ring faults its pages in on the first round). ZeroCopy
     // measures only then.
     bool lending_settled() const;
     uint64_t renewed() const { return renewed_; } // lent slots given fresh pages
@@ -242,6 +244,7 @@ private:
     mutable uint64_t sent_ = 0;         // by readers (send_iov)
     bool lending_ = false;
     uint64_t switched_at_ = 0; // head_ when lending_ last changed
+    uint64_t fresh_until_ = 0; // the writer's first round over memory a resize gave
     uint64_t renewed_ = 0;
     std::vector<size_t> len_;
     std::vector<uint64_t> start_; // bytes_in() at each slot's chunk start

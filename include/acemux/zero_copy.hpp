@@ -22,9 +22,12 @@
 // way is charged the other's pages. The CPU and the bytes are the whole
 // process's: streams below zero_copy_from send the same either way and only
 // dilute the difference. A way is chosen only when each of its periods cost
-// less than each of the other's. Too few bytes in a period (the players left), no
-// stream with enough readers, or rings that take too long to come round end
-// the probe without a decision.
+// less than each of the other's. Too few bytes in a period (the players left)
+// or no stream with enough readers end the probe without a decision, and it
+// runs again a minute later; a ring that takes longer than kSettleMost to
+// come round (a long HLS window at a low rate) is not measured at all, and
+// its periods disagreeing or a wait that ran out is tried again kInterval
+// later: the way stays what it was.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -45,6 +48,7 @@ public:
         uint64_t bytes = 0;    // bytes readers ever sent from rings
         bool eligible = false; // a stream has zero_copy_from readers: lending changes something
         bool settled = true;   // every ring sends the way lends() says, at its steady cost (Ring::lending_settled)
+        Millis round = 0;      // the longest time a ring that would lend takes to come round, at its rate
     };
 
     static constexpr Millis kPeriod = 2000;      // one measured period
@@ -84,6 +88,7 @@ private:
     bool lend_choice_ = true;
     int phase_ = -1;        // index in the plan; -1: not probing
     bool settling_ = false;
+    bool told_long_ = false; // said once that a ring is too long to measure
     Millis settle_since_ = 0;
     Millis next_probe_ = 0;
     Reading start_;
