@@ -387,10 +387,6 @@ Test(stream, players_sent_without_copies_get_every_byte_as_it_was, .timeout = 60
     cr_assert_gt(sim_stat(st, "ring_renewed"), 8, "the writer came round over lent slots: %s", st.c_str());
 }
 
-// zero_copy = "auto": with zero_copy_from readers the daemon sends copying,
-// lending, lending and copying again, and keeps the cheaper (ZeroCopy; or
-// nothing, when its periods disagree, as on a busy machine they may). The
-// players see none of it: every packet, once, in order, across each switch.
 // Two players of a 20 Mbit/s stream, under the stream settings given.
 void two_players(Rig& rig, TestPlayer (&p)[2], const std::string& stream_cfg) {
     rig.start({"--bitrate", "20000000"}, stream_cfg);
@@ -398,6 +394,10 @@ void two_players(Rig& rig, TestPlayer (&p)[2], const std::string& stream_cfg) {
     cr_assert(wait_data({&p[0], &p[1]}));
 }
 
+// zero_copy = "auto": with zero_copy_from readers the daemon sends copying,
+// lending, lending and copying again, and keeps the cheaper (ZeroCopy; or
+// nothing, when its periods disagree, as on a busy machine they may). The
+// players see none of it: every packet, once, in order, across each switch.
 Test(stream, players_get_every_byte_while_the_daemon_measures_lending_against_copying, .timeout = 60) {
     Rig rig;
     TestPlayer p[2];
