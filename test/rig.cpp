@@ -7,6 +7,7 @@
 
 #include <poll.h>
 #include <unistd.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 
 namespace acemux::test {
@@ -124,6 +125,26 @@ bool open_small(TestPlayer& p, int port, const std::string& id, int rcvbuf) {
     ::setsockopt(p.fd.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     p.connected_ms = now_ms();
     return send_all(p.fd.get(), "GET /ace/getstream?id=" + id + " HTTP/1.1\r\n\r\n");
+}
+
+void expect_clean_or_jumped(const TestPlayer& fast, const std::string& log) {
+    const testts::TsCheck& c = fast.check;
+    cr_assert_eq(fast.status, 200);
+    cr_assert_gt(c.data, 100u, "fast reader: %s", c.summary().c_str());
+    if (c.clean()) return;
+    sockaddr_in me{};
+    socklen_t len = sizeof me;
+    cr_assert_eq(getsockname(fast.fd.get(), reinterpret_cast<sockaddr*>(&me), &len), 0);
+    std::string who = "player 127.0.0.1:" + std::to_string(ntohs(me.sin_port)) + ": ";
+    uint64_t jumps = 0;
+    for (size_t at = log.find(who); at != std::string::npos; at = log.find(who, at + 1))
+        jumps += log.substr(at, log.find('\n', at) - at).find("jumping to chunk") != std::string::npos;
+    cr_assert_gt(jumps, 0u, "fast reader, never jumped: %s", c.summary().c_str());
+    cr_log_warn("the fast reader was jumped too (a loaded machine, %llu jumps): %s", (unsigned long long)jumps,
+                c.summary().c_str());
+    cr_assert_leq(c.gaps, jumps, "each gap is a jump the daemon logged: %s", c.summary().c_str());
+    cr_assert(!c.bad_sync && !c.corrupt && !c.duplicated && !c.reordered && !c.restarts, "fast reader: %s",
+              c.summary().c_str());
 }
 
 void sip(TestPlayer& slow, TestPlayer& fast, int rounds) {

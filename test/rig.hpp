@@ -54,6 +54,12 @@ struct LateJoin {
 bool open_small(TestPlayer& p, int port, const std::string& id, int rcvbuf);
 // The slow one takes 64 KiB every 50 ms for `rounds` rounds; the fast one reads everything.
 void sip(TestPlayer& slow, TestPlayer& fast, int rounds);
+// The "fast" reader of a test whose small ring makes a slow one jump: on a
+// loaded machine (a sanitizer build, a busy core) the test itself may not
+// read it for the few tens of milliseconds such a ring holds, and then it is
+// jumped too. Clean, or each gap a jump the daemon logged for it (`log`),
+// with nothing corrupt, duplicated or out of order.
+void expect_clean_or_jumped(const TestPlayer& fast, const std::string& log);
 
 // The engine answers after about half a second and prebuffers before its
 // first byte, as a real one does: these read until something has happened.

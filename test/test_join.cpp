@@ -83,7 +83,7 @@ Test(join, catch_up_jumps_land_on_keyframes, .timeout = 60) {
     cr_assert_eq(slow.check.gaps_on_keyframe, slow.check.gaps, "every jump lands on PAT, PMT, keyframe: %s",
                  slow.check.summary().c_str());
     cr_assert_eq(slow.check.bad_sync + slow.check.corrupt, 0u, "%s", slow.check.summary().c_str());
-    cr_assert(fast.check.clean(), "%s", fast.check.summary().c_str());
+    expect_clean_or_jumped(fast, rig.log()); // 30 ms of catch-up at this rate
 }
 
 Test(join, after_a_failover_the_new_data_starts_on_a_keyframe, .timeout = 30) {

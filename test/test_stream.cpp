@@ -4,7 +4,6 @@
 #include <deque>
 #include <memory>
 #include <csignal>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -336,26 +335,8 @@ Test(stream, a_reload_keeps_each_stream_rules_its_ring_can_hold, .timeout = 60) 
     cr_assert(rig.log().find("jumping to chunk") != std::string::npos, "the slow player still jumped");
     cr_assert(rig.log().find("overrun by the writer") == std::string::npos, "it jumped before the writer lapped it");
     cr_assert_eq(slow.check.bad_sync + slow.check.corrupt, 0u, "never overwritten data: %s", slow.check.summary().c_str());
-    // The ring holds 30 ms at this rate: on a loaded machine (a sanitizer
-    // build, a busy core) the test itself may not read the fast reader for
-    // that long, and then it is jumped too. Its gaps must then be jumps the
-    // daemon logged for it, nothing lost otherwise.
-    const testts::TsCheck& c = fast.check;
-    if (c.clean()) return expect_clean(fast, "fast reader");
-    sockaddr_in me{};
-    socklen_t len = sizeof me;
-    cr_assert_eq(getsockname(fast.fd.get(), reinterpret_cast<sockaddr*>(&me), &len), 0);
-    std::string who = "player 127.0.0.1:" + std::to_string(ntohs(me.sin_port)) + ": ", log = rig.log();
-    uint64_t jumps = 0;
-    for (size_t at = log.find(who); at != std::string::npos; at = log.find(who, at + 1))
-        jumps += log.substr(at, log.find('\n', at) - at).find("jumping to chunk") != std::string::npos;
-    if (!jumps) return expect_clean(fast, "fast reader (never jumped)");
-    cr_log_warn("the fast reader was jumped too (a loaded machine, %llu jumps): %s", (unsigned long long)jumps,
-                c.summary().c_str());
-    cr_assert_leq(c.gaps, jumps, "each gap is a jump the daemon logged: %s", c.summary().c_str());
-    cr_assert(!c.bad_sync && !c.corrupt && !c.duplicated && !c.reordered && !c.restarts, "fast reader: %s", c.summary().c_str());
-    cr_assert_eq(fast.status, 200);
-    cr_assert_gt(c.data, 100u, "%s", c.summary().c_str());
+    // The ring holds 30 ms at this rate: the fast reader may be jumped too.
+    expect_clean_or_jumped(fast, rig.log());
 }
 
 
