@@ -203,12 +203,7 @@ void Cluster::heartbeat() {
     if (!connected()) return;
     std::vector<std::string> args{"EVAL", kBeat, "2", registry("alive"), registry("slots"), name_,
                                   std::to_string(3 * kHeartbeat)};
-    // What this instance reads, and the reservations it has asked for: they
-    // go on this connection before the heartbeat, so Redis has already
-    // counted those that succeed when it writes this figure (a stream still
-    // deciding whether it owns its channel is in neither: Stream).
-    for (auto& e : pool_.engines())
-        args.push_back(e->cfg.name), args.push_back(std::to_string(e->streams + e->reserving));
+    for (auto& e : pool_.engines()) args.push_back(e->cfg.name), args.push_back(std::to_string(e->streams));
     mirror_.router().command(std::move(args), [this](redisReply* r) {
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return;
         redisReply *alive = r->element[0], *slots = r->element[1];
@@ -231,16 +226,9 @@ void Cluster::heartbeat() {
 void Cluster::reserve(const std::string& engine, int max_streams, Reserve& p, std::function<void(int)> done) {
     auto result = p.arm(std::move(done));
     if (!connected()) return r_.post([result] { result(-1); });
-    std::shared_ptr<Engine> e;
-    for (auto& o : pool_.engines())
-        if (o->cfg.name == engine) e = o;
-    if (e) e->reserving++;
     mirror_.router().command({"EVAL", kReserve, "2", registry("alive"), registry("slots"), engine, name_,
                             std::to_string(max_streams)},
-                           [result, e](redisReply* r) {
-                               if (e) e->reserving--; // every command is answered, if only by its link's end
-                               result(r && r->type == REDIS_REPLY_INTEGER ? static_cast<int>(r->integer) : -1);
-                           });
+                           [result](redisReply* r) { result(r && r->type == REDIS_REPLY_INTEGER ? static_cast<int>(r->integer) : -1); });
 }
 
 // A slot given back at once (zapping: the next reserve must see it), before

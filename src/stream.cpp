@@ -31,12 +31,6 @@ Stream::Stream(const Env& env, std::string key, std::string id_key, std::string 
     RedisMirror& redis = env_.redis;
     // In a cluster the lease says who reads the engine, and only the owner writes to Redis.
     if (env_.cluster && env_.cluster->enabled()) {
-        // Not counted until it reads the engine (engage): while Redis says
-        // whether it owns the channel, a heartbeat reporting it would count
-        // it besides the slot its reservation then takes, and the other
-        // instances would find the engine full a slot early. Redis's
-        // reservation, not this count, keeps the engine within max_streams.
-        feed_.lease().count(false);
         follow_ = std::make_unique<Follow>(env_.r, *env_.cluster, redis, *ring_, in_, id_, label_,
                                            static_cast<Follow::Listener&>(*this), feed_.key_wait());
         ring_->on_seal = [this](uint64_t idx, const uint8_t*, size_t) { follow_->sealed(idx); };

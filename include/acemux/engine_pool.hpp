@@ -18,7 +18,6 @@ struct Engine {
     bool up = true;
     bool removed = false; // gone from the config; kept while streams use it
     int streams = 0;
-    int reserving = 0; // cluster slots asked for (Cluster::reserve) and not answered yet
     int elsewhere = 0;    // streams other instances of a cluster have on it
     int load() const { return streams + elsewhere; }
     int misses = 0;       // consecutive failed health checks
