@@ -32,7 +32,7 @@ void Streams::probe_zero_copy() {
     for (auto& [k, s] : streams_) {
         const Ring& ring = s->ring();
         m.bytes += ring.sent();
-        bool eligible = from && ring.file() >= 0 && s->player_count() + s->hls().viewer_count() >= from;
+        bool eligible = from && ring.file() >= 0 && s->readers() >= from;
         m.eligible |= eligible;
         // A ring that is not receiving sends nothing either way: its state
         // does not hold the probe (a stream stalled or failing over).

@@ -52,7 +52,6 @@ Millis ZeroCopy::step(Millis now, const Reading& r) {
             return kIdle;
         }
         phase_ = 0;
-        cpu_[0] = cpu_[1] = bytes_[0] = bytes_[1] = 0;
         log_.debug("zero copy: probing whether lending or copying costs less");
         return begin_period(now, r);
     }
@@ -73,10 +72,8 @@ Millis ZeroCopy::step(Millis now, const Reading& r) {
     if (r.bytes < start_.bytes || r.cpu_ns < start_.cpu_ns) return stop(now, kRetry, "the counters went back");
     uint64_t bytes = r.bytes - start_.bytes;
     if (bytes < kMinBytes) return stop(now, kRetry, "too few bytes sent to tell");
-    int lent = kPlan[phase_];
-    cpu_[lent] += static_cast<double>(r.cpu_ns - start_.cpu_ns);
-    bytes_[lent] += static_cast<double>(bytes);
-    period_cost_[phase_] = static_cast<double>(r.cpu_ns - start_.cpu_ns) / static_cast<double>(bytes);
+    cpu_[phase_] = static_cast<double>(r.cpu_ns - start_.cpu_ns);
+    bytes_[phase_] = static_cast<double>(bytes);
     if (++phase_ < kPhases) return begin_period(now, r);
     phase_ = -1;
     decide(now);
@@ -106,7 +103,9 @@ Millis ZeroCopy::stop(Millis now, Millis again, const char* why) {
 }
 
 void ZeroCopy::decide(Millis now) {
-    double cost[2] = {cpu_[0] / bytes_[0], cpu_[1] / bytes_[1]}; // ns per byte is s per GB
+    double cpu[2] = {}, bytes[2] = {}; // [0] copying, [1] lending
+    for (int i = 0; i < kPhases; i++) cpu[kPlan[i]] += cpu_[i], bytes[kPlan[i]] += bytes_[i];
+    double cost[2] = {cpu[0] / bytes[0], cpu[1] / bytes[1]}; // ns per byte is s per GB
     bool lend = cost[1] < cost[0];
     // Each of the cheaper way's periods must have cost less than each of the
     // other's: one period disturbed by something else (a stream starting, a
@@ -115,8 +114,8 @@ void ZeroCopy::decide(Millis now) {
     // then the choice does not matter.
     double most = 0, least = 1e300;
     for (int i = 0; i < kPhases; i++)
-        if (kPlan[i] == lend) most = std::max(most, period_cost_[i]);
-        else least = std::min(least, period_cost_[i]);
+        if (kPlan[i] == lend) most = std::max(most, cpu_[i] / bytes_[i]);
+        else least = std::min(least, cpu_[i] / bytes_[i]);
     if (most >= least) {
         stop(now, decided_ ? kInterval : kRetry, "its periods disagree");
         return;

@@ -104,6 +104,7 @@ public:
     const Engine* engine() const { return feed_.engine(); }
     const Fanout::Players& players() const { return fanout_.players(); }
     size_t player_count() const { return fanout_.size(); }
+    size_t readers() const { return fanout_.readers(); } // players and HLS viewers: what zero_copy_from counts
     Millis created_at() const { return created_; }
     Millis idle_since() const { return idle_since_; } // when the last watcher left (draining)
     uint64_t bytes_in() const { return ring_->bytes_in(); }

@@ -92,8 +92,7 @@ private:
     Millis settle_since_ = 0;
     Millis next_probe_ = 0;
     Reading start_;
-    double cpu_[2] = {0, 0}, bytes_[2] = {0, 0}; // this probe's sums: [0] copying, [1] lending
-    double period_cost_[4] = {0, 0, 0, 0};        // each period's CPU per byte
+    double cpu_[4] = {}, bytes_[4] = {}; // this probe's periods, in the plan's order
     double cost_[2] = {0, 0};
 };
 
