@@ -181,9 +181,9 @@ void Stream::tick() {
 // ring_chunks; or the HLS window while viewers watch, whichever is
 // more (a reload's values apply at the next tick). It grows at once. It
 // shrinks only by a quarter or more: the first time as soon as the rate is
-// known (it was made for any rate), later after wanting less for
-// kShrinkAfter (a rate measured low over a stall or a pause is not the
-// stream's); and only once every player is within the smaller ring: one
+// known over kFirstSizeSpan (it was made for any rate), later after wanting
+// less for kShrinkAfter (a rate measured low over a stall or a pause is not
+// the stream's); and only once every player is within the smaller ring: one
 // further back keeps what it has still to read, so a smaller ring never
 // makes a player jump.
 void Stream::size_ring() {
@@ -212,8 +212,10 @@ void Stream::size_ring() {
     // more, within the limits, so a rate still climbing does not copy it
     // again at every tick.
     if (want > n) want = std::min(want + want / 8, std::max(c.ring_chunks, hls ? hls_.ring_cap() : 0));
-    bool first = !sized_; // the ring was made for any rate: its first size comes once the rate is known
-    sized_ = true;
+    // The ring was made for any rate: its first size comes as soon as the
+    // rate is known, a smaller one from a rate measured over kFirstSizeSpan.
+    bool first = !sized_ && (want >= n || rate_span_ >= kFirstSizeSpan);
+    sized_ = sized_ || first;
     if (want < n) {
         if (want > n - n / 4) return void(shrink_since_ = 0);
         if (!shrink_since_) shrink_since_ = now;
@@ -240,6 +242,7 @@ void Stream::sample_rate(Millis now) {
     if (span < 250) return;
     const RateSample &a = rate_samples_.front(), &b = rate_samples_.back();
     byte_rate_ = static_cast<double>(b.in - a.in) * 1000.0 / static_cast<double>(span);
+    rate_span_ = span;
     out_rate_ = static_cast<double>(b.out - a.out) * 1000.0 / static_cast<double>(span);
     update_rules();
 }

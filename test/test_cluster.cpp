@@ -383,6 +383,37 @@ Test(cluster, a_follower_that_finds_its_chunks_gone_splices_on_the_newest, .time
     cr_assert(owner.check.clean(), "the owner's player lost nothing: %s", owner.check.summary().c_str());
 }
 
+// A follower held up in its first second (a busy machine; SIGSTOP here) is
+// fed its owner's chunks late and in bursts: over that second it measures a
+// fraction of the stream's rate. Its ring's first size waits for a rate
+// measured over kFirstSizeSpan, so it keeps ring_time of the real rate and
+// its player, a few chunks behind after each burst, is not jumped (a ring
+// sized at 1 Mbit/s, 4 chunks, jumped it: 2 to 4 chunks lost).
+Test(cluster, a_follower_held_up_at_its_start_sizes_its_ring_by_the_streams_rate, .timeout = 60) {
+    ClusterRig c;
+    c.start(2);
+    TestPlayer owner, follower;
+    cr_assert(owner.open(c.daemons[0]->port, kId) && wait_data(owner));
+    cr_assert(follower.open(c.daemons[1]->port, kId) && wait_data({&owner, &follower}));
+    // Held once it has taken its first sample of the rate (its stream's tick
+    // comes every 125 ms until data flows), for less than the silence after
+    // which a follower reads the engine itself.
+    read_players({&owner, &follower}, 300);
+    kill(c.daemons[1]->proc.pid(), SIGSTOP);
+    read_players({&owner}, 1000);
+    kill(c.daemons[1]->proc.pid(), SIGCONT);
+    read_players({&owner, &follower}, 6000);
+    std::string log = c.daemons[1]->proc.output();
+    long chunks = sim_stat(http_get(c.daemons[1]->port, "/stats").body, "ring_chunks");
+    // 1.5 s at 6 Mbit/s is 19 chunks; the held-up second gave 4 or 5.
+    cr_assert_geq(chunks, 10, "the follower's ring holds ring_time: %ld chunks\n%s", chunks, log.c_str());
+    for (size_t at = log.find("ring shrinks to "); at != std::string::npos; at = log.find("ring shrinks to ", at + 1))
+        cr_assert_geq(std::atol(log.c_str() + at + 16), 10, "never sized by the held-up second: %s", log.c_str());
+    cr_assert_eq(log.find("jumping to chunk"), std::string::npos, "%s", log.c_str());
+    cr_assert(follower.check.clean(), "the follower's player lost nothing: %s", follower.check.summary().c_str());
+    cr_assert(owner.check.clean(), "%s", owner.check.summary().c_str());
+}
+
 // Redis drops every instance's connections every 200 ms (CLIENT KILL, as an
 // operator's script or a proxy in front of Redis may): the owner writes
 // what it sealed while its connection was down once it is back, and the

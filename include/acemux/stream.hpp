@@ -174,10 +174,16 @@ private:
     };
     std::deque<RateSample> rate_samples_;
     double byte_rate_ = 0, out_rate_ = 0; // bytes per second over the last few seconds
+    Millis rate_span_ = 0;                // ... measured over this long
     Millis shrink_since_ = 0;             // the ring has wanted fewer chunks since (0: it does not)
     bool sized_ = false;                  // by a measured rate, once
     bool hls_capped_logged_ = false;      // the HLS window did not fit in max_ring_mib (said once)
     static constexpr Millis kShrinkAfter = 5000;
+    // The first size takes a rate measured over this long at least: over a
+    // second, a follower fed its owner's chunks late and in bursts (a busy
+    // machine) or any instance held up in its first second measures a
+    // fraction of the stream's rate, and a ring of 4 chunks jumps players.
+    static constexpr Millis kFirstSizeSpan = 2500;
 };
 
 } // namespace acemux
