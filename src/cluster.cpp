@@ -203,7 +203,7 @@ void Cluster::heartbeat() {
     if (!connected()) return;
     std::vector<std::string> args{"EVAL", kBeat, "2", registry("alive"), registry("slots"), name_,
                                   std::to_string(3 * kHeartbeat)};
-    for (auto& e : pool_.engines()) args.push_back(e->cfg.name), args.push_back(std::to_string(e->streams));
+    for (auto& e : pool_.engines()) args.push_back(e->cfg.name), args.push_back(std::to_string(e->streams - e->asking));
     mirror_.router().command(std::move(args), [this](redisReply* r) {
         if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return;
         redisReply *alive = r->element[0], *slots = r->element[1];

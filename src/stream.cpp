@@ -31,6 +31,7 @@ Stream::Stream(const Env& env, std::string key, std::string id_key, std::string 
     RedisMirror& redis = env_.redis;
     // In a cluster the lease says who reads the engine, and only the owner writes to Redis.
     if (env_.cluster && env_.cluster->enabled()) {
+        feed_.lease().asking(true);
         follow_ = std::make_unique<Follow>(env_.r, *env_.cluster, redis, *ring_, in_, id_, label_,
                                            static_cast<Follow::Listener&>(*this), feed_.key_wait());
         ring_->on_seal = [this](uint64_t idx, const uint8_t*, size_t) { follow_->sealed(idx); };
@@ -299,9 +300,15 @@ void Stream::close(int status, const std::string& why) {
 void Stream::read_engine() {
     if (st_ == State::closed) return;
     Cluster& cluster = *env_.cluster;
+    // One asked for already (read while Redis was away, then owned) is
+    // awaited: a second would find the first's slot taken and refuse.
+    if (reserving_) return;
     if (!reserved_ && !ring_->bytes_in() && cluster.connected()) {
         const EngineConfig& e = feed_.engine()->cfg;
+        feed_.lease().asking(true);
+        reserving_ = true;
         cluster.reserve(e.name, e.max_streams, reserve_, [this](int r) {
+            reserving_ = false;
             if (r == 1) reserved_ = true;
             if (r != 0) return engage();
             EngineLease other = env_.pool.pick(feed_.engine());
@@ -320,6 +327,7 @@ void Stream::read_engine() {
 }
 
 void Stream::engage() {
+    feed_.lease().asking(false);
     feed_.lease().count(true);
     feed_.start(); // spliced on when the ring has data
 }
@@ -327,6 +335,11 @@ void Stream::engage() {
 // Another instance reads it: its engine session here ends at once (the
 // engine told to stop), and no slot is held for it.
 void Stream::leave_engine() {
+    // A reservation still asked for ends too: its answer must not start
+    // the engine for a follower (the slot it took, if any, the next
+    // heartbeat gives back).
+    reserve_.cancel();
+    reserving_ = false;
     feed_.stop();
     feed_.lease().count(false);
     if (reserved_) env_.cluster->free_slot(feed_.engine()->cfg.name), reserved_ = false;

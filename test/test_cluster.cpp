@@ -347,6 +347,35 @@ Test(cluster, engine_slots_are_reserved_across_instances_at_once, .timeout = 60)
     cr_assert_eq(refused, 1, "the fifth refused: %d", refused);
 }
 
+// A heartbeat sent while a new stream still waits for Redis's answers (who
+// owns it, then its slot) must not count that stream: its reservation adds
+// it, and counted twice it found the engine full by itself. Redis held
+// (SIGSTOP) for longer than a heartbeat while the stream asks makes that
+// order certain; one instance, an engine of one slot.
+Test(cluster, a_heartbeat_while_a_stream_asks_redis_does_not_count_it_twice, .timeout = 40) {
+    RedisServer redis;
+    EngineSim engine;
+    cr_assert(redis.start() && engine.start());
+    DaemonProc d;
+    cr_assert(d.start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port, 1) + instance_config(redis.url(), "i0")));
+    cr_assert(d.proc.wait_line("redis pub/sub: connected", 3000) != "", "%s", d.proc.output().c_str());
+    usleep(1200 * 1000); // it has beaten
+    kill(redis.proc.pid(), SIGSTOP);
+    TestPlayer p;
+    bool opened = p.open(d.port, kId);
+    usleep(1500 * 1000); // a heartbeat queued behind the stream's question
+    kill(redis.proc.pid(), SIGCONT);
+    cr_assert(opened);
+    bool data = wait_data(p, 8000);
+    std::string log = d.proc.output();
+    cr_assert(data, "served (status %d)\n%s", p.status, log.c_str());
+    cr_assert_eq(log.find("is full across the cluster"), std::string::npos, "%s", log.c_str());
+    read_players({&p}, 1500); // heartbeats after it report the one stream
+    std::string slots = redis.cmd({"HGET", "ace_proxy:{registry}:slots", "sim|i0"});
+    cr_assert_str_eq(slots.c_str(), "1", "one slot held: %s", slots.c_str());
+    cr_assert(p.check.clean(), "%s", p.check.summary().c_str());
+}
+
 // A follower that falls further behind than Redis keeps (paused here, as a
 // busy box would be) finds its next chunks gone and goes on from the newest:
 // its players get that as a new piece of stream (PAT, PMT, a keyframe, the

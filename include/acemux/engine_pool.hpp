@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "acemux/config.hpp"
@@ -18,6 +19,7 @@ struct Engine {
     bool up = true;
     bool removed = false; // gone from the config; kept while streams use it
     int streams = 0;
+    int asking = 0;       // of those, new ones whose cluster slot Redis has not answered yet
     int elsewhere = 0;    // streams other instances of a cluster have on it
     int load() const { return streams + elsewhere; }
     int misses = 0;       // consecutive failed health checks
@@ -36,12 +38,14 @@ public:
     explicit EngineLease(std::shared_ptr<Engine> e, bool counted = true) : e_(std::move(e)), counted_(counted) {
         if (counted_) e_->streams++;
     }
-    EngineLease(EngineLease&& o) noexcept : e_(std::move(o.e_)), counted_(o.counted_) {}
+    EngineLease(EngineLease&& o) noexcept
+        : e_(std::move(o.e_)), counted_(o.counted_), asking_(std::exchange(o.asking_, false)) {}
     EngineLease& operator=(EngineLease&& o) noexcept {
         if (this != &o) {
             give_back();
             e_ = std::move(o.e_);
             counted_ = o.counted_;
+            asking_ = std::exchange(o.asking_, false);
         }
         return *this;
     }
@@ -50,6 +54,7 @@ public:
     Engine* get() const { return e_.get(); }
     explicit operator bool() const { return static_cast<bool>(e_); }
     void give_back() { // the slot is free for another stream
+        asking(false);
         if (e_ && counted_) e_->streams--;
         e_.reset();
         counted_ = true;
@@ -58,13 +63,23 @@ public:
     // once it owns the stream.
     bool counted() const { return counted_; }
     void count(bool yes) {
+        if (!yes) asking(false);
         if (e_ && yes != counted_) e_->streams += yes ? 1 : -1;
         counted_ = yes;
+    }
+    // Counted here while a new stream asks Redis whether it owns its channel
+    // and for its slot: the heartbeat leaves it out (Engine::asking), since
+    // the reservation that follows adds it to Redis's count itself.
+    void asking(bool yes) {
+        yes = yes && counted_;
+        if (e_ && yes != asking_) e_->asking += yes ? 1 : -1;
+        asking_ = yes;
     }
 
 private:
     std::shared_ptr<Engine> e_;
     bool counted_ = true;
+    bool asking_ = false;
 };
 
 class EnginePool {

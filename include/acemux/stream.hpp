@@ -164,6 +164,7 @@ private:
     Cluster::Count watchers_;
     Cluster::Reserve reserve_;
     bool reserved_ = false;       // a slot on the engine is ours in Redis
+    bool reserving_ = false;      // asked for, not answered yet
     bool answered_ = false;       // players are answered (Stream::add)
     std::set<std::string> tried_; // engines full across the cluster
     Millis created_, idle_since_ = 0, last_data_ = 0;
