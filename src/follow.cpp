@@ -173,7 +173,10 @@ void Follow::become_follower(const std::string& owner, uint64_t index) {
     // was away) goes on from the new owner's first chunk: what is there
     // before it is older than what its players have had.
     announced_ = index;
-    next_ = ring_.bytes_in() ? index + 1 : index + 1 - std::min<uint64_t>(index + 1, 3);
+    // Chunks are numbered from 1 (an owner numbers after Redis's index, 0
+    // when there is none): with nothing written yet, the first
+    // announcement is what there is to fetch.
+    next_ = ring_.bytes_in() ? index + 1 : std::max<uint64_t>(1, index + 1 - std::min<uint64_t>(index + 1, 3));
     in_.begin(key_wait_);
     backoff_ = 0;
     fetch();
@@ -263,6 +266,10 @@ void Follow::feed(RedisMirror::Chunks chunks) {
     size_t made = 0;
     for (auto& [idx, data] : chunks) {
         if (idx < next_) continue;
+        if (idx > next_ && behind_.ready(r_.now()))
+            r_.log().warn("stream %s: chunks %llu..%llu of its owner %s are gone; going on from chunk %llu", label_.c_str(),
+                          static_cast<unsigned long long>(next_), static_cast<unsigned long long>(idx - 1),
+                          owner_.c_str(), static_cast<unsigned long long>(idx));
         if (idx > next_ || gone_) in_.begin(key_wait_); // a hole: what follows is another piece of stream
         gone_ = false;
         const uint8_t* p = reinterpret_cast<const uint8_t*>(data.data());

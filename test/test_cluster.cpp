@@ -349,6 +349,26 @@ Test(cluster, engine_slots_are_reserved_across_instances_at_once, .timeout = 60)
     cr_assert_eq(refused, 1, "the fifth refused: %d", refused);
 }
 
+// A follower that joins while the owner's engine is still starting (no
+// chunk written yet) waits for the first announcement: chunks are numbered
+// from 1, and asking for chunk 0 found it "gone" and held the follower's
+// first data back by a retry.
+Test(cluster, a_follower_that_joins_before_the_first_chunk_waits_for_it, .timeout = 40) {
+    ClusterRig c;
+    c.start(2);
+    TestPlayer owner, follower;
+    cr_assert(owner.open(c.daemons[0]->port, kId));
+    cr_assert(c.daemons[0]->proc.wait_line("this instance owns it", 5000) != "", "%s", c.daemons[0]->proc.output().c_str());
+    cr_assert(follower.open(c.daemons[1]->port, kId));
+    cr_assert(c.daemons[1]->proc.wait_line("following it through redis", 5000) != "", "%s", c.daemons[1]->proc.output().c_str());
+    cr_assert(wait_data({&owner, &follower}, 8000));
+    read_players({&owner, &follower}, 1500);
+    std::string log = c.daemons[1]->proc.output();
+    cr_assert_eq(log.find("are gone"), std::string::npos, "%s", log.c_str());
+    cr_assert(follower.check.clean(), "%s", follower.check.summary().c_str());
+    cr_assert(owner.check.clean(), "%s", owner.check.summary().c_str());
+}
+
 // A heartbeat sent while a new stream still waits for Redis's answers (who
 // owns it, then its slot) must not count that stream: its reservation adds
 // it, and counted twice it found the engine full by itself. Redis held

@@ -123,7 +123,7 @@ private:
     Pending<uint64_t, int> wrote_; // the owner's writes' answers, until its role changes
     std::function<void(uint64_t, int)> wrote_fn_;
     Timer tick_;
-    Throttle behind_; // "cannot catch up" once a second at most
+    Throttle behind_; // "cannot catch up", "are gone": once a second at most
 };
 
 } // namespace acemux
