@@ -142,8 +142,8 @@ void Log::send_syslog(LogLevel l, const char* msg, size_t n) {
     if (::send(fd_.get(), line, len, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) dropped_total_++;
 }
 
-void Log::flush() {
-    if (syslog_) return;
+bool Log::flush() {
+    if (syslog_) return true;
     if (!opened_) open_stderr();
     while (!buf_.empty()) {
         ssize_t w = is_socket_ ? ::send(fd_.get(), buf_.data(), buf_.size(), MSG_DONTWAIT | MSG_NOSIGNAL)
@@ -152,8 +152,8 @@ void Log::flush() {
         if (w <= 0) {
             // EAGAIN: try again after the next batch. Anything else: the reader
             // is gone and nobody can see these lines; keep the loop alive.
-            if (w < 0 && errno != EAGAIN) buf_.clear();
-            return;
+            if (w < 0 && errno != EAGAIN) return buf_.clear(), true;
+            return false;
         }
         buf_.erase(0, static_cast<size_t>(w));
     }
@@ -163,6 +163,7 @@ void Log::flush() {
         write(LogLevel::warn, "log: %llu lines dropped while stderr was not keeping up",
               static_cast<unsigned long long>(d));
     }
+    return true;
 }
 
 } // namespace acemux

@@ -237,9 +237,12 @@ void Reactor::run_posted() {
     posted_now_.clear();
 }
 
-// What is owed before the loop may sleep: the pass's log lines, in one write.
+// What is owed before the loop may sleep: the pass's log lines, in one
+// write. A reader that does not keep up (a full pipe) is tried again after
+// kLogRetry, not at every pass: a failed write a pass is a system call for
+// every batch of every stream.
 void Reactor::before_sleep() {
-    if (log_.pending()) log_.flush();
+    if (log_.pending() && now_ >= log_retry_at_ && !log_.flush()) log_retry_at_ = now_ + kLogRetry;
 }
 
 void Reactor::run() {

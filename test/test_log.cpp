@@ -57,3 +57,32 @@ Test(log, syslog_below_the_level_sends_nothing_and_a_missing_socket_is_refused, 
     Log other;
     cr_assert_not(other.use_syslog("acemux", "/nonexistent/acemux-log"));
 }
+
+// A daemon whose stderr nobody reads (a stuck pipe) goes on serving: the
+// lines its reader refused wait in its buffer (what does not fit is
+// counted), and once the reader reads again they come, the count said.
+Test(log, a_stderr_nobody_reads_holds_up_nothing_and_its_lines_come_later, .timeout = 60) {
+    test::EngineSim engine;
+    test::DaemonProc d;
+    cr_assert(engine.start());
+    cr_assert(d.start("[log]\nlevel = \"debug\"\n[[engine]]\nhost = \"127.0.0.1\"\nport = " + std::to_string(engine.port) + "\n"));
+    d.proc.drain();
+    // Each a debug line (a 400 with its reason): far more than a pipe's 64 KiB.
+    for (int i = 0; i < 4000; i++) {
+        Fd c(test::connect_port(d.port));
+        cr_assert(test::send_all(c.get(), "NOT-A-METHOD /x HTTP/1.1\r\n\r\n"));
+        char buf[512];
+        ssize_t n = ::recv(c.get(), buf, sizeof buf, 0);
+        cr_assert(n > 12 && std::string(buf, 12) == "HTTP/1.1 400", "request %d answered at once: %.*s", i,
+                  static_cast<int>(n > 0 ? n : 0), buf);
+    }
+    std::string out = d.proc.output();
+    for (long until = test::now_ms() + 3000; out.find("lines dropped while stderr") == std::string::npos && test::now_ms() < until;) {
+        test::http_get(d.port, "/stats"); // a pass of the loop, which writes what waits
+        usleep(150 * 1000);
+        out = d.proc.output();
+    }
+    cr_assert_neq(out.find(": 400 "), std::string::npos, "the first lines came: %s", out.substr(0, 3000).c_str());
+    cr_assert_neq(out.find("lines dropped while stderr was not keeping up"), std::string::npos, "%s",
+                  out.substr(out.size() > 2000 ? out.size() - 2000 : 0).c_str());
+}

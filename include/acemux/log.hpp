@@ -40,7 +40,7 @@ public:
     void info(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
     void debug(const char* fmt, ...) __attribute__((format(printf, 2, 3)));
 
-    void flush();                                   // non-blocking; keeps what the fd refused
+    bool flush();                                   // non-blocking; keeps what the fd refused (false then)
     bool pending() const { return !buf_.empty(); }
     uint64_t dropped() const { return dropped_total_; }
 

@@ -147,6 +147,8 @@ private:
     uint64_t passes_ = 0;
     bool stopping_ = false;
     Log log_;
+    Millis log_retry_at_ = 0; // the log's reader refused a write: not again before then
+    static constexpr Millis kLogRetry = 100;
     std::unique_ptr<Resolver> resolver_;
 };
 
