@@ -392,7 +392,7 @@ bool parse_config(const std::string& text, const std::string& path, Config& c, s
                 seconds("keepalive_interval", c.keepalive_interval, 0.05, 60),
                 seconds("client_stall_timeout", c.client_stall_timeout, 0.1, 3600),
                 integer("client_sndbuf", c.client_sndbuf, 0, 64 * 1024 * 1024),
-                string("zero_copy", zero_copy, {"auto", "on", "off"}),
+                string("zero_copy", zero_copy, ZeroCopy::mode_names()),
                 integer("zero_copy_from", c.zero_copy_from, 0, 1000000),
                 seconds("grace_period", c.grace_period, 0, 3600),
                 seconds("connect_timeout", c.connect_timeout, 0.1, 300),

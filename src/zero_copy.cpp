@@ -16,7 +16,7 @@ const char* way(bool lend) { return lend ? "lending (sendfile)" : "copying"; }
 } // namespace
 
 bool ZeroCopy::parse_mode(const std::string& s, Mode& out) {
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < static_cast<int>(std::size(kModeNames)); i++)
         if (s == kModeNames[i]) {
             out = static_cast<Mode>(i);
             return true;
@@ -25,6 +25,8 @@ bool ZeroCopy::parse_mode(const std::string& s, Mode& out) {
 }
 
 const char* ZeroCopy::mode_name(Mode m) { return kModeNames[static_cast<int>(m)]; }
+
+std::vector<std::string> ZeroCopy::mode_names() { return {std::begin(kModeNames), std::end(kModeNames)}; }
 
 void ZeroCopy::set_mode(Mode m) {
     if (m == mode_) return;

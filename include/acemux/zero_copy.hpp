@@ -31,6 +31,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "acemux/clock.hpp"
 #include "acemux/log.hpp"
@@ -40,7 +41,8 @@ namespace acemux {
 class ZeroCopy {
 public:
     enum class Mode { automatic, on, off };
-    static bool parse_mode(const std::string& s, Mode& out); // "auto", "on", "off"
+    static bool parse_mode(const std::string& s, Mode& out); // one of mode_names()
+    static std::vector<std::string> mode_names();            // "auto", "on", "off"
     static const char* mode_name(Mode m);
 
     struct Reading {
