@@ -209,6 +209,10 @@ void Stream::size_ring() {
         hls = hls_.ring_cap();
     }
     size_t want = std::max(ts, hls), n = ring_->chunks();
+    // A rate a few percent above the one the ring was sized by is the
+    // measure's noise (a batch more or less in its window), not a faster
+    // stream: the ring holds ring_time within a sixteenth.
+    if (sized_ && want > n && want <= n + n / 16) want = n;
     // Growing copies the ring (an HLS window's may be 15 MiB): an eighth
     // more, within the limits, so a rate still climbing does not copy it
     // again at every tick.
