@@ -382,7 +382,7 @@ int main(int argc, char** argv) {
         else return std::fprintf(stderr, "usage: bench [--full] [--out FILE] [--only SCENARIO] [--sizes N,N,...] [--stream 'key = value']...\n"), 2;
     }
     auto want = [&](const char* scenario) { return only.empty() || only == scenario; };
-    double secs = full ? 15 : 5, warmup = 2; // warm: connections made, first bursts sent
+    double secs = full ? 15 : 5, warmup = 6; // warm: connections made, first bursts sent, the ring's first size taken
     std::vector<Run> runs;
     std::printf("machine: %s, %ld cores, TCP congestion control %s\n", cpu_model().c_str(), sysconf(_SC_NPROCESSORS_ONLN),
                 congestion_control().c_str());
