@@ -150,7 +150,7 @@ bool Log::flush() {
                                : ::write(fd_.get(), buf_.data(), buf_.size());
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) {
-            // EAGAIN: try again after the next batch. Anything else: the reader
+            // EAGAIN: kept, and tried again a little later (Reactor). Anything else: the reader
             // is gone and nobody can see these lines; keep the loop alive.
             if (w < 0 && errno != EAGAIN) return buf_.clear(), true;
             return false;
