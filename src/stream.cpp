@@ -309,7 +309,10 @@ void Stream::read_engine() {
     if (reserving_) return;
     if (!reserved_ && !ring_->bytes_in() && cluster.connected()) {
         const EngineConfig& e = feed_.engine()->cfg;
-        feed_.lease().asking(true);
+        // Counted by every heartbeat from here on: they run in Redis after
+        // this reservation (one connection, in order), and a heartbeat that
+        // left it out would overwrite the slot it takes.
+        feed_.lease().asking(false);
         reserving_ = true;
         cluster.reserve(e.name, e.max_streams, reserve_, [this](int r) {
             reserving_ = false;

@@ -398,6 +398,44 @@ Test(cluster, a_heartbeat_while_a_stream_asks_redis_does_not_count_it_twice, .ti
     cr_assert(p.check.clean(), "%s", p.check.summary().c_str());
 }
 
+// The other order: a heartbeat sent after a stream's reservation runs in
+// Redis after it, so it must count that stream, or it overwrites the slot
+// the reservation took and another instance is given it too. Redis held
+// while the stream, waiting on it, asks for its slot and a heartbeat
+// follows; then a second channel on another instance, the engine's one
+// slot taken: refused, and the engine runs one session.
+Test(cluster, a_heartbeat_after_a_reservation_keeps_its_slot, .timeout = 40) {
+    RedisServer redis;
+    EngineSim engine;
+    cr_assert(redis.start() && engine.start());
+    std::vector<std::unique_ptr<DaemonProc>> d;
+    for (int i = 0; i < 2; i++) {
+        d.push_back(std::make_unique<DaemonProc>());
+        cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port, 1) +
+                                  instance_config(redis.url(), "i" + std::to_string(i))));
+        cr_assert(d.back()->proc.wait_line("redis pub/sub: connected", 3000) != "", "%s", d.back()->proc.output().c_str());
+    }
+    usleep(1200 * 1000); // both have beaten
+    kill(redis.proc.pid(), SIGSTOP);
+    TestPlayer first, second;
+    bool opened = first.open(d[0]->port, kId);
+    // Its claim, then (Redis silent for 1.5 s) its reservation, then a heartbeat.
+    cr_assert(d[0]->proc.wait_line("no answer from redis", 4000) != "", "%s", d[0]->proc.output().c_str());
+    usleep(1300 * 1000);
+    kill(redis.proc.pid(), SIGCONT);
+    // At once, before the first instance's next heartbeat would put its
+    // count right again.
+    usleep(50 * 1000);
+    cr_assert(opened && second.open(d[1]->port, "00000000000000000000000000000000000051ab"));
+    cr_assert(wait_data(first, 8000), "%s", d[0]->proc.output().c_str());
+    for (long until = now_ms() + 8000; now_ms() < until && second.status == 0 && !second.closed;) read_players({&first, &second}, 100);
+    std::string logs = d[0]->proc.output() + d[1]->proc.output();
+    std::string slots = redis.cmd({"HGETALL", "ace_proxy:{registry}:slots"});
+    cr_assert_eq(second.status, 503, "the engine's one slot is taken: %d (slots %s)\n%s", second.status, slots.c_str(), logs.c_str());
+    cr_assert_leq(sim_stat(engine.stats(), "active"), 1, "%s", engine.stats().c_str());
+    cr_assert(first.check.clean(), "%s", first.check.summary().c_str());
+}
+
 // A follower that falls further behind than Redis keeps (paused here, as a
 // busy box would be) finds its next chunks gone and goes on from the newest:
 // its players get that as a new piece of stream (PAT, PMT, a keyframe, the

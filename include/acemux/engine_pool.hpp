@@ -19,7 +19,7 @@ struct Engine {
     bool up = true;
     bool removed = false; // gone from the config; kept while streams use it
     int streams = 0;
-    int asking = 0;       // of those, new ones whose cluster slot Redis has not answered yet
+    int asking = 0;       // of those, new ones that have not asked Redis for their cluster slot yet
     int elsewhere = 0;    // streams other instances of a cluster have on it
     int load() const { return streams + elsewhere; }
     int misses = 0;       // consecutive failed health checks
@@ -67,9 +67,11 @@ public:
         if (e_ && yes != counted_) e_->streams += yes ? 1 : -1;
         counted_ = yes;
     }
-    // Counted here while a new stream asks Redis whether it owns its channel
-    // and for its slot: the heartbeat leaves it out (Engine::asking), since
-    // the reservation that follows adds it to Redis's count itself.
+    // Counted here while a new stream asks Redis whether it owns its channel,
+    // before it asks for its slot: the heartbeat leaves it out
+    // (Engine::asking), since the reservation that follows adds it to
+    // Redis's count itself. Once the reservation is sent, every later
+    // heartbeat runs after it and counts the stream.
     void asking(bool yes) {
         yes = yes && counted_;
         if (e_ && yes != asking_) e_->asking += yes ? 1 : -1;
