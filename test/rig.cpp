@@ -200,4 +200,14 @@ std::string instance_config(const std::string& url, const std::string& name, con
            cluster_more;
 }
 
+std::vector<std::unique_ptr<DaemonProc>> start_instances(const RedisServer& redis, const std::string& engines, int n) {
+    std::vector<std::unique_ptr<DaemonProc>> d;
+    for (int i = 0; i < n; i++) {
+        d.push_back(std::make_unique<DaemonProc>());
+        cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engines + instance_config(redis.url(), "i" + std::to_string(i))));
+        cr_assert(d.back()->proc.wait_line("redis pub/sub: connected", 3000) != "", "%s", d.back()->proc.output().c_str());
+    }
+    return d;
+}
+
 } // namespace acemux::test

@@ -1,6 +1,7 @@
 // A test player: one GET /ace/getstream connection whose TS is checked packet
 // by packet as it arrives. Many players are read together from one poll loop.
 #pragma once
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,10 @@ std::string engine_entry(const std::string& name, int port, int max_streams = 10
 // (plus `cluster_more` keys): one instance of a cluster.
 std::string instance_config(const std::string& url, const std::string& name, const std::string& cluster_more = "",
                             const std::string& redis_more = "");
+// `n` cluster instances, "i0", "i1"..., on `redis`, each with `engines`
+// (engine_entry lines) and a 2 s grace period, each once its pub/sub link
+// is up.
+std::vector<std::unique_ptr<DaemonProc>> start_instances(const RedisServer& redis, const std::string& engines, int n);
 
 // Parses {"api":1,...} as written by engine_sim.
 long sim_stat(const std::string& json, const std::string& key);

@@ -162,13 +162,7 @@ Test(cluster, max_streams_counts_across_instances_and_a_follower_needs_no_slot, 
     RedisServer redis;
     EngineSim engine;
     cr_assert(redis.start() && engine.start());
-    std::vector<std::unique_ptr<DaemonProc>> d;
-    for (int i = 0; i < 2; i++) {
-        d.push_back(std::make_unique<DaemonProc>());
-        cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port, 1) +
-                                  instance_config(redis.url(), "i" + std::to_string(i))));
-        cr_assert(d.back()->proc.wait_line("redis pub/sub: connected", 3000) != "");
-    }
+    auto d = start_instances(redis, engine_entry("sim", engine.port, 1), 2);
     TestPlayer a;
     cr_assert(watch(a, d[0]->port, kId, 1500)); // i0 owns kId: the engine's one slot; i1 hears it within a second
     std::string st = http_get(d[1]->port, "/stats").body;
@@ -408,13 +402,7 @@ Test(cluster, a_heartbeat_after_a_reservation_keeps_its_slot, .timeout = 40) {
     RedisServer redis;
     EngineSim engine;
     cr_assert(redis.start() && engine.start());
-    std::vector<std::unique_ptr<DaemonProc>> d;
-    for (int i = 0; i < 2; i++) {
-        d.push_back(std::make_unique<DaemonProc>());
-        cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port, 1) +
-                                  instance_config(redis.url(), "i" + std::to_string(i))));
-        cr_assert(d.back()->proc.wait_line("redis pub/sub: connected", 3000) != "", "%s", d.back()->proc.output().c_str());
-    }
+    auto d = start_instances(redis, engine_entry("sim", engine.port, 1), 2);
     usleep(1200 * 1000); // both have beaten
     kill(redis.proc.pid(), SIGSTOP);
     TestPlayer first, second;

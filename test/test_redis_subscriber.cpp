@@ -128,13 +128,7 @@ Test(redis_subscriber, an_instance_hears_only_the_streams_it_follows, .timeout =
     RedisServer redis;
     EngineSim engine;
     cr_assert(redis.start() && engine.start());
-    std::vector<std::unique_ptr<DaemonProc>> d;
-    for (int i = 0; i < 2; i++) {
-        d.push_back(std::make_unique<DaemonProc>());
-        cr_assert(d.back()->start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port) +
-                                  instance_config(redis.url(), "i" + std::to_string(i))));
-        cr_assert(d.back()->proc.wait_line("redis pub/sub: connected", 3000) != "");
-    }
+    auto d = start_instances(redis, engine_entry("sim", engine.port), 2);
     TestPlayer a, b, f;
     cr_assert(a.open(d[0]->port, kId) && b.open(d[0]->port, kId2));
     cr_assert(wait_data({&a, &b}, 10000));
