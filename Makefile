@@ -257,7 +257,7 @@ define while_building
 @setsid nice -n 19 $(MAKE) --no-print-directory -k -j$(shell nproc) $(2) > build/$(2).log 2>&1 & ahead=$$!; \
 	trap 'kill -TERM -$$ahead 2>/dev/null; wait $$ahead; while kill -0 -$$ahead 2>/dev/null; do sleep 0.1; done' \
 		EXIT INT TERM HUP; \
-	$(1)
+	$(1); r=$$?; [ $$r -eq 0 ] || echo "the suite's runner exited with status $$r"; exit $$r
 endef
 
 # Speed and memory figures (a few minutes); FULL=1 for every size (longer).
