@@ -140,7 +140,9 @@ void expect_clean_or_jumped(const TestPlayer& fast, const std::string& log) {
     for (size_t at = log.find(who); at != std::string::npos; at = log.find(who, at + 1))
         jumps += log.substr(at, log.find('\n', at) - at).find("jumping to chunk") != std::string::npos;
     cr_assert_gt(jumps, 0u, "fast reader, never jumped: %s", c.summary().c_str());
-    cr_log_warn("the fast reader was jumped too (a loaded machine, %llu jumps): %s", (unsigned long long)jumps,
+    // Said, not warned: Criterion exits 1 after any cr_log_warn, so a passing
+    // suite would fail make test (it did, twice, on loaded runs).
+    cr_log_info("the fast reader was jumped too (a loaded machine, %llu jumps): %s", (unsigned long long)jumps,
                 c.summary().c_str());
     cr_assert_leq(c.gaps, jumps, "each gap is a jump the daemon logged: %s", c.summary().c_str());
     cr_assert(!c.bad_sync && !c.corrupt && !c.duplicated && !c.reordered && !c.restarts, "fast reader: %s",
