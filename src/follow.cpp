@@ -174,9 +174,9 @@ void Follow::become_follower(const std::string& owner, uint64_t index) {
     // before it is older than what its players have had.
     announced_ = index;
     // Chunks are numbered from 1 (an owner numbers after Redis's index, 0
-    // when there is none): with nothing written yet, the first
-    // announcement is what there is to fetch.
-    next_ = ring_.bytes_in() ? index + 1 : std::max<uint64_t>(1, index + 1 - std::min<uint64_t>(index + 1, 3));
+    // when there is none): two back from the newest, or chunk 1, which
+    // with nothing written yet is the first announcement's.
+    next_ = ring_.bytes_in() ? index + 1 : std::max<uint64_t>(index, 3) - 2;
     in_.begin(key_wait_);
     backoff_ = 0;
     fetch();

@@ -372,9 +372,8 @@ Test(cluster, a_heartbeat_while_a_stream_asks_redis_does_not_count_it_twice, .ti
     RedisServer redis;
     EngineSim engine;
     cr_assert(redis.start() && engine.start());
-    DaemonProc d;
-    cr_assert(d.start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port, 1) + instance_config(redis.url(), "i0")));
-    cr_assert(d.proc.wait_line("redis pub/sub: connected", 3000) != "", "%s", d.proc.output().c_str());
+    auto instances = start_instances(redis, engine_entry("sim", engine.port, 1), 1);
+    DaemonProc& d = *instances[0];
     usleep(1200 * 1000); // it has beaten
     kill(redis.proc.pid(), SIGSTOP);
     TestPlayer p;
