@@ -78,6 +78,11 @@ void Cluster::reconfigure(const ClusterConfig& c) {
     // got no answer while the command link was: the index key says where
     // the owner is, and a follower fetches from there at once.
     redis.on_reconnect = [this] {
+        // By id, looked up each time: a renewal may end another's ownership.
+        std::vector<std::string> owned;
+        for (auto& [id, renew] : owning_) owned.push_back(id);
+        for (auto& id : owned)
+            if (auto it = owning_.find(id); it != owning_.end()) it->second();
         for (auto& [id, on_chunk] : following_)
             mirror_.router().command({"GET", key(id, "index")}, [this, id = id](redisReply* r) {
                 auto it = following_.find(id);
@@ -148,6 +153,8 @@ void Cluster::follow(const std::string& id, std::function<void(uint64_t)> on_chu
     following_[id] = std::move(on_chunk);
     mirror_.router().subscribe(key(id, "chunks"));
 }
+
+void Cluster::own(const std::string& id, std::function<void()> on_reconnect) { owning_[id] = std::move(on_reconnect); }
 
 void Cluster::unfollow(const std::string& id) {
     if (following_.erase(id)) mirror_.router().unsubscribe(key(id, "chunks"));

@@ -35,7 +35,7 @@ void Follow::stop() {
     claim_.cancel();
     fetch_.cancel();
     wrote_.cancel();
-    if (role_ == Role::owner) cluster_.give_up(id_, epoch_);
+    if (role_ == Role::owner) cluster_.give_up(id_, epoch_), cluster_.disown(id_);
     if (role_ == Role::follower) cluster_.unfollow(id_), cluster_.watching(id_, false);
     role_ = Role::solo;
 }
@@ -101,8 +101,13 @@ void Follow::claim() {
 }
 
 void Follow::on_claim(const Cluster::Lease& l) {
-    if (l.owner.empty()) return; // Redis did not answer: the tick judges the silence
     Millis now = r_.now();
+    if (l.owner.empty()) {
+        // Redis did not answer: the tick judges the silence, and an owner
+        // renews at the next one (or when the link is back), not kRenew on.
+        if (role_ == Role::owner) renewed_ = now - kRenew;
+        return;
+    }
     if (now - answered_ >= kRedisAway || now - asked_ >= kPrompt) {
         back_ = now; // Redis is back after a silence
         seen_age_ = 0;
@@ -137,6 +142,12 @@ void Follow::become_owner(uint64_t epoch, uint64_t index) {
     renewed_ = r_.now();
     unwritten_ = ring_.head(); // what the ring had before is not this epoch's
     wrote_fn_ = wrote_.arm([this](uint64_t idx, int r) { wrote(idx, r); });
+    // A link back: the lease is renewed and the chunks sealed meanwhile are
+    // written at once, each a turn earlier than the next tick or seal.
+    cluster_.own(id_, [this] {
+        claim();
+        if (unwritten_ < ring_.head()) sealed(ring_.head() - 1);
+    });
     cluster_.unfollow(id_);
     cluster_.watching(id_, false);
     fetch_.cancel();
@@ -160,6 +171,7 @@ void Follow::become_follower(const std::string& owner, uint64_t index) {
     owner_ = owner;
     heard_ = r_.now();
     wrote_.cancel();
+    cluster_.disown(id_);
     if (was == Role::owner)
         r_.log().warn("stream %s: the lease is now %s's; following it", label_.c_str(), owner.c_str());
     else

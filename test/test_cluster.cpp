@@ -521,6 +521,28 @@ Test(cluster, connections_killed_every_200_ms_cost_the_followers_players_nothing
     cr_assert_eq(sim_stat(c.engine.stats(), "active"), 1, "one engine session: %s", c.engine.stats().c_str());
 }
 
+// An owner whose connection to Redis is cut more often than it renews
+// keeps its lease: it renews as soon as it is connected again, so however
+// short the link's life, no renewal is missed for kStale and no follower
+// takes over (which would end the owner's engine session under its players).
+Test(cluster, an_owner_whose_redis_link_is_cut_every_300_ms_keeps_its_lease, .timeout = 60) {
+    ClusterRig c;
+    auto ps = running(c, 2, 2, 1000);
+    uint64_t killed = 0;
+    for (long until = now_ms() + 6000; now_ms() < until;) {
+        killed += std::strtoull(c.redis.cmd({"CLIENT", "KILL", "TYPE", "normal"}).c_str(), nullptr, 10);
+        read_players(raw(ps), 300);
+    }
+    cr_assert_geq(killed, 20u, "connections were killed: %llu", static_cast<unsigned long long>(killed));
+    read_players(raw(ps), 1000);
+    std::string logs;
+    for (auto& d : c.daemons) logs += d->proc.output();
+    cr_assert(logs.find("takes over") == std::string::npos, "the owner kept its lease:\n%s", logs.c_str());
+    for (size_t i = 0; i < ps.size(); i++)
+        cr_assert(ps[i]->check.clean(), "player %zu: %s\n%s", i, ps[i]->check.summary().c_str(), logs.c_str());
+    cr_assert_eq(sim_stat(c.engine.stats(), "active"), 1, "one engine session: %s", c.engine.stats().c_str());
+}
+
 namespace {
 // Runs the loop until `done` or 3 s.
 void run_until(Reactor& r, const bool& done) {

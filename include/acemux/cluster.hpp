@@ -74,6 +74,12 @@ public:
     void follow(const std::string& id, std::function<void(uint64_t idx)> on_chunk);
     void unfollow(const std::string& id);
 
+    // The streams this instance owns, told when a link to Redis is back: an
+    // owner renews its lease then, not at its next turn (a link cut more
+    // often than the owner renews would otherwise let the lease go stale).
+    void own(const std::string& id, std::function<void()> on_reconnect);
+    void disown(const std::string& id) { owning_.erase(id); }
+
     // A slot on `engine` for a stream this instance is about to read, taken
     // in Redis only when the live instances' streams there leave one (two
     // instances starting streams at once cannot both take the last one).
@@ -97,6 +103,7 @@ private:
     EnginePool& pool_;
     std::string name_;
     std::map<std::string, std::function<void(uint64_t)>> following_;
+    std::map<std::string, std::function<void()>> owning_;
     std::vector<std::string> alive_;
     Timer heartbeat_timer_;
 };
