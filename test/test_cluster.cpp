@@ -35,6 +35,11 @@ struct ClusterRig {
         daemons.push_back(std::move(d));
         return *daemons.back();
     }
+    std::string logs() {
+        std::string all;
+        for (auto& d : daemons) all += d->proc.output();
+        return all;
+    }
 };
 
 // `per` players on each daemon, the first one's first so that it owns the stream.
@@ -62,6 +67,19 @@ std::vector<std::unique_ptr<TestPlayer>> running(ClusterRig& c, int n, int per, 
     cr_assert(wait_data(raw(ps), 10000), "every player has data");
     read_players(raw(ps), ms);
     return ps;
+}
+
+// Redis cuts the instances' command links (and pub/sub ones with `pubsub`)
+// every `every` ms for `ms`, while the players read.
+void kill_connections(ClusterRig& c, std::vector<std::unique_ptr<TestPlayer>>& ps, long ms, long every, bool pubsub) {
+    uint64_t killed = 0;
+    for (long until = now_ms() + ms; now_ms() < until;) {
+        killed += std::strtoull(c.redis.cmd({"CLIENT", "KILL", "TYPE", "normal"}).c_str(), nullptr, 10);
+        if (pubsub) killed += std::strtoull(c.redis.cmd({"CLIENT", "KILL", "TYPE", "pubsub"}).c_str(), nullptr, 10);
+        read_players(raw(ps), every);
+    }
+    uint64_t least = static_cast<uint64_t>(ms / every);
+    cr_assert_geq(killed, least, "connections were killed: %llu", static_cast<unsigned long long>(killed));
 }
 
 } // namespace
@@ -500,16 +518,9 @@ Test(cluster, a_follower_held_up_at_its_start_sizes_its_ring_by_the_streams_rate
 Test(cluster, connections_killed_every_200_ms_cost_the_followers_players_nothing, .timeout = 60) {
     ClusterRig c;
     auto ps = running(c, 2, 2, 1000);
-    uint64_t killed = 0;
-    for (long until = now_ms() + 5000; now_ms() < until;) {
-        killed += std::strtoull(c.redis.cmd({"CLIENT", "KILL", "TYPE", "normal"}).c_str(), nullptr, 10);
-        killed += std::strtoull(c.redis.cmd({"CLIENT", "KILL", "TYPE", "pubsub"}).c_str(), nullptr, 10);
-        read_players(raw(ps), 200);
-    }
-    cr_assert_geq(killed, 40u, "connections were killed: %llu", static_cast<unsigned long long>(killed));
+    kill_connections(c, ps, 5000, 200, true);
     long gap = longest_gap(raw(ps), 3000);
-    std::string logs;
-    for (auto& d : c.daemons) logs += d->proc.output();
+    std::string logs = c.logs();
     cr_assert_lt(gap, 1000, "every player goes on: %ld ms\n%s", gap, logs.c_str());
     for (size_t i = 0; i < ps.size(); i++) {
         auto& k = ps[i]->check;
@@ -528,16 +539,11 @@ Test(cluster, connections_killed_every_200_ms_cost_the_followers_players_nothing
 Test(cluster, an_owner_whose_redis_link_is_cut_every_300_ms_keeps_its_lease, .timeout = 60) {
     ClusterRig c;
     auto ps = running(c, 2, 2, 1000);
-    uint64_t killed = 0;
-    for (long until = now_ms() + 6000; now_ms() < until;) {
-        killed += std::strtoull(c.redis.cmd({"CLIENT", "KILL", "TYPE", "normal"}).c_str(), nullptr, 10);
-        read_players(raw(ps), 300);
-    }
-    cr_assert_geq(killed, 20u, "connections were killed: %llu", static_cast<unsigned long long>(killed));
+    kill_connections(c, ps, 6000, 300, false);
     read_players(raw(ps), 1000);
-    std::string logs;
-    for (auto& d : c.daemons) logs += d->proc.output();
-    cr_assert(logs.find("takes over") == std::string::npos, "the owner kept its lease:\n%s", logs.c_str());
+    std::string logs = c.logs();
+    cr_assert(logs.find("takes over") == std::string::npos && logs.find("(epoch 2)") == std::string::npos,
+              "the owner kept its lease at epoch 1:\n%s", logs.c_str());
     for (size_t i = 0; i < ps.size(); i++)
         cr_assert(ps[i]->check.clean(), "player %zu: %s\n%s", i, ps[i]->check.summary().c_str(), logs.c_str());
     cr_assert_eq(sim_stat(c.engine.stats(), "active"), 1, "one engine session: %s", c.engine.stats().c_str());
