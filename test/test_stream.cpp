@@ -151,6 +151,34 @@ Test(stream, a_player_that_stops_reading_is_dropped_and_costs_the_others_nothing
     cr_assert_gt(mbit, 30.0, "the engine is read at (nearly) full rate: %.1f Mbit/s", mbit);
 }
 
+// At log level info a player's jumps are said once a minute, not once each:
+// the first one, then the next after a minute with the count since. The
+// line it leaves with counts them all.
+Test(stream, a_players_jumps_are_said_at_info_once_a_minute, .timeout = 60) {
+    Rig rig;
+    rig.start({"--bitrate", "40000000"},
+              "chunk_size = 18800\nring_chunks = 16\ninitial_behind = 2\ncatchup_behind = 8\n"
+              "client_stall_timeout = 30\n",
+              "[log]\nlevel = \"info\"\n");
+    TestPlayer slow, fast;
+    cr_assert(open_small(slow, rig.daemon.port, kId, 65536));
+    cr_assert(fast.open(rig.daemon.port, kId));
+    sip(slow, fast, 80);
+    slow.fd.reset();
+    std::string left = rig.daemon.proc.wait_line("left stream", 3000);
+    size_t at = left.rfind(" bytes, ");
+    cr_assert(at != std::string::npos, "the slow player left: %s", rig.log().c_str());
+    long jumps = std::atol(left.c_str() + at + 8);
+    std::string log = rig.log();
+    size_t said = 0;
+    for (size_t p = log.find("jumping to chunk"); p != std::string::npos; p = log.find("jumping to chunk", p + 1)) said++;
+    cr_assert_geq(jumps, 2, "the slow player jumped more than once: %s", left.c_str());
+    cr_assert_eq(said, 1u, "one line for its %ld jumps:\n%s", jumps, log.c_str());
+    cr_log_info("%s", log.substr(log.rfind('\n', log.find("jumping to chunk")) + 1, 160).c_str());
+    cr_assert(log.find(" info  player 127.0.0.1:") != std::string::npos && log.find("debug") == std::string::npos,
+              "said at info, nothing at debug:\n%s", log.c_str());
+}
+
 Test(stream, a_slow_reader_jumps_forward_on_packet_boundaries, .timeout = 60) {
     Rig rig;
     rig.start({"--bitrate", "40000000"},
