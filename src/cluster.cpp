@@ -78,7 +78,8 @@ void Cluster::reconfigure(const ClusterConfig& c) {
     // got no answer while the command link was: the index key says where
     // the owner is, and a follower fetches from there at once.
     redis.on_reconnect = [this] {
-        // By id, looked up each time: a renewal may end another's ownership.
+        // By id, looked up each time: nothing answers inside a command
+        // call today, but a renewal that did could end an ownership.
         std::vector<std::string> owned;
         for (auto& [id, renew] : owning_) owned.push_back(id);
         for (auto& id : owned)
@@ -97,11 +98,16 @@ void Cluster::reconfigure(const ClusterConfig& c) {
 void Cluster::claim(const std::string& id, Millis stale, const std::string& renewed_at, Claim& p,
                     std::function<void(Lease)> done) {
     auto result = p.arm(std::move(done));
-    if (!connected()) return r_.post([result] { result({}); }); // never inside this call
+    if (!connected()) { // never answered inside this call
+        Lease none;
+        none.lost = true;
+        return r_.post([result, none] { result(none); });
+    }
     mirror_.router().command({"EVAL", kClaim, "3", key(id, "owner"), key(id, "epoch"), key(id, "index"), name_,
                             std::to_string(cfg_.lease), std::to_string(stale), renewed_at},
                            [result](redisReply* r) {
                                Lease l;
+                               l.lost = !r;
                                if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 8) {
                                    for (size_t i = 0; i < r->elements; i++)
                                        if (r->element[i]->type != REDIS_REPLY_STRING) return result({});

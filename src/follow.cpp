@@ -103,9 +103,11 @@ void Follow::claim() {
 void Follow::on_claim(const Cluster::Lease& l) {
     Millis now = r_.now();
     if (l.owner.empty()) {
-        // Redis did not answer: the tick judges the silence, and an owner
-        // renews at the next one (or when the link is back), not kRenew on.
-        if (role_ == Role::owner) renewed_ = now - kRenew;
+        // Redis did not answer: the tick judges the silence. The link went
+        // under the renewal: an owner renews at the next tick (or when the
+        // link is back), not kRenew on; an error answer (a Redis in
+        // trouble) is not asked twice as often.
+        if (role_ == Role::owner && l.lost) renewed_ = now - kRenew;
         return;
     }
     if (now - answered_ >= kRedisAway || now - asked_ >= kPrompt) {
@@ -145,6 +147,7 @@ void Follow::become_owner(uint64_t epoch, uint64_t index) {
     // A link back: the lease is renewed and the chunks sealed meanwhile are
     // written at once, each a turn earlier than the next tick or seal.
     cluster_.own(id_, [this] {
+        if (!cluster_.connected()) return; // the pub/sub link back, not the one commands take
         claim();
         if (unwritten_ < ring_.head()) sealed(ring_.head() - 1);
     });

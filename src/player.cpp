@@ -58,16 +58,14 @@ void Player::catch_up() {
     // Said at info the first time and then once a minute, with the jumps
     // since (a player on weak Wi-Fi may jump every few seconds): why a
     // picture skipped is in the log without a line per jump.
-    Millis now = r_.now();
-    bool say = now - jump_said_at_ >= kJumpSaid;
+    bool say = jumps_said_.ready(r_.now());
     if (!say && !r_.log().enabled(LogLevel::debug)) return;
     char since[64] = "";
-    if (say && jumps_ - jumps_said_ > 1)
-        std::snprintf(since, sizeof since, "; %llu jumps since the last line like this", static_cast<unsigned long long>(jumps_ - jumps_said_));
+    if (uint64_t n = say ? jumps_said_.count() : 0; n > 1)
+        std::snprintf(since, sizeof since, "; %llu jumps since the last such line", static_cast<unsigned long long>(n));
     r_.log().write(say ? LogLevel::info : LogLevel::debug, "player %s: %llu chunks behind, jumping to chunk %llu%s%s",
                    peer_.str().c_str(), static_cast<unsigned long long>(behind), static_cast<unsigned long long>(cur_.idx),
                    cur_.off ? " (a keyframe)" : "", since);
-    if (say) jump_said_at_ = now, jumps_said_ = jumps_;
 }
 
 void Player::rejoin() {

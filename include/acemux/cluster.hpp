@@ -53,6 +53,7 @@ public:
         std::string dead_live;                 // ... and the content id it played
         std::string renewed;
         Millis age = 0;
+        bool lost = false; // no answer: no link, or it went before the answer (not an error answer)
     };
     using Claim = Pending<Lease>;
     void claim(const std::string& id, Millis stale, const std::string& renewed_at, Claim& p, std::function<void(Lease)> done);

@@ -94,9 +94,7 @@ private:
     std::string why_;
     Millis since_, last_progress_;
     uint64_t sent_ = 0, jumps_ = 0, writes_ = 0;
-    static constexpr Millis kJumpSaid = 60000; // a player's jumps are said at info this often
-    Millis jump_said_at_ = -kJumpSaid;
-    uint64_t jumps_said_ = 0;
+    Throttle jumps_said_{60000}; // a player's jumps are said at info once a minute
 };
 
 } // namespace acemux
