@@ -66,17 +66,23 @@ struct Muxer {
 // `gop` frames), and each audio PES sent `lag` after the video of its time.
 // The audio starts at `audio_from` (a channel joined mid-stream: sound from
 // before the first picture is on its way).
-std::vector<uint8_t> muxed(int seconds, int gop, int64_t lag, int64_t pts0 = 900000, int64_t audio_from = -1) {
+// `straddle`: each audio PES goes on after every video frame until the
+// next begins (a PES is in progress at every keyframe).
+std::vector<uint8_t> muxed(int seconds, int gop, int64_t lag, int64_t pts0 = 900000, int64_t audio_from = -1,
+                           bool straddle = false) {
     Muxer m;
     int64_t audio = audio_from >= 0 ? audio_from : pts0;
+    bool sounding = false;
     for (int f = 0; f < seconds * 25; f++) {
         int64_t pts = pts0 + f * kFrame;
         if (f % 5 == 0) m.psi();
         bool key = f % gop == 0;
         m.pes(kVideo, 0xE0, pts, {0, 0, 0, 1, static_cast<uint8_t>(key ? 0x65 : 0x41)}, kVideoPackets - 1);
+        if (sounding) m.packet(kAudio, false);
         while (audio + lag <= pts) {
-            m.pes(kAudio, 0xC0, audio, {0xFF, 0xF1}, kAudioPackets - 1);
+            m.pes(kAudio, 0xC0, audio, {0xFF, 0xF1}, straddle ? 0 : kAudioPackets - 1);
             audio += kAudioPes;
+            sounding = straddle;
         }
     }
     return m.out;
@@ -186,6 +192,23 @@ Test(segmenter, audio_sent_ahead_of_its_video_stays_where_it_is, .timeout = 10) 
     for (auto* s : c.segments()) {
         cr_assert(s->skip.empty() && s->trail.empty(), "segment %llu moved packets", (unsigned long long)s->seq);
     }
+}
+
+// Sound that starts late, each PES sent ahead of its pictures and in
+// progress at the keyframes: the segmenter looks back for the PES each
+// keyframe is in the middle of, finds it plays after the keyframe, and
+// moves none of its packets into the segment before.
+Test(segmenter, sound_in_progress_at_a_keyframe_that_plays_after_it_is_not_moved, .timeout = 10) {
+    Cut c;
+    // The audio from 6 s on, each PES a frame or more ahead of the video it
+    // is sent with, and in progress at the keyframes: nothing plays before them.
+    c.feed(muxed(16, 25, -(kAudioPes + kFrame), 900000, 900000 + 6 * 90000, true));
+    size_t with_audio = 0;
+    for (auto* s : c.segments()) {
+        with_audio += first_pts(c.packets(*s), kAudio) >= 0;
+        cr_assert(s->skip.empty() && s->trail.empty(), "segment %llu moved packets", (unsigned long long)s->seq);
+    }
+    cr_assert_geq(with_audio, 4u, "segments with sound: %zu", with_audio);
 }
 
 // RFC 8216 6.2.1: EXT-X-TARGETDURATION never changes, and every EXTINF
