@@ -311,6 +311,12 @@ void Follow::sealed(uint64_t idx) {
     if (role_ != Role::owner) return;
     uint64_t keep = static_cast<uint64_t>(mirror_.config().keep_chunks);
     uint64_t from = std::max({unwritten_, ring_.first(), idx + 1 - std::min(idx + 1, keep)});
+    if (from > unwritten_ && behind_.ready(r_.now()))
+        r_.log().warn("stream %s: chunks %llu..%llu were never written to redis (it was away longer than the ring or "
+                      "keep_chunks holds); its followers skip them",
+                      label_.c_str(), static_cast<unsigned long long>(static_cast<int64_t>(unwritten_) + offset_),
+                      static_cast<unsigned long long>(static_cast<int64_t>(from) + offset_ - 1));
+    unwritten_ = std::max(unwritten_, from);
     for (uint64_t i = from; i <= idx; i++) {
         uint64_t at = static_cast<uint64_t>(static_cast<int64_t>(i) + offset_);
         bool sent = mirror_.write(id_, at, ring_.data(i), ring_.length(i), RedisMirror::Fence{cluster_.instance(), epoch_},
@@ -318,6 +324,11 @@ void Follow::sealed(uint64_t idx) {
         if (!sent) break;
         unwritten_ = i + 1;
     }
+}
+
+uint64_t Follow::unwritten_chunks() const {
+    if (role_ != Role::owner || unwritten_ >= ring_.head()) return 0;
+    return std::min<uint64_t>(ring_.head() - unwritten_, static_cast<uint64_t>(mirror_.config().keep_chunks));
 }
 
 // A refusal means another instance took the lease: the next claim says

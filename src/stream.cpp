@@ -225,7 +225,9 @@ void Stream::size_ring() {
         if (want > n - n / 4) return void(shrink_since_ = 0);
         if (!shrink_since_) shrink_since_ = now;
         bool waited = first || now - shrink_since_ >= kShrinkAfter;
-        if (!waited || fanout_.furthest_behind() + 2 > want) return;
+        // What an owner has still to write to Redis is read too, like a player's place.
+        uint64_t behind = std::max(fanout_.furthest_behind(), follow_ ? follow_->unwritten_chunks() : 0);
+        if (!waited || behind + 2 > want) return;
     }
     shrink_since_ = 0;
     if (want == n) return;

@@ -7,6 +7,8 @@
 #include <memory>
 #include <unistd.h>
 
+#include <hiredis/hiredis.h>
+
 #include "acemux/cluster.hpp"
 #include "acemux/engine_pool.hpp"
 #include "rig.hpp"
@@ -549,6 +551,53 @@ Test(cluster, an_owner_whose_redis_link_is_cut_every_300_ms_keeps_its_lease, .ti
     for (size_t i = 0; i < ps.size(); i++)
         cr_assert(ps[i]->check.clean(), "player %zu: %s\n%s", i, ps[i]->check.summary().c_str(), logs.c_str());
     cr_assert_eq(sim_stat(c.engine.stats(), "active"), 1, "one engine session: %s", c.engine.stats().c_str());
+}
+
+// Redis refuses the owner for longer than its ring, once sized, holds (the
+// owner's connections are cut and every new one is refused: maxclients is
+// what the test's own connection takes), across the ring's first size. The
+// chunks sealed meanwhile are written once Redis takes connections again,
+// every one: the ring did not shrink under them (which left a hole of a
+// second or more for every follower, as under a loaded make test).
+Test(cluster, an_owners_chunks_sealed_while_redis_refused_it_are_all_written_after, .timeout = 60) {
+    RedisServer redis;
+    EngineSim engine;
+    cr_assert(redis.start(), "redis-server did not start: %s", redis.proc.output().c_str());
+    cr_assert(engine.start());
+    DaemonProc d;
+    cr_assert(d.start("[stream]\ngrace_period = 2\n" + engine_entry("sim", engine.port) +
+                      instance_config(redis.url(), "i0", "lease = 20\n", "keep_chunks = 1000\n")));
+    cr_assert(d.proc.wait_line("redis pub/sub: connected", 3000) != "", "%s", d.proc.output().c_str());
+    TestPlayer p;
+    cr_assert(p.open(d.port, kId));
+    cr_assert(wait_data(p), "the player has data");
+    {
+        timeval tv{2, 0};
+        std::unique_ptr<redisContext, void (*)(redisContext*)> hold(redisConnectWithTimeout("127.0.0.1", redis.port, tv),
+                                                                    redisFree);
+        cr_assert(hold && !hold->err);
+        auto run = [&](const char* cmd) {
+            auto* r = static_cast<redisReply*>(redisCommand(hold.get(), cmd));
+            cr_assert(r && r->type != REDIS_REPLY_ERROR, "%s: %s", cmd, r ? r->str : hold->errstr);
+            freeReplyObject(r);
+        };
+        run("CONFIG SET maxclients 1");
+        run("CLIENT KILL TYPE normal");
+        run("CLIENT KILL TYPE pubsub");
+        read_players({&p}, 4500); // the ring's first size comes about 3.5 s after the first data
+        run("CONFIG SET maxclients 10000");
+    }
+    read_players({&p}, 3500); // its link tries again within 2 s, and writes what it kept
+    std::string prefix = "ace_proxy:stream:{" + std::string(kId) + "}:";
+    uint64_t index = std::strtoull(redis.cmd({"GET", prefix + "index"}).c_str(), nullptr, 10);
+    std::string missing;
+    for (uint64_t i = 1; i <= index; i++)
+        if (redis.cmd({"EXISTS", prefix + "chunk:" + std::to_string(i)}) != "1") missing += " " + std::to_string(i);
+    std::string log = d.proc.output();
+    cr_assert_gt(index, 40u, "chunks written: %llu", static_cast<unsigned long long>(index));
+    cr_assert(missing.empty(), "chunks missing in redis:%s\n%s", missing.c_str(), log.c_str());
+    cr_assert(log.find("never written") == std::string::npos, "%s", log.c_str());
+    cr_assert(p.check.clean(), "%s", p.check.summary().c_str());
 }
 
 namespace {

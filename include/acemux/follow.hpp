@@ -64,6 +64,10 @@ public:
     const std::string& owner() const { return owner_; }
     uint64_t epoch() const { return epoch_; }
     uint64_t lag_chunks() const { return announced_ + 1 > next_ ? announced_ + 1 - next_ : 0; }
+    // An owner's chunks sealed while Redis could not take them, as far back
+    // as Redis keeps chunks: written once it can, so the ring must not
+    // shrink under them (its followers would find a hole).
+    uint64_t unwritten_chunks() const;
     void set_key_wait(uint64_t packets) { key_wait_ = packets; }
 
     static constexpr Millis kTick = 250;      // renewals, claims and silence are looked at this often
