@@ -308,7 +308,9 @@ void Follow::feed(RedisMirror::Chunks chunks) {
 // as far back as Redis keeps chunks and the ring still has them: a
 // follower then copies them rather than jumping over them.
 void Follow::sealed(uint64_t idx) {
-    if (role_ != Role::owner) return;
+    // Cut off: what is sealed meanwhile waits in the ring (its size holds
+    // it), and what no longer fits is said once, when Redis is back.
+    if (role_ != Role::owner || !cluster_.connected()) return;
     uint64_t keep = static_cast<uint64_t>(mirror_.config().keep_chunks);
     uint64_t from = std::max({unwritten_, ring_.first(), idx + 1 - std::min(idx + 1, keep)});
     if (from > unwritten_ && behind_.ready(r_.now()))
