@@ -314,8 +314,8 @@ void Follow::sealed(uint64_t idx) {
     uint64_t keep = static_cast<uint64_t>(mirror_.config().keep_chunks);
     uint64_t from = std::max({unwritten_, ring_.first(), idx + 1 - std::min(idx + 1, keep)});
     if (from > unwritten_ && behind_.ready(r_.now()))
-        r_.log().warn("stream %s: chunks %llu..%llu were never written to redis (it was away longer than the ring or "
-                      "keep_chunks holds); its followers skip them",
+        r_.log().warn("stream %s: chunks %llu..%llu were not confirmed written to redis before they left the ring (or "
+                      "keep_chunks); its followers may skip them",
                       label_.c_str(), static_cast<unsigned long long>(static_cast<int64_t>(unwritten_) + offset_),
                       static_cast<unsigned long long>(static_cast<int64_t>(from) + offset_ - 1));
     unwritten_ = std::max(unwritten_, from);

@@ -599,7 +599,7 @@ Test(cluster, an_owners_chunks_sealed_while_redis_refused_it_are_all_written_aft
     std::string log = d.proc.output();
     cr_assert_gt(index, 40u, "chunks written: %llu", static_cast<unsigned long long>(index));
     cr_assert(missing.empty(), "chunks missing in redis:%s\n%s", missing.c_str(), log.c_str());
-    cr_assert(log.find("never written") == std::string::npos, "%s", log.c_str());
+    cr_assert(log.find("not confirmed written") == std::string::npos, "%s", log.c_str());
     cr_assert(p.check.clean(), "%s", p.check.summary().c_str());
 }
 

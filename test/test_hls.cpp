@@ -352,7 +352,12 @@ Test(hls, a_browser_plays_the_watch_page, .timeout = 90) {
     while (played <= 5.0 && now_ms() < until) {
         std::string line = c.wait_line("acemux-watch", until - now_ms());
         if (line.empty()) break;
-        cr_assert_eq(line.find("hls.js error"), std::string::npos, "hls.js reported an error: %s", line.c_str());
+        // A stall that hls.js reports and gets over (not fatal: a loaded
+        // machine's browser starting late, at 0 with 4 s buffered) is
+        // said; playing on to 5 s is still required. Any other error fails.
+        bool stall = line.find("bufferStalledError") != std::string::npos && line.find("(fatal)") == std::string::npos;
+        if (stall) cr_log_info("hls.js stalled and went on: %s", line.c_str());
+        cr_assert(stall || line.find("hls.js error") == std::string::npos, "hls.js reported an error: %s", line.c_str());
         if (size_t at = line.find("acemux-watch playing "); at != std::string::npos)
             played = std::atof(line.c_str() + at + 21);
     }
