@@ -32,6 +32,10 @@ struct RedisReplies {
         std::unique_ptr<RedisLink::Reply> fn(static_cast<RedisLink::Reply*>(priv));
         auto* r = static_cast<redisReply*>(reply);
         if (r && r->type == REDIS_REPLY_ERROR && ac && ac->data) static_cast<RedisLink*>(ac->data)->answered(r);
+        // Refused with the connection (Redis at maxclients answers the first
+        // command so, then closes), not for the command: no answer, as when
+        // a connection goes, so a write is sent again.
+        if (r && r->type == REDIS_REPLY_ERROR && starts(r, "ERR max number of clients")) r = nullptr;
         (*fn)(r);
     }
 };

@@ -2,7 +2,6 @@
 
 #include <hiredis/hiredis.h>
 #include <memory>
-#include <string_view>
 
 #include "acemux/http.hpp"
 
@@ -65,9 +64,6 @@ bool RedisMirror::put(const std::string& id, uint64_t idx, const uint8_t* data, 
                    fence ? std::to_string(fence->epoch) : "", fence ? key(id, "chunks") : ""},
                   [this, len, done = std::move(done)](redisReply* r) {
                       backlog_ -= std::min(backlog_, len);
-                      // Refused with the connection, not for the write: written again like one that got no answer.
-                      if (r && r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).starts_with("ERR max number of clients"))
-                          r = nullptr;
                       if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 1) written_++, bytes_ += len;
                       else if (r && r->type == REDIS_REPLY_INTEGER && r->integer == 0) fenced_++;
                       else if (r && r->type == REDIS_REPLY_ERROR) failed_++, last_error_ = printable(r->str, 200);
